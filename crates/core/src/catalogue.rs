@@ -1,0 +1,190 @@
+//! The catalogue: models, GPUs and prices, embedded from `data/` and parsed once.
+//! Lookups are case-insensitive on ids and aliases; a miss lists the three nearest names.
+
+use crate::gpu::{Gpu, Price};
+use crate::model::ModelDesc;
+use crate::precision::WeightFormat;
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+include!(concat!(env!("OUT_DIR"), "/model_files.rs"));
+const GPU_FILE: &str = include_str!("../data/gpus.toml");
+const PRICE_FILE: &str = include_str!("../data/prices.toml");
+
+pub struct Catalogue {
+    pub models: Vec<ModelDesc>,
+    pub gpus: Vec<Gpu>,
+    pub prices: Vec<Price>,
+}
+
+#[derive(Deserialize)]
+struct ModelFile {
+    #[serde(default)]
+    model: Vec<toml::Table>,
+}
+
+#[derive(Deserialize)]
+struct GpuFile {
+    #[serde(default)]
+    gpu: Vec<Gpu>,
+}
+
+#[derive(Deserialize)]
+struct PriceFile {
+    #[serde(default)]
+    price: Vec<Price>,
+}
+
+/// Keys an entry with `base` does not inherit from its base: its own identity.
+const IDENTITY_KEYS: &[&str] = &["id", "aliases", "source", "base", "quantization", "published_params", "published_params_source", "nominal_params", "notes"];
+
+/// Parses the embedded data. Errors name the file and entry; the catalogue tests assert none.
+pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<Catalogue, String> {
+    let mut tables: Vec<(String, toml::Table)> = Vec::new();
+    for (name, text) in model_files {
+        let f: ModelFile = toml::from_str(text).map_err(|e| format!("data/models/{name}: {e}"))?;
+        tables.extend(f.model.into_iter().map(|t| (name.to_string(), t)));
+    }
+    let find = |id: &str| {
+        tables
+            .iter()
+            .find(|(_, t)| t.get("id").and_then(|v| v.as_str()).is_some_and(|s| s.eq_ignore_ascii_case(id)))
+            .map(|(_, t)| t.clone())
+    };
+    let mut models = Vec::with_capacity(tables.len());
+    for (file, table) in &tables {
+        let mut merged = table.clone();
+        let mut seen = 0;
+        // Follow `base` chains (an instruct entry pointing at a base that is itself derived).
+        while let Some(base_id) = merged.get("base").and_then(|v| v.as_str()).map(str::to_owned) {
+            seen += 1;
+            let base = find(&base_id).ok_or_else(|| {
+                format!("data/models/{file}: entry {:?} names base '{base_id}', which is not in the catalogue", table.get("id"))
+            })?;
+            if seen > 8 {
+                return Err(format!("data/models/{file}: base chain of {:?} is too long (a cycle?)", table.get("id")));
+            }
+            let mut next = base.clone();
+            for (k, v) in merged.iter() {
+                if k != "base" {
+                    next.insert(k.clone(), v.clone());
+                }
+            }
+            // Identity keys of the base never leak into the derived entry.
+            for k in IDENTITY_KEYS {
+                if !merged.contains_key(*k) {
+                    next.remove(*k);
+                }
+            }
+            if let Some(b) = base.get("base") {
+                next.insert("base".into(), b.clone());
+            } else {
+                next.remove("base");
+            }
+            merged = next;
+        }
+        if table.get("base").is_some() {
+            merged.insert("base".into(), table["base"].clone());
+        }
+        let model: ModelDesc = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("data/models/{file}: entry {:?}: {e}", table.get("id")))?;
+        model.validate().map_err(|e| format!("data/models/{file}: {e}"))?;
+        models.push(model);
+    }
+    let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
+    let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
+    Ok(Catalogue { models, gpus: gpus.gpu, prices: prices.price })
+}
+
+/// The embedded catalogue, parsed on first use.
+pub fn catalogue() -> &'static Catalogue {
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(|| match parse(MODEL_FILES, GPU_FILE, PRICE_FILE) {
+        Ok(c) => c,
+        // The data is compiled in and checked by tests; a failure here is a build defect.
+        Err(e) => panic!("embedded catalogue is invalid: {e}"),
+    })
+}
+
+fn normalise(s: &str) -> String {
+    s.trim().to_ascii_lowercase()
+}
+
+/// The three catalogue names nearest to `query` (by Jaro-Winkler similarity).
+pub fn nearest<'a>(query: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let q = normalise(query);
+    let mut scored: Vec<(f64, String)> = names
+        .map(|n| {
+            let ln = normalise(n);
+            // Prefer names that contain the query (a short alias typed inside a long id).
+            let bonus = if !q.is_empty() && ln.contains(&q) { 0.5 } else { 0.0 };
+            (strsim::jaro_winkler(&q, &ln) + bonus, n.to_string())
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+impl Catalogue {
+    pub fn model(&self, query: &str) -> Result<&ModelDesc, String> {
+        let q = normalise(query);
+        let hit = self.models.iter().find(|m| normalise(&m.id) == q).or_else(|| {
+            self.models.iter().find(|m| m.aliases.iter().any(|a| normalise(a) == q))
+        });
+        hit.ok_or_else(|| {
+            let names = self.models.iter().flat_map(|m| std::iter::once(m.id.as_str()).chain(m.aliases.iter().map(String::as_str)));
+            format!(
+                "unknown model '{query}'; nearest: {}. See `vramplan models` for the catalogue, or pass a path to a model file or config.json",
+                nearest(query, names).join(", ")
+            )
+        })
+    }
+
+    pub fn gpu(&self, query: &str) -> Result<&Gpu, String> {
+        let q = normalise(query);
+        let hit = self.gpus.iter().find(|g| {
+            normalise(&g.id) == q
+                || g.aliases.iter().any(|a| normalise(a) == q)
+                || g.smi_names.iter().any(|a| normalise(a) == q)
+                || normalise(&g.name) == q
+        });
+        hit.ok_or_else(|| {
+            let names = self.gpus.iter().flat_map(|g| std::iter::once(g.id.as_str()).chain(g.aliases.iter().map(String::as_str)));
+            format!(
+                "unknown GPU '{query}'; nearest: {}. See `vramplan gpus`, or give --gpu-memory 24GiB for another card",
+                nearest(query, names).join(", ")
+            )
+        })
+    }
+
+    pub fn price(&self, gpu_id: &str) -> Option<&Price> {
+        self.prices.iter().find(|p| p.gpu.eq_ignore_ascii_case(gpu_id))
+    }
+}
+
+impl ModelDesc {
+    /// The weight format a pre-quantized checkpoint ships in, or its released dtype.
+    pub fn native_format(&self) -> WeightFormat {
+        if let Some(q) = &self.quantization {
+            let group = q.group_size.unwrap_or(128);
+            return match q.method.to_ascii_lowercase().as_str() {
+                "awq" => WeightFormat::Awq { group },
+                "gptq" => WeightFormat::Gptq { bits: q.bits.unwrap_or(4).min(8) as u8, group },
+                "fp8" => WeightFormat::Fp8 { block: q.group_size.unwrap_or(0) },
+                "w8a8" | "int8" => WeightFormat::Int8,
+                "w4a16" => WeightFormat::W4a16 { group },
+                "mxfp4" => WeightFormat::Mxfp4,
+                "bnb-nf4" | "nf4" => WeightFormat::BnbNf4,
+                "bnb-int8" => WeightFormat::BnbInt8,
+                _ => WeightFormat::Bf16,
+            };
+        }
+        match self.dtype.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => WeightFormat::F32,
+            "fp16" | "f16" | "float16" => WeightFormat::F16,
+            _ => WeightFormat::Bf16,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! vramplan-core: the pure memory model of LLM serving.
+//!
+//! Owns model descriptions and their tensor inventories, precisions and quantized layouts, the
+//! KV cache, the per-GPU breakdown, fit searches, parallelism, engine profiles and the embedded
+//! catalogue (models, GPUs, prices, each with its source). No I/O, no printing, no CLI.
+
+pub mod catalogue;
+pub mod engine;
+pub mod estimate;
+pub mod ggml;
+pub mod gpu;
+pub mod kv;
+pub mod model;
+pub mod naive;
+pub mod parallel;
+pub mod precision;
+pub mod units;
+
+pub use catalogue::{catalogue, Catalogue};
+pub use estimate::{estimate, Config, Estimate};
+pub use gpu::Gpu;
+pub use model::ModelDesc;
+pub use parallel::Parallelism;
+pub use precision::{KvDtype, WeightFormat};

@@ -1,0 +1,157 @@
+//! Units: every byte figure is an integer count of bytes; these helpers turn it into text that
+//! always names its unit, GB (10^9) or GiB (2^30), never a bare "G".
+
+pub const KIB: u64 = 1 << 10;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+pub const GB: u64 = 1_000_000_000;
+
+/// `12.34 GiB`
+pub fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / GIB as f64)
+}
+
+/// `13.25 GB`
+pub fn gb(bytes: u64) -> String {
+    format!("{:.2} GB", bytes as f64 / GB as f64)
+}
+
+/// `13.25 GB (12.34 GiB)`: both units, for breakdown tables.
+pub fn gb_gib(bytes: u64) -> String {
+    format!("{} ({})", gb(bytes), gib(bytes))
+}
+
+/// Human-readable small sizes for per-token figures: `131,072 B (128.0 KiB)`.
+pub fn bytes_kib(bytes: u64) -> String {
+    format!("{} B ({:.1} KiB)", thousands(bytes), bytes as f64 / KIB as f64)
+}
+
+/// `8,030,261,248`
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `8.03B`, `124.4M`: parameter counts, decimal as model cards print them.
+pub fn params_short(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e12 {
+        format!("{:.2}T", f / 1e12)
+    } else if f >= 1e9 {
+        format!("{:.2}B", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.1}M", f / 1e6)
+    } else {
+        thousands(n)
+    }
+}
+
+/// Parses a memory size with an explicit unit: `24GiB`, `80GB`, `512MiB`, `1.5TB`, `24e9B`.
+/// A bare number is refused: the GB/GiB ambiguity is exactly what this tool exists to remove.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .ok_or_else(|| {
+            format!("memory size '{text}' has no unit: write e.g. 24GiB (2^30 bytes) or 24GB (10^9 bytes)")
+        })?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("memory size '{text}': '{num}' is not a number"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => KIB as f64,
+        "mib" => MIB as f64,
+        "gib" => GIB as f64,
+        "tib" => (GIB as f64) * 1024.0,
+        other => {
+            return Err(format!(
+                "memory size '{text}': unknown unit '{other}'; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes <= 0.0 {
+        return Err(format!("memory size '{text}' must be a positive amount"));
+    }
+    if bytes > (1u64 << 60) as f64 {
+        return Err(format!("memory size '{text}' is absurdly large (over 1 EiB)"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Ceiling division for u64 that cannot overflow.
+pub fn div_ceil(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        return 0;
+    }
+    a / b + u64::from(a % b != 0)
+}
+
+/// `a * num / den` computed in u128 and saturated to u64: used for fractional byte rates such
+/// as q8_0's 34 bytes per 32 elements and for utilisation fractions.
+pub fn mul_ratio(a: u64, num: u64, den: u64) -> u64 {
+    if den == 0 {
+        return u64::MAX;
+    }
+    let v = (a as u128) * (num as u128) / (den as u128);
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// `a * b / c` rounded up, in u128, saturating.
+pub fn mul_ratio_ceil(a: u64, num: u64, den: u64) -> u64 {
+    if den == 0 {
+        return u64::MAX;
+    }
+    let p = (a as u128) * (num as u128);
+    let v = p / (den as u128) + u128::from(p % (den as u128) != 0);
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_sizes_with_units() {
+        assert_eq!(parse_size("24GiB").unwrap(), 24 * GIB);
+        assert_eq!(parse_size("80GB").unwrap(), 80_000_000_000);
+        assert_eq!(parse_size("512 MiB").unwrap(), 512 * MIB);
+        assert_eq!(parse_size("1.5TB").unwrap(), 1_500_000_000_000);
+        assert_eq!(parse_size("24e9B").unwrap(), 24_000_000_000);
+        assert!(parse_size("24").unwrap_err().contains("no unit"));
+        assert!(parse_size("-3GB").is_err());
+        assert!(parse_size("3XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("1e30GB").unwrap_err().contains("absurd"));
+    }
+
+    #[test]
+    fn formatting_names_units() {
+        assert_eq!(gib(GIB * 3 / 2), "1.50 GiB");
+        assert_eq!(gb(26_000_000_000), "26.00 GB");
+        assert_eq!(thousands(8_030_261_248), "8,030,261,248");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(params_short(8_030_261_248), "8.03B");
+    }
+
+    #[test]
+    fn ratios_do_not_overflow() {
+        assert_eq!(mul_ratio(u64::MAX, 2, 1), u64::MAX);
+        assert_eq!(mul_ratio(32, 34, 32), 34);
+        assert_eq!(mul_ratio_ceil(33, 34, 32), 36); // 33*34/32 = 35.06 -> 36
+        assert_eq!(div_ceil(17, 16), 2);
+    }
+}
