@@ -23,6 +23,18 @@ enum Command {
     Models(commands::catalogue::ModelsArgs),
     /// List or search the GPU catalogue.
     Gpus(commands::catalogue::GpusArgs),
+    /// Read a model file or directory (safetensors, GGUF, config.json, HF cache, ollama): header only.
+    Inspect(commands::inspect::InspectArgs),
+    /// Find models in local stores and folders and say whether each fits.
+    Scan(commands::scan::ScanArgs),
+    /// Simulate KV-cache allocation under a request trace: contiguous vs paged, sharing, preemption.
+    Simulate(commands::simulate::SimulateArgs),
+    /// Serve the interactive calculator and its JSON API.
+    Serve(commands::serve::ServeArgs),
+    /// Choose the cheapest deployment that meets a workload.
+    Plan(commands::plan::PlanArgs),
+    /// Run every calibration record through its engine profile and print the error table.
+    Calibrate(commands::calibrate::CalibrateArgs),
 }
 
 /// A failure with its exit code: 2 for bad input (usage, unknown names, impossible values),
@@ -47,6 +59,12 @@ fn main() -> ExitCode {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Models(a) => commands::catalogue::models(a),
         Command::Gpus(a) => commands::catalogue::gpus(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Scan(a) => commands::scan::run(a),
+        Command::Simulate(a) => commands::simulate::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Calibrate(a) => commands::calibrate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,16 +98,27 @@ pub fn parallelism(gpus: Option<u64>, tp: Option<u64>, pp: u64, dp: u64) -> Resu
     Ok(Parallelism { tp, pp, dp })
 }
 
-pub fn run(a: EstimateArgs) -> Result<(), Failure> {
+/// Exactly what `vramplan estimate --json` prints, as a JSON value (the web API calls this).
+pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
     let model = resolve_model(&a.model)?;
     let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let to_value = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| Failure::runtime(e.to_string()));
     if a.formula == Formula::Naive {
-        if a.context == 0 || a.batch == 0 {
-            return Err(Failure::input("context and batch must each be at least 1"));
-        }
-        let n = naive_estimate(&model, gpu.memory_bytes, a.context, a.batch);
-        return print_json_or(a.json, &n, || render_naive(&n));
+        let n = naive(a, &model, &gpu)?;
+        return to_value(serde_json::to_value(&n));
     }
+    let e = exact(a, &model, &gpu)?;
+    to_value(serde_json::to_value(&e))
+}
+
+fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate, Failure> {
+    if a.context == 0 || a.batch == 0 {
+        return Err(Failure::input("context and batch must each be at least 1"));
+    }
+    Ok(naive_estimate(model, gpu.memory_bytes, a.context, a.batch))
+}
+
+fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Failure> {
     let weights = match &a.quant {
         Some(q) => WeightFormat::parse(q).map_err(Failure::input)?,
         None => model.native_format(),
@@ -117,8 +128,26 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     config.parallel = parallelism(a.gpus, a.tp, a.pp, a.dp)?;
     config.utilization = a.gpu_memory_utilization;
     config.prefill_chunk = a.prefill_chunk;
-    let e = estimate(&model, &gpu, config).map_err(Failure::input)?;
-    print_json_or(a.json, &e, || render(&e, &gpu))
+    estimate(model, gpu, config).map_err(Failure::input)
+}
+
+pub fn run(a: EstimateArgs) -> Result<(), Failure> {
+    if a.json {
+        let v = compute(&a)?;
+        let s = serde_json::to_string_pretty(&v).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{s}");
+        return Ok(());
+    }
+    let model = resolve_model(&a.model)?;
+    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    if a.formula == Formula::Naive {
+        let n = naive(&a, &model, &gpu)?;
+        print!("{}", render_naive(&n));
+        return Ok(());
+    }
+    let e = exact(&a, &model, &gpu)?;
+    print!("{}", render(&e, &gpu));
+    Ok(())
 }
 
 pub fn print_json_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), Failure> {
