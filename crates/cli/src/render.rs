@@ -18,14 +18,15 @@ impl Rows {
     }
     pub fn render(&self) -> String {
         let lw = self.rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-        let vw = self.rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+        // Values without a detail (the verdict) do not widen the column the details line up on.
+        let vw = self.rows.iter().filter(|r| !r.2.is_empty()).map(|r| r.1.chars().count()).max().unwrap_or(0);
         let mut out = String::new();
         for (l, v, d) in &self.rows {
             if l == "-" && v.is_empty() {
                 let _ = writeln!(out, "  {}", "-".repeat(lw + vw + 4));
                 continue;
             }
-            let line = format!("  {l:<lw$}  {v:<vw$}  {d}");
+            let line = if d.is_empty() { format!("  {l:<lw$}  {v}") } else { format!("  {l:<lw$}  {v:<vw$}  {d}") };
             let _ = writeln!(out, "{}", line.trim_end());
         }
         out
