@@ -188,3 +188,26 @@ impl ModelDesc {
         }
     }
 }
+
+impl Catalogue {
+    /// A published checkpoint of `model` (or of its base) in the given quantization method
+    /// (`awq`, `gptq`, `fp8`, `w8a8`, `w4a16`), for launch commands.
+    pub fn quantized_sibling(&self, model: &ModelDesc, method: &str) -> Option<&ModelDesc> {
+        let root = |m: &ModelDesc| -> String {
+            let mut id = m.id.clone();
+            let mut guard = 0;
+            while let Some(b) = self.models.iter().find(|x| x.id == id).and_then(|x| x.base.clone()) {
+                id = b;
+                guard += 1;
+                if guard > 8 {
+                    break;
+                }
+            }
+            id.to_ascii_lowercase()
+        };
+        let want = root(model);
+        self.models.iter().find(|m| {
+            m.quantization.as_ref().is_some_and(|q| q.method.eq_ignore_ascii_case(method)) && root(m) == want
+        })
+    }
+}

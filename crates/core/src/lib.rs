@@ -13,7 +13,9 @@ pub mod kv;
 pub mod model;
 pub mod naive;
 pub mod parallel;
+pub mod plan;
 pub mod precision;
+pub mod roofline;
 pub mod units;
 
 pub use catalogue::{catalogue, Catalogue};

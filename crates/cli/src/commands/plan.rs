@@ -1,11 +1,251 @@
-//! `vramplan plan`: not built yet (see the project's issues).
+//! `vramplan plan`: the cheapest deployments that serve a workload, with roofline throughput
+//! and the exact launch command; when nothing does, the smallest changes that would.
 
+use crate::commands::estimate::print_json_or;
+use crate::render::table;
 use crate::Failure;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use vramplan_core::engine::vllm::{self, Release, VllmArgs};
+use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
+use vramplan_core::units::{gib, thousands};
+use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum PlanEngine {
+    Vllm,
+    Generic,
+}
 
 #[derive(Args)]
-pub struct PlanArgs {}
+pub struct PlanArgs {
+    /// Model(s) to compare (catalogue id or alias); repeat to compare a quantized larger model
+    /// against a smaller one.
+    #[arg(long, short = 'm', required = true)]
+    pub model: Vec<String>,
+    /// Tokens per sequence (prompt + output).
+    #[arg(long, short = 'c', default_value_t = 8192)]
+    pub context: u64,
+    /// Sequences served at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u64,
+    /// Requests per second to sustain (roofline check).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Output tokens per request, for --rate (the rest of the context is prompt).
+    #[arg(long, default_value_t = 256)]
+    pub output_tokens: u64,
+    /// Engine whose accounting each plan must pass.
+    #[arg(long, value_enum, default_value_t = PlanEngine::Vllm)]
+    pub engine: PlanEngine,
+    /// vLLM release whose accounting applies.
+    #[arg(long, default_value = "latest")]
+    pub vllm_version: String,
+    /// GPU kinds to consider (default: every catalogue GPU).
+    #[arg(long, short = 'g')]
+    pub gpu: Vec<String>,
+    /// Most GPUs in total per deployment.
+    #[arg(long, default_value_t = 8)]
+    pub max_gpus: u64,
+    /// Weight precisions to consider (default: the checkpoint's own, fp8 and awq).
+    #[arg(long, short = 'q')]
+    pub quant: Vec<String>,
+    /// KV-cache dtypes to consider (default: fp16 and fp8).
+    #[arg(long)]
+    pub kv_dtype: Vec<String>,
+    /// Share of each GPU the engine may use (default: the engine's own).
+    #[arg(long)]
+    pub gpu_memory_utilization: Option<f64>,
+    /// Plans to print (JSON prints all).
+    #[arg(long, default_value_t = 12)]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_a: PlanArgs) -> Result<(), Failure> {
-    Err(Failure::runtime("`vramplan plan` is not built yet"))
+#[derive(Serialize)]
+struct PlanOutput {
+    plans: Vec<Deployment>,
+    advice: Vec<Advice>,
+}
+
+/// The evaluator for an engine: every plan is checked by the profile its launch command meets.
+pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>> {
+    match engine {
+        PlanEngine::Generic => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| vramplan_core::estimate(m, g, c)),
+        PlanEngine::Vllm => Box::new(move |m: &ModelDesc, g: &Gpu, c: Config| {
+            let mut args = VllmArgs::new(release);
+            args.utilization_given = true;
+            vllm::estimate(m, g, c, &args)
+        }),
+    }
+}
+
+/// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter.
+fn quant_options(model: &ModelDesc, given: &[String]) -> Result<Vec<WeightFormat>, Failure> {
+    if !given.is_empty() {
+        return given.iter().map(|q| WeightFormat::parse(q).map_err(Failure::input)).collect();
+    }
+    let native = model.native_format();
+    let mut v = vec![native];
+    for f in [WeightFormat::Fp8 { block: 0 }, WeightFormat::Awq { group: 128 }] {
+        if f.nominal_bits() < native.nominal_bits() {
+            v.push(f);
+        }
+    }
+    Ok(v)
+}
+
+fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl Fn(&ModelDesc, &Deployment) -> String {
+    let (concurrency, context) = (work.concurrency, work.context);
+    move |model: &ModelDesc, d: &Deployment| {
+        let cat = catalogue();
+        let native = model.native_format().name();
+        let (id, quant_flag) = if d.quant == native {
+            (model.id.clone(), String::new())
+        } else {
+            let method = match d.quant.as_str() {
+                "fp8" | "fp8-block" => "fp8",
+                "int8" => "w8a8",
+                other => other,
+            };
+            match cat.quantized_sibling(model, method) {
+                Some(s) => (s.id.clone(), String::new()),
+                // vLLM quantizes 16-bit weights to fp8 at load time; other methods need a checkpoint.
+                None if method == "fp8" => (model.id.clone(), " --quantization fp8".into()),
+                None => (format!("<{} checkpoint of {}>", method.to_uppercase(), model.id), String::new()),
+            }
+        };
+        let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8" } else { "" };
+        let seqs = concurrency.div_ceil(d.replicas.max(1));
+        let dp = if d.replicas > 1 { format!(" --data-parallel-size {}", d.replicas) } else { String::new() };
+        match engine {
+            PlanEngine::Vllm | PlanEngine::Generic => format!(
+                "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context} --gpu-memory-utilization {utilization} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
+                d.tp, d.pp
+            ),
+        }
+    }
+}
+
+pub fn run(a: PlanArgs) -> Result<(), Failure> {
+    let cat = catalogue();
+    if a.context == 0 || a.concurrency == 0 {
+        return Err(Failure::input("--context and --concurrency must each be at least 1"));
+    }
+    if a.context > 1 << 24 || a.concurrency > 1 << 20 {
+        return Err(Failure::input("--context (limit 2^24) or --concurrency (limit 2^20) is absurd"));
+    }
+    if a.max_gpus == 0 || a.max_gpus > 512 {
+        return Err(Failure::input("--max-gpus must be between 1 and 512"));
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(Failure::input("--rate must be a positive number of requests per second"));
+        }
+    }
+    if a.output_tokens >= a.context {
+        return Err(Failure::input("--output-tokens must be smaller than --context (the rest is the prompt)"));
+    }
+    let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
+    let models: Vec<&ModelDesc> = a.model.iter().map(|m| cat.model(m).map_err(Failure::input)).collect::<Result<_, _>>()?;
+    let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
+        cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect()
+    } else {
+        a.gpu
+            .iter()
+            .map(|q| cat.gpu(q).map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).map_err(Failure::input))
+            .collect::<Result<_, _>>()?
+    };
+    let kv_dtypes: Vec<KvDtype> = if a.kv_dtype.is_empty() {
+        vec![KvDtype::F16, KvDtype::Fp8]
+    } else {
+        a.kv_dtype.iter().map(|k| KvDtype::parse(k).map_err(Failure::input)).collect::<Result<_, _>>()?
+    };
+    let utilization = a.gpu_memory_utilization.unwrap_or(match a.engine {
+        PlanEngine::Vllm => release.default_utilization(),
+        PlanEngine::Generic => vramplan_core::engine::generic::DEFAULT_UTILIZATION,
+    });
+    if !(utilization > 0.0 && utilization <= 1.0) {
+        return Err(Failure::input("--gpu-memory-utilization must be in (0, 1]"));
+    }
+    let work = Workload { context: a.context, concurrency: a.concurrency, rate: a.rate, output_tokens: a.output_tokens };
+    let eval = evaluator(a.engine, release);
+    let launch = launch_command(a.engine, utilization, &work);
+    let mut plans = Vec::new();
+    let mut advice = Vec::new();
+    for model in &models {
+        let space = Space {
+            models: vec![*model],
+            gpus: gpus.clone(),
+            quants: quant_options(model, &a.quant)?,
+            kv_dtypes: kv_dtypes.clone(),
+            max_gpus: a.max_gpus,
+            utilization,
+        };
+        let found = search(&*eval, &space, &work, &launch);
+        if found.is_empty() {
+            // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
+            let gpu = gpus.first().map(|(g, _)| *g).ok_or_else(|| Failure::input("no GPU kinds to search"))?;
+            let tp = vramplan_core::plan::tp_options(model, a.max_gpus).into_iter().max().unwrap_or(1);
+            let mut c = Config::new(model.native_format(), kv_dtypes[0], a.context, a.concurrency);
+            c.parallel.tp = tp;
+            c.utilization = utilization;
+            for mut adv in advise(&*eval, model, gpu, c, &gpus) {
+                adv.change = format!("{}: {}", model.id, adv.change);
+                advice.push(adv);
+            }
+        }
+        plans.extend(found);
+    }
+    vramplan_core::plan::sort_plans(&mut plans);
+    let out = PlanOutput { plans, advice };
+    print_json_or(a.json, &out, || render(&out, &work, a.top))
+}
+
+fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
+    let mut s = format!(
+        "Deployments serving {} concurrent sequences of {} tokens{}, cheapest first ({} found)\n\n",
+        thousands(work.concurrency),
+        thousands(work.context),
+        work.rate.map(|r| format!(" at {r} requests/s")).unwrap_or_default(),
+        out.plans.len()
+    );
+    let rows: Vec<Vec<String>> = out
+        .plans
+        .iter()
+        .take(top)
+        .map(|d| {
+            vec![
+                d.model.clone(),
+                format!("{} × {}", d.gpus, d.gpu),
+                d.quant.clone(),
+                d.kv_dtype.clone(),
+                format!("{}/{}/{}", d.tp, d.pp, d.replicas),
+                format!("{} of {}", gib(d.memory_per_gpu_bytes), gib(d.gpu_memory_bytes)),
+                thousands(d.max_concurrency),
+                format!("{:.0}", d.decode_tokens_per_s),
+                d.cost_per_hour.map(|c| format!("${c:.2}")).unwrap_or_else(|| "no price".into()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        s.push_str(&table(
+            &["model", "GPUs", "weights", "KV", "TP/PP/DP", "memory per GPU", "max seqs", "decode tok/s", "per hour"],
+            &rows,
+            &[false, false, false, false, false, true, true, true, true],
+        ));
+        s.push_str("\nLaunch commands:\n");
+        for (i, d) in out.plans.iter().take(top.min(5)).enumerate() {
+            s.push_str(&format!("  {}. {}\n", i + 1, d.launch));
+        }
+        s.push_str("\ndecode tok/s: memory-bandwidth roofline with every sequence at full context (an upper bound on speed). Prices: crates/core/data/prices.toml (date and source per entry).\n");
+    }
+    if !out.advice.is_empty() {
+        s.push_str("\nNothing in the search space serves this workload. Smallest changes that would:\n");
+        for a in &out.advice {
+            s.push_str(&format!("  - {}: {}\n", a.change, a.detail));
+        }
+    }
+    s
 }
