@@ -54,7 +54,8 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // llama.cpp's single-dash flags (-ngl, -np, -ctk, ...) are rewritten to their long forms first.
+    let cli = Cli::parse_from(commands::estimate::expand_engine_short_flags(std::env::args_os()));
     let result = match cli.command {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Models(a) => commands::catalogue::models(a),

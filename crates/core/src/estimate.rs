@@ -45,16 +45,25 @@ impl Config {
             return Err("context must be at least 1 token".into());
         }
         if self.context > 1 << 34 {
-            return Err(format!("context of {} tokens is absurd (limit 2^34)", self.context));
+            return Err(format!(
+                "context of {} tokens is absurd (limit 2^34)",
+                self.context
+            ));
         }
         if self.batch == 0 {
             return Err("batch must be at least 1 concurrent sequence".into());
         }
         if self.batch > 1 << 32 {
-            return Err(format!("batch of {} sequences is absurd (limit 2^32)", self.batch));
+            return Err(format!(
+                "batch of {} sequences is absurd (limit 2^32)",
+                self.batch
+            ));
         }
         if !(self.utilization > 0.0 && self.utilization <= 1.0) {
-            return Err(format!("GPU memory utilization {} must be in (0, 1]", self.utilization));
+            return Err(format!(
+                "GPU memory utilization {} must be in (0, 1]",
+                self.utilization
+            ));
         }
         if self.prefill_chunk == 0 {
             return Err("prefill chunk must be at least 1 token".into());
@@ -77,7 +86,12 @@ pub struct Sizing<'a> {
 }
 
 impl<'a> Sizing<'a> {
-    pub fn new(model: &'a ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, config: Config) -> Sizing<'a> {
+    pub fn new(
+        model: &'a ModelDesc,
+        inv: &Inventory,
+        gpu_memory_bytes: u64,
+        config: Config,
+    ) -> Sizing<'a> {
         let par = config.parallel;
         let weights = weight_bytes_per_stage(model, inv, config.weights, &par);
         let stages = par.stages(model.num_layers);
@@ -85,7 +99,10 @@ impl<'a> Sizing<'a> {
         let (mut best, mut best_total) = (0usize, 0u64);
         for (s, range) in stages.iter().enumerate() {
             let kv = KvLayout::new(model, config.kv_dtype, par.tp, range.clone());
-            let t = weights[s].saturating_add(kv.bytes_per_sequence(config.context).saturating_mul(config.batch));
+            let t = weights[s].saturating_add(
+                kv.bytes_per_sequence(config.context)
+                    .saturating_mul(config.batch),
+            );
             if t >= best_total {
                 best = s;
                 best_total = t;
@@ -109,7 +126,10 @@ impl<'a> Sizing<'a> {
     }
 
     pub fn activation_bytes(&self, batch: u64, context: u64) -> u64 {
-        let tokens = context.saturating_mul(batch).min(self.config.prefill_chunk).max(1);
+        let tokens = context
+            .saturating_mul(batch)
+            .min(self.config.prefill_chunk)
+            .max(1);
         generic::activation_bytes(self.model, tokens, batch, self.config.parallel.tp)
     }
 
@@ -175,7 +195,40 @@ pub struct NaiveComparison {
     pub reason: String,
 }
 
+/// What an engine would print and stop with at start-up, and the flag that avoids it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StartupError {
+    /// The error as the engine words it, with this configuration's numbers.
+    pub message: String,
+    /// The engine source file that raises it.
+    pub source: &'static str,
+    /// A flag (with value) that makes the configuration start.
+    pub fix: String,
+}
+
+/// One engine setting as the profile resolved it (defaults made explicit).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub value: String,
+    /// Where the value came from: "given", or the engine default and its source.
+    pub origin: String,
+}
+
+/// Per pipeline stage figures (one GPU of the stage), when the model is split into stages.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageFigures {
+    pub stage: u64,
+    pub layers: u64,
+    pub weights_bytes: u64,
+    pub activation_bytes: u64,
+    pub overhead_bytes: u64,
+    /// KV-cache bytes this stage's GPU has room for (vLLM: "Available KV cache memory").
+    pub kv_available_bytes: i64,
+}
+
 /// The estimate as printed and as JSON (`vramplan estimate --json`). Byte figures are per GPU.
+/// The keys after `assumptions` appear only for the engine profiles that produce them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Estimate {
     pub model: String,
@@ -213,19 +266,177 @@ pub struct Estimate {
     pub min_gpus: Option<u64>,
     pub naive: NaiveComparison,
     pub assumptions: Vec<Assumption>,
+    /// vLLM / SGLang: memory outside torch tensors (CUDA context excluded, NCCL and cuBLAS
+    /// buffers included) as vLLM's "non-torch memory".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_torch_bytes: Option<u64>,
+    /// vLLM: CUDA-graph memory charged to the budget (0.20 and later; 0 when eager).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_graph_bytes: Option<u64>,
+    /// vLLM: KV-cache blocks ("num_gpu_blocks", the minimum over ranks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cache_blocks: Option<u64>,
+    /// vLLM: "GPU KV cache size: N tokens" (engine-wide, one replica); SGLang: the token pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cache_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u64>,
+    /// vLLM: bytes of the KV-cache pool on this GPU (blocks × block bytes), what vLLM reserves
+    /// whatever the load; `kv_cache_bytes` stays the KV that `batch` × `context` needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_pool_bytes: Option<u64>,
+    /// vLLM: "Maximum concurrency for N tokens per request: X x" as vLLM computes X.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_max_concurrency: Option<f64>,
+    /// llama.cpp / ollama: model buffers on the GPU and in host memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_model_buffer_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_model_buffer_bytes: Option<u64>,
+    /// llama.cpp / ollama: KV buffer on the GPU (the layers offloaded) and in host memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_buffer_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_kv_buffer_bytes: Option<u64>,
+    /// llama.cpp / ollama: compute buffer on the GPU and on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_buffer_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_compute_buffer_bytes: Option<u64>,
+    /// llama.cpp: logits buffer in host memory ("output buffer size").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_buffer_bytes: Option<u64>,
+    /// llama.cpp / ollama: layers on the GPU (-ngl; counts the output layer as llama.cpp does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_layers: Option<u64>,
+    /// llama.cpp / ollama: the largest -ngl whose buffers fit the GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_gpu_layers: Option<u64>,
+    /// llama.cpp / ollama: block_count + 1 (the output layer), the "N" of "offloaded n/N".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_layers: Option<u64>,
+    /// The start-up error the engine would stop with, and the flag that avoids it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_error: Option<StartupError>,
+    /// The engine settings the profile used, defaults included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub engine_settings: Vec<Setting>,
+    /// Per-stage figures when pipeline parallel (the top-level figures are the limiting stage's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageFigures>,
+}
+
+impl Estimate {
+    /// The fields every engine fills the same way: identity of the request, parameter counts,
+    /// the seed articles' comparison. Engines fill the rest.
+    pub fn skeleton(
+        model: &ModelDesc,
+        inv: &Inventory,
+        gpu: &Gpu,
+        config: &Config,
+        engine: &str,
+    ) -> Estimate {
+        let par = config.parallel;
+        let kv_per_token_model = crate::kv::kv_bytes_per_token(model, config.kv_dtype);
+        let naive_per_token = naive_kv_bytes_per_token(model);
+        let (b, c) = (config.batch, config.context);
+        let params = inv.params();
+        Estimate {
+            model: model.id.clone(),
+            gpu: gpu.id.clone(),
+            gpus: par.gpus(),
+            tp: par.tp,
+            pp: par.pp,
+            dp: par.dp,
+            quant: config.weights.name(),
+            kv_dtype: config.kv_dtype.name(),
+            context: c,
+            batch: b,
+            engine: engine.into(),
+            params,
+            active_params: params.saturating_sub(inv.inactive_expert_params),
+            weights_bytes: 0,
+            kv_bytes_per_token: kv_per_token_model,
+            kv_cache_bytes: 0,
+            activation_bytes: 0,
+            overhead_bytes: 0,
+            total_bytes: 0,
+            gpu_memory_bytes: gpu.memory_bytes,
+            usable_bytes: 0,
+            utilization: config.utilization,
+            margin_bytes: 0,
+            fits: false,
+            max_concurrency: 0,
+            max_context: 0,
+            max_context_limit: "memory",
+            min_gpus: None,
+            naive: NaiveComparison {
+                kv_bytes_per_token: naive_per_token,
+                kv_cache_bytes: naive_per_token.saturating_mul(c).saturating_mul(b),
+                ratio: if kv_per_token_model == 0 {
+                    f64::INFINITY
+                } else {
+                    naive_per_token as f64 / kv_per_token_model as f64
+                },
+                reason: naive_reason(model),
+            },
+            assumptions: Vec::new(),
+            non_torch_bytes: None,
+            cuda_graph_bytes: None,
+            kv_cache_blocks: None,
+            kv_cache_tokens: None,
+            block_size: None,
+            kv_pool_bytes: None,
+            engine_max_concurrency: None,
+            gpu_model_buffer_bytes: None,
+            cpu_model_buffer_bytes: None,
+            kv_buffer_bytes: None,
+            cpu_kv_buffer_bytes: None,
+            compute_buffer_bytes: None,
+            cpu_compute_buffer_bytes: None,
+            output_buffer_bytes: None,
+            gpu_layers: None,
+            max_gpu_layers: None,
+            model_layers: None,
+            startup_error: None,
+            engine_settings: Vec::new(),
+            stages: Vec::new(),
+        }
+    }
+
+    /// Sets total, margin and verdict from the parts; `needed` is what the request needs.
+    pub fn set_verdict(&mut self, needed: u64, usable: u64) {
+        self.total_bytes = needed;
+        self.usable_bytes = usable;
+        self.margin_bytes = signed_difference(usable, needed);
+        self.fits = needed <= usable && self.startup_error.is_none();
+    }
+}
+
+/// a − b as a signed figure, clamped to i64.
+pub fn signed_difference(a: u64, b: u64) -> i64 {
+    (a as i128 - b as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// Smallest tensor-parallel size (≤ 64) at which the configuration fits on this GPU.
-pub fn min_gpus(model: &ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, config: Config) -> Option<u64> {
+pub fn min_gpus(
+    model: &ModelDesc,
+    inv: &Inventory,
+    gpu_memory_bytes: u64,
+    config: Config,
+) -> Option<u64> {
     (1..=64u64)
         .filter(|&tp| Parallelism { tp, pp: 1, dp: 1 }.check(model).is_ok())
         .find(|&tp| {
-            let c = Config { parallel: Parallelism { tp, pp: 1, dp: 1 }, ..config };
+            let c = Config {
+                parallel: Parallelism { tp, pp: 1, dp: 1 },
+                ..config
+            };
             Sizing::new(model, inv, gpu_memory_bytes, c).fits(config.batch, config.context)
         })
 }
 
-fn naive_reason(model: &ModelDesc) -> String {
+pub fn naive_reason(model: &ModelDesc) -> String {
     if let Some(m) = &model.mla {
         return format!(
             "{} uses multi-head latent attention: it caches a {}-wide latent plus a {}-wide rope key per layer, not K and V of the full hidden size {}",
@@ -235,13 +446,23 @@ fn naive_reason(model: &ModelDesc) -> String {
     let kind = if model.num_kv_heads == 1 {
         "multi-query attention (1 KV head)".to_string()
     } else if model.num_kv_heads < model.num_attention_heads {
-        format!("grouped-query attention ({} KV heads for {} query heads)", model.num_kv_heads, model.num_attention_heads)
+        format!(
+            "grouped-query attention ({} KV heads for {} query heads)",
+            model.num_kv_heads, model.num_attention_heads
+        )
     } else {
         format!("multi-head attention ({} heads)", model.num_attention_heads)
     };
-    let mut r = format!("{} uses {kind} of head dimension {}", model.id, model.head_dim);
+    let mut r = format!(
+        "{} uses {kind} of head dimension {}",
+        model.id, model.head_dim
+    );
     if model.num_kv_heads * model.head_dim != model.hidden_size {
-        r.push_str(&format!(": K and V are {} wide per layer, not the hidden size {}", model.num_kv_heads * model.head_dim, model.hidden_size));
+        r.push_str(&format!(
+            ": K and V are {} wide per layer, not the hidden size {}",
+            model.num_kv_heads * model.head_dim,
+            model.hidden_size
+        ));
     }
     if model.sliding_window.is_some() {
         r.push_str("; sliding-window layers keep at most their window");
@@ -262,49 +483,33 @@ pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate
     let s = Sizing::new(model, &inv, gpu.memory_bytes, config);
     let (b, c) = (config.batch, config.context);
     let total = s.total_bytes(b, c);
-    let kv_per_token_model = crate::kv::kv_bytes_per_token(model, config.kv_dtype);
-    let naive_per_token = naive_kv_bytes_per_token(model);
     let fit_context = s.max_context(b);
-    let (max_context, limit) = if fit_context >= model.max_context { (model.max_context, "model") } else { (fit_context, "memory") };
+    let (max_context, limit) = if fit_context >= model.max_context {
+        (model.max_context, "model")
+    } else {
+        (fit_context, "memory")
+    };
     let par = config.parallel;
-    let params = inv.params();
-    Ok(Estimate {
-        model: model.id.clone(),
-        gpu: gpu.id.clone(),
-        gpus: par.gpus(),
-        tp: par.tp,
-        pp: par.pp,
-        dp: par.dp,
-        quant: config.weights.name(),
-        kv_dtype: config.kv_dtype.name(),
-        context: c,
-        batch: b,
-        engine: "generic".into(),
-        params,
-        active_params: params.saturating_sub(inv.inactive_expert_params),
-        weights_bytes: s.weights_bytes,
-        kv_bytes_per_token: kv_per_token_model,
-        kv_cache_bytes: s.kv_cache_bytes(b, c),
-        activation_bytes: s.activation_bytes(b, c),
-        overhead_bytes: s.overhead_bytes,
-        total_bytes: total,
-        gpu_memory_bytes: gpu.memory_bytes,
-        usable_bytes: s.usable_bytes,
-        utilization: config.utilization,
-        margin_bytes: (s.usable_bytes as i128 - total as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64,
-        fits: total <= s.usable_bytes,
-        max_concurrency: s.max_concurrency(c).saturating_mul(par.dp),
-        max_context,
-        max_context_limit: limit,
-        min_gpus: min_gpus(model, &inv, gpu.memory_bytes, Config { parallel: Parallelism::default(), ..config }),
-        naive: NaiveComparison {
-            kv_bytes_per_token: naive_per_token,
-            kv_cache_bytes: naive_per_token.saturating_mul(c).saturating_mul(b),
-            ratio: if kv_per_token_model == 0 { f64::INFINITY } else { naive_per_token as f64 / kv_per_token_model as f64 },
-            reason: naive_reason(model),
+    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "generic");
+    e.weights_bytes = s.weights_bytes;
+    e.kv_cache_bytes = s.kv_cache_bytes(b, c);
+    e.activation_bytes = s.activation_bytes(b, c);
+    e.overhead_bytes = s.overhead_bytes;
+    e.set_verdict(total, s.usable_bytes);
+    e.max_concurrency = s.max_concurrency(c).saturating_mul(par.dp);
+    e.max_context = max_context;
+    e.max_context_limit = limit;
+    e.min_gpus = min_gpus(
+        model,
+        &inv,
+        gpu.memory_bytes,
+        Config {
+            parallel: Parallelism::default(),
+            ..config
         },
-        assumptions: assumptions(model, &config),
-    })
+    );
+    e.assumptions = assumptions(model, &config);
+    Ok(e)
 }
 
 fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {

@@ -1,11 +1,901 @@
-//! `vramplan calibrate`: not built yet (see the project's issues).
+//! `vramplan calibrate`: runs every calibration record (real engine start-up logs in
+//! shared/calibration/*.jsonl) through its engine profile and prints observed, predicted and
+//! relative error per figure, then the median and worst error per engine and figure.
+//!
+//! Records that cannot be reproduced (engine release not modelled, model not named, failed
+//! run) are listed with the reason instead of being dropped silently.
 
+use crate::render::table;
 use crate::Failure;
 use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use vramplan_core::engine::llamacpp::{self, FlashAttn, GgufWeights, LlamaCppArgs, TypeMix};
+use vramplan_core::engine::vllm::{self, Release, VllmArgs};
+use vramplan_core::ggml::GgmlType;
+use vramplan_core::units::{GIB, MIB};
+use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat};
 
 #[derive(Args)]
-pub struct CalibrateArgs {}
+pub struct CalibrateArgs {
+    /// Directory holding vllm.jsonl, llamacpp.jsonl and llamacpp_cpu_runs.jsonl.
+    #[arg(long, default_value = "../shared/calibration")]
+    pub data: PathBuf,
+    /// Print one JSON object (rows, summary, skipped) instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only the summary and the skipped records, not every row.
+    #[arg(long)]
+    pub summary: bool,
+}
 
-pub fn run(_a: CalibrateArgs) -> Result<(), Failure> {
-    Err(Failure::runtime("`vramplan calibrate` is not built yet"))
+/// One compared figure of one record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub record: String,
+    pub engine: &'static str,
+    pub figure: &'static str,
+    pub unit: &'static str,
+    pub observed: f64,
+    pub predicted: f64,
+    /// (predicted − observed) / observed.
+    pub rel_error: f64,
+}
+
+/// Median and worst absolute relative error of one engine's figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub engine: &'static str,
+    pub figure: &'static str,
+    pub records: usize,
+    pub median_abs_error: f64,
+    pub worst_abs_error: f64,
+    pub worst_record: String,
+    /// The issue's target for this figure, as text, and whether it is met.
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub record: String,
+    pub engine: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub summary: Vec<Summary>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Report {
+    fn push(
+        &mut self,
+        record: &str,
+        engine: &'static str,
+        figure: &'static str,
+        unit: &'static str,
+        observed: f64,
+        predicted: f64,
+    ) {
+        if !(observed.is_finite() && predicted.is_finite()) || observed == 0.0 {
+            return;
+        }
+        let rel_error = (predicted - observed) / observed;
+        self.rows.push(Row {
+            record: record.into(),
+            engine,
+            figure,
+            unit,
+            observed,
+            predicted,
+            rel_error,
+        });
+    }
+    fn skip(&mut self, record: &str, engine: &'static str, reason: impl Into<String>) {
+        self.skipped.push(Skipped {
+            record: record.into(),
+            engine,
+            reason: reason.into(),
+        });
+    }
+}
+
+/// The issue's targets (issue 4, "Calibration against reality"): (engine, figure) → (limit on
+/// the median, limit on the worst).
+fn target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64)>) {
+    match (engine, figure) {
+        (_, "weights") => ("within 1%", Some((0.01, 0.01))),
+        ("llamacpp", "kv_buffer") | ("llamacpp", "kv_cells") => {
+            ("exact (to the log's 0.01 MiB)", Some((0.0, 0.0)))
+        }
+        ("vllm", "kv_cache") => ("3% median, 8% worst", Some((0.03, 0.08))),
+        (_, "compute_buffer") | (_, "activation") => ("within 15%", Some((0.15, 0.15))),
+        _ => ("reported, no target", None),
+    }
+}
+
+fn summarise(rows: &[Row]) -> Vec<Summary> {
+    let mut groups: BTreeMap<(&'static str, &'static str), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups.entry((r.engine, r.figure)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((engine, figure), rs)| {
+            let mut errs: Vec<f64> = rs.iter().map(|r| r.rel_error.abs()).collect();
+            errs.sort_by(f64::total_cmp);
+            let n = errs.len();
+            let median = if n % 2 == 1 {
+                errs[n / 2]
+            } else {
+                (errs[n / 2 - 1] + errs[n / 2]) / 2.0
+            };
+            let worst = rs
+                .iter()
+                .max_by(|a, b| a.rel_error.abs().total_cmp(&b.rel_error.abs()))
+                .expect("non-empty group");
+            let (text, limits) = target(engine, figure);
+            // Rows are compared at the logs' own precision, so a tiny float residue is not an error.
+            let met = limits.map(|(m, w)| median <= m + 1e-9 && worst.rel_error.abs() <= w + 1e-9);
+            Summary {
+                engine,
+                figure,
+                records: n,
+                median_abs_error: median,
+                worst_abs_error: worst.rel_error.abs(),
+                worst_record: worst.record.clone(),
+                target: text,
+                met,
+            }
+        })
+        .collect()
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<Value>, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot read calibration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Failure::runtime(format!("{} line {}: not JSON: {e}", path.display(), i + 1))
+            })
+        })
+        .collect()
+}
+
+/// Runs every record in `dir` and returns the report.
+pub fn calibrate(dir: &Path) -> Result<Report, Failure> {
+    if !dir.is_dir() {
+        return Err(Failure::input(format!(
+            "calibration data directory {} not found; pass --data DIR (the folder with vllm.jsonl, llamacpp.jsonl, llamacpp_cpu_runs.jsonl)",
+            dir.display()
+        )));
+    }
+    let mut report = Report::default();
+    for (i, r) in read_jsonl(&dir.join("vllm.jsonl"))?.iter().enumerate() {
+        vllm_record(&mut report, i + 1, r);
+    }
+    for (i, r) in read_jsonl(&dir.join("llamacpp_cpu_runs.jsonl"))?
+        .iter()
+        .enumerate()
+    {
+        cpu_run_record(&mut report, i + 1, r);
+    }
+    for (i, r) in read_jsonl(&dir.join("llamacpp.jsonl"))?.iter().enumerate() {
+        llamacpp_log_record(&mut report, i + 1, r);
+    }
+    report.summary = summarise(&report.rows);
+    Ok(report)
+}
+
+pub fn run(a: CalibrateArgs) -> Result<(), Failure> {
+    let report = calibrate(&a.data)?;
+    if a.json {
+        let s =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{s}");
+        return Ok(());
+    }
+    print!("{}", render(&report, !a.summary));
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:+.2}%", x * 100.0)
+}
+
+fn num(x: f64) -> String {
+    if x.abs() >= 1000.0 || x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+pub fn render(report: &Report, rows: bool) -> String {
+    let mut out = String::new();
+    if rows {
+        let body: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.record.clone(),
+                    r.engine.into(),
+                    r.figure.into(),
+                    format!("{} {}", num(r.observed), r.unit),
+                    format!("{} {}", num(r.predicted), r.unit),
+                    pct(r.rel_error),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "record",
+                "engine",
+                "figure",
+                "observed",
+                "predicted",
+                "error",
+            ],
+            &body,
+            &[false, false, false, true, true, true],
+        ));
+        out.push('\n');
+    }
+    let body: Vec<Vec<String>> = report
+        .summary
+        .iter()
+        .map(|s| {
+            vec![
+                s.engine.into(),
+                s.figure.into(),
+                s.records.to_string(),
+                format!("{:.2}%", s.median_abs_error * 100.0),
+                format!("{:.2}%", s.worst_abs_error * 100.0),
+                s.worst_record.clone(),
+                s.target.into(),
+                match s.met {
+                    Some(true) => "met".into(),
+                    Some(false) => "NOT MET".into(),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    out.push_str("Summary (absolute relative error):\n");
+    out.push_str(&table(
+        &[
+            "engine",
+            "figure",
+            "rows",
+            "median",
+            "worst",
+            "worst record",
+            "target",
+            "",
+        ],
+        &body,
+        &[false, false, true, true, true, false, false, false],
+    ));
+    if !report.skipped.is_empty() {
+        out.push_str(&format!("\nSkipped {} records:\n", report.skipped.len()));
+        for s in &report.skipped {
+            out.push_str(&format!("  {} ({}): {}\n", s.record, s.engine, s.reason));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// vLLM records (vllm.jsonl)
+
+fn f64_of(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+fn u64_of(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// A record's model: its catalogue entry, or the base model of a re-quantized checkpoint
+/// ("RedHatAI/Llama-3.3-70B-Instruct-fp8-dynamic" → "Llama-3.3-70B-Instruct" in fp8), matched
+/// by the last path segment.
+fn resolve_vllm_model(name: &str) -> Option<(ModelDesc, Option<WeightFormat>)> {
+    let cat = catalogue();
+    if let Ok(m) = cat.model(name) {
+        return Some((m.clone(), None));
+    }
+    let last = name.rsplit('/').next()?.to_ascii_lowercase();
+    for (suffix, format) in [
+        ("-fp8-dynamic", WeightFormat::Fp8 { block: 0 }),
+        ("-fp8", WeightFormat::Fp8 { block: 0 }),
+        ("-quantized.w4a16", WeightFormat::W4a16 { group: 128 }),
+    ] {
+        if let Some(base) = last.strip_suffix(suffix) {
+            let hit = cat.models.iter().find(|m| {
+                m.id.rsplit('/')
+                    .next()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(base))
+            })?;
+            return Some((hit.clone(), Some(format)));
+        }
+    }
+    None
+}
+
+fn vllm_case(r: &Value) -> Result<(ModelDesc, Gpu, Config, VllmArgs), String> {
+    if r.get("failed_run").and_then(Value::as_bool) == Some(true) {
+        return Err("failed run: the log has no memory figures".into());
+    }
+    let version = str_of(r, "vllm_version").ok_or("vLLM version not stated in the log")?;
+    let release = Release::parse(version)?;
+    let name = str_of(r, "model").ok_or("model not named in the excerpt")?;
+    let (model, requant) =
+        resolve_vllm_model(name).ok_or_else(|| format!("model {name} is not in the catalogue"))?;
+    let gpu_text = str_of(r, "gpu").unwrap_or_default();
+    let gpu = if gpu_text.contains("H100 80GB") {
+        catalogue().gpu("h100").map_err(|e| e.to_string())?.clone()
+    } else {
+        return Err(format!("GPU '{gpu_text}' not mapped to the catalogue"));
+    };
+    let dtype = str_of(r, "dtype").unwrap_or("torch.bfloat16");
+    let act_bytes = if dtype.contains("float32") { 4 } else { 2 };
+    let compute_kv = match dtype {
+        d if d.contains("float32") => KvDtype::F32,
+        d if d.contains("float16") && !d.contains("bfloat16") => KvDtype::F16,
+        _ => KvDtype::Bf16,
+    };
+    let weights = match (str_of(r, "quantization"), requant) {
+        (_, Some(f)) => f,
+        (Some("fp8"), None) => WeightFormat::Fp8 { block: 0 },
+        (Some(_), None) => model.native_format(),
+        (None, None) => match act_bytes {
+            4 => WeightFormat::F32,
+            _ if compute_kv == KvDtype::F16 => WeightFormat::F16,
+            _ => WeightFormat::Bf16,
+        },
+    };
+    let kv = match str_of(r, "kv_cache_dtype").unwrap_or("auto") {
+        "auto" => compute_kv,
+        other => KvDtype::parse(other)?,
+    };
+    let len = u64_of(r, "max_model_len").ok_or("max_model_len not stated")?;
+    let mut config = Config::new(weights, kv, len, 1);
+    config.parallel = Parallelism {
+        tp: u64_of(r, "tensor_parallel_size").unwrap_or(1),
+        pp: u64_of(r, "pipeline_parallel_size").unwrap_or(1),
+        dp: u64_of(r, "data_parallel_size").unwrap_or(1),
+    };
+    let mut args = VllmArgs::new(release);
+    if let Some(u) = f64_of(r, "gpu_memory_utilization") {
+        config.utilization = u;
+        args.utilization_given = true;
+    }
+    args.max_num_seqs = u64_of(r, "max_num_seqs");
+    args.max_num_batched_tokens = u64_of(r, "max_num_batched_tokens");
+    args.enforce_eager = r
+        .get("enforce_eager")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    args.block_size = u64_of(r, "block_size");
+    args.activation_bytes = act_bytes;
+    Ok((model, gpu, config, args))
+}
+
+fn vllm_record(report: &mut Report, line: usize, r: &Value) {
+    let id = format!("vllm.jsonl:{line}");
+    let (model, gpu, config, args) = match vllm_case(r) {
+        Ok(c) => c,
+        Err(reason) => return report.skip(&id, "vllm", reason),
+    };
+    let label = format!(
+        "{id} {} tp{}pp{} {}",
+        model.id.rsplit('/').next().unwrap_or(&model.id),
+        config.parallel.tp,
+        config.parallel.pp,
+        config.context
+    );
+    let e = match vllm::estimate(&model, &gpu, config, &args) {
+        Ok(e) => e,
+        Err(reason) => return report.skip(&id, "vllm", format!("profile refused: {reason}")),
+    };
+    // The log's byte figures are rank 0's (the first worker); with PP the profile's first stage.
+    let (weights, activation, available) = match e.stages.first() {
+        Some(s) => (s.weights_bytes, s.activation_bytes, s.kv_available_bytes),
+        None => (e.weights_bytes, e.activation_bytes, 0),
+    };
+    let gib = |b: u64| b as f64 / GIB as f64;
+    if let Some(w) = f64_of(r, "weights_gib") {
+        report.push(&label, "vllm", "weights", "GiB", w, gib(weights));
+    }
+    if let Some(a) = f64_of(r, "activation_peak_gib") {
+        report.push(&label, "vllm", "activation", "GiB", a, gib(activation));
+    }
+    if let Some(n) = f64_of(r, "non_torch_gib") {
+        report.push(
+            &label,
+            "vllm",
+            "non_torch",
+            "GiB",
+            n,
+            gib(e.non_torch_bytes.unwrap_or(0)),
+        );
+    }
+    if let Some(k) = f64_of(r, "kv_cache_gib") {
+        // "Available KV cache memory" of the first worker: its own budget, before the minimum
+        // over workers is taken.
+        // Without PP the top-level figures are the one worker's: budget − weights − activations −
+        // overhead, before rounding down to whole blocks.
+        let predicted = if e.stages.is_empty() {
+            let used = e.weights_bytes + e.activation_bytes + e.overhead_bytes;
+            (e.usable_bytes as f64 - used as f64) / GIB as f64
+        } else {
+            available as f64 / GIB as f64
+        };
+        report.push(&label, "vllm", "kv_cache", "GiB", k, predicted);
+    }
+    if let Some(b) = u64_of(r, "gpu_blocks") {
+        report.push(
+            &label,
+            "vllm",
+            "kv_blocks",
+            "blocks",
+            b as f64,
+            e.kv_cache_blocks.unwrap_or(0) as f64,
+        );
+    }
+    if let Some(t) = u64_of(r, "kv_cache_tokens") {
+        report.push(
+            &label,
+            "vllm",
+            "kv_tokens",
+            "tokens",
+            t as f64,
+            e.kv_cache_tokens.unwrap_or(0) as f64,
+        );
+    }
+    if let Some(mc) = r
+        .get("max_concurrency")
+        .and_then(|m| m.get("value"))
+        .and_then(Value::as_f64)
+    {
+        report.push(
+            &label,
+            "vllm",
+            "max_concurrency",
+            "x",
+            mc,
+            e.engine_max_concurrency.unwrap_or(0.0),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp CPU runs (llamacpp_cpu_runs.jsonl): random-weight GGUF files described by their
+// hyperparameters and tensor-type mix.
+
+/// A ModelDesc from a record's hyperparameters (the files are synthetic, so they are described
+/// here rather than in the catalogue).
+fn model_from_hparams(name: &str, h: &Value) -> Result<ModelDesc, String> {
+    let n = |k: &str| u64_of(h, k).ok_or_else(|| format!("hparams.{k} missing"));
+    let arch = str_of(h, "arch").unwrap_or("llama");
+    let mut desc = json!({
+        "id": name,
+        "family": arch,
+        "max_context": n("n_ctx_train")?,
+        "dtype": "f16",
+        "num_layers": n("n_layer")?,
+        "hidden_size": n("n_embd")?,
+        "num_attention_heads": n("n_head")?,
+        "num_kv_heads": n("n_head_kv")?,
+        "head_dim": n("head_dim_k")?,
+        "intermediate_size": n("n_ff")?,
+        "vocab_size": n("n_vocab")?,
+        "tie_embeddings": h.get("tied_embeddings").and_then(Value::as_bool).unwrap_or(false),
+        "qkv_bias": h.get("qkv_bias").and_then(Value::as_bool).unwrap_or(false),
+        "mlp": "gated",
+        "norm": "rms",
+        // Gemma-2 has four norms per layer (pre/post attention, pre/post feed-forward).
+        "norms_per_layer": if arch == "gemma2" { 4 } else { 2 },
+    });
+    if let Some(w) = u64_of(h, "sliding_window") {
+        // "layer il is SWA iff il % 2 < 1": even layers local.
+        desc["sliding_window"] = json!({"window": w, "pattern": "alternate"});
+    }
+    let m: ModelDesc = serde_json::from_value(desc).map_err(|e| e.to_string())?;
+    m.validate()?;
+    Ok(m)
+}
+
+/// The per-role GGUF types of a record: the one assignment of the record's types to the
+/// tensor groups (token_embd, output, attn q/o, attn k/v, ffn) whose element totals per type
+/// equal the record's `tensor_type_mix` (1-D tensors are F32).
+fn solve_type_mix(model: &ModelDesc, mix: &Value) -> Result<TypeMix, String> {
+    let obj = mix.as_object().ok_or("tensor_type_mix is not an object")?;
+    let types: Vec<(GgmlType, u64)> = obj
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                GgmlType::by_name(k).ok_or(format!("unknown ggml type {k}"))?,
+                u64_of(v, "n_elements").ok_or("n_elements missing")?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    let f32t = GgmlType::by_name("F32").expect("F32");
+    // Elements of each group, from the tensor inventory.
+    let inv = model.inventory();
+    let mut groups = [0u64; 6]; // embd, output, attn_qo, attn_kv, ffn, vectors
+    let mut add = |t: &vramplan_core::model::Tensor, times: u64| {
+        use vramplan_core::model::Split;
+        use vramplan_core::precision::Role;
+        let g = match (t.role, t.split) {
+            (Role::Small, _) if t.cols == 1 => 5,
+            (Role::Embedding, _) => 0,
+            (Role::LmHead, _) => 1,
+            (Role::Attention, Split::KvRows) => 3,
+            (Role::Attention, _) => 2,
+            _ => 4,
+        };
+        groups[g] += t.elements() * times;
+    };
+    for (_, t) in &inv.global {
+        add(t, 1);
+    }
+    for (shape, count) in inv.shapes.iter().zip(inv.shape_counts()) {
+        for t in &shape.tensors {
+            add(t, count);
+        }
+    }
+    let candidates: Vec<GgmlType> = types.iter().map(|t| t.0).collect();
+    let mut found: Option<TypeMix> = None;
+    let k = candidates.len();
+    for code in 0..k.pow(5) {
+        let pick = |i: u32| candidates[(code / k.pow(i)) % k];
+        let assign = [pick(0), pick(1), pick(2), pick(3), pick(4), f32t];
+        let ok = types.iter().all(|(t, elements)| {
+            let sum: u64 = (0..6).filter(|&g| assign[g] == *t).map(|g| groups[g]).sum();
+            sum == *elements
+        });
+        if ok {
+            let m = TypeMix {
+                embedding: assign[0],
+                output: assign[1],
+                attn_qo: assign[2],
+                attn_kv: assign[3],
+                ffn: assign[4],
+                experts: assign[4],
+                other: assign[4],
+            };
+            // An empty group (a tied model has no output tensor) may take any type; keep one.
+            if found.is_none() {
+                found = Some(m);
+            }
+        }
+    }
+    let mut m = found.ok_or("no assignment of the record's tensor types to the model's tensors reproduces its element counts")?;
+    if model.tie_embeddings {
+        // The tied head is the embedding itself.
+        m.output = m.embedding;
+    }
+    Ok(m)
+}
+
+fn cpu_run_args(s: &Value) -> Result<LlamaCppArgs, String> {
+    let kv = |k: &str| KvDtype::parse(str_of(s, k).unwrap_or("f16"));
+    Ok(LlamaCppArgs {
+        n_ctx: u64_of(s, "n_ctx").ok_or("n_ctx missing")?,
+        n_seq: u64_of(s, "n_seq").unwrap_or(1),
+        kv_unified: s
+            .get("kv_unified")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        n_batch: u64_of(s, "n_batch").unwrap_or(2048),
+        n_ubatch: u64_of(s, "n_ubatch").unwrap_or(512),
+        type_k: kv("type_k")?,
+        type_v: kv("type_v")?,
+        flash_attn: FlashAttn::parse(str_of(s, "flash_attn").unwrap_or("auto"))?,
+        swa_full: s.get("swa_full").and_then(Value::as_bool).unwrap_or(false),
+        n_gpu_layers: Some(0),
+        offload_kqv: true,
+    })
+}
+
+/// MiB as the llama.cpp log prints it: printf("%.2f"), which rounds an exact tie (1.125) to
+/// even ("1.12") — byte counts in MiB are exact binary fractions, so ties do occur.
+fn mib2(bytes: u64) -> f64 {
+    let hundredths = bytes as f64 / MIB as f64 * 100.0;
+    let r = if (hundredths - hundredths.trunc()) == 0.5 {
+        let down = hundredths.trunc();
+        if down % 2.0 == 0.0 {
+            down
+        } else {
+            down + 1.0
+        }
+    } else {
+        hundredths.round()
+    };
+    r / 100.0
+}
+
+fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
+    let id = format!("llamacpp_cpu_runs.jsonl:{line}");
+    if r.get("ok").and_then(Value::as_bool) != Some(true) {
+        // A refusal is a fact too: the profile must refuse the same settings.
+        let refused = r
+            .get("settings")
+            .ok_or("no settings".to_string())
+            .and_then(cpu_run_args)
+            .and_then(|a| {
+                let m = model_from_hparams("x", r.get("hparams").unwrap_or(&Value::Null))?;
+                llamacpp::check(&m, &a)
+            });
+        let reason = match refused {
+            Err(e) => format!(
+                "llama.cpp refused ({}); the profile refuses too: {e}",
+                str_of(r, "error").unwrap_or("?")
+            ),
+            Ok(()) => format!(
+                "llama.cpp refused ({}) but the profile accepts it",
+                str_of(r, "error").unwrap_or("?")
+            ),
+        };
+        return report.skip(&id, "llamacpp", reason);
+    }
+    let name = str_of(r, "model_name").unwrap_or("model");
+    let s = r.get("settings").unwrap_or(&Value::Null);
+    let prepared = model_from_hparams(name, r.get("hparams").unwrap_or(&Value::Null))
+        .and_then(|m| {
+            solve_type_mix(&m, r.get("tensor_type_mix").unwrap_or(&Value::Null)).map(|mix| (m, mix))
+        })
+        .and_then(|(m, mix)| cpu_run_args(s).map(|a| (m, mix, a)));
+    let (model, mix, a) = match prepared {
+        Ok(x) => x,
+        Err(e) => return report.skip(&id, "llamacpp", e),
+    };
+    let label = format!(
+        "{id} {name} c{} np{}{} ub{} {}/{} fa-{}{}",
+        a.n_ctx,
+        a.n_seq,
+        if a.kv_unified { "u" } else { "" },
+        u64_of(s, "n_ubatch").unwrap_or(0),
+        a.type_k.name(),
+        a.type_v.name(),
+        a.flash_attn.name(),
+        if a.swa_full { "" } else { " swa" }
+    );
+    let o = r.get("observed").unwrap_or(&Value::Null);
+    let weights = GgufWeights::of(&model, &mix);
+    let b = llamacpp::buffers(&model, &weights, &a, 0);
+    // Weights: the model buffers hold every tensor once, except with mmap + CPU_REPACK, where
+    // the mapped range still spans the repacked tensors (they would be counted twice).
+    let load = r.get("load").unwrap_or(&Value::Null);
+    let mapped_and_repacked = str_of(load, "load_mode") == Some("auto")
+        && load.get("use_extra_bufts").and_then(Value::as_bool) == Some(true);
+    if !mapped_and_repacked {
+        if let Some(total) = f64_of(o, "model_buffer_total_MiB") {
+            report.push(
+                &label,
+                "llamacpp",
+                "weights",
+                "MiB",
+                total,
+                mib2(weights.total_in_file(&model, &mix)),
+            );
+        }
+    }
+    // KV: every cache's cells (exact) and MiB (to the log's two decimals).
+    let predicted = &b.caches;
+    if let Some(observed) = o.get("kv_caches").and_then(Value::as_array) {
+        if observed.len() != predicted.len() {
+            report.push(
+                &label,
+                "llamacpp",
+                "kv_cells",
+                "caches",
+                observed.len() as f64,
+                predicted.len() as f64,
+            );
+        }
+        for (oc, pc) in observed.iter().zip(predicted) {
+            let cells = u64_of(oc, "cells").unwrap_or(0)
+                * u64_of(oc, "n_stream").unwrap_or(1)
+                * u64_of(oc, "layers").unwrap_or(0);
+            report.push(
+                &label,
+                "llamacpp",
+                "kv_cells",
+                "cell-layers",
+                cells as f64,
+                (pc.cells * pc.streams * pc.layers) as f64,
+            );
+            if let (Some(k), Some(v)) = (f64_of(oc, "K_MiB"), f64_of(oc, "V_MiB")) {
+                report.push(&label, "llamacpp", "kv_buffer", "MiB", k, mib2(pc.k_bytes));
+                report.push(&label, "llamacpp", "kv_buffer", "MiB", v, mib2(pc.v_bytes));
+            }
+        }
+    }
+    if let Some(total) = f64_of(o, "kv_buffer_total_MiB") {
+        report.push(
+            &label,
+            "llamacpp",
+            "kv_buffer",
+            "MiB",
+            total,
+            predicted.iter().map(|c| mib2(c.bytes())).sum::<f64>(),
+        );
+    }
+    if let Some(c) = o.get("compute_buffers_MiB").and_then(Value::as_object) {
+        let total: f64 = c.values().filter_map(Value::as_f64).sum();
+        report.push(
+            &label,
+            "llamacpp",
+            "compute_buffer",
+            "MiB",
+            total,
+            mib2(b.cpu_compute),
+        );
+    }
+    if let Some(out) = o.get("output_buffer_MiB").and_then(Value::as_object) {
+        let total: f64 = out.values().filter_map(Value::as_f64).sum();
+        report.push(
+            &label,
+            "llamacpp",
+            "output_buffer",
+            "MiB",
+            total,
+            mib2(b.output),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp / ollama logs from issues (llamacpp.jsonl): only records whose model is named and
+// in the catalogue, and whose settings the excerpt states, can be reproduced.
+
+fn named_model(text: &str) -> Option<ModelDesc> {
+    let t = text.to_ascii_lowercase();
+    catalogue()
+        .models
+        .iter()
+        .filter_map(|m| {
+            let last = m.id.rsplit('/').next()?.to_ascii_lowercase();
+            t.contains(&last).then_some((last.len(), m))
+        })
+        .max_by_key(|x| x.0)
+        .map(|x| x.1.clone())
+}
+
+/// A value printed in the verbatim lines as "key = value".
+fn verbatim_value(r: &Value, key: &str) -> Option<String> {
+    let text = match r.get("verbatim")? {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => return None,
+    };
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim().rsplit(' ').next()? == key)
+            .then(|| v.split_whitespace().next().unwrap_or("").to_string())
+    })
+}
+
+fn llamacpp_log_record(report: &mut Report, line: usize, r: &Value) {
+    let id = format!("llamacpp.jsonl:{line}");
+    let engine_text = str_of(r, "engine").unwrap_or("");
+    let engine: &'static str = if engine_text.starts_with("ollama") {
+        "ollama"
+    } else {
+        "llamacpp"
+    };
+    if engine_text.contains("ik_llama") {
+        return report.skip(
+            &id,
+            engine,
+            "ik_llama.cpp fork: its buffers are not mainline llama.cpp's",
+        );
+    }
+    let Some(model) = str_of(r, "model").and_then(named_model) else {
+        return report.skip(
+            &id,
+            engine,
+            "model not named in the excerpt (or not in the catalogue)",
+        );
+    };
+    let Some(n_ctx) = u64_of(r, "n_ctx") else {
+        return report.skip(
+            &id,
+            engine,
+            format!("{}: n_ctx not in the excerpt", model.id),
+        );
+    };
+    let kv = |k: &str| str_of(r, k).map(KvDtype::parse).transpose();
+    let (Ok(type_k), Ok(type_v)) = (kv("type_k"), kv("type_v")) else {
+        return report.skip(&id, engine, "cache type not understood");
+    };
+    let ub = verbatim_value(r, "n_ubatch")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let nb = verbatim_value(r, "n_batch")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2048);
+    let fa = match verbatim_value(r, "flash_attn").as_deref() {
+        Some("1") | Some("enabled") => FlashAttn::On,
+        Some("0") | Some("disabled") => FlashAttn::Off,
+        _ => {
+            return report.skip(
+                &id,
+                engine,
+                format!("{}: flash attention setting not in the excerpt", model.id),
+            )
+        }
+    };
+    let a = LlamaCppArgs {
+        n_ctx,
+        n_batch: nb,
+        n_ubatch: ub,
+        type_k: type_k.unwrap_or(KvDtype::F16),
+        type_v: type_v.unwrap_or(KvDtype::F16),
+        flash_attn: fa,
+        n_gpu_layers: Some(model.num_layers + 1),
+        ..LlamaCppArgs::default()
+    };
+    let label = format!(
+        "{id} {} c{n_ctx} ub{ub} fa-{}",
+        model.id.rsplit('/').next().unwrap_or(&model.id),
+        a.flash_attn.name()
+    );
+    // Weights need the file's type mix, which these excerpts do not give; KV and compute do not.
+    let mix = TypeMix::uniform(GgmlType::by_name("Q4_K").expect("Q4_K"));
+    let w = GgufWeights::of(&model, &mix);
+    let b = llamacpp::buffers(&model, &w, &a, model.num_layers + 1);
+    if let Some(kv_total) = f64_of(r, "kv_total_mib") {
+        report.push(
+            &label,
+            engine,
+            "kv_buffer",
+            "MiB",
+            kv_total,
+            mib2(b.gpu_kv + b.cpu_kv),
+        );
+    }
+    if let Some(c) = r.get("compute_buffers_mib").and_then(Value::as_object) {
+        for (dev, v) in c {
+            let Some(v) = v.as_f64() else { continue };
+            let predicted = if dev.starts_with("CUDA_Host") || dev == "CPU" {
+                b.cpu_compute
+            } else {
+                b.gpu_compute
+            };
+            report.push(&label, engine, "compute_buffer", "MiB", v, mib2(predicted));
+        }
+    }
+    if let Some(out) = r.get("output_buffer_mib").and_then(Value::as_object) {
+        let total: f64 = out.values().filter_map(Value::as_f64).sum();
+        report.push(
+            &label,
+            engine,
+            "output_buffer",
+            "MiB",
+            total,
+            mib2(b.output),
+        );
+    }
 }

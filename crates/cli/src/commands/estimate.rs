@@ -1,11 +1,21 @@
-//! `vramplan estimate`: one configuration's memory breakdown, verdict and limits.
+//! `vramplan estimate`: one configuration's memory breakdown, verdict and limits, under the
+//! generic model or an engine profile (`--engine vllm|llamacpp|ollama|sglang`) with each
+//! engine's own flag names.
 
 use crate::render::Rows;
 use crate::Failure;
 use clap::{Args, ValueEnum};
+use std::ffi::OsString;
+use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
+use vramplan_core::engine::ollama::{self, OllamaArgs};
+use vramplan_core::engine::sglang::{self, SglangArgs};
+use vramplan_core::engine::vllm::{self, Release, VllmArgs};
+use vramplan_core::ggml::GgmlType;
 use vramplan_core::naive::{naive_estimate, NaiveEstimate};
 use vramplan_core::units::{bytes_kib, gb_gib, gib, params_short, thousands};
-use vramplan_core::{catalogue, estimate, Config, Estimate, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat};
+use vramplan_core::{
+    catalogue, estimate, Config, Estimate, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Formula {
@@ -15,22 +25,47 @@ pub enum Formula {
     Naive,
 }
 
+/// The serving engine whose accounting applies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum EngineChoice {
+    /// Engine-neutral model (default).
+    Generic,
+    /// vLLM V1 (0.10 and later): KV blocks, the profiling run, start-up errors.
+    Vllm,
+    /// llama.cpp: model/KV/compute buffers per device for -ngl layers.
+    Llamacpp,
+    /// ollama: its own layer-offload estimate, then llama.cpp's buffers.
+    Ollama,
+    /// SGLang: --mem-fraction-static and its token pool.
+    Sglang,
+}
+
 #[derive(Args)]
 pub struct EstimateArgs {
     /// Catalogue id or alias (see `vramplan models`).
     #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct")]
     pub model: String,
     /// Weight precision: fp32, fp16, bf16, fp8, int8, awq, gptq, w4a16, nf4, bnb-int8, mxfp4,
-    /// or a GGUF type (q4_0, q4_k, q8_0, ...). Default: the checkpoint's own.
-    #[arg(long, short = 'q')]
+    /// or a GGUF type (q4_0, q4_k, q8_0, ...). Default: the checkpoint's own. vLLM's
+    /// --quantization names (awq_marlin, gptq_marlin, bitsandbytes, compressed-tensors) are accepted.
+    #[arg(long, short = 'q', alias = "quantization")]
     pub quant: Option<String>,
-    /// KV-cache dtype: fp16, bf16, fp8, int8, q8_0, q4_0 (default: fp16).
-    #[arg(long, default_value = "fp16")]
+    /// KV-cache dtype: auto (the model dtype; fp16 for the generic engine), fp16, bf16, fp8,
+    /// int8, q8_0, q4_0. Same as vLLM's --kv-cache-dtype.
+    #[arg(long, default_value = "auto", alias = "kv-cache-dtype")]
     pub kv_dtype: String,
-    /// Tokens per sequence (prompt + output).
-    #[arg(long, short = 'c', default_value_t = 8192)]
+    /// Tokens per sequence (prompt + output); vLLM's --max-model-len; llama.cpp's -c (n_ctx,
+    /// shared by the -np slots); ollama's num_ctx.
+    #[arg(
+        long,
+        short = 'c',
+        default_value_t = 8192,
+        alias = "max-model-len",
+        alias = "ctx-size",
+        alias = "num-ctx"
+    )]
     pub context: u64,
-    /// Concurrent sequences.
+    /// Concurrent sequences (llama.cpp/ollama: the slots, as --parallel).
     #[arg(long, short = 'b', default_value_t = 1)]
     pub batch: u64,
     /// GPU kind: catalogue id, alias or the name nvidia-smi prints (see `vramplan gpus`).
@@ -42,27 +77,119 @@ pub struct EstimateArgs {
     /// GPUs used with tensor parallelism (same as --tp).
     #[arg(long)]
     pub gpus: Option<u64>,
-    /// Tensor-parallel size.
-    #[arg(long)]
+    /// Tensor-parallel size (vLLM: --tensor-parallel-size).
+    #[arg(long, alias = "tensor-parallel-size")]
     pub tp: Option<u64>,
-    /// Pipeline-parallel size.
-    #[arg(long, default_value_t = 1)]
+    /// Pipeline-parallel size (vLLM: --pipeline-parallel-size).
+    #[arg(long, default_value_t = 1, alias = "pipeline-parallel-size")]
     pub pp: u64,
-    /// Data-parallel replicas.
-    #[arg(long, default_value_t = 1)]
+    /// Data-parallel replicas (vLLM: --data-parallel-size).
+    #[arg(long, default_value_t = 1, alias = "data-parallel-size")]
     pub dp: u64,
-    /// Share of each GPU's memory the engine may use.
+    /// Share of each GPU's memory the engine may use. Default 0.9; with --engine vllm, a
+    /// release whose own default differs (0.92 from 0.20) uses its default unless another
+    /// value is given.
     #[arg(long, default_value_t = vramplan_core::engine::generic::DEFAULT_UTILIZATION)]
     pub gpu_memory_utilization: f64,
-    /// Tokens per prefill forward pass.
+    /// Tokens per prefill forward pass (generic engine).
     #[arg(long, default_value_t = vramplan_core::engine::generic::DEFAULT_PREFILL_CHUNK)]
     pub prefill_chunk: u64,
     /// exact (default) or naive (the seed articles' formula).
     #[arg(long, value_enum, default_value_t = Formula::Exact)]
     pub formula: Formula,
+    /// Serving engine whose accounting applies.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Generic)]
+    pub engine: EngineChoice,
+    /// vLLM: release whose accounting applies (0.10 to 0.33; default the newest modelled).
+    #[arg(long, default_value = "latest")]
+    pub vllm_version: String,
+    /// vLLM/SGLang: --dtype (auto, bfloat16, float16, float32): the activation and unquantized
+    /// weight dtype; auto is the checkpoint's (fp32 checkpoints are served in bf16).
+    #[arg(long, default_value = "auto")]
+    pub dtype: String,
+    /// vLLM: tokens per KV block (default 16; 64 for MLA models).
+    #[arg(long)]
+    pub block_size: Option<u64>,
+    /// vLLM: --max-num-seqs (default by release and card: 1024 on ≥ 70 GiB cards, else 256).
+    #[arg(long)]
+    pub max_num_seqs: Option<u64>,
+    /// vLLM: --max-num-batched-tokens (default 8192 on ≥ 70 GiB cards, else 2048).
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u64>,
+    /// vLLM: --enforce-eager (no CUDA graphs).
+    #[arg(long)]
+    pub enforce_eager: bool,
+    /// vLLM: --enable-expert-parallel (whole experts over TP × DP ranks).
+    #[arg(long)]
+    pub enable_expert_parallel: bool,
+    /// SGLang: --mem-fraction-static (default by TP: 0.88 at TP 1 … 0.79 at TP ≥ 16).
+    #[arg(long)]
+    pub mem_fraction_static: Option<f64>,
+    /// llama.cpp -ngl / ollama num_gpu: layers on the GPU, the output layer counted last
+    /// (default: the largest that fits).
+    #[arg(long, alias = "gpu-layers", alias = "ngl")]
+    pub n_gpu_layers: Option<u64>,
+    /// llama.cpp -np / ollama OLLAMA_NUM_PARALLEL: sequences (default: --batch).
+    #[arg(long, alias = "np")]
+    pub parallel: Option<u64>,
+    /// llama.cpp -ctk (ollama OLLAMA_KV_CACHE_TYPE): f16, q8_0, q4_0, ...; auto = --kv-dtype,
+    /// else llama.cpp's f16.
+    #[arg(long, alias = "ctk", default_value = "auto")]
+    pub cache_type_k: String,
+    /// llama.cpp -ctv; auto = --kv-dtype, else f16.
+    #[arg(long, alias = "ctv", default_value = "auto")]
+    pub cache_type_v: String,
+    /// llama.cpp -fa on|off|auto (auto: on where supported; for ollama, auto means its
+    /// default, OLLAMA_FLASH_ATTENTION off).
+    #[arg(long, alias = "fa", default_value = "auto")]
+    pub flash_attn: String,
+    /// llama.cpp -ub (default 512; ollama num_batch).
+    #[arg(long, alias = "ub")]
+    pub ubatch_size: Option<u64>,
+    /// llama.cpp -b, the logical batch (default 2048).
+    #[arg(long)]
+    pub batch_size: Option<u64>,
+    /// llama.cpp --kv-unified: one KV cache shared by all sequences.
+    #[arg(long)]
+    pub kv_unified: bool,
+    /// llama.cpp --swa-full: full-size caches for sliding-window layers.
+    #[arg(long)]
+    pub swa_full: bool,
+    /// llama.cpp --no-kv-offload: keep the KV cache in host memory.
+    #[arg(long)]
+    pub no_kv_offload: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// llama.cpp's single-dash flags (-ngl, -np, -ctk, -ctv, -fa, -ub) are not expressible as
+/// clap short flags (one letter each), so `main` rewrites them to their long forms before
+/// parsing: `-ngl 99` → `--n-gpu-layers 99`. Everything else passes through unchanged.
+#[allow(dead_code)] // called by main.rs once it parses with Cli::parse_from (see the report)
+pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const LONG: [(&str, &str); 6] = [
+        ("-ngl", "--n-gpu-layers"),
+        ("-np", "--parallel"),
+        ("-ctk", "--cache-type-k"),
+        ("-ctv", "--cache-type-v"),
+        ("-fa", "--flash-attn"),
+        ("-ub", "--ubatch-size"),
+    ];
+    args.into_iter()
+        .map(|a| {
+            let Some(text) = a.to_str() else { return a };
+            for (short, long) in LONG {
+                if text == short {
+                    return OsString::from(long);
+                }
+                if let Some(rest) = text.strip_prefix(short).and_then(|r| r.strip_prefix('=')) {
+                    return OsString::from(format!("{long}={rest}"));
+                }
+            }
+            a
+        })
+        .collect()
 }
 
 /// A model from the catalogue.
@@ -73,14 +200,22 @@ pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
 /// A GPU from the catalogue, or a custom size.
 pub fn resolve_gpu(query: &str, memory: Option<&str>) -> Result<Gpu, Failure> {
     match memory {
-        Some(m) => vramplan_core::units::parse_size(m).map(Gpu::custom).map_err(Failure::input),
+        Some(m) => vramplan_core::units::parse_size(m)
+            .map(Gpu::custom)
+            .map_err(Failure::input),
         None => catalogue().gpu(query).cloned().map_err(Failure::input),
     }
 }
 
-pub fn parallelism(gpus: Option<u64>, tp: Option<u64>, pp: u64, dp: u64) -> Result<Parallelism, Failure> {
+pub fn parallelism(
+    gpus: Option<u64>,
+    tp: Option<u64>,
+    pp: u64,
+    dp: u64,
+) -> Result<Parallelism, Failure> {
     let tp = match (gpus, tp) {
-        (Some(g), Some(t)) if g != t * pp * dp => {
+        // Saturating: sizes near 2^64 are refused by the parallelism check, not overflowed here.
+        (Some(g), Some(t)) if g != t.saturating_mul(pp).saturating_mul(dp) => {
             return Err(Failure::input(format!(
                 "--gpus {g} disagrees with --tp {t} × --pp {pp} × --dp {dp}; give one or make them agree"
             )))
@@ -102,7 +237,9 @@ pub fn parallelism(gpus: Option<u64>, tp: Option<u64>, pp: u64, dp: u64) -> Resu
 pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
     let model = resolve_model(&a.model)?;
     let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
-    let to_value = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| Failure::runtime(e.to_string()));
+    let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| Failure::runtime(e.to_string()))
+    };
     if a.formula == Formula::Naive {
         let n = naive(a, &model, &gpu)?;
         return to_value(serde_json::to_value(&n));
@@ -118,17 +255,213 @@ fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate
     Ok(naive_estimate(model, gpu.memory_bytes, a.context, a.batch))
 }
 
-fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Failure> {
-    let weights = match &a.quant {
-        Some(q) => WeightFormat::parse(q).map_err(Failure::input)?,
-        None => model.native_format(),
+/// vLLM's --quantization names and vramplan's: the marlin kernels load the same layouts;
+/// compressed-tensors and modelopt checkpoints carry their format in the model entry.
+fn weight_format(a: &EstimateArgs, model: &ModelDesc) -> Result<WeightFormat, Failure> {
+    let Some(q) = &a.quant else {
+        return Ok(model.native_format());
     };
-    let kv_dtype = KvDtype::parse(&a.kv_dtype).map_err(Failure::input)?;
-    let mut config = Config::new(weights, kv_dtype, a.context, a.batch);
+    let lower = q.trim().to_ascii_lowercase();
+    let name = match lower.as_str() {
+        "awq_marlin" => "awq",
+        "gptq_marlin" | "gptq_marlin_24" => "gptq",
+        "bitsandbytes" => "nf4",
+        "compressed-tensors" | "compressed_tensors" | "modelopt" => {
+            return Ok(model.native_format())
+        }
+        // GGUF file types (llama-quant.cpp): the base type of the mix (Q4_K_M → Q4_K); the
+        // higher-precision output and attn_v/ffn_down tensors of the real files are not counted.
+        other => other
+            .strip_suffix("_m")
+            .or_else(|| other.strip_suffix("_s"))
+            .or_else(|| other.strip_suffix("_l"))
+            .filter(|b| GgmlType::by_name(b).is_some())
+            .unwrap_or(other),
+    };
+    WeightFormat::parse(name).map_err(Failure::input)
+}
+
+/// `--dtype`: bytes per activation element and the unquantized weight format.
+fn vllm_dtype(
+    a: &EstimateArgs,
+    model: &ModelDesc,
+) -> Result<(u64, Option<WeightFormat>, KvDtype), Failure> {
+    let text = a.dtype.trim().to_ascii_lowercase();
+    let native = match model.dtype.to_ascii_lowercase().as_str() {
+        // vLLM serves fp32 checkpoints in bf16/fp16 unless --dtype float32 (config.py _get_and_verify_dtype).
+        "fp16" | "f16" | "float16" => "float16",
+        _ => "bfloat16",
+    };
+    let resolved = if text == "auto" {
+        native
+    } else {
+        text.as_str()
+    };
+    Ok(match resolved {
+        "bfloat16" | "bf16" => (2, Some(WeightFormat::Bf16), KvDtype::Bf16),
+        "float16" | "fp16" | "half" => (2, Some(WeightFormat::F16), KvDtype::F16),
+        "float32" | "fp32" | "float" => (4, Some(WeightFormat::F32), KvDtype::F32),
+        other => {
+            return Err(Failure::input(format!(
+                "--dtype '{other}': use auto, bfloat16, float16 or float32"
+            )))
+        }
+    })
+}
+
+fn kv_or(text: Option<&str>, default: KvDtype) -> Result<KvDtype, Failure> {
+    match text {
+        None => Ok(default),
+        Some(t) if t.eq_ignore_ascii_case("auto") => Ok(default),
+        Some(t) => KvDtype::parse(t).map_err(Failure::input),
+    }
+}
+
+/// The generic model's inputs, shared by every engine.
+fn base_config(a: &EstimateArgs, weights: WeightFormat, kv: KvDtype) -> Result<Config, Failure> {
+    let mut config = Config::new(weights, kv, a.context, a.batch);
     config.parallel = parallelism(a.gpus, a.tp, a.pp, a.dp)?;
     config.utilization = a.gpu_memory_utilization;
     config.prefill_chunk = a.prefill_chunk;
-    estimate(model, gpu, config).map_err(Failure::input)
+    Ok(config)
+}
+
+/// -ctk/-ctv: "auto" falls back to --kv-dtype, whose "auto" is llama.cpp's f16.
+fn cache_type(given: &str, kv_dtype: &str) -> Result<KvDtype, Failure> {
+    let text = if given.eq_ignore_ascii_case("auto") {
+        kv_dtype
+    } else {
+        given
+    };
+    kv_or(Some(text), KvDtype::F16)
+}
+
+fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
+    let fa = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)?;
+    let d = LlamaCppArgs::default();
+    Ok(LlamaCppArgs {
+        n_ctx: a.context,
+        n_seq: a.parallel.unwrap_or(a.batch),
+        kv_unified: a.kv_unified,
+        n_batch: a.batch_size.unwrap_or(d.n_batch),
+        n_ubatch: a.ubatch_size.unwrap_or(d.n_ubatch),
+        type_k: cache_type(&a.cache_type_k, &a.kv_dtype)?,
+        type_v: cache_type(&a.cache_type_v, &a.kv_dtype)?,
+        flash_attn: fa,
+        swa_full: a.swa_full,
+        n_gpu_layers: a.n_gpu_layers,
+        offload_kqv: !a.no_kv_offload,
+    })
+}
+
+/// The estimate for a model already resolved (catalogue entry or pasted config.json), under
+/// the engine the flags name. The web API can call this for pasted configs.
+pub fn estimate_for_model(
+    a: &EstimateArgs,
+    model: &ModelDesc,
+    gpu: &Gpu,
+) -> Result<Estimate, Failure> {
+    match a.engine {
+        EngineChoice::Generic => {
+            let kv = KvDtype::parse(&a.kv_dtype).map_err(Failure::input)?;
+            let config = base_config(a, weight_format(a, model)?, kv)?;
+            estimate(model, gpu, config).map_err(Failure::input)
+        }
+        EngineChoice::Vllm => {
+            let (act, float_weights, auto_kv) = vllm_dtype(a, model)?;
+            let weights = match (&a.quant, model.quantization.is_some()) {
+                (None, false) => float_weights.unwrap_or(WeightFormat::Bf16),
+                _ => weight_format(a, model)?,
+            };
+            let kv = kv_or(Some(a.kv_dtype.as_str()), auto_kv)?;
+            let config = base_config(a, weights, kv)?;
+            let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
+            let mut v = VllmArgs::new(release);
+            v.utilization_given = a.gpu_memory_utilization
+                != vramplan_core::engine::generic::DEFAULT_UTILIZATION
+                || release.default_utilization() == a.gpu_memory_utilization;
+            v.block_size = a.block_size;
+            v.max_num_seqs = a.max_num_seqs;
+            v.max_num_batched_tokens = a.max_num_batched_tokens;
+            v.enforce_eager = a.enforce_eager;
+            v.activation_bytes = act;
+            v.expert_parallel = a.enable_expert_parallel;
+            vllm::estimate(model, gpu, config, &v).map_err(Failure::input)
+        }
+        EngineChoice::Llamacpp => {
+            let weights = match &a.quant {
+                Some(_) => weight_format(a, model)?,
+                // An unquantized GGUF conversion keeps the checkpoint's 16-bit type.
+                None => match model.native_format() {
+                    WeightFormat::F32 | WeightFormat::F16 => WeightFormat::F16,
+                    _ => WeightFormat::Bf16,
+                },
+            };
+            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            let l = llamacpp_args(a)?;
+            let config = base_config(a, weights, l.type_k)?;
+            llamacpp::estimate(model, gpu, config, &mix, &l).map_err(Failure::input)
+        }
+        EngineChoice::Ollama => {
+            // ollama's library models are mostly Q4_K_M: the default is Q4_K.
+            let weights = match &a.quant {
+                Some(_) => weight_format(a, model)?,
+                None => WeightFormat::parse("q4_k").map_err(Failure::input)?,
+            };
+            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            // ollama's OLLAMA_FLASH_ATTENTION is off unless set: "auto" keeps it off.
+            let flash = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)? == FlashAttn::On;
+            let o = OllamaArgs {
+                num_ctx: a.context,
+                num_parallel: a.parallel.unwrap_or(a.batch),
+                num_batch: a.ubatch_size.unwrap_or(512),
+                kv_type: cache_type(&a.cache_type_k, &a.kv_dtype)?,
+                flash_attention: flash,
+                gpu_overhead: 0,
+                num_gpu: a.n_gpu_layers,
+            };
+            let config = base_config(a, weights, o.kv_type)?;
+            ollama::estimate(model, gpu, config, &mix, &o).map_err(Failure::input)
+        }
+        EngineChoice::Sglang => {
+            let (_, float_weights, auto_kv) = vllm_dtype(a, model)?;
+            let weights = match (&a.quant, model.quantization.is_some()) {
+                (None, false) => float_weights.unwrap_or(WeightFormat::Bf16),
+                _ => weight_format(a, model)?,
+            };
+            let kv = kv_or(Some(a.kv_dtype.as_str()), auto_kv)?;
+            let config = base_config(a, weights, kv)?;
+            sglang::estimate(
+                model,
+                gpu,
+                config,
+                &SglangArgs {
+                    mem_fraction_static: a.mem_fraction_static,
+                },
+            )
+            .map_err(Failure::input)
+        }
+    }
+}
+
+/// `compute` for a model that is not in the catalogue: the JSON `--json` would print.
+#[allow(dead_code)] // for the web API's pasted config.json (web/api.rs compute_for_model)
+pub fn compute_with_model(
+    a: &EstimateArgs,
+    model: &ModelDesc,
+) -> Result<serde_json::Value, Failure> {
+    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| Failure::runtime(e.to_string()))
+    };
+    if a.formula == Formula::Naive {
+        return to_value(serde_json::to_value(naive(a, model, &gpu)?));
+    }
+    to_value(serde_json::to_value(estimate_for_model(a, model, &gpu)?))
+}
+
+fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Failure> {
+    estimate_for_model(a, model, gpu)
 }
 
 pub fn run(a: EstimateArgs) -> Result<(), Failure> {
@@ -150,7 +483,11 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn print_json_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), Failure> {
+pub fn print_json_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), Failure> {
     if json {
         let s = serde_json::to_string_pretty(value).map_err(|e| Failure::runtime(e.to_string()))?;
         println!("{s}");
@@ -161,6 +498,54 @@ pub fn print_json_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOn
 }
 
 fn render(e: &Estimate, gpu: &Gpu) -> String {
+    match e.engine.as_str() {
+        "vllm" => render_vllm(e, gpu),
+        "llamacpp" | "ollama" => render_llamacpp(e, gpu),
+        "sglang" => render_sglang(e, gpu),
+        _ => render_generic(e, gpu),
+    }
+}
+
+fn verdict_rows(r: &mut Rows, e: &Estimate) {
+    let verdict = if e.fits {
+        format!("FITS, {} to spare", gb_gib(e.margin_bytes.unsigned_abs()))
+    } else if e.startup_error.is_some() {
+        "DOES NOT START (see below)".to_string()
+    } else {
+        format!(
+            "DOES NOT FIT, short by {}",
+            gb_gib(e.margin_bytes.unsigned_abs())
+        )
+    };
+    r.add("verdict", verdict, "");
+}
+
+fn footer(out: &mut String, e: &Estimate) {
+    if let Some(err) = &e.startup_error {
+        out.push_str(&format!(
+            "\n  Start-up error ({}):\n    {}\n  Fix: {}\n",
+            err.source, err.message, err.fix
+        ));
+    }
+    if e.naive.kv_bytes_per_token != e.kv_bytes_per_token {
+        out.push_str(&format!(
+            "\n  The seed articles' formula (2 × 2 × layers × hidden) gives {} per token, {:.1}× this figure: {}.\n",
+            bytes_kib(e.naive.kv_bytes_per_token),
+            e.naive.ratio,
+            e.naive.reason
+        ));
+    }
+}
+
+fn setting<'a>(e: &'a Estimate, name: &str) -> &'a str {
+    e.engine_settings
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.value.as_str())
+        .unwrap_or("?")
+}
+
+fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
         "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} sequence{} × {} tokens{}\n\n",
         e.model,
@@ -176,55 +561,453 @@ fn render(e: &Estimate, gpu: &Gpu) -> String {
         if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp) } else { String::new() },
     );
     let mut r = Rows::default();
-    let active = if e.active_params != e.params { format!("; {} active per token", params_short(e.active_params)) } else { String::new() };
-    r.add("parameters", params_short(e.params), format!("{}{active}", thousands(e.params)));
+    let active = if e.active_params != e.params {
+        format!("; {} active per token", params_short(e.active_params))
+    } else {
+        String::new()
+    };
+    r.add(
+        "parameters",
+        params_short(e.params),
+        format!("{}{active}", thousands(e.params)),
+    );
     r.add("weights", gb_gib(e.weights_bytes), "");
-    r.add("KV cache", gb_gib(e.kv_cache_bytes), format!("{} per token (whole model)", bytes_kib(e.kv_bytes_per_token)));
-    r.add("activations", gb_gib(e.activation_bytes), "peak of one prefill chunk, temporary buffers");
-    r.add("overhead", gb_gib(e.overhead_bytes), "CUDA context, runtime buffers");
+    r.add(
+        "KV cache",
+        gb_gib(e.kv_cache_bytes),
+        format!(
+            "{} per token (whole model)",
+            bytes_kib(e.kv_bytes_per_token)
+        ),
+    );
+    r.add(
+        "activations",
+        gb_gib(e.activation_bytes),
+        "peak of one prefill chunk, temporary buffers",
+    );
+    r.add(
+        "overhead",
+        gb_gib(e.overhead_bytes),
+        "CUDA context, runtime buffers",
+    );
     r.rule();
     r.add("total", gb_gib(e.total_bytes), "");
-    r.add("usable", gb_gib(e.usable_bytes), format!("{} × {}", gib(e.gpu_memory_bytes), e.utilization));
-    let verdict = if e.fits {
-        format!("FITS, {} to spare", gb_gib(e.margin_bytes.unsigned_abs()))
+    r.add(
+        "usable",
+        gb_gib(e.usable_bytes),
+        format!("{} × {}", gib(e.gpu_memory_bytes), e.utilization),
+    );
+    verdict_rows(&mut r, e);
+    r.add(
+        "max concurrency",
+        thousands(e.max_concurrency),
+        format!("sequences of {} tokens", thousands(e.context)),
+    );
+    let limit = if e.max_context_limit == "model" {
+        " (the model's own limit)"
     } else {
-        format!("DOES NOT FIT, short by {}", gb_gib(e.margin_bytes.unsigned_abs()))
+        ""
     };
-    r.add("verdict", verdict, "");
-    r.add("max concurrency", thousands(e.max_concurrency), format!("sequences of {} tokens", thousands(e.context)));
-    let limit = if e.max_context_limit == "model" { " (the model's own limit)" } else { "" };
-    r.add("max context", thousands(e.max_context), format!("tokens at {} sequence(s){limit}", thousands(e.batch)));
+    r.add(
+        "max context",
+        thousands(e.max_context),
+        format!("tokens at {} sequence(s){limit}", thousands(e.batch)),
+    );
     r.add(
         "fewest GPUs",
-        e.min_gpus.map(|n| n.to_string()).unwrap_or_else(|| "over 64".into()),
+        e.min_gpus
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "over 64".into()),
         format!("× {} with tensor parallelism", e.gpu),
     );
     out.push_str(&r.render());
-    if e.naive.kv_bytes_per_token != e.kv_bytes_per_token {
-        out.push_str(&format!(
-            "\n  The seed articles' formula (2 × 2 × layers × hidden) gives {} per token, {:.1}× this figure: {}.\n",
-            bytes_kib(e.naive.kv_bytes_per_token),
-            e.naive.ratio,
-            e.naive.reason
-        ));
+    footer(&mut out, e);
+    out
+}
+
+fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
+    let mut out = format!(
+        "{} on {} × {} ({} as CUDA reports it), engine: vLLM {}\n  weights {}, KV cache {}, --max-model-len {}, --gpu-memory-utilization {}{}\n\n",
+        e.model,
+        e.gpus,
+        gpu.name,
+        gib(gpu.memory_bytes),
+        setting(e, "vllm_version"),
+        e.quant,
+        e.kv_dtype,
+        e.context,
+        e.utilization,
+        if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU (the worker with the fewest blocks)", e.tp, e.pp, e.dp) } else { String::new() },
+    );
+    let mut r = Rows::default();
+    r.add(
+        "budget",
+        gb_gib(e.usable_bytes),
+        format!(
+            "total × {} (the current vLLM instance can use)",
+            e.utilization
+        ),
+    );
+    r.add("weights", gb_gib(e.weights_bytes), "\"Model loading took\"");
+    r.add(
+        "activation peak",
+        gb_gib(e.activation_bytes),
+        format!(
+            "profile run: {} tokens, {} requests (\"torch peak memory increase\")",
+            setting(e, "max_num_batched_tokens"),
+            setting(e, "max_num_seqs")
+        ),
+    );
+    r.add(
+        "non-torch",
+        gb_gib(e.non_torch_bytes.unwrap_or(0)),
+        "\"non-torch forward increase memory\"",
+    );
+    if e.cuda_graph_bytes.unwrap_or(0) > 0 {
+        r.add(
+            "CUDA graphs",
+            gb_gib(e.cuda_graph_bytes.unwrap_or(0)),
+            "estimate, charged from vLLM 0.20",
+        );
     }
+    let pool = e.kv_pool_bytes.unwrap_or(0);
+    r.add(
+        "KV cache pool",
+        gb_gib(pool),
+        "\"Available KV cache memory\", in whole blocks",
+    );
+    r.rule();
+    r.add(
+        "KV blocks",
+        thousands(e.kv_cache_blocks.unwrap_or(0)),
+        format!(
+            "of {} tokens; {} per token (whole model)",
+            e.block_size.unwrap_or(16),
+            bytes_kib(e.kv_bytes_per_token)
+        ),
+    );
+    r.add(
+        "GPU KV cache size",
+        format!("{} tokens", thousands(e.kv_cache_tokens.unwrap_or(0))),
+        "as vLLM logs it",
+    );
+    r.add(
+        "max concurrency",
+        format!("{:.2}x", e.engine_max_concurrency.unwrap_or(0.0)),
+        format!(
+            "\"Maximum concurrency for {} tokens per request\"",
+            thousands(e.context)
+        ),
+    );
+    r.add(
+        "served at once",
+        thousands(e.max_concurrency),
+        format!(
+            "requests of {} tokens (whole requests, at most --max-num-seqs {}{})",
+            thousands(e.context),
+            setting(e, "max_num_seqs"),
+            if e.dp > 1 { ", × DP" } else { "" }
+        ),
+    );
+    r.add(
+        "KV for the batch",
+        gb_gib(e.kv_cache_bytes),
+        format!(
+            "{} request(s) of {} tokens",
+            thousands(e.batch),
+            thousands(e.context)
+        ),
+    );
+    verdict_rows(&mut r, e);
+    let limit = if e.max_context_limit == "model" {
+        " (the model's own limit)"
+    } else {
+        ""
+    };
+    r.add(
+        "max model len",
+        thousands(e.max_context),
+        format!("tokens at {} request(s){limit}", thousands(e.batch)),
+    );
+    r.add(
+        "fewest GPUs",
+        e.min_gpus
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "none up to 64 at these settings".into()),
+        format!("× {} with --tensor-parallel-size", e.gpu),
+    );
+    out.push_str(&r.render());
+    if !e.stages.is_empty() {
+        out.push_str("\n  Pipeline stages (one GPU each):\n");
+        for s in &e.stages {
+            out.push_str(&format!(
+                "    stage {}: {} layers, weights {}, activations {}, KV budget {}\n",
+                s.stage,
+                s.layers,
+                gib(s.weights_bytes),
+                gib(s.activation_bytes),
+                if s.kv_available_bytes < 0 {
+                    format!("−{}", gib(s.kv_available_bytes.unsigned_abs()))
+                } else {
+                    gib(s.kv_available_bytes as u64)
+                }
+            ));
+        }
+    }
+    footer(&mut out, e);
+    out
+}
+
+fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
+    let layers = e.model_layers.unwrap_or(0);
+    let mut out = format!(
+        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
+        e.model,
+        gpu.name,
+        gib(gpu.memory_bytes),
+        e.engine,
+        e.quant,
+        e.kv_dtype,
+        thousands(e.context),
+        e.batch,
+        e.gpu_layers.unwrap_or(0),
+        layers
+    );
+    let mut r = Rows::default();
+    r.add(
+        "GPU model buffer",
+        gb_gib(e.gpu_model_buffer_bytes.unwrap_or(0)),
+        "layers offloaded (+ output layer)",
+    );
+    r.add(
+        "GPU KV buffer",
+        gb_gib(e.kv_buffer_bytes.unwrap_or(0)),
+        "the offloaded layers' cache",
+    );
+    r.add(
+        "GPU compute buffer",
+        gb_gib(e.compute_buffer_bytes.unwrap_or(0)),
+        if e.engine == "ollama" {
+            "llama.cpp's, for the layers ollama offloads"
+        } else {
+            "estimate of the reserve graph's peak"
+        },
+    );
+    r.add(
+        "reserve",
+        gb_gib(e.overhead_bytes),
+        "CUDA context (ollama MinimumMemory)",
+    );
+    r.rule();
+    r.add(
+        "GPU total",
+        gb_gib(e.total_bytes),
+        format!("of {}", gib(e.gpu_memory_bytes)),
+    );
+    r.add(
+        "host model buffer",
+        gb_gib(e.cpu_model_buffer_bytes.unwrap_or(0)),
+        "token_embd (+ layers left on the CPU)",
+    );
+    r.add(
+        "host KV buffer",
+        gb_gib(e.cpu_kv_buffer_bytes.unwrap_or(0)),
+        "",
+    );
+    r.add(
+        "host compute buffer",
+        gb_gib(e.cpu_compute_buffer_bytes.unwrap_or(0)),
+        "",
+    );
+    r.add(
+        "output buffer",
+        gb_gib(e.output_buffer_bytes.unwrap_or(0)),
+        "logits, host memory",
+    );
+    verdict_rows(&mut r, e);
+    r.add(
+        "largest -ngl that fits",
+        format!("{}/{}", e.max_gpu_layers.unwrap_or(0), layers),
+        if e.engine == "ollama" {
+            "ollama's choice"
+        } else {
+            ""
+        },
+    );
+    let limit = if e.max_context_limit == "model" {
+        " (the model's own limit)"
+    } else {
+        ""
+    };
+    r.add(
+        "max -c",
+        thousands(e.max_context),
+        format!("at this -ngl{limit}"),
+    );
+    out.push_str(&r.render());
+    footer(&mut out, e);
+    out
+}
+
+fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
+    let mut out = format!(
+        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} request(s) × {} tokens\n\n",
+        e.model,
+        e.gpus,
+        gpu.name,
+        gib(gpu.memory_bytes),
+        e.utilization,
+        e.quant,
+        e.kv_dtype,
+        thousands(e.batch),
+        thousands(e.context)
+    );
+    let mut r = Rows::default();
+    r.add(
+        "static budget",
+        gb_gib(e.usable_bytes),
+        format!("total × {}", e.utilization),
+    );
+    r.add("weights", gb_gib(e.weights_bytes), "");
+    r.add(
+        "before load",
+        gb_gib(e.overhead_bytes),
+        "CUDA context (+ NCCL with TP)",
+    );
+    r.add(
+        "token pool",
+        format!("{} tokens", thousands(e.kv_cache_tokens.unwrap_or(0))),
+        gb_gib(e.kv_pool_bytes.unwrap_or(0)),
+    );
+    r.add(
+        "max concurrency",
+        thousands(e.max_concurrency),
+        format!("requests of {} tokens", thousands(e.context)),
+    );
+    verdict_rows(&mut r, e);
+    out.push_str(&r.render());
+    footer(&mut out, e);
     out
 }
 
 fn render_naive(n: &NaiveEstimate) -> String {
-    let mut out = format!("{} with the seed articles' formula (--formula naive)\n\n", n.model);
+    let mut out = format!(
+        "{} with the seed articles' formula (--formula naive)\n\n",
+        n.model
+    );
     let mut r = Rows::default();
-    r.add("parameters", params_short(n.params), "the size in the model's name");
-    r.add("weights", gb_gib(n.weights_bytes), "parameters × 2 bytes (fp16)");
-    r.add("KV per token", bytes_kib(n.kv_bytes_per_token), "2 × 2 bytes × layers × hidden size");
-    r.add("KV cache", gb_gib(n.kv_cache_bytes), "× sequence length × batch");
+    r.add(
+        "parameters",
+        params_short(n.params),
+        "the size in the model's name",
+    );
+    r.add(
+        "weights",
+        gb_gib(n.weights_bytes),
+        "parameters × 2 bytes (fp16)",
+    );
+    r.add(
+        "KV per token",
+        bytes_kib(n.kv_bytes_per_token),
+        "2 × 2 bytes × layers × hidden size",
+    );
+    r.add(
+        "KV cache",
+        gb_gib(n.kv_cache_bytes),
+        "× sequence length × batch",
+    );
     r.add("total", gb_gib(n.total_bytes), "weights + KV cache");
     r.add("GPU memory", gb_gib(n.gpu_memory_bytes), "");
     r.add("free after weights", gb_gib(n.free_bytes), "");
-    r.add("max concurrency", thousands(n.max_concurrency_article), "as the article computes it");
+    r.add(
+        "max concurrency",
+        thousands(n.max_concurrency_article),
+        "as the article computes it",
+    );
     out.push_str(&r.render());
     for note in &n.notes {
         out.push_str(&format!("  note: {note}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn llama_cpp_short_flags_become_long_ones() {
+        let out = expand_engine_short_flags(os(&[
+            "vramplan", "estimate", "-ngl", "20", "-np", "4", "-ctk", "q8_0", "-fa=on", "-ub",
+            "256", "-c", "8192",
+        ]));
+        assert_eq!(
+            out,
+            os(&[
+                "vramplan",
+                "estimate",
+                "--n-gpu-layers",
+                "20",
+                "--parallel",
+                "4",
+                "--cache-type-k",
+                "q8_0",
+                "--flash-attn=on",
+                "--ubatch-size",
+                "256",
+                "-c",
+                "8192"
+            ])
+        );
+        // Values that merely start like a flag are left alone.
+        assert_eq!(expand_engine_short_flags(os(&["-ngl2"])), os(&["-ngl2"]));
+    }
+
+    #[test]
+    fn vllm_quantization_names_map_to_formats() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: EstimateArgs,
+        }
+        let m = catalogue().model("llama-3.1-8b").unwrap();
+        let parse = |q: &str| {
+            weight_format(&Cmd::parse_from(["x", "--quantization", q]).args, m)
+                .unwrap_or_else(|f| panic!("{}", f.message))
+        };
+        assert_eq!(parse("awq_marlin"), WeightFormat::Awq { group: 128 });
+        assert_eq!(parse("bitsandbytes"), WeightFormat::BnbNf4);
+        assert_eq!(parse("q4_k_m"), WeightFormat::parse("q4_k").unwrap());
+        assert_eq!(parse("compressed-tensors"), m.native_format());
+        // vLLM and llama.cpp flag names parse into the same fields.
+        let a = Cmd::parse_from([
+            "x",
+            "--tensor-parallel-size",
+            "2",
+            "--max-model-len",
+            "4096",
+            "--kv-cache-dtype",
+            "fp8",
+            "--ngl",
+            "7",
+            "--np",
+            "3",
+        ])
+        .args;
+        assert_eq!(
+            (
+                a.tp,
+                a.context,
+                a.kv_dtype.as_str(),
+                a.n_gpu_layers,
+                a.parallel
+            ),
+            (Some(2), 4096, "fp8", Some(7), Some(3))
+        );
+    }
 }

@@ -42,10 +42,17 @@ const ACTIVATION_BYTES: u64 = 2;
 pub fn activation_bytes(model: &ModelDesc, tokens: u64, sequences: u64, tp: u64) -> u64 {
     let tp = tp.max(1);
     let h = model.hidden_size;
-    let (heads, kv, d) = (model.num_attention_heads, model.num_kv_heads, model.head_dim);
+    let (heads, kv, d) = (
+        model.num_attention_heads,
+        model.num_kv_heads,
+        model.head_dim,
+    );
     let attention = (2 * heads * d + 2 * kv * d) / tp;
     let width = match &model.moe {
-        Some(m) => m.experts_per_token * m.expert_intermediate_size + m.shared_experts * m.shared_expert_intermediate_size,
+        Some(m) => {
+            m.experts_per_token * m.expert_intermediate_size
+                + m.shared_experts * m.shared_expert_intermediate_size
+        }
         None => model.intermediate_size,
     };
     let mlp = match model.mlp {
@@ -53,12 +60,19 @@ pub fn activation_bytes(model: &ModelDesc, tokens: u64, sequences: u64, tp: u64)
         MlpKind::Plain => 2 * width,
     } / tp;
     let per_token = (2 * h + attention.max(mlp)) * ACTIVATION_BYTES;
-    let logits = sequences.min(tokens).saturating_mul(model.vocab_size / tp).saturating_mul(4 * 2);
+    let logits = sequences
+        .min(tokens)
+        .saturating_mul(model.vocab_size / tp)
+        .saturating_mul(4 * 2);
     tokens.saturating_mul(per_token).saturating_add(logits)
 }
 
 /// Runtime memory outside weights, KV and activations on each GPU.
 pub fn overhead_bytes(gpus_per_replica: u64) -> u64 {
-    let comm = if gpus_per_replica > 1 { COMMUNICATION_BYTES } else { 0 };
+    let comm = if gpus_per_replica > 1 {
+        COMMUNICATION_BYTES
+    } else {
+        0
+    };
     CUDA_CONTEXT_BYTES + RUNTIME_BUFFERS_BYTES + comm
 }

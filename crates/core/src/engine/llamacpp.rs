@@ -1,0 +1,928 @@
+//! llama.cpp: the buffers llama.cpp allocates for a GGUF model — model buffers per device for
+//! `-ngl` offloaded layers, the KV cache for `-c` cells over `-np` sequences with
+//! `-ctk`/`-ctv`, the compute buffers of the worst-case graph, and the logits buffer.
+//! Rules from shared/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
+//!
+//! The KV buffer is exact (cells, padding, streams, SWA sizes, quantized row sizes); the compute
+//! buffer is an estimate of the peak that ggml-alloc finds for the reserve graph.
+
+use crate::estimate::{Assumption, Config, Estimate, Setting};
+use crate::ggml::GgmlType;
+use crate::gpu::Gpu;
+use crate::model::{LayerCache, ModelDesc, Split, Stage, Tensor};
+use crate::precision::{KvDtype, Role, WeightFormat};
+use crate::units::MIB;
+
+const CONTEXT: &str = "src/llama-context.cpp";
+const KV_CACHE: &str = "src/llama-kv-cache.cpp";
+const KV_ISWA: &str = "src/llama-kv-cache-iswa.cpp";
+const MODEL: &str = "src/llama-model.cpp";
+
+/// llama.cpp pads the context to 256 cells (llama-context.cpp: `n_ctx = GGML_PAD(n_ctx, 256)`;
+/// the KV cache pads its size to 256 as well, llama-kv-cache.cpp `get_padding`).
+pub const CTX_PAD: u64 = 256;
+
+/// Memory every CUDA process holds outside llama.cpp's buffers; ollama reserves 457 MiB per
+/// CUDA GPU for it (ollama ml/device.go `MinimumMemory`), and the same reserve is used here
+/// for the largest -ngl that fits.
+pub const GPU_RESERVE_BYTES: u64 = 457 * MIB;
+
+/// `-fa on|off|auto`. Auto turns flash attention on where the backend supports it (CPU and
+/// CUDA do; llama-context.cpp resolves "auto" after a test graph), so auto counts as on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashAttn {
+    On,
+    Off,
+    Auto,
+}
+
+impl FlashAttn {
+    pub fn parse(text: &str) -> Result<FlashAttn, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "on" | "1" | "true" | "enabled" => Ok(FlashAttn::On),
+            "off" | "0" | "false" | "disabled" => Ok(FlashAttn::Off),
+            "auto" | "-1" => Ok(FlashAttn::Auto),
+            _ => Err(format!("flash attention '{text}': use on, off or auto")),
+        }
+    }
+    pub fn enabled(&self) -> bool {
+        !matches!(self, FlashAttn::Off)
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlashAttn::On => "on",
+            FlashAttn::Off => "off",
+            FlashAttn::Auto => "auto",
+        }
+    }
+}
+
+/// The llama.cpp settings that size memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaCppArgs {
+    /// `-c`: total context cells (0 = the model's training context, common.h).
+    pub n_ctx: u64,
+    /// `-np`: sequences (server slots).
+    pub n_seq: u64,
+    /// `--kv-unified`: one cache shared by all sequences (else one stream per sequence).
+    pub kv_unified: bool,
+    /// `-b` (default 2048) and `-ub` (default 512), common/common.h.
+    pub n_batch: u64,
+    pub n_ubatch: u64,
+    pub type_k: KvDtype,
+    pub type_v: KvDtype,
+    pub flash_attn: FlashAttn,
+    /// `--swa-full`: full-size caches for sliding-window layers.
+    pub swa_full: bool,
+    /// `-ngl`: layers on the GPU, counting the output layer as the last (None = the largest
+    /// that fits the GPU, as ollama chooses).
+    pub n_gpu_layers: Option<u64>,
+    /// `--no-kv-offload` clears it: the KV cache stays in host memory.
+    pub offload_kqv: bool,
+}
+
+impl Default for LlamaCppArgs {
+    fn default() -> Self {
+        LlamaCppArgs {
+            n_ctx: 4096,
+            n_seq: 1,
+            kv_unified: false,
+            n_batch: 2048,
+            n_ubatch: 512,
+            type_k: KvDtype::F16,
+            type_v: KvDtype::F16,
+            flash_attn: FlashAttn::Auto,
+            swa_full: false,
+            n_gpu_layers: None,
+            offload_kqv: true,
+        }
+    }
+}
+
+/// How each tensor of a GGUF file is stored. Real files mix types (llama-quant.cpp keeps the
+/// output layer and some attn_v/ffn_down at higher precision); `uniform` is the plain case,
+/// `by_role` describes a file whose mix is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeMix {
+    pub embedding: GgmlType,
+    pub output: GgmlType,
+    /// attn_q and attn_o (and MLA projections).
+    pub attn_qo: GgmlType,
+    /// attn_k and attn_v.
+    pub attn_kv: GgmlType,
+    /// Dense MLP and shared experts.
+    pub ffn: GgmlType,
+    /// Routed experts.
+    pub experts: GgmlType,
+    /// Everything else 2-D (routers, Mamba projections, vision).
+    pub other: GgmlType,
+}
+
+impl TypeMix {
+    pub fn uniform(t: GgmlType) -> TypeMix {
+        TypeMix {
+            embedding: t,
+            output: t,
+            attn_qo: t,
+            attn_kv: t,
+            ffn: t,
+            experts: t,
+            other: t,
+        }
+    }
+
+    /// A GGUF type for a weight format (16-bit formats map to F16/BF16/F32).
+    pub fn from_format(f: WeightFormat) -> Result<TypeMix, String> {
+        let t = match f {
+            WeightFormat::Gguf(g) => g,
+            WeightFormat::F32 => GgmlType::by_name("F32").expect("F32"),
+            WeightFormat::F16 => GgmlType::by_name("F16").expect("F16"),
+            WeightFormat::Bf16 => GgmlType::by_name("BF16").expect("BF16"),
+            other => {
+                return Err(format!(
+                    "llama.cpp loads GGUF files: '{}' is not a GGUF type; use e.g. q4_k, q8_0, f16 (or inspect the .gguf file)",
+                    other.name()
+                ))
+            }
+        };
+        Ok(TypeMix::uniform(t))
+    }
+
+    /// Type of one tensor; 1-D tensors (norms, biases) are F32 (llama-quant.cpp never
+    /// quantizes them).
+    pub fn type_of(&self, t: &Tensor) -> GgmlType {
+        if t.role == Role::Small && t.cols == 1 {
+            return GgmlType::by_name("F32").expect("F32");
+        }
+        match (t.role, t.split) {
+            (Role::Embedding, _) => self.embedding,
+            (Role::LmHead, _) => self.output,
+            (Role::Attention, Split::KvRows) => self.attn_kv,
+            (Role::Attention, _) => self.attn_qo,
+            (Role::Mlp, _) => self.ffn,
+            (Role::Expert, _) => self.experts,
+            // 2-D "small" tensors (learned positions, conv kernels) stay F32 in llama.cpp files.
+            (Role::Small, _) => GgmlType::by_name("F32").expect("F32"),
+            _ => self.other,
+        }
+    }
+
+    pub fn tensor_bytes(&self, t: &Tensor) -> u64 {
+        self.type_of(t)
+            .row_bytes(t.cols)
+            .saturating_mul(t.rows)
+            .saturating_mul(t.count)
+    }
+}
+
+/// Weight bytes of a GGUF model split the way llama.cpp places them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgufWeights {
+    /// token_embd: always on the CPU (llama-model.cpp: "there is very little benefit to
+    /// offloading the input layer, so always keep it on the CPU").
+    pub input: u64,
+    /// Each decoder layer's tensors.
+    pub layers: Vec<u64>,
+    /// output_norm + output (for tied embeddings llama.cpp loads token_embd a second time as
+    /// the output tensor, TENSOR_DUPLICATED, llama-model.cpp `load_tensors`).
+    pub output: u64,
+}
+
+impl GgufWeights {
+    pub fn of(model: &ModelDesc, mix: &TypeMix) -> GgufWeights {
+        let inv = model.inventory();
+        let per_shape: Vec<u64> = inv
+            .shapes
+            .iter()
+            .map(|s| s.tensors.iter().map(|t| mix.tensor_bytes(t)).sum())
+            .collect();
+        let layers = inv
+            .layer_shape
+            .iter()
+            .map(|&s| per_shape[s as usize])
+            .collect();
+        let (mut input, mut output) = (0u64, 0u64);
+        for (stage, t) in &inv.global {
+            let b = mix.tensor_bytes(t);
+            match stage {
+                Stage::First => input += b,
+                Stage::Last => output += b,
+            }
+            if model.tie_embeddings && t.role == Role::Embedding {
+                // The tied head is the embedding again, in the output type.
+                output += mix.output.row_bytes(t.cols).saturating_mul(t.rows);
+            }
+        }
+        GgufWeights {
+            input,
+            layers,
+            output,
+        }
+    }
+
+    pub fn total_in_file(&self, model: &ModelDesc, mix: &TypeMix) -> u64 {
+        // The file stores the tied embedding once.
+        let dup = if model.tie_embeddings {
+            mix.output
+                .row_bytes(model.hidden_size)
+                .saturating_mul(model.vocab_size)
+        } else {
+            0
+        };
+        self.input + self.layers.iter().sum::<u64>() + self.output - dup
+    }
+}
+
+/// The KV cache of one kind of layers (llama_kv_cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvCache {
+    /// Cells per stream.
+    pub cells: u64,
+    pub streams: u64,
+    pub layers: u64,
+    pub k_bytes: u64,
+    pub v_bytes: u64,
+    pub swa: bool,
+}
+
+impl KvCache {
+    pub fn bytes(&self) -> u64 {
+        self.k_bytes + self.v_bytes
+    }
+}
+
+/// Context sizes as llama.cpp resolves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextSizes {
+    /// n_ctx after padding (total over streams).
+    pub n_ctx: u64,
+    /// Cells per sequence (n_ctx_seq).
+    pub n_ctx_seq: u64,
+    pub streams: u64,
+    pub n_batch: u64,
+    pub n_ubatch: u64,
+}
+
+/// llama-context.cpp `llama_context` constructor: n_ctx padded to 256; non-unified caches
+/// split it per sequence, n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256), n_ctx = n_ctx_seq ×
+/// n_seq_max; n_batch = min(n_ctx as requested, n_batch) and n_ubatch = min(n_batch, n_ubatch).
+pub fn context_sizes(model: &ModelDesc, a: &LlamaCppArgs) -> ContextSizes {
+    let requested = if a.n_ctx == 0 {
+        model.max_context
+    } else {
+        a.n_ctx
+    };
+    let n_seq = a.n_seq.max(1);
+    let padded = crate::units::div_ceil(requested, CTX_PAD) * CTX_PAD;
+    let (n_ctx, n_ctx_seq, streams) = if a.kv_unified || n_seq == 1 {
+        (padded, padded, 1)
+    } else {
+        let per = crate::units::div_ceil(padded / n_seq, CTX_PAD).max(1) * CTX_PAD;
+        (per * n_seq, per, n_seq)
+    };
+    let n_batch = a.n_batch.min(requested).max(1);
+    let n_ubatch = a.n_ubatch.min(n_batch).max(1);
+    ContextSizes {
+        n_ctx,
+        n_ctx_seq,
+        streams,
+        n_batch,
+        n_ubatch,
+    }
+}
+
+/// Whether llama.cpp gives this architecture sliding-window caches: it does for Gemma 2/3,
+/// Cohere 2, gpt-oss and Llama 4 (chunked); for others it ignores the config's window — Phi-3:
+/// "Phi SWA is currently disabled", and the llama architecture (Mistral 7B v0.1) has no SWA
+/// (src/llama-model.cpp `load_hparams`, per-architecture `swa_type`).
+pub fn honours_sliding_window(model: &ModelDesc) -> bool {
+    let f = model
+        .family
+        .to_ascii_lowercase()
+        .replace([' ', '-', '_'], "");
+    ["gemma2", "gemma3", "cohere2", "gptoss", "llama4"]
+        .iter()
+        .any(|a| f.starts_with(a))
+}
+
+/// The KV caches of `layers` (llama-kv-cache.cpp: per layer K = [n_embd_k_gqa, kv_size,
+/// n_stream] of type_k, V likewise; llama-kv-cache-iswa.cpp for sliding-window models: the SWA
+/// cache holds min(n_ctx_seq, GGML_PAD(n_swa × (unified ? n_seq : 1) + n_ubatch, 256)) cells
+/// unless --swa-full). Row sizes are ggml's (quantized types in blocks of 32).
+pub fn kv_caches(
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    layers: impl Iterator<Item = u64>,
+) -> Vec<KvCache> {
+    let cs = context_sizes(model, a);
+    let row = match &model.mla {
+        // MLA caches the latent: K row = kv_lora_rank + rope dims; V is a view of it.
+        Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
+        None => model.num_kv_heads * model.head_dim,
+    };
+    let v_row = if model.mla.is_some() { 0 } else { row };
+    let mut full = KvCache {
+        cells: cs.n_ctx_seq,
+        streams: cs.streams,
+        layers: 0,
+        k_bytes: 0,
+        v_bytes: 0,
+        swa: false,
+    };
+    let mut windows: Vec<(u64, KvCache)> = Vec::new();
+    let swa = honours_sliding_window(model);
+    for i in layers {
+        match model.layer_cache(i) {
+            LayerCache::Full => full.layers += 1,
+            LayerCache::Window(_) if !swa => full.layers += 1,
+            LayerCache::Window(w) => {
+                let cells = if a.swa_full {
+                    cs.n_ctx_seq
+                } else {
+                    let seqs = if a.kv_unified { a.n_seq.max(1) } else { 1 };
+                    let want = w.saturating_mul(seqs).saturating_add(cs.n_ubatch);
+                    cs.n_ctx_seq
+                        .min(crate::units::div_ceil(want, CTX_PAD) * CTX_PAD)
+                };
+                match windows.iter_mut().find(|(win, _)| *win == w) {
+                    Some((_, c)) => c.layers += 1,
+                    None => windows.push((
+                        w,
+                        KvCache {
+                            cells,
+                            streams: cs.streams,
+                            layers: 1,
+                            k_bytes: 0,
+                            v_bytes: 0,
+                            swa: true,
+                        },
+                    )),
+                }
+            }
+            // Recurrent layers keep no KV (their state is llama-memory-recurrent's, not modelled here).
+            LayerCache::State => {}
+        }
+    }
+    let mut out = Vec::new();
+    for mut c in std::iter::once(full).chain(windows.into_iter().map(|w| w.1)) {
+        if c.layers == 0 && c.swa {
+            continue;
+        }
+        let cells = c.cells.saturating_mul(c.streams).saturating_mul(c.layers);
+        c.k_bytes = a.type_k.row_bytes(row).saturating_mul(cells);
+        c.v_bytes = a.type_v.row_bytes(v_row).saturating_mul(cells);
+        out.push(c);
+    }
+    out
+}
+
+/// Peak of the reserve graph's buffers (llama-context.cpp `graph_reserve` builds the
+/// worst-case graph with n_ubatch tokens, every token an output, over the full cache; ggml-alloc
+/// reuses memory once a tensor's last consumer ran). The estimate takes the largest of three
+/// phases, all f32:
+/// - attention: the KQ mask [n_kv, tokens] (f16 with flash attention, f32 without; a second
+///   one for the sliding-window layers of an iSWA cache, llama-graph.cpp
+///   `build_attn_inp_kv_iswa`), alive through every layer; the residual stream and the normed
+///   input, Q, and the new K and V rows ([tokens, 2·n_embd + n_head·d + 2·n_head_kv·d]); Gemma
+///   also keeps its scaled input embeddings (llama-model.cpp `llm_build_gemma2`: ggml_scale by
+///   sqrt(n_embd)); without flash attention the KQ scores [n_kv, tokens, n_head], with it the
+///   attention output [tokens, n_head·d];
+/// - feed-forward: residual, normed input, gate and up [tokens, n_ff], plus the mask(s);
+/// - output: logits [n_vocab, tokens] plus the final norm and residual.
+///
+/// Not a ggml-alloc simulation: where freed tensors leave holes the logits cannot use, the
+/// allocator's peak is higher by a few tens of MiB (see the calibration table).
+pub fn compute_buffer_bytes(
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    with_output: bool,
+    with_layers: bool,
+) -> u64 {
+    let cs = context_sizes(model, a);
+    let t = cs.n_ubatch;
+    let (e, v) = (model.hidden_size, model.vocab_size);
+    let hd = model.num_attention_heads * model.head_dim;
+    let kvd = model.num_kv_heads * model.head_dim;
+    let ff = match &model.moe {
+        Some(m) => (m.experts_per_token * m.expert_intermediate_size)
+            .max(m.dense_intermediate_size.unwrap_or(0)),
+        None => model.intermediate_size,
+    };
+    let n_kv = cs.n_ctx_seq;
+    let streams = cs.streams;
+    let fa = a.flash_attn.enabled();
+    let tokens_per_stream = crate::units::div_ceil(t, streams);
+    let mask_of = |cells: u64| {
+        cells
+            .saturating_mul(tokens_per_stream)
+            .saturating_mul(streams)
+            .saturating_mul(if fa { 2 } else { 4 })
+    };
+    // One mask per cache, over that cache's cells (the SWA cache is smaller unless --swa-full).
+    let masks: u64 = kv_caches(model, a, 0..model.num_layers)
+        .iter()
+        .map(|c| mask_of(c.cells))
+        .sum::<u64>()
+        .max(mask_of(n_kv));
+    let scaled_input = if model.family.to_ascii_lowercase().starts_with("gemma") {
+        e
+    } else {
+        0
+    };
+    let live = 2 * e + hd + 2 * kvd + scaled_input;
+    let attention = if fa {
+        t.saturating_mul(4).saturating_mul(live + hd)
+    } else {
+        let kq = n_kv
+            .saturating_mul(t)
+            .saturating_mul(model.num_attention_heads)
+            .saturating_mul(4);
+        kq.saturating_add(t.saturating_mul(4).saturating_mul(live))
+    };
+    let ffn = t.saturating_mul(4).saturating_mul(2 * e + 2 * ff);
+    let output = t.saturating_mul(4).saturating_mul(v + 2 * e);
+    let mut peak = 0;
+    if with_layers {
+        peak = attention.max(ffn).saturating_add(masks);
+    }
+    if with_output {
+        peak = peak.max(output);
+    }
+    peak
+}
+
+/// Host-side inputs of the graph when the layers run on a GPU: the token embeddings (get_rows
+/// on the CPU-resident token_embd, [n_embd, tokens] f32) and the KQ mask, built on the host
+/// ("CUDA_Host compute buffer").
+pub fn host_input_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> u64 {
+    let cs = context_sizes(model, a);
+    let t = cs.n_ubatch;
+    let mask = cs
+        .n_ctx_seq
+        .saturating_mul(t)
+        .saturating_mul(if a.flash_attn.enabled() { 2 } else { 4 });
+    t.saturating_mul(model.hidden_size)
+        .saturating_mul(4)
+        .saturating_add(mask)
+}
+
+/// Logits buffer in host memory: n_vocab × n_seq_max × 4 B (llama-context.cpp
+/// `output_reserve`: one output row per sequence for generation).
+pub fn output_buffer_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> u64 {
+    model
+        .vocab_size
+        .saturating_mul(a.n_seq.max(1))
+        .saturating_mul(4)
+}
+
+/// Everything llama.cpp allocates for one placement of layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffers {
+    /// Layers on the GPU, llama.cpp's count (n_layer + 1 when the output layer is too).
+    pub gpu_layers: u64,
+    pub gpu_model: u64,
+    pub cpu_model: u64,
+    pub gpu_kv: u64,
+    pub cpu_kv: u64,
+    pub gpu_compute: u64,
+    pub cpu_compute: u64,
+    pub output: u64,
+    pub caches: Vec<KvCache>,
+}
+
+impl Buffers {
+    pub fn gpu_total(&self) -> u64 {
+        self.gpu_model + self.gpu_kv + self.gpu_compute
+    }
+}
+
+/// Buffers for `ngl` layers on one GPU (llama-model.cpp `load_tensors`: layer il is on the GPU
+/// when il ≥ n_layer − ngl; the output layer when ngl > n_layer; KV of each layer on that
+/// layer's device when offload_kqv, llama-kv-cache.cpp).
+pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: u64) -> Buffers {
+    let n_layer = model.num_layers;
+    let ngl = ngl.min(n_layer + 1);
+    let first_gpu = n_layer.saturating_sub(ngl);
+    let output_on_gpu = ngl > n_layer;
+    let gpu_layer_weights: u64 = weights.layers[first_gpu as usize..].iter().sum();
+    let cpu_layer_weights: u64 = weights.layers[..first_gpu as usize].iter().sum();
+    let (gpu_model, mut cpu_model) = (gpu_layer_weights, weights.input + cpu_layer_weights);
+    let gpu_model = if output_on_gpu {
+        gpu_model + weights.output
+    } else {
+        gpu_model
+    };
+    if !output_on_gpu {
+        cpu_model += weights.output;
+    }
+    let gpu_caches = kv_caches(model, a, first_gpu..n_layer);
+    let cpu_caches = kv_caches(model, a, 0..first_gpu);
+    let gpu_kv_raw: u64 = gpu_caches.iter().map(KvCache::bytes).sum();
+    let cpu_kv_raw: u64 = cpu_caches.iter().map(KvCache::bytes).sum();
+    let (gpu_kv, cpu_kv) = if a.offload_kqv {
+        (gpu_kv_raw, cpu_kv_raw)
+    } else {
+        (0, gpu_kv_raw + cpu_kv_raw)
+    };
+    let any_gpu = ngl > 0;
+    let gpu_compute = if any_gpu {
+        compute_buffer_bytes(model, a, output_on_gpu, true)
+    } else {
+        0
+    };
+    let cpu_compute = if any_gpu {
+        let cpu_side = compute_buffer_bytes(model, a, !output_on_gpu, first_gpu > 0);
+        host_input_bytes(model, a).max(cpu_side)
+    } else {
+        compute_buffer_bytes(model, a, true, true)
+    };
+    Buffers {
+        gpu_layers: ngl,
+        gpu_model,
+        cpu_model,
+        gpu_kv,
+        cpu_kv,
+        gpu_compute,
+        cpu_compute,
+        output: output_buffer_bytes(model, a),
+        caches: kv_caches(model, a, 0..n_layer),
+    }
+}
+
+/// Largest -ngl whose GPU buffers fit `gpu_bytes` after the per-GPU reserve (0 if none).
+pub fn max_gpu_layers(
+    model: &ModelDesc,
+    weights: &GgufWeights,
+    a: &LlamaCppArgs,
+    gpu_bytes: u64,
+) -> u64 {
+    let budget = gpu_bytes.saturating_sub(GPU_RESERVE_BYTES);
+    // GPU buffers grow with every layer moved to the GPU, so scan from the top.
+    (0..=model.num_layers + 1)
+        .rev()
+        .find(|&n| n == 0 || buffers(model, weights, a, n).gpu_total() <= budget)
+        .unwrap_or(0)
+}
+
+/// Checks llama.cpp's own refusals (llama-context.cpp `llama_init_from_model`).
+pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
+    let quantized = |k: KvDtype| matches!(k, KvDtype::Ggml(_));
+    if quantized(a.type_v) && !a.flash_attn.enabled() {
+        return Err("llama.cpp refuses a quantized V cache without flash attention (\"quantized V cache requires flash_attn to be enabled\", src/llama-context.cpp): add -fa on or use -ctv f16".into());
+    }
+    for (name, k) in [("-ctk", a.type_k), ("-ctv", a.type_v)] {
+        match k {
+            KvDtype::F32 | KvDtype::F16 | KvDtype::Bf16 | KvDtype::Ggml(_) => {}
+            other => return Err(format!("llama.cpp has no '{}' cache type for {name}; use f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 or q5_1 (common/arg.cpp)", other.name())),
+        }
+    }
+    if let KvDtype::Ggml(g) = a.type_k {
+        if model.head_dim % g.block as u64 != 0 {
+            return Err(format!("a {} K cache needs the head size ({}) to be a multiple of {} (src/llama-context.cpp)", g.name, model.head_dim, g.block));
+        }
+    }
+    if a.n_seq == 0 || a.n_seq > 4096 {
+        return Err("-np must be between 1 and 4096 sequences".into());
+    }
+    if a.n_ubatch == 0 || a.n_batch == 0 {
+        return Err("-b and -ub must be at least 1".into());
+    }
+    if a.n_ctx > 1 << 34 {
+        return Err(format!("-c {} is absurd (limit 2^34)", a.n_ctx));
+    }
+    Ok(())
+}
+
+/// The llama.cpp estimate on one GPU. `config.context` is `-c` (total cells) and
+/// `config.batch` is `-np`.
+pub fn estimate(
+    model: &ModelDesc,
+    gpu: &Gpu,
+    config: Config,
+    mix: &TypeMix,
+    a: &LlamaCppArgs,
+) -> Result<Estimate, String> {
+    check(model, a)?;
+    if config.parallel.gpus() > 1 {
+        return Err("the llama.cpp profile models one GPU (llama.cpp splits layers with --tensor-split, not tensor parallelism); use --engine vllm or sglang for TP/PP".into());
+    }
+    let weights = GgufWeights::of(model, mix);
+    let inv = model.inventory();
+    let best = max_gpu_layers(model, &weights, a, gpu.memory_bytes);
+    let ngl = a
+        .n_gpu_layers
+        .map(|n| n.min(model.num_layers + 1))
+        .unwrap_or(best);
+    let b = buffers(model, &weights, a, ngl);
+    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "llamacpp");
+    let cs = context_sizes(model, a);
+    e.context = cs.n_ctx;
+    e.batch = a.n_seq;
+    e.kv_dtype = if a.type_k == a.type_v {
+        a.type_k.name()
+    } else {
+        format!("{}/{}", a.type_k.name(), a.type_v.name())
+    };
+    e.quant = if *mix == TypeMix::uniform(mix.ffn) {
+        mix.ffn.name.to_ascii_lowercase()
+    } else {
+        "mixed".into()
+    };
+    e.weights_bytes = b.gpu_model;
+    e.kv_cache_bytes = b.gpu_kv + b.cpu_kv;
+    e.activation_bytes = b.gpu_compute;
+    e.overhead_bytes = GPU_RESERVE_BYTES;
+    e.gpu_model_buffer_bytes = Some(b.gpu_model);
+    e.cpu_model_buffer_bytes = Some(b.cpu_model);
+    e.kv_buffer_bytes = Some(b.gpu_kv);
+    e.cpu_kv_buffer_bytes = Some(b.cpu_kv);
+    e.compute_buffer_bytes = Some(b.gpu_compute);
+    e.cpu_compute_buffer_bytes = Some(b.cpu_compute);
+    e.output_buffer_bytes = Some(b.output);
+    e.gpu_layers = Some(ngl);
+    e.max_gpu_layers = Some(best);
+    e.model_layers = Some(model.num_layers + 1);
+    e.utilization = 1.0;
+    let needed = b.gpu_total() + GPU_RESERVE_BYTES;
+    e.set_verdict(needed, gpu.memory_bytes);
+    // Sequences of n_ctx_seq cells that the cache holds: -np slots (each its own cells).
+    e.max_concurrency = if e.fits { a.n_seq } else { 0 };
+    // Largest -c whose buffers still fit with this -ngl.
+    let fits_ctx = |c: u64| {
+        let mut t = a.clone();
+        t.n_ctx = c;
+        buffers(model, &weights, &t, ngl).gpu_total() + GPU_RESERVE_BYTES <= gpu.memory_bytes
+    };
+    let mut max_ctx = 0;
+    if fits_ctx(CTX_PAD) {
+        let (mut lo, mut hi) = (
+            CTX_PAD,
+            model
+                .max_context
+                .saturating_mul(a.n_seq.max(1))
+                .max(CTX_PAD),
+        );
+        if fits_ctx(hi) {
+            lo = hi;
+        } else {
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if fits_ctx(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+        }
+        max_ctx = lo;
+    }
+    let model_cap = model.max_context.saturating_mul(a.n_seq.max(1));
+    e.max_context = max_ctx.min(model_cap);
+    e.max_context_limit = if max_ctx >= model_cap {
+        "model"
+    } else {
+        "memory"
+    };
+    e.min_gpus = None;
+    e.engine_settings = vec![
+        Setting {
+            name: "n_ctx",
+            value: format!(
+                "{} ({} per sequence × {} stream{})",
+                cs.n_ctx,
+                cs.n_ctx_seq,
+                cs.streams,
+                if cs.streams == 1 { "" } else { "s" }
+            ),
+            origin: format!("-c {}, padded to 256 ({CONTEXT})", a.n_ctx),
+        },
+        Setting {
+            name: "n_seq_max",
+            value: a.n_seq.to_string(),
+            origin: "-np".into(),
+        },
+        Setting {
+            name: "kv_unified",
+            value: a.kv_unified.to_string(),
+            origin: "--kv-unified".into(),
+        },
+        Setting {
+            name: "n_batch",
+            value: cs.n_batch.to_string(),
+            origin: "-b (default 2048), at most n_ctx".into(),
+        },
+        Setting {
+            name: "n_ubatch",
+            value: cs.n_ubatch.to_string(),
+            origin: "-ub (default 512), at most n_batch".into(),
+        },
+        Setting {
+            name: "type_k",
+            value: a.type_k.name(),
+            origin: "-ctk (default f16)".into(),
+        },
+        Setting {
+            name: "type_v",
+            value: a.type_v.name(),
+            origin: "-ctv (default f16)".into(),
+        },
+        Setting {
+            name: "flash_attn",
+            value: a.flash_attn.name().into(),
+            origin: "-fa (default auto = on for CUDA/CPU)".into(),
+        },
+        Setting {
+            name: "n_gpu_layers",
+            value: ngl.to_string(),
+            origin: if a.n_gpu_layers.is_some() {
+                "-ngl".into()
+            } else {
+                "largest that fits the GPU".into()
+            },
+        },
+        Setting {
+            name: "swa_full",
+            value: a.swa_full.to_string(),
+            origin: "--swa-full".into(),
+        },
+    ];
+    e.assumptions = vec![
+        Assumption {
+            figure: "model buffers",
+            formula: "token_embd on the CPU; layer il on the GPU when il ≥ n_layer − ngl; output layer (output_norm + output, a second copy of token_embd when tied) on the GPU when ngl > n_layer".into(),
+            source: MODEL,
+        },
+        Assumption {
+            figure: "kv_buffer",
+            formula: "Σ layers (row_size(type_k, n_embd_k_gqa) + row_size(type_v, n_embd_v_gqa)) × cells × streams; cells = pad(n_ctx, 256) (per stream pad(n_ctx/np, 256) unless unified); SWA layers min(cells, pad(n_swa + n_ubatch, 256))".into(),
+            source: KV_CACHE,
+        },
+        Assumption {
+            figure: "compute_buffer",
+            formula: "largest of attention (KQ scores [n_kv × n_ubatch × heads] f32 without flash attention, + mask), feed-forward and output (logits [n_vocab × n_ubatch] f32) phases; an estimate of ggml-alloc's peak".into(),
+            source: "src/llama-context.cpp graph_reserve; src/llama-graph.cpp",
+        },
+        Assumption { figure: "reserve", formula: "457 MiB per GPU outside llama.cpp's buffers (CUDA context)".into(), source: "ollama ml/device.go MinimumMemory" },
+        Assumption { figure: "sliding window", formula: "SWA cache size".into(), source: KV_ISWA },
+    ];
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+
+    fn q(name: &str) -> GgmlType {
+        GgmlType::by_name(name).unwrap()
+    }
+
+    #[test]
+    fn context_padding_and_streams() {
+        let m = catalogue().model("llama-3.1-8b").unwrap();
+        let a = |n_ctx, n_seq, kv_unified| LlamaCppArgs {
+            n_ctx,
+            n_seq,
+            kv_unified,
+            ..LlamaCppArgs::default()
+        };
+        // 1000 → 1024 cells; n_batch = min(2048, 1000) = 1000; n_ubatch 512.
+        let c = context_sizes(m, &a(1000, 1, false));
+        assert_eq!(
+            (c.n_ctx, c.n_ctx_seq, c.streams, c.n_batch, c.n_ubatch),
+            (1024, 1024, 1, 1000, 512)
+        );
+        // 5000 over 3 split sequences: pad(5000) = 5120; 5120 / 3 = 1706 → pad 1792; n_ctx 5376.
+        let c = context_sizes(m, &a(5000, 3, false));
+        assert_eq!((c.n_ctx, c.n_ctx_seq, c.streams), (5376, 1792, 3));
+        // 512 over 4 split: 512 / 4 = 128 → 256 cells each, n_ctx 1024; unified keeps 512 × 1.
+        assert_eq!(context_sizes(m, &a(512, 4, false)).n_ctx, 1024);
+        assert_eq!(context_sizes(m, &a(512, 4, true)).n_ctx_seq, 512);
+    }
+
+    #[test]
+    fn kv_bytes_by_hand() {
+        // Llama-3.1-8B, -c 8192, f16: 32 layers × 8192 cells × (1024 + 1024) × 2 B = 1 GiB.
+        let m = catalogue().model("llama-3.1-8b").unwrap();
+        let a = LlamaCppArgs {
+            n_ctx: 8192,
+            ..LlamaCppArgs::default()
+        };
+        let c = kv_caches(m, &a, 0..32);
+        assert_eq!(c.iter().map(KvCache::bytes).sum::<u64>(), 1 << 30);
+        // q8_0 K, f16 V: K rows 1024 × 34/32 = 1088 B → 32 × 8192 × (1088 + 2048) = 822,083,584 B.
+        let a8 = LlamaCppArgs {
+            type_k: KvDtype::parse("q8_0").unwrap(),
+            ..a.clone()
+        };
+        assert_eq!(
+            kv_caches(m, &a8, 0..32)
+                .iter()
+                .map(KvCache::bytes)
+                .sum::<u64>(),
+            822_083_584
+        );
+    }
+
+    #[test]
+    fn sliding_window_cache_by_hand() {
+        // Gemma-2-9B: 42 layers, 21 SWA (window 4096). -c 32768, ub 512: SWA cells =
+        // pad(4096 + 512, 256) = 4608; full cells 32768. Row = 8 heads × 256 = 2048 (f16 4096 B).
+        let g = catalogue().model("gemma-2-9b-it").unwrap();
+        let a = LlamaCppArgs {
+            n_ctx: 32768,
+            ..LlamaCppArgs::default()
+        };
+        let c = kv_caches(g, &a, 0..42);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].cells, c[0].layers), (32768, 21));
+        assert_eq!((c[1].cells, c[1].layers), (4608, 21));
+        // 21 × (32768 + 4608) × 4096 × 2 B = 21 × 37,376 × 8,192 = 6,429,868,032 B.
+        assert_eq!(c.iter().map(KvCache::bytes).sum::<u64>(), 6_429_868_032);
+        // --swa-full: both at 32768.
+        let full = LlamaCppArgs {
+            swa_full: true,
+            ..a
+        };
+        assert_eq!(
+            kv_caches(g, &full, 0..42)
+                .iter()
+                .map(|c| c.cells)
+                .collect::<Vec<_>>(),
+            vec![32768, 32768]
+        );
+    }
+
+    #[test]
+    fn layer_placement_by_hand() {
+        // Llama-3.1-8B in Q8_0: -ngl 33 puts all 32 layers and the output layer on the GPU,
+        // token_embd stays on the CPU: 128,256 × 4096 × 34/32 = 558,170,112 B.
+        let m = catalogue().model("llama-3.1-8b").unwrap();
+        let mix = TypeMix::uniform(q("Q8_0"));
+        let w = GgufWeights::of(m, &mix);
+        assert_eq!(w.input, 558_170_112);
+        let a = LlamaCppArgs::default();
+        let all = buffers(m, &w, &a, 33);
+        assert_eq!(all.cpu_model, w.input);
+        assert_eq!(all.gpu_model, w.layers.iter().sum::<u64>() + w.output);
+        // -ngl 32: the output layer moves to the CPU; -ngl 0: everything on the CPU, no GPU compute.
+        let no_out = buffers(m, &w, &a, 32);
+        assert_eq!(no_out.cpu_model, w.input + w.output);
+        let none = buffers(m, &w, &a, 0);
+        assert_eq!((none.gpu_model, none.gpu_kv, none.gpu_compute), (0, 0, 0));
+        // Half the layers offloaded carry half the KV.
+        let half = buffers(m, &w, &a, 16);
+        assert_eq!(half.gpu_kv, half.cpu_kv);
+    }
+
+    #[test]
+    fn output_phase_matches_a_cuda_log() {
+        // llamacpp.jsonl: a Llama-3-8B-class model, n_ctx 1024, n_ubatch 512: "CUDA0 compute
+        // buffer size = 266.50 MiB" = 512 × 4 × (128,256 + 2 × 4096) B exactly.
+        let m = catalogue().model("llama-3-8b").unwrap();
+        let a = LlamaCppArgs {
+            n_ctx: 1024,
+            flash_attn: FlashAttn::On,
+            ..LlamaCppArgs::default()
+        };
+        assert_eq!(compute_buffer_bytes(m, &a, true, true), 279_445_504);
+        assert_eq!(279_445_504, 512 * 4 * (128_256 + 2 * 4096));
+        assert_eq!(279_445_504.0 / MIB as f64, 266.5);
+    }
+
+    #[test]
+    fn refusals() {
+        let m = catalogue().model("llama-3.1-8b").unwrap();
+        let a = LlamaCppArgs {
+            type_v: KvDtype::parse("q8_0").unwrap(),
+            flash_attn: FlashAttn::Off,
+            ..LlamaCppArgs::default()
+        };
+        assert!(check(m, &a).unwrap_err().contains("flash attention"));
+        let b = LlamaCppArgs {
+            type_k: KvDtype::Fp8,
+            ..LlamaCppArgs::default()
+        };
+        assert!(check(m, &b).unwrap_err().contains("no 'fp8' cache type"));
+    }
+
+    #[test]
+    fn largest_ngl_fits() {
+        // Llama-3.1-70B Q4_K on a 24 GB card cannot hold all 81 layers; the answer fits and
+        // one more does not.
+        let cat = catalogue();
+        let m = cat.model("llama-3.1-70b").unwrap();
+        let gpu = cat.gpu("rtx-4090").unwrap();
+        let mix = TypeMix::uniform(q("Q4_K"));
+        let w = GgufWeights::of(m, &mix);
+        let a = LlamaCppArgs {
+            n_ctx: 8192,
+            ..LlamaCppArgs::default()
+        };
+        let n = max_gpu_layers(m, &w, &a, gpu.memory_bytes);
+        assert!(n > 0 && n < 81, "{n}");
+        let budget = gpu.memory_bytes - GPU_RESERVE_BYTES;
+        assert!(buffers(m, &w, &a, n).gpu_total() <= budget);
+        assert!(buffers(m, &w, &a, n + 1).gpu_total() > budget);
+    }
+}
