@@ -6,6 +6,8 @@ use crate::render::table;
 use crate::Failure;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
+use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
 use vramplan_core::units::{gib, thousands};
@@ -14,6 +16,8 @@ use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub enum PlanEngine {
     Vllm,
+    Llamacpp,
+    Sglang,
     Generic,
 }
 
@@ -78,13 +82,57 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
             args.utilization_given = true;
             vllm::estimate(m, g, c, &args)
         }),
+        PlanEngine::Sglang => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| {
+            sglang::estimate(m, g, c, &SglangArgs { mem_fraction_static: Some(c.utilization) })
+        }),
+        PlanEngine::Llamacpp => Box::new(llamacpp_evaluator),
     }
 }
 
-/// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter.
-fn quant_options(model: &ModelDesc, given: &[String]) -> Result<Vec<WeightFormat>, Failure> {
+/// llama-server args for `slots` sequences of `context` tokens, every layer on the GPU (a plan
+/// that leaves layers on the CPU is not a GPU deployment), flash attention on.
+fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
+    LlamaCppArgs {
+        n_ctx: c.context.saturating_mul(slots),
+        n_seq: slots,
+        type_k: c.kv_dtype,
+        type_v: c.kv_dtype,
+        flash_attn: FlashAttn::On,
+        n_gpu_layers: Some(layers + 1),
+        ..LlamaCppArgs::default()
+    }
+}
+
+/// The llama.cpp profile as an evaluator: `batch` becomes `-np` slots of `context` cells each
+/// (`-c` = context × slots), and max_concurrency the most slots whose buffers fit the GPU.
+fn llamacpp_evaluator(m: &ModelDesc, g: &Gpu, c: Config) -> Result<vramplan_core::Estimate, String> {
+    let mix = TypeMix::from_format(c.weights)?;
+    let mut e = llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, c.batch, m.num_layers))?;
+    let fits = |n: u64| llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, n, m.num_layers)).is_ok_and(|e| e.fits);
+    let (mut lo, mut hi) = (0u64, 1024u64);
+    if fits(hi) {
+        lo = hi;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    e.max_concurrency = lo;
+    Ok(e)
+}
+
+/// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter; for
+/// llama.cpp the common GGUF types.
+fn quant_options(model: &ModelDesc, given: &[String], engine: PlanEngine) -> Result<Vec<WeightFormat>, Failure> {
     if !given.is_empty() {
         return given.iter().map(|q| WeightFormat::parse(q).map_err(Failure::input)).collect();
+    }
+    if engine == PlanEngine::Llamacpp {
+        return ["f16", "q8_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"].iter().map(|q| WeightFormat::parse(q).map_err(Failure::input)).collect();
     }
     let native = model.native_format();
     let mut v = vec![native];
@@ -124,6 +172,26 @@ fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl
                 "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context} --gpu-memory-utilization {utilization} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
                 d.tp, d.pp
             ),
+            PlanEngine::Sglang => {
+                let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8_e5m2" } else { "" };
+                let quant = if quant_flag.is_empty() { String::new() } else { " --quantization fp8".to_string() };
+                let dp = if d.replicas > 1 { format!(" --dp-size {}", d.replicas) } else { String::new() };
+                format!(
+                    "python -m sglang.launch_server --model-path {id} --tp-size {} --pp-size {} --context-length {context} --mem-fraction-static {utilization} --max-running-requests {seqs}{kv}{quant}{dp}",
+                    d.tp, d.pp
+                )
+            }
+            PlanEngine::Llamacpp => {
+                let file = format!("{}.{}.gguf", model.id.rsplit('/').next().unwrap_or(&model.id), d.quant.to_uppercase());
+                let per = if d.replicas > 1 { format!("  # × {} servers, one per GPU", d.replicas) } else { String::new() };
+                format!(
+                    "llama-server -m {file} -c {} -np {seqs} -ngl {} -fa on -ctk {} -ctv {}{per}",
+                    context.saturating_mul(seqs),
+                    model.num_layers + 1,
+                    d.kv_dtype.replace("fp16", "f16"),
+                    d.kv_dtype.replace("fp16", "f16")
+                )
+            }
         }
     }
 }
@@ -158,13 +226,17 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
             .collect::<Result<_, _>>()?
     };
     let kv_dtypes: Vec<KvDtype> = if a.kv_dtype.is_empty() {
-        vec![KvDtype::F16, KvDtype::Fp8]
+        match a.engine {
+            PlanEngine::Llamacpp => vec![KvDtype::F16, KvDtype::parse("q8_0").map_err(Failure::input)?],
+            _ => vec![KvDtype::F16, KvDtype::Fp8],
+        }
     } else {
         a.kv_dtype.iter().map(|k| KvDtype::parse(k).map_err(Failure::input)).collect::<Result<_, _>>()?
     };
     let utilization = a.gpu_memory_utilization.unwrap_or(match a.engine {
         PlanEngine::Vllm => release.default_utilization(),
-        PlanEngine::Generic => vramplan_core::engine::generic::DEFAULT_UTILIZATION,
+        PlanEngine::Sglang => sglang::default_mem_fraction_static(1),
+        PlanEngine::Generic | PlanEngine::Llamacpp => vramplan_core::engine::generic::DEFAULT_UTILIZATION,
     });
     if !(utilization > 0.0 && utilization <= 1.0) {
         return Err(Failure::input("--gpu-memory-utilization must be in (0, 1]"));
@@ -178,7 +250,7 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
         let space = Space {
             models: vec![*model],
             gpus: gpus.clone(),
-            quants: quant_options(model, &a.quant)?,
+            quants: quant_options(model, &a.quant, a.engine)?,
             kv_dtypes: kv_dtypes.clone(),
             max_gpus: a.max_gpus,
             utilization,

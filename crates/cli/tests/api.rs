@@ -1,0 +1,620 @@
+//! API tests against a real `vramplan serve` on an ephemeral loopback port: every endpoint, the
+//! estimate equal to `vramplan estimate --json` for the same flags, the OpenAPI document matching
+//! what the handler accepts, and bad input (malformed JSON, wrong types, out-of-range values,
+//! unknown fields, pasted objects that are not configs, oversize bodies) answered with a 4xx that
+//! names the field while the server goes on serving.
+//!
+//! The HTTP client is a few lines over `TcpStream` rather than a client crate: the tests need to
+//! send exactly the bytes they choose (lying Content-Length, chunked oversize bodies).
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vramplan");
+
+/// A server for one test, killed when the test ends (pass or fail).
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vramplan serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the address line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// Sends raw request bytes; returns status, headers (lower-case names) and body.
+    fn raw(&self, request: &[u8]) -> Response {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // The server may answer (413) and close before reading everything: ignore write errors.
+        let _ = s.write_all(request);
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        Response::parse(&buf)
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.raw(
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            )
+            .as_bytes(),
+        )
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Response {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.raw(&req)
+    }
+
+    fn estimate(&self, body: &Value) -> Response {
+        self.post("/api/v1/estimate", body.to_string().as_bytes())
+    }
+
+    /// The server still answers after whatever came before.
+    fn assert_alive(&self) {
+        assert_eq!(
+            self.get("/api/v1/gpus").status,
+            200,
+            "server stopped serving"
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(buf: &[u8]) -> Response {
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+        let head = String::from_utf8_lossy(&buf[..split]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            })
+            .collect();
+        let mut body = buf[split + 4..].to_vec();
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run vramplan")
+}
+
+fn cli_json(args: &[&str]) -> Value {
+    let out = cli(args);
+    assert!(
+        out.status.success(),
+        "vramplan {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("CLI printed JSON")
+}
+
+/// A request body as CLI flags: `{"kv_dtype": "fp8"}` → `--kv-dtype fp8`.
+fn flags(body: &Value) -> Vec<String> {
+    let mut v = vec!["estimate".to_string(), "--json".to_string()];
+    for (k, val) in body.as_object().unwrap() {
+        v.push(format!("--{}", k.replace('_', "-")));
+        match val {
+            Value::Bool(true) => {} // a switch: the flag alone
+            Value::String(s) => v.push(s.clone()),
+            other => v.push(other.to_string()),
+        }
+    }
+    v
+}
+
+/// A 400 whose JSON names `field`.
+fn assert_field_error(r: &Response, field: Option<&str>) {
+    let v = r.json();
+    assert_eq!(r.status, 400, "expected 400, got {}: {v}", r.status);
+    assert_eq!(v["field"].as_str(), field, "wrong field in {v}");
+    let msg = v["error"].as_str().expect("error text");
+    assert!(
+        !msg.is_empty() && !msg.contains('\n'),
+        "error must be one line: {msg:?}"
+    );
+}
+
+#[test]
+fn models_and_gpus_are_the_cli_catalogue() {
+    let s = Server::start();
+    let models = s.get("/api/v1/models");
+    assert_eq!(models.status, 200);
+    assert_eq!(models.header("content-type"), Some("application/json"));
+    assert_eq!(models.json(), cli_json(&["models", "--json"]));
+    let gpus = s.get("/api/v1/gpus");
+    assert_eq!(gpus.status, 200);
+    assert_eq!(gpus.json(), cli_json(&["gpus", "--json"]));
+}
+
+#[test]
+fn estimate_equals_the_cli_json_for_the_same_flags() {
+    let s = Server::start();
+    let cases = [
+        json!({}),
+        json!({"model": "llama-3.1-8b", "context": 8192, "kv_dtype": "fp8"}),
+        json!({"model": "meta-llama/Llama-3.1-70B-Instruct", "gpu": "a100-80gb", "gpus": 4, "quant": "awq", "batch": 16}),
+        json!({"model": "mixtral-8x7b", "gpu": "h100", "gpus": 2, "context": 32768, "batch": 4, "gpu_memory_utilization": 0.85}),
+        json!({"model": "llama-3.1-8b", "gpu_memory": "24GiB", "context": 4096, "prefill_chunk": 2048}),
+        json!({"model": "llama-3.1-8b", "gpu": "a10g", "formula": "naive"}),
+        json!({"model": "llama-3.1-8b", "gpu": "rtx-4090", "quant": "q4_k", "kv_dtype": "q8_0", "batch": 3}),
+        // Engine profiles and their own options.
+        json!({"model": "llama-3.1-8b", "engine": "vllm", "gpu": "a100-80gb", "max_num_seqs": 128, "kv_dtype": "fp8"}),
+        json!({"model": "llama-3.1-70b-instruct", "engine": "vllm", "gpus": 4, "vllm_version": "0.10", "enforce_eager": true}),
+        json!({"model": "qwen2.5-7b-instruct", "engine": "sglang", "mem_fraction_static": 0.8, "context": 32768}),
+        json!({"model": "llama-3.1-8b", "engine": "llamacpp", "gpu": "rtx-4090", "quant": "q4_k", "cache_type_k": "q8_0", "cache_type_v": "q8_0", "flash_attn": "on"}),
+        json!({"model": "llama-3.1-8b", "engine": "ollama", "gpu": "rtx-3090", "quant": "q4_k", "batch": 2}),
+    ];
+    for body in cases {
+        let r = s.estimate(&body);
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        let args = flags(&body);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(r.json(), cli_json(&args), "API and CLI differ for {body}");
+    }
+}
+
+#[test]
+fn openapi_documents_exactly_what_the_handler_accepts() {
+    let s = Server::start();
+    let r = s.get("/api/v1/openapi.json");
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/models", "/api/v1/gpus", "/api/v1/openapi.json"] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} undocumented");
+        assert_eq!(s.get(path).status, 200, "{path}");
+    }
+    assert!(doc["paths"]["/api/v1/estimate"]["post"]["responses"]["413"].is_object());
+    let req = &doc["components"]["schemas"]["EstimateRequest"];
+    assert_eq!(req["additionalProperties"], false);
+    let props = req["properties"].as_object().unwrap();
+    for name in [
+        "model",
+        "gpu",
+        "gpus",
+        "context",
+        "batch",
+        "quant",
+        "kv_dtype",
+        "gpu_memory_utilization",
+        "config",
+    ] {
+        assert!(props.contains_key(name), "{name} not documented");
+    }
+    // Every documented field, alone with its example (or default), is accepted.
+    for (name, p) in props {
+        if name == "config" {
+            continue;
+        }
+        let value = p
+            .get("example")
+            .or_else(|| p.get("default"))
+            .or_else(|| p["enum"].get(0))
+            .cloned()
+            .unwrap_or_else(|| match p["type"].as_str() {
+                Some("integer") => json!(1),
+                Some("number") => json!(0.9),
+                Some("boolean") => json!(false),
+                _ => panic!("{name} has no example, default or enum"),
+            });
+        let r = s.estimate(&json!({ name.as_str(): value }));
+        assert_eq!(
+            r.status,
+            200,
+            "documented field {name} = {value} refused: {}",
+            r.text()
+        );
+    }
+    // The documented config fields are read.
+    let r = s.estimate(&json!({"config": llama_8b_config()}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Anything undocumented is refused by name.
+    for bogus in ["frobnicate", "json", "help", "Model", "kv-dtype"] {
+        assert!(!props.contains_key(bogus));
+        assert_field_error(&s.estimate(&json!({ bogus: 1 })), Some(bogus));
+    }
+    // The documented response fields are the ones returned, for each engine profile.
+    let engines: Vec<&str> = props["engine"]["enum"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut bodies = vec![
+        ("Estimate".to_string(), json!({})),
+        ("NaiveEstimate".to_string(), json!({"formula": "naive"})),
+    ];
+    for e in engines.iter().filter(|e| **e != "generic") {
+        bodies.push((format!("Estimate_{e}"), json!({ "engine": e })));
+    }
+    for (schema, body) in bodies {
+        let est = s.estimate(&body).json();
+        let documented: Vec<&String> = doc["components"]["schemas"][&schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} undocumented"))
+            .keys()
+            .collect();
+        let returned: Vec<&String> = est.as_object().unwrap().keys().collect();
+        assert_eq!(documented, returned, "{schema}");
+    }
+}
+
+/// meta-llama/Llama-3.1-8B-Instruct config.json fields (the catalogue entry in data/models/llama.toml).
+fn llama_8b_config() -> Value {
+    json!({
+        "_name_or_path": "meta-llama/Llama-3.1-8B-Instruct", "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 14336, "vocab_size": 128256,
+        "max_position_embeddings": 131072, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+        "rope_theta": 500000.0, "rms_norm_eps": 1e-05, "hidden_act": "silu"
+    })
+}
+
+#[test]
+fn a_pasted_config_gives_the_catalogue_numbers() {
+    let s = Server::start();
+    for engine in ["generic", "vllm", "sglang"] {
+        let settings = json!({"gpu": "l40s", "context": 16384, "batch": 4, "kv_dtype": "fp8", "engine": engine});
+        let mut pasted = settings.clone();
+        pasted["config"] = llama_8b_config();
+        let mut named = settings.clone();
+        named["model"] = json!("meta-llama/Llama-3.1-8B-Instruct");
+        let (a, b) = (s.estimate(&pasted), s.estimate(&named));
+        assert_eq!(a.status, 200, "{}", a.text());
+        let (mut a, b) = (a.json(), b.json());
+        assert_eq!(
+            a["model"],
+            "pasted config.json (meta-llama/Llama-3.1-8B-Instruct)"
+        );
+        // Same architecture, same bytes: only the name (and the wording that repeats it) differ.
+        a["model"] = b["model"].clone();
+        a["naive"]["reason"] = b["naive"]["reason"].clone();
+        assert_eq!(a, b, "{engine}");
+        // 2 × 32 layers × 8 KV heads × 128 × 1 B (fp8) = 65,536 B per token.
+        assert_eq!(b["kv_bytes_per_token"], 65_536);
+    }
+}
+
+#[test]
+fn pasted_objects_that_are_not_configs_name_the_missing_field() {
+    let s = Server::start();
+    // A tokenizer.json-like object.
+    let r = s.estimate(
+        &json!({"config": {"version": "1.0", "truncation": null, "model": {"type": "BPE"}}}),
+    );
+    assert_field_error(&r, Some("config.num_hidden_layers"));
+    let mut c = llama_8b_config();
+    c.as_object_mut().unwrap().remove("max_position_embeddings");
+    assert_field_error(
+        &s.estimate(&json!({"config": c})),
+        Some("config.max_position_embeddings"),
+    );
+    let mut c = llama_8b_config();
+    c["hidden_size"] = json!("4096");
+    assert_field_error(
+        &s.estimate(&json!({"config": c})),
+        Some("config.hidden_size"),
+    );
+    let mut c = llama_8b_config();
+    c["num_key_value_heads"] = json!(7);
+    assert_field_error(
+        &s.estimate(&json!({"config": c})),
+        Some("config.num_key_value_heads"),
+    );
+    let mut c = llama_8b_config();
+    c["kv_lora_rank"] = json!(512);
+    assert_field_error(
+        &s.estimate(&json!({"config": c})),
+        Some("config.kv_lora_rank"),
+    );
+    assert_field_error(&s.estimate(&json!({"config": [1, 2, 3]})), Some("config"));
+    assert_field_error(
+        &s.estimate(&json!({"config": llama_8b_config(), "model": "llama-3.1-8b"})),
+        Some("config"),
+    );
+    s.assert_alive();
+}
+
+#[test]
+fn bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving() {
+    let s = Server::start();
+    // Malformed JSON: no field to name.
+    for body in [
+        &b"{\"context\": "[..],
+        b"not json",
+        b"",
+        b"{\"model\": \"a\",}",
+        &[0xff, 0xfe, 0x00][..],
+    ] {
+        let r = s.post("/api/v1/estimate", body);
+        assert_field_error(&r, None);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON"));
+    }
+    assert_field_error(&s.estimate(&json!([1, 2])), None);
+    assert_field_error(&s.estimate(&json!("llama")), None);
+    // Deeply nested JSON is refused by the parser's depth limit, not by a stack overflow.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_field_error(&s.post("/api/v1/estimate", deep.as_bytes()), None);
+    // Wrong types.
+    assert_field_error(&s.estimate(&json!({"context": "8k"})), Some("context"));
+    assert_field_error(&s.estimate(&json!({"context": 1.5})), Some("context"));
+    assert_field_error(&s.estimate(&json!({"context": [8192]})), Some("context"));
+    assert_field_error(
+        &s.estimate(&json!({"gpu_memory_utilization": "0.9"})),
+        Some("gpu_memory_utilization"),
+    );
+    assert_field_error(&s.estimate(&json!({"model": 42})), Some("model"));
+    assert_field_error(&s.estimate(&json!({"formula": "magic"})), Some("formula"));
+    // Out of range: refused by the same checks as the CLI.
+    assert_field_error(&s.estimate(&json!({"context": -1})), Some("context"));
+    assert_field_error(&s.estimate(&json!({"batch": 0})), Some("batch"));
+    assert_field_error(&s.estimate(&json!({"context": 0})), Some("context"));
+    assert_field_error(
+        &s.estimate(&json!({"context": 1u64 << 40})),
+        Some("context"),
+    );
+    assert_field_error(&s.estimate(&json!({"context": 1e300})), Some("context"));
+    assert_field_error(
+        &s.post("/api/v1/estimate", b"{\"context\": 18446744073709551616}"),
+        Some("context"),
+    );
+    assert_field_error(
+        &s.estimate(&json!({"gpu_memory_utilization": 1.5})),
+        Some("gpu_memory_utilization"),
+    );
+    assert_field_error(
+        &s.estimate(&json!({"gpu_memory_utilization": 0})),
+        Some("gpu_memory_utilization"),
+    );
+    assert_field_error(&s.estimate(&json!({"gpus": 3})), Some("gpus"));
+    assert_field_error(&s.estimate(&json!({"tp": 0})), Some("tp"));
+    assert_field_error(
+        &s.estimate(&json!({"gpu_memory": "24"})),
+        Some("gpu_memory"),
+    );
+    // Unknown names.
+    assert_field_error(
+        &s.estimate(&json!({"model": "no-such-model"})),
+        Some("model"),
+    );
+    assert_field_error(&s.estimate(&json!({"gpu": "voodoo-5"})), Some("gpu"));
+    assert_field_error(&s.estimate(&json!({"quant": "q3_zz"})), Some("quant"));
+    assert_field_error(&s.estimate(&json!({"kv_dtype": "fp4"})), Some("kv_dtype"));
+    assert_field_error(&s.estimate(&json!({"contxt": 8192})), Some("contxt"));
+    // Long strings are refused before any name search.
+    assert_field_error(
+        &s.estimate(&json!({"model": "x".repeat(10_000)})),
+        Some("model"),
+    );
+    s.assert_alive();
+}
+
+#[test]
+fn no_request_names_a_file_the_server_reads() {
+    let s = Server::start();
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    for model in [
+        manifest,
+        "../../Cargo.toml",
+        "/etc/passwd",
+        "~/.bashrc",
+        "file:///etc/hostname",
+    ] {
+        let r = s.estimate(&json!({ "model": model }));
+        assert_field_error(&r, Some("model"));
+        // The answer is the catalogue miss, with nothing of the file in it.
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("unknown model"),
+            "{}",
+            r.text()
+        );
+        assert!(!r.text().contains("[package]") && !r.text().contains("root:"));
+    }
+    for (field, value) in [
+        ("gpu", "/dev/zero"),
+        ("quant", "../x"),
+        ("kv_dtype", "..\\x"),
+        ("gpu_memory", "/proc/meminfo"),
+    ] {
+        assert_field_error(&s.estimate(&json!({ field: value })), Some(field));
+    }
+}
+
+#[test]
+fn bodies_over_the_limit_get_413() {
+    let s = Server::start();
+    // 64 KiB = 65,536 bytes is the documented limit: one byte more is refused.
+    let big = format!("{{\"model\": \"{}\"}}", "x".repeat(65_536));
+    let r = s.post("/api/v1/estimate", big.as_bytes());
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("65536 bytes"));
+    // A declared size over the limit is refused before the body is read.
+    let r = s.raw(b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    assert_eq!(r.status, 413);
+    // A chunked body that grows past the limit.
+    let mut req = b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..20 {
+        req.extend_from_slice(format!("{:x}\r\n{}\r\n", 8192, " ".repeat(8192)).as_bytes());
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(s.raw(&req).status, 413);
+    // Just under the limit is read (and then judged on its content).
+    let pad = " ".repeat(65_536 - 2);
+    let ok = format!("{{{pad}}}");
+    assert_eq!(ok.len(), 65_536);
+    assert_eq!(s.post("/api/v1/estimate", ok.as_bytes()).status, 200);
+    s.assert_alive();
+}
+
+#[test]
+fn parallelism_sizes_that_overflow_are_refused_not_crashed() {
+    let s = Server::start();
+    // tp × pp overflows 64 bits: 2^62 × 4.
+    let r = s.estimate(&json!({"gpus": 5, "tp": 1u64 << 62, "pp": 4}));
+    assert!(r.status == 400 || r.status == 500, "{}", r.text());
+    assert!(r.json()["error"].is_string());
+    assert_eq!(
+        r.status,
+        400,
+        "an overflow in the parallelism check must be a 400, got: {}",
+        r.text()
+    );
+    s.assert_alive();
+}
+
+#[test]
+fn unknown_paths_and_methods_answer_in_json() {
+    let s = Server::start();
+    let r = s.get("/api/v1/nope");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].is_string());
+    let r = s.raw(
+        format!(
+            "DELETE /api/v1/models HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.addr
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"].is_string());
+    assert_eq!(s.get("/api/v1/estimate").status, 405);
+}
+
+#[test]
+fn the_page_and_its_assets_come_from_the_binary_only() {
+    let s = Server::start();
+    for (path, ty) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-type").unwrap().starts_with(ty), "{path}");
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        let text = r.text();
+        // No asset loads anything from elsewhere: the only absolute URL is the SVG namespace name.
+        let without_ns = text.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !without_ns.contains("http://")
+                && !without_ns.contains("https://")
+                && !without_ns.contains("//cdn"),
+            "{path} names an outside URL"
+        );
+    }
+    let html = s.get("/").text();
+    assert!(html.contains("src=\"/app.js\"") && html.contains("href=\"/style.css\""));
+}
+
+#[test]
+fn serve_prints_its_address_and_refuses_a_bad_host() {
+    let s = Server::start();
+    assert!(s.addr.starts_with("127.0.0.1:"));
+    let out = cli(&["serve", "--host", "not-an-ip"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

@@ -1,0 +1,503 @@
+"""End-to-end tests of the calculator page in headless Chromium, one per feature of issue 5.
+
+Each test loads the page from the real server, changes inputs as a user would, and checks the
+numbers shown against `vramplan estimate --json` run with the same flags. Expected texts are
+formatted here in Python (f"{x:.2f}" rounds half-to-even, as Rust's {:.2} does)."""
+
+import json
+import os
+import re
+import time
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+from conftest import ROOT
+
+DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+BYTE_FIGURES = {
+    "weights": "weights_bytes",
+    "kv_cache": "kv_cache_bytes",
+    "activations": "activation_bytes",
+    "overhead": "overhead_bytes",
+    "total": "total_bytes",
+    "usable": "usable_bytes",
+}
+BAR_WIDTH = 600  # the stacked bar's SVG viewBox width (app.js drawBar)
+
+# meta-llama/Llama-3.1-8B-Instruct's config.json fields (data/models/llama.toml cites it).
+LLAMA_8B_CONFIG = {
+    "_name_or_path": "meta-llama/Llama-3.1-8B-Instruct", "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 14336, "vocab_size": 128256,
+    "max_position_embeddings": 131072, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}
+
+
+def gb_gib(b):
+    return f"{b / 1e9:.2f} GB ({b / 2**30:.2f} GiB)"
+
+
+def gib(b):
+    return f"{b / 2**30:.2f} GiB"
+
+
+def params_short(n):
+    if n >= 1e12:
+        return f"{n / 1e12:.2f}T"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}B"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    return f"{n:,}"
+
+
+def estimate(cli, **flags):
+    args = ["estimate", "--json"]
+    for k, v in flags.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return cli(*args)
+
+
+def assert_figures(page, est):
+    """Every figure on the page equals the CLI's, as raw value and as text."""
+    for fig, key in BYTE_FIGURES.items():
+        raw, text = page.figure(fig)
+        assert int(raw) == est[key], f"{fig}: page {raw}, CLI {est[key]}"
+        assert text.startswith(gb_gib(est[key])), f"{fig}: {text!r} vs {gb_gib(est[key])}"
+    raw, text = page.figure("params")
+    assert int(raw) == est["params"] and text.startswith(params_short(est["params"]))
+    raw, text = page.figure("margin")
+    assert int(raw) == est["margin_bytes"] and text == gb_gib(abs(est["margin_bytes"]))
+    raw, text = page.figure("max_concurrency")
+    assert int(raw) == est["max_concurrency"]
+    assert text == f"{est['max_concurrency']:,} sequences of {est['context']:,} tokens"
+    raw, text = page.figure("max_context")
+    assert int(raw) == est["max_context"] and text.startswith(f"{est['max_context']:,} tokens")
+    raw, text = page.figure("min_gpus")
+    assert raw == ("null" if est["min_gpus"] is None else str(est["min_gpus"]))
+    verdict = page.el("#verdict")
+    assert verdict.get_attribute("data-fits") == str(est["fits"]).lower()
+    word = "FITS, " if est["fits"] else "DOES NOT FIT, short by "
+    tail = " to spare" if est["fits"] else ""
+    assert verdict.text == f"{word}{gb_gib(abs(est['margin_bytes']))}{tail}"
+
+
+def url_params(page):
+    return page.d.execute_script("return Object.fromEntries(new URLSearchParams(location.search))")
+
+
+def grant_clipboard(page):
+    page.d.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": page.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+
+
+def wait_copied(page, text):
+    """The copy buttons write asynchronously; #copied records what they wrote."""
+    for _ in range(100):
+        if page.el("#copied").get_attribute("data-copied") == text:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"copied {page.el('#copied').get_attribute('data-copied')!r}, wanted {text!r}")
+
+
+def read_clipboard(page):
+    return page.d.execute_async_script(
+        "const done = arguments[0]; navigator.clipboard.readText().then(done, (e) => done('ERROR ' + e));")
+
+
+# ---------------------------------------------------------------- tests, one per feature
+
+def test_page_loads_offline_with_the_cli_default_numbers(page, cli):
+    assert_figures(page, estimate(cli))
+    # Nothing comes from anywhere but this server.
+    origins = page.d.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+    assert origins and set(origins) == {page.base}, origins
+    assert page.el("#headline").text.startswith(DEFAULT_MODEL)
+
+
+def test_model_type_to_search_over_the_catalogue(page, cli):
+    models = cli("models", "--json")
+    options = page.d.find_elements("css selector", "#model-list option")
+    assert [o.get_attribute("value") for o in options] == [m["id"] for m in models]
+    # A partial name is answered with the nearest catalogue names.
+    page.type_into("model", "mixtr", want="error")
+    assert "unknown model 'mixtr'; nearest:" in page.el("#status").text
+    assert "mixtral" in page.el("#status").text.lower()
+    assert page.el("#model").get_attribute("aria-invalid") == "true"
+    # An alias picks the entry.
+    page.type_into("model", "mixtral-8x7b")
+    est = estimate(cli, model="mixtral-8x7b")
+    assert_figures(page, est)
+    assert "mistralai/Mixtral-8x7B-v0.1" in page.el("#model-info").text
+
+
+def test_paste_a_config_json(page, cli):
+    page.el("#config-box summary").click()
+    box = page.el("#config-text")
+    box.send_keys(json.dumps({"hello": "world"}))
+    page.el("#config-use").click()
+    page.settle("error")
+    assert page.el("#status").text.startswith("config.num_hidden_layers:")
+    box.clear()
+    box.send_keys(json.dumps(LLAMA_8B_CONFIG))
+    page.el("#config-use").click()
+    page.settle()
+    # The same architecture as the catalogue entry: the same numbers.
+    assert_figures(page, estimate(cli, model=DEFAULT_MODEL))
+    assert page.el("#headline").text.startswith("pasted config.json (meta-llama/Llama-3.1-8B-Instruct)")
+    assert page.el("#model").get_attribute("disabled") is not None
+    page.el("#config-clear").click()
+    page.settle()
+    assert page.el("#headline").text.startswith(DEFAULT_MODEL)
+
+
+def test_drop_a_config_json_file_on_the_page(page, cli):
+    config = dict(LLAMA_8B_CONFIG, num_key_value_heads=32)  # a made-up MHA variant: 4× the KV
+    page.d.execute_script("""
+        const dt = new DataTransfer();
+        dt.items.add(new File([arguments[0]], 'config.json', {type: 'application/json'}));
+        document.querySelector('main').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """, json.dumps(config))
+    page.settle()
+    raw, _ = page.figure("kv_cache")
+    # 2 × 32 layers × 32 KV heads × 128 × 2 B = 524,288 B per token; × 8,192 tokens = 4,294,967,296 B.
+    assert int(raw) == 4_294_967_296
+    assert "dropped file config.json" in page.el("#config-status").text
+    assert json.loads(page.el("#config-text").get_attribute("value")) == config
+
+
+def test_precision_and_kv_dtype(page, cli):
+    page.choose("quant", "awq")
+    page.choose("kv_dtype", "fp8")
+    assert_figures(page, estimate(cli, quant="awq", kv_dtype="fp8"))
+    assert url_params(page)["quant"] == "awq"
+
+
+def test_context_and_concurrent_users(page, cli):
+    page.type_into("context", 32768)
+    page.type_into("batch", 8)
+    assert_figures(page, estimate(cli, context=32768, batch=8))
+
+
+def test_gpu_kind_and_count(page, cli):
+    page.choose("gpu", "a100-80gb")
+    page.type_into("gpus", 2)
+    est = estimate(cli, gpu="a100-80gb", gpus=2)
+    assert est["tp"] == 2
+    assert_figures(page, est)
+    assert "2 × NVIDIA A100" in page.el("#headline").text
+
+
+def test_engine_and_memory_fraction(page, cli):
+    page.type_into("fraction", "0.8")
+    assert_figures(page, estimate(cli, gpu_memory_utilization=0.8))
+    assert url_params(page)["gpu_memory_utilization"] == "0.8"
+    engines = [o.get_attribute("value") for o in page.d.find_elements("css selector", "#engine option")]
+    assert engines[0] == "generic" and len(engines) >= 2
+    # Each engine with its own default fraction (the control resets and shows it greyed);
+    # generic last, so that every choice is a change.
+    for name in engines[1:] + engines[:1]:
+        page.choose("engine", name)
+        est = estimate(cli, engine=name)
+        assert_figures(page, est)
+        fraction = page.el("#fraction")
+        assert fraction.get_attribute("value") == ""
+        if fraction.is_enabled():
+            assert fraction.get_attribute("placeholder") == str(est["utilization"])
+    # The fraction is the engine's own flag: SGLang's --mem-fraction-static.
+    if "sglang" in engines:
+        page.choose("engine", "sglang")
+        page.type_into("fraction", "0.8")
+        assert url_params(page).get("mem_fraction_static") == "0.8"
+        assert_figures(page, estimate(cli, engine="sglang", mem_fraction_static=0.8))
+    if "vllm" in engines:
+        page.choose("engine", "vllm")
+        page.type_into("fraction", "0.85")
+        assert_figures(page, estimate(cli, engine="vllm", gpu_memory_utilization=0.85))
+
+
+def test_live_update_without_reload(page, cli):
+    page.d.execute_script("window.__sameDocument = 42")
+    before = page.figure("kv_cache")
+    page.type_into("context", 65536)
+    assert page.d.execute_script("return window.__sameDocument") == 42
+    assert page.figure("kv_cache") != before
+    assert_figures(page, estimate(cli, context=65536))
+
+
+def test_stacked_bar_against_usable_memory(page, cli):
+    page.type_into("batch", 24)
+    est = estimate(cli, batch=24)
+    scale = max(est["total_bytes"], est["gpu_memory_bytes"])
+    parts = {"weights": "weights_bytes", "kv_cache": "kv_cache_bytes", "activations": "activation_bytes",
+             "overhead": "overhead_bytes"}
+    x = 0.0
+    for part, key in parts.items():
+        rect = page.el(f'#bar rect[data-part="{part}"]')
+        width = float(rect.get_attribute("width"))
+        assert abs(width - BAR_WIDTH * est[key] / scale) < 1e-6, part
+        assert abs(float(rect.get_attribute("x")) - x) < 1e-6
+        x += width
+    line = page.el("#bar line.usable-line")
+    assert abs(float(line.get_attribute("x1")) - BAR_WIDTH * est["usable_bytes"] / scale) < 1e-6
+    legend = page.el("#legend").text
+    assert f"KV cache {gib(est['kv_cache_bytes'])}" in legend
+
+
+def test_verdict_when_it_does_not_fit(page, cli):
+    page.type_into("model", "llama-3.1-70b")
+    page.choose("gpu", "a10g")
+    est = estimate(cli, model="llama-3.1-70b", gpu="a10g")
+    assert not est["fits"]
+    assert_figures(page, est)
+    assert "nofit" in page.el("#verdict").get_attribute("class")
+
+
+def test_max_concurrency_against_context_chart(page, cli):
+    page.choose("kv_dtype", "fp8")
+    bars = page.d.find_elements("css selector", "#ctx-chart g.point")
+    assert len(bars) >= 5
+    for g in bars:
+        context = int(g.get_attribute("data-context"))
+        est = estimate(cli, kv_dtype="fp8", context=context)
+        assert int(g.get_attribute("data-value")) == est["max_concurrency"], context
+    contexts = [int(g.get_attribute("data-context")) for g in bars]
+    assert contexts == sorted(contexts) and contexts[-1] == 131072  # the model's own limit
+    assert page.el('#ctx-chart g.point.current').get_attribute("data-context") == "8192"
+
+
+def test_same_configuration_across_gpu_kinds(page, cli):
+    page.type_into("batch", 4)
+    rows = page.d.find_elements("css selector", "#gpu-table tbody tr")
+    gpus = cli("gpus", "--json")
+    assert [r.get_attribute("data-gpu") for r in rows] == [g["id"] for g in gpus]
+    for row in rows:
+        gpu = row.get_attribute("data-gpu")
+        est = estimate(cli, gpu=gpu, batch=4)
+        cells = row.find_elements("css selector", "td")
+        values = [c.get_attribute("data-value") for c in cells]
+        assert values == [str(est["gpu_memory_bytes"]), str(est["total_bytes"]), str(est["fits"]).lower(),
+                          str(est["max_concurrency"]), "null" if est["min_gpus"] is None else str(est["min_gpus"])], gpu
+    assert page.el("#gpu-table tr.current").get_attribute("data-gpu") == "h100"
+
+
+def test_formula_and_assumption_on_hover_focus_and_tap(page, cli):
+    est = estimate(cli)
+    formulas = {a["figure"]: a for a in est["assumptions"]}
+    for figure in ("weights", "kv_cache", "activations", "overhead", "usable"):
+        button = page.el(f'dd[data-figure="{figure}"] button.info')
+        tip = page.el(f"#tip-{figure}")
+        assert not tip.is_displayed()
+        ActionChains(page.d).move_to_element(button).perform()
+        assert tip.is_displayed(), figure
+        assert tip.find_element("css selector", ".tip-formula").text == formulas[figure]["formula"]
+        assert tip.find_element("css selector", ".tip-source").text == "Source: " + formulas[figure]["source"]
+        ActionChains(page.d).move_to_element(page.el("h1")).perform()
+    # Every figure has its explanation, including the derived ones.
+    for dd in page.d.find_elements("css selector", "#figures dd"):
+        assert dd.find_elements("css selector", "button.info"), dd.get_attribute("data-figure")
+    # Keyboard focus shows it; a tap (click) keeps it open after the pointer leaves.
+    button = page.el('dd[data-figure="max_concurrency"] button.info')
+    page.d.execute_script("arguments[0].focus()", button)
+    assert page.el("#tip-max_concurrency").is_displayed()
+    button.click()
+    assert button.get_attribute("aria-expanded") == "true"
+    page.d.execute_script("arguments[0].blur()", button)
+    ActionChains(page.d).move_to_element(page.el("h1")).perform()
+    assert page.el("#tip-max_concurrency").is_displayed()
+    assert "binary search" in page.el("#tip-max_concurrency").text
+    # Every assumption of the estimate is listed, whichever figure it belongs to.
+    page.el("#assumptions summary").click()
+    items = page.d.find_elements("css selector", "#assumption-list li")
+    assert [i.text.split(":")[0] for i in items] == [a["figure"] for a in est["assumptions"]]
+    # An engine profile's own assumptions go with the figures they explain.
+    if "vllm" in [o.get_attribute("value") for o in page.d.find_elements("css selector", "#engine option")]:
+        page.choose("engine", "vllm")
+        vllm = {a["figure"]: a for a in estimate(cli, engine="vllm")["assumptions"]}
+        ActionChains(page.d).move_to_element(page.el('dd[data-figure="kv_cache"] button.info')).perform()
+        assert vllm["kv_cache"]["formula"] in page.el("#tip-kv_cache").text
+        page.d.execute_script("arguments[0].focus()", page.el('dd[data-figure="overhead"] button.info'))
+        tip = page.el("#tip-overhead").text
+        for figure in ("non_torch", "cuda_graphs"):
+            if figure in vllm:
+                assert vllm[figure]["formula"] in tip, figure
+
+
+def test_share_as_url(page, cli):
+    grant_clipboard(page)
+    page.type_into("model", "qwen2.5-7b-instruct")
+    page.choose("kv_dtype", "fp8")
+    page.type_into("context", 16384)
+    page.type_into("batch", 6)
+    page.choose("gpu", "l40s")
+    page.el("#share").click()
+    url = page.d.current_url
+    assert url_params(page) == {"model": "qwen2.5-7b-instruct", "kv_dtype": "fp8", "context": "16384",
+                                "batch": "6", "gpu": "l40s"}
+    wait_copied(page, url)
+    assert read_clipboard(page) == url
+    # Opening the link restores the inputs and the same figures.
+    page.d.get("about:blank")
+    page.d.get(url)
+    page.settle()
+    assert page.el("#model").get_attribute("value") == "qwen2.5-7b-instruct"
+    assert page.el("#context").get_attribute("value") == "16384"
+    assert Select(page.el("#gpu")).first_selected_option.get_attribute("value") == "l40s"
+    assert_figures(page, estimate(cli, model="qwen2.5-7b-instruct", kv_dtype="fp8", context=16384, batch=6, gpu="l40s"))
+
+
+def test_copy_the_engine_launch_command(page, cli):
+    grant_clipboard(page)
+    expected = (f"vllm serve {DEFAULT_MODEL} --max-model-len 8192 "
+                "--gpu-memory-utilization 0.9 --tensor-parallel-size 1 --kv-cache-dtype auto")
+    assert page.el("#launch").text == expected
+    page.choose("kv_dtype", "fp8")
+    page.type_into("gpus", 2)
+    page.type_into("context", 32768)
+    est = estimate(cli, kv_dtype="fp8", gpus=2, context=32768)
+    expected = (f"vllm serve {DEFAULT_MODEL} --max-model-len 32768 "
+                f"--gpu-memory-utilization {est['utilization']} --tensor-parallel-size {est['tp']} --kv-cache-dtype fp8")
+    assert page.el("#launch").text == expected
+    page.el("#copy-launch").click()
+    wait_copied(page, expected)
+    assert page.el("#copied").text == "Launch command copied."
+    assert read_clipboard(page) == expected
+    engines = [o.get_attribute("value") for o in page.d.find_elements("css selector", "#engine option")]
+    if "vllm" in engines:
+        # vLLM's own default utilization, as the profile reports it.
+        page.choose("engine", "vllm")
+        est = estimate(cli, engine="vllm", kv_dtype="fp8", gpus=2, context=32768)
+        settings = {s["name"]: s["value"] for s in est["engine_settings"]}
+        assert page.el("#launch").text == (
+            f"vllm serve {DEFAULT_MODEL} --max-model-len 32768 --gpu-memory-utilization "
+            f"{settings['gpu_memory_utilization']} --tensor-parallel-size 2 --kv-cache-dtype fp8")
+    if "sglang" in engines:
+        page.choose("engine", "sglang")
+        est = estimate(cli, engine="sglang", kv_dtype="fp8", gpus=2, context=32768)
+        settings = {s["name"]: s["value"] for s in est["engine_settings"]}
+        assert page.el("#launch").text == (
+            f"python -m sglang.launch_server --model-path {DEFAULT_MODEL} --context-length 32768 "
+            f"--mem-fraction-static {settings['mem_fraction_static']} --tp-size 2 --kv-cache-dtype fp8_e5m2")
+    if "llamacpp" in engines:
+        page.type_into("gpus", 1, want=None)
+        page.choose("quant", "q4_k", want=None)
+        page.choose("kv_dtype", "q8_0", want=None)
+        page.choose("engine", "llamacpp")
+        est = estimate(cli, engine="llamacpp", quant="q4_k", kv_dtype="q8_0", gpus=1, context=32768)
+        settings = {s["name"]: s["value"] for s in est["engine_settings"]}
+        command = page.el("#launch").text.splitlines()[-1]
+        assert command.startswith(f"llama-server -m Llama-3.1-8B-Instruct-Q4_K.gguf -c 32768 -np 1 "
+                                  f"-ngl {settings['n_gpu_layers']} -ctk ")
+
+
+def test_phone_sized_screen(page, cli):
+    page.d.set_window_size(390, 844)
+    page.open("batch=3")
+    width = page.d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"page scrolls sideways on a phone: {width}"
+    controls = page.el("#controls").rect
+    results = page.el("#results").rect
+    assert results["y"] >= controls["y"] + controls["height"] - 1, "form and results should stack"
+    page.type_into("context", 4096)
+    est = estimate(cli, batch=3, context=4096)
+    assert_figures(page, est)
+    # The answer stays in view below the form.
+    mini = page.el("#mini")
+    assert mini.is_displayed()
+    assert mini.text.startswith(f"Fits · max concurrency {est['max_concurrency']:,}")
+    assert mini.rect["y"] + mini.rect["height"] <= page.d.execute_script("return window.innerHeight") + 1
+    for button in page.d.find_elements("css selector", "button.btn"):
+        if button.is_displayed():
+            assert button.size["height"] >= 36, "touch targets of at least 36 px"
+    page.d.save_screenshot(os.path.join(ROOT, "docs", "screenshot-phone.png"))
+
+
+def luminance(css_color):
+    r, g, b = [int(v) for v in re.findall(r"\d+", css_color)[:3]]
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_light_and_dark_themes(page, cli):
+    bg = lambda: luminance(page.d.execute_script("return getComputedStyle(document.body).backgroundColor"))
+    text = lambda: luminance(page.d.execute_script("return getComputedStyle(document.body).color"))
+    assert bg() > 0.8 and text() < 0.3
+    page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    page.open()
+    assert bg() < 0.2 and text() > 0.7
+    toggle = page.el("#theme")
+    assert toggle.get_attribute("aria-pressed") == "true"
+    toggle.click()
+    assert bg() > 0.8 and toggle.get_attribute("aria-pressed") == "false"
+    page.open()  # the choice is remembered over the system preference
+    assert bg() > 0.8
+    page.el("#theme").click()
+    assert bg() < 0.2
+    assert_figures(page, estimate(cli))
+
+
+def test_keyboard_usable(page, cli):
+    # Every control has a label.
+    unlabeled = page.d.execute_script("""
+        return [...document.querySelectorAll('input, select, textarea, button')]
+          .filter(e => e.offsetParent !== null)
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+          .map(e => e.id || e.outerHTML.slice(0, 60));""")
+    assert unlabeled == []
+    # Tab walks the form in reading order, with a visible focus ring.
+    page.d.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    order = []
+    for _ in range(20):
+        ActionChains(page.d).send_keys(Keys.TAB).perform()
+        active = page.d.switch_to.active_element
+        order.append(active.get_attribute("id") or active.tag_name)
+        outline = page.d.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", f"no focus style on {order[-1]}"
+    main = ["model", "quant", "kv_dtype", "context", "batch", "gpu", "gpus", "engine", "fraction"]
+    positions = [order.index(i) for i in main]
+    assert positions == sorted(positions), order
+    assert order.index("share") < order.index("model")
+    # A select changes with the arrow keys, and the estimate follows.
+    kv = page.el("#kv_dtype")
+    page.d.execute_script("arguments[0].focus()", kv)
+    kv.send_keys(Keys.ARROW_DOWN)
+    page.settle()
+    chosen = Select(kv).first_selected_option.get_attribute("value")
+    assert chosen == "fp16"  # the option after the default, auto
+    assert_figures(page, estimate(cli, kv_dtype=chosen))
+
+
+def test_bad_input_is_shown_and_recovers(page, cli):
+    page.type_into("context", 0, want="error")
+    assert page.el("#status").text == "context: context must be at least 1 token"
+    assert page.el("#context").get_attribute("aria-invalid") == "true"
+    page.type_into("fraction", "1.5", want="error")
+    page.type_into("context", 2048, want="error")
+    assert page.el("#status").text.startswith("gpu_memory_utilization:")
+    assert page.el("#fraction").get_attribute("aria-invalid") == "true"
+    page.type_into("fraction", "0.95")
+    assert not page.el("#status").is_displayed()
+    assert_figures(page, estimate(cli, context=2048, gpu_memory_utilization=0.95))
+
+
+def test_screenshot_for_the_readme(page, cli):
+    query = "model=llama-3.1-70b-instruct&quant=fp8&gpu=h100&gpus=2&kv_dtype=fp8&context=32768&batch=8"
+    page.open(query)
+    est = estimate(cli, model="llama-3.1-70b-instruct", quant="fp8", gpu="h100", gpus=2, kv_dtype="fp8",
+                   context=32768, batch=8)
+    assert est["fits"]
+    assert_figures(page, est)
+    ActionChains(page.d).move_to_element(page.el('dd[data-figure="max_concurrency"] button.info')).perform()
+    # The whole page in one image: a viewport as tall as the document.
+    height = page.d.execute_script("return document.documentElement.scrollHeight")
+    page.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1280, "height": min(height, 3000), "deviceScaleFactor": 1, "mobile": False})
+    try:
+        path = os.path.join(ROOT, "docs", "screenshot.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        assert page.d.save_screenshot(path)
+        assert os.path.getsize(path) > 20_000
+    finally:
+        page.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
