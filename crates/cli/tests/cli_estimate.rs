@@ -38,6 +38,10 @@ fn readme_example_json_has_the_documented_keys() {
     assert_eq!(v["fits"], false);
     let min_gpus = v["min_gpus"].as_u64().unwrap();
     assert!(min_gpus >= 2, "needs more than one A10G, got {min_gpus}");
+    // It does not fit, so the advice names changes that would, each with its figure.
+    let advice = v["advice"].as_array().expect("advice when it does not fit");
+    assert!(advice.iter().any(|a| a["change"].as_str().unwrap().contains("GPUs (tensor parallel 2)")), "{advice:?}");
+    assert!(advice.iter().all(|a| a["detail"].as_str().unwrap().contains("GB") || a["detail"].as_str().unwrap().contains("sequences")));
     let total = v["total_bytes"].as_u64().unwrap();
     let parts: u64 = ["weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes"].iter().map(|k| v[*k].as_u64().unwrap()).sum();
     assert!(total >= parts, "total {total} must cover its parts {parts}");

@@ -324,6 +324,9 @@ pub struct Estimate {
     /// Per-stage figures when pipeline parallel (the top-level figures are the limiting stage's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageFigures>,
+    /// When it does not fit: the smallest changes that would (crate::plan::advise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<crate::plan::Advice>,
 }
 
 impl Estimate {
@@ -401,6 +404,7 @@ impl Estimate {
             startup_error: None,
             engine_settings: Vec::new(),
             stages: Vec::new(),
+            advice: Vec::new(),
         }
     }
 

@@ -461,7 +461,33 @@ pub fn compute_with_model(
 }
 
 fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Failure> {
-    estimate_for_model(a, model, gpu)
+    let mut e = estimate_for_model(a, model, gpu)?;
+    if !e.fits {
+        e.advice = advice(a, model, gpu, &e);
+    }
+    Ok(e)
+}
+
+/// What would make a configuration that does not fit work: the planner's advice, each change
+/// checked by the same engine profile (with that engine's default settings).
+fn advice(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu, e: &Estimate) -> Vec<vramplan_core::plan::Advice> {
+    use crate::commands::plan::{evaluator, PlanEngine};
+    let engine = match a.engine {
+        EngineChoice::Generic => PlanEngine::Generic,
+        EngineChoice::Vllm => PlanEngine::Vllm,
+        EngineChoice::Sglang => PlanEngine::Sglang,
+        EngineChoice::Llamacpp => PlanEngine::Llamacpp,
+        EngineChoice::Ollama => return Vec::new(),
+    };
+    let (Ok(weights), Ok(kv), Ok(release)) = (WeightFormat::parse(&e.quant), KvDtype::parse(&e.kv_dtype), Release::parse(&a.vllm_version)) else {
+        return Vec::new();
+    };
+    let mut config = Config::new(weights, kv, e.context, e.batch);
+    config.parallel = Parallelism { tp: e.tp, pp: e.pp, dp: 1 };
+    config.utilization = e.utilization;
+    let cat = catalogue();
+    let gpus: Vec<(&Gpu, Option<f64>)> = cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect();
+    vramplan_core::plan::advise(&*evaluator(engine, release), model, gpu, config, &gpus)
 }
 
 pub fn run(a: EstimateArgs) -> Result<(), Failure> {
@@ -526,6 +552,12 @@ fn footer(out: &mut String, e: &Estimate) {
             "\n  Start-up error ({}):\n    {}\n  Fix: {}\n",
             err.source, err.message, err.fix
         ));
+    }
+    if !e.advice.is_empty() {
+        out.push_str("\n  What would make it fit (each checked with the same engine profile):\n");
+        for a in &e.advice {
+            out.push_str(&format!("    - {}: {}\n", a.change, a.detail));
+        }
     }
     if e.naive.kv_bytes_per_token != e.kv_bytes_per_token {
         out.push_str(&format!(

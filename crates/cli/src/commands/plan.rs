@@ -167,7 +167,10 @@ fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl
         let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8" } else { "" };
         let seqs = concurrency.div_ceil(d.replicas.max(1));
         let dp = if d.replicas > 1 { format!(" --data-parallel-size {}", d.replicas) } else { String::new() };
+        let gguf = matches!(WeightFormat::parse(&d.quant), Ok(WeightFormat::Gguf(_)));
         match engine {
+            // GGUF types are served by llama.cpp whichever profile checked them.
+            PlanEngine::Generic if gguf => llama_server(model, d, context, seqs),
             PlanEngine::Vllm | PlanEngine::Generic => format!(
                 "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context} --gpu-memory-utilization {utilization} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
                 d.tp, d.pp
@@ -181,19 +184,27 @@ fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl
                     d.tp, d.pp
                 )
             }
-            PlanEngine::Llamacpp => {
-                let file = format!("{}.{}.gguf", model.id.rsplit('/').next().unwrap_or(&model.id), d.quant.to_uppercase());
-                let per = if d.replicas > 1 { format!("  # × {} servers, one per GPU", d.replicas) } else { String::new() };
-                format!(
-                    "llama-server -m {file} -c {} -np {seqs} -ngl {} -fa on -ctk {} -ctv {}{per}",
-                    context.saturating_mul(seqs),
-                    model.num_layers + 1,
-                    d.kv_dtype.replace("fp16", "f16"),
-                    d.kv_dtype.replace("fp16", "f16")
-                )
-            }
+            PlanEngine::Llamacpp => llama_server(model, d, context, seqs),
         }
     }
+}
+
+/// `llama-server` for a GGUF deployment: `-c` is the total of the slots' cells; layers are split
+/// over the GPUs of a replica (`--split-mode layer`, llama.cpp's default for several GPUs).
+fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> String {
+    let file = format!("{}.{}.gguf", model.id.rsplit('/').next().unwrap_or(&model.id), d.quant.to_uppercase());
+    let kv = d.kv_dtype.replace("fp16", "f16");
+    let split = if d.tp * d.pp > 1 {
+        format!(" --split-mode layer --tensor-split {}", vec!["1"; (d.tp * d.pp) as usize].join(","))
+    } else {
+        String::new()
+    };
+    let per = if d.replicas > 1 { format!("  # × {} servers", d.replicas) } else { String::new() };
+    format!(
+        "llama-server -m {file} -c {} -np {seqs} -ngl {} -fa on -ctk {kv} -ctv {kv}{split}{per}",
+        context.saturating_mul(seqs),
+        model.num_layers + 1
+    )
 }
 
 pub fn run(a: PlanArgs) -> Result<(), Failure> {
