@@ -1,5 +1,6 @@
 //! API tests against a real `vramplan serve` on an ephemeral loopback port: every endpoint, the
-//! estimate equal to `vramplan estimate --json` for the same flags, the OpenAPI document matching
+//! estimate equal to `vramplan estimate --json` and the plans equal to `vramplan plan --json` for
+//! the same flags, the OpenAPI document matching
 //! what the handler accepts, and bad input (malformed JSON, wrong types, out-of-range values,
 //! unknown fields, pasted objects that are not configs, oversize bodies) answered with a 4xx that
 //! names the field while the server goes on serving.
@@ -76,6 +77,10 @@ impl Server {
 
     fn estimate(&self, body: &Value) -> Response {
         self.post("/api/v1/estimate", body.to_string().as_bytes())
+    }
+
+    fn plan(&self, body: &Value) -> Response {
+        self.post("/api/v1/plan", body.to_string().as_bytes())
     }
 
     /// The server still answers after whatever came before.
@@ -192,6 +197,27 @@ fn flags(body: &Value) -> Vec<String> {
             Value::Bool(true) => {} // a switch: the flag alone
             Value::String(s) => v.push(s.clone()),
             other => v.push(other.to_string()),
+        }
+    }
+    v
+}
+
+/// A plan request body as CLI flags: an array is the flag once per entry
+/// (`{"gpu": ["h100", "l4"]}` → `--gpu h100 --gpu l4`).
+fn plan_flags(body: &Value) -> Vec<String> {
+    let mut v = vec!["plan".to_string(), "--json".to_string()];
+    for (k, val) in body.as_object().unwrap() {
+        let flag = format!("--{}", k.replace('_', "-"));
+        let values = match val {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        };
+        for item in values {
+            v.push(flag.clone());
+            v.push(match item {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
         }
     }
     v
@@ -617,4 +643,368 @@ fn serve_prints_its_address_and_refuses_a_bad_host() {
     let out = cli(&["serve", "--host", "not-an-ip"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+// ---------------------------------------------------------------- POST /api/v1/plan
+
+#[test]
+fn plan_equals_the_cli_json_for_the_same_flags() {
+    let s = Server::start();
+    let cases = [
+        // The whole catalogue of GPUs, the CLI's defaults otherwise.
+        json!({"model": ["llama-3.1-8b"]}),
+        // Two models compared, two GPU kinds, a longer context and more users.
+        json!({"model": ["llama-3.1-70b", "meta-llama/Llama-3.1-8B-Instruct"], "gpu": ["h100", "l40s"], "context": 16384, "concurrency": 16}),
+        // Each engine, with its own options.
+        json!({"model": ["qwen2.5-7b-instruct"], "engine": "sglang", "gpu": ["a100-80gb"], "max_gpus": 2, "rate": 1.5, "output_tokens": 512}),
+        json!({"model": ["llama-3.1-8b"], "engine": "llamacpp", "gpu": ["rtx-4090", "rtx-3090"], "quant": ["q4_k", "q8_0"], "kv_dtype": ["q8_0"]}),
+        json!({"model": ["llama-3.1-8b"], "engine": "vllm", "vllm_version": "0.10", "gpu_memory_utilization": 0.85, "gpu": ["l4"], "top": 3}),
+        json!({"model": ["mixtral-8x7b"], "engine": "generic", "gpu": ["a100-80gb", "h100"], "kv_dtype": ["fp8"], "quant": ["fp8"]}),
+        // Nothing serves 64 × 128K tokens of Llama 3.2 1B on one T4: no plan, advice instead.
+        json!({"model": ["llama-3.2-1b"], "gpu": ["t4"], "max_gpus": 1, "context": 131072, "concurrency": 64}),
+    ];
+    for body in cases {
+        let r = s.plan(&body);
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let args = plan_flags(&body);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let api = r.json();
+        assert_eq!(api, cli_json(&args), "API and CLI differ for {body}");
+        // Either plans or (possibly empty) advice: advice only when nothing was found.
+        let plans = api["plans"].as_array().unwrap();
+        assert!(plans.is_empty() || api["advice"].as_array().unwrap().is_empty());
+    }
+    // The answers above are not all alike: the last has no plan and says what would help.
+    let r = s
+        .plan(&json!({"model": ["llama-3.2-1b"], "gpu": ["t4"], "max_gpus": 1, "context": 131072, "concurrency": 64}))
+        .json();
+    assert_eq!(r["plans"], json!([]));
+    let change = r["advice"][0]["change"].as_str().unwrap();
+    assert!(
+        change.starts_with("meta-llama/Llama-3.2-1B: context of "),
+        "{change}"
+    );
+    // `top` trims only the CLI's table: like --json, the API answers every plan.
+    let all = s
+        .plan(&json!({"model": ["llama-3.1-8b"], "gpu": ["l4", "l40s"]}))
+        .json();
+    let top1 = s
+        .plan(&json!({"model": ["llama-3.1-8b"], "gpu": ["l4", "l40s"], "top": 1}))
+        .json();
+    assert!(all["plans"].as_array().unwrap().len() > 1);
+    assert_eq!(all, top1);
+}
+
+#[test]
+fn openapi_documents_the_plan_endpoint() {
+    let s = Server::start();
+    let doc = s.get("/api/v1/openapi.json").json();
+    let post = &doc["paths"]["/api/v1/plan"]["post"];
+    assert_eq!(
+        post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/PlanRequest"
+    );
+    for status in ["200", "400", "413", "500", "503"] {
+        assert!(
+            post["responses"][status].is_object(),
+            "{status} undocumented"
+        );
+    }
+    let req = &doc["components"]["schemas"]["PlanRequest"];
+    assert_eq!(req["additionalProperties"], false);
+    assert_eq!(req["required"], json!(["model"]));
+    let props = req["properties"].as_object().unwrap();
+    // Exactly the `plan` flags, --json aside (plan.rs PlanArgs).
+    let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "concurrency",
+            "context",
+            "engine",
+            "gpu",
+            "gpu_memory_utilization",
+            "kv_dtype",
+            "max_gpus",
+            "model",
+            "output_tokens",
+            "quant",
+            "rate",
+            "top",
+            "vllm_version"
+        ]
+    );
+    for list in ["model", "gpu", "quant", "kv_dtype"] {
+        assert_eq!(props[list]["type"], "array", "{list}");
+        assert_eq!(props[list]["items"]["type"], "string", "{list}");
+    }
+    assert_eq!(
+        props["engine"]["enum"],
+        json!(["vllm", "llamacpp", "sglang", "generic"])
+    );
+    // Every documented field with its example (or default) is accepted. A small search (one GPU
+    // kind, one GPU) keeps each request short; the field under test replaces the base's value.
+    for (name, p) in props {
+        let value = p
+            .get("example")
+            .or_else(|| p.get("default"))
+            .or_else(|| p["enum"].get(0))
+            .cloned()
+            .unwrap_or_else(|| match p["type"].as_str() {
+                Some("integer") => json!(1),
+                Some("number") => json!(0.9),
+                Some("boolean") => json!(false),
+                _ => panic!("{name} has no example, default or enum"),
+            });
+        let mut body = json!({"model": ["llama-3.1-8b"], "gpu": ["l4"], "max_gpus": 1});
+        body[name.as_str()] = value.clone();
+        let r = s.plan(&body);
+        assert_eq!(
+            r.status,
+            200,
+            "documented field {name} = {value} refused: {}",
+            r.text()
+        );
+    }
+    // Anything undocumented is refused by name (estimate's fields included).
+    for bogus in ["batch", "gpus", "config", "json", "Model", "max-gpus"] {
+        assert!(!props.contains_key(bogus));
+        assert_field_error(
+            &s.plan(&json!({"model": ["llama-3.1-8b"], bogus: 1})),
+            Some(bogus),
+        );
+    }
+    // The documented answer is the returned one: keys of the result, of a plan, of an advice.
+    let schemas = &doc["components"]["schemas"];
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let found = s
+        .plan(&json!({"model": ["llama-3.1-8b"], "gpu": ["h100"]}))
+        .json();
+    let advised = s
+        .plan(&json!({"model": ["llama-3.2-1b"], "gpu": ["t4"], "max_gpus": 1, "context": 131072, "concurrency": 64}))
+        .json();
+    assert_eq!(keys(&schemas["PlanResult"]["properties"]), keys(&found));
+    assert_eq!(
+        keys(&schemas["Deployment"]["properties"]),
+        keys(&found["plans"][0])
+    );
+    assert_eq!(
+        keys(&schemas["Advice"]["properties"]),
+        keys(&advised["advice"][0])
+    );
+    assert_eq!(
+        schemas["Deployment"]["properties"]["cost_per_hour"]["nullable"],
+        true
+    );
+}
+
+#[test]
+fn bad_plan_requests_get_a_400_naming_the_field() {
+    let s = Server::start();
+    // Unknown model: the catalogue's nearest names, as the CLI says them.
+    let r = s.plan(&json!({"model": ["llama-3.1-8bb"]}));
+    assert_field_error(&r, Some("model"));
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.starts_with("unknown model 'llama-3.1-8bb'; nearest: "),
+        "{msg}"
+    );
+    assert!(msg.contains("llama-3.1-8b"), "{msg}");
+    let cli_out = cli(&["plan", "--json", "--model", "llama-3.1-8bb"]);
+    assert_eq!(cli_out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&cli_out.stderr).trim(),
+        format!("error: {msg}")
+    );
+    // The second of two models is the unknown one.
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b", "no-such"]})),
+        Some("model"),
+    );
+    // Zero or absurd sizes: the planner's own checks, pointed at the field that is wrong even
+    // when the other one is given too.
+    for (body, field) in [
+        (
+            json!({"model": ["llama-3.1-8b"], "concurrency": 0}),
+            "concurrency",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "context": 8192, "concurrency": 0}),
+            "concurrency",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "context": 0, "concurrency": 4}),
+            "context",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "context": 1u64 << 30, "concurrency": 4}),
+            "context",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "context": 8192, "concurrency": 1u64 << 30}),
+            "concurrency",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "max_gpus": 0}),
+            "max_gpus",
+        ),
+        (json!({"model": ["llama-3.1-8b"], "rate": 0}), "rate"),
+        (json!({"model": ["llama-3.1-8b"], "rate": -2.5}), "rate"),
+        (
+            json!({"model": ["llama-3.1-8b"], "output_tokens": 8192}),
+            "output_tokens",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "gpu_memory_utilization": 1.5}),
+            "gpu_memory_utilization",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "vllm_version": "0.1"}),
+            "vllm_version",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "gpu": ["voodoo-5"]}),
+            "gpu",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "quant": ["q3_zz"]}),
+            "quant",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "kv_dtype": ["fp4"]}),
+            "kv_dtype",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "engine": "ollama"}),
+            "engine",
+        ),
+        (
+            json!({"model": ["llama-3.1-8b"], "concurrency": -1}),
+            "concurrency",
+        ),
+        (json!({"model": ["llama-3.1-8b"], "top": 1.5}), "top"),
+    ] {
+        assert_field_error(&s.plan(&body), Some(field));
+    }
+    // Unknown fields, among them estimate's names for similar things.
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "concurency": 4})),
+        Some("concurency"),
+    );
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "batch": 4})),
+        Some("batch"),
+    );
+    // Wrong types.
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "concurrency": "8"})),
+        Some("concurrency"),
+    );
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "rate": "fast"})),
+        Some("rate"),
+    );
+    assert_field_error(&s.plan(&json!({"model": [42]})), Some("model"));
+    assert_field_error(
+        &s.plan(&json!({"model": [["llama-3.1-8b"]]})),
+        Some("model"),
+    );
+    assert_field_error(
+        &s.plan(&json!({"model": {"id": "llama-3.1-8b"}})),
+        Some("model"),
+    );
+    // An array where a string or a number is expected, and a string where an array is.
+    let r = s.plan(&json!({"model": ["llama-3.1-8b"], "engine": ["vllm"]}));
+    assert_field_error(&r, Some("engine"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .ends_with("got an array"));
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "vllm_version": ["0.10"]})),
+        Some("vllm_version"),
+    );
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "context": [8192]})),
+        Some("context"),
+    );
+    let r = s.plan(&json!({"model": "llama-3.1-8b"}));
+    assert_field_error(&r, Some("model"));
+    assert_eq!(
+        r.json()["error"],
+        "model must be an array of strings, got a string"
+    );
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "gpu": "h100"})),
+        Some("gpu"),
+    );
+    // A missing or empty model list: the CLI's "required" error.
+    assert_field_error(&s.plan(&json!({})), Some("model"));
+    assert_field_error(&s.plan(&json!({"model": []})), Some("model"));
+    assert_field_error(&s.plan(&json!({"model": null})), Some("model"));
+    // More entries than a list takes.
+    assert_field_error(
+        &s.plan(&json!({"model": vec!["llama-3.1-8b"; 17]})),
+        Some("model"),
+    );
+    // Paths: refused outside `model`; in `model`, only a catalogue miss (no file is read).
+    assert_field_error(
+        &s.plan(&json!({"model": ["llama-3.1-8b"], "gpu": ["../h100"]})),
+        Some("gpu"),
+    );
+    let r = s.plan(&json!({"model": ["/etc/passwd"]}));
+    assert_field_error(&r, Some("model"));
+    assert!(!r.text().contains("root:"));
+    // Malformed JSON and bodies that are not objects.
+    for body in [
+        &b"{\"model\": ["[..],
+        b"not json",
+        b"",
+        b"[\"llama-3.1-8b\"]",
+        b"\"llama\"",
+    ] {
+        assert_field_error(&s.post("/api/v1/plan", body), None);
+    }
+    // The body limit.
+    let big = format!("{{\"model\": [\"{}\"]}}", "x".repeat(65_536));
+    assert_eq!(s.post("/api/v1/plan", big.as_bytes()).status, 413);
+    let r = s.raw(b"POST /api/v1/plan HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    assert_eq!(r.status, 413);
+    assert_eq!(s.get("/api/v1/plan").status, 405);
+    s.assert_alive();
+}
+
+#[test]
+fn plan_searches_do_not_stop_estimates() {
+    let s = Server::start();
+    let body = json!({"model": ["llama-3.1-70b"], "concurrency": 8}).to_string();
+    // More simultaneous full searches than the server runs at once: each is answered, with the
+    // plans or a 503 that says when to retry, and estimates are answered meanwhile.
+    let answers: Vec<Response> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| scope.spawn(|| s.post("/api/v1/plan", body.as_bytes())))
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let est = s.estimate(&json!({"model": "llama-3.1-8b"}));
+        assert_eq!(est.status, 200, "{}", est.text());
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut plans = Vec::new();
+    for r in &answers {
+        match r.status {
+            200 => plans.push(r.json()),
+            503 => {
+                assert_eq!(r.header("retry-after"), Some("1"));
+                assert!(r.json()["error"].as_str().unwrap().contains("try again"));
+            }
+            other => panic!("status {other}: {}", r.text()),
+        }
+    }
+    assert!(!plans.is_empty());
+    assert!(plans.windows(2).all(|w| w[0] == w[1]));
+    // Once they are done, the next search runs.
+    assert_eq!(s.post("/api/v1/plan", body.as_bytes()).status, 200);
+    s.assert_alive();
 }

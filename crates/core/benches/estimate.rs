@@ -1,5 +1,9 @@
-//! One estimate, end to end: breakdown, verdict, max concurrency, max context and fewest GPUs.
+//! One estimate. `figures`: the numbers of an estimate (breakdown, verdict, max concurrency,
+//! max context, fewest GPUs) from a model whose tensor inventory is built once, as the planner
+//! and the web server use it; `estimate`: the whole answer with its explanatory text, as
+//! `vramplan estimate --json` prints it.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use vramplan_core::estimate::figures;
 use vramplan_core::{catalogue, estimate, Config, KvDtype, WeightFormat};
 
 fn bench(c: &mut Criterion) {
@@ -7,12 +11,20 @@ fn bench(c: &mut Criterion) {
     let model = cat.model("meta-llama/Llama-3.1-8B-Instruct").expect("catalogue model");
     let gpu = cat.gpu("a10g").expect("catalogue gpu");
     let config = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 8192, 16);
-    c.bench_function("estimate llama-3.1-8b a10g 8k x16", |b| {
+    let inv = model.inventory();
+    c.bench_function("figures llama-3.1-8b a10g 8k x16", |b| {
+        b.iter(|| figures(black_box(model), black_box(&inv), black_box(gpu.memory_bytes), black_box(config)))
+    });
+    c.bench_function("estimate llama-3.1-8b a10g 8k x16 (full, with text)", |b| {
         b.iter(|| estimate(black_box(model), black_box(gpu), black_box(config)).unwrap())
     });
-    let inv = model.inventory();
-    let sizing = vramplan_core::estimate::Sizing::new(model, &inv, gpu.memory_bytes, config);
-    c.bench_function("fit check (precomputed sizing)", |b| b.iter(|| sizing.fits(black_box(16), black_box(8192))));
+    let ds = cat.model("deepseek-ai/DeepSeek-V3").expect("catalogue model");
+    let ds_inv = ds.inventory();
+    let h100 = cat.gpu("h100").expect("catalogue gpu");
+    let ds_config = Config::new(WeightFormat::Fp8 { block: 128 }, KvDtype::Bf16, 32768, 8);
+    c.bench_function("figures deepseek-v3 h100 32k x8", |b| {
+        b.iter(|| figures(black_box(ds), black_box(&ds_inv), black_box(h100.memory_bytes), black_box(ds_config)))
+    });
 }
 
 criterion_group!(benches, bench);

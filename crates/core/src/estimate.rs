@@ -96,19 +96,20 @@ impl<'a> Sizing<'a> {
         let weights = weight_bytes_per_stage(model, inv, config.weights, &par);
         let stages = par.stages(model.num_layers);
         // The busiest stage sets the per-GPU figure: largest weights plus KV at this config.
-        let (mut best, mut best_total) = (0usize, 0u64);
+        let (mut best, mut best_total, mut best_kv) = (0usize, 0u64, None);
         for (s, range) in stages.iter().enumerate() {
             let kv = KvLayout::new(model, config.kv_dtype, par.tp, range.clone());
             let t = weights[s].saturating_add(
                 kv.bytes_per_sequence(config.context)
                     .saturating_mul(config.batch),
             );
-            if t >= best_total {
+            if t >= best_total || best_kv.is_none() {
                 best = s;
                 best_total = t;
+                best_kv = Some(kv);
             }
         }
-        let kv = KvLayout::new(model, config.kv_dtype, par.tp, stages[best].clone());
+        let kv = best_kv.unwrap_or_default();
         let utilization_milli = (config.utilization * 1_000_000.0).round() as u64;
         Sizing {
             model,
@@ -144,26 +145,73 @@ impl<'a> Sizing<'a> {
         self.total_bytes(batch, context) <= self.usable_bytes
     }
 
+    /// Memory left for the KV cache after everything that does not grow with it, at `batch`
+    /// sequences of `context` tokens (for the search's first guess).
+    fn room_for_kv(&self, batch: u64, context: u64) -> u64 {
+        self.usable_bytes
+            .saturating_sub(self.weights_bytes)
+            .saturating_sub(self.overhead_bytes)
+            .saturating_sub(self.activation_bytes(batch, context))
+    }
+
     /// Largest number of concurrent sequences of `context` tokens that fit (0 if none).
     pub fn max_concurrency(&self, context: u64) -> u64 {
-        largest_fitting(1 << 32, |b| self.fits(b, context))
+        // First guess: the room left at one sequence over one sequence's KV — exact when
+        // activations do not grow with the batch, a close upper bound otherwise.
+        let per_seq = self.kv.bytes_per_sequence(context).max(1);
+        let guess = self.room_for_kv(1, context) / per_seq;
+        largest_fitting_near(guess, 1 << 32, |b| self.fits(b, context))
     }
 
     /// Longest context that fits at `batch` sequences (0 if none), not capped by the model.
     pub fn max_context(&self, batch: u64) -> u64 {
-        largest_fitting(1 << 34, |c| self.fits(batch, c))
+        // First guess: the room over the per-token KV of every attention layer (windows
+        // treated as full: an underestimate when the model has sliding-window layers).
+        let per_token = self.kv.bytes_per_token().saturating_mul(batch).max(1);
+        let state = self.kv.bytes_per_sequence(0).saturating_mul(batch);
+        let guess = self.room_for_kv(batch, 1).saturating_sub(state) / per_token;
+        largest_fitting_near(guess, 1 << 34, |c| self.fits(batch, c))
     }
 }
 
-/// Largest n in [0, limit] with `fits(n)`, for a predicate that is true up to some n and false
-/// after (memory never shrinks as batch or context grows). 0 when even 1 does not fit.
-fn largest_fitting(limit: u64, fits: impl Fn(u64) -> bool) -> u64 {
+/// Largest n in [1, limit] with `fits(n)` (0 when even 1 does not fit), for a predicate that is
+/// true up to some n and false after (memory never shrinks as batch or context grows). Starts
+/// at `guess` and gallops away from it (1, 2, 4, … steps) until the answer is bracketed, then
+/// bisects: a handful of evaluations when the guess is close, 2·log2(limit) at worst.
+fn largest_fitting_near(guess: u64, limit: u64, fits: impl Fn(u64) -> bool) -> u64 {
     if !fits(1) {
         return 0;
     }
-    let (mut lo, mut hi) = (1u64, limit);
-    if fits(hi) {
-        return hi;
+    let g = guess.clamp(1, limit);
+    let (mut lo, mut hi);
+    if fits(g) {
+        lo = g;
+        let mut step = 1u64;
+        loop {
+            if lo == limit {
+                return limit;
+            }
+            let next = lo.saturating_add(step).min(limit);
+            if fits(next) {
+                lo = next;
+                step = step.saturating_mul(2);
+            } else {
+                hi = next;
+                break;
+            }
+        }
+    } else {
+        hi = g;
+        let mut step = 1u64;
+        loop {
+            let next = hi.saturating_sub(step).max(1);
+            if fits(next) {
+                lo = next;
+                break;
+            }
+            hi = next;
+            step = step.saturating_mul(2);
+        }
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
@@ -429,13 +477,24 @@ pub fn min_gpus(
     gpu_memory_bytes: u64,
     config: Config,
 ) -> Option<u64> {
-    (1..=64u64)
+    let one = Config { parallel: Parallelism::default(), ..config };
+    min_gpus_from(model, inv, gpu_memory_bytes, &Sizing::new(model, inv, gpu_memory_bytes, one))
+}
+
+/// `min_gpus` given the single-GPU sizing of the configuration.
+fn min_gpus_from(model: &ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, single: &Sizing) -> Option<u64> {
+    let config = single.config;
+    if single.fits(config.batch, config.context) {
+        return Some(1);
+    }
+    // Each of tp GPUs holds at least 1/tp of the weights and of the KV cache, so a split whose
+    // share of those alone exceeds the usable memory cannot fit and need not be sized.
+    let shared = single.weights_bytes.saturating_add(single.kv_cache_bytes(config.batch, config.context));
+    (2..=64u64)
+        .filter(|&tp| shared / tp <= single.usable_bytes)
         .filter(|&tp| Parallelism { tp, pp: 1, dp: 1 }.check(model).is_ok())
         .find(|&tp| {
-            let c = Config {
-                parallel: Parallelism { tp, pp: 1, dp: 1 },
-                ..config
-            };
+            let c = Config { parallel: Parallelism { tp, pp: 1, dp: 1 }, ..config };
             Sizing::new(model, inv, gpu_memory_bytes, c).fits(config.batch, config.context)
         })
 }
@@ -481,37 +540,62 @@ pub fn naive_reason(model: &ModelDesc) -> String {
 }
 
 /// The full estimate under the generic engine.
+/// The numbers of a generic-engine estimate, without the text that explains them: what the
+/// searches, the planner and the benchmark need. `inv` is the model's inventory, built once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    pub weights_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub activation_bytes: u64,
+    pub overhead_bytes: u64,
+    pub total_bytes: u64,
+    pub usable_bytes: u64,
+    pub max_concurrency: u64,
+    /// Longest context that fits at `batch`, not capped by the model.
+    pub max_context: u64,
+    pub min_gpus: Option<u64>,
+}
+
+pub fn figures(model: &ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, config: Config) -> Figures {
+    let s = Sizing::new(model, inv, gpu_memory_bytes, config);
+    let (b, c) = (config.batch, config.context);
+    Figures {
+        weights_bytes: s.weights_bytes,
+        kv_cache_bytes: s.kv_cache_bytes(b, c),
+        activation_bytes: s.activation_bytes(b, c),
+        overhead_bytes: s.overhead_bytes,
+        total_bytes: s.total_bytes(b, c),
+        usable_bytes: s.usable_bytes,
+        max_concurrency: s.max_concurrency(c).saturating_mul(config.parallel.dp),
+        max_context: s.max_context(b),
+        min_gpus: if config.parallel == Parallelism::default() {
+            min_gpus_from(model, inv, gpu_memory_bytes, &s)
+        } else {
+            min_gpus(model, inv, gpu_memory_bytes, config)
+        },
+    }
+}
+
+/// The full estimate under the generic engine.
 pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate, String> {
     config.check(model)?;
     let inv = model.inventory();
-    let s = Sizing::new(model, &inv, gpu.memory_bytes, config);
-    let (b, c) = (config.batch, config.context);
-    let total = s.total_bytes(b, c);
-    let fit_context = s.max_context(b);
-    let (max_context, limit) = if fit_context >= model.max_context {
+    let f = figures(model, &inv, gpu.memory_bytes, config);
+    let (max_context, limit) = if f.max_context >= model.max_context {
         (model.max_context, "model")
     } else {
-        (fit_context, "memory")
+        (f.max_context, "memory")
     };
-    let par = config.parallel;
     let mut e = Estimate::skeleton(model, &inv, gpu, &config, "generic");
-    e.weights_bytes = s.weights_bytes;
-    e.kv_cache_bytes = s.kv_cache_bytes(b, c);
-    e.activation_bytes = s.activation_bytes(b, c);
-    e.overhead_bytes = s.overhead_bytes;
-    e.set_verdict(total, s.usable_bytes);
-    e.max_concurrency = s.max_concurrency(c).saturating_mul(par.dp);
+    e.weights_bytes = f.weights_bytes;
+    e.kv_cache_bytes = f.kv_cache_bytes;
+    e.activation_bytes = f.activation_bytes;
+    e.overhead_bytes = f.overhead_bytes;
+    e.set_verdict(f.total_bytes, f.usable_bytes);
+    e.max_concurrency = f.max_concurrency;
     e.max_context = max_context;
     e.max_context_limit = limit;
-    e.min_gpus = min_gpus(
-        model,
-        &inv,
-        gpu.memory_bytes,
-        Config {
-            parallel: Parallelism::default(),
-            ..config
-        },
-    );
+    e.min_gpus = f.min_gpus;
     e.assumptions = assumptions(model, &config);
     Ok(e)
 }

@@ -121,12 +121,25 @@ fn candidate(
     if !at_load.fits {
         return None;
     }
+    // FLOPs per token on one GPU of a stage: the stage's share of the active parameters, split over TP.
     let flops_per_token = 2.0 * one.active_params as f64 / (tp * pp) as f64;
     let tflops = tflops_for(gpu, quant);
-    // Worst case for decode: every sequence at full context (a lower bound on tokens/s); with
-    // pipeline parallelism each GPU holds 1/pp of the layers and the stages run in parallel.
-    let decode = roofline::decode_tokens_per_s(gpu, at_load.weights_bytes, at_load.kv_cache_bytes, batch, flops_per_token, tflops)
-        * replicas as f64;
+    // Decode, worst case: every sequence at full context (a lower bound on tokens/s). With
+    // pipeline parallelism the batch runs as m = min(batch, pp) micro-batches; each stage is busy
+    // m/pp of the time, so tokens/s = batch / (pp × stage time of one micro-batch). At batch 1 a
+    // pipeline is no faster than one GPU reading every stage's weights. An MoE step reads only
+    // the experts its micro-batch is routed to.
+    let inv = model.inventory();
+    let micro_batches = batch.min(pp).max(1);
+    let micro = batch.div_ceil(micro_batches);
+    let weights_read = roofline::weight_bytes_read_per_step(model, inv.inactive_expert_params, inv.params(), at_load.weights_bytes, micro);
+    let kv_read = crate::units::mul_ratio(at_load.kv_cache_bytes, micro, batch);
+    let stage_seconds = roofline::decode_step_seconds(gpu, weights_read, kv_read, micro, flops_per_token, tflops);
+    let decode = if stage_seconds.is_finite() && stage_seconds > 0.0 {
+        batch as f64 / (pp as f64 * stage_seconds) * replicas as f64
+    } else {
+        0.0
+    };
     let prefill = roofline::prefill_tokens_per_s(tp * pp, one.active_params, tflops) * replicas as f64;
     let prompt = work.context.saturating_sub(work.output_tokens) as f64;
     let seconds_per_request = prompt / prefill.max(f64::MIN_POSITIVE) + work.output_tokens as f64 / decode.max(f64::MIN_POSITIVE);
@@ -156,6 +169,25 @@ fn candidate(
     };
     d.launch = launch(model, &d);
     Some(d)
+}
+
+/// The fewest GPUs (over `more_than`) of one kind that hold `config`: tensor parallel sizes the
+/// model allows, then pipeline stages, up to 64 GPUs.
+fn fewest_gpus(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, more_than: u64) -> Option<(Parallelism, Estimate)> {
+    let tps = tp_options(model, 64);
+    let mut shapes: Vec<Parallelism> = Vec::new();
+    for &tp in &tps {
+        for pp in 1..=8u64.min(model.num_layers) {
+            if tp * pp <= 64 && tp * pp > more_than {
+                shapes.push(Parallelism { tp, pp, dp: 1 });
+            }
+        }
+    }
+    shapes.sort_by_key(|p| (p.tp * p.pp, p.pp));
+    shapes.into_iter().find_map(|par| {
+        let e = eval(model, gpu, Config { parallel: par, ..config }).ok()?;
+        e.fits.then_some((par, e))
+    })
 }
 
 /// Every deployment in the space that meets the workload, cheapest first (unpriced last), then
@@ -251,26 +283,30 @@ pub fn advise(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, ot
             });
         }
     }
-    let tp = config.parallel.tp;
-    if let Some(next) = tp_options(model, 64).into_iter().find(|&t| t > tp) {
-        let c = Config { parallel: Parallelism { tp: next, ..config.parallel }, ..config };
-        if let Some(e) = fits(c, gpu) {
-            advice.push(Advice {
-                change: format!("{} GPUs (tensor parallel {next})", next * config.parallel.pp * config.parallel.dp),
-                detail: format!("{} per GPU", gb_gib(e.total_bytes)),
-            });
-        }
-    }
-    let mut others: Vec<_> = other_gpus.iter().filter(|(g, _)| g.id != gpu.id).filter_map(|(g, p)| fits(config, g).map(|e| (*g, *p, e))).collect();
-    others.sort_by(|a, b| a.1.unwrap_or(f64::INFINITY).total_cmp(&b.1.unwrap_or(f64::INFINITY)).then(a.0.memory_bytes.cmp(&b.0.memory_bytes)));
-    if let Some((g, p, e)) = others.first() {
+    let current_gpus = config.parallel.tp * config.parallel.pp;
+    if let Some((par, e)) = fewest_gpus(eval, model, gpu, config, current_gpus) {
         advice.push(Advice {
-            change: format!("GPU kind {}", g.id),
+            change: format!("{} × {} (tensor parallel {}, pipeline parallel {})", par.tp * par.pp, gpu.id, par.tp, par.pp),
+            detail: format!("{} per GPU", gb_gib(e.total_bytes)),
+        });
+    }
+    let mut others: Vec<(&Gpu, Option<f64>, Parallelism, Estimate)> = other_gpus
+        .iter()
+        .filter(|(g, _)| g.id != gpu.id)
+        .filter_map(|(g, p)| fewest_gpus(eval, model, g, config, 0).map(|(par, e)| (*g, *p, par, e)))
+        .collect();
+    let cost = |o: &(&Gpu, Option<f64>, Parallelism, Estimate)| o.1.map(|p| p * (o.2.tp * o.2.pp) as f64).unwrap_or(f64::INFINITY);
+    others.sort_by(|a, b| cost(a).total_cmp(&cost(b)).then((a.2.tp * a.2.pp).cmp(&(b.2.tp * b.2.pp))));
+    if let Some(o) = others.first() {
+        let (g, p, par, e) = o;
+        let n = par.tp * par.pp;
+        advice.push(Advice {
+            change: format!("{n} × {} (tensor parallel {}, pipeline parallel {})", g.id, par.tp, par.pp),
             detail: format!(
-                "{} of {} used{}",
+                "{} of {} per GPU{}",
                 gb_gib(e.total_bytes),
                 gb_gib(g.memory_bytes),
-                p.map(|p| format!("; ${p:.2}/h per GPU")).unwrap_or_default()
+                p.map(|p| format!("; ${:.2}/h", p * n as f64)).unwrap_or_default()
             ),
         });
     }

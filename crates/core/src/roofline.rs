@@ -30,6 +30,21 @@ pub fn decode_tokens_per_s(gpu: &Gpu, weight_bytes: u64, kv_bytes: u64, batch: u
     }
 }
 
+/// Weight bytes a decode step reads: every dense weight, but of the routed experts only those
+/// some sequence of the batch is routed to. With `k` of `E` experts per token chosen uniformly,
+/// the expected share of a layer's experts touched by `batch` tokens is 1 − (1 − k/E)^batch.
+pub fn weight_bytes_read_per_step(model: &crate::model::ModelDesc, inactive_expert_params: u64, params: u64, weight_bytes: u64, batch: u64) -> u64 {
+    let Some(m) = &model.moe else { return weight_bytes };
+    if params == 0 || m.num_experts == 0 || m.num_experts <= m.experts_per_token {
+        return weight_bytes;
+    }
+    let (e, k) = (m.num_experts as f64, m.experts_per_token as f64);
+    let expert_params = inactive_expert_params as f64 * e / (e - k);
+    let expert_share = (expert_params / params as f64).clamp(0.0, 1.0);
+    let touched = 1.0 - (1.0 - k / e).powf(batch.max(1) as f64);
+    (weight_bytes as f64 * ((1.0 - expert_share) + expert_share * touched)).round() as u64
+}
+
 /// Prefill tokens per second of one replica of `gpus` GPUs: compute-bound.
 pub fn prefill_tokens_per_s(gpus: u64, active_params: u64, tflops: f64) -> f64 {
     if active_params == 0 {
@@ -52,6 +67,24 @@ mod tests {
         // 32.7e9 / 6.5e12 = 5.03 ms (the book's table: 4.98 ms with its exact sizes).
         assert!((t - 0.005_030_769).abs() < 1e-6, "{t}");
         assert!((decode_tokens_per_s(&gpu, 26_000_000_000, 6_700_000_000, 1, 0.0, 0.0) - 198.78).abs() < 0.1);
+    }
+
+    #[test]
+    fn moe_decode_reads_only_touched_experts() {
+        let m = crate::catalogue().model("mistralai/Mixtral-8x7B-v0.1").unwrap();
+        let inv = m.inventory();
+        let (params, idle) = (inv.params(), inv.inactive_expert_params);
+        // Mixtral: 8 experts, 2 per token. Batch 1 touches 2/8 = 25% of the expert weights:
+        // 1 − (1 − 2/8)^1 = 0.25. Expert params = idle × 8/6.
+        let w = 93_000_000_000u64;
+        let expert_share = idle as f64 * 8.0 / 6.0 / params as f64;
+        let expect = (w as f64 * ((1.0 - expert_share) + expert_share * 0.25)).round() as u64;
+        assert_eq!(weight_bytes_read_per_step(m, idle, params, w, 1), expect);
+        // A large batch touches every expert.
+        assert!(weight_bytes_read_per_step(m, idle, params, w, 1000) >= w - 1);
+        // A dense model reads everything.
+        let d = crate::catalogue().model("meta-llama/Llama-3.1-8B-Instruct").unwrap();
+        assert_eq!(weight_bytes_read_per_step(d, 0, d.params(), 16, 1), 16);
     }
 
     #[test]

@@ -34,6 +34,9 @@ proptest! {
         let mc = s.max_concurrency(ctx);
         if mc > 0 { prop_assert!(s.fits(mc, ctx)); }
         prop_assert!(!s.fits(mc + 1, ctx) || mc == 1 << 32);
+        let mx = s.max_context(batch);
+        if mx > 0 { prop_assert!(s.fits(batch, mx)); }
+        prop_assert!(!s.fits(batch, mx + 1) || mx == 1 << 34);
     }
 
     #[test]

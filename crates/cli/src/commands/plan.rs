@@ -208,6 +208,17 @@ fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> S
 }
 
 pub fn run(a: PlanArgs) -> Result<(), Failure> {
+    let out = plans(&a)?;
+    let work = Workload { context: a.context, concurrency: a.concurrency, rate: a.rate, output_tokens: a.output_tokens };
+    print_json_or(a.json, &out, || render(&out, &work, a.top))
+}
+
+/// What `vramplan plan --json` prints, as a JSON value (the web API's `POST /api/v1/plan`).
+pub fn compute(a: &PlanArgs) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(plans(a)?).map_err(|e| Failure::runtime(e.to_string()))
+}
+
+fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let cat = catalogue();
     if a.context == 0 || a.concurrency == 0 {
         return Err(Failure::input("--context and --concurrency must each be at least 1"));
@@ -274,7 +285,9 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
             let mut c = Config::new(model.native_format(), kv_dtypes[0], a.context, a.concurrency);
             c.parallel.tp = tp;
             c.utilization = utilization;
-            for mut adv in advise(&*eval, model, gpu, c, &gpus) {
+            // Another GPU kind may be any in the catalogue, not only the ones searched.
+            let all: Vec<(&Gpu, Option<f64>)> = cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect();
+            for mut adv in advise(&*eval, model, gpu, c, &all) {
                 adv.change = format!("{}: {}", model.id, adv.change);
                 advice.push(adv);
             }
@@ -282,8 +295,7 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
         plans.extend(found);
     }
     vramplan_core::plan::sort_plans(&mut plans);
-    let out = PlanOutput { plans, advice };
-    print_json_or(a.json, &out, || render(&out, &work, a.top))
+    Ok(PlanOutput { plans, advice })
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {

@@ -1,14 +1,16 @@
-//! The JSON API under `/api/v1`: models, GPUs, estimate, and the OpenAPI document.
+//! The JSON API under `/api/v1`: models, GPUs, estimate, plan, and the OpenAPI document.
 
 use super::error::ApiError;
 use super::{hf_config, openapi, request, BODY_LIMIT_BYTES};
 use crate::commands::estimate::{compute, compute_with_model};
+use crate::commands::plan::{self, PlanArgs};
 use crate::Failure;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use vramplan_core::kv::kv_bytes_per_token;
 use vramplan_core::{catalogue, KvDtype};
@@ -71,13 +73,32 @@ pub async fn openapi_json() -> Response {
 
 /// `POST /api/v1/estimate`: the same JSON object as `vramplan estimate --json`.
 pub async fn estimate_handler(headers: HeaderMap, body: Body) -> Response {
-    match estimate_response(&headers, body).await {
+    let answer = match read_json(&headers, body).await {
+        // The estimator is pure arithmetic on checked inputs; if a defect still panics, this
+        // request gets a 500 and the server goes on serving the others.
+        Ok(value) => catch_unwind(AssertUnwindSafe(|| estimate_value(&value)))
+            .unwrap_or_else(|_| Err(internal_error("estimating"))),
+        Err(e) => Err(e),
+    };
+    json_answer(answer)
+}
+
+fn json_answer(answer: Result<Value, ApiError>) -> Response {
+    match answer {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn estimate_response(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+fn internal_error(doing: &str) -> ApiError {
+    ApiError::with_status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error while {doing} (a bug: please report the request)"),
+    )
+}
+
+/// A request body as JSON, refused with 413 over `BODY_LIMIT_BYTES` and 400 when malformed.
+async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     let too_large = || {
         ApiError::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,30 +121,44 @@ async fn estimate_response(headers: &HeaderMap, body: Body) -> Result<Value, Api
     let bytes = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
         .await
         .map_err(|_| too_large())?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad(None, format!("malformed JSON: {e}")))?;
-    // The estimator is pure arithmetic on checked inputs; if a defect still panics, this request
-    // gets a 500 and the server goes on serving the others.
-    catch_unwind(AssertUnwindSafe(|| estimate_value(&value))).unwrap_or_else(|_| {
-        Err(ApiError::with_status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error while estimating (a bug: please report the request)",
-        ))
-    })
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(None, format!("malformed JSON: {e}")))
 }
 
-/// Parses a request body and computes its estimate.
-pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
-    let req = request::parse(body)?;
-    let failure = |f: Failure| {
+/// A command's failure as an answer: bad input (exit code 2) is a 400 naming the field the
+/// message is about, anything else a 500.
+fn failure_to_error<'a, A: clap::Args>(
+    spec: &'a request::CommandSpec<A>,
+    given: &'a [String],
+) -> impl Fn(Failure) -> ApiError + 'a {
+    move |f: Failure| {
         if f.code == 2 {
-            let field = request::field_named_in(&f.message, &req.given);
+            let field = spec.field_named_in(&f.message, given);
             ApiError::bad(field.as_deref(), f.message)
         } else {
             ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, f.message)
         }
+    }
+}
+
+/// Parses a request body and computes its estimate.
+pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
+    let req = request::ESTIMATE.parse(body)?;
+    let failure = failure_to_error(&request::ESTIMATE, &req.given);
+    let config = match req.extra.get(request::CONFIG_FIELD) {
+        None => None,
+        Some(Value::Object(c)) => Some(c),
+        Some(_) => {
+            return Err(ApiError::bad(
+                Some(request::CONFIG_FIELD),
+                "config must be a JSON object: the contents of a Hugging Face config.json",
+            ))
+        }
     };
-    match &req.config {
+    match config {
+        Some(_) if req.given.iter().any(|g| g == "model") => Err(ApiError::bad(
+            Some(request::CONFIG_FIELD),
+            "give either model (a catalogue name) or config (a pasted config.json), not both",
+        )),
         Some(cfg) => {
             let model = hf_config::model_from_config(cfg)?;
             // The CLI's own steps for a model given as a description, engine profiles included.
@@ -137,6 +172,95 @@ pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
             compute(&req.args).map_err(failure)
         }
     }
+}
+
+/// Plan searches running now. A search is ~0.1 s of one core in a release build (~1 s in a debug
+/// build), against microseconds for an estimate: beyond one per core the server answers 503
+/// rather than queue work that would starve the estimates.
+static PLANS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+pub const MAX_PLANS_RUNNING: usize = 2;
+
+/// One slot of `PLANS_RUNNING`, given back when dropped (also when the search panics).
+struct PlanSlot;
+
+impl PlanSlot {
+    fn take() -> Option<PlanSlot> {
+        PLANS_RUNNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PLANS_RUNNING).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PlanSlot)
+    }
+}
+
+impl Drop for PlanSlot {
+    fn drop(&mut self) {
+        PLANS_RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `POST /api/v1/plan`: the same JSON object as `vramplan plan --json`.
+pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
+    let value = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    // Bad input is answered before a search slot is taken.
+    let req = match request::PLAN.parse(&value) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(slot) = PlanSlot::take() else {
+        let mut r = ApiError::with_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_PLANS_RUNNING} plan searches are already running; try again in a moment"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    // The search is blocking CPU work: off the async workers, so estimates keep being answered.
+    let answer = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        catch_unwind(AssertUnwindSafe(|| plan_args_value(req)))
+            .unwrap_or_else(|_| Err(internal_error("planning")))
+    })
+    .await
+    .unwrap_or_else(|_| Err(internal_error("planning")));
+    json_answer(answer)
+}
+
+/// Parses a plan request body and computes its plans (synchronously; the handler runs this off
+/// the async workers).
+pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
+    plan_args_value(request::PLAN.parse(body)?)
+}
+
+fn plan_args_value(req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
+    let a = &req.args;
+    plan::compute(a).map_err(|f| {
+        let mut e = failure_to_error(&request::PLAN, &req.given)(f);
+        // plan.rs refuses context and concurrency in one message ("--context and --concurrency
+        // must each be at least 1"; "... (limit 2^24) or ... (limit 2^20) is absurd"): name the
+        // one that is out of range.
+        if e.status == StatusCode::BAD_REQUEST
+            && e.error.contains("--context")
+            && e.error.contains("--concurrency")
+        {
+            let context_bad = a.context == 0 || (a.concurrency != 0 && a.context > 1 << 24);
+            e.field = Some(
+                if context_bad {
+                    "context"
+                } else {
+                    "concurrency"
+                }
+                .to_string(),
+            );
+        }
+        e
+    })
 }
 
 /// Anything else under any path: 404 with a JSON error.

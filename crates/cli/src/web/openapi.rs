@@ -1,16 +1,20 @@
-//! The OpenAPI 3 document at `/api/v1/openapi.json`, built from the same field list the handler
-//! parses with (request.rs), so the two cannot drift apart. The response schemas are read off the
-//! estimator's own answers for the default configuration.
+//! The OpenAPI 3 document at `/api/v1/openapi.json`, built from the same field lists the handlers
+//! parse with (request.rs: `ESTIMATE`, `PLAN`), so the two cannot drift apart. The response
+//! schemas are read off the commands' own answers for small configurations.
 
-use super::request::{self, FieldKind, CONFIG_FIELD};
+use super::request::{self, CommandSpec, FieldKind, CONFIG_FIELD, ESTIMATE, PLAN};
 use super::BODY_LIMIT_BYTES;
 use serde_json::{json, Map, Value};
 
-/// Example values for request fields that have no CLI default (the API test sends each).
+/// Example values for request fields that have no CLI default (the API test sends each); a list
+/// field's example is this value alone in an array.
 fn example(name: &str) -> Option<Value> {
     Some(match name {
         "model" => json!("llama-3.1-8b"),
+        "gpu" => json!("h100"),
+        "kv_dtype" => json!("fp8"),
         "quant" => json!("fp8"),
+        "rate" => json!(2.0),
         "gpu_memory" => json!("24GiB"),
         "gpus" => json!(2),
         "tp" => json!(2),
@@ -29,21 +33,40 @@ fn example(name: &str) -> Option<Value> {
     })
 }
 
-fn request_schema() -> Value {
+/// One value of a field, as a schema.
+fn kind_schema(kind: &FieldKind) -> Value {
+    match kind {
+        FieldKind::Unsigned => json!({"type": "integer", "minimum": 0}),
+        FieldKind::Number => json!({"type": "number"}),
+        FieldKind::Choice(c) => json!({"type": "string", "enum": c}),
+        FieldKind::Text => json!({"type": "string", "maxLength": request::MAX_STRING_CHARS}),
+        FieldKind::Switch => json!({"type": "boolean"}),
+    }
+}
+
+/// The request schema of a command: one property per flag (`extra` adds the API's own fields).
+fn request_schema<A: clap::Args>(
+    spec: &CommandSpec<A>,
+    description: &str,
+    extra: &[(&str, Value)],
+) -> Value {
     let mut props = Map::new();
-    for f in request::fields() {
-        let mut p = match &f.kind {
-            FieldKind::Unsigned => json!({"type": "integer", "minimum": 0}),
-            FieldKind::Number => json!({"type": "number"}),
-            FieldKind::Choice(c) => json!({"type": "string", "enum": c}),
-            FieldKind::Text => json!({"type": "string", "maxLength": request::MAX_STRING_CHARS}),
-            FieldKind::Switch => json!({"type": "boolean"}),
+    for f in spec.fields() {
+        let mut p = if f.list {
+            json!({"type": "array", "items": kind_schema(&f.kind), "maxItems": request::MAX_LIST_ITEMS})
+        } else {
+            kind_schema(&f.kind)
         };
         let o = p.as_object_mut().expect("object literal");
         o.insert("nullable".into(), json!(true));
         o.insert(
             "description".into(),
-            json!(format!("{} (CLI: --{})", f.help, f.flag)),
+            json!(format!(
+                "{} (CLI: --{}{})",
+                f.help,
+                f.flag,
+                if f.list { ", once per entry" } else { "" }
+            )),
         );
         if let Some(d) = &f.default {
             let typed = match f.kind {
@@ -56,20 +79,30 @@ fn request_schema() -> Value {
             o.insert("example".into(), typed);
         }
         if let Some(e) = example(&f.name) {
+            let e = if f.list { json!([e]) } else { e };
             o.insert("example".into(), e);
         }
         props.insert(f.name.clone(), p);
     }
-    props.insert(
-        CONFIG_FIELD.into(),
-        json!({"$ref": "#/components/schemas/HfConfig"}),
-    );
-    json!({
+    for (name, schema) in extra {
+        props.insert(name.to_string(), schema.clone());
+    }
+    let required: Vec<String> = spec
+        .command()
+        .get_arguments()
+        .filter(|a| a.is_required_set())
+        .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
+        .collect();
+    let mut schema = json!({
         "type": "object",
         "additionalProperties": false,
-        "description": "Each field is the `vramplan estimate` flag of the same name (`kv_dtype` is `--kv-dtype`), with the CLI's defaults and validation. A null field is the same as an absent one. Give `model` (a catalogue id or alias) or `config` (a pasted config.json), not both.",
+        "description": description,
         "properties": props,
-    })
+    });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn config_schema() -> Value {
@@ -149,8 +182,8 @@ fn json_ok(what: &str, schema: Value) -> Value {
 /// the naive formula's. Names are `Estimate`, `Estimate_<engine>` and `NaiveEstimate`.
 fn response_schemas() -> Vec<(String, Value)> {
     let mut out = vec![("Estimate".to_string(), sample_schema(json!({})))];
-    if let Some(FieldKind::Choice(engines)) = request::field("engine").map(|f| &f.kind) {
-        let default = request::field("engine").and_then(|f| f.default.clone());
+    if let Some(FieldKind::Choice(engines)) = ESTIMATE.field("engine").map(|f| &f.kind) {
+        let default = ESTIMATE.field("engine").and_then(|f| f.default.clone());
         for e in engines.iter().filter(|e| Some(*e) != default.as_ref()) {
             out.push((
                 format!("Estimate_{e}"),
@@ -163,6 +196,70 @@ fn response_schemas() -> Vec<(String, Value)> {
         sample_schema(json!({"formula": "naive"})),
     ));
     out
+}
+
+/// The plan answer's schemas, from real answers: a small search that finds plans, and one that
+/// finds none and gives advice (Llama 3.2 1B, 64 × 128K tokens on one T4). `Deployment`,
+/// `Advice` and `PlanResult`.
+fn plan_schemas() -> Vec<(String, Value)> {
+    let first = |body: Value, key: &str| {
+        super::api::plan_value(&body)
+            .ok()
+            .and_then(|v| v[key].get(0).map(schema_of))
+            .unwrap_or(json!({"type": "object"}))
+    };
+    let mut deployment = first(
+        json!({"model": ["llama-3.1-8b"], "gpu": ["l4"], "max_gpus": 1}),
+        "plans",
+    );
+    // No price in the catalogue for this GPU kind: null.
+    if let Some(c) = deployment["properties"]
+        .get_mut("cost_per_hour")
+        .and_then(Value::as_object_mut)
+    {
+        c.insert("nullable".into(), json!(true));
+    }
+    let advice = first(
+        json!({"model": ["llama-3.2-1b"], "gpu": ["t4"], "max_gpus": 1, "context": 131072, "concurrency": 64}),
+        "advice",
+    );
+    let result = json!({
+        "type": "object",
+        "required": ["plans", "advice"],
+        "properties": {
+            "plans": {"type": "array", "items": {"$ref": "#/components/schemas/Deployment"}, "description": "every deployment found, cheapest first (sizes in bytes, throughput a roofline upper bound, cost in USD per hour)"},
+            "advice": {"type": "array", "items": {"$ref": "#/components/schemas/Advice"}, "description": "when no deployment serves the workload: the smallest changes that would (may be empty)"}
+        }
+    });
+    vec![
+        ("Deployment".into(), deployment),
+        ("Advice".into(), advice),
+        ("PlanResult".into(), result),
+    ]
+}
+
+/// The 400 / 413 / 500 answers every POST endpoint shares.
+fn error_responses(responses: &mut Value, what: &str) {
+    let r = responses.as_object_mut().expect("object literal");
+    r.insert("400".into(), error_response("malformed JSON, an unknown field, a wrong type, an out-of-range value or a pasted object that is not a config.json; `field` names the culprit"));
+    r.insert(
+        "413".into(),
+        error_response(&format!("body over {BODY_LIMIT_BYTES} bytes")),
+    );
+    r.insert(
+        "500".into(),
+        error_response(&format!(
+            "a defect in the {what} (the server keeps serving)"
+        )),
+    );
+}
+
+fn request_body(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "description": format!("At most {BODY_LIMIT_BYTES} bytes ({} KiB).", BODY_LIMIT_BYTES / 1024),
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
 }
 
 pub fn document() -> Value {
@@ -184,21 +281,39 @@ pub fn document() -> Value {
         "the estimate, exactly as `vramplan estimate --json` prints it for the same flags: Estimate for the generic engine, Estimate_<engine> for an engine profile, NaiveEstimate with formula = naive",
         json!({ "oneOf": one_of }),
     );
-    let r = estimate_responses.as_object_mut().expect("object literal");
-    r.insert("400".into(), error_response("malformed JSON, an unknown field, a wrong type, an out-of-range value or a pasted object that is not a config.json; `field` names the culprit"));
-    r.insert(
-        "413".into(),
-        error_response(&format!("body over {BODY_LIMIT_BYTES} bytes")),
+    error_responses(&mut estimate_responses, "estimator");
+    let mut plan_responses = json_ok(
+        "the plans, exactly as `vramplan plan --json` prints them for the same flags",
+        json!({"$ref": "#/components/schemas/PlanResult"}),
     );
-    r.insert(
-        "500".into(),
-        error_response("a defect in the estimator (the server keeps serving)"),
+    error_responses(&mut plan_responses, "planner");
+    plan_responses.as_object_mut().expect("object literal").insert(
+        "503".into(),
+        error_response(&format!(
+            "{} plan searches are already running (each takes a core for ~0.1 s); retry after the Retry-After seconds",
+            super::api::MAX_PLANS_RUNNING
+        )),
     );
     let mut components = Map::new();
-    for (name, schema) in schemas {
+    for (name, schema) in schemas.into_iter().chain(plan_schemas()) {
         components.insert(name, schema);
     }
-    components.insert("EstimateRequest".into(), request_schema());
+    components.insert(
+        "EstimateRequest".into(),
+        request_schema(
+            &ESTIMATE,
+            "Each field is the `vramplan estimate` flag of the same name (`kv_dtype` is `--kv-dtype`), with the CLI's defaults and validation. A null field is the same as an absent one. Give `model` (a catalogue id or alias) or `config` (a pasted config.json), not both.",
+            &[(CONFIG_FIELD, json!({"$ref": "#/components/schemas/HfConfig"}))],
+        ),
+    );
+    components.insert(
+        "PlanRequest".into(),
+        request_schema(
+            &PLAN,
+            "Each field is the `vramplan plan` flag of the same name (`max_gpus` is `--max-gpus`), with the CLI's defaults and validation; a flag the CLI takes several times (model, gpu, quant, kv_dtype) is an array, one entry per flag, and an empty array is the flag not given. A null field is the same as an absent one. Models are catalogue ids or aliases. `top` only trims the CLI's table: like `--json`, the API returns every plan.",
+            &[],
+        ),
+    );
     components.insert("HfConfig".into(), config_schema());
     components.insert(
         "Error".into(),
@@ -216,19 +331,20 @@ pub fn document() -> Value {
         "info": {
             "title": "vramplan",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "GPU memory estimates for LLM serving: the same numbers as the vramplan CLI. Sizes are bytes (integers); every request is independent and nothing is stored."
+            "description": "GPU memory estimates and deployment plans for LLM serving: the same numbers as the vramplan CLI. Sizes are bytes (integers); every request is independent and nothing is stored."
         },
         "paths": {
             "/api/v1/models": {"get": {"summary": "List the model catalogue", "responses": models}},
             "/api/v1/gpus": {"get": {"summary": "List the GPU catalogue", "responses": gpus}},
             "/api/v1/estimate": {"post": {
                 "summary": "Estimate one configuration",
-                "requestBody": {
-                    "required": true,
-                    "description": format!("At most {BODY_LIMIT_BYTES} bytes ({} KiB).", BODY_LIMIT_BYTES / 1024),
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EstimateRequest"}}}
-                },
+                "requestBody": request_body("EstimateRequest"),
                 "responses": estimate_responses
+            }},
+            "/api/v1/plan": {"post": {
+                "summary": "The cheapest deployments that serve a workload, or the changes that would make one",
+                "requestBody": request_body("PlanRequest"),
+                "responses": plan_responses
             }},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3 document"}}}}
         },

@@ -1,5 +1,6 @@
 // vramplan calculator page. Uses only this server's JSON API (/api/v1), so every number shown
-// is the one `vramplan estimate --json` prints for the same flags. No framework: the page is one
+// is the one `vramplan estimate --json` (or, in the plan panel, `vramplan plan --json`) prints
+// for the same flags. No framework: the page is one
 // form and a few hand-drawn SVG charts.
 'use strict';
 
@@ -57,6 +58,10 @@ const page = {
   generation: 0,   // newest update; older answers are dropped
   timer: null,
   last: null,      // last good estimate
+  planSpec: null,  // PlanRequest properties from the OpenAPI document
+  planGeneration: 0,
+  planSent: null,  // the last plan request sent (JSON text), to tell when it is out of date
+  planSeconds: 0,  // how long the last search took, as the page saw it
 };
 
 // ---------------------------------------------------------------- formatting (as the CLI)
@@ -418,6 +423,7 @@ async function update() {
   document.body.dataset.started = String(gen);
   writeUrl();
   showModelInfo();
+  showPlanInputs();
   el('busy').hidden = false;
   const res = await api('/estimate', requestBody());
   if (gen !== page.generation) return;
@@ -783,6 +789,214 @@ function launchCommand(e) {
   return [...notes, cmd].join('\n');
 }
 
+// ---------------------------------------------------------------- plan a deployment
+
+// The planner's engines, if the API lists none; an estimate engine that is not one of them (ollama)
+// is planned with the planner's default engine.
+const PLAN_ENGINE_FALLBACK = ['vllm', 'llamacpp', 'sglang', 'generic'];
+// Request fields of a plan error, and the control on this page that sets each.
+const PLAN_CONTROLS = { model: 'model', context: 'context', concurrency: 'batch', engine: 'engine', gpu: 'gpu', max_gpus: 'plan-max-gpus', gpu_memory_utilization: 'fraction' };
+
+function planSpec(name) {
+  return (page.planSpec || {})[name] || {};
+}
+
+// The planner's engine for the page's engine, and a note when they differ.
+function planEngine() {
+  const choices = planSpec('engine').enum || PLAN_ENGINE_FALLBACK;
+  const engine = engineName();
+  if (choices.includes(engine)) return { engine, note: '' };
+  const fallback = planSpec('engine').default || choices[0];
+  return { engine: fallback, note: ` (${engine} is not one of the planner's engines: planned with ${fallback})` };
+}
+
+// The plan request for the page's current inputs: its model, context, concurrent users, engine,
+// memory fraction and vLLM release as the estimate uses them, and the panel's own options.
+function planBody() {
+  const est = requestBody();
+  const value = (name, fallback) => (est[name] !== undefined ? est[name] : fallback);
+  const body = {
+    model: [value('model', defaultOf('model'))],
+    context: value('context', defaultOf('context')),
+    concurrency: value('batch', defaultOf('batch')),
+    engine: planEngine().engine,
+  };
+  if (fractionField() && body.engine === engineName()) {
+    const fraction = est[fractionField()];
+    if (fraction !== undefined) body.gpu_memory_utilization = fraction;
+  }
+  if (body.engine === 'vllm' && est.vllm_version !== undefined && planSpec('vllm_version').type) body.vllm_version = est.vllm_version;
+  const maxGpus = el('plan-max-gpus').value.trim();
+  if (maxGpus !== '') body.max_gpus = /^\d+$/.test(maxGpus) ? Number(maxGpus) : maxGpus;
+  if (el('plan-this-gpu').checked) body.gpu = [value('gpu', defaultOf('gpu'))];
+  return body;
+}
+
+// The panel's description of what a search will cover, and whether the plan shown is still the
+// answer for the current inputs. Called after every estimate and on the panel's own inputs.
+function showPlanInputs() {
+  const panel = el('plan');
+  if (!page.planSpec) return;
+  if (page.config) {
+    el('plan-workload').textContent = 'a catalogue model (the planner does not take a pasted config.json)';
+    return;
+  }
+  const body = planBody();
+  const gpus = body.gpu ? ` on ${body.gpu[0]} only` : '';
+  el('plan-workload').textContent = `${body.model[0]}: ${thousands(body.concurrency)} concurrent × ${thousands(body.context)} tokens${gpus}`;
+  el('plan-engine').textContent = `${body.engine}${planEngine().note}`;
+  const stale = page.planSent !== null && JSON.stringify(body) !== page.planSent;
+  panel.classList.toggle('stale', stale);
+  if (stale && panel.dataset.state !== 'running') {
+    el('plan-status').textContent = 'The inputs changed since this search: press "Find deployments" to search again.';
+  }
+}
+
+async function runPlan() {
+  const panel = el('plan');
+  if (panel.dataset.state === 'running') return;
+  const errorBox = el('plan-error');
+  el('plan-max-gpus').removeAttribute('aria-invalid');
+  if (page.config) {
+    errorBox.textContent = 'The planner takes catalogue models only: press "Back to the catalogue" and pick a model to plan.';
+    errorBox.hidden = false;
+    panel.dataset.state = 'error';
+    return;
+  }
+  const body = planBody();
+  const gen = ++page.planGeneration;
+  panel.dataset.state = 'running';
+  panel.setAttribute('aria-busy', 'true');
+  el('plan-run').setAttribute('aria-disabled', 'true');
+  el('plan-status').textContent = `Searching deployments for ${body.model[0]}…`;
+  const began = performance.now();
+  const res = await api('/plan', body);
+  if (gen !== page.planGeneration) return;
+  page.planSeconds = (performance.now() - began) / 1000;
+  panel.removeAttribute('aria-busy');
+  el('plan-run').removeAttribute('aria-disabled');
+  page.planSent = JSON.stringify(body);
+  panel.classList.remove('stale');
+  if (!res.ok) {
+    errorBox.textContent = `${res.data.field ? `${res.data.field}: ` : ''}${res.data.error}`;
+    errorBox.hidden = false;
+    el('plan-found').hidden = true;
+    el('plan-none').hidden = true;
+    el('plan-status').textContent = 'No search: the request was refused.';
+    if (res.data.field === 'max_gpus') el('plan-max-gpus').setAttribute('aria-invalid', 'true');
+    panel.dataset.state = 'error';
+  } else {
+    errorBox.hidden = true;
+    drawPlans(res.data, body);
+    panel.dataset.state = 'ready';
+  }
+  panel.dataset.generation = String(gen);
+}
+
+function drawPlans(result, body) {
+  const plans = result.plans || [];
+  const shown = plans.slice(0, Number(planSpec('top').default) || 12);
+  const workload = `${thousands(body.concurrency)} concurrent sequences of ${thousands(body.context)} tokens`;
+  el('plan-found').hidden = plans.length === 0;
+  el('plan-none').hidden = plans.length !== 0;
+  if (plans.length === 0) {
+    el('plan-none-detail').textContent = (result.advice || []).length
+      ? 'The smallest changes that would:'
+      : 'The planner found no single change that would; allow more GPUs or other GPU kinds.';
+    const list = el('plan-advice');
+    list.replaceChildren();
+    for (const a of result.advice || []) {
+      const li = document.createElement('li');
+      const change = document.createElement('strong');
+      change.textContent = a.change;
+      li.append(change, `: ${a.detail}`);
+      list.appendChild(li);
+    }
+    el('plan-status').textContent = `No deployment serves ${workload} (searched in ${fixed(page.planSeconds, 1)} s).`;
+    return;
+  }
+  const noun = plans.length === 1 ? 'deployment' : 'deployments';
+  el('plan-summary').textContent = `${thousands(plans.length)} ${noun} serve ${workload} of ${plans[0].model}, cheapest first${plans.length > shown.length ? `; the first ${shown.length} shown` : ''}.`;
+  el('plan-status').textContent = `Searched in ${fixed(page.planSeconds, 1)} s.`;
+  const tbody = el('plan-table').tBodies[0];
+  tbody.replaceChildren();
+  shown.forEach((d, i) => {
+    const tr = document.createElement('tr');
+    tr.className = 'plan-row';
+    tr.dataset.index = String(i);
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = String(i + 1);
+    tr.appendChild(th);
+    const cell = (key, text, value, numeric) => {
+      const td = document.createElement('td');
+      td.dataset.key = key;
+      td.dataset.value = String(value);
+      td.textContent = text;
+      if (numeric) td.className = 'num';
+      tr.appendChild(td);
+      return td;
+    };
+    // The same texts as the `vramplan plan` table (commands/plan.rs render).
+    const gpu = page.gpus.find((g) => g.id === d.gpu);
+    cell('gpus', `${d.gpus} × ${d.gpu}`, `${d.gpus} × ${d.gpu}`).title = gpu ? gpu.name : d.gpu;
+    cell('quant', d.quant, d.quant);
+    cell('kv_dtype', d.kv_dtype, d.kv_dtype);
+    cell('parallel', `${d.tp}/${d.pp}/${d.replicas}`, `${d.tp}/${d.pp}/${d.replicas}`);
+    cell('memory_per_gpu_bytes', `${gib(d.memory_per_gpu_bytes)} of ${gib(d.gpu_memory_bytes)}`, d.memory_per_gpu_bytes, true);
+    cell('max_concurrency', thousands(d.max_concurrency), d.max_concurrency, true);
+    cell('decode_tokens_per_s', thousands(fixed(d.decode_tokens_per_s, 0)), d.decode_tokens_per_s, true);
+    cell('cost_per_hour', d.cost_per_hour === null ? 'no price' : `$${fixed(d.cost_per_hour, 2)}`, d.cost_per_hour === null ? 'null' : d.cost_per_hour, true);
+    const launch = document.createElement('tr');
+    launch.className = 'launch-row';
+    launch.dataset.index = String(i);
+    const td = document.createElement('td');
+    td.colSpan = 9;
+    const box = document.createElement('div');
+    box.className = 'launch-cell';
+    const code = document.createElement('code');
+    code.className = 'plan-launch';
+    code.textContent = d.launch;
+    const copy = document.createElement('button');
+    copy.type = 'button';
+    copy.className = 'btn';
+    copy.textContent = 'Copy';
+    copy.setAttribute('aria-label', `Copy the launch command of plan ${i + 1}`);
+    copy.addEventListener('click', async () => {
+      const ok = await copyText(d.launch);
+      const status = el('plan-status');
+      status.dataset.copied = d.launch;
+      status.textContent = ok ? `Launch command of plan ${i + 1} copied.` : 'Could not copy: select the command and copy it by hand.';
+    });
+    box.append(copy, code);
+    td.appendChild(box);
+    launch.appendChild(td);
+    tbody.append(tr, launch);
+  });
+}
+
+function setupPlan() {
+  const panel = el('plan');
+  if (!page.planSpec) {
+    // A server without the planner: no panel.
+    panel.hidden = true;
+    return;
+  }
+  panel.dataset.state = 'idle';
+  const maxGpus = el('plan-max-gpus');
+  maxGpus.placeholder = String(planSpec('max_gpus').default || 8);
+  el('plan-max-gpus-hint').textContent = `--max-gpus: GPUs in total, all replicas (empty: ${maxGpus.placeholder}).`;
+  el('plan-run').addEventListener('click', runPlan);
+  // Enter in the panel's number field searches, as in a form.
+  maxGpus.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); runPlan(); }
+  });
+  for (const c of [maxGpus, el('plan-this-gpu')]) {
+    c.addEventListener('input', showPlanInputs);
+    c.addEventListener('change', showPlanInputs);
+  }
+}
+
 // ---------------------------------------------------------------- copy, share, theme
 
 async function copyText(text) {
@@ -854,6 +1068,8 @@ async function start() {
     return;
   }
   page.spec = doc.data.components.schemas.EstimateRequest.properties;
+  const planRequest = doc.data.components.schemas.PlanRequest;
+  page.planSpec = planRequest ? planRequest.properties : null;
   page.models = models.data;
   page.gpus = gpus.data;
   buildMainControls();
@@ -862,6 +1078,7 @@ async function start() {
   showState();
   setupButtons();
   setupDrop();
+  setupPlan();
   await update();
 }
 
