@@ -1,7 +1,8 @@
 """End-to-end tests of the calculator page in headless Chromium, one per feature of issue 5.
 
 Each test loads the page from the real server, changes inputs as a user would, and checks the
-numbers shown against `vramplan estimate --json` run with the same flags. Expected texts are
+numbers shown against `vramplan estimate --json` (the plan panel: `vramplan plan --json`) run
+with the same flags. Expected texts are
 formatted here in Python (f"{x:.2f}" rounds half-to-even, as Rust's {:.2} does)."""
 
 import json
@@ -82,6 +83,63 @@ def assert_figures(page, est):
     word = "FITS, " if est["fits"] else "DOES NOT FIT, short by "
     tail = " to spare" if est["fits"] else ""
     assert verdict.text == f"{word}{gb_gib(abs(est['margin_bytes']))}{tail}"
+
+
+def plan(cli, **flags):
+    """`vramplan plan --json`; a list value is the flag once per entry."""
+    args = ["plan", "--json"]
+    for k, v in flags.items():
+        for one in (v if isinstance(v, list) else [v]):
+            args += [f"--{k.replace('_', '-')}", str(one)]
+    return cli(*args)
+
+
+def plan_state(page):
+    return page.d.execute_script(
+        "const p = document.getElementById('plan').dataset; return [p.state || '', p.generation || '0'];")
+
+
+def search_plans(page, press, want="ready", timeout=60):
+    """Starts a search with `press()` (a click or a key) and waits for its answer."""
+    _, before = plan_state(page)
+    press()
+    end = time.time() + timeout
+    while time.time() < end:
+        state, gen = plan_state(page)
+        if gen != before and state in ("ready", "error"):
+            assert state == want, f"plan panel ended in {state!r}: {page.el('#plan-error').text!r}"
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the plan search did not finish: {plan_state(page)}")
+
+
+def plan_row(page, index):
+    """The cells of plan row `index`: {key: (data-value, text)}, and its launch command."""
+    row = page.el(f'#plan-table tr.plan-row[data-index="{index}"]')
+    cells = {td.get_attribute("data-key"): (td.get_attribute("data-value"), td.text)
+             for td in row.find_elements("css selector", "td")}
+    launch = page.el(f'#plan-table tr.launch-row[data-index="{index}"] code').text
+    return cells, launch
+
+
+def assert_plan_row(page, index, d):
+    """Plan row `index` shows deployment `d` of `vramplan plan --json`, as the CLI's table does."""
+    cells, launch = plan_row(page, index)
+    assert cells["gpus"][1] == f"{d['gpus']} × {d['gpu']}"
+    assert cells["quant"][1] == d["quant"] and cells["kv_dtype"][1] == d["kv_dtype"]
+    assert cells["parallel"][1] == f"{d['tp']}/{d['pp']}/{d['replicas']}"
+    assert int(cells["memory_per_gpu_bytes"][0]) == d["memory_per_gpu_bytes"]
+    assert cells["memory_per_gpu_bytes"][1] == f"{gib(d['memory_per_gpu_bytes'])} of {gib(d['gpu_memory_bytes'])}"
+    assert int(cells["max_concurrency"][0]) == d["max_concurrency"]
+    assert cells["max_concurrency"][1] == f"{d['max_concurrency']:,}"
+    assert float(cells["decode_tokens_per_s"][0]) == d["decode_tokens_per_s"]
+    assert cells["decode_tokens_per_s"][1] == f"{d['decode_tokens_per_s']:,.0f}"
+    if d["cost_per_hour"] is None:
+        assert cells["cost_per_hour"] == ("null", "no price")
+    else:
+        assert float(cells["cost_per_hour"][0]) == d["cost_per_hour"]
+        assert cells["cost_per_hour"][1] == f"${d['cost_per_hour']:.2f}"
+    assert launch == d["launch"]
 
 
 def url_params(page):
@@ -393,6 +451,82 @@ def test_copy_the_engine_launch_command(page, cli):
                                   f"-ngl {settings['n_gpu_layers']} -ctk ")
 
 
+def test_plan_a_deployment(page, cli):
+    """The plan panel searches on a button press with the page's model, context, users and
+    engine, and shows the CLI's plans in the CLI's order, each launch command copyable."""
+    grant_clipboard(page)
+    page.type_into("context", 16384)
+    page.type_into("batch", 8)
+    page.choose("engine", "vllm")
+    # Nothing is searched until asked: a plan is heavier than an estimate.
+    assert plan_state(page) == ["idle", "0"]
+    assert not page.el("#plan-found").is_displayed() and not page.el("#plan-none").is_displayed()
+    assert page.el("#plan-workload").text == f"{DEFAULT_MODEL}: 8 concurrent × 16,384 tokens"
+    assert page.el("#plan-engine").text == "vllm"
+    search_plans(page, page.el("#plan-run").click)
+    expected = plan(cli, model=DEFAULT_MODEL, context=16384, concurrency=8, engine="vllm")
+    plans = expected["plans"]
+    assert len(plans) > 12
+    rows = page.d.find_elements("css selector", "#plan-table tr.plan-row")
+    assert len(rows) == 12  # the CLI table's default --top
+    assert_plan_row(page, 0, plans[0])
+    assert_plan_row(page, 11, plans[11])
+    assert page.el("#plan-summary").text == (
+        f"{len(plans):,} deployments serve 8 concurrent sequences of 16,384 tokens of {plans[0]['model']}, "
+        "cheapest first; the first 12 shown.")
+    # Each launch command copies.
+    page.el('#plan-table tr.launch-row[data-index="1"] button').click()
+    for _ in range(100):
+        if page.el("#plan-status").get_attribute("data-copied") == plans[1]["launch"]:
+            break
+        time.sleep(0.05)
+    assert page.el("#plan-status").text == "Launch command of plan 2 copied."
+    assert read_clipboard(page) == plans[1]["launch"]
+    # Changing an input marks the plans shown as out of date, until the next search.
+    page.type_into("batch", 64)
+    assert "stale" in page.el("#plan").get_attribute("class")
+    assert page.el("#plan-status").text.startswith("The inputs changed since this search")
+    # ollama is not one of the planner's engines: planned with vllm, and the panel says so.
+    page.choose("engine", "ollama", want=None)
+    assert page.d.execute_script("return planBody().engine") == "vllm"
+    assert page.el("#plan-engine").text.startswith("vllm (ollama is not one of the planner's engines")
+
+
+def test_plan_without_a_deployment_shows_the_advice(page, cli):
+    """When nothing in the search space serves the workload, the panel lists the planner's advice;
+    the search runs from the keyboard (Enter in the panel's field)."""
+    page.type_into("model", "llama-3.2-1b")
+    page.choose("gpu", "t4")
+    page.type_into("context", 131072)
+    page.type_into("batch", 64)
+    page.el("#plan-this-gpu").click()
+    field = page.el("#plan-max-gpus")
+    field.send_keys("1")
+    assert page.d.execute_script("return planBody()") == {
+        "model": ["llama-3.2-1b"], "context": 131072, "concurrency": 64, "engine": "generic",
+        "max_gpus": 1, "gpu": ["t4"]}
+    search_plans(page, lambda: field.send_keys(Keys.ENTER))
+    expected = plan(cli, model="llama-3.2-1b", gpu="t4", max_gpus=1, context=131072, concurrency=64,
+                    engine="generic")
+    assert expected["plans"] == [] and expected["advice"]
+    assert not page.el("#plan-found").is_displayed()
+    assert page.el("#plan-none").is_displayed()
+    items = [li.text for li in page.d.find_elements("css selector", "#plan-advice li")]
+    assert items == [f"{a['change']}: {a['detail']}" for a in expected["advice"]]
+    # A refused request is shown with its field, and the next good one clears it.
+    field.clear()
+    field.send_keys("0")
+    search_plans(page, page.el("#plan-run").click, want="error")
+    assert page.el("#plan-error").text == "max_gpus: --max-gpus must be between 1 and 512"
+    assert field.get_attribute("aria-invalid") == "true"
+    field.clear()
+    field.send_keys("1")
+    run = page.el("#plan-run")
+    page.d.execute_script("arguments[0].focus()", run)
+    search_plans(page, lambda: run.send_keys(Keys.SPACE))
+    assert not page.el("#plan-error").is_displayed() and page.el("#plan-none").is_displayed()
+
+
 def test_phone_sized_screen(page, cli):
     page.d.set_window_size(390, 844)
     page.open("batch=3")
@@ -409,9 +543,21 @@ def test_phone_sized_screen(page, cli):
     assert mini.is_displayed()
     assert mini.text.startswith(f"Fits · max concurrency {est['max_concurrency']:,}")
     assert mini.rect["y"] + mini.rect["height"] <= page.d.execute_script("return window.innerHeight") + 1
+    # The plan panel's table scrolls inside its box, not the page. (Controls are brought to the
+    # middle of the screen first, as a thumb would scroll them out from under the pinned bar.)
+    def tap(css):
+        e = page.el(css)
+        page.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", e)
+        e.click()
+    tap("#plan-this-gpu")
+    search_plans(page, lambda: tap("#plan-run"))
+    assert page.d.find_elements("css selector", "#plan-table tr.plan-row")
+    width = page.d.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"page scrolls sideways on a phone after a plan: {width}"
     for button in page.d.find_elements("css selector", "button.btn"):
         if button.is_displayed():
             assert button.size["height"] >= 36, "touch targets of at least 36 px"
+    page.d.execute_script("window.scrollTo(0, 0)")
     page.d.save_screenshot(os.path.join(ROOT, "docs", "screenshot-phone.png"))
 
 
@@ -436,6 +582,11 @@ def test_light_and_dark_themes(page, cli):
     page.el("#theme").click()
     assert bg() < 0.2
     assert_figures(page, estimate(cli))
+    # The plan panel and its button follow the theme, with readable text.
+    panel = luminance(page.d.execute_script("return getComputedStyle(document.getElementById('plan')).backgroundColor"))
+    run = page.d.execute_script("const s = getComputedStyle(document.getElementById('plan-run')); return [s.backgroundColor, s.color]")
+    assert panel < 0.2
+    assert abs(luminance(run[0]) - luminance(run[1])) > 0.4
 
 
 def test_keyboard_usable(page, cli):
@@ -489,6 +640,10 @@ def test_screenshot_for_the_readme(page, cli):
                    context=32768, batch=8)
     assert est["fits"]
     assert_figures(page, est)
+    page.el("#plan-this-gpu").click()
+    search_plans(page, page.el("#plan-run").click)
+    first = plan(cli, model="llama-3.1-70b-instruct", gpu="h100", context=32768, concurrency=8, engine="generic")
+    assert_plan_row(page, 0, first["plans"][0])
     ActionChains(page.d).move_to_element(page.el('dd[data-figure="max_concurrency"] button.info')).perform()
     # The whole page in one image: a viewport as tall as the document.
     height = page.d.execute_script("return document.documentElement.scrollHeight")
