@@ -15,6 +15,8 @@ struct Cli {
     command: Command,
 }
 
+// One value parsed once at start-up: boxing the large argument structs would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Memory breakdown, verdict, max concurrency, max context and fewest GPUs for one configuration.
@@ -46,16 +48,24 @@ pub struct Failure {
 
 impl Failure {
     pub fn input(message: impl Into<String>) -> Failure {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
     pub fn runtime(message: impl Into<String>) -> Failure {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 }
 
 fn main() -> ExitCode {
     // llama.cpp's single-dash flags (-ngl, -np, -ctk, ...) are rewritten to their long forms first.
-    let cli = Cli::parse_from(commands::estimate::expand_engine_short_flags(std::env::args_os()));
+    let cli = Cli::parse_from(commands::estimate::expand_engine_short_flags(
+        std::env::args_os(),
+    ));
     let result = match cli.command {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Models(a) => commands::catalogue::models(a),

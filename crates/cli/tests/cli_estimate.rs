@@ -4,30 +4,69 @@
 use std::process::{Command, Output};
 
 fn vramplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vramplan")).args(args).output().expect("run vramplan")
+    Command::new(env!("CARGO_BIN_EXE_vramplan"))
+        .args(args)
+        .output()
+        .expect("run vramplan")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = vramplan(args);
-    assert!(out.status.success(), "vramplan {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "vramplan {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
 fn fails_with(args: &[&str], needle: &str) {
     let out = vramplan(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "vramplan {args:?} should exit 2; stderr: {err}");
-    assert!(err.contains(needle), "vramplan {args:?}: expected '{needle}' in: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error must be one line: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "vramplan {args:?} should exit 2; stderr: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "vramplan {args:?}: expected '{needle}' in: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn readme_example_json_has_the_documented_keys() {
-    let v = json(&["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "a10g", "--context", "8192", "--batch", "16", "--json"]);
+    let v = json(&[
+        "estimate",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--gpu",
+        "a10g",
+        "--context",
+        "8192",
+        "--batch",
+        "16",
+        "--json",
+    ]);
     for key in [
-        "params", "weights_bytes", "kv_bytes_per_token", "kv_cache_bytes", "activation_bytes", "overhead_bytes", "total_bytes",
-        "gpu_memory_bytes", "fits", "max_concurrency", "max_context", "min_gpus",
+        "params",
+        "weights_bytes",
+        "kv_bytes_per_token",
+        "kv_cache_bytes",
+        "activation_bytes",
+        "overhead_bytes",
+        "total_bytes",
+        "gpu_memory_bytes",
+        "fits",
+        "max_concurrency",
+        "max_context",
+        "min_gpus",
     ] {
         assert!(v.get(key).is_some(), "missing key {key} in {v}");
     }
@@ -40,26 +79,65 @@ fn readme_example_json_has_the_documented_keys() {
     assert!(min_gpus >= 2, "needs more than one A10G, got {min_gpus}");
     // It does not fit, so the advice names changes that would, each with its figure.
     let advice = v["advice"].as_array().expect("advice when it does not fit");
-    assert!(advice.iter().any(|a| a["change"].as_str().unwrap().contains("GPUs (tensor parallel 2)")), "{advice:?}");
-    assert!(advice.iter().all(|a| a["detail"].as_str().unwrap().contains("GB") || a["detail"].as_str().unwrap().contains("sequences")));
+    assert!(
+        advice.iter().any(|a| a["change"]
+            .as_str()
+            .unwrap()
+            .contains("2 × a10g (tensor parallel 2")),
+        "{advice:?}"
+    );
+    assert!(advice
+        .iter()
+        .all(|a| a["detail"].as_str().unwrap().contains("GB")
+            || a["detail"].as_str().unwrap().contains("sequences")));
     let total = v["total_bytes"].as_u64().unwrap();
-    let parts: u64 = ["weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes"].iter().map(|k| v[*k].as_u64().unwrap()).sum();
+    let parts: u64 = [
+        "weights_bytes",
+        "kv_cache_bytes",
+        "activation_bytes",
+        "overhead_bytes",
+    ]
+    .iter()
+    .map(|k| v[*k].as_u64().unwrap())
+    .sum();
     assert!(total >= parts, "total {total} must cover its parts {parts}");
 }
 
 #[test]
 fn text_output_names_units() {
-    let out = vramplan(&["estimate", "--model", "llama-3.1-8b-instruct", "--gpu", "a10g"]);
+    let out = vramplan(&[
+        "estimate",
+        "--model",
+        "llama-3.1-8b-instruct",
+        "--gpu",
+        "a10g",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(" GB") && text.contains(" GiB"), "{text}");
-    assert!(!text.contains(" G ") && !text.contains(" G\n"), "bare G in: {text}");
+    assert!(
+        !text.contains(" G ") && !text.contains(" G\n"),
+        "bare G in: {text}"
+    );
 }
 
 #[test]
 fn naive_formula_reproduces_the_falcon_article() {
     // 2 × 2 × 32 × 4544 × 1000 × 100 = 58,163,200,000 B (54.17 GiB); 18 requests in 10 GB free.
-    let v = json(&["estimate", "--model", "falcon-7b", "--formula", "naive", "--gpu-memory", "24GB", "--context", "1000", "--batch", "100", "--json"]);
+    let v = json(&[
+        "estimate",
+        "--model",
+        "falcon-7b",
+        "--formula",
+        "naive",
+        "--gpu-memory",
+        "24GB",
+        "--context",
+        "1000",
+        "--batch",
+        "100",
+        "--json",
+    ]);
     assert_eq!(v["kv_cache_bytes"], 58_163_200_000u64);
     assert_eq!(v["max_concurrency_article"], 18);
     assert_eq!(v["weights_bytes"], 14_000_000_000u64);
@@ -70,7 +148,11 @@ fn catalogue_listings() {
     let models = json(&["models", "--json"]);
     assert!(models.as_array().unwrap().len() >= 60);
     let hits = json(&["models", "qwen3", "--json"]);
-    assert!(hits.as_array().unwrap().iter().all(|m| m["id"].as_str().unwrap().to_lowercase().contains("qwen3")
+    assert!(hits.as_array().unwrap().iter().all(|m| m["id"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("qwen3")
         || m["aliases"].to_string().to_lowercase().contains("qwen3")));
     let gpus = json(&["gpus", "h100", "--json"]);
     assert!(gpus.as_array().unwrap().iter().any(|g| g["id"] == "h100"));
@@ -83,7 +165,10 @@ fn bad_input_is_one_line_and_exit_2() {
     fails_with(&["estimate", "--batch", "0"], "at least 1");
     fails_with(&["estimate", "--context", "1000000000000000"], "absurd");
     fails_with(&["estimate", "--quant", "int3"], "unknown precision");
-    fails_with(&["estimate", "--kv-dtype", "q2_k"], "unknown KV-cache dtype");
+    fails_with(
+        &["estimate", "--kv-dtype", "q2_k"],
+        "unknown KV-cache dtype",
+    );
     fails_with(&["estimate", "--gpu-memory", "24"], "no unit");
     fails_with(&["estimate", "--gpus", "3"], "divisible");
     fails_with(&["models", "zzzzzz-no-such"], "no model matches");

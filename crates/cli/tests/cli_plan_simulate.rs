@@ -4,40 +4,97 @@
 use std::process::{Command, Output};
 
 fn vramplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vramplan")).args(args).output().expect("run vramplan")
+    Command::new(env!("CARGO_BIN_EXE_vramplan"))
+        .args(args)
+        .output()
+        .expect("run vramplan")
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = vramplan(args);
-    assert!(out.status.success(), "vramplan {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "vramplan {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
 fn fails_with(args: &[&str], needle: &str) {
     let out = vramplan(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "vramplan {args:?} should exit 2; stderr: {err}");
-    assert!(err.contains(needle), "vramplan {args:?}: expected '{needle}' in: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "vramplan {args:?} should exit 2; stderr: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "vramplan {args:?}: expected '{needle}' in: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn plan_json_contract_and_order() {
-    let v = json(&["plan", "--model", "llama-3.1-70b-instruct", "--context", "8192", "--concurrency", "32", "--gpu", "h100", "--gpu", "a100-80gb", "--gpu", "l40s", "--json"]);
+    let v = json(&[
+        "plan",
+        "--model",
+        "llama-3.1-70b-instruct",
+        "--context",
+        "8192",
+        "--concurrency",
+        "32",
+        "--gpu",
+        "h100",
+        "--gpu",
+        "a100-80gb",
+        "--gpu",
+        "l40s",
+        "--json",
+    ]);
     let plans = v["plans"].as_array().unwrap();
     assert!(!plans.is_empty());
-    for key in ["gpu", "gpus", "quant", "kv_dtype", "tp", "pp", "memory_per_gpu_bytes", "gpu_memory_bytes", "max_concurrency", "decode_tokens_per_s", "cost_per_hour", "launch"] {
-        assert!(plans[0].get(key).is_some(), "plan lacks {key}: {}", plans[0]);
+    for key in [
+        "gpu",
+        "gpus",
+        "quant",
+        "kv_dtype",
+        "tp",
+        "pp",
+        "memory_per_gpu_bytes",
+        "gpu_memory_bytes",
+        "max_concurrency",
+        "decode_tokens_per_s",
+        "cost_per_hour",
+        "launch",
+    ] {
+        assert!(
+            plans[0].get(key).is_some(),
+            "plan lacks {key}: {}",
+            plans[0]
+        );
     }
     // Cheapest first, and every plan serves the 32 sequences within its GPUs' memory.
-    let costs: Vec<f64> = plans.iter().filter_map(|p| p["cost_per_hour"].as_f64()).collect();
+    let costs: Vec<f64> = plans
+        .iter()
+        .filter_map(|p| p["cost_per_hour"].as_f64())
+        .collect();
     assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
     for p in plans {
         assert!(p["max_concurrency"].as_u64().unwrap() >= 32);
-        assert!(p["memory_per_gpu_bytes"].as_u64().unwrap() <= p["gpu_memory_bytes"].as_u64().unwrap());
+        assert!(
+            p["memory_per_gpu_bytes"].as_u64().unwrap() <= p["gpu_memory_bytes"].as_u64().unwrap()
+        );
         let launch = p["launch"].as_str().unwrap();
-        assert!(launch.starts_with("vllm serve ") && launch.contains("--max-model-len 8192"), "{launch}");
-        assert!(launch.contains(&format!("--tensor-parallel-size {}", p["tp"])), "{launch}");
+        assert!(
+            launch.starts_with("vllm serve ") && launch.contains("--max-model-len 8192"),
+            "{launch}"
+        );
+        assert!(
+            launch.contains(&format!("--tensor-parallel-size {}", p["tp"])),
+            "{launch}"
+        );
     }
     assert!(v["advice"].as_array().unwrap().is_empty());
 }
@@ -45,7 +102,20 @@ fn plan_json_contract_and_order() {
 #[test]
 fn plan_with_nothing_feasible_advises() {
     // A 405B model on at most 2 L4s: nothing fits; the advice names changes with figures.
-    let v = json(&["plan", "--model", "llama-3.1-405b", "--gpu", "l4", "--max-gpus", "2", "--context", "8192", "--concurrency", "1", "--json"]);
+    let v = json(&[
+        "plan",
+        "--model",
+        "llama-3.1-405b",
+        "--gpu",
+        "l4",
+        "--max-gpus",
+        "2",
+        "--context",
+        "8192",
+        "--concurrency",
+        "1",
+        "--json",
+    ]);
     assert!(v["plans"].as_array().unwrap().is_empty());
     let advice = v["advice"].as_array().unwrap();
     assert!(!advice.is_empty(), "{v}");
@@ -54,37 +124,107 @@ fn plan_with_nothing_feasible_advises() {
 #[test]
 fn plan_bad_input() {
     fails_with(&["plan", "--model", "llama-9000"], "nearest:");
-    fails_with(&["plan", "--model", "llama-3.1-8b", "--concurrency", "0"], "at least 1");
-    fails_with(&["plan", "--model", "llama-3.1-8b", "--gpu", "h1000"], "unknown GPU");
+    fails_with(
+        &["plan", "--model", "llama-3.1-8b", "--concurrency", "0"],
+        "at least 1",
+    );
+    fails_with(
+        &["plan", "--model", "llama-3.1-8b", "--gpu", "h1000"],
+        "unknown GPU",
+    );
     fails_with(&["plan", "--model", "llama-3.1-8b", "--rate=-1"], "--rate");
 }
 
 #[test]
 fn simulate_reports_every_allocator_and_paged_wastes_little() {
     let v = json(&[
-        "simulate", "--model", "opt-13b", "--gpu", "a100-40gb", "--workload", "sharegpt", "--rate", "4", "--requests", "3000",
-        "--allocator", "all", "--kv-pool", "12GiB", "--max-seq-len", "2048", "--seed", "3", "--json",
+        "simulate",
+        "--model",
+        "opt-13b",
+        "--gpu",
+        "a100-40gb",
+        "--workload",
+        "sharegpt",
+        "--rate",
+        "4",
+        "--requests",
+        "3000",
+        "--allocator",
+        "all",
+        "--kv-pool",
+        "12GiB",
+        "--max-seq-len",
+        "2048",
+        "--seed",
+        "3",
+        "--json",
     ]);
     let allocs = v["allocators"].as_array().unwrap();
     assert_eq!(allocs.len(), 5);
     let get = |name: &str| allocs.iter().find(|a| a["name"] == name).unwrap();
     for a in allocs {
-        let sum: f64 = ["token_states", "reservation", "internal_fragmentation", "external_fragmentation", "free"].iter().map(|k| a[*k].as_f64().unwrap()).sum();
-        assert!((sum - 1.0).abs() < 1e-6, "{}: fractions sum to {sum}", a["name"]);
-        for k in ["mean_batch", "max_batch", "throughput_rps", "throughput_tps", "preemptions", "ttft_p99", "tpot_p50", "e2e_p90"] {
+        let sum: f64 = [
+            "token_states",
+            "reservation",
+            "internal_fragmentation",
+            "external_fragmentation",
+            "free",
+        ]
+        .iter()
+        .map(|k| a[*k].as_f64().unwrap())
+        .sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-6,
+            "{}: fractions sum to {sum}",
+            a["name"]
+        );
+        for k in [
+            "mean_batch",
+            "max_batch",
+            "throughput_rps",
+            "throughput_tps",
+            "preemptions",
+            "ttft_p99",
+            "tpot_p50",
+            "e2e_p90",
+        ] {
             assert!(a.get(k).is_some(), "{k} missing");
         }
     }
     let paged = get("paged");
-    let waste = paged["reservation"].as_f64().unwrap() + paged["internal_fragmentation"].as_f64().unwrap() + paged["external_fragmentation"].as_f64().unwrap();
+    let waste = paged["reservation"].as_f64().unwrap()
+        + paged["internal_fragmentation"].as_f64().unwrap()
+        + paged["external_fragmentation"].as_f64().unwrap();
     assert!(waste < 0.05, "paged wastes {waste}");
     // The paper's order: Max < Pow2 < Oracle < paged in token states.
     let ts = |n: &str| get(n)["token_states"].as_f64().unwrap();
-    assert!(ts("contiguous-max") < ts("contiguous-pow2") && ts("contiguous-pow2") < ts("contiguous-oracle") && ts("contiguous-oracle") < ts("paged"));
+    assert!(
+        ts("contiguous-max") < ts("contiguous-pow2")
+            && ts("contiguous-pow2") < ts("contiguous-oracle")
+            && ts("contiguous-oracle") < ts("paged")
+    );
     // Deterministic for a seed.
     let again = json(&[
-        "simulate", "--model", "opt-13b", "--gpu", "a100-40gb", "--workload", "sharegpt", "--rate", "4", "--requests", "3000",
-        "--allocator", "all", "--kv-pool", "12GiB", "--max-seq-len", "2048", "--seed", "3", "--json",
+        "simulate",
+        "--model",
+        "opt-13b",
+        "--gpu",
+        "a100-40gb",
+        "--workload",
+        "sharegpt",
+        "--rate",
+        "4",
+        "--requests",
+        "3000",
+        "--allocator",
+        "all",
+        "--kv-pool",
+        "12GiB",
+        "--max-seq-len",
+        "2048",
+        "--seed",
+        "3",
+        "--json",
     ]);
     assert_eq!(v, again);
 }
@@ -94,14 +234,37 @@ fn simulate_svg_and_bad_input() {
     let dir = std::env::temp_dir().join(format!("vramplan-sim-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let svg = dir.join("mem.svg");
-    let out = vramplan(&["simulate", "--requests", "200", "--allocator", "paged", "--svg", svg.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vramplan(&[
+        "simulate",
+        "--requests",
+        "200",
+        "--allocator",
+        "paged",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.starts_with("<svg") || text.starts_with("<?xml"), "{}", &text[..text.len().min(80)]);
+    assert!(
+        text.starts_with("<svg") || text.starts_with("<?xml"),
+        "{}",
+        &text[..text.len().min(80)]
+    );
     fails_with(&["simulate", "--allocator", "best-fit"], "best-fit");
-    fails_with(&["simulate", "--workload", "/no/such/trace.csv"], "neither sharegpt");
+    fails_with(
+        &["simulate", "--workload", "/no/such/trace.csv"],
+        "neither sharegpt",
+    );
     fails_with(&["simulate", "--requests", "0"], "--requests");
     let bad = dir.join("bad.csv");
-    std::fs::write(&bad, "arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n1.0,abc,5\n").unwrap();
+    std::fs::write(
+        &bad,
+        "arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n1.0,abc,5\n",
+    )
+    .unwrap();
     fails_with(&["simulate", "--workload", bad.to_str().unwrap()], "line 3");
 }

@@ -15,15 +15,30 @@ fn bench(c: &mut Criterion) {
     };
     let space = Space {
         models: vec![model],
-        gpus: cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect(),
-        quants: vec![WeightFormat::Bf16, WeightFormat::Fp8 { block: 0 }, WeightFormat::Awq { group: 128 }],
+        gpus: cat
+            .gpus
+            .iter()
+            .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+            .collect(),
+        quants: vec![
+            WeightFormat::Bf16,
+            WeightFormat::Fp8 { block: 0 },
+            WeightFormat::Awq { group: 128 },
+        ],
         kv_dtypes: vec![KvDtype::F16, KvDtype::Fp8],
         max_gpus: 8,
         utilization: 0.92,
     };
-    let work = Workload { context: 8192, concurrency: 32, rate: None, output_tokens: 256 };
+    let work = Workload {
+        context: 8192,
+        concurrency: 32,
+        rate: None,
+        output_tokens: 256,
+    };
     let launch = |_: &ModelDesc, _: &vramplan_core::plan::Deployment| String::new();
-    c.bench_function("plan llama-3.1-70b 8k x32, all GPUs (vllm profile)", |b| b.iter(|| search(&eval, &space, &work, &launch)));
+    c.bench_function("plan llama-3.1-70b 8k x32, all GPUs (vllm profile)", |b| {
+        b.iter(|| search(&eval, &space, &work, &launch))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -36,7 +36,17 @@ struct PriceFile {
 }
 
 /// Keys an entry with `base` does not inherit from its base: its own identity.
-const IDENTITY_KEYS: &[&str] = &["id", "aliases", "source", "base", "quantization", "published_params", "published_params_source", "nominal_params", "notes"];
+const IDENTITY_KEYS: &[&str] = &[
+    "id",
+    "aliases",
+    "source",
+    "base",
+    "quantization",
+    "published_params",
+    "published_params_source",
+    "nominal_params",
+    "notes",
+];
 
 /// Parses the embedded data. Errors name the file and entry; the catalogue tests assert none.
 pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<Catalogue, String> {
@@ -48,7 +58,11 @@ pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<C
     let find = |id: &str| {
         tables
             .iter()
-            .find(|(_, t)| t.get("id").and_then(|v| v.as_str()).is_some_and(|s| s.eq_ignore_ascii_case(id)))
+            .find(|(_, t)| {
+                t.get("id")
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(id))
+            })
             .map(|(_, t)| t.clone())
     };
     let mut models = Vec::with_capacity(tables.len());
@@ -56,13 +70,20 @@ pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<C
         let mut merged = table.clone();
         let mut seen = 0;
         // Follow `base` chains (an instruct entry pointing at a base that is itself derived).
-        while let Some(base_id) = merged.get("base").and_then(|v| v.as_str()).map(str::to_owned) {
+        while let Some(base_id) = merged
+            .get("base")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+        {
             seen += 1;
             let base = find(&base_id).ok_or_else(|| {
                 format!("data/models/{file}: entry {:?} names base '{base_id}', which is not in the catalogue", table.get("id"))
             })?;
             if seen > 8 {
-                return Err(format!("data/models/{file}: base chain of {:?} is too long (a cycle?)", table.get("id")));
+                return Err(format!(
+                    "data/models/{file}: base chain of {:?} is too long (a cycle?)",
+                    table.get("id")
+                ));
             }
             let mut next = base.clone();
             for (k, v) in merged.iter() {
@@ -86,15 +107,21 @@ pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<C
         if table.get("base").is_some() {
             merged.insert("base".into(), table["base"].clone());
         }
-        let model: ModelDesc = merged
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("data/models/{file}: entry {:?}: {e}", table.get("id")))?;
-        model.validate().map_err(|e| format!("data/models/{file}: {e}"))?;
+        let model: ModelDesc = merged.try_into().map_err(|e: toml::de::Error| {
+            format!("data/models/{file}: entry {:?}: {e}", table.get("id"))
+        })?;
+        model
+            .validate()
+            .map_err(|e| format!("data/models/{file}: {e}"))?;
         models.push(model);
     }
     let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
     let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
-    Ok(Catalogue { models, gpus: gpus.gpu, prices: prices.price })
+    Ok(Catalogue {
+        models,
+        gpus: gpus.gpu,
+        prices: prices.price,
+    })
 }
 
 /// The embedded catalogue, parsed on first use.
@@ -118,7 +145,11 @@ pub fn nearest<'a>(query: &str, names: impl Iterator<Item = &'a str>) -> Vec<Str
         .map(|n| {
             let ln = normalise(n);
             // Prefer names that contain the query (a short alias typed inside a long id).
-            let bonus = if !q.is_empty() && ln.contains(&q) { 0.5 } else { 0.0 };
+            let bonus = if !q.is_empty() && ln.contains(&q) {
+                0.5
+            } else {
+                0.0
+            };
             (strsim::jaro_winkler(&q, &ln) + bonus, n.to_string())
         })
         .collect();
@@ -130,9 +161,15 @@ pub fn nearest<'a>(query: &str, names: impl Iterator<Item = &'a str>) -> Vec<Str
 impl Catalogue {
     pub fn model(&self, query: &str) -> Result<&ModelDesc, String> {
         let q = normalise(query);
-        let hit = self.models.iter().find(|m| normalise(&m.id) == q).or_else(|| {
-            self.models.iter().find(|m| m.aliases.iter().any(|a| normalise(a) == q))
-        });
+        let hit = self
+            .models
+            .iter()
+            .find(|m| normalise(&m.id) == q)
+            .or_else(|| {
+                self.models
+                    .iter()
+                    .find(|m| m.aliases.iter().any(|a| normalise(a) == q))
+            });
         hit.ok_or_else(|| {
             let names = self.models.iter().flat_map(|m| std::iter::once(m.id.as_str()).chain(m.aliases.iter().map(String::as_str)));
             format!(
@@ -160,7 +197,9 @@ impl Catalogue {
     }
 
     pub fn price(&self, gpu_id: &str) -> Option<&Price> {
-        self.prices.iter().find(|p| p.gpu.eq_ignore_ascii_case(gpu_id))
+        self.prices
+            .iter()
+            .find(|p| p.gpu.eq_ignore_ascii_case(gpu_id))
     }
 }
 
@@ -171,8 +210,13 @@ impl ModelDesc {
             let group = q.group_size.unwrap_or(128);
             return match q.method.to_ascii_lowercase().as_str() {
                 "awq" => WeightFormat::Awq { group },
-                "gptq" => WeightFormat::Gptq { bits: q.bits.unwrap_or(4).min(8) as u8, group },
-                "fp8" => WeightFormat::Fp8 { block: q.group_size.unwrap_or(0) },
+                "gptq" => WeightFormat::Gptq {
+                    bits: q.bits.unwrap_or(4).min(8) as u8,
+                    group,
+                },
+                "fp8" => WeightFormat::Fp8 {
+                    block: q.group_size.unwrap_or(0),
+                },
                 "w8a8" | "int8" => WeightFormat::Int8,
                 "w4a16" => WeightFormat::W4a16 { group },
                 "mxfp4" => WeightFormat::Mxfp4,
@@ -196,7 +240,12 @@ impl Catalogue {
         let root = |m: &ModelDesc| -> String {
             let mut id = m.id.clone();
             let mut guard = 0;
-            while let Some(b) = self.models.iter().find(|x| x.id == id).and_then(|x| x.base.clone()) {
+            while let Some(b) = self
+                .models
+                .iter()
+                .find(|x| x.id == id)
+                .and_then(|x| x.base.clone())
+            {
                 id = b;
                 guard += 1;
                 if guard > 8 {
@@ -207,7 +256,10 @@ impl Catalogue {
         };
         let want = root(model);
         self.models.iter().find(|m| {
-            m.quantization.as_ref().is_some_and(|q| q.method.eq_ignore_ascii_case(method)) && root(m) == want
+            m.quantization
+                .as_ref()
+                .is_some_and(|q| q.method.eq_ignore_ascii_case(method))
+                && root(m) == want
         })
     }
 }

@@ -477,24 +477,42 @@ pub fn min_gpus(
     gpu_memory_bytes: u64,
     config: Config,
 ) -> Option<u64> {
-    let one = Config { parallel: Parallelism::default(), ..config };
-    min_gpus_from(model, inv, gpu_memory_bytes, &Sizing::new(model, inv, gpu_memory_bytes, one))
+    let one = Config {
+        parallel: Parallelism::default(),
+        ..config
+    };
+    min_gpus_from(
+        model,
+        inv,
+        gpu_memory_bytes,
+        &Sizing::new(model, inv, gpu_memory_bytes, one),
+    )
 }
 
 /// `min_gpus` given the single-GPU sizing of the configuration.
-fn min_gpus_from(model: &ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, single: &Sizing) -> Option<u64> {
+fn min_gpus_from(
+    model: &ModelDesc,
+    inv: &Inventory,
+    gpu_memory_bytes: u64,
+    single: &Sizing,
+) -> Option<u64> {
     let config = single.config;
     if single.fits(config.batch, config.context) {
         return Some(1);
     }
     // Each of tp GPUs holds at least 1/tp of the weights and of the KV cache, so a split whose
     // share of those alone exceeds the usable memory cannot fit and need not be sized.
-    let shared = single.weights_bytes.saturating_add(single.kv_cache_bytes(config.batch, config.context));
+    let shared = single
+        .weights_bytes
+        .saturating_add(single.kv_cache_bytes(config.batch, config.context));
     (2..=64u64)
         .filter(|&tp| shared / tp <= single.usable_bytes)
         .filter(|&tp| Parallelism { tp, pp: 1, dp: 1 }.check(model).is_ok())
         .find(|&tp| {
-            let c = Config { parallel: Parallelism { tp, pp: 1, dp: 1 }, ..config };
+            let c = Config {
+                parallel: Parallelism { tp, pp: 1, dp: 1 },
+                ..config
+            };
             Sizing::new(model, inv, gpu_memory_bytes, c).fits(config.batch, config.context)
         })
 }
@@ -556,7 +574,12 @@ pub struct Figures {
     pub min_gpus: Option<u64>,
 }
 
-pub fn figures(model: &ModelDesc, inv: &Inventory, gpu_memory_bytes: u64, config: Config) -> Figures {
+pub fn figures(
+    model: &ModelDesc,
+    inv: &Inventory,
+    gpu_memory_bytes: u64,
+    config: Config,
+) -> Figures {
     let s = Sizing::new(model, inv, gpu_memory_bytes, config);
     let (b, c) = (config.batch, config.context);
     Figures {

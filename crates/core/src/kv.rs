@@ -29,7 +29,12 @@ pub fn kv_heads_per_rank(kv_heads: u64, tp: u64) -> u64 {
 
 impl KvLayout {
     /// Layout of layers `layers` (a pipeline stage) on one of `tp` ranks.
-    pub fn new(model: &ModelDesc, dtype: KvDtype, tp: u64, layers: std::ops::Range<u64>) -> KvLayout {
+    pub fn new(
+        model: &ModelDesc,
+        dtype: KvDtype,
+        tp: u64,
+        layers: std::ops::Range<u64>,
+    ) -> KvLayout {
         let bytes_per_token_layer = match &model.mla {
             // The latent is shared by all heads, so every TP rank keeps the whole of it.
             Some(m) => dtype.row_bytes(m.kv_lora_rank + m.qk_rope_head_dim),
@@ -38,16 +43,21 @@ impl KvLayout {
                 dtype.row_bytes(row).saturating_mul(2)
             }
         };
-        let mut layout = KvLayout { bytes_per_token_layer, ..KvLayout::default() };
+        let mut layout = KvLayout {
+            bytes_per_token_layer,
+            ..KvLayout::default()
+        };
         // Mamba state is not quantized by the KV dtype: fp32 in llama.cpp; split over TP like d_inner.
         layout.state_bytes_layer = model.ssm_state_elements_layer().saturating_mul(4) / tp.max(1);
         for i in layers {
             match model.layer_cache(i) {
                 LayerCache::Full => layout.full_layers += 1,
-                LayerCache::Window(w) => match layout.windowed.iter_mut().find(|(win, _)| *win == w) {
-                    Some((_, n)) => *n += 1,
-                    None => layout.windowed.push((w, 1)),
-                },
+                LayerCache::Window(w) => {
+                    match layout.windowed.iter_mut().find(|(win, _)| *win == w) {
+                        Some((_, n)) => *n += 1,
+                        None => layout.windowed.push((w, 1)),
+                    }
+                }
                 LayerCache::State => layout.state_layers += 1,
             }
         }

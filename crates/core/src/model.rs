@@ -280,17 +280,31 @@ pub struct Tensor {
 
 impl Tensor {
     fn matrix(role: Role, rows: u64, cols: u64, split: Split) -> Tensor {
-        Tensor { role, rows, cols, count: 1, split }
+        Tensor {
+            role,
+            rows,
+            cols,
+            count: 1,
+            split,
+        }
     }
     fn vector(n: u64) -> Tensor {
-        Tensor { role: Role::Small, rows: n, cols: 1, count: 1, split: Split::Replicated }
+        Tensor {
+            role: Role::Small,
+            rows: n,
+            cols: 1,
+            count: 1,
+            split: Split::Replicated,
+        }
     }
     fn times(mut self, count: u64) -> Tensor {
         self.count = self.count.saturating_mul(count);
         self
     }
     pub fn elements(&self) -> u64 {
-        self.rows.saturating_mul(self.cols).saturating_mul(self.count)
+        self.rows
+            .saturating_mul(self.cols)
+            .saturating_mul(self.count)
     }
 }
 
@@ -326,7 +340,13 @@ impl Inventory {
         let layers: u64 = self
             .layer_shape
             .iter()
-            .map(|&s| self.shapes[s as usize].tensors.iter().map(Tensor::elements).sum::<u64>())
+            .map(|&s| {
+                self.shapes[s as usize]
+                    .tensors
+                    .iter()
+                    .map(Tensor::elements)
+                    .sum::<u64>()
+            })
             .sum();
         global.saturating_add(layers)
     }
@@ -363,7 +383,9 @@ impl ModelDesc {
             None => false,
             Some(m) => {
                 let step = m.layer_step.unwrap_or(1).max(1);
-                i >= m.dense_leading_layers && i >= m.layer_offset && (i - m.layer_offset) % step == 0
+                i >= m.dense_leading_layers
+                    && i >= m.layer_offset
+                    && (i - m.layer_offset).is_multiple_of(step)
             }
         }
     }
@@ -378,9 +400,9 @@ impl ModelDesc {
         };
         let local = match sw.pattern {
             WindowPattern::All => true,
-            WindowPattern::Alternate => i % 2 == 0,
+            WindowPattern::Alternate => i.is_multiple_of(2),
             WindowPattern::GlobalEvery | WindowPattern::Chunked => {
-                sw.global_every == 0 || (i + 1) % sw.global_every != 0
+                sw.global_every == 0 || !(i + 1).is_multiple_of(sw.global_every)
             }
         };
         if local {
@@ -430,7 +452,12 @@ impl ModelDesc {
     }
 
     fn attention_tensors(&self, out: &mut Vec<Tensor>) {
-        let (h, heads, kv, d) = (self.hidden_size, self.num_attention_heads, self.num_kv_heads, self.head_dim);
+        let (h, heads, kv, d) = (
+            self.hidden_size,
+            self.num_attention_heads,
+            self.num_kv_heads,
+            self.head_dim,
+        );
         let a = Role::Attention;
         if let Some(m) = &self.mla {
             let qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
@@ -441,9 +468,19 @@ impl ModelDesc {
             } else {
                 out.push(Tensor::matrix(a, heads * qk, h, Split::Rows));
             }
-            out.push(Tensor::matrix(a, m.kv_lora_rank + m.qk_rope_head_dim, h, Split::Replicated));
+            out.push(Tensor::matrix(
+                a,
+                m.kv_lora_rank + m.qk_rope_head_dim,
+                h,
+                Split::Replicated,
+            ));
             out.push(Tensor::vector(m.kv_lora_rank));
-            out.push(Tensor::matrix(a, heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, Split::Rows));
+            out.push(Tensor::matrix(
+                a,
+                heads * (m.qk_nope_head_dim + m.v_head_dim),
+                m.kv_lora_rank,
+                Split::Rows,
+            ));
             out.push(Tensor::matrix(a, h, heads * m.v_head_dim, Split::Cols));
         } else {
             out.push(Tensor::matrix(a, heads * d, h, Split::Rows));
@@ -464,10 +501,19 @@ impl ModelDesc {
     fn mamba_tensors(&self, s: &Ssm, out: &mut Vec<Tensor>) {
         let h = self.hidden_size;
         let di = s.expand * h;
-        let r = if s.dt_rank == 0 { h.div_ceil(16) } else { s.dt_rank };
+        let r = if s.dt_rank == 0 {
+            h.div_ceil(16)
+        } else {
+            s.dt_rank
+        };
         out.push(Tensor::matrix(Role::Ssm, 2 * di, h, Split::Rows));
         out.push(Tensor::matrix(Role::Small, di, s.d_conv, Split::Rows));
-        out.push(Tensor::matrix(Role::Ssm, r + 2 * s.d_state, di, Split::Cols));
+        out.push(Tensor::matrix(
+            Role::Ssm,
+            r + 2 * s.d_state,
+            di,
+            Split::Cols,
+        ));
         out.push(Tensor::matrix(Role::Ssm, di, r, Split::Rows));
         out.push(Tensor::matrix(Role::Small, di, s.d_state, Split::Rows)); // A_log
         out.push(Tensor::vector(di * 2)); // D and dt_proj bias
@@ -496,11 +542,22 @@ impl ModelDesc {
         }
         if self.is_moe_layer(i) {
             let m = self.moe.as_ref().expect("moe layer implies moe");
-            t.push(Tensor::matrix(Role::Router, m.num_experts, h, Split::Replicated));
+            t.push(Tensor::matrix(
+                Role::Router,
+                m.num_experts,
+                h,
+                Split::Replicated,
+            ));
             if m.router_bias {
                 t.push(Tensor::vector(m.num_experts));
             }
-            self.mlp_tensors(m.expert_intermediate_size, m.expert_bias, Role::Expert, &mut t, m.num_experts);
+            self.mlp_tensors(
+                m.expert_intermediate_size,
+                m.expert_bias,
+                Role::Expert,
+                &mut t,
+                m.num_experts,
+            );
             if m.shared_experts > 0 {
                 let w = m.shared_expert_intermediate_size;
                 self.mlp_tensors(w, self.mlp_bias, Role::Mlp, &mut t, m.shared_experts);
@@ -525,18 +582,34 @@ impl ModelDesc {
     fn vision_tensors(&self, v: &Vision, out: &mut Vec<(Stage, Tensor)>) {
         let (vh, vi, p) = (v.hidden_size, v.intermediate_size, v.patch_size.max(1));
         let patches = (v.image_size / p) * (v.image_size / p);
-        let vis = |r, c| (Stage::First, Tensor::matrix(Role::Vision, r, c, Split::Rows));
+        let vis = |r, c| {
+            (
+                Stage::First,
+                Tensor::matrix(Role::Vision, r, c, Split::Rows),
+            )
+        };
         out.push(vis(vh, v.num_channels * p * p));
         out.push((Stage::First, Tensor::vector(vh + patches * vh)));
         let per_layer_mlp = match v.mlp {
             MlpKind::Plain => 2 * vh * vi,
             MlpKind::Gated => 3 * vh * vi,
         };
-        out.push((Stage::First, Tensor::matrix(Role::Vision, vh, 4 * vh + per_layer_mlp / vh, Split::Rows).times(v.layers)));
+        out.push((
+            Stage::First,
+            Tensor::matrix(Role::Vision, vh, 4 * vh + per_layer_mlp / vh, Split::Rows)
+                .times(v.layers),
+        ));
         let bias = if v.mlp == MlpKind::Plain { vi + vh } else { 0 };
-        out.push((Stage::First, Tensor::vector(4 * vh + bias + 4 * vh).times(v.layers)));
+        out.push((
+            Stage::First,
+            Tensor::vector(4 * vh + bias + 4 * vh).times(v.layers),
+        ));
         out.push((Stage::First, Tensor::vector(2 * vh)));
-        let pin = if v.projector_input_dim == 0 { vh } else { v.projector_input_dim };
+        let pin = if v.projector_input_dim == 0 {
+            vh
+        } else {
+            v.projector_input_dim
+        };
         let h = self.hidden_size;
         out.push(vis(h, pin));
         out.push((Stage::First, Tensor::vector(h)));
@@ -552,14 +625,29 @@ impl ModelDesc {
         let mut global = Vec::new();
         if self.embed_proj_dim > 0 && self.embed_proj_dim != h {
             let e = self.embed_proj_dim;
-            global.push((Stage::First, Tensor::matrix(Role::Embedding, v, e, Split::Rows)));
-            global.push((Stage::First, Tensor::matrix(Role::Small, h, e, Split::Replicated)));
-            global.push((Stage::Last, Tensor::matrix(Role::Small, e, h, Split::Replicated)));
+            global.push((
+                Stage::First,
+                Tensor::matrix(Role::Embedding, v, e, Split::Rows),
+            ));
+            global.push((
+                Stage::First,
+                Tensor::matrix(Role::Small, h, e, Split::Replicated),
+            ));
+            global.push((
+                Stage::Last,
+                Tensor::matrix(Role::Small, e, h, Split::Replicated),
+            ));
         } else {
-            global.push((Stage::First, Tensor::matrix(Role::Embedding, v, h, Split::Rows)));
+            global.push((
+                Stage::First,
+                Tensor::matrix(Role::Embedding, v, h, Split::Rows),
+            ));
         }
         if self.learned_positions > 0 {
-            global.push((Stage::First, Tensor::matrix(Role::Small, self.learned_positions, h, Split::Replicated)));
+            global.push((
+                Stage::First,
+                Tensor::matrix(Role::Small, self.learned_positions, h, Split::Replicated),
+            ));
         }
         if self.embedding_norm {
             global.push((Stage::First, Tensor::vector(self.norm_params(h))));
@@ -568,8 +656,15 @@ impl ModelDesc {
             global.push((Stage::Last, Tensor::vector(self.norm_params(h))));
         }
         if !self.tie_embeddings {
-            let cols = if self.embed_proj_dim > 0 { self.embed_proj_dim } else { h };
-            global.push((Stage::Last, Tensor::matrix(Role::LmHead, v, cols, Split::Rows)));
+            let cols = if self.embed_proj_dim > 0 {
+                self.embed_proj_dim
+            } else {
+                h
+            };
+            global.push((
+                Stage::Last,
+                Tensor::matrix(Role::LmHead, v, cols, Split::Rows),
+            ));
         }
         if self.lm_head_bias {
             global.push((Stage::Last, Tensor::vector(v)));
@@ -595,7 +690,11 @@ impl ModelDesc {
             let idx = match idx {
                 Some(i) => i,
                 None => {
-                    shapes.push(LayerShape { tensors: self.layer_tensors(i), cache, moe });
+                    shapes.push(LayerShape {
+                        tensors: self.layer_tensors(i),
+                        cache,
+                        moe,
+                    });
                     shapes.len() - 1
                 }
             };
@@ -603,10 +702,17 @@ impl ModelDesc {
             if moe {
                 let m = self.moe.as_ref().expect("moe");
                 let idle = m.num_experts.saturating_sub(m.experts_per_token);
-                inactive = inactive.saturating_add(idle.saturating_mul(self.mlp_params(m.expert_intermediate_size, m.expert_bias)));
+                inactive = inactive.saturating_add(
+                    idle.saturating_mul(self.mlp_params(m.expert_intermediate_size, m.expert_bias)),
+                );
             }
         }
-        Inventory { global, shapes, layer_shape, inactive_expert_params: inactive }
+        Inventory {
+            global,
+            shapes,
+            layer_shape,
+            inactive_expert_params: inactive,
+        }
     }
 
     /// Total parameters computed from the description.
@@ -642,7 +748,9 @@ impl ModelDesc {
         ];
         for (name, v, max) in limits {
             if v > max {
-                return Err(format!("model '{id}': {name} = {v} is beyond any real model (limit {max})"));
+                return Err(format!(
+                    "model '{id}': {name} = {v} is beyond any real model (limit {max})"
+                ));
             }
         }
         if self.mla.is_none() {
@@ -652,7 +760,7 @@ impl ModelDesc {
                     self.num_kv_heads, self.num_attention_heads
                 ));
             }
-            if self.num_attention_heads % self.num_kv_heads != 0 {
+            if !self.num_attention_heads.is_multiple_of(self.num_kv_heads) {
                 return Err(format!(
                     "model '{id}': num_attention_heads ({}) must be a multiple of num_kv_heads ({})",
                     self.num_attention_heads, self.num_kv_heads
@@ -660,7 +768,11 @@ impl ModelDesc {
             }
         }
         if let Some(m) = &self.moe {
-            if m.num_experts == 0 || m.experts_per_token == 0 || m.experts_per_token > m.num_experts || m.num_experts > 4096 {
+            if m.num_experts == 0
+                || m.experts_per_token == 0
+                || m.experts_per_token > m.num_experts
+                || m.num_experts > 4096
+            {
                 return Err(format!(
                     "model '{id}': MoE needs 1 <= experts_per_token ({}) <= num_experts ({}) <= 4096",
                     m.experts_per_token, m.num_experts
@@ -669,12 +781,16 @@ impl ModelDesc {
         }
         if let Some(sw) = &self.sliding_window {
             if sw.window == 0 {
-                return Err(format!("model '{id}': sliding_window.window must be positive"));
+                return Err(format!(
+                    "model '{id}': sliding_window.window must be positive"
+                ));
             }
         }
         if let Some(s) = &self.ssm {
             if s.expand == 0 || s.expand > 16 || s.d_state > 1 << 16 || s.d_conv > 1 << 10 {
-                return Err(format!("model '{id}': ssm expand/d_state/d_conv out of range"));
+                return Err(format!(
+                    "model '{id}': ssm expand/d_state/d_conv out of range"
+                ));
             }
         }
         Ok(())

@@ -31,14 +31,26 @@ pub struct NaiveEstimate {
     pub notes: Vec<String>,
 }
 
-pub fn naive_estimate(model: &ModelDesc, gpu_memory_bytes: u64, context: u64, batch: u64) -> NaiveEstimate {
-    let params = model.nominal_params.or(model.published_params).unwrap_or_else(|| model.params());
+pub fn naive_estimate(
+    model: &ModelDesc,
+    gpu_memory_bytes: u64,
+    context: u64,
+    batch: u64,
+) -> NaiveEstimate {
+    let params = model
+        .nominal_params
+        .or(model.published_params)
+        .unwrap_or_else(|| model.params());
     let weights = params.saturating_mul(2);
     let per_token = naive_kv_bytes_per_token(model);
     let per_seq = per_token.saturating_mul(context);
     let kv = per_seq.saturating_mul(batch);
     let free = gpu_memory_bytes.saturating_sub(weights);
-    let article = if per_seq == 0 { 0 } else { ((free as u128 * GIB as u128 / 1_000_000_000) / per_seq as u128) as u64 };
+    let article = if per_seq == 0 {
+        0
+    } else {
+        ((free as u128 * GIB as u128 / 1_000_000_000) / per_seq as u128) as u64
+    };
     let consistent = free.checked_div(per_seq).unwrap_or(0);
     let mut notes = vec![
         "naive formula: KV = 2 × 2 bytes × layers × hidden size per token; it ignores grouped-query, multi-query and latent attention and sliding windows".to_string(),

@@ -46,9 +46,9 @@ impl Parallelism {
             ));
         }
         let heads = model.num_attention_heads;
-        if heads % self.tp != 0 {
+        if !heads.is_multiple_of(self.tp) {
             let ok: Vec<String> = (1..=heads.min(64))
-                .filter(|t| heads % t == 0)
+                .filter(|t| heads.is_multiple_of(*t))
                 .map(|t| t.to_string())
                 .collect();
             return Err(format!(
@@ -57,7 +57,7 @@ impl Parallelism {
             ));
         }
         let kv = model.num_kv_heads;
-        if model.mla.is_none() && kv % self.tp != 0 && self.tp % kv != 0 {
+        if model.mla.is_none() && !kv.is_multiple_of(self.tp) && !self.tp.is_multiple_of(kv) {
             return Err(format!(
                 "tensor parallelism over {} GPUs needs the KV heads ({kv}) divisible by it, or it divisible by them",
                 self.tp

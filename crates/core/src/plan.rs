@@ -83,7 +83,9 @@ fn tflops_for(gpu: &Gpu, quant: WeightFormat) -> f64 {
 /// Tensor-parallel sizes allowed for a model up to `max`: powers of two and other divisors that
 /// pass the engine's divisibility rules.
 pub fn tp_options(model: &ModelDesc, max: u64) -> Vec<u64> {
-    (1..=max.min(64)).filter(|&tp| Parallelism { tp, pp: 1, dp: 1 }.check(model).is_ok()).collect()
+    (1..=max.min(64))
+        .filter(|&tp| Parallelism { tp, pp: 1, dp: 1 }.check(model).is_ok())
+        .collect()
 }
 
 /// Evaluates one candidate; `None` when it cannot serve even one sequence.
@@ -132,18 +134,31 @@ fn candidate(
     let inv = model.inventory();
     let micro_batches = batch.min(pp).max(1);
     let micro = batch.div_ceil(micro_batches);
-    let weights_read = roofline::weight_bytes_read_per_step(model, inv.inactive_expert_params, inv.params(), at_load.weights_bytes, micro);
+    let weights_read = roofline::weight_bytes_read_per_step(
+        model,
+        inv.inactive_expert_params,
+        inv.params(),
+        at_load.weights_bytes,
+        micro,
+    );
     let kv_read = crate::units::mul_ratio(at_load.kv_cache_bytes, micro, batch);
-    let stage_seconds = roofline::decode_step_seconds(gpu, weights_read, kv_read, micro, flops_per_token, tflops);
+    let stage_seconds =
+        roofline::decode_step_seconds(gpu, weights_read, kv_read, micro, flops_per_token, tflops);
     let decode = if stage_seconds.is_finite() && stage_seconds > 0.0 {
         batch as f64 / (pp as f64 * stage_seconds) * replicas as f64
     } else {
         0.0
     };
-    let prefill = roofline::prefill_tokens_per_s(tp * pp, one.active_params, tflops) * replicas as f64;
+    let prefill =
+        roofline::prefill_tokens_per_s(tp * pp, one.active_params, tflops) * replicas as f64;
     let prompt = work.context.saturating_sub(work.output_tokens) as f64;
-    let seconds_per_request = prompt / prefill.max(f64::MIN_POSITIVE) + work.output_tokens as f64 / decode.max(f64::MIN_POSITIVE);
-    let max_rate = if seconds_per_request > 0.0 { 1.0 / seconds_per_request } else { f64::INFINITY };
+    let seconds_per_request = prompt / prefill.max(f64::MIN_POSITIVE)
+        + work.output_tokens as f64 / decode.max(f64::MIN_POSITIVE);
+    let max_rate = if seconds_per_request > 0.0 {
+        1.0 / seconds_per_request
+    } else {
+        f64::INFINITY
+    };
     if let Some(r) = work.rate {
         if max_rate < r {
             return None;
@@ -173,7 +188,13 @@ fn candidate(
 
 /// The fewest GPUs (over `more_than`) of one kind that hold `config`: tensor parallel sizes the
 /// model allows, then pipeline stages, up to 64 GPUs.
-fn fewest_gpus(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, more_than: u64) -> Option<(Parallelism, Estimate)> {
+fn fewest_gpus(
+    eval: &Evaluator,
+    model: &ModelDesc,
+    gpu: &Gpu,
+    config: Config,
+    more_than: u64,
+) -> Option<(Parallelism, Estimate)> {
     let tps = tp_options(model, 64);
     let mut shapes: Vec<Parallelism> = Vec::new();
     for &tp in &tps {
@@ -185,7 +206,15 @@ fn fewest_gpus(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, m
     }
     shapes.sort_by_key(|p| (p.tp * p.pp, p.pp));
     shapes.into_iter().find_map(|par| {
-        let e = eval(model, gpu, Config { parallel: par, ..config }).ok()?;
+        let e = eval(
+            model,
+            gpu,
+            Config {
+                parallel: par,
+                ..config
+            },
+        )
+        .ok()?;
         e.fits.then_some((par, e))
     })
 }
@@ -194,7 +223,12 @@ fn fewest_gpus(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, m
 /// fewest GPUs, then highest decode throughput. For each model × GPU kind × precision × KV dtype
 /// × (tp, pp) the fewest replicas that reach the concurrency are taken, which is the cheapest
 /// deployment of that shape.
-pub fn search(eval: &Evaluator, space: &Space, work: &Workload, launch: &dyn Fn(&ModelDesc, &Deployment) -> String) -> Vec<Deployment> {
+pub fn search(
+    eval: &Evaluator,
+    space: &Space,
+    work: &Workload,
+    launch: &dyn Fn(&ModelDesc, &Deployment) -> String,
+) -> Vec<Deployment> {
     let mut plans = Vec::new();
     for &model in &space.models {
         let tps = tp_options(model, space.max_gpus);
@@ -206,7 +240,9 @@ pub fn search(eval: &Evaluator, space: &Space, work: &Workload, launch: &dyn Fn(
                             if tp * pp > space.max_gpus || pp > model.num_layers {
                                 continue;
                             }
-                            if let Some(d) = candidate(eval, model, gpu, price, quant, kv, tp, pp, work, space, launch) {
+                            if let Some(d) = candidate(
+                                eval, model, gpu, price, quant, kv, tp, pp, work, space, launch,
+                            ) {
                                 plans.push(d);
                             }
                         }
@@ -225,7 +261,14 @@ pub fn keep_cheapest_per_option(plans: Vec<Deployment>) -> Vec<Deployment> {
     let mut seen = std::collections::HashSet::new();
     plans
         .into_iter()
-        .filter(|d| seen.insert((d.model.clone(), d.gpu.clone(), d.quant.clone(), d.kv_dtype.clone())))
+        .filter(|d| {
+            seen.insert((
+                d.model.clone(),
+                d.gpu.clone(),
+                d.quant.clone(),
+                d.kv_dtype.clone(),
+            ))
+        })
         .collect()
 }
 
@@ -244,7 +287,13 @@ pub fn sort_plans(plans: &mut [Deployment]) {
 /// The smallest changes that would make `config` of `model` on `gpu` serve `batch` sequences of
 /// `context` tokens: a lower weight precision, an fp8 KV cache, a shorter context, one more GPU,
 /// another GPU kind. Each is checked with the same evaluator.
-pub fn advise(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, other_gpus: &[(&Gpu, Option<f64>)]) -> Vec<Advice> {
+pub fn advise(
+    eval: &Evaluator,
+    model: &ModelDesc,
+    gpu: &Gpu,
+    config: Config,
+    other_gpus: &[(&Gpu, Option<f64>)],
+) -> Vec<Advice> {
     use crate::units::gb_gib;
     let mut advice = Vec::new();
     let fits = |c: Config, g: &Gpu| eval(model, g, c).ok().filter(|e| e.fits);
@@ -254,19 +303,42 @@ pub fn advise(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, ot
         if f == current || f.nominal_bits() >= current.nominal_bits() {
             continue;
         }
-        if let Some(e) = fits(Config { weights: f, ..config }, gpu) {
+        if let Some(e) = fits(
+            Config {
+                weights: f,
+                ..config
+            },
+            gpu,
+        ) {
             advice.push(Advice {
                 change: format!("weights in {q}"),
-                detail: format!("{} per GPU ({} weights); serves {} sequences of {} tokens", gb_gib(e.total_bytes), gb_gib(e.weights_bytes), e.max_concurrency, config.context),
+                detail: format!(
+                    "{} per GPU ({} weights); serves {} sequences of {} tokens",
+                    gb_gib(e.total_bytes),
+                    gb_gib(e.weights_bytes),
+                    e.max_concurrency,
+                    config.context
+                ),
             });
             break;
         }
     }
     if !matches!(config.kv_dtype, KvDtype::Fp8) {
-        if let Some(e) = fits(Config { kv_dtype: KvDtype::Fp8, ..config }, gpu) {
+        if let Some(e) = fits(
+            Config {
+                kv_dtype: KvDtype::Fp8,
+                ..config
+            },
+            gpu,
+        ) {
             advice.push(Advice {
                 change: "fp8 KV cache".into(),
-                detail: format!("KV cache {} instead of {}; {} per GPU", gb_gib(e.kv_cache_bytes), gb_gib(e.kv_cache_bytes.saturating_mul(2)), gb_gib(e.total_bytes)),
+                detail: format!(
+                    "KV cache {} instead of {}; {} per GPU",
+                    gb_gib(e.kv_cache_bytes),
+                    gb_gib(e.kv_cache_bytes.saturating_mul(2)),
+                    gb_gib(e.total_bytes)
+                ),
             });
         }
     }
@@ -286,27 +358,46 @@ pub fn advise(eval: &Evaluator, model: &ModelDesc, gpu: &Gpu, config: Config, ot
     let current_gpus = config.parallel.tp * config.parallel.pp;
     if let Some((par, e)) = fewest_gpus(eval, model, gpu, config, current_gpus) {
         advice.push(Advice {
-            change: format!("{} × {} (tensor parallel {}, pipeline parallel {})", par.tp * par.pp, gpu.id, par.tp, par.pp),
+            change: format!(
+                "{} × {} (tensor parallel {}, pipeline parallel {})",
+                par.tp * par.pp,
+                gpu.id,
+                par.tp,
+                par.pp
+            ),
             detail: format!("{} per GPU", gb_gib(e.total_bytes)),
         });
     }
     let mut others: Vec<(&Gpu, Option<f64>, Parallelism, Estimate)> = other_gpus
         .iter()
         .filter(|(g, _)| g.id != gpu.id)
-        .filter_map(|(g, p)| fewest_gpus(eval, model, g, config, 0).map(|(par, e)| (*g, *p, par, e)))
+        .filter_map(|(g, p)| {
+            fewest_gpus(eval, model, g, config, 0).map(|(par, e)| (*g, *p, par, e))
+        })
         .collect();
-    let cost = |o: &(&Gpu, Option<f64>, Parallelism, Estimate)| o.1.map(|p| p * (o.2.tp * o.2.pp) as f64).unwrap_or(f64::INFINITY);
-    others.sort_by(|a, b| cost(a).total_cmp(&cost(b)).then((a.2.tp * a.2.pp).cmp(&(b.2.tp * b.2.pp))));
+    let cost = |o: &(&Gpu, Option<f64>, Parallelism, Estimate)| {
+        o.1.map(|p| p * (o.2.tp * o.2.pp) as f64)
+            .unwrap_or(f64::INFINITY)
+    };
+    others.sort_by(|a, b| {
+        cost(a)
+            .total_cmp(&cost(b))
+            .then((a.2.tp * a.2.pp).cmp(&(b.2.tp * b.2.pp)))
+    });
     if let Some(o) = others.first() {
         let (g, p, par, e) = o;
         let n = par.tp * par.pp;
         advice.push(Advice {
-            change: format!("{n} × {} (tensor parallel {}, pipeline parallel {})", g.id, par.tp, par.pp),
+            change: format!(
+                "{n} × {} (tensor parallel {}, pipeline parallel {})",
+                g.id, par.tp, par.pp
+            ),
             detail: format!(
                 "{} of {} per GPU{}",
                 gb_gib(e.total_bytes),
                 gb_gib(g.memory_bytes),
-                p.map(|p| format!("; ${:.2}/h", p * n as f64)).unwrap_or_default()
+                p.map(|p| format!("; ${:.2}/h", p * n as f64))
+                    .unwrap_or_default()
             ),
         });
     }

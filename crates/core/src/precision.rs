@@ -15,18 +15,27 @@ pub enum WeightFormat {
     /// FP8 E4M3 weights. `block == 0`: one scale per output channel (compressed-tensors
     /// FP8-dynamic, neuralmagic/RedHatAI `*-FP8-dynamic`); `block > 0`: block-wise scales over
     /// block×block tiles stored as fp32 `weight_scale_inv` (DeepSeek-V3, Qwen3-FP8: 128).
-    Fp8 { block: u32 },
+    Fp8 {
+        block: u32,
+    },
     /// INT8 weights with one scale per output channel (compressed-tensors W8A8 `quantized.w8a8`).
     Int8,
     /// AWQ GEMM packing (AutoAWQ `WQLinear_GEMM`): qweight int32 [in, out/8], qzeros int32
     /// [in/g, out/8], scales fp16 [in/g, out].
-    Awq { group: u32 },
+    Awq {
+        group: u32,
+    },
     /// GPTQ (AutoGPTQ/optimum `QuantLinear`): qweight int32 [in·bits/32, out], qzeros int32
     /// [in/g, out·bits/32], scales fp16 [in/g, out], g_idx int32 [in].
-    Gptq { bits: u8, group: u32 },
+    Gptq {
+        bits: u8,
+        group: u32,
+    },
     /// compressed-tensors pack-quantized int4 (`quantized.w4a16`): weight_packed int32
     /// [out, in/8], weight_scale in the model dtype [out, in/g], weight_shape int64 [2]; symmetric.
-    W4a16 { group: u32 },
+    W4a16 {
+        group: u32,
+    },
     /// bitsandbytes NF4 (`Linear4bit`): 4-bit codes + one fp32 absmax per 64-weight block
     /// (bnb_4bit_use_double_quant = false, the transformers default).
     BnbNf4,
@@ -138,7 +147,9 @@ impl WeightFormat {
         let n = rows.saturating_mul(cols);
         if !self.quantizes(role) {
             return match self {
-                WeightFormat::Gguf(g) if role != Role::Small => g.row_bytes(cols).saturating_mul(rows),
+                WeightFormat::Gguf(g) if role != Role::Small => {
+                    g.row_bytes(cols).saturating_mul(rows)
+                }
                 _ => n.saturating_mul(self.plain_bytes_per_element()),
             };
         }
@@ -149,13 +160,19 @@ impl WeightFormat {
             WeightFormat::Fp8 { block: 0 } => n.saturating_add(rows.saturating_mul(2)),
             WeightFormat::Fp8 { block } => {
                 let b = block as u64;
-                n.saturating_add(div_ceil(rows, b).saturating_mul(div_ceil(cols, b)).saturating_mul(4))
+                n.saturating_add(
+                    div_ceil(rows, b)
+                        .saturating_mul(div_ceil(cols, b))
+                        .saturating_mul(4),
+                )
             }
             WeightFormat::Int8 => n.saturating_add(rows.saturating_mul(2)),
             WeightFormat::Awq { group } => {
                 // n/2 (qweight) + groups·out/2 (qzeros) + groups·out·2 (scales)
                 let g = groups(group).saturating_mul(rows);
-                div_ceil(n, 2).saturating_add(div_ceil(g, 2)).saturating_add(g.saturating_mul(2))
+                div_ceil(n, 2)
+                    .saturating_add(div_ceil(g, 2))
+                    .saturating_add(g.saturating_mul(2))
             }
             WeightFormat::Gptq { bits, group } => {
                 let g = groups(group).saturating_mul(rows);
@@ -167,9 +184,13 @@ impl WeightFormat {
             }
             WeightFormat::W4a16 { group } => {
                 let g = groups(group).saturating_mul(rows);
-                div_ceil(n, 2).saturating_add(g.saturating_mul(2)).saturating_add(16)
+                div_ceil(n, 2)
+                    .saturating_add(g.saturating_mul(2))
+                    .saturating_add(16)
             }
-            WeightFormat::BnbNf4 => div_ceil(n, 2).saturating_add(div_ceil(n, 64).saturating_mul(4)),
+            WeightFormat::BnbNf4 => {
+                div_ceil(n, 2).saturating_add(div_ceil(n, 64).saturating_mul(4))
+            }
             WeightFormat::BnbInt8 => n.saturating_add(rows.saturating_mul(4)),
             WeightFormat::Mxfp4 => div_ceil(n, 32).saturating_mul(17),
             WeightFormat::Gguf(g) => g.row_bytes(cols).saturating_mul(rows),
@@ -274,7 +295,11 @@ mod tests {
     #[test]
     fn gptq_adds_g_idx() {
         // 4096×4096 4-bit g128: 8,388,608 + 65,536 + 262,144 + g_idx 4096·4 = 16,384.
-        let b = WeightFormat::Gptq { bits: 4, group: 128 }.matrix_bytes(Role::Mlp, 4096, 4096);
+        let b = WeightFormat::Gptq {
+            bits: 4,
+            group: 128,
+        }
+        .matrix_bytes(Role::Mlp, 4096, 4096);
         assert_eq!(b, 8_388_608 + 65_536 + 262_144 + 16_384);
     }
 
@@ -286,13 +311,18 @@ mod tests {
         assert_eq!(q4.vector_bytes(4096), 16_384); // norms F32
         assert_eq!(KvDtype::parse("q8_0").unwrap().row_bytes(1024), 1088); // 32 blocks × 34
         assert_eq!(KvDtype::parse("fp8").unwrap().row_bytes(1024), 1024);
-        assert!(WeightFormat::parse("int3").unwrap_err().contains("unknown precision"));
+        assert!(WeightFormat::parse("int3")
+            .unwrap_err()
+            .contains("unknown precision"));
         assert!(KvDtype::parse("q2_k").is_err());
     }
 
     #[test]
     fn names_round_trip() {
-        for n in ["fp32", "fp16", "bf16", "fp8", "int8", "awq", "gptq", "w4a16", "nf4", "bnb-int8", "mxfp4", "q4_k", "q8_0"] {
+        for n in [
+            "fp32", "fp16", "bf16", "fp8", "int8", "awq", "gptq", "w4a16", "nf4", "bnb-int8",
+            "mxfp4", "q4_k", "q8_0",
+        ] {
             assert_eq!(WeightFormat::parse(n).unwrap().name(), n);
         }
         for n in ["fp16", "bf16", "fp8", "int8", "fp32", "q8_0", "q4_0"] {

@@ -10,18 +10,36 @@ use crate::gpu::Gpu;
 /// Seconds of one decode step on one GPU of a tensor/pipeline group.
 /// `weight_bytes` and `kv_bytes` are what that GPU reads per step; `flops_per_token` is
 /// 2 × active parameters on that GPU.
-pub fn decode_step_seconds(gpu: &Gpu, weight_bytes: u64, kv_bytes: u64, batch: u64, flops_per_token: f64, tflops: f64) -> f64 {
+pub fn decode_step_seconds(
+    gpu: &Gpu,
+    weight_bytes: u64,
+    kv_bytes: u64,
+    batch: u64,
+    flops_per_token: f64,
+    tflops: f64,
+) -> f64 {
     let bw = gpu.hbm_bandwidth_bytes_per_s;
     if bw <= 0.0 {
         return f64::INFINITY;
     }
     let memory = (weight_bytes as f64 + kv_bytes as f64) / bw;
-    let compute = if tflops > 0.0 { batch as f64 * flops_per_token / (tflops * 1e12) } else { 0.0 };
+    let compute = if tflops > 0.0 {
+        batch as f64 * flops_per_token / (tflops * 1e12)
+    } else {
+        0.0
+    };
     memory.max(compute)
 }
 
 /// Decode tokens per second of one replica running `batch` sequences.
-pub fn decode_tokens_per_s(gpu: &Gpu, weight_bytes: u64, kv_bytes: u64, batch: u64, flops_per_token: f64, tflops: f64) -> f64 {
+pub fn decode_tokens_per_s(
+    gpu: &Gpu,
+    weight_bytes: u64,
+    kv_bytes: u64,
+    batch: u64,
+    flops_per_token: f64,
+    tflops: f64,
+) -> f64 {
     let t = decode_step_seconds(gpu, weight_bytes, kv_bytes, batch, flops_per_token, tflops);
     if t.is_finite() && t > 0.0 {
         batch as f64 / t
@@ -33,8 +51,16 @@ pub fn decode_tokens_per_s(gpu: &Gpu, weight_bytes: u64, kv_bytes: u64, batch: u
 /// Weight bytes a decode step reads: every dense weight, but of the routed experts only those
 /// some sequence of the batch is routed to. With `k` of `E` experts per token chosen uniformly,
 /// the expected share of a layer's experts touched by `batch` tokens is 1 − (1 − k/E)^batch.
-pub fn weight_bytes_read_per_step(model: &crate::model::ModelDesc, inactive_expert_params: u64, params: u64, weight_bytes: u64, batch: u64) -> u64 {
-    let Some(m) = &model.moe else { return weight_bytes };
+pub fn weight_bytes_read_per_step(
+    model: &crate::model::ModelDesc,
+    inactive_expert_params: u64,
+    params: u64,
+    weight_bytes: u64,
+    batch: u64,
+) -> u64 {
+    let Some(m) = &model.moe else {
+        return weight_bytes;
+    };
     if params == 0 || m.num_experts == 0 || m.num_experts <= m.experts_per_token {
         return weight_bytes;
     }
@@ -66,12 +92,17 @@ mod tests {
         let t = decode_step_seconds(&gpu, 26_000_000_000, 6_700_000_000, 1, 0.0, 0.0);
         // 32.7e9 / 6.5e12 = 5.03 ms (the book's table: 4.98 ms with its exact sizes).
         assert!((t - 0.005_030_769).abs() < 1e-6, "{t}");
-        assert!((decode_tokens_per_s(&gpu, 26_000_000_000, 6_700_000_000, 1, 0.0, 0.0) - 198.78).abs() < 0.1);
+        assert!(
+            (decode_tokens_per_s(&gpu, 26_000_000_000, 6_700_000_000, 1, 0.0, 0.0) - 198.78).abs()
+                < 0.1
+        );
     }
 
     #[test]
     fn moe_decode_reads_only_touched_experts() {
-        let m = crate::catalogue().model("mistralai/Mixtral-8x7B-v0.1").unwrap();
+        let m = crate::catalogue()
+            .model("mistralai/Mixtral-8x7B-v0.1")
+            .unwrap();
         let inv = m.inventory();
         let (params, idle) = (inv.params(), inv.inactive_expert_params);
         // Mixtral: 8 experts, 2 per token. Batch 1 touches 2/8 = 25% of the expert weights:
@@ -83,7 +114,9 @@ mod tests {
         // A large batch touches every expert.
         assert!(weight_bytes_read_per_step(m, idle, params, w, 1000) >= w - 1);
         // A dense model reads everything.
-        let d = crate::catalogue().model("meta-llama/Llama-3.1-8B-Instruct").unwrap();
+        let d = crate::catalogue()
+            .model("meta-llama/Llama-3.1-8B-Instruct")
+            .unwrap();
         assert_eq!(weight_bytes_read_per_step(d, 0, d.params(), 16, 1), 16);
     }
 

@@ -23,7 +23,11 @@ pub fn gb_gib(bytes: u64) -> String {
 
 /// Human-readable small sizes for per-token figures: `131,072 B (128.0 KiB)`.
 pub fn bytes_kib(bytes: u64) -> String {
-    format!("{} B ({:.1} KiB)", thousands(bytes), bytes as f64 / KIB as f64)
+    format!(
+        "{} B ({:.1} KiB)",
+        thousands(bytes),
+        bytes as f64 / KIB as f64
+    )
 }
 
 /// `8,030,261,248`
@@ -31,7 +35,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -88,7 +92,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("memory size '{text}' must be a positive amount"));
     }
     if bytes > (1u64 << 60) as f64 {
-        return Err(format!("memory size '{text}' is absurdly large (over 1 EiB)"));
+        return Err(format!(
+            "memory size '{text}' is absurdly large (over 1 EiB)"
+        ));
     }
     Ok(bytes.round() as u64)
 }
@@ -98,7 +104,7 @@ pub fn div_ceil(a: u64, b: u64) -> u64 {
     if b == 0 {
         return 0;
     }
-    a / b + u64::from(a % b != 0)
+    a / b + u64::from(!a.is_multiple_of(b))
 }
 
 /// `a * num / den` computed in u128 and saturated to u64: used for fractional byte rates such
@@ -117,7 +123,7 @@ pub fn mul_ratio_ceil(a: u64, num: u64, den: u64) -> u64 {
         return u64::MAX;
     }
     let p = (a as u128) * (num as u128);
-    let v = p / (den as u128) + u128::from(p % (den as u128) != 0);
+    let v = p / (den as u128) + u128::from(!p.is_multiple_of(den as u128));
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 

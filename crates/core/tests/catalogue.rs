@@ -13,17 +13,35 @@ fn every_model_matches_its_published_parameter_count() {
         if m.base.is_some() {
             continue; // same architecture as its base, which is checked itself
         }
-        let published = m.published_params.unwrap_or_else(|| panic!("{} has no published_params", m.id));
-        assert!(m.published_params_source.is_some(), "{} does not say where its published count comes from", m.id);
+        let published = m
+            .published_params
+            .unwrap_or_else(|| panic!("{} has no published_params", m.id));
+        assert!(
+            m.published_params_source.is_some(),
+            "{} does not say where its published count comes from",
+            m.id
+        );
         let computed = m.params();
         let err = (computed as f64 - published as f64) / published as f64;
         if err.abs() > 0.01 {
-            failures.push(format!("{}: computed {computed}, published {published} ({:+.2}%)", m.id, err * 100.0));
+            failures.push(format!(
+                "{}: computed {computed}, published {published} ({:+.2}%)",
+                m.id,
+                err * 100.0
+            ));
         }
         checked += 1;
     }
-    assert!(failures.is_empty(), "{} of {checked} models off by more than 1%:\n{}", failures.len(), failures.join("\n"));
-    assert!(checked >= 60, "at least 60 architectures are required, found {checked}");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} models off by more than 1%:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        checked >= 60,
+        "at least 60 architectures are required, found {checked}"
+    );
 }
 
 #[test]
@@ -31,9 +49,17 @@ fn every_model_has_a_source_and_unique_names() {
     let cat = catalogue();
     let mut names = HashSet::new();
     for m in &cat.models {
-        assert!(m.source.starts_with("http"), "{} has no source URL: {:?}", m.id, m.source);
+        assert!(
+            m.source.starts_with("http"),
+            "{} has no source URL: {:?}",
+            m.id,
+            m.source
+        );
         for n in std::iter::once(&m.id).chain(m.aliases.iter()) {
-            assert!(names.insert(n.to_ascii_lowercase()), "name '{n}' is used twice in the catalogue");
+            assert!(
+                names.insert(n.to_ascii_lowercase()),
+                "name '{n}' is used twice in the catalogue"
+            );
         }
         m.validate().unwrap();
     }
@@ -42,14 +68,47 @@ fn every_model_has_a_source_and_unique_names() {
 #[test]
 fn required_gpus_resolve_with_sources() {
     let cat = catalogue();
-    assert!(cat.gpus.len() >= 25, "at least 25 GPUs are required, found {}", cat.gpus.len());
+    assert!(
+        cat.gpus.len() >= 25,
+        "at least 25 GPUs are required, found {}",
+        cat.gpus.len()
+    );
     for id in [
-        "t4", "v100-16gb", "v100-32gb", "a10", "a10g", "l4", "a40", "l40", "l40s", "rtx-3090", "rtx-4090", "rtx-5090", "rtx-a6000",
-        "rtx-6000-ada", "a100-40gb", "a100-80gb", "h100-pcie", "h100", "h100-nvl", "h200", "gh200", "b200", "mi250x", "mi300x", "mi325x",
+        "t4",
+        "v100-16gb",
+        "v100-32gb",
+        "a10",
+        "a10g",
+        "l4",
+        "a40",
+        "l40",
+        "l40s",
+        "rtx-3090",
+        "rtx-4090",
+        "rtx-5090",
+        "rtx-a6000",
+        "rtx-6000-ada",
+        "a100-40gb",
+        "a100-80gb",
+        "h100-pcie",
+        "h100",
+        "h100-nvl",
+        "h200",
+        "gh200",
+        "b200",
+        "mi250x",
+        "mi300x",
+        "mi325x",
     ] {
         let g = cat.gpu(id).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!g.source.is_empty() && !g.memory_source.is_empty(), "{id} lacks a source");
-        assert!(g.memory_bytes > 0 && g.hbm_bandwidth_bytes_per_s > 0.0, "{id} lacks memory or bandwidth");
+        assert!(
+            !g.source.is_empty() && !g.memory_source.is_empty(),
+            "{id} lacks a source"
+        );
+        assert!(
+            g.memory_bytes > 0 && g.hbm_bandwidth_bytes_per_s > 0.0,
+            "{id} lacks memory or bandwidth"
+        );
     }
     // nvidia-smi's name resolves to the same card.
     assert_eq!(cat.gpu("NVIDIA H100 80GB HBM3").unwrap().id, "h100");
@@ -59,8 +118,14 @@ fn required_gpus_resolve_with_sources() {
 fn unknown_names_list_three_nearest() {
     let cat = catalogue();
     let e = cat.model("llama-3.1-8x").unwrap_err();
-    assert!(e.contains("unknown model 'llama-3.1-8x'") && e.contains("nearest:"), "{e}");
-    assert!(e.contains("llama-3.1-8b"), "the nearest names should include llama-3.1-8b: {e}");
+    assert!(
+        e.contains("unknown model 'llama-3.1-8x'") && e.contains("nearest:"),
+        "{e}"
+    );
+    assert!(
+        e.contains("llama-3.1-8b"),
+        "the nearest names should include llama-3.1-8b: {e}"
+    );
     let e = cat.gpu("h1000").unwrap_err();
     assert!(e.contains("h100"), "{e}");
 }
@@ -68,5 +133,8 @@ fn unknown_names_list_three_nearest() {
 #[test]
 fn lookups_are_case_insensitive() {
     let cat = catalogue();
-    assert_eq!(cat.model("META-LLAMA/llama-3.1-8b-instruct").unwrap().id, "meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(
+        cat.model("META-LLAMA/llama-3.1-8b-instruct").unwrap().id,
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
 }

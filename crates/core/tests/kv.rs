@@ -10,7 +10,10 @@ fn model(id: &str) -> &'static ModelDesc {
 #[test]
 fn mha_llama_2_7b() {
     // 2 (K,V) × 32 layers × 32 heads × 128 dims × 2 bytes = 524,288 B.
-    assert_eq!(kv_bytes_per_token(model("meta-llama/Llama-2-7b-hf"), KvDtype::F16), 524_288);
+    assert_eq!(
+        kv_bytes_per_token(model("meta-llama/Llama-2-7b-hf"), KvDtype::F16),
+        524_288
+    );
 }
 
 #[test]
@@ -20,9 +23,15 @@ fn gqa_llama_3_1_8b_and_dtypes() {
     assert_eq!(kv_bytes_per_token(m, KvDtype::Bf16), 131_072);
     assert_eq!(kv_bytes_per_token(m, KvDtype::Fp8), 65_536);
     // q8_0: rows of 1024 elements = 32 blocks × 34 B = 1088 B; × 2 × 32 layers = 69,632 B.
-    assert_eq!(kv_bytes_per_token(m, KvDtype::parse("q8_0").unwrap()), 69_632);
+    assert_eq!(
+        kv_bytes_per_token(m, KvDtype::parse("q8_0").unwrap()),
+        69_632
+    );
     // q4_0: 32 blocks × 18 B = 576 B per row; × 64 rows = 36,864 B.
-    assert_eq!(kv_bytes_per_token(m, KvDtype::parse("q4_0").unwrap()), 36_864);
+    assert_eq!(
+        kv_bytes_per_token(m, KvDtype::parse("q4_0").unwrap()),
+        36_864
+    );
 }
 
 #[test]
@@ -36,7 +45,10 @@ fn mqa_falcon_7b() {
 #[test]
 fn mla_deepseek_v3() {
     // 61 layers × (512 latent + 64 rope) × 2 B = 70,272 B (shared/reference/papers.md §4.2).
-    assert_eq!(kv_bytes_per_token(model("deepseek-ai/DeepSeek-V3"), KvDtype::Bf16), 70_272);
+    assert_eq!(
+        kv_bytes_per_token(model("deepseek-ai/DeepSeek-V3"), KvDtype::Bf16),
+        70_272
+    );
 }
 
 #[test]
@@ -69,5 +81,8 @@ fn hybrid_jamba_attention_layers_plus_constant_state() {
     // elements × 4 B (fp32) = 622,592 B each → 17,432,576 B per sequence, independent of context.
     assert_eq!(l.state_layers, 28);
     assert_eq!(l.bytes_per_sequence(1) - 16_384, 17_432_576);
-    assert_eq!(l.bytes_per_sequence(1000) - l.bytes_per_sequence(1), 999 * 16_384);
+    assert_eq!(
+        l.bytes_per_sequence(1000) - l.bytes_per_sequence(1),
+        999 * 16_384
+    );
 }

@@ -29,7 +29,11 @@ fn small_space<'a>(model: &'a ModelDesc) -> Space<'a> {
     Space {
         models: vec![model],
         gpus,
-        quants: vec![WeightFormat::Bf16, WeightFormat::Fp8 { block: 0 }, WeightFormat::Awq { group: 128 }],
+        quants: vec![
+            WeightFormat::Bf16,
+            WeightFormat::Fp8 { block: 0 },
+            WeightFormat::Awq { group: 128 },
+        ],
         kv_dtypes: vec![KvDtype::F16, KvDtype::Fp8],
         max_gpus: 8,
         utilization: 0.9,
@@ -44,18 +48,35 @@ fn no_launch(_: &ModelDesc, _: &vramplan_core::plan::Deployment) -> String {
 fn every_plan_fits_under_its_engine_profile() {
     let cat = catalogue();
     let model = cat.model("meta-llama/Llama-3.1-70B-Instruct").unwrap();
-    let work = Workload { context: 8192, concurrency: 32, rate: None, output_tokens: 256 };
+    let work = Workload {
+        context: 8192,
+        concurrency: 32,
+        rate: None,
+        output_tokens: 256,
+    };
     for eval in [vllm_eval(), generic_eval()] {
         let plans = search(&*eval, &small_space(model), &work, &no_launch);
         assert!(!plans.is_empty());
         for d in &plans {
             let gpu = cat.gpu(&d.gpu).unwrap();
-            let mut c = Config::new(WeightFormat::parse(&d.quant).unwrap(), KvDtype::parse(&d.kv_dtype).unwrap(), 8192, 32u64.div_ceil(d.replicas));
-            c.parallel = Parallelism { tp: d.tp, pp: d.pp, dp: 1 };
+            let mut c = Config::new(
+                WeightFormat::parse(&d.quant).unwrap(),
+                KvDtype::parse(&d.kv_dtype).unwrap(),
+                8192,
+                32u64.div_ceil(d.replicas),
+            );
+            c.parallel = Parallelism {
+                tp: d.tp,
+                pp: d.pp,
+                dp: 1,
+            };
             c.utilization = 0.9;
             let e = eval(model, gpu, c).unwrap();
             assert!(e.fits, "plan {d:?} does not fit: {e:?}");
-            assert!(d.max_concurrency >= 32, "plan {d:?} does not reach 32 sequences");
+            assert!(
+                d.max_concurrency >= 32,
+                "plan {d:?} does not reach 32 sequences"
+            );
             assert_eq!(d.gpus, d.tp * d.pp * d.replicas);
         }
     }
@@ -65,7 +86,12 @@ fn every_plan_fits_under_its_engine_profile() {
 fn no_cheaper_feasible_option_is_left_out() {
     let cat = catalogue();
     let model = cat.model("qwen2.5-14b-instruct").unwrap();
-    let work = Workload { context: 16384, concurrency: 24, rate: None, output_tokens: 256 };
+    let work = Workload {
+        context: 16384,
+        concurrency: 24,
+        rate: None,
+        output_tokens: 256,
+    };
     let eval = vllm_eval();
     let space = small_space(model);
     let plans = search(&*eval, &space, &work, &no_launch);
@@ -82,12 +108,19 @@ fn no_cheaper_feasible_option_is_left_out() {
                             if n > 8 || (Parallelism { tp, pp, dp: 1 }).check(model).is_err() {
                                 continue;
                             }
-                            let mut c = Config::new(q, kv, work.context, work.concurrency.div_ceil(dp));
+                            let mut c =
+                                Config::new(q, kv, work.context, work.concurrency.div_ceil(dp));
                             c.parallel = Parallelism { tp, pp, dp: 1 };
                             c.utilization = 0.9;
                             if eval(model, gpu, c).is_ok_and(|e| e.fits) {
                                 if price.unwrap() * n as f64 + 1e-9 < brute {
-                                    eprintln!("brute: {} {:?} {:?} tp{tp} pp{pp} dp{dp} ${}", gpu.id, q, kv, price.unwrap() * n as f64);
+                                    eprintln!(
+                                        "brute: {} {:?} {:?} tp{tp} pp{pp} dp{dp} ${}",
+                                        gpu.id,
+                                        q,
+                                        kv,
+                                        price.unwrap() * n as f64
+                                    );
                                 }
                                 brute = brute.min(price.unwrap() * n as f64);
                             }
@@ -97,7 +130,10 @@ fn no_cheaper_feasible_option_is_left_out() {
             }
         }
     }
-    assert!((best - brute).abs() < 1e-9, "planner's cheapest ${best}/h, brute force ${brute}/h");
+    assert!(
+        (best - brute).abs() < 1e-9,
+        "planner's cheapest ${best}/h, brute force ${brute}/h"
+    );
     assert!(tp_options(model, 8).contains(&1));
 }
 
@@ -110,11 +146,30 @@ fn nothing_fits_gives_advice_with_figures() {
     // 141 GB of bf16 weights on one 48 GB L40S: nothing fits as asked.
     let c = Config::new(WeightFormat::Bf16, KvDtype::F16, 8192, 8);
     assert!(!eval(model, gpu, c).unwrap().fits);
-    let gpus: Vec<_> = cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect();
+    let gpus: Vec<_> = cat
+        .gpus
+        .iter()
+        .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+        .collect();
     let advice = vramplan_core::plan::advise(&*eval, model, gpu, c, &gpus);
     // More L40S cards (2 hold 141 GB of weights only with room to spare: 4 with TP), and a
     // larger kind.
-    assert!(advice.iter().any(|a| a.change.contains("× l40s (tensor parallel")), "{advice:?}");
-    assert!(advice.iter().any(|a| a.change.contains(" × ") && !a.change.contains("l40s")), "{advice:?}");
-    assert!(advice.iter().all(|a| a.detail.contains("GB") || a.detail.contains("tokens") || a.detail.contains("sequences")), "{advice:?}");
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.change.contains("× l40s (tensor parallel")),
+        "{advice:?}"
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.change.contains(" × ") && !a.change.contains("l40s")),
+        "{advice:?}"
+    );
+    assert!(
+        advice.iter().all(|a| a.detail.contains("GB")
+            || a.detail.contains("tokens")
+            || a.detail.contains("sequences")),
+        "{advice:?}"
+    );
 }

@@ -107,9 +107,13 @@ fn absurd_inputs_are_refused_not_overflowed() {
     let model = cat.model("meta-llama/Llama-3.1-8B-Instruct").unwrap();
     let gpu = cat.gpu("h100").unwrap();
     let huge = Config::new(WeightFormat::Bf16, KvDtype::F16, 1_000_000_000_000_000, 1);
-    assert!(vramplan_core::estimate(model, gpu, huge).unwrap_err().contains("absurd"));
+    assert!(vramplan_core::estimate(model, gpu, huge)
+        .unwrap_err()
+        .contains("absurd"));
     let zero = Config::new(WeightFormat::Bf16, KvDtype::F16, 8192, 0);
-    assert!(vramplan_core::estimate(model, gpu, zero).unwrap_err().contains("at least 1"));
+    assert!(vramplan_core::estimate(model, gpu, zero)
+        .unwrap_err()
+        .contains("at least 1"));
     // The largest allowed values saturate instead of overflowing.
     let big = Config::new(WeightFormat::Bf16, KvDtype::F16, 1 << 34, 1 << 32);
     let e = vramplan_core::estimate(model, gpu, big).unwrap();

@@ -14,7 +14,10 @@ fn falcon_7b_on_a10g_article() {
     // Article 3: 2 × 2 × 32 × 4544 × 1000 × 100 = 58,163,200,000 B; ÷ 1024³ = 54.168701171875.
     let n = naive_estimate(model("falcon-7b"), 24 * GB, 1000, 100);
     assert_eq!(n.kv_cache_bytes, 58_163_200_000);
-    assert_eq!(format!("{:.2}", n.kv_cache_bytes as f64 / GIB as f64), "54.17");
+    assert_eq!(
+        format!("{:.2}", n.kv_cache_bytes as f64 / GIB as f64),
+        "54.17"
+    );
     // "14 GB is the minimum": 7B × 2 bytes.
     assert_eq!(n.weights_bytes, 14 * GB);
     // 10 GB free × 1024³ / 581,632,000 B per 1000-token sequence = 18.46 → 18 (the article's
@@ -51,7 +54,12 @@ fn architecture_aware_figures_correct_the_articles() {
     let e = vramplan_core::estimate(
         model("falcon-7b"),
         catalogue().gpu("a10g").unwrap(),
-        vramplan_core::Config::new(vramplan_core::WeightFormat::Bf16, vramplan_core::KvDtype::Bf16, 1000, 100),
+        vramplan_core::Config::new(
+            vramplan_core::WeightFormat::Bf16,
+            vramplan_core::KvDtype::Bf16,
+            1000,
+            100,
+        ),
     )
     .unwrap();
     // Multi-query attention: 8,192 B per token vs the naive 581,632 B: 71× smaller.

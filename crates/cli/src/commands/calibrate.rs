@@ -204,10 +204,10 @@ pub fn run(a: CalibrateArgs) -> Result<(), Failure> {
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{s}");
+        crate::render::emit(&format!("{s}\n"));
         return Ok(());
     }
-    print!("{}", render(&report, !a.summary));
+    crate::render::emit(&render(&report, !a.summary));
     Ok(())
 }
 

@@ -91,7 +91,18 @@ pub fn models(a: ModelsArgs) -> Result<(), Failure> {
                 ]
             })
             .collect();
-        let mut s = table(&["id", "alias", "params", "weights", "KV B/token (fp16)", "max context"], &cells, &[false, false, true, false, true, true]);
+        let mut s = table(
+            &[
+                "id",
+                "alias",
+                "params",
+                "weights",
+                "KV B/token (fp16)",
+                "max context",
+            ],
+            &cells,
+            &[false, false, true, false, true, true],
+        );
         s.push_str(&format!("{} models\n", rows.len()));
         s
     })
@@ -127,11 +138,26 @@ pub fn gpus(a: GpusArgs) -> Result<(), Failure> {
                     gib(g.memory_bytes),
                     format!("{:.0} GB/s", g.hbm_bandwidth_bytes_per_s / 1e9),
                     format!("{:.0}", g.bf16_dense_tflops),
-                    if g.fp8_dense_tflops > 0.0 { format!("{:.0}", g.fp8_dense_tflops) } else { "-".into() },
+                    if g.fp8_dense_tflops > 0.0 {
+                        format!("{:.0}", g.fp8_dense_tflops)
+                    } else {
+                        "-".into()
+                    },
                 ]
             })
             .collect();
-        let mut s = table(&["id", "name", "memory (as reported)", "bandwidth", "bf16 TFLOPS", "fp8 TFLOPS"], &cells, &[false, false, true, true, true, true]);
+        let mut s = table(
+            &[
+                "id",
+                "name",
+                "memory (as reported)",
+                "bandwidth",
+                "bf16 TFLOPS",
+                "fp8 TFLOPS",
+            ],
+            &cells,
+            &[false, false, true, true, true, true],
+        );
         s.push_str(&format!("{} GPUs\n", hits.len()));
         s
     })

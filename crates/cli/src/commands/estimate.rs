@@ -470,7 +470,12 @@ fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Fai
 
 /// What would make a configuration that does not fit work: the planner's advice, each change
 /// checked by the same engine profile (with that engine's default settings).
-fn advice(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu, e: &Estimate) -> Vec<vramplan_core::plan::Advice> {
+fn advice(
+    a: &EstimateArgs,
+    model: &ModelDesc,
+    gpu: &Gpu,
+    e: &Estimate,
+) -> Vec<vramplan_core::plan::Advice> {
     use crate::commands::plan::{evaluator, PlanEngine};
     let engine = match a.engine {
         EngineChoice::Generic => PlanEngine::Generic,
@@ -479,14 +484,26 @@ fn advice(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu, e: &Estimate) -> Vec<v
         EngineChoice::Llamacpp => PlanEngine::Llamacpp,
         EngineChoice::Ollama => return Vec::new(),
     };
-    let (Ok(weights), Ok(kv), Ok(release)) = (WeightFormat::parse(&e.quant), KvDtype::parse(&e.kv_dtype), Release::parse(&a.vllm_version)) else {
+    let (Ok(weights), Ok(kv), Ok(release)) = (
+        WeightFormat::parse(&e.quant),
+        KvDtype::parse(&e.kv_dtype),
+        Release::parse(&a.vllm_version),
+    ) else {
         return Vec::new();
     };
     let mut config = Config::new(weights, kv, e.context, e.batch);
-    config.parallel = Parallelism { tp: e.tp, pp: e.pp, dp: 1 };
+    config.parallel = Parallelism {
+        tp: e.tp,
+        pp: e.pp,
+        dp: 1,
+    };
     config.utilization = e.utilization;
     let cat = catalogue();
-    let gpus: Vec<(&Gpu, Option<f64>)> = cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect();
+    let gpus: Vec<(&Gpu, Option<f64>)> = cat
+        .gpus
+        .iter()
+        .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+        .collect();
     vramplan_core::plan::advise(&*evaluator(engine, release), model, gpu, config, &gpus)
 }
 
@@ -494,18 +511,18 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     if a.json {
         let v = compute(&a)?;
         let s = serde_json::to_string_pretty(&v).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{s}");
+        crate::render::emit(&format!("{s}\n"));
         return Ok(());
     }
     let model = resolve_model(&a.model)?;
     let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
     if a.formula == Formula::Naive {
         let n = naive(&a, &model, &gpu)?;
-        print!("{}", render_naive(&n));
+        crate::render::emit(&render_naive(&n));
         return Ok(());
     }
     let e = exact(&a, &model, &gpu)?;
-    print!("{}", render(&e, &gpu));
+    crate::render::emit(&render(&e, &gpu));
     Ok(())
 }
 
@@ -516,9 +533,9 @@ pub fn print_json_or<T: serde::Serialize>(
 ) -> Result<(), Failure> {
     if json {
         let s = serde_json::to_string_pretty(value).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{s}");
+        crate::render::emit(&format!("{s}\n"));
     } else {
-        print!("{}", text());
+        crate::render::emit(&text());
     }
     Ok(())
 }

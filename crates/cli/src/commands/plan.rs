@@ -76,14 +76,23 @@ struct PlanOutput {
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
 pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>> {
     match engine {
-        PlanEngine::Generic => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| vramplan_core::estimate(m, g, c)),
+        PlanEngine::Generic => {
+            Box::new(|m: &ModelDesc, g: &Gpu, c: Config| vramplan_core::estimate(m, g, c))
+        }
         PlanEngine::Vllm => Box::new(move |m: &ModelDesc, g: &Gpu, c: Config| {
             let mut args = VllmArgs::new(release);
             args.utilization_given = true;
             vllm::estimate(m, g, c, &args)
         }),
         PlanEngine::Sglang => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| {
-            sglang::estimate(m, g, c, &SglangArgs { mem_fraction_static: Some(c.utilization) })
+            sglang::estimate(
+                m,
+                g,
+                c,
+                &SglangArgs {
+                    mem_fraction_static: Some(c.utilization),
+                },
+            )
         }),
         PlanEngine::Llamacpp => Box::new(llamacpp_evaluator),
     }
@@ -105,10 +114,17 @@ fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
 
 /// The llama.cpp profile as an evaluator: `batch` becomes `-np` slots of `context` cells each
 /// (`-c` = context × slots), and max_concurrency the most slots whose buffers fit the GPU.
-fn llamacpp_evaluator(m: &ModelDesc, g: &Gpu, c: Config) -> Result<vramplan_core::Estimate, String> {
+fn llamacpp_evaluator(
+    m: &ModelDesc,
+    g: &Gpu,
+    c: Config,
+) -> Result<vramplan_core::Estimate, String> {
     let mix = TypeMix::from_format(c.weights)?;
     let mut e = llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, c.batch, m.num_layers))?;
-    let fits = |n: u64| llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, n, m.num_layers)).is_ok_and(|e| e.fits);
+    let fits = |n: u64| {
+        llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, n, m.num_layers))
+            .is_ok_and(|e| e.fits)
+    };
     let (mut lo, mut hi) = (0u64, 1024u64);
     if fits(hi) {
         lo = hi;
@@ -127,16 +143,29 @@ fn llamacpp_evaluator(m: &ModelDesc, g: &Gpu, c: Config) -> Result<vramplan_core
 
 /// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter; for
 /// llama.cpp the common GGUF types.
-fn quant_options(model: &ModelDesc, given: &[String], engine: PlanEngine) -> Result<Vec<WeightFormat>, Failure> {
+fn quant_options(
+    model: &ModelDesc,
+    given: &[String],
+    engine: PlanEngine,
+) -> Result<Vec<WeightFormat>, Failure> {
     if !given.is_empty() {
-        return given.iter().map(|q| WeightFormat::parse(q).map_err(Failure::input)).collect();
+        return given
+            .iter()
+            .map(|q| WeightFormat::parse(q).map_err(Failure::input))
+            .collect();
     }
     if engine == PlanEngine::Llamacpp {
-        return ["f16", "q8_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"].iter().map(|q| WeightFormat::parse(q).map_err(Failure::input)).collect();
+        return ["f16", "q8_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"]
+            .iter()
+            .map(|q| WeightFormat::parse(q).map_err(Failure::input))
+            .collect();
     }
     let native = model.native_format();
     let mut v = vec![native];
-    for f in [WeightFormat::Fp8 { block: 0 }, WeightFormat::Awq { group: 128 }] {
+    for f in [
+        WeightFormat::Fp8 { block: 0 },
+        WeightFormat::Awq { group: 128 },
+    ] {
         if f.nominal_bits() < native.nominal_bits() {
             v.push(f);
         }
@@ -144,7 +173,11 @@ fn quant_options(model: &ModelDesc, given: &[String], engine: PlanEngine) -> Res
     Ok(v)
 }
 
-fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl Fn(&ModelDesc, &Deployment) -> String {
+fn launch_command(
+    engine: PlanEngine,
+    utilization: f64,
+    work: &Workload,
+) -> impl Fn(&ModelDesc, &Deployment) -> String {
     let (concurrency, context) = (work.concurrency, work.context);
     move |model: &ModelDesc, d: &Deployment| {
         let cat = catalogue();
@@ -161,12 +194,23 @@ fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl
                 Some(s) => (s.id.clone(), String::new()),
                 // vLLM quantizes 16-bit weights to fp8 at load time; other methods need a checkpoint.
                 None if method == "fp8" => (model.id.clone(), " --quantization fp8".into()),
-                None => (format!("<{} checkpoint of {}>", method.to_uppercase(), model.id), String::new()),
+                None => (
+                    format!("<{} checkpoint of {}>", method.to_uppercase(), model.id),
+                    String::new(),
+                ),
             }
         };
-        let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8" } else { "" };
+        let kv = if d.kv_dtype == "fp8" {
+            " --kv-cache-dtype fp8"
+        } else {
+            ""
+        };
         let seqs = concurrency.div_ceil(d.replicas.max(1));
-        let dp = if d.replicas > 1 { format!(" --data-parallel-size {}", d.replicas) } else { String::new() };
+        let dp = if d.replicas > 1 {
+            format!(" --data-parallel-size {}", d.replicas)
+        } else {
+            String::new()
+        };
         let gguf = matches!(WeightFormat::parse(&d.quant), Ok(WeightFormat::Gguf(_)));
         match engine {
             // GGUF types are served by llama.cpp whichever profile checked them.
@@ -192,14 +236,25 @@ fn launch_command(engine: PlanEngine, utilization: f64, work: &Workload) -> impl
 /// `llama-server` for a GGUF deployment: `-c` is the total of the slots' cells; layers are split
 /// over the GPUs of a replica (`--split-mode layer`, llama.cpp's default for several GPUs).
 fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> String {
-    let file = format!("{}.{}.gguf", model.id.rsplit('/').next().unwrap_or(&model.id), d.quant.to_uppercase());
+    let file = format!(
+        "{}.{}.gguf",
+        model.id.rsplit('/').next().unwrap_or(&model.id),
+        d.quant.to_uppercase()
+    );
     let kv = d.kv_dtype.replace("fp16", "f16");
     let split = if d.tp * d.pp > 1 {
-        format!(" --split-mode layer --tensor-split {}", vec!["1"; (d.tp * d.pp) as usize].join(","))
+        format!(
+            " --split-mode layer --tensor-split {}",
+            vec!["1"; (d.tp * d.pp) as usize].join(",")
+        )
     } else {
         String::new()
     };
-    let per = if d.replicas > 1 { format!("  # × {} servers", d.replicas) } else { String::new() };
+    let per = if d.replicas > 1 {
+        format!("  # × {} servers", d.replicas)
+    } else {
+        String::new()
+    };
     format!(
         "llama-server -m {file} -c {} -np {seqs} -ngl {} -fa on -ctk {kv} -ctv {kv}{split}{per}",
         context.saturating_mul(seqs),
@@ -209,7 +264,12 @@ fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> S
 
 pub fn run(a: PlanArgs) -> Result<(), Failure> {
     let out = plans(&a)?;
-    let work = Workload { context: a.context, concurrency: a.concurrency, rate: a.rate, output_tokens: a.output_tokens };
+    let work = Workload {
+        context: a.context,
+        concurrency: a.concurrency,
+        rate: a.rate,
+        output_tokens: a.output_tokens,
+    };
     print_json_or(a.json, &out, || render(&out, &work, a.top))
 }
 
@@ -221,49 +281,81 @@ pub fn compute(a: &PlanArgs) -> Result<serde_json::Value, Failure> {
 fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let cat = catalogue();
     if a.context == 0 || a.concurrency == 0 {
-        return Err(Failure::input("--context and --concurrency must each be at least 1"));
+        return Err(Failure::input(
+            "--context and --concurrency must each be at least 1",
+        ));
     }
     if a.context > 1 << 24 || a.concurrency > 1 << 20 {
-        return Err(Failure::input("--context (limit 2^24) or --concurrency (limit 2^20) is absurd"));
+        return Err(Failure::input(
+            "--context (limit 2^24) or --concurrency (limit 2^20) is absurd",
+        ));
     }
     if a.max_gpus == 0 || a.max_gpus > 512 {
         return Err(Failure::input("--max-gpus must be between 1 and 512"));
     }
     if let Some(r) = a.rate {
         if !(r.is_finite() && r > 0.0) {
-            return Err(Failure::input("--rate must be a positive number of requests per second"));
+            return Err(Failure::input(
+                "--rate must be a positive number of requests per second",
+            ));
         }
     }
     if a.output_tokens >= a.context {
-        return Err(Failure::input("--output-tokens must be smaller than --context (the rest is the prompt)"));
+        return Err(Failure::input(
+            "--output-tokens must be smaller than --context (the rest is the prompt)",
+        ));
     }
     let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
-    let models: Vec<&ModelDesc> = a.model.iter().map(|m| cat.model(m).map_err(Failure::input)).collect::<Result<_, _>>()?;
+    let models: Vec<&ModelDesc> = a
+        .model
+        .iter()
+        .map(|m| cat.model(m).map_err(Failure::input))
+        .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
-        cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect()
+        cat.gpus
+            .iter()
+            .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+            .collect()
     } else {
         a.gpu
             .iter()
-            .map(|q| cat.gpu(q).map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).map_err(Failure::input))
+            .map(|q| {
+                cat.gpu(q)
+                    .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+                    .map_err(Failure::input)
+            })
             .collect::<Result<_, _>>()?
     };
     let kv_dtypes: Vec<KvDtype> = if a.kv_dtype.is_empty() {
         match a.engine {
-            PlanEngine::Llamacpp => vec![KvDtype::F16, KvDtype::parse("q8_0").map_err(Failure::input)?],
+            PlanEngine::Llamacpp => vec![
+                KvDtype::F16,
+                KvDtype::parse("q8_0").map_err(Failure::input)?,
+            ],
             _ => vec![KvDtype::F16, KvDtype::Fp8],
         }
     } else {
-        a.kv_dtype.iter().map(|k| KvDtype::parse(k).map_err(Failure::input)).collect::<Result<_, _>>()?
+        a.kv_dtype
+            .iter()
+            .map(|k| KvDtype::parse(k).map_err(Failure::input))
+            .collect::<Result<_, _>>()?
     };
     let utilization = a.gpu_memory_utilization.unwrap_or(match a.engine {
         PlanEngine::Vllm => release.default_utilization(),
         PlanEngine::Sglang => sglang::default_mem_fraction_static(1),
-        PlanEngine::Generic | PlanEngine::Llamacpp => vramplan_core::engine::generic::DEFAULT_UTILIZATION,
+        PlanEngine::Generic | PlanEngine::Llamacpp => {
+            vramplan_core::engine::generic::DEFAULT_UTILIZATION
+        }
     });
     if !(utilization > 0.0 && utilization <= 1.0) {
         return Err(Failure::input("--gpu-memory-utilization must be in (0, 1]"));
     }
-    let work = Workload { context: a.context, concurrency: a.concurrency, rate: a.rate, output_tokens: a.output_tokens };
+    let work = Workload {
+        context: a.context,
+        concurrency: a.concurrency,
+        rate: a.rate,
+        output_tokens: a.output_tokens,
+    };
     let eval = evaluator(a.engine, release);
     let launch = launch_command(a.engine, utilization, &work);
     let mut plans = Vec::new();
@@ -280,13 +372,28 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         let found = search(&*eval, &space, &work, &launch);
         if found.is_empty() {
             // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
-            let gpu = gpus.first().map(|(g, _)| *g).ok_or_else(|| Failure::input("no GPU kinds to search"))?;
-            let tp = vramplan_core::plan::tp_options(model, a.max_gpus).into_iter().max().unwrap_or(1);
-            let mut c = Config::new(model.native_format(), kv_dtypes[0], a.context, a.concurrency);
+            let gpu = gpus
+                .first()
+                .map(|(g, _)| *g)
+                .ok_or_else(|| Failure::input("no GPU kinds to search"))?;
+            let tp = vramplan_core::plan::tp_options(model, a.max_gpus)
+                .into_iter()
+                .max()
+                .unwrap_or(1);
+            let mut c = Config::new(
+                model.native_format(),
+                kv_dtypes[0],
+                a.context,
+                a.concurrency,
+            );
             c.parallel.tp = tp;
             c.utilization = utilization;
             // Another GPU kind may be any in the catalogue, not only the ones searched.
-            let all: Vec<(&Gpu, Option<f64>)> = cat.gpus.iter().map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour))).collect();
+            let all: Vec<(&Gpu, Option<f64>)> = cat
+                .gpus
+                .iter()
+                .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
+                .collect();
             for mut adv in advise(&*eval, model, gpu, c, &all) {
                 adv.change = format!("{}: {}", model.id, adv.change);
                 advice.push(adv);
@@ -299,7 +406,8 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
-    let mut s = format!(
+    let mut s =
+        format!(
         "Deployments serving {} concurrent sequences of {} tokens{}, cheapest first ({} found)\n\n",
         thousands(work.concurrency),
         thousands(work.context),
@@ -317,16 +425,32 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
                 d.quant.clone(),
                 d.kv_dtype.clone(),
                 format!("{}/{}/{}", d.tp, d.pp, d.replicas),
-                format!("{} of {}", gib(d.memory_per_gpu_bytes), gib(d.gpu_memory_bytes)),
+                format!(
+                    "{} of {}",
+                    gib(d.memory_per_gpu_bytes),
+                    gib(d.gpu_memory_bytes)
+                ),
                 thousands(d.max_concurrency),
                 format!("{:.0}", d.decode_tokens_per_s),
-                d.cost_per_hour.map(|c| format!("${c:.2}")).unwrap_or_else(|| "no price".into()),
+                d.cost_per_hour
+                    .map(|c| format!("${c:.2}"))
+                    .unwrap_or_else(|| "no price".into()),
             ]
         })
         .collect();
     if !rows.is_empty() {
         s.push_str(&table(
-            &["model", "GPUs", "weights", "KV", "TP/PP/DP", "memory per GPU", "max seqs", "decode tok/s", "per hour"],
+            &[
+                "model",
+                "GPUs",
+                "weights",
+                "KV",
+                "TP/PP/DP",
+                "memory per GPU",
+                "max seqs",
+                "decode tok/s",
+                "per hour",
+            ],
             &rows,
             &[false, false, false, false, false, true, true, true, true],
         ));
@@ -337,7 +461,9 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
         s.push_str("\ndecode tok/s: memory-bandwidth roofline with every sequence at full context (an upper bound on speed). Prices: crates/core/data/prices.toml (date and source per entry).\n");
     }
     if !out.advice.is_empty() {
-        s.push_str("\nNothing in the search space serves this workload. Smallest changes that would:\n");
+        s.push_str(
+            "\nNothing in the search space serves this workload. Smallest changes that would:\n",
+        );
         for a in &out.advice {
             s.push_str(&format!("  - {}: {}\n", a.change, a.detail));
         }

@@ -13,7 +13,10 @@ use vramplan_core::kv::kv_bytes_per_token;
 use vramplan_core::units::{gib, thousands};
 use vramplan_core::{Config, KvDtype, WeightFormat};
 use vramplan_sim::allocator::Placement;
-use vramplan_sim::{load_trace, simulate, AllocatorKind, LengthDistribution, Preemption, Report, SimConfig, SyntheticWorkload};
+use vramplan_sim::{
+    load_trace, simulate, AllocatorKind, LengthDistribution, Preemption, Report, SimConfig,
+    SyntheticWorkload,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PreemptionArg {
@@ -105,16 +108,21 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         Some(n) => n,
         None => u32::try_from(model.max_context).unwrap_or(u32::MAX),
     };
-    let kinds = AllocatorKind::parse_selection(&a.allocator).map_err(|e| Failure::input(e.to_string()))?;
+    let kinds =
+        AllocatorKind::parse_selection(&a.allocator).map_err(|e| Failure::input(e.to_string()))?;
     // KV per token of the whole model, and the pool as a whole-model equivalent: vLLM's block
     // count × block tokens × bytes per token (every rank holds its share of each token).
     let kv_per_token = kv_bytes_per_token(&model, kv);
     let mut config = Config::new(weights, kv, u64::from(max_seq_len), 1);
     config.parallel = par;
-    let est = vllm::estimate(&model, &gpu, config, &VllmArgs::new(Release::NEWEST)).map_err(Failure::input)?;
+    let est = vllm::estimate(&model, &gpu, config, &VllmArgs::new(Release::NEWEST))
+        .map_err(Failure::input)?;
     let pool = match &a.kv_pool {
         Some(text) => vramplan_core::units::parse_size(text).map_err(Failure::input)?,
-        None => est.kv_cache_tokens.unwrap_or(0).saturating_mul(kv_per_token),
+        None => est
+            .kv_cache_tokens
+            .unwrap_or(0)
+            .saturating_mul(kv_per_token),
     };
     if pool == 0 {
         return Err(Failure::input(format!(
@@ -145,13 +153,26 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
     };
     let requests = match a.workload.to_ascii_lowercase().as_str() {
         "sharegpt" | "alpaca" => {
-            let lengths = if a.workload.eq_ignore_ascii_case("alpaca") { LengthDistribution::Alpaca } else { LengthDistribution::ShareGpt };
+            let lengths = if a.workload.eq_ignore_ascii_case("alpaca") {
+                LengthDistribution::Alpaca
+            } else {
+                LengthDistribution::ShareGpt
+            };
             if a.requests == 0 || a.requests > 50_000_000 {
-                return Err(Failure::input("--requests must be between 1 and 50,000,000"));
+                return Err(Failure::input(
+                    "--requests must be between 1 and 50,000,000",
+                ));
             }
-            SyntheticWorkload { lengths, rate: a.rate, requests: a.requests, parallel_samples: a.n, beam_width: a.beam_width, seed: a.seed }
-                .generate(max_seq_len)
-                .map_err(|e| Failure::input(e.to_string()))?
+            SyntheticWorkload {
+                lengths,
+                rate: a.rate,
+                requests: a.requests,
+                parallel_samples: a.n,
+                beam_width: a.beam_width,
+                seed: a.seed,
+            }
+            .generate(max_seq_len)
+            .map_err(|e| Failure::input(e.to_string()))?
         }
         _ => {
             let path = PathBuf::from(&a.workload);
@@ -170,19 +191,31 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
     let mut progress = |done: u64, total: u64| {
         if bar.is_none() && start.elapsed() > Duration::from_secs(1) {
             let b = ProgressBar::new(total);
-            b.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} requests").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            b.set_style(
+                ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} requests")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
             bar = Some(b);
         }
         if let Some(b) = &bar {
             b.set_position(done);
         }
     };
-    let report = simulate(&sim, &requests, &kinds, &mut progress).map_err(|e| Failure::input(e.to_string()))?;
+    let report = simulate(&sim, &requests, &kinds, &mut progress)
+        .map_err(|e| Failure::input(e.to_string()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     if let Some(path) = &a.svg {
-        let title = format!("{} on {} × {}: KV pool {} ({} requests, {} req/s)", model.id, a.gpus, gpu.id, gib(pool), requests.len(), a.rate);
+        let title = format!(
+            "{} on {} × {}: KV pool {} ({} requests, {} req/s)",
+            model.id,
+            a.gpus,
+            gpu.id,
+            gib(pool),
+            requests.len(),
+            a.rate
+        );
         std::fs::write(path, vramplan_sim::svg::render(&report, &title))
             .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -228,9 +261,23 @@ fn render(header: &str, r: &Report) -> String {
         .collect();
     s.push_str("KV pool, time-weighted (the PagedAttention paper's figure 2):\n");
     s.push_str(&table(
-        &["allocator", "token states", "reserved", "internal frag", "external frag", "free", "mean batch", "max batch", "req/s", "tokens/s", "preemptions"],
+        &[
+            "allocator",
+            "token states",
+            "reserved",
+            "internal frag",
+            "external frag",
+            "free",
+            "mean batch",
+            "max batch",
+            "req/s",
+            "tokens/s",
+            "preemptions",
+        ],
         &rows,
-        &[false, true, true, true, true, true, true, true, true, true, true],
+        &[
+            false, true, true, true, true, true, true, true, true, true, true,
+        ],
     ));
     let lat: Vec<Vec<String>> = r
         .allocators
@@ -240,16 +287,32 @@ fn render(header: &str, r: &Report) -> String {
             vec![
                 a.name.clone(),
                 format!("{:.2} / {:.2} / {:.2}", a.ttft_p50, a.ttft_p90, a.ttft_p99),
-                format!("{} / {} / {}", ms(a.tpot_p50), ms(a.tpot_p90), ms(a.tpot_p99)),
+                format!(
+                    "{} / {} / {}",
+                    ms(a.tpot_p50),
+                    ms(a.tpot_p90),
+                    ms(a.tpot_p99)
+                ),
                 format!("{:.1} / {:.1} / {:.1}", a.e2e_p50, a.e2e_p90, a.e2e_p99),
                 format!("{:.2}", a.preemption_seconds),
-                if a.sharing_savings > 0.0 { pct(a.sharing_savings) } else { "-".into() },
+                if a.sharing_savings > 0.0 {
+                    pct(a.sharing_savings)
+                } else {
+                    "-".into()
+                },
             ]
         })
         .collect();
     s.push_str("\nLatency p50 / p90 / p99 and preemption cost:\n");
     s.push_str(&table(
-        &["allocator", "TTFT s", "TPOT ms", "end-to-end s", "preemption s", "sharing saved"],
+        &[
+            "allocator",
+            "TTFT s",
+            "TPOT ms",
+            "end-to-end s",
+            "preemption s",
+            "sharing saved",
+        ],
         &lat,
         &[false, true, true, true, true, true],
     ));

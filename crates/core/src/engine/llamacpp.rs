@@ -577,7 +577,7 @@ pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
         }
     }
     if let KvDtype::Ggml(g) = a.type_k {
-        if model.head_dim % g.block as u64 != 0 {
+        if !model.head_dim.is_multiple_of(g.block as u64) {
             return Err(format!("a {} K cache needs the head size ({}) to be a multiple of {} (src/llama-context.cpp)", g.name, model.head_dim, g.block));
         }
     }

@@ -590,7 +590,7 @@ fn check_quant_alignment(model: &ModelDesc, weights: WeightFormat, tp: u64) -> R
         Some(m) => m.expert_intermediate_size,
         None => model.intermediate_size,
     };
-    if tp > 1 && (width / tp) % group != 0 {
+    if tp > 1 && !(width / tp).is_multiple_of(group) {
         return Err(format!(
             "the {} weights are quantized in groups of {group} along the MLP input ({width}), and {width} / TP {tp} = {} is not a multiple of {group}: vLLM stops with \"The input size is not aligned with the quantized weight shape\" (vllm/model_executor/layers/quantization); use a tensor-parallel size that keeps it a multiple",
             model.id,

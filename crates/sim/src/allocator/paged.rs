@@ -396,7 +396,7 @@ impl PagedAllocator {
     /// copy per extra holder of a shared partial last block.
     fn append_demand(&mut self, h: Handle, kv: u64) -> u32 {
         let n = self.groups[h as usize].tables.len() as u32;
-        if kv % u64::from(self.block_size) == 0 {
+        if kv.is_multiple_of(u64::from(self.block_size)) {
             return n;
         }
         let gen = self.next_stamp();
@@ -415,7 +415,7 @@ impl PagedAllocator {
     /// write for shared partial last blocks). Counts blocks but not tokens.
     fn append_token(&mut self, h: Handle, kv: u64) {
         let n = self.groups[h as usize].tables.len();
-        if kv % u64::from(self.block_size) == 0 {
+        if kv.is_multiple_of(u64::from(self.block_size)) {
             for j in 0..n {
                 let b = self.pop_block();
                 self.groups[h as usize].tables[j].push(b);

@@ -1,0 +1,1205 @@
+//! GGUF header reader (our own: no crate of standing reads GGUF headers, and we need hard bounds).
+//!
+//! Layout, per the GGUF specification (ggml `docs/gguf.md`, `src/gguf.cpp`; summarised in
+//! shared/reference/gguf_and_quant.md Part 1.1):
+//!
+//! ```text
+//! u32 magic "GGUF" | u32 version (1..=3) | tensor_count | metadata_kv_count     (counts: u64, v1: u32)
+//! metadata_kv[kv_count]:   string key | u32 value_type | value
+//! tensor_info[tensor_count]: string name | u32 n_dims | dims[n_dims] (u64, v1: u32) | u32 ggml_type | u64 offset
+//! padding to ALIGNMENT (general.alignment, default 32) | tensor data (offsets relative to here)
+//! ```
+//!
+//! Strings are `len` (u64, v1: u32) + bytes, no NUL. Everything is little-endian except in
+//! big-endian v3 files, which we recognise by a byte-swapped version number (as gguf.cpp does).
+//!
+//! Bounds, so hostile input cannot make us allocate or loop beyond what the file holds: every
+//! count is checked against the bytes left in the file (file length comes from the file system)
+//! *before* anything is allocated for it; strings, arrays, nesting and kept metadata have caps;
+//! element counts and byte sizes use checked arithmetic; tensor data must be aligned, inside the
+//! data section, and non-overlapping. Only the header is read: we never seek into tensor data.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, ErrorKind};
+
+use serde::Serialize;
+
+use crate::error::{quoted, FormatError};
+use crate::hf_config::{MlaConfig, ModelConfig, MoeConfig, PerLayer};
+
+/// Longest metadata key: the spec limits keys to 65535 bytes.
+pub const MAX_KEY_BYTES: u64 = 65_535;
+/// Longest tensor name. ggml itself requires < 64 bytes (GGML_MAX_NAME); we allow more so an odd
+/// writer still gets inspected, but keep it small because names are stored per tensor.
+pub const MAX_TENSOR_NAME_BYTES: u64 = 1024;
+/// Longest string value we read (chat templates are tens of KiB; gguf.cpp allows 1 GiB, which
+/// would let one header field allocate 1 GiB here).
+pub const MAX_STRING_VALUE_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest array: gguf.cpp's own cap (1 Gi elements); the bytes-left check usually bites first.
+pub const MAX_ARRAY_LEN: u64 = 1 << 30;
+/// Arrays may nest (spec), but not without end: the recursion depth is bounded.
+pub const MAX_ARRAY_DEPTH: u32 = 8;
+/// ggml tensors have at most 4 dimensions (GGML_MAX_DIMS).
+pub const MAX_DIMS: u32 = 4;
+/// Numeric arrays up to this length are kept whole (per-layer head counts, FFN widths).
+pub const KEEP_ALL_NUMBERS_UP_TO: u64 = 65_536;
+/// String (and nested) arrays up to this length are kept whole; longer ones (a 128k-token
+/// vocabulary) keep only their length and the first [`SAMPLES_KEPT`] elements.
+pub const KEEP_ALL_STRINGS_UP_TO: u64 = 256;
+/// Elements kept from an array that is too long to keep whole.
+pub const SAMPLES_KEPT: u64 = 8;
+/// Total memory we let kept metadata use (approximate, counted per value).
+pub const MAX_KEPT_METADATA_BYTES: u64 = 256 * 1024 * 1024;
+/// GGUF_DEFAULT_ALIGNMENT (gguf.h).
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+
+// ------------------------------------------------------------------------------------------
+// ggml tensor types
+// ------------------------------------------------------------------------------------------
+
+/// A ggml tensor type: elements per block and bytes per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct GgmlType {
+    pub id: u32,
+    pub name: &'static str,
+    pub block_size: u64,
+    pub type_size: u64,
+}
+
+const fn t(id: u32, name: &'static str, block_size: u64, type_size: u64) -> GgmlType {
+    GgmlType {
+        id,
+        name,
+        block_size,
+        type_size,
+    }
+}
+
+/// Every ggml type that can appear in a GGUF file, with (block, bytes per block) from ggml
+/// `src/ggml.c` type_traits and the static_asserts in `ggml-common.h` (reference Part 1.2),
+/// cross-checked with gguf-py `GGML_QUANT_SIZES`. Q8_1 is 36 bytes as in ggml (gguf-py says 40,
+/// from an older float layout); it is an intermediate type not normally stored in files.
+pub const GGML_TYPES: &[GgmlType] = &[
+    t(0, "F32", 1, 4),
+    t(1, "F16", 1, 2),
+    t(2, "Q4_0", 32, 18),
+    t(3, "Q4_1", 32, 20),
+    t(6, "Q5_0", 32, 22),
+    t(7, "Q5_1", 32, 24),
+    t(8, "Q8_0", 32, 34),
+    t(9, "Q8_1", 32, 36),
+    t(10, "Q2_K", 256, 84),
+    t(11, "Q3_K", 256, 110),
+    t(12, "Q4_K", 256, 144),
+    t(13, "Q5_K", 256, 176),
+    t(14, "Q6_K", 256, 210),
+    t(15, "Q8_K", 256, 292),
+    t(16, "IQ2_XXS", 256, 66),
+    t(17, "IQ2_XS", 256, 74),
+    t(18, "IQ3_XXS", 256, 98),
+    t(19, "IQ1_S", 256, 50),
+    t(20, "IQ4_NL", 32, 18),
+    t(21, "IQ3_S", 256, 110),
+    t(22, "IQ2_S", 256, 82),
+    t(23, "IQ4_XS", 256, 136),
+    t(24, "I8", 1, 1),
+    t(25, "I16", 1, 2),
+    t(26, "I32", 1, 4),
+    t(27, "I64", 1, 8),
+    t(28, "F64", 1, 8),
+    t(29, "IQ1_M", 256, 56),
+    t(30, "BF16", 1, 2),
+    t(34, "TQ1_0", 256, 54),
+    t(35, "TQ2_0", 256, 66),
+    t(39, "MXFP4", 32, 17),
+    t(40, "NVFP4", 64, 36),
+    t(41, "Q1_0", 128, 18),
+    t(42, "Q2_0", 64, 18),
+];
+
+/// Ids ggml once used and removed; a file carrying one cannot be loaded by current llama.cpp.
+const REMOVED_GGML_TYPES: &[(u32, &str)] = &[
+    (4, "Q4_2"),
+    (5, "Q4_3"),
+    (31, "Q4_0_4_4"),
+    (32, "Q4_0_4_8"),
+    (33, "Q4_0_8_8"),
+    (36, "IQ4_NL_4_4"),
+    (37, "IQ4_NL_4_8"),
+    (38, "IQ4_NL_8_8"),
+];
+
+impl GgmlType {
+    pub fn from_id(id: u32) -> Option<GgmlType> {
+        GGML_TYPES.iter().copied().find(|ty| ty.id == id)
+    }
+
+    pub fn from_name(name: &str) -> Option<GgmlType> {
+        GGML_TYPES
+            .iter()
+            .copied()
+            .find(|ty| ty.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Bytes for `n_elements` of this type, `None` if not a whole number of blocks or overflow.
+    /// gguf.cpp: `nbytes = ne / block_size * type_size`.
+    pub fn nbytes(&self, n_elements: u64) -> Option<u64> {
+        if self.block_size == 0 || n_elements % self.block_size != 0 {
+            return None;
+        }
+        (n_elements / self.block_size).checked_mul(self.type_size)
+    }
+
+    /// Bits per weight, for display (8 × bytes / block).
+    pub fn bits_per_weight(&self) -> f64 {
+        if self.block_size == 0 {
+            return 0.0;
+        }
+        8.0 * self.type_size as f64 / self.block_size as f64
+    }
+}
+
+/// llama_ftype names for `general.file_type` (llama.h / gguf-py `LlamaFileType`; reference 1.3).
+/// Note these are *not* ggml_ftype numbers.
+pub fn file_type_name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        4 => "Q4_1_SOME_F16",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        33 => "Q4_0_4_4",
+        34 => "Q4_0_4_8",
+        35 => "Q4_0_8_8",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        38 => "MXFP4_MOE",
+        39 => "NVFP4",
+        40 => "Q1_0",
+        1024 => "GUESSED",
+        _ => return None,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Metadata values
+// ------------------------------------------------------------------------------------------
+
+/// GGUF metadata value types (gguf.h `gguf_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ValueType {
+    U8,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+    Bool,
+    String,
+    Array,
+    U64,
+    I64,
+    F64,
+}
+
+impl ValueType {
+    pub fn from_id(id: u32) -> Option<ValueType> {
+        Some(match id {
+            0 => ValueType::U8,
+            1 => ValueType::I8,
+            2 => ValueType::U16,
+            3 => ValueType::I16,
+            4 => ValueType::U32,
+            5 => ValueType::I32,
+            6 => ValueType::F32,
+            7 => ValueType::Bool,
+            8 => ValueType::String,
+            9 => ValueType::Array,
+            10 => ValueType::U64,
+            11 => ValueType::I64,
+            12 => ValueType::F64,
+            _ => return None,
+        })
+    }
+
+    /// Encoded size of a fixed-size value, `None` for strings and arrays.
+    fn fixed_size(self) -> Option<u64> {
+        match self {
+            ValueType::U8 | ValueType::I8 | ValueType::Bool => Some(1),
+            ValueType::U16 | ValueType::I16 => Some(2),
+            ValueType::U32 | ValueType::I32 | ValueType::F32 => Some(4),
+            ValueType::U64 | ValueType::I64 | ValueType::F64 => Some(8),
+            ValueType::String | ValueType::Array => None,
+        }
+    }
+
+    /// The fewest bytes one value of this type can take: used to check counts against the
+    /// bytes left before looping over them.
+    fn min_encoded_bytes(self, v1: bool) -> u64 {
+        let len_field = if v1 { 4 } else { 8 };
+        match self {
+            ValueType::String => len_field,
+            ValueType::Array => 4 + len_field,
+            other => other.fixed_size().unwrap_or(1),
+        }
+    }
+}
+
+/// One metadata value. Serialised untagged, so `--json` shows plain JSON values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum MetaValue {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    String(String),
+    Array(MetaArray),
+}
+
+/// An array value. Long string arrays keep only their length and a few samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetaArray {
+    pub elem_type: ValueType,
+    /// Number of elements in the file.
+    pub len: u64,
+    /// All elements when `complete`, else the first [`SAMPLES_KEPT`].
+    pub values: Vec<MetaValue>,
+    pub complete: bool,
+}
+
+impl MetaValue {
+    /// Any integer type holding a non-negative value, as u64.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            MetaValue::U8(v) => Some(u64::from(v)),
+            MetaValue::U16(v) => Some(u64::from(v)),
+            MetaValue::U32(v) => Some(u64::from(v)),
+            MetaValue::U64(v) => Some(v),
+            MetaValue::I8(v) => u64::try_from(v).ok(),
+            MetaValue::I16(v) => u64::try_from(v).ok(),
+            MetaValue::I32(v) => u64::try_from(v).ok(),
+            MetaValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            MetaValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&MetaArray> {
+        match self {
+            MetaValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Short description of the value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MetaValue::U8(_) => "u8",
+            MetaValue::I8(_) => "i8",
+            MetaValue::U16(_) => "u16",
+            MetaValue::I16(_) => "i16",
+            MetaValue::U32(_) => "u32",
+            MetaValue::I32(_) => "i32",
+            MetaValue::U64(_) => "u64",
+            MetaValue::I64(_) => "i64",
+            MetaValue::F32(_) => "f32",
+            MetaValue::F64(_) => "f64",
+            MetaValue::Bool(_) => "bool",
+            MetaValue::String(_) => "string",
+            MetaValue::Array(_) => "array",
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Header
+// ------------------------------------------------------------------------------------------
+
+/// One tensor info record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GgufTensorInfo {
+    pub name: String,
+    /// Dimensions in ggml order: `dims[0]` is the innermost (row) length, the reverse of numpy.
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    /// Offset relative to the start of the data section.
+    pub offset: u64,
+    pub n_elements: u64,
+    pub n_bytes: u64,
+}
+
+/// A parsed GGUF header.
+#[derive(Debug, Clone, Serialize)]
+pub struct GgufHeader {
+    pub version: u32,
+    pub big_endian: bool,
+    pub alignment: u64,
+    pub metadata: BTreeMap<String, MetaValue>,
+    pub tensors: Vec<GgufTensorInfo>,
+    /// Absolute file offset of the data section.
+    pub data_offset: u64,
+    pub file_len: u64,
+}
+
+impl GgufHeader {
+    pub fn get(&self, key: &str) -> Option<&MetaValue> {
+        self.metadata.get(key)
+    }
+
+    pub fn architecture(&self) -> Option<&str> {
+        self.get("general.architecture").and_then(MetaValue::as_str)
+    }
+
+    pub fn file_type(&self) -> Option<u32> {
+        self.get("general.file_type")
+            .and_then(MetaValue::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// Sum of tensor element counts (saturating: a header cannot make this panic).
+    pub fn total_params(&self) -> u64 {
+        self.tensors
+            .iter()
+            .fold(0u64, |acc, ti| acc.saturating_add(ti.n_elements))
+    }
+}
+
+/// Reads a GGUF header from `reader`, which must be positioned at the file's first byte.
+/// `file_len` is the file's true length (from the file system); `file` names it in errors.
+pub fn read_header<R: BufRead>(
+    reader: &mut R,
+    file_len: u64,
+    file: &str,
+) -> Result<GgufHeader, FormatError> {
+    let mut cur = Cursor {
+        reader,
+        file,
+        pos: 0,
+        len: file_len,
+        big_endian: false,
+        v1: false,
+        kept_bytes: 0,
+    };
+
+    let magic: [u8; 4] = cur.array(|| "the GGUF magic".to_string())?;
+    if &magic != b"GGUF" {
+        return Err(FormatError::UnknownFormat {
+            file: file.to_string(),
+            reason: "does not start with the GGUF magic \"GGUF\"".to_string(),
+        });
+    }
+    let version_bytes: [u8; 4] = cur.array(|| "the GGUF version".to_string())?;
+    let version_le = u32::from_le_bytes(version_bytes);
+    let version_be = u32::from_be_bytes(version_bytes);
+    let version = if (1..=3).contains(&version_le) {
+        version_le
+    } else if (1..=3).contains(&version_be) {
+        // gguf.cpp tells a byte-swapped version by its zero low 16 bits; v3 allows big-endian.
+        cur.big_endian = true;
+        version_be
+    } else {
+        return Err(FormatError::malformed(
+            file,
+            format!(
+                "unsupported GGUF version {version_le} (this reader knows versions 1, 2 and 3)"
+            ),
+        ));
+    };
+    cur.v1 = version == 1;
+
+    let tensor_count = cur.len_field(|| "the tensor count".to_string())?;
+    let kv_count = cur.len_field(|| "the metadata key/value count".to_string())?;
+
+    let len_field = if cur.v1 { 4 } else { 8 };
+    // Smallest possible encodings: key (len + 1 byte) + type + 1-byte value; tensor info
+    // name len + n_dims + type + offset.
+    let min_kv = len_field + 1 + 4 + 1;
+    let min_tensor_info = len_field + 4 + 4 + 8;
+    cur.check_count("metadata key/value count", kv_count, min_kv)?;
+    cur.check_count("tensor count", tensor_count, min_tensor_info)?;
+
+    // ---- metadata ----
+    let mut metadata = BTreeMap::new();
+    for index in 0..kv_count {
+        let key_bytes =
+            cur.string_bytes(MAX_KEY_BYTES, &|| format!("key of metadata entry #{index}"))?;
+        let key = String::from_utf8(key_bytes).map_err(|_| {
+            FormatError::malformed(file, format!("metadata key #{index} is not valid UTF-8"))
+        })?;
+        let type_id = cur.u32(|| format!("value type of metadata {}", quoted(&key)))?;
+        let value_type = ValueType::from_id(type_id).ok_or_else(|| {
+            FormatError::malformed(
+                file,
+                format!("metadata {} has unknown value type {type_id}", quoted(&key)),
+            )
+        })?;
+        let value = cur.value(value_type, 0, &key)?;
+        if metadata.contains_key(&key) {
+            return Err(FormatError::malformed(
+                file,
+                format!("duplicate metadata key {}", quoted(&key)),
+            ));
+        }
+        cur.keep((key.len() as u64).saturating_add(64))?;
+        metadata.insert(key, value);
+    }
+
+    let alignment = match metadata.get("general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some(value) => match value.as_u64() {
+            Some(a) if a != 0 && a.is_power_of_two() => a,
+            _ => {
+                return Err(FormatError::malformed(
+                    file,
+                    format!(
+                        "general.alignment must be a non-zero power of two, found {} {:?}",
+                        value.type_name(),
+                        value
+                    ),
+                ))
+            }
+        },
+    };
+
+    // ---- tensor infos ----
+    let mut tensors: Vec<GgufTensorInfo> =
+        Vec::with_capacity(usize::try_from(tensor_count.min(1 << 16)).unwrap_or(0));
+    let mut names: HashSet<String> = HashSet::with_capacity(tensors.capacity());
+    for index in 0..tensor_count {
+        let name_bytes = cur.string_bytes(MAX_TENSOR_NAME_BYTES, &|| {
+            format!("name of tensor #{index}")
+        })?;
+        let name = String::from_utf8(name_bytes).map_err(|_| {
+            FormatError::malformed(file, format!("name of tensor #{index} is not valid UTF-8"))
+        })?;
+        let n_dims = cur.u32(|| format!("dimension count of tensor {}", quoted(&name)))?;
+        if n_dims > MAX_DIMS {
+            return Err(FormatError::malformed(
+                file,
+                format!(
+                    "tensor {} has {n_dims} dimensions; GGUF allows at most {MAX_DIMS}",
+                    quoted(&name)
+                ),
+            ));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            let d = cur.len_field(|| format!("a dimension of tensor {}", quoted(&name)))?;
+            // gguf.cpp reads dims as int64 and rejects negative ones.
+            if d > i64::MAX as u64 {
+                return Err(FormatError::malformed(
+                    file,
+                    format!("tensor {} has dimension {d}, above 2^63-1", quoted(&name)),
+                ));
+            }
+            dims.push(d);
+        }
+        let type_id = cur.u32(|| format!("type of tensor {}", quoted(&name)))?;
+        let offset = cur.u64(|| format!("data offset of tensor {}", quoted(&name)))?;
+        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
+            let detail = match REMOVED_GGML_TYPES.iter().find(|(id, _)| *id == type_id) {
+                Some((_, old)) => format!(" ({old}, removed from ggml)"),
+                None => " (not in ggml's type table as of type id 42)".to_string(),
+            };
+            FormatError::UnknownTensorType {
+                file: file.to_string(),
+                tensor: quoted(&name),
+                type_id,
+                detail,
+            }
+        })?;
+        let n_elements = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| {
+                FormatError::malformed(
+                    file,
+                    format!(
+                        "tensor {} element count overflows 64 bits (dims {:?})",
+                        quoted(&name),
+                        dims
+                    ),
+                )
+            })?;
+        let row = dims.first().copied().unwrap_or(1);
+        if row % ggml_type.block_size != 0 {
+            return Err(FormatError::malformed(
+                file,
+                format!(
+                    "tensor {} has row length {row}, not a multiple of the {} block size {}",
+                    quoted(&name),
+                    ggml_type.name,
+                    ggml_type.block_size
+                ),
+            ));
+        }
+        let n_bytes = ggml_type.nbytes(n_elements).ok_or_else(|| {
+            FormatError::malformed(
+                file,
+                format!("tensor {} byte size overflows 64 bits", quoted(&name)),
+            )
+        })?;
+        if !names.insert(name.clone()) {
+            return Err(FormatError::malformed(
+                file,
+                format!("duplicate tensor name {}", quoted(&name)),
+            ));
+        }
+        cur.keep((name.len() as u64).saturating_mul(2).saturating_add(128))?;
+        tensors.push(GgufTensorInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+            n_elements,
+            n_bytes,
+        });
+    }
+
+    // ---- data section ----
+    let end_of_infos = cur.pos;
+    let data_offset = align_up(end_of_infos, alignment)
+        .ok_or_else(|| FormatError::malformed(file, "data section offset overflows 64 bits"))?;
+    if !tensors.is_empty() {
+        if data_offset > file_len {
+            return Err(FormatError::Truncated {
+                file: file.to_string(),
+                what: "the tensor data section".to_string(),
+                needed: data_offset.saturating_sub(end_of_infos),
+                offset: end_of_infos,
+                file_len,
+            });
+        }
+        validate_tensor_data(file, &tensors, alignment, data_offset, file_len)?;
+    }
+
+    Ok(GgufHeader {
+        version,
+        big_endian: cur.big_endian,
+        alignment,
+        metadata,
+        tensors,
+        data_offset,
+        file_len,
+    })
+}
+
+/// `x` rounded up to a multiple of `align` (a power of two); `None` on overflow.
+fn align_up(x: u64, align: u64) -> Option<u64> {
+    let rem = x % align;
+    if rem == 0 {
+        Some(x)
+    } else {
+        x.checked_add(align - rem)
+    }
+}
+
+/// Every tensor aligned, inside the data section, and not overlapping another.
+fn validate_tensor_data(
+    file: &str,
+    tensors: &[GgufTensorInfo],
+    alignment: u64,
+    data_offset: u64,
+    file_len: u64,
+) -> Result<(), FormatError> {
+    let data_size = file_len.saturating_sub(data_offset);
+    for ti in tensors {
+        if ti.offset % alignment != 0 {
+            return Err(FormatError::malformed(
+                file,
+                format!(
+                    "tensor {} data offset {} is not a multiple of the alignment {alignment}",
+                    quoted(&ti.name),
+                    ti.offset
+                ),
+            ));
+        }
+        let in_range = ti
+            .offset
+            .checked_add(ti.n_bytes)
+            .is_some_and(|end| end <= data_size);
+        if !in_range {
+            return Err(FormatError::TensorOutOfRange {
+                file: file.to_string(),
+                tensor: quoted(&ti.name),
+                offset: ti.offset,
+                nbytes: ti.n_bytes,
+                data_size,
+                file_len,
+            });
+        }
+    }
+    // Sort by offset; each tensor must end at or before the next one starts. Zero-byte tensors
+    // occupy nothing and cannot overlap.
+    let mut order: Vec<&GgufTensorInfo> = tensors.iter().filter(|ti| ti.n_bytes > 0).collect();
+    order.sort_by_key(|ti| ti.offset);
+    for pair in order.windows(2) {
+        if let [a, b] = pair {
+            // In range was checked above, so this add cannot overflow.
+            let a_end = a.offset.saturating_add(a.n_bytes);
+            if a_end > b.offset {
+                return Err(FormatError::TensorOverlap {
+                    file: file.to_string(),
+                    first: quoted(&a.name),
+                    second: quoted(&b.name),
+                    first_start: a.offset,
+                    first_end: a_end,
+                    second_start: b.offset,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Position-tracking reader over the header with every bound check in one place.
+struct Cursor<'a, R> {
+    reader: &'a mut R,
+    file: &'a str,
+    pos: u64,
+    len: u64,
+    big_endian: bool,
+    v1: bool,
+    kept_bytes: u64,
+}
+
+impl<R: BufRead> Cursor<'_, R> {
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    fn truncated(&self, what: String, needed: u64) -> FormatError {
+        FormatError::Truncated {
+            file: self.file.to_string(),
+            what,
+            needed,
+            offset: self.pos,
+            file_len: self.len,
+        }
+    }
+
+    fn need(&self, n: u64, what: &dyn Fn() -> String) -> Result<(), FormatError> {
+        if n > self.remaining() {
+            return Err(self.truncated(what(), n));
+        }
+        Ok(())
+    }
+
+    /// `count` items of at least `min_each` bytes must fit in what is left of the file.
+    fn check_count(&self, what: &str, count: u64, min_each: u64) -> Result<(), FormatError> {
+        let max = self.remaining() / min_each.max(1);
+        if count > max {
+            return Err(FormatError::CountTooLarge {
+                file: self.file.to_string(),
+                what: what.to_string(),
+                count,
+                remaining: self.remaining(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Account for memory kept from the header; fail once past the budget.
+    fn keep(&mut self, bytes: u64) -> Result<(), FormatError> {
+        self.kept_bytes = self.kept_bytes.saturating_add(bytes);
+        if self.kept_bytes > MAX_KEPT_METADATA_BYTES {
+            return Err(FormatError::OverLimit {
+                file: self.file.to_string(),
+                what: "metadata kept in memory (bytes)".to_string(),
+                value: self.kept_bytes,
+                cap: MAX_KEPT_METADATA_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn fill(&mut self, buf: &mut [u8], what: &dyn Fn() -> String) -> Result<(), FormatError> {
+        let n = buf.len() as u64;
+        self.need(n, what)?;
+        match self.reader.read_exact(buf) {
+            Ok(()) => {
+                self.pos += n;
+                Ok(())
+            }
+            // The file shrank under us (or the caller's length was wrong): still "truncated".
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(self.truncated(what(), n)),
+            Err(e) => Err(FormatError::io(self.file, e)),
+        }
+    }
+
+    fn array<const N: usize>(&mut self, what: impl Fn() -> String) -> Result<[u8; N], FormatError> {
+        let mut buf = [0u8; N];
+        self.fill(&mut buf, &what)?;
+        Ok(buf)
+    }
+
+    /// Skip `n` bytes through the buffer (no seek: we never leave the header).
+    fn skip(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<(), FormatError> {
+        self.need(n, what)?;
+        let mut left = n;
+        while left > 0 {
+            let available = match self.reader.fill_buf() {
+                Ok(buf) => buf.len(),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FormatError::io(self.file, e)),
+            };
+            if available == 0 {
+                return Err(self.truncated(what(), left));
+            }
+            let take = (available as u64).min(left);
+            // take <= available, which is a usize.
+            self.reader.consume(take as usize);
+            left -= take;
+            self.pos += take;
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self, what: impl Fn() -> String) -> Result<u8, FormatError> {
+        let [b] = self.array::<1>(what)?;
+        Ok(b)
+    }
+
+    fn u16(&mut self, what: impl Fn() -> String) -> Result<u16, FormatError> {
+        let b = self.array::<2>(what)?;
+        Ok(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    }
+
+    fn u32(&mut self, what: impl Fn() -> String) -> Result<u32, FormatError> {
+        let b = self.array::<4>(what)?;
+        Ok(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    }
+
+    fn u64(&mut self, what: impl Fn() -> String) -> Result<u64, FormatError> {
+        let b = self.array::<8>(what)?;
+        Ok(if self.big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
+    }
+
+    /// Counts and lengths: u32 in GGUF v1, u64 from v2 on.
+    fn len_field(&mut self, what: impl Fn() -> String) -> Result<u64, FormatError> {
+        if self.v1 {
+            self.u32(what).map(u64::from)
+        } else {
+            self.u64(what)
+        }
+    }
+
+    /// A length-prefixed string's bytes, with its length checked against `cap` and the file.
+    fn string_bytes(
+        &mut self,
+        cap: u64,
+        what: &dyn Fn() -> String,
+    ) -> Result<Vec<u8>, FormatError> {
+        let len = self.len_field(|| format!("length of {}", what()))?;
+        if len > cap {
+            return Err(FormatError::OverLimit {
+                file: self.file.to_string(),
+                what: format!("length of {}", what()),
+                value: len,
+                cap,
+            });
+        }
+        self.need(len, what)?;
+        // len <= cap (<= 16 MiB) and <= bytes left in the file: safe to allocate.
+        let mut buf = vec![0u8; len as usize];
+        self.fill(&mut buf, what)?;
+        Ok(buf)
+    }
+
+    fn value(&mut self, ty: ValueType, depth: u32, key: &str) -> Result<MetaValue, FormatError> {
+        let what = || format!("value of metadata {}", quoted(key));
+        Ok(match ty {
+            ValueType::U8 => MetaValue::U8(self.u8(what)?),
+            ValueType::I8 => MetaValue::I8(self.u8(what)? as i8),
+            ValueType::U16 => MetaValue::U16(self.u16(what)?),
+            ValueType::I16 => MetaValue::I16(self.u16(what)? as i16),
+            ValueType::U32 => MetaValue::U32(self.u32(what)?),
+            ValueType::I32 => MetaValue::I32(self.u32(what)? as i32),
+            ValueType::U64 => MetaValue::U64(self.u64(what)?),
+            ValueType::I64 => MetaValue::I64(self.u64(what)? as i64),
+            ValueType::F32 => MetaValue::F32(f32::from_bits(self.u32(what)?)),
+            ValueType::F64 => MetaValue::F64(f64::from_bits(self.u64(what)?)),
+            ValueType::Bool => match self.u8(what)? {
+                0 => MetaValue::Bool(false),
+                1 => MetaValue::Bool(true),
+                other => {
+                    return Err(FormatError::malformed(
+                        self.file,
+                        format!(
+                            "metadata {} has boolean byte {other} (must be 0 or 1)",
+                            quoted(key)
+                        ),
+                    ))
+                }
+            },
+            ValueType::String => {
+                let bytes = self.string_bytes(MAX_STRING_VALUE_BYTES, &what)?;
+                self.keep(bytes.len() as u64)?;
+                MetaValue::String(String::from_utf8(bytes).map_err(|_| {
+                    FormatError::malformed(
+                        self.file,
+                        format!("metadata {} string value is not valid UTF-8", quoted(key)),
+                    )
+                })?)
+            }
+            ValueType::Array => MetaValue::Array(self.array_value(depth + 1, key)?),
+        })
+    }
+
+    fn array_value(&mut self, depth: u32, key: &str) -> Result<MetaArray, FormatError> {
+        if depth > MAX_ARRAY_DEPTH {
+            return Err(FormatError::OverLimit {
+                file: self.file.to_string(),
+                what: format!("array nesting depth of metadata {}", quoted(key)),
+                value: u64::from(depth),
+                cap: u64::from(MAX_ARRAY_DEPTH),
+            });
+        }
+        let elem_id = self.u32(|| format!("element type of array {}", quoted(key)))?;
+        let elem_type = ValueType::from_id(elem_id).ok_or_else(|| {
+            FormatError::malformed(
+                self.file,
+                format!("array {} has unknown element type {elem_id}", quoted(key)),
+            )
+        })?;
+        let len = self.len_field(|| format!("length of array {}", quoted(key)))?;
+        if len > MAX_ARRAY_LEN {
+            return Err(FormatError::OverLimit {
+                file: self.file.to_string(),
+                what: format!("length of array {}", quoted(key)),
+                value: len,
+                cap: MAX_ARRAY_LEN,
+            });
+        }
+        self.check_count(
+            &format!("length of array {}", quoted(key)),
+            len,
+            elem_type.min_encoded_bytes(self.v1),
+        )?;
+        let keep_all = match elem_type.fixed_size() {
+            Some(_) => len <= KEEP_ALL_NUMBERS_UP_TO,
+            None => len <= KEEP_ALL_STRINGS_UP_TO,
+        };
+        let keep = if keep_all { len } else { SAMPLES_KEPT.min(len) };
+        // keep <= 65536 and the elements exist in the file (checked above).
+        let mut values = Vec::with_capacity(keep as usize);
+        self.keep(keep.saturating_mul(std::mem::size_of::<MetaValue>() as u64))?;
+        match elem_type.fixed_size() {
+            Some(size) => {
+                for _ in 0..keep {
+                    values.push(self.value(elem_type, depth, key)?);
+                }
+                let rest = (len - keep).saturating_mul(size);
+                self.skip(rest, &|| format!("elements of array {}", quoted(key)))?;
+            }
+            None => {
+                for i in 0..len {
+                    if i < keep {
+                        values.push(self.value(elem_type, depth, key)?);
+                    } else if elem_type == ValueType::String {
+                        let n = self
+                            .len_field(|| format!("length of a string in array {}", quoted(key)))?;
+                        if n > MAX_STRING_VALUE_BYTES {
+                            return Err(FormatError::OverLimit {
+                                file: self.file.to_string(),
+                                what: format!("length of a string in array {}", quoted(key)),
+                                value: n,
+                                cap: MAX_STRING_VALUE_BYTES,
+                            });
+                        }
+                        self.skip(n, &|| format!("a string in array {}", quoted(key)))?;
+                    } else {
+                        // Nested arrays have no fixed size: parse (bounded by depth) and drop.
+                        self.array_value(depth + 1, key)?;
+                    }
+                }
+            }
+        }
+        Ok(MetaArray {
+            elem_type,
+            len,
+            values,
+            complete: keep_all,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Split files: NAME-00001-of-00003.gguf (gguf-py SHARD_NAME_FORMAT "{}-{:05d}-of-{:05d}.gguf")
+// ------------------------------------------------------------------------------------------
+
+/// If `file_name` is a split part, its (prefix, part number, part count).
+pub fn split_name_parts(file_name: &str) -> Option<(&str, u32, u32)> {
+    let stem = file_name.strip_suffix(".gguf")?;
+    // stem = PREFIX-NNNNN-of-MMMMM
+    let (rest, count) = stem.rsplit_once("-of-")?;
+    let (prefix, part) = rest.rsplit_once('-')?;
+    let is_digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !is_digits(part) || !is_digits(count) {
+        return None;
+    }
+    let part: u32 = part.parse().ok()?;
+    let count: u32 = count.parse().ok()?;
+    if part == 0 || count == 0 || part > count {
+        return None;
+    }
+    Some((prefix, part, count))
+}
+
+/// The file name of part `part` of `count`.
+pub fn split_part_name(prefix: &str, part: u32, count: u32) -> String {
+    format!("{prefix}-{part:05}-of-{count:05}.gguf")
+}
+
+// ------------------------------------------------------------------------------------------
+// Architecture keys → ModelConfig (keys: gguf-py constants.py `Keys`; reference Part 1.5)
+// ------------------------------------------------------------------------------------------
+
+struct ArchKeys<'a> {
+    header: &'a GgufHeader,
+    arch: &'a str,
+    file: &'a str,
+}
+
+impl ArchKeys<'_> {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.arch)
+    }
+
+    fn wrong(&self, key: &str, expected: &str, value: &MetaValue) -> FormatError {
+        FormatError::WrongFieldType {
+            file: self.file.to_string(),
+            field: key.to_string(),
+            expected: expected.to_string(),
+            found: format!("{} {}", value.type_name(), short_value(value)),
+        }
+    }
+
+    fn u64(&self, suffix: &str) -> Result<Option<u64>, FormatError> {
+        let key = self.key(suffix);
+        match self.header.get(&key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(&key, "a non-negative integer", v)),
+        }
+    }
+
+    /// A scalar, or a per-layer array (head counts, FFN widths on OpenELM and hybrids).
+    fn per_layer(&self, suffix: &str) -> Result<Option<PerLayer>, FormatError> {
+        let key = self.key(suffix);
+        match self.header.get(&key) {
+            None => Ok(None),
+            Some(MetaValue::Array(a)) => {
+                if !a.complete {
+                    return Err(self.wrong(
+                        &key,
+                        "a per-layer array short enough to keep",
+                        &MetaValue::Array(a.clone()),
+                    ));
+                }
+                let mut out = Vec::with_capacity(a.values.len());
+                for v in &a.values {
+                    out.push(
+                        v.as_u64().ok_or_else(|| {
+                            self.wrong(&key, "an array of non-negative integers", v)
+                        })?,
+                    );
+                }
+                Ok(Some(PerLayer::from_vec(out)))
+            }
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(PerLayer::Uniform(n)))
+                .ok_or_else(|| self.wrong(&key, "an integer or an array of integers", v)),
+        }
+    }
+}
+
+fn short_value(v: &MetaValue) -> String {
+    match v {
+        MetaValue::String(s) => quoted(s),
+        MetaValue::Array(a) => format!("of {} {:?} elements", a.len, a.elem_type),
+        other => format!("{other:?}")
+            .split_once('(')
+            .map(|(_, rest)| rest.trim_end_matches(')').to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// Maps `{arch}.*` keys to the estimator's fields. Returns `Ok(None)` (with a reason) when the
+/// file lacks the basic keys (e.g. a vision projector or vocabulary-only file); a key of the
+/// wrong type is an error naming the key.
+///
+/// `has_output_weight`: whether any tensor (in any split part) is `output.weight`; `None` when
+/// the file has no tensors. GGUF has no tie flag: llama.cpp reuses token_embd when output.weight
+/// is absent.
+pub fn model_config(
+    header: &GgufHeader,
+    has_output_weight: Option<bool>,
+    file: &str,
+) -> Result<Result<ModelConfig, String>, FormatError> {
+    let Some(arch) = header.architecture() else {
+        return Ok(Err("no general.architecture key".to_string()));
+    };
+    let k = ArchKeys { header, arch, file };
+    let Some(layers) = k.u64("block_count")? else {
+        return Ok(Err(format!("no {arch}.block_count key")));
+    };
+    let Some(hidden) = k.u64("embedding_length")? else {
+        return Ok(Err(format!("no {arch}.embedding_length key")));
+    };
+    let vocab = match k.u64("vocab_size")? {
+        Some(v) => Some(v),
+        None => header
+            .get("tokenizer.ggml.tokens")
+            .and_then(MetaValue::as_array)
+            .map(|a| a.len),
+    };
+    // SWA pattern: u32 period or array[bool] (true = sliding-window layer).
+    let mut sliding_window_pattern = None;
+    let mut layer_types = Vec::new();
+    match header.get(&k.key("attention.sliding_window_pattern")) {
+        None => {}
+        Some(MetaValue::Array(a)) if a.complete && a.elem_type == ValueType::Bool => {
+            layer_types = a
+                .values
+                .iter()
+                .map(|v| match v {
+                    MetaValue::Bool(true) => "sliding_attention".to_string(),
+                    _ => "full_attention".to_string(),
+                })
+                .collect();
+        }
+        Some(v) => {
+            sliding_window_pattern = Some(v.as_u64().ok_or_else(|| {
+                k.wrong(
+                    &k.key("attention.sliding_window_pattern"),
+                    "an integer or an array of booleans",
+                    v,
+                )
+            })?);
+        }
+    }
+
+    let moe = match k.u64("expert_count")? {
+        Some(n) if n > 0 => Some(MoeConfig {
+            num_experts: n,
+            num_experts_per_tok: k.u64("expert_used_count")?,
+            num_shared_experts: k.u64("expert_shared_count")?,
+            moe_intermediate_size: k.u64("expert_feed_forward_length")?,
+            shared_expert_intermediate_size: k.u64("expert_shared_feed_forward_length")?,
+            first_k_dense_replace: k.u64("leading_dense_block_count")?,
+            moe_layer_step: k.u64("interleave_moe_layer_step")?,
+            moe_layer_offset: None,
+            dense_intermediate_size: None,
+        }),
+        _ => None,
+    };
+    // DeepSeek-2 style MLA: the rope part of the q/k head is rope.dimension_count; newer files
+    // also carry key_length_mla / value_length_mla (the per-head dims before absorption).
+    let mla = match k.u64("attention.kv_lora_rank")? {
+        Some(rank) if rank > 0 => {
+            let rope = k.u64("rope.dimension_count")?;
+            let key_mla = match k.u64("attention.key_length_mla")? {
+                Some(v) => Some(v),
+                None => k.u64("attention.key_length")?,
+            };
+            let value_mla = match k.u64("attention.value_length_mla")? {
+                Some(v) => Some(v),
+                None => k.u64("attention.value_length")?,
+            };
+            Some(MlaConfig {
+                kv_lora_rank: rank,
+                q_lora_rank: k.u64("attention.q_lora_rank")?,
+                qk_rope_head_dim: rope,
+                qk_nope_head_dim: match (key_mla, rope) {
+                    (Some(kd), Some(r)) => kd.checked_sub(r),
+                    _ => None,
+                },
+                v_head_dim: value_mla,
+            })
+        }
+        _ => None,
+    };
+    Ok(Ok(ModelConfig {
+        model_type: Some(arch.to_string()),
+        architectures: Vec::new(),
+        num_hidden_layers: layers,
+        hidden_size: hidden,
+        num_attention_heads: k.per_layer("attention.head_count")?,
+        num_key_value_heads: k.per_layer("attention.head_count_kv")?,
+        head_dim: k.u64("attention.key_length")?,
+        value_head_dim: k.u64("attention.value_length")?,
+        intermediate_size: k.per_layer("feed_forward_length")?,
+        vocab_size: vocab,
+        tie_word_embeddings: has_output_weight.map(|has| !has),
+        max_position_embeddings: k.u64("context_length")?,
+        torch_dtype: None,
+        sliding_window: k.u64("attention.sliding_window")?,
+        use_sliding_window: None,
+        sliding_window_pattern,
+        max_window_layers: None,
+        layer_types,
+        attention_chunk_size: k.u64("attention.chunk_size")?,
+        moe,
+        mla,
+        quantization: None,
+        from_text_config: false,
+    }))
+}

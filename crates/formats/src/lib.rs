@@ -1,0 +1,741 @@
+//! Header-only readers for the files models ship in: GGUF (our own reader), safetensors (via the
+//! `safetensors` crate) and Hugging Face config.json, plus the local stores they live in (HF
+//! cache, ollama, plain folders).
+//!
+//! One entry point, [`inspect`], takes a path, a HF repo id present in the local cache, or an
+//! ollama model name, and returns a [`ModelFile`]: format, architecture, tensors (each with its
+//! real dtype and byte size), parameter totals per dtype, bytes on disk, the architecture fields
+//! the estimator needs, and for GGUF the file type and metadata.
+//!
+//! Only headers are read: inspecting a 40 GB file costs what a 40 MB one does
+//! ([`ModelFile::header_bytes_read`] records what was read). Hostile input yields a one-line
+//! [`FormatError`], never a panic and never an allocation sized by an unchecked count.
+
+#![forbid(unsafe_code)]
+
+pub mod counting;
+pub mod detect;
+pub mod error;
+pub mod gguf;
+pub mod hf_config;
+pub mod safetensors;
+pub mod stores;
+pub mod to_model_desc;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use crate::detect::{FileKind, JsonKind};
+pub use crate::error::FormatError;
+pub use crate::gguf::{GgmlType, GgufHeader, MetaValue};
+pub use crate::hf_config::{MlaConfig, ModelConfig, MoeConfig, PerLayer, QuantizationConfig};
+pub use crate::to_model_desc::{to_model_desc, FileModel, FileWeights};
+
+use crate::counting::OpenedFile;
+use crate::error::{quoted, show_path};
+
+/// The weights format of an inspected model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Format {
+    Gguf,
+    Safetensors,
+    /// A config.json with no weights next to it: architecture only.
+    ConfigOnly,
+}
+
+impl Format {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Gguf => "GGUF",
+            Format::Safetensors => "safetensors",
+            Format::ConfigOnly => "config.json",
+        }
+    }
+}
+
+/// Where the model was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Origin {
+    Path,
+    HfCache { repo: String, revision: String },
+    Ollama { name: String, manifest: PathBuf },
+}
+
+/// One tensor, with its size as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TensorEntry {
+    pub name: String,
+    /// safetensors dtype ("BF16") or ggml type name ("Q4_K").
+    pub dtype: String,
+    /// As stored: numpy order for safetensors, ggml order (innermost first) for GGUF.
+    pub shape: Vec<u64>,
+    pub n_elements: u64,
+    pub n_bytes: u64,
+    /// Index into [`ModelFile::files`].
+    pub file_index: usize,
+}
+
+/// Totals for one dtype / quant type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DtypeStats {
+    pub dtype: String,
+    pub tensors: u64,
+    pub params: u64,
+    pub bytes: u64,
+}
+
+/// Totals over all tensors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TensorSummary {
+    pub tensor_count: u64,
+    pub total_params: u64,
+    pub total_bytes: u64,
+    /// Largest byte share first.
+    pub by_dtype: Vec<DtypeStats>,
+}
+
+impl TensorSummary {
+    pub fn from_tensors(tensors: &[TensorEntry]) -> TensorSummary {
+        let mut by: BTreeMap<&str, DtypeStats> = BTreeMap::new();
+        let mut s = TensorSummary::default();
+        for t in tensors {
+            s.tensor_count = s.tensor_count.saturating_add(1);
+            s.total_params = s.total_params.saturating_add(t.n_elements);
+            s.total_bytes = s.total_bytes.saturating_add(t.n_bytes);
+            let e = by.entry(&t.dtype).or_insert_with(|| DtypeStats {
+                dtype: t.dtype.clone(),
+                tensors: 0,
+                params: 0,
+                bytes: 0,
+            });
+            e.tensors = e.tensors.saturating_add(1);
+            e.params = e.params.saturating_add(t.n_elements);
+            e.bytes = e.bytes.saturating_add(t.n_bytes);
+        }
+        s.by_dtype = by.into_values().collect();
+        s.by_dtype
+            .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.dtype.cmp(&b.dtype)));
+        s
+    }
+}
+
+/// GGUF-specific facts.
+#[derive(Debug, Clone, Serialize)]
+pub struct GgufDetails {
+    pub version: u32,
+    pub big_endian: bool,
+    pub alignment: u64,
+    /// general.file_type (llama_ftype id) and its name, e.g. 15 → "Q4_K_M".
+    pub file_type: Option<u32>,
+    pub file_type_name: Option<String>,
+    pub quantization_version: Option<u64>,
+    /// Number of split files (1 when not split).
+    pub split_count: u32,
+    /// Metadata of the first (or only) file; long arrays keep only their length and samples.
+    pub metadata: BTreeMap<String, MetaValue>,
+}
+
+/// Everything `inspect` learns about a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelFile {
+    /// What the caller asked for.
+    pub target: String,
+    pub format: Format,
+    pub origin: Origin,
+    /// Every file whose header was read, in order (shards, split parts, config.json).
+    pub files: Vec<PathBuf>,
+    /// GGUF general.architecture, or config.json architectures[0] / model_type.
+    pub architecture: Option<String>,
+    /// GGUF general.name, the repo id, or the folder / file name.
+    pub name: Option<String>,
+    pub tensors: Vec<TensorEntry>,
+    pub summary: TensorSummary,
+    /// Total size of the files read.
+    pub bytes_on_disk: u64,
+    /// Bytes actually read from disk (headers, buffered) — proof of header-only reading.
+    pub header_bytes_read: u64,
+    pub config: Option<ModelConfig>,
+    pub gguf: Option<GgufDetails>,
+    /// safetensors `__metadata__` of the first shard.
+    pub safetensors_metadata: BTreeMap<String, String>,
+    /// Things worth telling the user that are not errors.
+    pub notes: Vec<String>,
+}
+
+impl ModelFile {
+    fn new(target: &str, format: Format) -> ModelFile {
+        ModelFile {
+            target: target.to_string(),
+            format,
+            origin: Origin::Path,
+            files: Vec::new(),
+            architecture: None,
+            name: None,
+            tensors: Vec::new(),
+            summary: TensorSummary::default(),
+            bytes_on_disk: 0,
+            header_bytes_read: 0,
+            config: None,
+            gguf: None,
+            safetensors_metadata: BTreeMap::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Context length the model was trained for (max_position_embeddings / context_length).
+    pub fn context_length(&self) -> Option<u64> {
+        self.config.as_ref().and_then(|c| c.max_position_embeddings)
+    }
+
+    fn set_architecture_from_config(&mut self) {
+        if self.architecture.is_none() {
+            if let Some(c) = &self.config {
+                self.architecture = c
+                    .architectures
+                    .first()
+                    .cloned()
+                    .or_else(|| c.model_type.clone());
+            }
+        }
+    }
+
+    fn finish(mut self) -> ModelFile {
+        self.summary = TensorSummary::from_tensors(&self.tensors);
+        self.set_architecture_from_config();
+        self
+    }
+}
+
+/// Inspects a path (file or directory), a Hugging Face repo id present in the local cache
+/// (`org/name`), or an ollama model name (`llama3.1:8b`).
+pub fn inspect(target: impl AsRef<Path>) -> Result<ModelFile, FormatError> {
+    let target = target.as_ref();
+    let shown = show_path(target);
+    if std::fs::symlink_metadata(target).is_ok() {
+        return inspect_path(target, &shown);
+    }
+    if let Some(s) = target.to_str() {
+        if let Some(hub) = stores::hf_hub_dir() {
+            if let Some(found) = stores::resolve_hf_repo(&hub, s) {
+                let (snapshot, revision) = found?;
+                let mut m = inspect_path(&snapshot, &shown)?;
+                m.origin = Origin::HfCache {
+                    repo: s.to_string(),
+                    revision,
+                };
+                m.name = Some(s.to_string());
+                return Ok(m);
+            }
+        }
+        if let (Some(name), Some(dir)) = (stores::parse_ollama_name(s), stores::ollama_models_dir())
+        {
+            if let Some(found) = stores::resolve_ollama(&dir, &name) {
+                return inspect_ollama(found?, &shown);
+            }
+        }
+    }
+    Err(FormatError::not_found(
+        &shown,
+        "no such file or directory, Hugging Face cache entry, or ollama model",
+    ))
+}
+
+fn inspect_path(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
+    let meta = std::fs::metadata(path).map_err(|e| FormatError::io(target, e))?;
+    let mut m = if meta.is_dir() {
+        inspect_dir(path, target)?
+    } else {
+        inspect_file(path, target)?
+    };
+    if matches!(m.origin, Origin::Path) {
+        if let Some((repo, revision)) = stores::hf_repo_from_path(path) {
+            m.name = Some(repo.clone());
+            m.origin = Origin::HfCache { repo, revision };
+        }
+    }
+    Ok(m)
+}
+
+fn inspect_ollama(model: stores::OllamaModel, target: &str) -> Result<ModelFile, FormatError> {
+    let mut m = inspect_gguf(&model.model_blob, target)?;
+    m.name = Some(model.name.clone());
+    if !model.projector_blobs.is_empty() {
+        m.notes.push(format!(
+            "the manifest also lists {} vision projector blob(s), not counted here",
+            model.projector_blobs.len()
+        ));
+    }
+    m.origin = Origin::Ollama {
+        name: model.name,
+        manifest: model.manifest,
+    };
+    Ok(m)
+}
+
+fn inspect_file(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
+    match detect::detect_file(path)? {
+        FileKind::Gguf => inspect_gguf(path, target),
+        FileKind::Safetensors => {
+            let mut m = inspect_safetensors_files(&[path.to_path_buf()], None, target)?;
+            attach_sibling_config(&mut m, path);
+            Ok(m)
+        }
+        FileKind::Json => inspect_json(path, target),
+    }
+}
+
+fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
+    let file = show_path(path);
+    let bytes = hf_config::read_json_file(path, safetensors::MAX_INDEX_BYTES)?;
+    let root: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| FormatError::json(&file, e))?;
+    match detect::classify_json(&root) {
+        Some(JsonKind::SafetensorsIndex) => {
+            let dir = path.parent().unwrap_or_else(|| Path::new("."));
+            let index = safetensors::parse_index(&bytes, dir, &file)?;
+            let mut m = inspect_safetensors_files(&index.shards, Some((&index, path)), target)?;
+            attach_sibling_config(&mut m, path);
+            Ok(m)
+        }
+        Some(JsonKind::OllamaManifest) => {
+            let models_dir = stores::ollama_models_dir_of_manifest(path).ok_or_else(|| {
+                FormatError::malformed(&file, "ollama manifest is not inside a manifests/ folder, so its blobs cannot be found")
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let model = stores::parse_ollama_manifest(&root, &models_dir, path, &name)?;
+            inspect_ollama(model, target)
+        }
+        Some(JsonKind::HfConfig) => {
+            let config = hf_config::parse_config(&bytes, &file)?;
+            let mut m = ModelFile::new(target, Format::ConfigOnly);
+            m.files.push(path.to_path_buf());
+            m.bytes_on_disk = bytes.len() as u64;
+            m.header_bytes_read = bytes.len() as u64;
+            m.config = Some(config);
+            Ok(m.finish())
+        }
+        None => Err(FormatError::UnknownFormat {
+            file,
+            reason:
+                "a JSON object that is not a config.json, a safetensors index or an ollama manifest"
+                    .to_string(),
+        }),
+    }
+}
+
+/// A folder: index + shards, *.safetensors, or *.gguf, with config.json when present.
+fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
+    // A HF cache repo folder (models--ORG--NAME): use its current snapshot.
+    if dir.join("snapshots").is_dir()
+        && dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("models--"))
+    {
+        let (snapshot, revision) = stores::hf_snapshot(dir)?;
+        let mut m = inspect_dir(&snapshot, target)?;
+        if let Some((repo, _)) = stores::hf_repo_from_path(&snapshot) {
+            m.name = Some(repo.clone());
+            m.origin = Origin::HfCache { repo, revision };
+        }
+        return Ok(m);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| FormatError::io(target, e))?;
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries.take(100_000).flatten() {
+        if entry.path().is_file() {
+            if let Some(n) = entry.file_name().to_str() {
+                names.push(n.to_string());
+            }
+        }
+    }
+    names.sort();
+    let lower = |n: &str| n.to_ascii_lowercase();
+    let index = if names.iter().any(|n| n == "model.safetensors.index.json") {
+        Some("model.safetensors.index.json".to_string())
+    } else {
+        let idx: Vec<&String> = names
+            .iter()
+            .filter(|n| lower(n).ends_with(".safetensors.index.json"))
+            .collect();
+        match idx.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    };
+    let safetensors_files: Vec<&String> = names
+        .iter()
+        .filter(|n| lower(n).ends_with(".safetensors"))
+        .collect();
+    let gguf_files: Vec<&String> = names
+        .iter()
+        .filter(|n| lower(n).ends_with(".gguf"))
+        .collect();
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+
+    let mut m = if let Some(index) = index {
+        let mut m = inspect_json(&dir.join(index), target)?;
+        m.target = target.to_string();
+        m
+    } else if !safetensors_files.is_empty() {
+        // Without an index, prefer model.safetensors (Mistral repos also ship a
+        // consolidated.safetensors copy of the same weights); else every file counts.
+        let chosen: Vec<PathBuf> = if names.iter().any(|n| n == "model.safetensors") {
+            vec![dir.join("model.safetensors")]
+        } else {
+            safetensors_files.iter().map(|n| dir.join(n)).collect()
+        };
+        let mut m = inspect_safetensors_files(&chosen, None, target)?;
+        if let Some(first) = chosen.first() {
+            attach_sibling_config(&mut m, first);
+        }
+        if chosen.len() < safetensors_files.len() {
+            m.notes.push(format!(
+                "read model.safetensors only; {} other .safetensors file(s) in the folder were not counted",
+                safetensors_files.len() - chosen.len()
+            ));
+        } else if chosen.len() > 1 {
+            m.notes.push(format!(
+                "no index file: counted all {} .safetensors files",
+                chosen.len()
+            ));
+        }
+        m
+    } else if !gguf_files.is_empty() {
+        // Distinct GGUF models: split sets count once.
+        let mut models: Vec<&String> = Vec::new();
+        for n in &gguf_files {
+            match gguf::split_name_parts(n) {
+                Some((_, part, _)) if part != 1 => {}
+                _ => models.push(n),
+            }
+        }
+        match models.as_slice() {
+            [one] => inspect_gguf(&dir.join(one), target)?,
+            _ => {
+                let list: Vec<String> = models.iter().take(5).map(|n| quoted(n)).collect();
+                return Err(FormatError::not_found(
+                    target,
+                    format!(
+                        "folder holds {} GGUF models ({}{}); name one",
+                        models.len(),
+                        list.join(", "),
+                        if models.len() > 5 { ", ..." } else { "" }
+                    ),
+                ));
+            }
+        }
+    } else if names.iter().any(|n| n == "config.json") {
+        inspect_json(&dir.join("config.json"), target)?
+    } else {
+        return Err(FormatError::not_found(
+            target,
+            "folder has no config.json, *.safetensors or *.gguf file",
+        ));
+    };
+    if m.format == Format::Safetensors
+        && m.config.is_none()
+        && !names.iter().any(|n| n == "config.json")
+    {
+        m.notes
+            .push("no config.json in the folder: architecture fields unknown".to_string());
+    }
+    if m.name.is_none() {
+        m.name = dir_name;
+    }
+    Ok(m)
+}
+
+/// Adds config.json from the same folder, if there is one; a broken one becomes a note, since
+/// the weights file itself was readable.
+fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
+    let Some(dir) = weights_path.parent() else {
+        return;
+    };
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return;
+    }
+    match hf_config::read_config_file(&config_path) {
+        Ok(config) => {
+            m.bytes_on_disk = m.bytes_on_disk.saturating_add(
+                std::fs::metadata(&config_path)
+                    .map(|md| md.len())
+                    .unwrap_or(0),
+            );
+            m.files.push(config_path);
+            m.config = Some(config);
+            m.set_architecture_from_config();
+        }
+        Err(e) => m
+            .notes
+            .push(format!("config.json next to the weights was not used: {e}")),
+    }
+}
+
+/// Reads the headers of one or more safetensors files (shards of one checkpoint).
+fn inspect_safetensors_files(
+    paths: &[PathBuf],
+    index: Option<(&safetensors::ShardIndex, &Path)>,
+    target: &str,
+) -> Result<ModelFile, FormatError> {
+    let mut m = ModelFile::new(target, Format::Safetensors);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut per_shard: Vec<HashSet<String>> = Vec::with_capacity(paths.len());
+    for (file_index, path) in paths.iter().enumerate() {
+        if !path.is_file() {
+            let from = index.map(|(_, p)| show_path(p)).unwrap_or_default();
+            return Err(FormatError::not_found(
+                &show_path(path),
+                format!("shard listed in {from} is missing"),
+            ));
+        }
+        let mut f = OpenedFile::open(path)?;
+        let header = safetensors::read_header(&mut f.reader, f.len, &f.name)?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(f.bytes_read());
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(f.len);
+        if file_index == 0 {
+            m.safetensors_metadata = header.metadata.clone();
+        }
+        let mut names = HashSet::with_capacity(header.tensors.len());
+        for t in header.tensors {
+            if !seen.insert(t.name.clone()) {
+                return Err(FormatError::malformed(
+                    &f.name,
+                    format!(
+                        "tensor {} also appears in an earlier shard",
+                        quoted(&t.name)
+                    ),
+                ));
+            }
+            names.insert(t.name.clone());
+            m.tensors.push(TensorEntry {
+                name: t.name,
+                dtype: t.dtype,
+                shape: t.shape,
+                n_elements: t.n_elements,
+                n_bytes: t.n_bytes,
+                file_index,
+            });
+        }
+        per_shard.push(names);
+        m.files.push(path.clone());
+    }
+    if let Some((index, index_path)) = index {
+        let index_file = show_path(index_path);
+        let mut mapped = 0usize;
+        let mut missing: Vec<(&String, usize)> = Vec::new();
+        for (tensor, &shard) in &index.weight_map {
+            match per_shard.get(shard) {
+                Some(names) if names.contains(tensor) => mapped += 1,
+                _ => missing.push((tensor, shard)),
+            }
+        }
+        missing.sort();
+        if let Some((tensor, shard)) = missing.first() {
+            let shard_name = index
+                .shards
+                .get(*shard)
+                .map(|p| show_path(p))
+                .unwrap_or_default();
+            return Err(FormatError::malformed(
+                &index_file,
+                format!(
+                    "weight_map puts tensor {} in {shard_name}, whose header has no such tensor ({} such entries)",
+                    quoted(tensor),
+                    missing.len()
+                ),
+            ));
+        }
+        if mapped < m.tensors.len() {
+            m.notes.push(format!(
+                "{} tensor(s) in the shards are not listed in the index weight_map",
+                m.tensors.len() - mapped
+            ));
+        }
+        let total_bytes: u64 = m
+            .tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.n_bytes));
+        if let Some(total) = index.total_size {
+            if total != total_bytes {
+                m.notes.push(format!(
+                    "index metadata.total_size is {total} bytes, the shards' tensors hold {total_bytes} bytes"
+                ));
+            }
+        }
+        m.files.insert(0, index_path.to_path_buf());
+        // Every TensorEntry.file_index refers to the shards; shift past the index entry.
+        for t in &mut m.tensors {
+            t.file_index += 1;
+        }
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(
+            std::fs::metadata(index_path)
+                .map(|md| md.len())
+                .unwrap_or(0),
+        );
+    }
+    Ok(m.finish())
+}
+
+/// Reads a GGUF file, and every part of its split set if its name says it is split.
+fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let parts: Vec<PathBuf> = match gguf::split_name_parts(&file_name) {
+        Some((prefix, _, count)) => {
+            let dir = path.parent().unwrap_or_else(|| Path::new("."));
+            (1..=count)
+                .map(|i| dir.join(gguf::split_part_name(prefix, i, count)))
+                .collect()
+        }
+        None => vec![path.to_path_buf()],
+    };
+    let mut m = ModelFile::new(target, Format::Gguf);
+    let mut first: Option<GgufHeader> = None;
+    let mut names: HashSet<String> = HashSet::new();
+    for (file_index, part) in parts.iter().enumerate() {
+        if !part.is_file() {
+            return Err(FormatError::not_found(
+                &show_path(part),
+                format!(
+                    "split part {} of {} is missing",
+                    file_index + 1,
+                    parts.len()
+                ),
+            ));
+        }
+        let mut f = OpenedFile::open(part)?;
+        let header = gguf::read_header(&mut f.reader, f.len, &f.name)?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(f.bytes_read());
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(f.len);
+        if parts.len() > 1 {
+            check_split_keys(&header, file_index, parts.len(), &f.name)?;
+        }
+        for ti in &header.tensors {
+            if !names.insert(ti.name.clone()) {
+                return Err(FormatError::malformed(
+                    &f.name,
+                    format!(
+                        "tensor {} also appears in an earlier split part",
+                        quoted(&ti.name)
+                    ),
+                ));
+            }
+            m.tensors.push(TensorEntry {
+                name: ti.name.clone(),
+                dtype: ti.ggml_type.name.to_string(),
+                shape: ti.dims.clone(),
+                n_elements: ti.n_elements,
+                n_bytes: ti.n_bytes,
+                file_index,
+            });
+        }
+        m.files.push(part.clone());
+        if first.is_none() {
+            first = Some(header);
+        }
+    }
+    let Some(header) = first else {
+        return Err(FormatError::not_found(target, "no GGUF file to read"));
+    };
+    let first_name = show_path(parts.first().map(PathBuf::as_path).unwrap_or(path));
+    if parts.len() > 1 {
+        if let Some(expected) = header
+            .get("split.tensors.count")
+            .and_then(MetaValue::as_u64)
+        {
+            if expected != m.tensors.len() as u64 {
+                return Err(FormatError::malformed(
+                    &first_name,
+                    format!(
+                        "split.tensors.count says {expected} tensors but the {} parts hold {}",
+                        parts.len(),
+                        m.tensors.len()
+                    ),
+                ));
+            }
+        }
+    }
+    m.architecture = header.architecture().map(str::to_string);
+    m.name = header
+        .get("general.name")
+        .and_then(MetaValue::as_str)
+        .map(str::to_string);
+    // GGUF has no tie flag: llama.cpp reuses token_embd when output.weight is absent (it may
+    // live in any split part, so look at all tensors).
+    let has_output =
+        (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
+    match gguf::model_config(&header, has_output, &first_name)? {
+        Ok(config) => m.config = Some(config),
+        Err(reason) => m
+            .notes
+            .push(format!("architecture fields unavailable: {reason}")),
+    }
+    let file_type = header.file_type();
+    m.gguf = Some(GgufDetails {
+        version: header.version,
+        big_endian: header.big_endian,
+        alignment: header.alignment,
+        file_type,
+        file_type_name: file_type.map(|id| {
+            gguf::file_type_name(id)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("unknown (id {id})"))
+        }),
+        quantization_version: header
+            .get("general.quantization_version")
+            .and_then(MetaValue::as_u64),
+        split_count: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+        metadata: header.metadata,
+    });
+    Ok(m.finish())
+}
+
+/// split.no (0-based, as gguf-py writes it) and split.count must agree with the file names.
+fn check_split_keys(
+    header: &GgufHeader,
+    index: usize,
+    count: usize,
+    file: &str,
+) -> Result<(), FormatError> {
+    let get = |k: &str| header.get(k).and_then(MetaValue::as_u64);
+    if let Some(n) = get("split.count") {
+        if n != count as u64 {
+            return Err(FormatError::malformed(
+                file,
+                format!("split.count is {n} but the file name says {count} parts"),
+            ));
+        }
+    }
+    if let Some(no) = get("split.no") {
+        if no != index as u64 {
+            return Err(FormatError::malformed(
+                file,
+                format!(
+                    "split.no is {no} but this is part {} of {count} (split.no counts from 0)",
+                    index + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Lists tensors by file for callers that need per-file grouping (e.g. shard sizes).
+pub fn bytes_per_file(m: &ModelFile) -> HashMap<usize, u64> {
+    let mut out = HashMap::new();
+    for t in &m.tensors {
+        let e = out.entry(t.file_index).or_insert(0u64);
+        *e = e.saturating_add(t.n_bytes);
+    }
+    out
+}
