@@ -2,6 +2,7 @@
 //! module under `commands/`; this file only wires them to clap and maps errors to exit codes.
 
 mod commands;
+mod model_source;
 mod render;
 
 use clap::{Parser, Subcommand};

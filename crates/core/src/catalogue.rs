@@ -222,7 +222,8 @@ impl ModelDesc {
                 "mxfp4" => WeightFormat::Mxfp4,
                 "bnb-nf4" | "nf4" => WeightFormat::BnbNf4,
                 "bnb-int8" => WeightFormat::BnbInt8,
-                _ => WeightFormat::Bf16,
+                // GGUF files name their dominant ggml type (q4_k, q8_0, ...).
+                other => WeightFormat::parse(other).unwrap_or(WeightFormat::Bf16),
             };
         }
         match self.dtype.to_ascii_lowercase().as_str() {

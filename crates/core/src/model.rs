@@ -241,6 +241,29 @@ pub struct ModelDesc {
     pub ssm: Option<Ssm>,
     #[serde(default)]
     pub vision: Option<Vision>,
+    /// Weight bytes read from a model file, which replace the bytes computed from the
+    /// inventory and the precision (set by the file readers, never in the catalogue).
+    #[serde(skip)]
+    pub measured: Option<MeasuredWeights>,
+}
+
+/// The real tensor bytes of a model file, by where they live: decoder layer i, the input side
+/// (token embedding, vision tower: the first pipeline stage, and llama.cpp keeps the token
+/// embedding on the CPU) and the output side (final norm and head: the last stage).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MeasuredWeights {
+    pub layer_bytes: Vec<u64>,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+}
+
+impl MeasuredWeights {
+    pub fn total(&self) -> u64 {
+        self.layer_bytes.iter().fold(
+            self.input_bytes.saturating_add(self.output_bytes),
+            |a, b| a.saturating_add(*b),
+        )
+    }
 }
 
 /// What a layer keeps per sequence.

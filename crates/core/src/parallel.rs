@@ -176,6 +176,36 @@ pub fn weight_bytes_per_stage(
 
 /// Weight bytes each pipeline stage holds on its busiest rank, with routed experts divided as
 /// `experts` says.
+/// Stage bytes from a file's measured tensors: each stage's layers, the input side on the first
+/// stage and the output side on the last, divided evenly over tensor-parallel ranks (an
+/// approximation: replicated norms and KV-head replication are a few MiB at most).
+fn measured_bytes_per_stage(
+    model: &ModelDesc,
+    m: &crate::model::MeasuredWeights,
+    par: &Parallelism,
+) -> Vec<u64> {
+    let stages = par.stages(model.num_layers);
+    let last = stages.len() - 1;
+    let tp = par.tp.max(1);
+    stages
+        .iter()
+        .enumerate()
+        .map(|(si, range)| {
+            let mut bytes: u64 = range
+                .clone()
+                .map(|i| m.layer_bytes.get(i as usize).copied().unwrap_or(0))
+                .fold(0, u64::saturating_add);
+            if si == 0 {
+                bytes = bytes.saturating_add(m.input_bytes);
+            }
+            if si == last {
+                bytes = bytes.saturating_add(m.output_bytes);
+            }
+            div_ceil(bytes, tp)
+        })
+        .collect()
+}
+
 pub fn weight_bytes_per_stage_with(
     model: &ModelDesc,
     inv: &Inventory,
@@ -183,6 +213,9 @@ pub fn weight_bytes_per_stage_with(
     par: &Parallelism,
     experts: ExpertSplit,
 ) -> Vec<u64> {
+    if let Some(m) = &model.measured {
+        return measured_bytes_per_stage(model, m, par);
+    }
     let (tp, kv, d) = (par.tp, model.num_kv_heads, model.head_dim);
     let one = |t: &Tensor| match (experts, t.role) {
         (ExpertSplit::ExpertParallel { ep }, crate::precision::Role::Expert) => {

@@ -21,6 +21,19 @@ pub fn gb_gib(bytes: u64) -> String {
     format!("{} ({})", gb(bytes), gib(bytes))
 }
 
+/// `12.34 MB (11.77 MiB)` below 1 GB, else as `gb_gib`: for file sizes, which range from
+/// test fixtures to hundreds of GB.
+pub fn size(bytes: u64) -> String {
+    if bytes >= GB {
+        return gb_gib(bytes);
+    }
+    format!(
+        "{:.2} MB ({:.2} MiB)",
+        bytes as f64 / 1e6,
+        bytes as f64 / MIB as f64
+    )
+}
+
 /// Human-readable small sizes for per-token figures: `131,072 B (128.0 KiB)`.
 pub fn bytes_kib(bytes: u64) -> String {
     format!(

@@ -144,7 +144,7 @@ impl GgmlType {
     /// Bytes for `n_elements` of this type, `None` if not a whole number of blocks or overflow.
     /// gguf.cpp: `nbytes = ne / block_size * type_size`.
     pub fn nbytes(&self, n_elements: u64) -> Option<u64> {
-        if self.block_size == 0 || n_elements % self.block_size != 0 {
+        if self.block_size == 0 || !n_elements.is_multiple_of(self.block_size) {
             return None;
         }
         (n_elements / self.block_size).checked_mul(self.type_size)

@@ -138,7 +138,7 @@ pub fn hf_snapshot(repo_dir: &Path) -> Result<(PathBuf, String), FormatError> {
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);
         let rev = entry.file_name().to_string_lossy().into_owned();
-        if best.as_ref().map_or(true, |(t, _, _)| modified > *t) {
+        if best.as_ref().is_none_or(|(t, _, _)| modified > *t) {
             best = Some((modified, path, rev));
         }
     }
@@ -241,7 +241,7 @@ impl OllamaName {
 pub fn parse_ollama_name(s: &str) -> Option<OllamaName> {
     let last_slash = s.rfind('/');
     let (path, tag) = match s.rfind(':') {
-        Some(colon) if last_slash.map_or(true, |sl| colon > sl) => {
+        Some(colon) if last_slash.is_none_or(|sl| colon > sl) => {
             (s.get(..colon)?, s.get(colon + 1..)?)
         }
         _ => (s, "latest"),

@@ -127,13 +127,26 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
         });
     };
     let mut notes = Vec::new();
-    let desc = desc_from_config(m, c, &file, &mut notes)?;
+    let mut desc = desc_from_config(m, c, &file, &mut notes)?;
     let weights = if m.format == Format::ConfigOnly {
         None
     } else {
         Some(file_weights(m, c, desc.num_layers))
     };
     if let Some(w) = &weights {
+        // Estimates use the file's own bytes, layer by layer, and name its storage format.
+        desc.measured = Some(measured_weights(m, desc.num_layers));
+        if desc.quantization.is_none() {
+            if let Some(f @ WeightFormat::Gguf(_)) = w.format {
+                desc.quantization = Some(vramplan_core::model::QuantSpec {
+                    method: f.name(),
+                    bits: None,
+                    group_size: None,
+                    source: Some(format!("the dominant tensor type of {file}")),
+                    notes: None,
+                });
+            }
+        }
         let computed = desc.params();
         if computed != w.total_params {
             notes.push(format!(
@@ -384,6 +397,7 @@ fn desc_from_config(
         sliding_window,
         ssm: None,
         vision: None,
+        measured: None,
     })
 }
 
@@ -425,7 +439,7 @@ fn sliding_window(
             if local
                 .iter()
                 .enumerate()
-                .all(|(i, &l)| l == ((i as u64 + 1) % every != 0))
+                .all(|(i, &l)| l != (i as u64 + 1).is_multiple_of(every))
             {
                 return sw(WindowPattern::GlobalEvery, every);
             }
@@ -465,6 +479,45 @@ fn file_weights(m: &ModelFile, c: &ModelConfig, num_layers: u64) -> FileWeights 
         other_bytes: other,
         format: dominant_format(m, c),
     }
+}
+
+/// Whether a tensor outside the decoder layers belongs to the output side (final norm, head)
+/// rather than the input side (embeddings, positions, vision tower).
+fn is_output_tensor(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "lm_head",
+        "output.weight",
+        "output_norm",
+        "embed_out",
+        "final_layernorm",
+        "model.norm.",
+        "ln_f.",
+        "norm_f.",
+        "language_model.norm.",
+    ]
+    .iter()
+    .any(|p| n.contains(p))
+        || n == "norm.weight"
+        || n == "output.bias"
+}
+
+/// The file's tensor bytes by decoder layer, input side and output side.
+fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::MeasuredWeights {
+    let mut w = vramplan_core::model::MeasuredWeights {
+        layer_bytes: vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)],
+        ..Default::default()
+    };
+    for t in &m.tensors {
+        match layer_index(&t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
+            Some(slot) => *slot = slot.saturating_add(t.n_bytes),
+            None if is_output_tensor(&t.name) => {
+                w.output_bytes = w.output_bytes.saturating_add(t.n_bytes)
+            }
+            None => w.input_bytes = w.input_bytes.saturating_add(t.n_bytes),
+        }
+    }
+    w
 }
 
 /// The core's weight format for the dtype holding the most bytes (GGUF: its ggml type; a

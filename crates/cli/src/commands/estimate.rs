@@ -194,7 +194,7 @@ pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Ve
 
 /// A model from the catalogue.
 pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
-    catalogue().model(query).cloned().map_err(Failure::input)
+    crate::model_source::resolve(query).map(|r| r.desc)
 }
 
 /// A GPU from the catalogue, or a custom size.
@@ -461,6 +461,17 @@ pub fn compute_with_model(
 }
 
 fn exact(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<Estimate, Failure> {
+    // A file's measured bytes are its own precision's: another --quant is computed instead.
+    let requantized;
+    let model = if a.quant.is_some() && model.measured.is_some() {
+        requantized = ModelDesc {
+            measured: None,
+            ..model.clone()
+        };
+        &requantized
+    } else {
+        model
+    };
     let mut e = estimate_for_model(a, model, gpu)?;
     if !e.fits {
         e.advice = advice(a, model, gpu, &e);
@@ -514,15 +525,25 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
         crate::render::emit(&format!("{s}\n"));
         return Ok(());
     }
-    let model = resolve_model(&a.model)?;
+    let resolved = crate::model_source::resolve(&a.model)?;
+    let model = resolved.desc;
     let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
-    if a.formula == Formula::Naive {
-        let n = naive(&a, &model, &gpu)?;
-        crate::render::emit(&render_naive(&n));
-        return Ok(());
+    let mut text = match a.formula {
+        Formula::Naive => render_naive(&naive(&a, &model, &gpu)?),
+        Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
+    };
+    if let Some(origin) = &resolved.origin {
+        let weights = if a.quant.is_some() {
+            "weights computed for --quant"
+        } else {
+            "weights are the file's own tensor bytes"
+        };
+        text.push_str(&format!("\n  Model {origin}; {weights}.\n"));
+        for n in &resolved.notes {
+            text.push_str(&format!("  note: {n}\n"));
+        }
     }
-    let e = exact(&a, &model, &gpu)?;
-    crate::render::emit(&render(&e, &gpu));
+    crate::render::emit(&text);
     Ok(())
 }
 

@@ -253,6 +253,7 @@ pub fn model_from_config(cfg: &Cfg) -> Result<ModelDesc, ApiError> {
         sliding_window,
         ssm: None,
         vision: None,
+        measured: None,
     };
     model.validate().map_err(|e| {
         let f = validation_field(&e);

@@ -190,6 +190,19 @@ pub struct GgufWeights {
 
 impl GgufWeights {
     pub fn of(model: &ModelDesc, mix: &TypeMix) -> GgufWeights {
+        // A GGUF file's own tensor bytes, when the model was read from one.
+        if let Some(m) = &model.measured {
+            let mut output = m.output_bytes;
+            if model.tie_embeddings {
+                // No output tensor in the file: llama.cpp loads token_embd again as the head.
+                output = output.saturating_add(m.input_bytes);
+            }
+            return GgufWeights {
+                input: m.input_bytes,
+                layers: m.layer_bytes.clone(),
+                output,
+            };
+        }
         let inv = model.inventory();
         let per_shape: Vec<u64> = inv
             .shapes

@@ -144,7 +144,7 @@ impl GgufBuilder {
     /// Header + padding to the alignment: the data section starts at this length.
     pub fn header_padded(&self) -> Vec<u8> {
         let mut out = self.header();
-        while out.len() as u64 % self.alignment != 0 {
+        while !(out.len() as u64).is_multiple_of(self.alignment) {
             out.push(0);
         }
         out

@@ -1,0 +1,34 @@
+//! config.json, safetensors index and ollama manifest parsing on arbitrary bytes.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use vramplan_formats::{detect, hf_config, safetensors, stores};
+
+fuzz_target!(|data: &[u8]| {
+    match hf_config::parse_config(data, "config.json") {
+        Ok(c) => {
+            let _ = c.effective_head_dim();
+        }
+        Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e}"),
+    }
+    if let Err(e) = safetensors::parse_index(data, Path::new("/nonexistent-dir"), "index.json") {
+        assert!(!e.to_string().contains('\n'));
+    }
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        let _ = detect::classify_json(&value);
+        let r = stores::parse_ollama_manifest(
+            &value,
+            Path::new("/nonexistent-dir"),
+            Path::new("/nonexistent-dir/manifests/x"),
+            "x",
+        );
+        if let Err(e) = r {
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = stores::parse_ollama_name(s);
+    }
+});
