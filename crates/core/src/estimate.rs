@@ -178,7 +178,7 @@ impl<'a> Sizing<'a> {
 /// true up to some n and false after (memory never shrinks as batch or context grows). Starts
 /// at `guess` and gallops away from it (1, 2, 4, … steps) until the answer is bracketed, then
 /// bisects: a handful of evaluations when the guess is close, 2·log2(limit) at worst.
-fn largest_fitting_near(guess: u64, limit: u64, fits: impl Fn(u64) -> bool) -> u64 {
+pub fn largest_fitting_near(guess: u64, limit: u64, fits: impl Fn(u64) -> bool) -> u64 {
     if !fits(1) {
         return 0;
     }

@@ -89,10 +89,11 @@ impl GgmlType {
 /// llama.cpp `llama_ftype` ids as stored in `general.file_type` (llama.h / constants.py LlamaFileType).
 pub fn file_type_name(id: u32) -> Option<&'static str> {
     Some(match id {
-        0 => "ALL_F32",
+        0 => "F32",
         1 => "F16",
         2 => "Q4_0",
         3 => "Q4_1",
+        4 => "Q4_1_SOME_F16",
         7 => "Q8_0",
         8 => "Q5_0",
         9 => "Q5_1",
@@ -119,6 +120,9 @@ pub fn file_type_name(id: u32) -> Option<&'static str> {
         30 => "IQ4_XS",
         31 => "IQ1_M",
         32 => "BF16",
+        33 => "Q4_0_4_4",
+        34 => "Q4_0_4_8",
+        35 => "Q4_0_8_8",
         36 => "TQ1_0",
         37 => "TQ2_0",
         38 => "MXFP4_MOE",

@@ -66,56 +66,18 @@ pub struct GgmlType {
     pub type_size: u64,
 }
 
-const fn t(id: u32, name: &'static str, block_size: u64, type_size: u64) -> GgmlType {
-    GgmlType {
-        id,
-        name,
-        block_size,
-        type_size,
+/// The one table of ggml types lives in the core (`vramplan_core::ggml`, with its sources); the
+/// reader keeps this view of it, in the u64 units its size checks use.
+impl From<vramplan_core::ggml::GgmlType> for GgmlType {
+    fn from(t: vramplan_core::ggml::GgmlType) -> GgmlType {
+        GgmlType {
+            id: t.id,
+            name: t.name,
+            block_size: u64::from(t.block),
+            type_size: u64::from(t.block_bytes),
+        }
     }
 }
-
-/// Every ggml type that can appear in a GGUF file, with (block, bytes per block) from ggml
-/// `src/ggml.c` type_traits and the static_asserts in `ggml-common.h` (reference Part 1.2),
-/// cross-checked with gguf-py `GGML_QUANT_SIZES`. Q8_1 is 36 bytes as in ggml (gguf-py says 40,
-/// from an older float layout); it is an intermediate type not normally stored in files.
-pub const GGML_TYPES: &[GgmlType] = &[
-    t(0, "F32", 1, 4),
-    t(1, "F16", 1, 2),
-    t(2, "Q4_0", 32, 18),
-    t(3, "Q4_1", 32, 20),
-    t(6, "Q5_0", 32, 22),
-    t(7, "Q5_1", 32, 24),
-    t(8, "Q8_0", 32, 34),
-    t(9, "Q8_1", 32, 36),
-    t(10, "Q2_K", 256, 84),
-    t(11, "Q3_K", 256, 110),
-    t(12, "Q4_K", 256, 144),
-    t(13, "Q5_K", 256, 176),
-    t(14, "Q6_K", 256, 210),
-    t(15, "Q8_K", 256, 292),
-    t(16, "IQ2_XXS", 256, 66),
-    t(17, "IQ2_XS", 256, 74),
-    t(18, "IQ3_XXS", 256, 98),
-    t(19, "IQ1_S", 256, 50),
-    t(20, "IQ4_NL", 32, 18),
-    t(21, "IQ3_S", 256, 110),
-    t(22, "IQ2_S", 256, 82),
-    t(23, "IQ4_XS", 256, 136),
-    t(24, "I8", 1, 1),
-    t(25, "I16", 1, 2),
-    t(26, "I32", 1, 4),
-    t(27, "I64", 1, 8),
-    t(28, "F64", 1, 8),
-    t(29, "IQ1_M", 256, 56),
-    t(30, "BF16", 1, 2),
-    t(34, "TQ1_0", 256, 54),
-    t(35, "TQ2_0", 256, 66),
-    t(39, "MXFP4", 32, 17),
-    t(40, "NVFP4", 64, 36),
-    t(41, "Q1_0", 128, 18),
-    t(42, "Q2_0", 64, 18),
-];
 
 /// Ids ggml once used and removed; a file carrying one cannot be loaded by current llama.cpp.
 const REMOVED_GGML_TYPES: &[(u32, &str)] = &[
@@ -131,14 +93,11 @@ const REMOVED_GGML_TYPES: &[(u32, &str)] = &[
 
 impl GgmlType {
     pub fn from_id(id: u32) -> Option<GgmlType> {
-        GGML_TYPES.iter().copied().find(|ty| ty.id == id)
+        vramplan_core::ggml::GgmlType::by_id(id).map(GgmlType::from)
     }
 
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        GGML_TYPES
-            .iter()
-            .copied()
-            .find(|ty| ty.name.eq_ignore_ascii_case(name))
+        vramplan_core::ggml::GgmlType::by_name(name).map(GgmlType::from)
     }
 
     /// Bytes for `n_elements` of this type, `None` if not a whole number of blocks or overflow.
@@ -159,53 +118,8 @@ impl GgmlType {
     }
 }
 
-/// llama_ftype names for `general.file_type` (llama.h / gguf-py `LlamaFileType`; reference 1.3).
-/// Note these are *not* ggml_ftype numbers.
-pub fn file_type_name(id: u32) -> Option<&'static str> {
-    Some(match id {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        4 => "Q4_1_SOME_F16",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        19 => "IQ2_XXS",
-        20 => "IQ2_XS",
-        21 => "Q2_K_S",
-        22 => "IQ3_XS",
-        23 => "IQ3_XXS",
-        24 => "IQ1_S",
-        25 => "IQ4_NL",
-        26 => "IQ3_S",
-        27 => "IQ3_M",
-        28 => "IQ2_S",
-        29 => "IQ2_M",
-        30 => "IQ4_XS",
-        31 => "IQ1_M",
-        32 => "BF16",
-        33 => "Q4_0_4_4",
-        34 => "Q4_0_4_8",
-        35 => "Q4_0_8_8",
-        36 => "TQ1_0",
-        37 => "TQ2_0",
-        38 => "MXFP4_MOE",
-        39 => "NVFP4",
-        40 => "Q1_0",
-        1024 => "GUESSED",
-        _ => return None,
-    })
-}
+/// llama_ftype names for `general.file_type`: the core's table (`vramplan_core::ggml`).
+pub use vramplan_core::ggml::file_type_name;
 
 // ------------------------------------------------------------------------------------------
 // Metadata values

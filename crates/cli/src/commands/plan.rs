@@ -125,19 +125,7 @@ fn llamacpp_evaluator(
         llamacpp::estimate(m, g, c, &mix, &llama_server_args(&c, n, m.num_layers))
             .is_ok_and(|e| e.fits)
     };
-    let (mut lo, mut hi) = (0u64, 1024u64);
-    if fits(hi) {
-        lo = hi;
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if fits(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    e.max_concurrency = lo;
+    e.max_concurrency = vramplan_core::estimate::largest_fitting_near(1, 1024, fits);
     Ok(e)
 }
 

@@ -540,22 +540,7 @@ impl Plan {
     pub fn longest_fitting_len(&self, requests: u64) -> u64 {
         let fits =
             |len: u64| self.blocks_per_request(len).saturating_mul(requests) <= self.num_blocks;
-        if !fits(1) {
-            return 0;
-        }
-        let (mut lo, mut hi) = (1u64, 1u64 << 34);
-        if fits(hi) {
-            return hi;
-        }
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        crate::estimate::largest_fitting_near(1, 1 << 34, fits)
     }
 }
 
