@@ -47,7 +47,7 @@ pub fn resolve(query: &str) -> Result<Resolved, Failure> {
                     .unwrap_or_else(|| query.to_string()),
                 file.format.name(),
                 file.summary.tensor_count,
-                vramplan_core::units::gb_gib(file.bytes_on_disk)
+                vramplan_core::units::size(file.bytes_on_disk)
             );
             Ok(Resolved {
                 desc: fm.desc,

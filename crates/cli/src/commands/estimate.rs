@@ -533,7 +533,9 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
         Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
     };
     if let Some(origin) = &resolved.origin {
-        let weights = if a.quant.is_some() {
+        let weights = if model.measured.is_none() {
+            "no weights in it: weights computed from the architecture"
+        } else if a.quant.is_some() {
             "weights computed for --quant"
         } else {
             "weights are the file's own tensor bytes"
