@@ -111,59 +111,28 @@ fn candidate(
     if per_replica == 0 {
         return None;
     }
-    let replicas = work.concurrency.div_ceil(per_replica).max(1);
-    let gpus = tp * pp * replicas;
-    if gpus > space.max_gpus {
-        return None;
-    }
-    // Memory at the target load: sequences spread evenly over replicas.
-    let batch = work.concurrency.div_ceil(replicas).max(1);
-    config.batch = batch;
-    let at_load = eval(model, gpu, config).ok()?;
-    if !at_load.fits {
-        return None;
-    }
-    // FLOPs per token on one GPU of a stage: the stage's share of the active parameters, split over TP.
-    let flops_per_token = 2.0 * one.active_params as f64 / (tp * pp) as f64;
-    let tflops = tflops_for(gpu, quant);
-    // Decode, worst case: every sequence at full context (a lower bound on tokens/s). With
-    // pipeline parallelism the batch runs as m = min(batch, pp) micro-batches; each stage is busy
-    // m/pp of the time, so tokens/s = batch / (pp × stage time of one micro-batch). At batch 1 a
-    // pipeline is no faster than one GPU reading every stage's weights. An MoE step reads only
-    // the experts its micro-batch is routed to.
-    let inv = model.inventory();
-    let micro_batches = batch.min(pp).max(1);
-    let micro = batch.div_ceil(micro_batches);
-    let weights_read = roofline::weight_bytes_read_per_step(
-        model,
-        inv.inactive_expert_params,
-        inv.params(),
-        at_load.weights_bytes,
-        micro,
-    );
-    let kv_read = crate::units::mul_ratio(at_load.kv_cache_bytes, micro, batch);
-    let stage_seconds =
-        roofline::decode_step_seconds(gpu, weights_read, kv_read, micro, flops_per_token, tflops);
-    let decode = if stage_seconds.is_finite() && stage_seconds > 0.0 {
-        batch as f64 / (pp as f64 * stage_seconds) * replicas as f64
-    } else {
-        0.0
-    };
-    let prefill =
-        roofline::prefill_tokens_per_s(tp * pp, one.active_params, tflops) * replicas as f64;
-    let prompt = work.context.saturating_sub(work.output_tokens) as f64;
-    let seconds_per_request = prompt / prefill.max(f64::MIN_POSITIVE)
-        + work.output_tokens as f64 / decode.max(f64::MIN_POSITIVE);
-    let max_rate = if seconds_per_request > 0.0 {
-        1.0 / seconds_per_request
-    } else {
-        f64::INFINITY
-    };
-    if let Some(r) = work.rate {
-        if max_rate < r {
+    // The fewest replicas that hold the concurrency; with a rate target, more replicas until the
+    // roofline sustains it (each replica then runs a smaller batch).
+    let mut replicas = work.concurrency.div_ceil(per_replica).max(1);
+    let (at_load, decode, prefill, max_rate) = loop {
+        if tp * pp * replicas > space.max_gpus {
             return None;
         }
-    }
+        let batch = work.concurrency.div_ceil(replicas).max(1);
+        config.batch = batch;
+        let at_load = eval(model, gpu, config).ok()?;
+        if !at_load.fits {
+            return None;
+        }
+        let (decode, prefill, max_rate) = throughput(
+            model, gpu, quant, &one, &at_load, tp, pp, batch, replicas, work,
+        );
+        if work.rate.is_none_or(|r| max_rate >= r) {
+            break (at_load, decode, prefill, max_rate);
+        }
+        replicas += 1;
+    };
+    let gpus = tp * pp * replicas;
     let mut d = Deployment {
         model: model.id.clone(),
         gpu: gpu.id.clone(),
@@ -217,6 +186,62 @@ fn fewest_gpus(
         .ok()?;
         e.fits.then_some((par, e))
     })
+}
+
+/// Roofline throughput of `replicas` replicas each running `batch` sequences: decode and
+/// prefill tokens/s and the request rate they sustain at the workload's output length.
+#[allow(clippy::too_many_arguments)]
+fn throughput(
+    model: &ModelDesc,
+    gpu: &Gpu,
+    quant: WeightFormat,
+    one: &Estimate,
+    at_load: &Estimate,
+    tp: u64,
+    pp: u64,
+    batch: u64,
+    replicas: u64,
+    work: &Workload,
+) -> (f64, f64, f64) {
+    // FLOPs per token on one GPU of a stage: the stage's share of the active parameters, split over TP.
+    let flops_per_token = 2.0 * one.active_params as f64 / (tp * pp) as f64;
+    let tflops = tflops_for(gpu, quant);
+    // Decode, worst case: every sequence at full context (a lower bound on tokens/s). With
+    // pipeline parallelism the batch runs as m = min(batch, pp) micro-batches; each stage is busy
+    // m/pp of the time, so tokens/s = batch / (pp × stage time of one micro-batch). At batch 1 a
+    // pipeline is no faster than one GPU reading every stage's weights. An MoE step reads only
+    // the experts its micro-batch is routed to.
+    let inv = model.inventory();
+    let micro_batches = batch.min(pp).max(1);
+    let micro = batch.div_ceil(micro_batches);
+    let weights_read = roofline::weight_bytes_read_per_step(
+        model,
+        inv.inactive_expert_params,
+        inv.params(),
+        at_load.weights_bytes,
+        micro,
+    );
+    let kv_read = crate::units::mul_ratio(at_load.kv_cache_bytes, micro, batch);
+    let stage_seconds =
+        roofline::decode_step_seconds(gpu, weights_read, kv_read, micro, flops_per_token, tflops);
+    let decode = if stage_seconds.is_finite() && stage_seconds > 0.0 {
+        batch as f64 / (pp as f64 * stage_seconds) * replicas as f64
+    } else {
+        0.0
+    };
+    let prefill =
+        roofline::prefill_tokens_per_s(tp * pp, one.active_params, tflops) * replicas as f64;
+    // Requests/s R is sustained when R × (prompt/prefill + output/decode) ≤ 1: both phases share
+    // the GPUs' time.
+    let prompt = work.context.saturating_sub(work.output_tokens) as f64;
+    let seconds_per_request = prompt / prefill.max(f64::MIN_POSITIVE)
+        + work.output_tokens as f64 / decode.max(f64::MIN_POSITIVE);
+    let max_rate = if seconds_per_request > 0.0 {
+        1.0 / seconds_per_request
+    } else {
+        f64::INFINITY
+    };
+    (decode, prefill, max_rate)
 }
 
 /// Every deployment in the space that meets the workload, cheapest first (unpriced last), then

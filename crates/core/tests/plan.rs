@@ -173,3 +173,44 @@ fn nothing_fits_gives_advice_with_figures() {
         "{advice:?}"
     );
 }
+
+#[test]
+fn a_rate_target_adds_replicas_until_the_roofline_sustains_it() {
+    let cat = catalogue();
+    let model = cat.model("meta-llama/Llama-3.1-8B-Instruct").unwrap();
+    let l4 = cat.gpu("l4").unwrap();
+    let space = Space {
+        models: vec![model],
+        gpus: vec![(l4, Some(1.0))],
+        quants: vec![WeightFormat::Bf16],
+        kv_dtypes: vec![KvDtype::F16],
+        max_gpus: 8,
+        utilization: 0.9,
+    };
+    let eval = generic_eval();
+    let base = Workload {
+        context: 2048,
+        concurrency: 1,
+        rate: None,
+        output_tokens: 256,
+    };
+    let one = search(&*eval, &space, &base, &no_launch);
+    let single = one
+        .iter()
+        .find(|d| d.gpus == 1)
+        .expect("one L4 holds the 8B model");
+    // Ask for 1.5× what one replica sustains: the cheapest plan needs more GPUs, and reaches it.
+    let target = single.max_rate * 1.5;
+    let fast = search(
+        &*eval,
+        &space,
+        &Workload {
+            rate: Some(target),
+            ..base
+        },
+        &no_launch,
+    );
+    let best = fast.first().expect("a plan that sustains the rate");
+    assert!(best.gpus >= 2, "{best:?}");
+    assert!(best.max_rate >= target, "{} < {target}", best.max_rate);
+}
