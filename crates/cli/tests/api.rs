@@ -394,6 +394,51 @@ fn a_pasted_config_gives_the_catalogue_numbers() {
     }
 }
 
+/// deepseek-ai/DeepSeek-V2-Lite config.json fields (the catalogue entry in data/models/deepseek.toml
+/// quotes them): latent attention plus 64 routed and 2 shared experts.
+fn deepseek_v2_lite_config() -> Value {
+    json!({
+        "_name_or_path": "deepseek-ai/DeepSeek-V2-Lite", "architectures": ["DeepseekV2ForCausalLM"],
+        "model_type": "deepseek_v2", "num_hidden_layers": 27, "hidden_size": 2048,
+        "num_attention_heads": 16, "num_key_value_heads": 16, "q_lora_rank": null,
+        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+        "intermediate_size": 10944, "moe_intermediate_size": 1408, "n_routed_experts": 64,
+        "n_shared_experts": 2, "num_experts_per_tok": 6, "first_k_dense_replace": 1,
+        "vocab_size": 102400, "max_position_embeddings": 163840, "tie_word_embeddings": false,
+        "torch_dtype": "bfloat16"
+    })
+}
+
+#[test]
+fn a_pasted_latent_attention_moe_config_is_estimated() {
+    let s = Server::start();
+    let settings = json!({"gpu": "h100", "context": 8192, "batch": 1});
+    let mut pasted = settings.clone();
+    pasted["config"] = deepseek_v2_lite_config();
+    let r = s.estimate(&pasted);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(
+        a["model"],
+        "pasted config.json (deepseek-ai/DeepSeek-V2-Lite)"
+    );
+    // MLA caches the latent, not heads × head_dim: 27 layers × (512 + 64) × 2 B (bf16) = 31,104 B.
+    assert_eq!(a["kv_bytes_per_token"], 31_104);
+    // Same architecture as the catalogue entry: same parameters, KV cache and total.
+    let mut named = settings.clone();
+    named["model"] = json!("deepseek-ai/DeepSeek-V2-Lite");
+    let b = s.estimate(&named).json();
+    for key in [
+        "params",
+        "active_params",
+        "kv_bytes_per_token",
+        "total_bytes",
+    ] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    s.assert_alive();
+}
+
 #[test]
 fn pasted_objects_that_are_not_configs_name_the_missing_field() {
     let s = Server::start();
@@ -421,10 +466,17 @@ fn pasted_objects_that_are_not_configs_name_the_missing_field() {
         Some("config.num_key_value_heads"),
     );
     let mut c = llama_8b_config();
-    c["kv_lora_rank"] = json!(512);
+    c["kv_lora_rank"] = json!("512");
     assert_field_error(
         &s.estimate(&json!({"config": c})),
         Some("config.kv_lora_rank"),
+    );
+    // Latent attention without its head widths: the first one missing is named.
+    let mut c = llama_8b_config();
+    c["kv_lora_rank"] = json!(512);
+    assert_field_error(
+        &s.estimate(&json!({"config": c})),
+        Some("config.qk_rope_head_dim"),
     );
     assert_field_error(&s.estimate(&json!({"config": [1, 2, 3]})), Some("config"));
     assert_field_error(

@@ -242,6 +242,18 @@ pub fn inspect(target: impl AsRef<Path>) -> Result<ModelFile, FormatError> {
     ))
 }
 
+/// A config.json given as bytes rather than a path (pasted into the web calculator) → the model
+/// description [`to_model_desc`] builds for a config-only file. `name` labels the model and
+/// starts every error line; nothing is read from disk.
+pub fn model_from_config_json(bytes: &[u8], name: &str) -> Result<FileModel, FormatError> {
+    let config = hf_config::parse_config(bytes, name)?;
+    let mut m = ModelFile::new(name, Format::ConfigOnly);
+    m.name = Some(name.to_string());
+    m.header_bytes_read = bytes.len() as u64;
+    m.config = Some(config);
+    to_model_desc(&m.finish())
+}
+
 fn inspect_path(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     let meta = std::fs::metadata(path).map_err(|e| FormatError::io(target, e))?;
     let mut m = if meta.is_dir() {

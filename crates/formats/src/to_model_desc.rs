@@ -193,9 +193,16 @@ fn desc_from_config(
         Some(p) => per_layer_value(p, "num_key_value_heads", notes),
         None => heads,
     };
-    let head_dim = match c.head_dim {
-        Some(d) => d,
-        None => c
+    let mla_qk_width = c.mla.as_ref().and_then(|x| {
+        x.qk_nope_head_dim
+            .and_then(|n| n.checked_add(x.qk_rope_head_dim?))
+    });
+    let head_dim = match (c.head_dim, mla_qk_width) {
+        (Some(d), _) => d,
+        // MLA: hidden/heads means nothing; the q/k head is nope + rope wide (SCHEMA.md, and
+        // the DeepSeek entries of data/models/deepseek.toml).
+        (None, Some(w)) => w,
+        (None, None) => c
             .hidden_size
             .checked_div(heads)
             .ok_or_else(|| missing(file, "head_dim"))?,
@@ -281,7 +288,14 @@ fn desc_from_config(
         .collect();
     let has = |needles: &[&str]| layer0.iter().any(|n| needles.iter().any(|x| n.contains(x)));
     let (qk_norm, qkv_bias, o_bias, norms_per_layer) = if layer0.is_empty() {
-        (false, false, false, 2)
+        // No tensors to look at (config.json alone): the family's fixed layout. transformers'
+        // Qwen2 attention always has q/k/v biases; Qwen3's has per-head q/k RMSNorm weights.
+        (
+            model_type.starts_with("qwen3"),
+            model_type.starts_with("qwen2"),
+            false,
+            2,
+        )
     } else {
         let norms = layer0
             .iter()

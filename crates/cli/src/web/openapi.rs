@@ -110,7 +110,7 @@ fn config_schema() -> Value {
     json!({
         "type": "object",
         "additionalProperties": true,
-        "description": "A Hugging Face config.json object for a Llama-style decoder (gated MLP, RMSNorm, rotary positions). Other keys are ignored; configs with latent attention, Mamba layers, vision towers or shared experts are refused with the field that shows them.",
+        "description": "A Hugging Face config.json object, read by the same mapping as `vramplan estimate --model config.json` (crates/formats): dense and MoE decoders, latent attention, sliding windows, plain-MLP families, text_config nesting, quantization_config. Configs with vision towers or Mamba layers are refused with the key that shows them; a missing or mistyped field is named as config.<field>.",
         "required": ["num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"],
         "properties": {
             "num_hidden_layers": uint("decoder layers"),
