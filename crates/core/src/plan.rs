@@ -211,13 +211,13 @@ fn throughput(
     // m/pp of the time, so tokens/s = batch / (pp × stage time of one micro-batch). At batch 1 a
     // pipeline is no faster than one GPU reading every stage's weights. An MoE step reads only
     // the experts its micro-batch is routed to.
-    let inv = model.inventory();
     let micro_batches = batch.min(pp).max(1);
     let micro = batch.div_ceil(micro_batches);
+    // The estimate already carries the counts the inventory gives (active = total − idle experts).
     let weights_read = roofline::weight_bytes_read_per_step(
         model,
-        inv.inactive_expert_params,
-        inv.params(),
+        one.params.saturating_sub(one.active_params),
+        one.params,
         at_load.weights_bytes,
         micro,
     );

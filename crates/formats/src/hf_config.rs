@@ -519,17 +519,9 @@ fn config_from_object(root: &Map<String, Value>, file: &str) -> Result<ModelConf
     })
 }
 
-fn quantization_from_object(
-    q: &Map<String, Value>,
-    prefix: &str,
-    file: &str,
-) -> Result<QuantizationConfig, FormatError> {
-    let s = Scope {
-        file,
-        nested: None,
-        top: q,
-    };
-    let fix = |e: FormatError| match e {
+/// A wrong-typed field inside a nested object, named by its full path (`quantization_config.bits`).
+fn under(e: FormatError, prefix: &str) -> FormatError {
+    match e {
         FormatError::WrongFieldType {
             file,
             field,
@@ -542,7 +534,20 @@ fn quantization_from_object(
             found,
         },
         other => other,
+    }
+}
+
+fn quantization_from_object(
+    q: &Map<String, Value>,
+    prefix: &str,
+    file: &str,
+) -> Result<QuantizationConfig, FormatError> {
+    let s = Scope {
+        file,
+        nested: None,
+        top: q,
     };
+    let fix = |e: FormatError| under(e, prefix);
     let mut out = QuantizationConfig {
         quant_method: s.string(&["quant_method"]).map_err(fix)?,
         bits: s.u64(&["bits", "w_bit", "num_bits"]).map_err(fix)?,
@@ -568,20 +573,8 @@ fn quantization_from_object(
                     nested: None,
                     top: weights,
                 };
-                let fix_group = |e: FormatError| match e {
-                    FormatError::WrongFieldType {
-                        file,
-                        field,
-                        expected,
-                        found,
-                    } => FormatError::WrongFieldType {
-                        file,
-                        field: format!("{prefix}.config_groups.{name}.weights.{field}"),
-                        expected,
-                        found,
-                    },
-                    other => other,
-                };
+                let group_prefix = format!("{prefix}.config_groups.{name}.weights");
+                let fix_group = |e: FormatError| under(e, &group_prefix);
                 if out.bits.is_none() {
                     out.bits = ws.u64(&["num_bits"]).map_err(fix_group)?;
                 }
