@@ -1,39 +1,8 @@
 //! End-to-end tests of `vramplan plan` and `vramplan simulate`: JSON contracts, the figures
 //! they must agree on, and bad input.
 
-use std::process::{Command, Output};
-
-fn vramplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vramplan"))
-        .args(args)
-        .output()
-        .expect("run vramplan")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = vramplan(args);
-    assert!(
-        out.status.success(),
-        "vramplan {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = vramplan(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "vramplan {args:?} should exit 2; stderr: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "vramplan {args:?}: expected '{needle}' in: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-}
+mod common;
+use common::{fails_with, json, vramplan};
 
 #[test]
 fn plan_json_contract_and_order() {
