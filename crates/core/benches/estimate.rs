@@ -45,5 +45,21 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// llama.cpp's CPU compute buffer: the reserve graph of an 80-layer model (about 3,300 nodes)
+/// built and run through the ggml-alloc simulation.
+fn bench_llamacpp_graph(c: &mut Criterion) {
+    use vramplan_core::engine::llamacpp::{self, LlamaCppArgs};
+    let m = vramplan_core::catalogue().model("llama-3.1-70b").unwrap();
+    let a = LlamaCppArgs {
+        n_ctx: 8192,
+        n_gpu_layers: Some(0),
+        ..LlamaCppArgs::default()
+    };
+    c.bench_function(
+        "llama.cpp CPU compute buffer llama-3.1-70b 8k (graph + ggml-alloc)",
+        |b| b.iter(|| llamacpp::cpu_graph_buffer_bytes(black_box(m), black_box(&a))),
+    );
+}
+
+criterion_group!(benches, bench, bench_llamacpp_graph);
 criterion_main!(benches);

@@ -100,3 +100,125 @@ fn ollama_offload_prefers_the_last_layers() {
     );
     assert_eq!(o.graph, partial);
 }
+
+/// The synthetic models of shared/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
+/// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
+/// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
+fn toy(arch: &str) -> vramplan_core::ModelDesc {
+    let gemma = arch == "gemma2";
+    let mut v = serde_json::json!({
+        "id": format!("toy-{arch}"), "family": arch, "max_context": 32768, "dtype": "f16",
+        "num_layers": 4, "hidden_size": 2048,
+        "num_attention_heads": if gemma { 8 } else { 16 }, "num_kv_heads": 4,
+        "head_dim": if gemma { 256 } else { 128 }, "intermediate_size": 4096,
+        "vocab_size": 32000, "qkv_bias": arch == "qwen2",
+        "norms_per_layer": if gemma { 4 } else { 2 },
+    });
+    if gemma {
+        v["sliding_window"] = serde_json::json!({"window": 1024, "pattern": "alternate"});
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn cpu_args(n_ctx: u64, n_seq: u64, fa: bool, k: &str, v: &str) -> LlamaCppArgs {
+    LlamaCppArgs {
+        n_ctx,
+        n_seq,
+        n_ubatch: 512,
+        flash_attn: FlashAttn::parse(if fa { "on" } else { "off" }).unwrap(),
+        type_k: KvDtype::parse(k).unwrap(),
+        type_v: KvDtype::parse(v).unwrap(),
+        n_gpu_layers: Some(0),
+        swa_full: true,
+        ..LlamaCppArgs::default()
+    }
+}
+
+#[test]
+fn cpu_compute_buffer_reproduces_the_logged_sizes() {
+    let llama = toy("llama");
+    let cb = |a: &LlamaCppArgs| llamacpp::cpu_graph_buffer_bytes(&llama, a).unwrap();
+    // c512, -fa on, f16 cache: "CPU compute buffer size = 83.01 MiB" (record 3). By hand: the
+    // logits [32000, 512] f32 = 65,536,000 B go above everything alive when they are placed —
+    // the final norm, which sits where the last down projection landed, ending at
+    // 21,510,144 B (20.514 MiB) — so the buffer is 21,510,144 + 65,536,000 = 87,046,144 B.
+    assert_eq!(cb(&cpu_args(512, 1, true, "f16", "f16")), 87_046_144);
+    // Same run at c4096 (record 39): the 4 MiB mask leaves a hole the last layer's tensors fill,
+    // the final norm ends at 8 MiB + 0.002 (tokens freed early) → "70.50 MiB" = 73,926,656 B,
+    // smaller than at c512: ggml-alloc's peak is not monotonic in the context.
+    assert_eq!(cb(&cpu_args(4096, 1, true, "f16", "f16")), 73_926_656);
+    // A q8_0 K cache adds the Hadamard rotation of Q and K (record 7): "70.50 MiB" at c512.
+    assert_eq!(cb(&cpu_args(512, 1, true, "q8_0", "f16")), 73_926_656);
+    // Without flash attention (record 37, "158.01 MiB"): the KQ scores [4096 cells, 512, 16
+    // heads] f32 = 134,217,728 B go on top of what is alive after layer 0's RoPE of Q: five
+    // [2048, 512] f32 tensors (the unused embeddings input, the token rows, the normed input and
+    // Q, Q after RoPE: 20 MiB, two of them already freed into a hole too small for the scores),
+    // the f32 mask [4096, 512] = 8 MiB, the transposed-V indices 512 × 512 × 8 B = 2 MiB and
+    // four small index inputs of 2048 + 2048 + 4096 + 2048 B:
+    // 20,971,520 + 8,388,608 + 2,097,152 + 10,240 + 134,217,728 = 165,685,248 B.
+    assert_eq!(cb(&cpu_args(4096, 1, false, "f16", "f16")), 165_685_248);
+}
+
+#[test]
+fn reserve_graph_node_counts_match_the_logs() {
+    use llamacpp::reserve_graph::{build, builder_for, rotation_width, ReserveShape};
+    // "graph: nodes = N" of the CPU-run records, per builder, flash attention, cache type and
+    // streams (non-unified caches of 4 sequences add a 2-D view of each stored cache).
+    let cases = [
+        ("llama", true, "f16", "f16", 1, 130),
+        ("llama", false, "f16", "f16", 1, 150),
+        ("llama", true, "q8_0", "f16", 1, 154),
+        ("llama", true, "q8_0", "q8_0", 1, 178),
+        ("llama", false, "q8_0", "f16", 1, 174),
+        ("llama", true, "f16", "f16", 4, 138),
+        ("llama", false, "f16", "f16", 4, 154),
+        ("qwen2", true, "f16", "f16", 1, 142),
+        ("qwen2", false, "f16", "f16", 1, 162),
+        ("gemma2", true, "f16", "f16", 1, 154),
+        ("gemma2", false, "f16", "f16", 1, 186),
+        ("gemma2", true, "q8_0", "q8_0", 1, 202),
+        ("gemma2", false, "q8_0", "f16", 4, 214),
+    ];
+    for (arch, fa, k, v, streams, nodes) in cases {
+        let m = toy(arch);
+        let q = |t: &str| t != "f16";
+        let shape = ReserveShape {
+            tokens: 512,
+            outputs: 512,
+            streams,
+            flash_attn: fa,
+            cells: 4096,
+            swa_cells: 4096,
+            k_rot: rotation_width(q(k), m.head_dim, false),
+            v_rot: rotation_width(q(v), m.head_dim, true),
+        };
+        let g = build(&m, builder_for(&m).unwrap(), &shape);
+        assert_eq!(
+            g.nodes.len(),
+            nodes,
+            "{arch} fa={fa} {k}/{v} streams={streams}"
+        );
+    }
+}
+
+#[test]
+fn unmodelled_builders_keep_the_phase_estimate() {
+    use llamacpp::reserve_graph::{builder_for, Builder};
+    let cat = catalogue();
+    let b = |id: &str| builder_for(cat.model(id).unwrap());
+    assert_eq!(b("llama-3.1-8b"), Some(Builder::Llama { qkv_bias: false }));
+    assert_eq!(b("qwen2.5-7b"), Some(Builder::Llama { qkv_bias: true }));
+    assert_eq!(b("gemma-2-9b"), Some(Builder::Gemma2));
+    // MoE, QK-norm and fused-QKV builders are not modelled.
+    assert_eq!(b("mixtral-8x7b"), None);
+    assert_eq!(b("qwen3-8b"), None);
+    assert_eq!(b("phi-3-mini-4k"), None);
+    // The CPU estimate uses the simulation exactly when a builder is modelled.
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let a = cpu_args(8192, 1, true, "f16", "f16");
+    let w = GgufWeights::of(m, &TypeMix::uniform(GgmlType::by_name("Q4_K").unwrap()));
+    assert_eq!(
+        llamacpp::buffers(m, &w, &a, 0).cpu_compute,
+        llamacpp::cpu_graph_buffer_bytes(m, &a).unwrap()
+    );
+}

@@ -1,5 +1,6 @@
 //! Invariants over the whole catalogue: more context, batch or precision never needs less
-//! memory; a GPU count that does not fit means no smaller count fits; splits add up.
+//! memory; a GPU count that does not fit means no smaller count fits; splits add up; the
+//! simulated llama.cpp compute buffer lies between its largest tensor and the sum of all.
 
 use proptest::prelude::*;
 use vramplan_core::estimate::Sizing;
@@ -98,6 +99,48 @@ proptest! {
         // down-projections, KV heads when tp > KV heads) make the sum exceed the whole.
         prop_assert!(per_rank * tp >= whole);
         prop_assert!(per_rank <= whole);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    // ggml-alloc can reuse memory but never overlaps live tensors: the buffer holds at least the
+    // logits [n_vocab, n_ubatch] f32 and at most every tensor of the graph side by side.
+    #[test]
+    fn simulated_compute_buffer_is_bounded(m in model_index(), ctx in 1u64..40_000, seqs in 1u64..5, ub in prop::sample::select(vec![64u64, 256, 512, 2048]), fa in any::<bool>(), quant_k in any::<bool>(), unified in any::<bool>()) {
+        use vramplan_core::engine::llamacpp::{self, ggml_alloc, reserve_graph, FlashAttn, LlamaCppArgs};
+        let model = &catalogue().models[m];
+        let Some(builder) = reserve_graph::builder_for(model) else { return Ok(()); };
+        let a = LlamaCppArgs {
+            n_ctx: ctx,
+            n_seq: seqs,
+            kv_unified: unified,
+            n_ubatch: ub,
+            flash_attn: FlashAttn::parse(if fa { "on" } else { "off" }).unwrap(),
+            type_k: KvDtype::parse(if quant_k { "q8_0" } else { "f16" }).unwrap(),
+            n_gpu_layers: Some(0),
+            ..LlamaCppArgs::default()
+        };
+        let buffer = llamacpp::cpu_graph_buffer_bytes(model, &a).unwrap();
+        let cs = llamacpp::context_sizes(model, &a);
+        let logits = model.vocab_size * cs.n_ubatch * 4;
+        prop_assert!(buffer >= logits, "{} < logits {}", buffer, logits);
+        // Rebuild the same graph to add up every tensor it allocates (32-byte aligned).
+        let shape = reserve_graph::ReserveShape {
+            tokens: cs.n_ubatch.div_ceil(cs.streams) * cs.streams,
+            outputs: cs.n_ubatch,
+            streams: cs.streams,
+            flash_attn: fa,
+            cells: cs.n_ctx_seq,
+            swa_cells: llamacpp::kv_caches(model, &a, 0..model.num_layers).iter().find(|c| c.swa).map_or(cs.n_ctx_seq, |c| c.cells),
+            k_rot: reserve_graph::rotation_width(quant_k, model.head_dim, false),
+            v_rot: None,
+        };
+        let g = reserve_graph::build(model, builder, &shape);
+        let all: u64 = g.tensors.iter().filter(|t| !t.external && t.view_src.is_none()).map(|t| t.bytes().div_ceil(32) * 32).sum();
+        prop_assert_eq!(ggml_alloc::buffer_size(&g, 32), buffer);
+        prop_assert!(buffer <= all, "{} > sum of tensors {}", buffer, all);
     }
 }
 

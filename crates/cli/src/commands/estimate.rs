@@ -886,10 +886,18 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
         gb_gib(e.cpu_kv_buffer_bytes.unwrap_or(0)),
         "",
     );
+    let simulated = e
+        .engine_settings
+        .iter()
+        .any(|s| s.name == "compute_buffer" && s.value == "simulated");
     r.add(
         "host compute buffer",
         gb_gib(e.cpu_compute_buffer_bytes.unwrap_or(0)),
-        "",
+        if simulated {
+            "reserve graph simulated through ggml-alloc"
+        } else {
+            ""
+        },
     );
     r.add(
         "output buffer",
