@@ -76,6 +76,10 @@ fn targets_of_the_issue() {
     for row in cpu_rows {
         assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
     }
+    // The simulated reserve graph has llama.cpp's node count on every CPU-run record.
+    let nodes = summary(&r, "llamacpp", "graph_nodes");
+    assert_eq!(nodes["met"], true, "{nodes}");
+    assert_eq!(nodes["records"], 470, "{nodes}");
     // The three records llama.cpp refused are refused by the profile too.
     let refused = r["skipped"]
         .as_array()

@@ -110,6 +110,7 @@ impl Report {
 fn target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64)>) {
     match (engine, figure) {
         (_, "weights") => ("within 1%", Some((0.01, 0.01))),
+        ("llamacpp", "graph_nodes") => ("exact", Some((0.0, 0.0))),
         ("llamacpp", "kv_buffer") | ("llamacpp", "kv_cells") => {
             ("exact (to the log's 0.01 MiB)", Some((0.0, 0.0)))
         }
@@ -747,6 +748,21 @@ fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
             "MiB",
             total,
             mib2(b.cpu_compute),
+        );
+    }
+    // The simulated reserve graph's size against "graph: nodes = N" (a check that the graph
+    // built is llama.cpp's, node for node).
+    if let (Some(nodes), Some(g)) = (
+        u64_of(o, "graph_nodes"),
+        llamacpp::cpu_reserve_graph(&model, &a),
+    ) {
+        report.push(
+            &label,
+            "llamacpp",
+            "graph_nodes",
+            "nodes",
+            nodes as f64,
+            g.nodes.len() as f64,
         );
     }
     if let Some(out) = o.get("output_buffer_MiB").and_then(Value::as_object) {

@@ -482,6 +482,12 @@ const MAX_SIMULATED_LAYERS: u64 = 4096;
 /// when the builder is not modelled (MoE, MLA, QK-norm, fused QKV…): use
 /// [`compute_buffer_bytes`].
 pub fn cpu_graph_buffer_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> Option<u64> {
+    cpu_reserve_graph(model, a).map(|g| ggml_alloc::buffer_size(&g, CPU_ALIGNMENT))
+}
+
+/// llama.cpp's reserve graph for `model` under `a` (see [`cpu_graph_buffer_bytes`]); its node
+/// count is the "graph: nodes = N" of the start-up log.
+pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_alloc::Graph> {
     let builder = reserve_graph::builder_for(model)?;
     if model.num_layers > MAX_SIMULATED_LAYERS {
         return None;
@@ -506,8 +512,7 @@ pub fn cpu_graph_buffer_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> Option<u64
         k_rot: reserve_graph::rotation_width(quantized(a.type_k), model.head_dim, false),
         v_rot: reserve_graph::rotation_width(quantized(a.type_v), model.head_dim, true),
     };
-    let graph = reserve_graph::build(model, builder, &shape);
-    Some(ggml_alloc::buffer_size(&graph, CPU_ALIGNMENT))
+    Some(reserve_graph::build(model, builder, &shape))
 }
 
 /// Host-side inputs of the graph when the layers run on a GPU: the token embeddings (get_rows
