@@ -109,9 +109,9 @@ proptest! {
     // logits [n_vocab, n_ubatch] f32 and at most every tensor of the graph side by side.
     #[test]
     fn simulated_compute_buffer_is_bounded(m in model_index(), ctx in 1u64..40_000, seqs in 1u64..5, ub in prop::sample::select(vec![64u64, 256, 512, 2048]), fa in any::<bool>(), quant_k in any::<bool>(), unified in any::<bool>()) {
-        use vramplan_core::engine::llamacpp::{self, ggml_alloc, reserve_graph, FlashAttn, LlamaCppArgs};
+        use vramplan_core::engine::llamacpp::{self, ggml_alloc, FlashAttn, LlamaCppArgs};
         let model = &catalogue().models[m];
-        let Some(builder) = reserve_graph::builder_for(model) else { return Ok(()); };
+        if !llamacpp::simulates_cpu_graph(model) { return Ok(()); }
         let a = LlamaCppArgs {
             n_ctx: ctx,
             n_seq: seqs,
@@ -126,18 +126,8 @@ proptest! {
         let cs = llamacpp::context_sizes(model, &a);
         let logits = model.vocab_size * cs.n_ubatch * 4;
         prop_assert!(buffer >= logits, "{} < logits {}", buffer, logits);
-        // Rebuild the same graph to add up every tensor it allocates (32-byte aligned).
-        let shape = reserve_graph::ReserveShape {
-            tokens: cs.n_ubatch.div_ceil(cs.streams) * cs.streams,
-            outputs: cs.n_ubatch,
-            streams: cs.streams,
-            flash_attn: fa,
-            cells: cs.n_ctx_seq,
-            swa_cells: llamacpp::kv_caches(model, &a, 0..model.num_layers).iter().find(|c| c.swa).map_or(cs.n_ctx_seq, |c| c.cells),
-            k_rot: reserve_graph::rotation_width(quant_k, model.head_dim, false),
-            v_rot: None,
-        };
-        let g = reserve_graph::build(model, builder, &shape);
+        // The same graph, to add up every tensor it allocates (32-byte aligned).
+        let g = llamacpp::cpu_reserve_graph(model, &a).unwrap();
         let all: u64 = g.tensors.iter().filter(|t| !t.external && t.view_src.is_none()).map(|t| t.bytes().div_ceil(32) * 32).sum();
         prop_assert_eq!(ggml_alloc::buffer_size(&g, 32), buffer);
         prop_assert!(buffer <= all, "{} > sum of tensors {}", buffer, all);

@@ -485,18 +485,21 @@ pub fn cpu_graph_buffer_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> Option<u64
     cpu_reserve_graph(model, a).map(|g| ggml_alloc::buffer_size(&g, CPU_ALIGNMENT))
 }
 
+/// The graph builder whose reserve graph is simulated for `model`'s CPU compute buffer, if any
+/// (a modelled builder, at most [`MAX_SIMULATED_LAYERS`] layers).
+fn simulated_builder(model: &ModelDesc) -> Option<reserve_graph::Builder> {
+    reserve_graph::builder_for(model).filter(|_| model.num_layers <= MAX_SIMULATED_LAYERS)
+}
+
 /// Whether the CPU compute buffer of `model` is simulated rather than estimated.
 pub fn simulates_cpu_graph(model: &ModelDesc) -> bool {
-    reserve_graph::builder_for(model).is_some() && model.num_layers <= MAX_SIMULATED_LAYERS
+    simulated_builder(model).is_some()
 }
 
 /// llama.cpp's reserve graph for `model` under `a` (see [`cpu_graph_buffer_bytes`]); its node
 /// count is the "graph: nodes = N" of the start-up log.
 pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_alloc::Graph> {
-    if !simulates_cpu_graph(model) {
-        return None;
-    }
-    let builder = reserve_graph::builder_for(model)?;
+    let builder = simulated_builder(model)?;
     let cs = context_sizes(model, a);
     let streams = cs.streams.max(1);
     // graph_reserve: "making n_tokens a multiple of n_seqs"; the outputs stay n_ubatch.

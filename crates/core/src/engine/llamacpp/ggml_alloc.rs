@@ -118,35 +118,12 @@ impl Graph {
         self.tensors.len() - 1
     }
 
-    /// An input tensor (ggml_new_tensor + ggml_set_input).
-    pub fn input(&mut self, dtype: Dtype, ne: [u64; 4]) -> Id {
-        self.push(Tensor {
-            op: Op::None,
-            srcs: Vec::new(),
-            ne,
-            dtype,
-            layout: Layout::Contiguous,
-            view_src: None,
-            view_offs: 0,
-            input: true,
-            output: false,
-            external: false,
-        })
-    }
-
-    /// A tensor with its own buffer: a weight or a KV-cache tensor.
-    pub fn external(&mut self, dtype: Dtype, ne: [u64; 4]) -> Id {
-        let id = self.input(dtype, ne);
-        self.tensors[id].input = false;
-        self.tensors[id].external = true;
-        id
-    }
-
-    /// A new contiguous result of `op` over `srcs` (in ggml's src order).
-    pub fn op(&mut self, op: Op, srcs: &[Id], ne: [u64; 4]) -> Id {
-        self.push(Tensor {
+    /// A contiguous f32 tensor of `op` over `srcs`, with no flags and its own memory: what
+    /// every constructor below starts from.
+    fn tensor(op: Op, srcs: Vec<Id>, ne: [u64; 4]) -> Tensor {
+        Tensor {
             op,
-            srcs: srcs.to_vec(),
+            srcs,
             ne,
             dtype: Dtype::F32,
             layout: Layout::Contiguous,
@@ -155,7 +132,30 @@ impl Graph {
             input: false,
             output: false,
             external: false,
+        }
+    }
+
+    /// An input tensor (ggml_new_tensor + ggml_set_input).
+    pub fn input(&mut self, dtype: Dtype, ne: [u64; 4]) -> Id {
+        self.push(Tensor {
+            dtype,
+            input: true,
+            ..Self::tensor(Op::None, Vec::new(), ne)
         })
+    }
+
+    /// A tensor with its own buffer: a weight or a KV-cache tensor.
+    pub fn external(&mut self, dtype: Dtype, ne: [u64; 4]) -> Id {
+        self.push(Tensor {
+            dtype,
+            external: true,
+            ..Self::tensor(Op::None, Vec::new(), ne)
+        })
+    }
+
+    /// A new contiguous result of `op` over `srcs` (in ggml's src order).
+    pub fn op(&mut self, op: Op, srcs: &[Id], ne: [u64; 4]) -> Id {
+        self.push(Self::tensor(op, srcs.to_vec(), ne))
     }
 
     /// A result shaped like `x` (unary, binary and in-place-able ops).
@@ -170,21 +170,15 @@ impl Graph {
     /// source's layout.
     pub fn view(&mut self, x: Id, ne: [u64; 4], strided: bool) -> Id {
         let src = &self.tensors[x];
-        let root = src.view_src.unwrap_or(x);
-        let (dtype, external, offs) = (src.dtype, src.external, src.view_offs);
-        let layout = src.layout;
-        let id = self.push(Tensor {
-            op: Op::View,
-            srcs: vec![x],
-            ne,
-            dtype,
-            layout,
-            view_src: Some(root),
-            view_offs: offs,
-            input: false,
-            output: false,
-            external,
-        });
+        let t = Tensor {
+            dtype: src.dtype,
+            layout: src.layout,
+            view_src: Some(src.view_src.unwrap_or(x)),
+            view_offs: src.view_offs,
+            external: src.external,
+            ..Self::tensor(Op::View, vec![x], ne)
+        };
+        let id = self.push(t);
         if strided {
             self.tensors[id].layout = Layout::Strided(id);
         }
@@ -195,20 +189,13 @@ impl Graph {
     /// of the cache, its sources b, c, a in ggml's order.
     pub fn set_rows(&mut self, dst: Id, rows: Id, idxs: Id) -> Id {
         let d = &self.tensors[dst];
-        let (ne, dtype) = (d.ne, d.dtype);
-        let root = d.view_src.unwrap_or(dst);
-        self.push(Tensor {
-            op: Op::SetRows,
-            srcs: vec![rows, idxs, dst],
-            ne,
-            dtype,
-            layout: Layout::Contiguous,
-            view_src: Some(root),
-            view_offs: 0,
-            input: false,
-            output: false,
+        let t = Tensor {
+            dtype: d.dtype,
+            view_src: Some(d.view_src.unwrap_or(dst)),
             external: true,
-        })
+            ..Self::tensor(Op::SetRows, vec![rows, idxs, dst], d.ne)
+        };
+        self.push(t)
     }
 
     pub fn set_output(&mut self, t: Id) {
