@@ -10,6 +10,7 @@ pub mod estimate;
 pub mod ggml;
 pub mod gpu;
 pub mod kv;
+pub mod limits;
 pub mod model;
 pub mod naive;
 pub mod parallel;

@@ -954,6 +954,20 @@ impl ArchKeys<'_> {
         }
     }
 
+    /// A non-negative integer at most `max` (limits.rs), refused naming its key before
+    /// anything is sized by it.
+    fn bounded(&self, suffix: &str, max: u64) -> Result<Option<u64>, FormatError> {
+        match self.u64(suffix)? {
+            Some(n) if n > max => Err(FormatError::OverLimit {
+                file: self.file.to_string(),
+                what: format!("key '{}'", self.key(suffix)),
+                value: n,
+                cap: max,
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// A scalar, or a per-layer array (head counts, FFN widths on OpenELM and hybrids).
     fn per_layer(&self, suffix: &str) -> Result<Option<PerLayer>, FormatError> {
         let key = self.key(suffix);
@@ -1011,14 +1025,15 @@ pub fn model_config(
     let Some(arch) = header.architecture() else {
         return Ok(Err("no general.architecture key".to_string()));
     };
+    use vramplan_core::limits;
     let k = ArchKeys { header, arch, file };
-    let Some(layers) = k.u64("block_count")? else {
+    let Some(layers) = k.bounded("block_count", limits::MAX_LAYERS)? else {
         return Ok(Err(format!("no {arch}.block_count key")));
     };
-    let Some(hidden) = k.u64("embedding_length")? else {
+    let Some(hidden) = k.bounded("embedding_length", limits::MAX_HIDDEN_SIZE)? else {
         return Ok(Err(format!("no {arch}.embedding_length key")));
     };
-    let vocab = match k.u64("vocab_size")? {
+    let vocab = match k.bounded("vocab_size", limits::MAX_VOCAB_SIZE)? {
         Some(v) => Some(v),
         None => header
             .get("tokenizer.ggml.tokens")
@@ -1051,7 +1066,7 @@ pub fn model_config(
         }
     }
 
-    let moe = match k.u64("expert_count")? {
+    let moe = match k.bounded("expert_count", limits::MAX_EXPERTS)? {
         Some(n) if n > 0 => Some(MoeConfig {
             num_experts: n,
             num_experts_per_tok: k.u64("expert_used_count")?,

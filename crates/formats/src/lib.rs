@@ -463,6 +463,9 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
     Ok(m)
 }
 
+/// Starts the note that says why a config.json next to the weights was not read.
+pub(crate) const CONFIG_NOT_USED: &str = "config.json next to the weights was not used: ";
+
 /// Adds config.json from the same folder, if there is one; a broken one becomes a note, since
 /// the weights file itself was readable.
 fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
@@ -484,9 +487,7 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
             m.config = Some(config);
             m.set_architecture_from_config();
         }
-        Err(e) => m
-            .notes
-            .push(format!("config.json next to the weights was not used: {e}")),
+        Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
     }
 }
 

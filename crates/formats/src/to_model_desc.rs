@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use vramplan_core::limits::MAX_LAYERS;
 use vramplan_core::model::{Mla, MlpKind, Moe, NormKind, QuantSpec, SlidingWindow, WindowPattern};
 use vramplan_core::{ModelDesc, WeightFormat};
 
@@ -121,6 +122,17 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
         .map(|p| crate::error::show_path(p))
         .unwrap_or_else(|| m.target.clone());
     let Some(c) = &m.config else {
+        // A config.json that was there but refused: its own error is the reason.
+        if let Some(why) = m
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix(crate::CONFIG_NOT_USED))
+        {
+            return Err(FormatError::NotFound {
+                target: file,
+                message: format!("no architecture fields: the config.json beside it was refused: {why}"),
+            });
+        }
         return Err(FormatError::NotFound {
             target: file,
             message: "no architecture fields (no config.json next to the weights, or a GGUF without llama.cpp architecture keys)".into(),
@@ -128,6 +140,9 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
     };
     let mut notes = Vec::new();
     let mut desc = desc_from_config(m, c, &file, &mut notes)?;
+    // Before anything is computed or allocated per layer from the description (limits.rs).
+    desc.validate()
+        .map_err(|e| FormatError::malformed(&file, e))?;
     let weights = if m.format == Format::ConfigOnly {
         None
     } else {
@@ -155,8 +170,6 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
             ));
         }
     }
-    desc.validate()
-        .map_err(|e| FormatError::malformed(&file, e))?;
     Ok(FileModel {
         desc,
         weights,
@@ -477,7 +490,7 @@ fn sliding_window(
 }
 
 fn file_weights(m: &ModelFile, c: &ModelConfig, num_layers: u64) -> FileWeights {
-    let mut layer_bytes = vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)];
+    let mut layer_bytes = vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)];
     let mut other = 0u64;
     for t in &m.tensors {
         match layer_index(&t.name).and_then(|i| layer_bytes.get_mut(i)) {
@@ -519,7 +532,7 @@ fn is_output_tensor(name: &str) -> bool {
 /// The file's tensor bytes by decoder layer, input side and output side.
 fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::MeasuredWeights {
     let mut w = vramplan_core::model::MeasuredWeights {
-        layer_bytes: vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)],
+        layer_bytes: vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)],
         ..Default::default()
     };
     for t in &m.tensors {
