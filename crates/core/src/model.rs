@@ -766,9 +766,17 @@ impl ModelDesc {
         let limits = [
             ("num_layers", self.num_layers, MAX_LAYERS),
             ("hidden_size", self.hidden_size, MAX_HIDDEN_SIZE),
-            ("num_attention_heads", self.num_attention_heads, MAX_ATTENTION_HEADS),
+            (
+                "num_attention_heads",
+                self.num_attention_heads,
+                MAX_ATTENTION_HEADS,
+            ),
             ("head_dim", self.head_dim, MAX_HEAD_DIM),
-            ("intermediate_size", self.intermediate_size, MAX_INTERMEDIATE_SIZE),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                MAX_INTERMEDIATE_SIZE,
+            ),
             ("vocab_size", self.vocab_size, MAX_VOCAB_SIZE),
             ("max_context", self.max_context, MAX_CONTEXT),
         ];

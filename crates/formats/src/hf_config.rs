@@ -12,7 +12,6 @@
 //! config may omit (Gemma 3's text_config omits its head counts); the converter to the core
 //! model description reports what it still lacks.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -20,8 +19,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{one_line, show_path, FormatError};
 
-/// config.json files are a few KiB; refuse anything absurd before reading it.
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// config.json files are a few KiB (the largest, with long label maps, under 1 MiB); refuse
+/// anything absurd before reading it. The parsed tree of a JSON text can take ~16× its size
+/// (a list of one-digit numbers), so this cap also bounds the tree: 4 MiB → 64 MiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Lists we keep from a config that are not per layer (architectures, modules_to_not_convert)
 /// are capped at this length.
 pub const MAX_LIST_LEN: usize = 65_536;
@@ -189,25 +190,10 @@ pub fn read_config_file(path: &Path) -> Result<ModelConfig, FormatError> {
     parse_config(&bytes, &file)
 }
 
-/// Reads a small JSON file whole, refusing files above `cap` bytes.
+/// Reads a small JSON file whole (a regular file only), refusing files above `cap` bytes.
 pub(crate) fn read_json_file(path: &Path, cap: u64) -> Result<Vec<u8>, FormatError> {
-    let file = show_path(path);
-    let f = std::fs::File::open(path).map_err(|e| FormatError::io(&file, e))?;
-    let len = f.metadata().map_err(|e| FormatError::io(&file, e))?.len();
-    if len > cap {
-        return Err(FormatError::OverLimit {
-            file,
-            what: "JSON file size (bytes)".to_string(),
-            value: len,
-            cap,
-        });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    // take(cap + 1) bounds the read even if the file grows after the length check.
-    f.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| FormatError::io(&file, e))?;
-    Ok(bytes)
+    let src = crate::source::LocalFile::open(path)?;
+    crate::source::read_capped(&src, cap, "JSON file")
 }
 
 /// Parses config.json bytes. `file` names the file in errors.
@@ -345,11 +331,7 @@ impl<'a> Scope<'a> {
             None => Ok(Vec::new()),
             Some((field, v @ Value::Array(items))) => {
                 if items.len() > max {
-                    return Err(self.wrong(
-                        &field,
-                        &format!("a list of at most {max} strings"),
-                        v,
-                    ));
+                    return Err(self.wrong(&field, &format!("a list of at most {max} strings"), v));
                 }
                 items
                     .iter()

@@ -130,7 +130,9 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
         {
             return Err(FormatError::NotFound {
                 target: file,
-                message: format!("no architecture fields: the config.json beside it was refused: {why}"),
+                message: format!(
+                    "no architecture fields: the config.json beside it was refused: {why}"
+                ),
             });
         }
         return Err(FormatError::NotFound {
@@ -296,8 +298,8 @@ fn desc_from_config(
     let layer0: Vec<&str> = m
         .tensors
         .iter()
-        .filter(|t| layer_index(&t.name) == Some(0))
-        .map(|t| t.name.as_str())
+        .filter(|t| layer_index(t.name) == Some(0))
+        .map(|t| t.name)
         .collect();
     let has = |needles: &[&str]| layer0.iter().any(|n| needles.iter().any(|x| n.contains(x)));
     let (qk_norm, qkv_bias, o_bias, norms_per_layer) = if layer0.is_empty() {
@@ -492,8 +494,8 @@ fn sliding_window(
 fn file_weights(m: &ModelFile, c: &ModelConfig, num_layers: u64) -> FileWeights {
     let mut layer_bytes = vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)];
     let mut other = 0u64;
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        match layer_index(t.name).and_then(|i| layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
             None => other = other.saturating_add(t.n_bytes),
         }
@@ -535,10 +537,10 @@ fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::Mea
         layer_bytes: vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)],
         ..Default::default()
     };
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        match layer_index(t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
-            None if is_output_tensor(&t.name) => {
+            None if is_output_tensor(t.name) => {
                 w.output_bytes = w.output_bytes.saturating_add(t.n_bytes)
             }
             None => w.input_bytes = w.input_bytes.saturating_add(t.n_bytes),
@@ -581,7 +583,7 @@ fn dominant_format(m: &ModelFile, c: &ModelConfig) -> Option<WeightFormat> {
     // Largest byte share, over matrices (1-D tensors are F32 in every GGUF).
     let mut by: BTreeMap<&str, u64> = BTreeMap::new();
     for t in m.tensors.iter().filter(|t| t.shape.len() >= 2) {
-        let e = by.entry(t.dtype.as_str()).or_insert(0);
+        let e = by.entry(t.dtype).or_insert(0);
         *e = e.saturating_add(t.n_bytes);
     }
     let (dtype, _) = by.into_iter().max_by_key(|(_, b)| *b)?;
