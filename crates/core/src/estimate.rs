@@ -59,6 +59,7 @@ impl Config {
                 self.batch
             ));
         }
+        check_cached_tokens(self.context, self.batch)?;
         if !(self.utilization > 0.0 && self.utilization <= 1.0) {
             return Err(format!(
                 "GPU memory utilization {} must be in (0, 1]",
@@ -70,6 +71,20 @@ impl Config {
         }
         self.parallel.check(model)
     }
+}
+
+/// Context × batch against the tokens a KV cache can hold (limits.rs `MAX_CACHED_TOKENS`): each
+/// may be in range and their product still beyond any deployment, where every byte figure would
+/// saturate at 2^64.
+pub fn check_cached_tokens(context: u64, batch: u64) -> Result<(), String> {
+    let tokens = u128::from(context) * u128::from(batch);
+    if tokens > u128::from(crate::limits::MAX_CACHED_TOKENS) {
+        return Err(format!(
+            "context {context} × batch {batch} = {tokens} tokens in the KV cache is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CACHED_TOKENS
+        ));
+    }
+    Ok(())
 }
 
 /// The parts of the memory of the busiest GPU that do not depend on batch and context,

@@ -34,6 +34,17 @@ pub const MAX_EXPERTS: u64 = 4096;
 /// layer, so the layer bound.
 pub const MAX_PER_LAYER_ENTRIES: u64 = MAX_LAYERS;
 
+// ---- Workload bounds: what an estimate is asked for ----
+
+/// Concurrent sequences. The largest serving deployments run thousands; 2^32 is the search
+/// ceiling of `max_concurrency` (estimate.rs).
+pub const MAX_BATCH: u64 = 1 << 32;
+/// Tokens held in the KV cache at once, over all sequences (context × batch). The largest
+/// pools hold ~10^8 tokens (a 1B model's 8 KiB/token over 1 TB of HBM); 2^34 is ×100 beyond
+/// that, and keeps every byte figure far below 2^64 for any real model (2^34 tokens × the
+/// largest released per-token KV, ~2 MiB, is 2^55 bytes).
+pub const MAX_CACHED_TOKENS: u64 = 1 << 34;
+
 /// `field = value` against its bound, as the one-line error every caller prints.
 pub fn check(field: &str, value: u64, max: u64) -> Result<(), String> {
     if value > max {

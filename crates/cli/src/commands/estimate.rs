@@ -252,7 +252,21 @@ fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate
     if a.context == 0 || a.batch == 0 {
         return Err(Failure::input("context and batch must each be at least 1"));
     }
-    Ok(naive_estimate(model, gpu.memory_bytes, a.context, a.batch))
+    // The exact path's bounds (estimate.rs Config::check), so both formulas refuse alike.
+    if a.context > 1 << 34 || a.batch > 1 << 32 {
+        return Err(Failure::input(format!(
+            "context {} (limit 2^34) or batch {} (limit 2^32) is beyond any deployment",
+            a.context, a.batch
+        )));
+    }
+    vramplan_core::estimate::check_cached_tokens(a.context, a.batch).map_err(Failure::input)?;
+    let n = naive_estimate(model, gpu.memory_bytes, a.context, a.batch);
+    not_saturated(&[
+        ("weights", n.weights_bytes),
+        ("KV cache", n.kv_cache_bytes),
+        ("total", n.total_bytes),
+    ])?;
+    Ok(n)
 }
 
 /// vLLM's --quantization names and vramplan's: the marlin kernels load the same layouts;
@@ -361,7 +375,7 @@ pub fn estimate_for_model(
     model: &ModelDesc,
     gpu: &Gpu,
 ) -> Result<Estimate, Failure> {
-    match a.engine {
+    let e = match a.engine {
         EngineChoice::Generic => {
             let kv = KvDtype::parse(&a.kv_dtype).map_err(Failure::input)?;
             let config = base_config(a, weight_format(a, model)?, kv)?;
@@ -441,6 +455,26 @@ pub fn estimate_for_model(
             )
             .map_err(Failure::input)
         }
+    }?;
+    not_saturated(&[
+        ("weights", e.weights_bytes),
+        ("KV cache", e.kv_cache_bytes),
+        ("activations", e.activation_bytes),
+        ("total", e.total_bytes),
+    ])?;
+    Ok(e)
+}
+
+/// A byte figure that saturated at 2^64 − 1 is not an answer (it would print as
+/// 18,446,744,073.71 GB): refused, naming the figure, before anything is printed. The inputs'
+/// own limits (limits.rs) keep real models far from it; an absurd model within them can still
+/// reach it.
+fn not_saturated(figures: &[(&str, u64)]) -> Result<(), Failure> {
+    match figures.iter().find(|(_, v)| *v == u64::MAX) {
+        Some((name, _)) => Err(Failure::input(format!(
+            "the {name} figure overflows 2^64 bytes (18.4 EB): the context, batch or model sizes are beyond any deployment"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -14,8 +14,8 @@ use vramplan_core::units::{gib, thousands};
 use vramplan_core::{Config, KvDtype, WeightFormat};
 use vramplan_sim::allocator::Placement;
 use vramplan_sim::{
-    load_trace, simulate, AllocatorKind, LengthDistribution, Preemption, Report, SimConfig,
-    SyntheticWorkload,
+    load_trace, simulate, simulate_stream, AllocatorKind, LengthDistribution, Preemption, Report,
+    SimConfig, SyntheticWorkload,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,7 +151,13 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         PlacementArg::FirstFit => Placement::FirstFit,
         PlacementArg::Buddy => Placement::Buddy,
     };
-    let requests = match a.workload.to_ascii_lowercase().as_str() {
+    // Built-in workloads are streamed (memory does not grow with --requests); a trace is read
+    // whole, since it is sorted by arrival after reading.
+    enum Workload {
+        Stream(SyntheticWorkload),
+        Trace(Vec<vramplan_sim::Request>),
+    }
+    let workload = match a.workload.to_ascii_lowercase().as_str() {
         "sharegpt" | "alpaca" => {
             let lengths = if a.workload.eq_ignore_ascii_case("alpaca") {
                 LengthDistribution::Alpaca
@@ -163,16 +169,18 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
                     "--requests must be between 1 and 50,000,000",
                 ));
             }
-            SyntheticWorkload {
+            let w = SyntheticWorkload {
                 lengths,
                 rate: a.rate,
                 requests: a.requests,
                 parallel_samples: a.n,
                 beam_width: a.beam_width,
                 seed: a.seed,
-            }
-            .generate(max_seq_len)
-            .map_err(|e| Failure::input(e.to_string()))?
+            };
+            // Checks the workload's inputs before the run.
+            w.stream(max_seq_len)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            Workload::Stream(w)
         }
         _ => {
             let path = PathBuf::from(&a.workload);
@@ -182,8 +190,12 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
                     a.workload
                 )));
             }
-            load_trace(&path).map_err(|e| Failure::input(e.to_string()))?
+            Workload::Trace(load_trace(&path).map_err(|e| Failure::input(e.to_string()))?)
         }
+    };
+    let request_count = match &workload {
+        Workload::Stream(w) => w.requests,
+        Workload::Trace(t) => t.len() as u64,
     };
     // A progress bar only for runs that last more than a second, on standard error.
     let start = Instant::now();
@@ -201,8 +213,18 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
             b.set_position(done);
         }
     };
-    let report = simulate(&sim, &requests, &kinds, &mut progress)
-        .map_err(|e| Failure::input(e.to_string()))?;
+    let report = match &workload {
+        Workload::Stream(w) => simulate_stream(
+            &sim,
+            w.stream(max_seq_len)
+                .map_err(|e| Failure::input(e.to_string()))?,
+            w.requests,
+            &kinds,
+            &mut progress,
+        ),
+        Workload::Trace(requests) => simulate(&sim, requests, &kinds, &mut progress),
+    }
+    .map_err(|e| Failure::input(e.to_string()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -213,7 +235,7 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
             a.gpus,
             gpu.id,
             gib(pool),
-            requests.len(),
+            request_count,
             a.rate
         );
         std::fs::write(path, vramplan_sim::svg::render(&report, &title))
@@ -227,7 +249,7 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         gib(pool),
         thousands(pool / kv_per_token.max(1)),
         thousands(kv_per_token),
-        thousands(requests.len() as u64),
+        thousands(request_count),
         a.block_size,
         if sim.preemption == Preemption::Swap { "swap" } else { "recompute" },
     );

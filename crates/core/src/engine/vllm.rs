@@ -609,6 +609,23 @@ pub fn estimate(
     if args.max_num_seqs == Some(0) || args.max_num_batched_tokens == Some(0) {
         return Err("--max-num-seqs and --max-num-batched-tokens must be at least 1".into());
     }
+    // Bounded like the context and the batch (limits.rs): beyond them the profile's byte
+    // figures would overflow.
+    if let Some(n) = args
+        .max_num_batched_tokens
+        .filter(|&n| n > crate::limits::MAX_CONTEXT)
+    {
+        return Err(format!(
+            "--max-num-batched-tokens {n} is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CONTEXT
+        ));
+    }
+    if let Some(n) = args.max_num_seqs.filter(|&n| n > crate::limits::MAX_BATCH) {
+        return Err(format!(
+            "--max-num-seqs {n} is beyond any deployment (limit 2^32 = {})",
+            crate::limits::MAX_BATCH
+        ));
+    }
     let par = config.parallel;
     check_quant_alignment(model, config.weights, par.tp)?;
     let inv = model.inventory();
