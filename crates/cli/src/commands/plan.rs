@@ -9,7 +9,7 @@ use serde::Serialize;
 use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
-use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
+use vramplan_core::plan::{advise, search_within, Advice, Deployment, Evaluator, Space, Workload};
 use vramplan_core::units::{gib, thousands};
 use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 
@@ -63,14 +63,62 @@ pub struct PlanArgs {
     /// Plans to print (JSON prints all).
     #[arg(long, default_value_t = 12)]
     pub top: usize,
+    /// Seconds the search may run; past them it answers with the plans found so far and says
+    /// it was cut short (`truncated`). The web API caps it at the server's own budget.
+    #[arg(long, default_value_t = 60.0)]
+    pub time_budget: f64,
+    /// Most candidates (model × GPU kind × precision × KV dtype × tp × pp) one request may ask
+    /// to search; a larger search is refused before it starts.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    pub max_candidates: u64,
     #[arg(long)]
     pub json: bool,
 }
+
+/// A search size that covers every catalogue GPU × 3 precisions × 2 KV dtypes × every shape up
+/// to 8 GPUs for a dozen models (~2,700 candidates each), and refuses the 16 models × 16
+/// precisions × 11 KV dtypes × 512 GPUs (tens of millions) that held the server for minutes.
+pub const DEFAULT_MAX_CANDIDATES: u64 = 50_000;
+/// Longest `--time-budget` accepted: a day.
+const MAX_TIME_BUDGET_S: f64 = 86_400.0;
 
 #[derive(Serialize)]
 struct PlanOutput {
     plans: Vec<Deployment>,
     advice: Vec<Advice>,
+    /// Why the search stopped before covering its space (time budget spent, request
+    /// cancelled), or null when it covered everything.
+    truncated: Option<String>,
+}
+
+/// What may end a search early: its deadline, and a flag the caller sets when the answer is no
+/// longer wanted (the web client went away, the server is stopping).
+pub struct Budget<'a> {
+    pub deadline: std::time::Instant,
+    pub seconds: f64,
+    pub cancelled: &'a [&'a std::sync::atomic::AtomicBool],
+}
+
+impl Budget<'_> {
+    fn stop(&self, visited: u64) -> Option<String> {
+        if self
+            .cancelled
+            .iter()
+            .any(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Some(format!(
+                "cancelled (the client went away or the server is stopping) after {} candidates",
+                thousands(visited)
+            ));
+        }
+        (std::time::Instant::now() >= self.deadline).then(|| {
+            format!(
+                "time budget of {} s spent after {} candidates",
+                self.seconds,
+                thousands(visited)
+            )
+        })
+    }
 }
 
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
@@ -251,7 +299,12 @@ fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> S
 }
 
 pub fn run(a: PlanArgs) -> Result<(), Failure> {
-    let out = plans(&a)?;
+    let budget = Budget {
+        deadline: deadline(a.time_budget)?,
+        seconds: a.time_budget,
+        cancelled: &[],
+    };
+    let out = plans(&a, &budget)?;
     let work = Workload {
         context: a.context,
         concurrency: a.concurrency,
@@ -261,12 +314,23 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
     print_json_or(a.json, &out, || render(&out, &work, a.top))
 }
 
-/// What `vramplan plan --json` prints, as a JSON value (the web API's `POST /api/v1/plan`).
-pub fn compute(a: &PlanArgs) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(plans(a)?).map_err(|e| Failure::runtime(e.to_string()))
+/// The deadline `seconds` from now, refused unless positive and at most a day.
+pub fn deadline(seconds: f64) -> Result<std::time::Instant, Failure> {
+    if !(seconds > 0.0 && seconds <= MAX_TIME_BUDGET_S) {
+        return Err(Failure::input(format!(
+            "--time-budget {seconds} must be a number of seconds in (0, {MAX_TIME_BUDGET_S}]"
+        )));
+    }
+    Ok(std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds))
 }
 
-fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
+/// What `vramplan plan --json` prints, as a JSON value (the web API's `POST /api/v1/plan`),
+/// within `budget`.
+pub fn compute(a: &PlanArgs, budget: &Budget) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(plans(a, budget)?).map_err(|e| Failure::runtime(e.to_string()))
+}
+
+fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     let cat = catalogue();
     if a.context == 0 || a.concurrency == 0 {
         return Err(Failure::input(
@@ -348,17 +412,40 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let launch = launch_command(a.engine, utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
+    let mut spaces = Vec::with_capacity(models.len());
     for model in &models {
-        let space = Space {
+        spaces.push(Space {
             models: vec![*model],
             gpus: gpus.clone(),
             quants: quant_options(model, &a.quant, a.engine)?,
             kv_dtypes: kv_dtypes.clone(),
             max_gpus: a.max_gpus,
             utilization,
-        };
-        let found = search(&*eval, &space, &work, &launch);
-        if found.is_empty() {
+        });
+    }
+    // The search's size, refused before it starts when over the limit.
+    let size = spaces
+        .iter()
+        .map(vramplan_core::plan::candidate_count)
+        .fold(0u64, u64::saturating_add);
+    if size > a.max_candidates {
+        return Err(Failure::input(format!(
+            "the search covers {} candidates (model × GPU kind × precision × KV dtype × tp × pp), over the limit of {} (--max-candidates): name fewer models, GPU kinds, precisions or KV dtypes, or lower --max-gpus",
+            thousands(size),
+            thousands(a.max_candidates)
+        )));
+    }
+    let mut truncated = None;
+    let mut visited_before = 0u64;
+    for (model, space) in models.iter().zip(&spaces) {
+        if truncated.is_some() {
+            break;
+        }
+        let stop = |visited: u64| budget.stop(visited_before + visited);
+        let (found, stopped) = search_within(&*eval, space, &work, &launch, &stop);
+        visited_before += vramplan_core::plan::candidate_count(space);
+        truncated = stopped;
+        if found.is_empty() && truncated.is_none() {
             // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
             let gpu = gpus
                 .first()
@@ -390,7 +477,11 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         plans.extend(found);
     }
     vramplan_core::plan::sort_plans(&mut plans);
-    Ok(PlanOutput { plans, advice })
+    Ok(PlanOutput {
+        plans,
+        advice,
+        truncated,
+    })
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
@@ -447,6 +538,11 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
             s.push_str(&format!("  {}. {}\n", i + 1, d.launch));
         }
         s.push_str("\ndecode tok/s: memory-bandwidth roofline with every sequence at full context (an upper bound on speed). Prices: crates/core/data/prices.toml (date and source per entry).\n");
+    }
+    if let Some(why) = &out.truncated {
+        s.push_str(&format!(
+            "\nThe search was cut short ({why}): these are the plans found until then.\n"
+        ));
     }
     if !out.advice.is_empty() {
         s.push_str(

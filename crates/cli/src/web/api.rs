@@ -10,8 +10,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use vramplan_core::kv::kv_bytes_per_token;
 use vramplan_core::{catalogue, KvDtype};
 
@@ -97,8 +97,24 @@ fn internal_error(doing: &str) -> ApiError {
     )
 }
 
-/// A request body as JSON, refused with 413 over `BODY_LIMIT_BYTES` and 400 when malformed.
+/// A request body as JSON: refused with 415 unless sent as `application/json` (so that a page on
+/// another site cannot post it as a "simple" cross-origin request), 413 over
+/// `BODY_LIMIT_BYTES`, 408 when it takes longer than the body timeout, 400 when malformed.
 async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "send the body as Content-Type: application/json (got '{}')",
+                request::clip(content_type)
+            ),
+        ));
+    }
     let too_large = || {
         ApiError::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,8 +134,18 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
         return Err(too_large());
     }
     // The limit also holds for chunked bodies, which declare no length.
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
+    let timeout = super::settings().body_timeout;
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::with_status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
         .map_err(|_| too_large())?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(None, format!("malformed JSON: {e}")))
 }
@@ -222,9 +248,13 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
         return r;
     };
     // The search is blocking CPU work: off the async workers, so estimates keep being answered.
+    // If the client goes away, hyper drops this future: the guard then cancels the search, which
+    // stops at its next candidate instead of running on for nobody.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        catch_unwind(AssertUnwindSafe(|| plan_args_value(req)))
+        catch_unwind(AssertUnwindSafe(|| plan_args_value(req, &cancelled)))
             .unwrap_or_else(|_| Err(internal_error("planning")))
     })
     .await
@@ -232,15 +262,40 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
     json_answer(answer)
 }
 
+/// Sets its flag when dropped: when the request's future is dropped before it finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Set when the server stops: every search running ends at its next candidate.
+pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
 /// Parses a plan request body and computes its plans (synchronously; the handler runs this off
 /// the async workers).
 pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
-    plan_args_value(request::PLAN.parse(body)?)
+    plan_args_value(request::PLAN.parse(body)?, &AtomicBool::new(false))
 }
 
-fn plan_args_value(req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
+fn plan_args_value(
+    mut req: request::Request<PlanArgs>,
+    cancelled: &AtomicBool,
+) -> Result<Value, ApiError> {
+    // A request may ask for a smaller search than the server allows, not a larger one.
+    req.args.max_candidates = req.args.max_candidates.min(plan::DEFAULT_MAX_CANDIDATES);
     let a = &req.args;
-    plan::compute(a).map_err(|f| {
+    // The request's own budget, at most the server's.
+    let seconds = a.time_budget.min(super::settings().plan_time_budget);
+    let flags = [cancelled, &SHUTTING_DOWN];
+    let budget = plan::deadline(seconds).map(|deadline| plan::Budget {
+        deadline,
+        seconds,
+        cancelled: &flags,
+    });
+    budget.and_then(|b| plan::compute(a, &b)).map_err(|f| {
         let mut e = failure_to_error(&request::PLAN, &req.given)(f);
         // plan.rs refuses context and concurrency in one message ("--context and --concurrency
         // must each be at least 1"; "... (limit 2^24) or ... (limit 2^20) is absurd"): name the
