@@ -78,11 +78,32 @@ fn main() -> ExitCode {
         Command::Plan(a) => commands::plan::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),
     };
+    record_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.message.replace('\n', " "));
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// With `VRAMPLAN_PEAK_MEMORY_FILE=PATH`, writes the process's peak resident memory in bytes
+/// (Linux `VmHWM`) to PATH when the command ends: how the tests of issue 11 assert that hostile
+/// inputs are read in bounded memory. (A parent's `wait4` cannot tell: Linux carries the spawning
+/// process's peak into the child's across `execve`.)
+fn record_peak_memory() {
+    let Some(path) = std::env::var_os("VRAMPLAN_PEAK_MEMORY_FILE") else {
+        return;
+    };
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let Some(kib) = peak_kib {
+        let _ = std::fs::write(path, (kib * 1024).to_string());
     }
 }

@@ -360,7 +360,7 @@ impl Collector {
 /// Latency samples: kept exactly up to [`EXACT_SAMPLES`] (nearest-rank percentiles, as every
 /// test and short run sees them), then moved into an HDR histogram (the `hdrhistogram` crate) of
 /// nanoseconds with [`HISTOGRAM_SIGNIFICANT_DIGITS`] significant digits, so that memory stays
-/// bounded whatever the number of requests: 8 MiB of samples, then ~2.4 MiB of buckets.
+/// bounded whatever the number of requests: 512 KiB of samples, then ~2.4 MiB of buckets.
 #[derive(Debug, Clone)]
 pub(crate) struct Latencies {
     exact: Vec<f64>,
@@ -371,7 +371,7 @@ pub(crate) struct Latencies {
 /// u32 counts (a bucket saturates at 4×10^9 samples, above the 5×10^7-request cap): ~2.4 MiB.
 const MAX_LATENCY_NANOS: u64 = 1 << 50;
 /// Samples kept exactly before the histogram takes over.
-pub(crate) const EXACT_SAMPLES: usize = 1 << 20;
+pub(crate) const EXACT_SAMPLES: usize = 1 << 16;
 /// 4 significant digits: a percentile within 0.01% of the exact one (±0.1 ms on a 1 s TTFT),
 /// below the printed precision (TTFT to 10 ms, TPOT to 1 ms, end-to-end to 100 ms).
 pub(crate) const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 4;

@@ -225,10 +225,11 @@ fn plan_schemas() -> Vec<(String, Value)> {
     );
     let result = json!({
         "type": "object",
-        "required": ["plans", "advice"],
+        "required": ["plans", "advice", "truncated"],
         "properties": {
             "plans": {"type": "array", "items": {"$ref": "#/components/schemas/Deployment"}, "description": "every deployment found, cheapest first (sizes in bytes, throughput a roofline upper bound, cost in USD per hour)"},
-            "advice": {"type": "array", "items": {"$ref": "#/components/schemas/Advice"}, "description": "when no deployment serves the workload: the smallest changes that would (may be empty)"}
+            "advice": {"type": "array", "items": {"$ref": "#/components/schemas/Advice"}, "description": "when no deployment serves the workload: the smallest changes that would (may be empty)"},
+            "truncated": {"type": "string", "nullable": true, "description": "null when the search covered its whole space; else why it stopped early (its time budget spent, the request cancelled) and after how many candidates: `plans` holds what was found until then"}
         }
     });
     vec![
@@ -238,13 +239,25 @@ fn plan_schemas() -> Vec<(String, Value)> {
     ]
 }
 
-/// The 400 / 413 / 500 answers every POST endpoint shares.
+/// The 400 / 403 / 408 / 413 / 415 / 500 answers every POST endpoint shares.
 fn error_responses(responses: &mut Value, what: &str) {
     let r = responses.as_object_mut().expect("object literal");
     r.insert("400".into(), error_response("malformed JSON, an unknown field, a wrong type, an out-of-range value or a pasted object that is not a config.json; `field` names the culprit"));
     r.insert(
         "413".into(),
         error_response(&format!("body over {BODY_LIMIT_BYTES} bytes")),
+    );
+    r.insert(
+        "403".into(),
+        error_response("the Host header is not this server's (IP addresses and localhost are; other names only with `vramplan serve --allowed-host NAME`)"),
+    );
+    r.insert(
+        "408".into(),
+        error_response("the body did not arrive within the server's body timeout"),
+    );
+    r.insert(
+        "415".into(),
+        error_response("the body was not sent as Content-Type: application/json"),
     );
     r.insert(
         "500".into(),
