@@ -606,10 +606,10 @@ fn bodies_over_the_limit_get_413() {
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("65536 bytes"));
     // A declared size over the limit is refused before the body is read.
-    let r = s.raw(b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    let r = s.raw(b"POST /api/v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
     assert_eq!(r.status, 413);
     // A chunked body that grows past the limit.
-    let mut req = b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut req = b"POST /api/v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for _ in 0..20 {
         req.extend_from_slice(format!("{:x}\r\n{}\r\n", 8192, " ".repeat(8192)).as_bytes());
     }
@@ -779,11 +779,13 @@ fn openapi_documents_the_plan_endpoint() {
             "gpu",
             "gpu_memory_utilization",
             "kv_dtype",
+            "max_candidates",
             "max_gpus",
             "model",
             "output_tokens",
             "quant",
             "rate",
+            "time_budget",
             "top",
             "vllm_version"
         ]
@@ -1022,7 +1024,7 @@ fn bad_plan_requests_get_a_400_naming_the_field() {
     // The body limit.
     let big = format!("{{\"model\": [\"{}\"]}}", "x".repeat(65_536));
     assert_eq!(s.post("/api/v1/plan", big.as_bytes()).status, 413);
-    let r = s.raw(b"POST /api/v1/plan HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    let r = s.raw(b"POST /api/v1/plan HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
     assert_eq!(r.status, 413);
     assert_eq!(s.get("/api/v1/plan").status, 405);
     s.assert_alive();

@@ -518,7 +518,9 @@ mod tests {
                 "quant",
                 "kv_dtype",
                 "gpu_memory_utilization",
-                "top"
+                "top",
+                "time_budget",
+                "max_candidates"
             ]
         );
         for list in ["model", "gpu", "quant", "kv_dtype"] {
