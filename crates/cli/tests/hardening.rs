@@ -507,6 +507,21 @@ impl Server {
         )
     }
 
+    /// Sends [`BIG_PLAN`] and leaves the connection open (the search runs until it is closed).
+    fn start_big_plan(&self) -> TcpStream {
+        let mut c = TcpStream::connect(&self.addr).unwrap();
+        c.write_all(
+            format!(
+                "POST /api/v1/plan HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BIG_PLAN}",
+                self.addr,
+                BIG_PLAN.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        c
+    }
+
     /// CPU seconds the server has used (utime + stime from /proc).
     fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
@@ -658,16 +673,7 @@ fn an_over_budget_plan_answers_within_its_deadline() {
 #[test]
 fn a_plan_whose_client_left_stops_using_the_cpu() {
     let s = Server::start(&["--plan-time-budget", "120"], None);
-    let mut c = TcpStream::connect(&s.addr).unwrap();
-    c.write_all(
-        format!(
-            "POST /api/v1/plan HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BIG_PLAN}",
-            s.addr,
-            BIG_PLAN.len()
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    let c = s.start_big_plan();
     std::thread::sleep(Duration::from_millis(1500));
     let busy = s.cpu_seconds();
     drop(c);
@@ -687,16 +693,7 @@ fn a_plan_whose_client_left_stops_using_the_cpu() {
 fn ctrl_c_and_sigterm_stop_the_server_within_two_seconds_even_mid_search() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let mut s = Server::start(&["--plan-time-budget", "120"], None);
-        let mut c = TcpStream::connect(&s.addr).unwrap();
-        c.write_all(
-            format!(
-                "POST /api/v1/plan HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BIG_PLAN}",
-                s.addr,
-                BIG_PLAN.len()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        let _c = s.start_big_plan();
         std::thread::sleep(Duration::from_millis(800));
         let start = Instant::now();
         s.signal(sig);

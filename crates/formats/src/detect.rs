@@ -140,7 +140,9 @@ impl<'de> Visitor<'de> for TopLevel {
                     index = true;
                     map.next_value::<IgnoredAny>()?;
                 }
-                "layers" => manifest |= map.next_value_seed(LayersWithMediaType)?,
+                "layers" => {
+                    manifest |= map.next_value_seed(LayersWithMediaType { element: false })?
+                }
                 k => {
                     config |= CONFIG_KEYS.contains(&k);
                     map.next_value::<IgnoredAny>()?;
@@ -181,8 +183,11 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
-/// `layers`: true when it is an array with an object that has a `mediaType` key.
-struct LayersWithMediaType;
+/// `layers` (at depth 0): true when it is an array with an object that has a `mediaType` key;
+/// the same visitor at depth 1 looks at one element of the array.
+struct LayersWithMediaType {
+    element: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for LayersWithMediaType {
     type Value = bool;
@@ -198,61 +203,22 @@ impl<'de> Visitor<'de> for LayersWithMediaType {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut found = false;
-        while let Some(has) = seq.next_element_seed(HasMediaType)? {
-            found |= has;
+        if self.element {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        } else {
+            while let Some(has) = seq.next_element_seed(LayersWithMediaType { element: true })? {
+                found |= has;
+            }
         }
         Ok(found)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(false)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-}
-
-/// One element of `layers`: true when it is an object with a `mediaType` key.
-struct HasMediaType;
-
-impl<'de> DeserializeSeed<'de> for HasMediaType {
-    type Value = bool;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HasMediaType {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let mut found = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            found |= key == "mediaType";
+            found |= self.element && key == "mediaType";
             map.next_value::<IgnoredAny>()?;
         }
         Ok(found)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(false)
     }
     fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
         Ok(false)
