@@ -647,7 +647,7 @@ fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
         Assumption {
             figure: "overhead",
             formula: "CUDA context 400 MiB + runtime buffers 0.25 GiB (+2 GiB communication buffers per GPU when split)".into(),
-            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (shared/calibration/vllm.jsonl)",
+            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (data/calibration/vllm.jsonl)",
         },
         Assumption {
             figure: "usable",

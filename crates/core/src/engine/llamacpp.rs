@@ -1,7 +1,7 @@
 //! llama.cpp: the buffers llama.cpp allocates for a GGUF model — model buffers per device for
 //! `-ngl` offloaded layers, the KV cache for `-c` cells over `-np` sequences with
 //! `-ctk`/`-ctv`, the compute buffers of the worst-case graph, and the logits buffer.
-//! Rules from shared/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
+//! Rules from docs/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
 //!
 //! The KV buffer is exact (cells, padding, streams, SWA sizes, quantized row sizes). The compute
 //! buffer of a graph that runs on the CPU is simulated: the reserve graph node by node

@@ -160,7 +160,7 @@ pub fn estimate(
         Assumption {
             figure: "free after weights",
             formula: "total − CUDA context 0.51 GiB (− 2.1 GiB NCCL with TP) − weights".into(),
-            source: "CUDA context as measured in the vLLM 0.19 logs (shared/calibration/vllm.jsonl); no SGLang logs to check against",
+            source: "CUDA context as measured in the vLLM 0.19 logs (data/calibration/vllm.jsonl); no SGLang logs to check against",
         },
     ];
     Ok(e)
