@@ -4,6 +4,7 @@
 mod commands;
 mod model_source;
 mod render;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,9 +65,15 @@ impl Failure {
 
 fn main() -> ExitCode {
     // llama.cpp's single-dash flags (-ngl, -np, -ctk, ...) are rewritten to their long forms first.
-    let cli = Cli::parse_from(commands::estimate::expand_engine_short_flags(
-        std::env::args_os(),
-    ));
+    let args = commands::estimate::expand_engine_short_flags(std::env::args_os());
+    if let Some(message) = usage::negative_value(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage::report(e),
+    };
     let result = match cli.command {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Models(a) => commands::catalogue::models(a),

@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod kv;
 pub mod model;
 pub mod naive;
+pub mod names;
 pub mod parallel;
 pub mod plan;
 pub mod precision;

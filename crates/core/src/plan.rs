@@ -371,11 +371,14 @@ pub fn advise(
         if e.max_context > 0 && e.max_context < config.context {
             advice.push(Advice {
                 change: format!("context of {} tokens", e.max_context),
-                detail: format!("the longest that fits {} sequences", config.batch),
+                detail: format!(
+                    "the longest that fits {}",
+                    crate::units::count(config.batch, "sequence")
+                ),
             });
         } else if e.max_concurrency > 0 && e.max_concurrency < config.batch {
             advice.push(Advice {
-                change: format!("{} concurrent sequences", e.max_concurrency),
+                change: crate::units::count(e.max_concurrency, "concurrent sequence"),
                 detail: format!("the most of {} tokens that fit", config.context),
             });
         }

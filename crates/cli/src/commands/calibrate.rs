@@ -355,7 +355,10 @@ pub fn render(report: &Report, rows: bool) -> String {
         &[false, false, true, true, true, false, false, false],
     ));
     if !report.skipped.is_empty() {
-        out.push_str(&format!("\nSkipped {} records:\n", report.skipped.len()));
+        out.push_str(&format!(
+            "\nSkipped {}:\n",
+            vramplan_core::units::count(report.skipped.len() as u64, "record")
+        ));
         for s in &report.skipped {
             out.push_str(&format!("  {} ({}): {}\n", s.record, s.engine, s.reason));
         }

@@ -10,7 +10,7 @@ use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
-use vramplan_core::units::{gib, thousands};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -23,9 +23,8 @@ pub enum PlanEngine {
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Model(s) to compare (catalogue id or alias); repeat to compare a quantized larger model
-    /// against a smaller one.
-    #[arg(long, short = 'm', required = true)]
+    /// Repeat to compare a quantized larger model against a smaller one.
+    #[arg(long, short = 'm', required = true, help = crate::model_source::MODEL_HELP, long_help = format!("{}. Repeat --model to compare a quantized larger model against a smaller one.", crate::model_source::MODEL_HELP))]
     pub model: Vec<String>,
     /// Tokens per sequence (prompt + output).
     #[arg(long, short = 'c', default_value_t = 8192)]
@@ -294,10 +293,10 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         ));
     }
     let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
-    let models: Vec<&ModelDesc> = a
+    let models: Vec<ModelDesc> = a
         .model
         .iter()
-        .map(|m| cat.model(m).map_err(Failure::input))
+        .map(|m| crate::commands::estimate::resolve_model(m))
         .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
         cat.gpus
@@ -350,7 +349,7 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let mut advice = Vec::new();
     for model in &models {
         let space = Space {
-            models: vec![*model],
+            models: vec![model],
             gpus: gpus.clone(),
             quants: quant_options(model, &a.quant, a.engine)?,
             kv_dtypes: kv_dtypes.clone(),
@@ -396,8 +395,8 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
     let mut s =
         format!(
-        "Deployments serving {} concurrent sequences of {} tokens{}, cheapest first ({} found)\n\n",
-        thousands(work.concurrency),
+        "Deployments serving {} of {} tokens{}, cheapest first ({} found)\n\n",
+        count(work.concurrency, "concurrent sequence"),
         thousands(work.context),
         work.rate.map(|r| format!(" at {r} requests/s")).unwrap_or_default(),
         out.plans.len()

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use vramplan_core::units::{gib, parse_size, thousands};
+use vramplan_core::units::{count, gib, parse_size, thousands};
 use vramplan_core::{catalogue, estimate, Config, Gpu, KvDtype};
 use vramplan_formats::stores::{scan_default_stores, scan_dir, FoundModel, ScanLimits};
 use vramplan_formats::{inspect, to_model_desc};
@@ -234,7 +234,7 @@ fn render(rows: &[Row], gpus: &[Gpu], context: u64, notes: &[String]) -> String 
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut right = vec![false, false, false, true, true];
     right.extend(gpus.iter().map(|_| true));
-    let mut s = format!("{} models found\n\n", rows.len());
+    let mut s = format!("{} found\n\n", count(rows.len() as u64, "model"));
     s.push_str(&table(&h, &cells, &right));
     for r in rows.iter().filter(|r| r.error.is_some()) {
         s.push_str(&format!(

@@ -34,8 +34,7 @@ pub enum PlacementArg {
 
 #[derive(Args)]
 pub struct SimulateArgs {
-    /// Catalogue id or alias.
-    #[arg(long, short = 'm', default_value = "facebook/opt-13b")]
+    #[arg(long, short = 'm', default_value = "facebook/opt-13b", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// GPU kind.
     #[arg(long, short = 'g', default_value = "a100-40gb")]

@@ -142,8 +142,7 @@ fn failure_to_error<'a, A: clap::Args>(
 
 /// Parses a request body and computes its estimate.
 pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
-    let req = request::ESTIMATE.parse(body)?;
-    let failure = failure_to_error(&request::ESTIMATE, &req.given);
+    let mut req = request::ESTIMATE.parse(body)?;
     let config = match req.extra.get(request::CONFIG_FIELD) {
         None => None,
         Some(Value::Object(c)) => Some(c),
@@ -162,14 +161,14 @@ pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
         Some(cfg) => {
             let model = hf_config::model_from_config(cfg)?;
             // The CLI's own steps for a model given as a description, engine profiles included.
-            compute_with_model(&req.args, &model).map_err(failure)
+            compute_with_model(&req.args, &model)
+                .map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
         None => {
-            // Only catalogue names reach the estimator: a model given as a path is never opened.
-            catalogue()
-                .model(&req.args.model)
-                .map_err(|e| ApiError::bad(Some("model"), e))?;
-            compute(&req.args).map_err(failure)
+            // Only catalogue names reach the estimator, as their ids: a model given as a path or
+            // a local store's name is never opened.
+            req.args.model = catalogue_id(&req.args.model)?;
+            compute(&req.args).map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
     }
 }
@@ -238,7 +237,19 @@ pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
     plan_args_value(request::PLAN.parse(body)?)
 }
 
-fn plan_args_value(req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
+/// The catalogue id of a model named as people type it; the server never reads a model from
+/// its own disk.
+fn catalogue_id(name: &str) -> Result<String, ApiError> {
+    catalogue()
+        .model(name)
+        .map(|m| m.id.clone())
+        .map_err(|e| ApiError::bad(Some("model"), e))
+}
+
+fn plan_args_value(mut req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
+    for m in req.args.model.iter_mut() {
+        *m = catalogue_id(m)?;
+    }
     let a = &req.args;
     plan::compute(a).map_err(|f| {
         let mut e = failure_to_error(&request::PLAN, &req.given)(f);
