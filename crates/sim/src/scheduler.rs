@@ -131,19 +131,27 @@ pub(crate) fn run<A: KvAllocator>(
         while next_arrival < requests.len() && requests[next_arrival].arrival_s <= now {
             let r = &requests[next_arrival];
             let spec = final_spec(r);
-            let fits = r.final_len() <= config.max_seq_len
-                && u64::from(r.num_seqs()) <= max_seqs
-                && alloc.can_ever_fit(&spec);
-            if fits {
+            // The first cause that makes the request impossible, counted by kind.
+            let cause = if r.final_len() > config.max_seq_len {
+                Some(&mut metrics.rejected_too_long)
+            } else if u64::from(r.num_seqs()) > max_seqs {
+                Some(&mut metrics.rejected_too_many_sequences)
+            } else if !alloc.can_ever_fit(&spec) {
+                Some(&mut metrics.rejected_larger_than_pool)
+            } else {
+                None
+            };
+            if let Some(counter) = cause {
+                *counter += 1;
+                state[next_arrival].status = Status::Rejected;
+                metrics.rejected += 1;
+                progress.done += 1;
+            } else {
                 if waiting.is_empty() {
                     admission_stuck = false;
                 }
                 state[next_arrival].status = Status::Waiting;
                 waiting.push_back(next_arrival as u32);
-            } else {
-                state[next_arrival].status = Status::Rejected;
-                metrics.rejected += 1;
-                progress.done += 1;
             }
             next_arrival += 1;
         }

@@ -587,6 +587,9 @@ fn verdict_rows(r: &mut Rows, e: &Estimate) {
 }
 
 fn footer(out: &mut String, e: &Estimate) {
+    for w in &e.warnings {
+        out.push_str(&format!("\n  warning: {w}\n"));
+    }
     if let Some(err) = &e.startup_error {
         out.push_str(&format!(
             "\n  Start-up error ({}):\n    {}\n  Fix: {}\n",
@@ -629,7 +632,11 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
         e.kv_dtype,
         count(e.batch, "sequence"),
         thousands(e.context),
-        if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp) } else { String::new() },
+        if e.gpus > 1 {
+            format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp)
+        } else {
+            String::new()
+        },
     );
     let mut r = Rows::default();
     let active = if e.active_params != e.params {

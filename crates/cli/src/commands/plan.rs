@@ -70,6 +70,14 @@ pub struct PlanArgs {
 struct PlanOutput {
     plans: Vec<Deployment>,
     advice: Vec<Advice>,
+    /// The models given with `--model` that no plan serves, each with the reason.
+    no_plan: Vec<NoPlan>,
+}
+
+#[derive(Serialize)]
+struct NoPlan {
+    model: String,
+    reason: String,
 }
 
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
@@ -347,7 +355,29 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let launch = launch_command(a.engine, utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
+    let mut no_plan = Vec::new();
     for model in &models {
+        if a.context > model.max_context {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "--context {} is beyond its limit of {} tokens (max_position_embeddings)",
+                    thousands(a.context),
+                    thousands(model.max_context)
+                ),
+            });
+            let c = Config::new(
+                model.native_format(),
+                kv_dtypes[0],
+                a.context,
+                a.concurrency,
+            );
+            for mut adv in advise(&*eval, model, &Gpu::custom(0), c, &[]) {
+                adv.change = format!("{}: {}", model.id, adv.change);
+                advice.push(adv);
+            }
+            continue;
+        }
         let space = Space {
             models: vec![model],
             gpus: gpus.clone(),
@@ -358,6 +388,13 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         };
         let found = search(&*eval, &space, &work, &launch);
         if found.is_empty() {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "no GPU kind, count (up to --max-gpus {}), precision and KV dtype searched serves it",
+                    a.max_gpus
+                ),
+            });
             // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
             let gpu = gpus
                 .first()
@@ -389,16 +426,21 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         plans.extend(found);
     }
     vramplan_core::plan::sort_plans(&mut plans);
-    Ok(PlanOutput { plans, advice })
+    Ok(PlanOutput {
+        plans,
+        advice,
+        no_plan,
+    })
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
-    let mut s =
-        format!(
+    let mut s = format!(
         "Deployments serving {} of {} tokens{}, cheapest first ({} found)\n\n",
         count(work.concurrency, "concurrent sequence"),
         thousands(work.context),
-        work.rate.map(|r| format!(" at {r} requests/s")).unwrap_or_default(),
+        work.rate
+            .map(|r| format!(" at {r} requests/s"))
+            .unwrap_or_default(),
         out.plans.len()
     );
     let rows: Vec<Vec<String>> = out
@@ -447,12 +489,28 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
         }
         s.push_str("\ndecode tok/s: memory-bandwidth roofline with every sequence at full context (an upper bound on speed). Prices: crates/core/data/prices.toml (date and source per entry).\n");
     }
-    if !out.advice.is_empty() {
-        s.push_str(
-            "\nNothing in the search space serves this workload. Smallest changes that would:\n",
-        );
-        for a in &out.advice {
-            s.push_str(&format!("  - {}: {}\n", a.change, a.detail));
+    if out.plans.is_empty() && !out.no_plan.is_empty() {
+        s.push_str("Nothing in the search space serves this workload.\n");
+    }
+    for np in &out.no_plan {
+        s.push_str(&format!("\nNo plan for {}: {}.\n", np.model, np.reason));
+        let prefix = format!("{}: ", np.model);
+        let own: Vec<&Advice> = out
+            .advice
+            .iter()
+            .filter(|a| a.change.starts_with(&prefix))
+            .collect();
+        if own.is_empty() {
+            s.push_str("  No single change found; allow more GPUs or other GPU kinds.\n");
+        } else {
+            s.push_str("  Smallest changes that would serve it:\n");
+            for a in own {
+                s.push_str(&format!(
+                    "  - {}: {}\n",
+                    &a.change[prefix.len()..],
+                    a.detail
+                ));
+            }
         }
     }
     s

@@ -691,6 +691,16 @@ pub fn estimate(
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
     e.batch = a.n_seq;
+    // llama_context's constructor (src/llama-context.cpp) compares each sequence's cells with
+    // the training context and warns, then runs: "n_ctx_seq (N) > n_ctx_train (M) -- possible
+    // training context overflow" (the "<" twin of this line is in the CPU-run logs of
+    // data/calibration/llamacpp_cpu_runs.jsonl).
+    if cs.n_ctx_seq > model.max_context {
+        e.warnings.push(format!(
+            "llama.cpp warns \"n_ctx_seq ({}) > n_ctx_train ({}) -- possible training context overflow\" (src/llama-context.cpp): each sequence's context is beyond the model's limit",
+            cs.n_ctx_seq, model.max_context
+        ));
+    }
     e.kv_dtype = if a.type_k == a.type_v {
         a.type_k.name()
     } else {
