@@ -2,6 +2,7 @@
 //! module under `commands/`; this file only wires them to clap and maps errors to exit codes.
 
 mod commands;
+mod hardware;
 mod model_source;
 mod render;
 mod usage;
@@ -29,6 +30,9 @@ enum Command {
     Gpus(commands::catalogue::GpusArgs),
     /// Read a model file or directory (safetensors, GGUF, config.json, HF cache, ollama): header only.
     Inspect(commands::inspect::InspectArgs),
+    /// The models that run on this machine (or on named GPUs): best precision, KV dtype, max
+    /// context and concurrency for every catalogue and local model.
+    Fit(commands::fit::FitArgs),
     /// Find models in local stores and folders and say whether each fits.
     Scan(commands::scan::ScanArgs),
     /// Simulate KV-cache allocation under a request trace: contiguous vs paged, sharing, preemption.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Gpus(a) => commands::catalogue::gpus(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Scan(a) => commands::scan::run(a),
+        Command::Fit(a) => commands::fit::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Plan(a) => commands::plan::run(a),

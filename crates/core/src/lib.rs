@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod engine;
 pub mod estimate;
+pub mod fit;
 pub mod ggml;
 pub mod gpu;
 pub mod kv;

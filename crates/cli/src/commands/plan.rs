@@ -107,7 +107,7 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
 
 /// llama-server args for `slots` sequences of `context` tokens, every layer on the GPU (a plan
 /// that leaves layers on the CPU is not a GPU deployment), flash attention on.
-fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
+pub(crate) fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
     LlamaCppArgs {
         n_ctx: c.context.saturating_mul(slots),
         n_seq: slots,
@@ -138,7 +138,7 @@ fn llamacpp_evaluator(
 
 /// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter; for
 /// llama.cpp the common GGUF types.
-fn quant_options(
+pub(crate) fn quant_options(
     model: &ModelDesc,
     given: &[String],
     engine: PlanEngine,
