@@ -231,3 +231,47 @@ fn hostile_and_sparse_files() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `vramplan fit` checks the local stores' models too: GGUF (ollama) under llama.cpp, an HF
+/// cache snapshot under vLLM, each in its own precision.
+#[test]
+fn fit_includes_the_local_stores() {
+    let exp = expected();
+    let fx = fixtures();
+    let v = json(
+        &[
+            "fit",
+            "--gpu",
+            "a10g",
+            "--host-memory",
+            "16GiB",
+            "--max-params",
+            "1B",
+            "--json",
+        ],
+        &[
+            ("HF_HOME", fx.join("hf_cache")),
+            (
+                "HF_HUB_CACHE",
+                fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
+            ),
+            (
+                "OLLAMA_MODELS",
+                fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
+            ),
+        ],
+    );
+    let rows = v["models"].as_array().unwrap();
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r["model"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {rows:?}"))
+    };
+    let ollama = find("tiny:latest");
+    assert_eq!(ollama["source"], "ollama");
+    assert_eq!(ollama["engine"], "llamacpp");
+    assert_eq!(ollama["fits"], true, "{ollama}");
+    let hf = find("test-org/tiny-llama");
+    assert_eq!(hf["source"], "hf-cache");
+    assert_eq!(hf["engine"], "vllm");
+}
