@@ -38,6 +38,13 @@ pub fn words(name: &str) -> Vec<String> {
     out
 }
 
+/// The words of `query` appear in a row among the words of `text`: `llama 3` is in
+/// "Meta-Llama-3.1-8B" but not in "CodeLlama-34b" (whose words are `codellama 34b`).
+pub fn has_words(text: &str, query: &str) -> bool {
+    let q = words(query);
+    !q.is_empty() && words(text).windows(q.len()).any(|w| w == q.as_slice())
+}
+
 /// A name without case or punctuation: `Meta-Llama-3.1-8B` → `metallama318b`.
 pub fn key(name: &str) -> String {
     words(name).concat()

@@ -5,7 +5,7 @@ use crate::render::table;
 use crate::Failure;
 use clap::Args;
 use vramplan_core::kv::kv_bytes_per_token;
-use vramplan_core::names::{nearest_clause, words};
+use vramplan_core::names::{has_words, nearest_clause};
 use vramplan_core::units::{count, gib, params_short, thousands};
 use vramplan_core::{catalogue, KvDtype};
 
@@ -35,11 +35,9 @@ fn matches(query: &Option<String>, fields: &[&str]) -> bool {
         None => true,
         Some(q) => {
             let lower = q.to_ascii_lowercase();
-            let qw = words(q);
-            fields.iter().any(|f| {
-                f.to_ascii_lowercase().contains(&lower)
-                    || (!qw.is_empty() && words(f).windows(qw.len()).any(|w| w == qw.as_slice()))
-            })
+            fields
+                .iter()
+                .any(|f| f.to_ascii_lowercase().contains(&lower) || has_words(f, q))
         }
     }
 }

@@ -14,6 +14,7 @@ use vramplan_core::engine::llamacpp::{self, TypeMix};
 use vramplan_core::engine::sglang;
 use vramplan_core::engine::vllm::Release;
 use vramplan_core::fit::{best, Want};
+use vramplan_core::names::has_words;
 use vramplan_core::units::{count, gib, params_short, thousands};
 use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 use vramplan_formats::stores::scan_default_stores;
@@ -44,7 +45,7 @@ pub struct FitArgs {
     /// llama.cpp for all (vLLM and SGLang need CUDA or ROCm).
     #[arg(long, value_enum)]
     pub engine: Vec<PlanEngine>,
-    /// Only models of this family or whose id contains this text (llama, qwen, gemma, ...).
+    /// Only models whose family or id has these words (llama, qwen2.5, "llama 3", gemma-2).
     #[arg(long)]
     pub family: Option<String>,
     /// Only models with at least this many parameters (7B, 500M).
@@ -246,12 +247,10 @@ fn keep(a: &FitArgs, c: &Candidate, min: Option<u64>, max: Option<u64>) -> bool 
     if min.is_some_and(|n| params < n) || max.is_some_and(|n| params > n) {
         return false;
     }
+    // By words, not letters: `llama-3` is Llama 3.x, not CodeLlama-34b.
     match &a.family {
         None => true,
-        Some(f) => {
-            let f = f.to_ascii_lowercase();
-            m.family.to_ascii_lowercase().contains(&f) || m.id.to_ascii_lowercase().contains(&f)
-        }
+        Some(f) => has_words(&m.family, f) || has_words(&m.id, f),
     }
 }
 
