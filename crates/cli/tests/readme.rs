@@ -65,7 +65,10 @@ fn examples(lines: &[&str]) -> Vec<Example> {
 /// Runs one README command in `dir`; stdout, then stderr, as the terminal shows them.
 fn run(command: &str, dir: &Path, empty: &Path) -> String {
     let words = shlex::split(command).unwrap_or_else(|| panic!("cannot split: {command}"));
-    assert_eq!(words[0], "vramplan", "README commands run vramplan: {command}");
+    assert_eq!(
+        words[0], "vramplan",
+        "README commands run vramplan: {command}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_vramplan"))
         .args(&words[1..])
         .current_dir(dir)
@@ -137,7 +140,11 @@ fn readme_examples_print_what_the_readme_shows() {
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let lines: Vec<&str> = readme.lines().collect();
     let found = examples(&lines);
-    assert!(found.len() >= 8, "only {} README examples found", found.len());
+    assert!(
+        found.len() >= 8,
+        "only {} README examples found",
+        found.len()
+    );
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme");
     let _ = std::fs::remove_dir_all(&scratch);
     let empty = scratch.join("empty-stores");

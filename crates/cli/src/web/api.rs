@@ -274,6 +274,49 @@ fn plan_args_value(mut req: request::Request<PlanArgs>) -> Result<Value, ApiErro
     })
 }
 
+/// `POST /api/v1/fit`: the same JSON object as `vramplan fit --no-local --json` for the GPU the
+/// body names (the server detects nothing and reads no local store). A search over the whole
+/// catalogue, so it takes a plan slot and runs off the async workers.
+pub async fn fit_handler(headers: HeaderMap, body: Body) -> Response {
+    let value = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let req = match request::FIT.parse(&value) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if req.args.gpu.is_none() {
+        return ApiError::bad(Some("gpu"), "give gpu: the server does not detect GPUs")
+            .into_response();
+    }
+    let Some(slot) = PlanSlot::take() else {
+        let mut r = ApiError::with_status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_PLANS_RUNNING} searches are already running; try again in a moment"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        catch_unwind(AssertUnwindSafe(|| fit_args_value(req)))
+            .unwrap_or_else(|_| Err(internal_error("fit")))
+    })
+    .await
+    .unwrap_or_else(|_| Err(internal_error("fit")));
+    json_answer(answer)
+}
+
+fn fit_args_value(req: request::Request<crate::commands::fit::FitArgs>) -> Result<Value, ApiError> {
+    let out = crate::commands::fit::compute(&req.args, false)
+        .map_err(failure_to_error(&request::FIT, &req.given))?;
+    serde_json::to_value(out)
+        .map_err(|e| ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// Anything else under any path: 404 with a JSON error.
 pub async fn not_found() -> Response {
     ApiError::with_status(
