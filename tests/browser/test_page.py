@@ -661,3 +661,36 @@ def test_screenshot_for_the_readme(page, cli):
         assert os.path.getsize(path) > 20_000
     finally:
         page.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_what_fits_panel_is_the_cli_answer(page, cli):
+    """The "What fits" panel (issue 16): the GPU, context and sequences of the form, the panel's
+    GPU count and engine; every row and every reason as `vramplan fit --no-local --json` gives them."""
+    page.open("model=llama-3.1-8b-instruct&gpu=rtx-4090&context=8192&batch=2")
+    gpus = page.el("#fit-gpus")
+    gpus.clear()
+    gpus.send_keys("2")
+    Select(page.el("#fit-engine")).select_by_value("llamacpp")
+    page.el("#fit-run").click()
+    end = time.time() + 60
+    while page.d.execute_script("return document.getElementById('fit').dataset.state || ''") != "done":
+        assert time.time() < end, f"the fit panel did not answer: {page.el('#fit-error').text!r}"
+        time.sleep(0.05)
+    want = cli("fit", "--gpu", "rtx-4090", "--gpus", "2", "--context", "8192", "--concurrency", "2",
+               "--engine", "llamacpp", "--no-local", "--json")
+    runs = [m for m in want["models"] if m["fits"]]
+    misses = [m for m in want["models"] if not m["fits"]]
+    assert runs and misses
+    rows = page.d.find_elements("css selector", "#fit-table tr.fit-row")
+    assert [r.get_attribute("data-model") for r in rows] == [m["model"] for m in runs]
+    first = [td.text for td in rows[0].find_elements("css selector", "td")]
+    assert first[0] == runs[0]["model"]
+    assert first[3:5] == [runs[0]["quant"], runs[0]["kv_dtype"]]
+    assert first[6] == f"{runs[0]['max_context']:,}"
+    assert first[7] == f"{runs[0]['max_concurrency']:,}"
+    page.el("#fit-misses summary").click()
+    reasons = page.d.find_elements("css selector", "#fit-miss-list li")
+    assert len(reasons) == len(misses)
+    assert reasons[0].text.endswith(misses[0]["reason"])
+    assert "2 × NVIDIA GeForce RTX 4090" in page.el("#fit-summary").text
+    assert not page.console_errors()

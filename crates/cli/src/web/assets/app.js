@@ -1002,6 +1002,75 @@ function setupPlan() {
   }
 }
 
+// ---------------------------------------------------------------- what fits
+
+/// The fit request: the GPU, context and sequences of the main form, the panel's count and engine.
+function fitBody() {
+  const body = {
+    gpu: String(page.state.gpu || defaultOf('gpu')),
+    gpus: Number(el('fit-gpus').value) || el('fit-gpus').value,
+    context: Number(page.state.context || defaultOf('context')),
+    concurrency: Number(page.state.batch || defaultOf('batch')),
+  };
+  if (el('fit-engine').value) body.engine = [el('fit-engine').value];
+  return body;
+}
+
+async function runFit() {
+  const panel = el('fit');
+  if (panel.dataset.state === 'running') return;
+  const body = fitBody();
+  panel.dataset.state = 'running';
+  panel.setAttribute('aria-busy', 'true');
+  el('fit-status').textContent = `Checking every catalogue model on ${body.gpus} × ${body.gpu}…`;
+  const res = await api('/fit', body);
+  panel.removeAttribute('aria-busy');
+  const errorBox = el('fit-error');
+  if (!res.ok) {
+    errorBox.textContent = `${res.data.field ? `${res.data.field}: ` : ''}${res.data.error}`;
+    errorBox.hidden = false;
+    el('fit-found').hidden = true;
+    el('fit-status').textContent = 'No answer: the request was refused.';
+    panel.dataset.state = 'error';
+    return;
+  }
+  errorBox.hidden = true;
+  const out = res.data;
+  const runs = out.models.filter((m) => m.fits);
+  const misses = out.models.filter((m) => !m.fits);
+  el('fit-summary').textContent = `${count(runs.length, 'model')} run on ${out.hardware.gpus} × ${out.hardware.gpu_name} at ${count(out.concurrency, 'sequence')} of ${thousands(out.context)} tokens, largest first`;
+  const tbody = el('fit-table').querySelector('tbody');
+  tbody.replaceChildren();
+  for (const m of runs) {
+    const tr = document.createElement('tr');
+    tr.className = 'fit-row';
+    tr.dataset.model = m.model;
+    for (const v of [m.model, paramsShort(m.params), m.engine, m.quant, m.kv_dtype, gib(m.memory_per_gpu_bytes),
+      thousands(m.max_context), thousands(m.max_concurrency)]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+  el('fit-misses-summary').textContent = `Does not run: ${count(misses.length, 'model')}`;
+  const list = el('fit-miss-list');
+  list.replaceChildren();
+  for (const m of misses) {
+    const li = document.createElement('li');
+    li.dataset.model = m.model;
+    li.textContent = `${m.model} (${paramsShort(m.params)}, ${m.engine}): ${m.reason}`;
+    list.appendChild(li);
+  }
+  el('fit-found').hidden = false;
+  el('fit-status').textContent = '';
+  panel.dataset.state = 'done';
+}
+
+function setupFit() {
+  el('fit-run').addEventListener('click', runFit);
+}
+
 // ---------------------------------------------------------------- copy, share, theme
 
 async function copyText(text) {
@@ -1084,6 +1153,7 @@ async function start() {
   setupButtons();
   setupDrop();
   setupPlan();
+  setupFit();
   await update();
 }
 
