@@ -247,6 +247,9 @@ fn fit_includes_the_local_stores() {
             "16GiB",
             "--max-params",
             "1B",
+            // The fixtures' models declare a 4,096-token limit.
+            "--context",
+            "2048",
             "--json",
         ],
         &[

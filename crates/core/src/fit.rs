@@ -42,7 +42,7 @@ pub fn split(model: &ModelDesc, gpus: u64) -> Result<Parallelism, String> {
     tp_options(model, gpus)
         .into_iter()
         .rev()
-        .filter(|tp| gpus % tp == 0)
+        .filter(|tp| gpus.is_multiple_of(*tp))
         .map(|tp| Parallelism {
             tp,
             pp: gpus / tp,
