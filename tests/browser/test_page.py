@@ -78,7 +78,8 @@ def assert_figures(page, est):
     assert int(raw) == est["margin_bytes"] and text == gb_gib(abs(est["margin_bytes"]))
     raw, text = page.figure("max_concurrency")
     assert int(raw) == est["max_concurrency"]
-    assert text == f"{est['max_concurrency']:,} sequences of {est['context']:,} tokens"
+    noun = "sequence" if est["max_concurrency"] == 1 else "sequences"
+    assert text == f"{est['max_concurrency']:,} {noun} of {est['context']:,} tokens"
     raw, text = page.figure("max_context")
     assert int(raw) == est["max_context"] and text.startswith(f"{est['max_context']:,} tokens")
     raw, text = page.figure("min_gpus")
@@ -670,14 +671,14 @@ def test_what_fits_panel_is_the_cli_answer(page, cli):
     gpus = page.el("#fit-gpus")
     gpus.clear()
     gpus.send_keys("2")
-    Select(page.el("#fit-engine")).select_by_value("llamacpp")
+    Select(page.el("#fit-engine")).select_by_value("sglang")
     page.el("#fit-run").click()
     end = time.time() + 60
     while page.d.execute_script("return document.getElementById('fit').dataset.state || ''") != "done":
         assert time.time() < end, f"the fit panel did not answer: {page.el('#fit-error').text!r}"
         time.sleep(0.05)
     want = cli("fit", "--gpu", "rtx-4090", "--gpus", "2", "--context", "8192", "--concurrency", "2",
-               "--engine", "llamacpp", "--no-local", "--json")
+               "--engine", "sglang", "--no-local", "--json")
     runs = [m for m in want["models"] if m["fits"]]
     misses = [m for m in want["models"] if not m["fits"]]
     assert runs and misses

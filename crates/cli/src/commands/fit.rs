@@ -471,12 +471,6 @@ pub fn compute(a: &FitArgs, local: bool) -> Result<FitOutput, Failure> {
     }
     // Largest first: the most capable model that runs is the first row that fits.
     rows.sort_by(|x, y| y.params.cmp(&x.params).then(x.model.cmp(&y.model)));
-    if hw.gpus > 1 && rows.iter().any(|r| r.engine == "llamacpp") {
-        notes.push(
-            "llama.cpp rows split layers over the GPUs as the planner does (--split-mode layer)"
-                .into(),
-        );
-    }
     Ok(FitOutput {
         hardware: hw,
         context: a.context,
