@@ -31,6 +31,21 @@ fn vramplan(args: &[&str], env: &[(&str, PathBuf)]) -> Output {
     c.output().expect("run vramplan")
 }
 
+/// The fixtures' HF cache and ollama store as the default stores.
+fn store_env(exp: &serde_json::Value, fx: &std::path::Path) -> [(&'static str, PathBuf); 3] {
+    [
+        ("HF_HOME", fx.join("hf_cache")),
+        (
+            "HF_HUB_CACHE",
+            fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
+        ),
+        (
+            "OLLAMA_MODELS",
+            fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
+        ),
+    ]
+}
+
 fn json(args: &[&str], env: &[(&str, PathBuf)]) -> serde_json::Value {
     let out = vramplan(args, env);
     assert!(
@@ -163,17 +178,7 @@ fn scan_finds_every_store_and_checks_the_gpu() {
             "4096",
             "--json",
         ],
-        &[
-            ("HF_HOME", fx.join("hf_cache")),
-            (
-                "HF_HUB_CACHE",
-                fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
-            ),
-            (
-                "OLLAMA_MODELS",
-                fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
-            ),
-        ],
+        &store_env(&exp, &fx),
     );
     let models = v["models"].as_array().unwrap();
     let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
@@ -252,17 +257,7 @@ fn fit_includes_the_local_stores() {
             "2048",
             "--json",
         ],
-        &[
-            ("HF_HOME", fx.join("hf_cache")),
-            (
-                "HF_HUB_CACHE",
-                fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
-            ),
-            (
-                "OLLAMA_MODELS",
-                fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
-            ),
-        ],
+        &store_env(&exp, &fx),
     );
     let rows = v["models"].as_array().unwrap();
     let find = |name: &str| {

@@ -210,24 +210,32 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    run_search("plan searches", "planning", move || plan_args_value(req)).await
+}
+
+/// Runs a search (plan, fit) in one of the search slots, off the async workers so that
+/// estimates keep being answered; 503 with Retry-After when every slot is taken.
+async fn run_search(
+    kind: &'static str,
+    what: &'static str,
+    search: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
+) -> Response {
     let Some(slot) = PlanSlot::take() else {
         let mut r = ApiError::with_status(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_PLANS_RUNNING} plan searches are already running; try again in a moment"),
+            format!("{MAX_PLANS_RUNNING} {kind} are already running; try again in a moment"),
         )
         .into_response();
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     };
-    // The search is blocking CPU work: off the async workers, so estimates keep being answered.
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        catch_unwind(AssertUnwindSafe(|| plan_args_value(req)))
-            .unwrap_or_else(|_| Err(internal_error("planning")))
+        catch_unwind(AssertUnwindSafe(search)).unwrap_or_else(|_| Err(internal_error(what)))
     })
     .await
-    .unwrap_or_else(|_| Err(internal_error("planning")));
+    .unwrap_or_else(|_| Err(internal_error(what)));
     json_answer(answer)
 }
 
@@ -290,24 +298,7 @@ pub async fn fit_handler(headers: HeaderMap, body: Body) -> Response {
         return ApiError::bad(Some("gpu"), "give gpu: the server does not detect GPUs")
             .into_response();
     }
-    let Some(slot) = PlanSlot::take() else {
-        let mut r = ApiError::with_status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_PLANS_RUNNING} searches are already running; try again in a moment"),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
-    };
-    let answer = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        catch_unwind(AssertUnwindSafe(|| fit_args_value(req)))
-            .unwrap_or_else(|_| Err(internal_error("fit")))
-    })
-    .await
-    .unwrap_or_else(|_| Err(internal_error("fit")));
-    json_answer(answer)
+    run_search("searches", "fit", move || fit_args_value(req)).await
 }
 
 fn fit_args_value(req: request::Request<crate::commands::fit::FitArgs>) -> Result<Value, ApiError> {
