@@ -1062,3 +1062,41 @@ fn plan_searches_do_not_stop_estimates() {
     assert_eq!(s.post("/api/v1/plan", body.as_bytes()).status, 200);
     s.assert_alive();
 }
+
+// ---------------------------------------------------------------- POST /api/v1/fit
+
+#[test]
+fn fit_equals_the_cli_json_for_the_same_flags() {
+    let s = Server::start();
+    let post = |body: &Value| s.post("/api/v1/fit", body.to_string().as_bytes());
+    let r = post(
+        &json!({"gpu": "RTX 4090", "host_memory": "64GiB", "family": "llama-3.1", "engine": ["vllm", "llamacpp"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cli = cli_json(&[
+        "fit",
+        "--gpu",
+        "RTX 4090",
+        "--host-memory",
+        "64GiB",
+        "--family",
+        "llama-3.1",
+        "--engine",
+        "vllm",
+        "--engine",
+        "llamacpp",
+        "--no-local",
+        "--json",
+    ]);
+    assert_eq!(r.json(), cli);
+    assert_eq!(cli["hardware"]["gpu"], "rtx-4090");
+    // The server detects nothing: gpu is required, named as the field at fault.
+    let r = post(&json!({"context": 8192}));
+    assert_field_error(&r, Some("gpu"));
+    // The local stores are not the visitor's to ask for.
+    let r = post(&json!({"gpu": "h100", "no_local": false}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = post(&json!({"gpu": "h100", "min_params": "lots"}));
+    assert_field_error(&r, Some("min_params"));
+    s.assert_alive();
+}

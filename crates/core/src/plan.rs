@@ -362,6 +362,19 @@ pub fn advise(
     other_gpus: &[(&Gpu, Option<f64>)],
 ) -> Vec<Advice> {
     use crate::units::gb_gib;
+    // Beyond the model's own context limit no hardware helps: the one change is the context.
+    if config.context > model.max_context {
+        return vec![Advice {
+            change: format!(
+                "context of {} tokens",
+                crate::units::thousands(model.max_context)
+            ),
+            detail: format!(
+                "{}'s own limit (max_position_embeddings); no GPU or precision serves a longer one",
+                model.id
+            ),
+        }];
+    }
     let mut advice = Vec::new();
     let fits = |c: Config, g: &Gpu| eval(model, g, c).ok().filter(|e| e.fits);
     let current = config.weights;
@@ -380,10 +393,10 @@ pub fn advise(
             advice.push(Advice {
                 change: format!("weights in {q}"),
                 detail: format!(
-                    "{} per GPU ({} weights); serves {} sequences of {} tokens",
+                    "{} per GPU ({} weights); serves {} of {} tokens",
                     gb_gib(e.total_bytes),
                     gb_gib(e.weights_bytes),
-                    e.max_concurrency,
+                    crate::units::count(e.max_concurrency, "sequence"),
                     config.context
                 ),
             });
@@ -413,11 +426,14 @@ pub fn advise(
         if e.max_context > 0 && e.max_context < config.context {
             advice.push(Advice {
                 change: format!("context of {} tokens", e.max_context),
-                detail: format!("the longest that fits {} sequences", config.batch),
+                detail: format!(
+                    "the longest that fits {}",
+                    crate::units::count(config.batch, "sequence")
+                ),
             });
         } else if e.max_concurrency > 0 && e.max_concurrency < config.batch {
             advice.push(Advice {
-                change: format!("{} concurrent sequences", e.max_concurrency),
+                change: crate::units::count(e.max_concurrency, "concurrent sequence"),
                 detail: format!("the most of {} tokens that fit", config.context),
             });
         }

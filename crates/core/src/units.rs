@@ -56,6 +56,16 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count with its noun in the right number: `1 sequence`, `16 sequences`, `1,024 tokens`.
+/// `noun` is the singular; the plural adds "s" (every noun vramplan counts takes one).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// `8.03B`, `124.4M`: parameter counts, decimal as model cards print them.
 pub fn params_short(n: u64) -> String {
     let f = n as f64;

@@ -1,7 +1,7 @@
 //! GGUF header reader (our own: no crate of standing reads GGUF headers, and we need hard bounds).
 //!
 //! Layout, per the GGUF specification (ggml `docs/gguf.md`, `src/gguf.cpp`; summarised in
-//! shared/reference/gguf_and_quant.md Part 1.1):
+//! docs/reference/gguf_and_quant.md Part 1.1):
 //!
 //! ```text
 //! u32 magic "GGUF" | u32 version (1..=3) | tensor_count | metadata_kv_count     (counts: u64, v1: u32)

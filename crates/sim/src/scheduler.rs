@@ -176,6 +176,17 @@ impl<I: Iterator<Item = Request> + Clone> InFlight<I> {
     }
 }
 
+/// Why a request is refused at arrival (each counted in the report).
+#[derive(Clone, Copy)]
+enum Rejection {
+    /// Prompt + output longer than `max_seq_len`.
+    TooLong,
+    /// More sequences (samples, beams) than `max_num_seqs`.
+    TooManySequences,
+    /// More KV than the allocator can ever give one request.
+    LargerThanPool,
+}
+
 /// Progress reporting shared by the runs of several allocators.
 pub(crate) struct Progress<'p> {
     pub hook: &'p mut dyn FnMut(u64, u64),
@@ -219,13 +230,20 @@ pub(crate) fn run<A: KvAllocator, I: Iterator<Item = Request> + Clone>(
     let mut stuck_memory_blocked = false;
     let max_seqs = u64::from(config.max_num_seqs);
     let budget = u64::from(config.max_num_batched_tokens);
-    // Whether a request can ever run (checked at arrival; a pure function of the request, so
-    // the queue's second cursor skips the same ones).
-    let accepted = |alloc: &A, r: &Request| {
-        r.final_len() <= config.max_seq_len
-            && u64::from(r.num_seqs()) <= max_seqs
-            && alloc.can_ever_fit(&final_spec(r))
+    // Why a request can never run, or None when it can (checked at arrival; a pure function of
+    // the request, so the queue's second cursor skips the same ones).
+    let rejection = |alloc: &A, r: &Request| {
+        if r.final_len() > config.max_seq_len {
+            Some(Rejection::TooLong)
+        } else if u64::from(r.num_seqs()) > max_seqs {
+            Some(Rejection::TooManySequences)
+        } else if !alloc.can_ever_fit(&final_spec(r)) {
+            Some(Rejection::LargerThanPool)
+        } else {
+            None
+        }
     };
+    let accepted = |alloc: &A, r: &Request| rejection(alloc, r).is_none();
 
     loop {
         // 1. Arrivals.
@@ -245,14 +263,20 @@ pub(crate) fn run<A: KvAllocator, I: Iterator<Item = Request> + Clone>(
             last_arrival_s = r.arrival_s;
             crate::check_request(&r, expected_requests)?;
             q.next_arrival += 1;
-            if accepted(&alloc, &r) {
+            // The first cause that makes the request impossible, counted by kind.
+            if let Some(cause) = rejection(&alloc, &r) {
+                *match cause {
+                    Rejection::TooLong => &mut metrics.rejected_too_long,
+                    Rejection::TooManySequences => &mut metrics.rejected_too_many_sequences,
+                    Rejection::LargerThanPool => &mut metrics.rejected_larger_than_pool,
+                } += 1;
+                metrics.rejected += 1;
+                progress.done += 1;
+            } else {
                 if q.waiting_is_empty() {
                     admission_stuck = false;
                 }
                 q.fresh_waiting += 1;
-            } else {
-                metrics.rejected += 1;
-                progress.done += 1;
             }
         }
         if running.is_empty() && q.waiting_is_empty() && swapped.is_empty() {

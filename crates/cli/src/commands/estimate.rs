@@ -12,7 +12,7 @@ use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::ggml::GgmlType;
 use vramplan_core::naive::{naive_estimate, NaiveEstimate};
-use vramplan_core::units::{bytes_kib, gb_gib, gib, params_short, thousands};
+use vramplan_core::units::{bytes_kib, count, gb_gib, gib, params_short, thousands};
 use vramplan_core::{
     catalogue, estimate, Config, Estimate, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat,
 };
@@ -42,8 +42,7 @@ pub enum EngineChoice {
 
 #[derive(Args)]
 pub struct EstimateArgs {
-    /// Catalogue id or alias (see `vramplan models`).
-    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct")]
+    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// Weight precision: fp32, fp16, bf16, fp8, int8, awq, gptq, w4a16, nf4, bnb-int8, mxfp4,
     /// or a GGUF type (q4_0, q4_k, q8_0, ...). Default: the checkpoint's own. vLLM's
@@ -71,8 +70,9 @@ pub struct EstimateArgs {
     /// GPU kind: catalogue id, alias or the name nvidia-smi prints (see `vramplan gpus`).
     #[arg(long, short = 'g', default_value = "h100")]
     pub gpu: String,
-    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB.
-    #[arg(long)]
+    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB. Not with --gpu: a
+    /// catalogue card's memory is known (refused rather than one silently overriding the other).
+    #[arg(long, conflicts_with = "gpu")]
     pub gpu_memory: Option<String>,
     /// GPUs used with tensor parallelism (same as --tp).
     #[arg(long)]
@@ -621,6 +621,9 @@ fn verdict_rows(r: &mut Rows, e: &Estimate) {
 }
 
 fn footer(out: &mut String, e: &Estimate) {
+    for w in &e.warnings {
+        out.push_str(&format!("\n  warning: {w}\n"));
+    }
     if let Some(err) = &e.startup_error {
         out.push_str(&format!(
             "\n  Start-up error ({}):\n    {}\n  Fix: {}\n",
@@ -653,7 +656,7 @@ fn setting<'a>(e: &'a Estimate, name: &str) -> &'a str {
 
 fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} sequence{} × {} tokens{}\n\n",
+        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} × {} tokens{}\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -661,10 +664,13 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
-        if e.batch == 1 { "" } else { "s" },
+        count(e.batch, "sequence"),
         thousands(e.context),
-        if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp) } else { String::new() },
+        if e.gpus > 1 {
+            format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp)
+        } else {
+            String::new()
+        },
     );
     let mut r = Rows::default();
     let active = if e.active_params != e.params {
@@ -717,7 +723,7 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max context",
         thousands(e.max_context),
-        format!("tokens at {} sequence(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "sequence")),
     );
     r.add(
         "fewest GPUs",
@@ -819,8 +825,8 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         "KV for the batch",
         gb_gib(e.kv_cache_bytes),
         format!(
-            "{} request(s) of {} tokens",
-            thousands(e.batch),
+            "{} of {} tokens",
+            count(e.batch, "request"),
             thousands(e.context)
         ),
     );
@@ -833,7 +839,7 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max model len",
         thousands(e.max_context),
-        format!("tokens at {} request(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "request")),
     );
     r.add(
         "fewest GPUs",
@@ -867,7 +873,7 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
 fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     let layers = e.model_layers.unwrap_or(0);
     let mut out = format!(
-        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
+        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
         e.model,
         gpu.name,
         gib(gpu.memory_bytes),
@@ -875,7 +881,7 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
         e.quant,
         e.kv_dtype,
         thousands(e.context),
-        e.batch,
+        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );
@@ -965,7 +971,7 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
 
 fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} request(s) × {} tokens\n\n",
+        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} × {} tokens\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -973,7 +979,7 @@ fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
         e.utilization,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
+        count(e.batch, "request"),
         thousands(e.context)
     );
     let mut r = Rows::default();

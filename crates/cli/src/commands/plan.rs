@@ -10,7 +10,7 @@ use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::plan::{advise, search_within, Advice, Deployment, Evaluator, Space, Workload};
-use vramplan_core::units::{gib, thousands};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -23,9 +23,8 @@ pub enum PlanEngine {
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Model(s) to compare (catalogue id or alias); repeat to compare a quantized larger model
-    /// against a smaller one.
-    #[arg(long, short = 'm', required = true)]
+    /// Repeat to compare a quantized larger model against a smaller one.
+    #[arg(long, short = 'm', required = true, help = crate::model_source::MODEL_HELP, long_help = format!("{}. Repeat --model to compare a quantized larger model against a smaller one.", crate::model_source::MODEL_HELP))]
     pub model: Vec<String>,
     /// Tokens per sequence (prompt + output).
     #[arg(long, short = 'c', default_value_t = 8192)]
@@ -86,9 +85,17 @@ const MAX_TIME_BUDGET_S: f64 = 86_400.0;
 struct PlanOutput {
     plans: Vec<Deployment>,
     advice: Vec<Advice>,
+    /// The models given with `--model` that no plan serves, each with the reason.
+    no_plan: Vec<NoPlan>,
     /// Why the search stopped before covering its space (time budget spent, request
     /// cancelled), or null when it covered everything.
     truncated: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NoPlan {
+    model: String,
+    reason: String,
 }
 
 /// What may end a search early: its deadline, and a flag the caller sets when the answer is no
@@ -148,7 +155,7 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
 
 /// llama-server args for `slots` sequences of `context` tokens, every layer on the GPU (a plan
 /// that leaves layers on the CPU is not a GPU deployment), flash attention on.
-fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
+pub(crate) fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
     LlamaCppArgs {
         n_ctx: c.context.saturating_mul(slots),
         n_seq: slots,
@@ -179,7 +186,7 @@ fn llamacpp_evaluator(
 
 /// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter; for
 /// llama.cpp the common GGUF types.
-fn quant_options(
+pub(crate) fn quant_options(
     model: &ModelDesc,
     given: &[String],
     engine: PlanEngine,
@@ -358,10 +365,10 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
         ));
     }
     let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
-    let models: Vec<&ModelDesc> = a
+    let models: Vec<ModelDesc> = a
         .model
         .iter()
-        .map(|m| cat.model(m).map_err(Failure::input))
+        .map(|m| crate::commands::estimate::resolve_model(m))
         .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
         cat.gpus
@@ -412,8 +419,30 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     let launch = launch_command(a.engine, utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
+    let mut no_plan = Vec::new();
     let mut spaces = Vec::with_capacity(models.len());
     for model in &models {
+        if a.context > model.max_context {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "--context {} is beyond its limit of {} tokens (max_position_embeddings)",
+                    thousands(a.context),
+                    thousands(model.max_context)
+                ),
+            });
+            let c = Config::new(
+                model.native_format(),
+                kv_dtypes[0],
+                a.context,
+                a.concurrency,
+            );
+            for mut adv in advise(&*eval, model, &Gpu::custom(0), c, &[]) {
+                adv.change = format!("{}: {}", model.id, adv.change);
+                advice.push(adv);
+            }
+            continue;
+        }
         spaces.push(Space {
             models: vec![*model],
             gpus: gpus.clone(),
@@ -437,7 +466,8 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     }
     let mut truncated = None;
     let mut visited_before = 0u64;
-    for (model, space) in models.iter().zip(&spaces) {
+    for space in &spaces {
+        let model = space.models[0];
         if truncated.is_some() {
             break;
         }
@@ -446,6 +476,13 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
         visited_before += vramplan_core::plan::candidate_count(space);
         truncated = stopped;
         if found.is_empty() && truncated.is_none() {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "no GPU kind, count (up to --max-gpus {}), precision and KV dtype searched serves it",
+                    a.max_gpus
+                ),
+            });
             // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
             let gpu = gpus
                 .first()
@@ -480,17 +517,19 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     Ok(PlanOutput {
         plans,
         advice,
+        no_plan,
         truncated,
     })
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
-    let mut s =
-        format!(
-        "Deployments serving {} concurrent sequences of {} tokens{}, cheapest first ({} found)\n\n",
-        thousands(work.concurrency),
+    let mut s = format!(
+        "Deployments serving {} of {} tokens{}, cheapest first ({} found)\n\n",
+        count(work.concurrency, "concurrent sequence"),
         thousands(work.context),
-        work.rate.map(|r| format!(" at {r} requests/s")).unwrap_or_default(),
+        work.rate
+            .map(|r| format!(" at {r} requests/s"))
+            .unwrap_or_default(),
         out.plans.len()
     );
     let rows: Vec<Vec<String>> = out
@@ -544,12 +583,28 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
             "\nThe search was cut short ({why}): these are the plans found until then.\n"
         ));
     }
-    if !out.advice.is_empty() {
-        s.push_str(
-            "\nNothing in the search space serves this workload. Smallest changes that would:\n",
-        );
-        for a in &out.advice {
-            s.push_str(&format!("  - {}: {}\n", a.change, a.detail));
+    if out.plans.is_empty() && !out.no_plan.is_empty() {
+        s.push_str("Nothing in the search space serves this workload.\n");
+    }
+    for np in &out.no_plan {
+        s.push_str(&format!("\nNo plan for {}: {}.\n", np.model, np.reason));
+        let prefix = format!("{}: ", np.model);
+        let own: Vec<&Advice> = out
+            .advice
+            .iter()
+            .filter(|a| a.change.starts_with(&prefix))
+            .collect();
+        if own.is_empty() {
+            s.push_str("  No single change found; allow more GPUs or other GPU kinds.\n");
+        } else {
+            s.push_str("  Smallest changes that would serve it:\n");
+            for a in own {
+                s.push_str(&format!(
+                    "  - {}: {}\n",
+                    &a.change[prefix.len()..],
+                    a.detail
+                ));
+            }
         }
     }
     s

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::kv::kv_bytes_per_token;
-use vramplan_core::units::{gib, thousands};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{Config, KvDtype, WeightFormat};
 use vramplan_sim::allocator::Placement;
 use vramplan_sim::{
@@ -34,8 +34,7 @@ pub enum PlacementArg {
 
 #[derive(Args)]
 pub struct SimulateArgs {
-    /// Catalogue id or alias.
-    #[arg(long, short = 'm', default_value = "facebook/opt-13b")]
+    #[arg(long, short = 'm', default_value = "facebook/opt-13b", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// GPU kind.
     #[arg(long, short = 'g', default_value = "a100-40gb")]
@@ -242,18 +241,64 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     let header = format!(
-        "{} on {} × {}: KV pool {} = {} tokens of {} B; {} requests; block {} tokens; {} preemption\n\n",
+        "{} on {} × {}: KV pool {} = {} tokens of {} B; {}; block {} tokens; {} preemption\n\n",
         model.id,
         a.gpus,
         gpu.name,
         gib(pool),
         thousands(pool / kv_per_token.max(1)),
         thousands(kv_per_token),
-        thousands(request_count),
+        count(request_count, "request"),
         a.block_size,
-        if sim.preemption == Preemption::Swap { "swap" } else { "recompute" },
+        if sim.preemption == Preemption::Swap {
+            "swap"
+        } else {
+            "recompute"
+        },
     );
-    print_json_or(a.json, &report, || render(&header, &report))
+    print_json_or(a.json, &report, || {
+        let mut text = render(&header, &report);
+        text.push_str(&never_admitted(&report, request_count, &sim));
+        text
+    })
+}
+
+/// The requests an allocator refused at arrival, by cause: they are in no other figure, so a
+/// table of zeros must not pass for an idle engine.
+fn never_admitted(r: &Report, total: u64, sim: &SimConfig) -> String {
+    let mut out = String::new();
+    for a in r.allocators.iter().filter(|a| a.rejected > 0) {
+        let mut causes = Vec::new();
+        if a.rejected_too_long > 0 {
+            causes.push(format!(
+                "{} longer than --max-seq-len {}",
+                thousands(a.rejected_too_long),
+                thousands(u64::from(sim.max_seq_len))
+            ));
+        }
+        if a.rejected_too_many_sequences > 0 {
+            causes.push(format!(
+                "{} with more sequences (--n, --beam-width) than max_num_seqs {}",
+                thousands(a.rejected_too_many_sequences),
+                sim.max_num_seqs
+            ));
+        }
+        if a.rejected_larger_than_pool > 0 {
+            causes.push(format!(
+                "{} needing more KV than {} can ever give one request",
+                thousands(a.rejected_larger_than_pool),
+                a.name
+            ));
+        }
+        out.push_str(&format!(
+            "\n{}: {} of {} never admitted, left out of every figure above: {}.\n",
+            a.name,
+            thousands(a.rejected),
+            count(total, "request"),
+            causes.join("; ")
+        ));
+    }
+    out
 }
 
 fn pct(x: f64) -> String {

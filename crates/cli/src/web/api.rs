@@ -168,8 +168,7 @@ fn failure_to_error<'a, A: clap::Args>(
 
 /// Parses a request body and computes its estimate.
 pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
-    let req = request::ESTIMATE.parse(body)?;
-    let failure = failure_to_error(&request::ESTIMATE, &req.given);
+    let mut req = request::ESTIMATE.parse(body)?;
     let config = match req.extra.get(request::CONFIG_FIELD) {
         None => None,
         Some(Value::Object(c)) => Some(c),
@@ -188,14 +187,14 @@ pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
         Some(cfg) => {
             let model = hf_config::model_from_config(cfg)?;
             // The CLI's own steps for a model given as a description, engine profiles included.
-            compute_with_model(&req.args, &model).map_err(failure)
+            compute_with_model(&req.args, &model)
+                .map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
         None => {
-            // Only catalogue names reach the estimator: a model given as a path is never opened.
-            catalogue()
-                .model(&req.args.model)
-                .map_err(|e| ApiError::bad(Some("model"), e))?;
-            compute(&req.args).map_err(failure)
+            // Only catalogue names reach the estimator, as their ids: a model given as a path or
+            // a local store's name is never opened.
+            req.args.model = catalogue_id(&req.args.model)?;
+            compute(&req.args).map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
     }
 }
@@ -237,10 +236,24 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    run_search("plan searches", "planning", move |cancelled| {
+        plan_args_value(req, cancelled)
+    })
+    .await
+}
+
+/// Runs a search (plan, fit) in one of the search slots, off the async workers so that
+/// estimates keep being answered; 503 with Retry-After when every slot is taken. The search is
+/// given a flag that is set when its client goes away.
+async fn run_search(
+    kind: &'static str,
+    what: &'static str,
+    search: impl FnOnce(&AtomicBool) -> Result<Value, ApiError> + Send + 'static,
+) -> Response {
     let Some(slot) = PlanSlot::take() else {
         let mut r = ApiError::with_status(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_PLANS_RUNNING} plan searches are already running; try again in a moment"),
+            format!("{MAX_PLANS_RUNNING} {kind} are already running; try again in a moment"),
         )
         .into_response();
         r.headers_mut()
@@ -254,11 +267,11 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
     let _guard = CancelOnDrop(cancelled.clone());
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        catch_unwind(AssertUnwindSafe(|| plan_args_value(req, &cancelled)))
-            .unwrap_or_else(|_| Err(internal_error("planning")))
+        catch_unwind(AssertUnwindSafe(|| search(&cancelled)))
+            .unwrap_or_else(|_| Err(internal_error(what)))
     })
     .await
-    .unwrap_or_else(|_| Err(internal_error("planning")));
+    .unwrap_or_else(|_| Err(internal_error(what)));
     json_answer(answer)
 }
 
@@ -280,10 +293,22 @@ pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
     plan_args_value(request::PLAN.parse(body)?, &AtomicBool::new(false))
 }
 
+/// The catalogue id of a model named as people type it; the server never reads a model from
+/// its own disk.
+fn catalogue_id(name: &str) -> Result<String, ApiError> {
+    catalogue()
+        .model(name)
+        .map(|m| m.id.clone())
+        .map_err(|e| ApiError::bad(Some("model"), e))
+}
+
 fn plan_args_value(
     mut req: request::Request<PlanArgs>,
     cancelled: &AtomicBool,
 ) -> Result<Value, ApiError> {
+    for m in req.args.model.iter_mut() {
+        *m = catalogue_id(m)?;
+    }
     // A request may ask for a smaller search than the server allows, not a larger one.
     req.args.max_candidates = req.args.max_candidates.min(plan::DEFAULT_MAX_CANDIDATES);
     let a = &req.args;
@@ -316,6 +341,32 @@ fn plan_args_value(
         }
         e
     })
+}
+
+/// `POST /api/v1/fit`: the same JSON object as `vramplan fit --no-local --json` for the GPU the
+/// body names (the server detects nothing and reads no local store). A search over the whole
+/// catalogue, so it takes a plan slot and runs off the async workers.
+pub async fn fit_handler(headers: HeaderMap, body: Body) -> Response {
+    let value = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let req = match request::FIT.parse(&value) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if req.args.gpu.is_none() {
+        return ApiError::bad(Some("gpu"), "give gpu: the server does not detect GPUs")
+            .into_response();
+    }
+    run_search("searches", "fit", move |_cancelled| fit_args_value(req)).await
+}
+
+fn fit_args_value(req: request::Request<crate::commands::fit::FitArgs>) -> Result<Value, ApiError> {
+    let out = crate::commands::fit::compute(&req.args, false)
+        .map_err(failure_to_error(&request::FIT, &req.given))?;
+    serde_json::to_value(out)
+        .map_err(|e| ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Anything else under any path: 404 with a JSON error.

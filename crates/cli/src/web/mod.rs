@@ -150,6 +150,7 @@ pub fn router() -> Router {
         .route("/api/v1/gpus", get(api::gpus))
         .route("/api/v1/estimate", post(api::estimate_handler))
         .route("/api/v1/plan", post(api::plan_handler))
+        .route("/api/v1/fit", post(api::fit_handler))
         .route("/api/v1/openapi.json", get(api::openapi_json))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed);

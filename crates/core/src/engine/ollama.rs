@@ -1,6 +1,6 @@
 //! ollama: how ollama's scheduler decides how many layers to offload before it starts the
 //! llama.cpp runner (ollama/ollama llm/memory.go `estimateGPULayers` and fs/ggml/ggml.go
-//! `GraphSize`, read at commit 4372d0bf; shared/reference/gguf_and_quant.md §2.3). ollama
+//! `GraphSize`, read at commit 4372d0bf; docs/reference/gguf_and_quant.md §2.3). ollama
 //! estimates with its own formulas, not llama.cpp's buffer sizes: this profile reproduces the
 //! estimate (what `msg=offload` logs), and the buffers the runner then allocates follow
 //! the llama.cpp profile with the chosen layer count.
