@@ -8,6 +8,7 @@
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
 pub mod ggml_alloc;
+pub mod quant_mix;
 pub mod reserve_graph;
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
