@@ -375,6 +375,10 @@ pub struct Estimate {
     /// When it does not fit: the smallest changes that would (crate::plan::advise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<crate::plan::Advice>,
+    /// What the figures assume that the input did not say, and where they are estimated
+    /// rather than exact: one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Estimate {
@@ -453,6 +457,7 @@ impl Estimate {
             engine_settings: Vec::new(),
             stages: Vec::new(),
             advice: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 

@@ -580,6 +580,7 @@ fn solve_type_mix(model: &ModelDesc, mix: &Value) -> Result<TypeMix, String> {
                 ffn: assign[4],
                 experts: assign[4],
                 other: assign[4],
+                file_type: None,
             };
             // An empty group (a tied model has no output tensor) may take any type; keep one.
             if found.is_none() {

@@ -389,26 +389,37 @@ pub fn estimate_for_model(
             vllm::estimate(model, gpu, config, &v).map_err(Failure::input)
         }
         EngineChoice::Llamacpp => {
-            let weights = match &a.quant {
-                Some(_) => weight_format(a, model)?,
+            // A llama.cpp file type (q4_k_m, q3_k_s, iq4_xs…): the quantizer's mix.
+            let file_mix = a.quant.as_deref().and_then(TypeMix::parse_file_type);
+            let weights = match (&a.quant, &file_mix) {
+                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
+                (Some(_), None) => weight_format(a, model)?,
                 // An unquantized GGUF conversion keeps the checkpoint's 16-bit type.
-                None => match model.native_format() {
+                (None, _) => match model.native_format() {
                     WeightFormat::F32 | WeightFormat::F16 => WeightFormat::F16,
                     _ => WeightFormat::Bf16,
                 },
             };
-            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            let mix = match file_mix {
+                Some(m) => m,
+                None => TypeMix::from_format(weights).map_err(Failure::input)?,
+            };
             let l = llamacpp_args(a)?;
             let config = base_config(a, weights, l.type_k)?;
             llamacpp::estimate(model, gpu, config, &mix, &l).map_err(Failure::input)
         }
         EngineChoice::Ollama => {
-            // ollama's library models are mostly Q4_K_M: the default is Q4_K.
-            let weights = match &a.quant {
-                Some(_) => weight_format(a, model)?,
-                None => WeightFormat::parse("q4_k").map_err(Failure::input)?,
+            // ollama's library models are Q4_K_M files unless a tag names another type.
+            let file_mix = TypeMix::parse_file_type(a.quant.as_deref().unwrap_or("q4_k_m"));
+            let weights = match (&a.quant, &file_mix) {
+                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
+                (Some(_), None) => weight_format(a, model)?,
+                (None, None) => WeightFormat::parse("q4_k").map_err(Failure::input)?,
             };
-            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            let mix = match file_mix {
+                Some(m) => m,
+                None => TypeMix::from_format(weights).map_err(Failure::input)?,
+            };
             // ollama's OLLAMA_FLASH_ATTENTION is off unless set: "auto" keeps it off.
             let flash = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)? == FlashAttn::On;
             let o = OllamaArgs {

@@ -8,6 +8,7 @@
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
 pub mod ggml_alloc;
+pub mod gguf_layout;
 pub mod quant_mix;
 pub mod reserve_graph;
 
@@ -121,6 +122,9 @@ pub struct TypeMix {
     pub experts: GgmlType,
     /// Everything else 2-D (routers, Mamba projections, vision).
     pub other: GgmlType,
+    /// A llama.cpp file type (`-q q4_k_m`): every tensor at the type llama.cpp's quantizer
+    /// picks for it ([`quant_mix`]); the fields above then hold the file type's default type.
+    pub file_type: Option<quant_mix::Ftype>,
 }
 
 impl TypeMix {
@@ -133,6 +137,67 @@ impl TypeMix {
             ffn: t,
             experts: t,
             other: t,
+            file_type: None,
+        }
+    }
+
+    /// The mix of a llama.cpp file type.
+    pub fn from_file_type(ft: quant_mix::Ftype) -> TypeMix {
+        TypeMix {
+            file_type: Some(ft),
+            ..TypeMix::uniform(ft.default_type())
+        }
+    }
+
+    /// A `--quant` name that is a llama.cpp file type (q4_k_m, q3_k_s, iq4_xs, q8_0, f16…).
+    pub fn parse_file_type(text: &str) -> Option<TypeMix> {
+        quant_mix::Ftype::parse(text).map(TypeMix::from_file_type)
+    }
+
+    /// The tensors of `model`'s GGUF file with the type each gets under this file type
+    /// ([`gguf_layout`] quantized by [`quant_mix`]); None without a file type.
+    pub fn file_tensors(
+        &self,
+        model: &ModelDesc,
+    ) -> Option<Result<Vec<(gguf_layout::Place, quant_mix::GgufTensor, GgmlType)>, String>> {
+        let ft = self.file_type?;
+        let tensors = gguf_layout::gguf_tensors(model);
+        let list: Vec<quant_mix::GgufTensor> = tensors.iter().map(|t| t.1.clone()).collect();
+        let qm = gguf_layout::quant_model(model);
+        // Types that need an importance matrix (Q2_K_S, IQ2_XXS…) exist only as files made with
+        // one: size those as made with one (see [`TypeMix::needs_imatrix`]).
+        let chosen = quant_mix::choose_types(ft, &qm, &list, false)
+            .or_else(|_| quant_mix::choose_types(ft, &qm, &list, true));
+        Some(
+            chosen.map(
+                |types| {
+                    tensors
+                        .into_iter()
+                        .zip(types)
+                        .map(|((p, t), ty)| (p, t, ty))
+                        .collect()
+                },
+            ),
+        )
+    }
+
+    /// Whether llama.cpp's quantizer makes this file type only with an importance matrix.
+    pub fn needs_imatrix(&self, model: &ModelDesc) -> bool {
+        self.file_type.is_some_and(|ft| {
+            let list: Vec<quant_mix::GgufTensor> = gguf_layout::gguf_tensors(model)
+                .into_iter()
+                .map(|t| t.1)
+                .collect();
+            quant_mix::choose_types(ft, &gguf_layout::quant_model(model), &list, false).is_err()
+        })
+    }
+
+    /// The name the estimate reports.
+    pub fn name(&self) -> String {
+        match self.file_type {
+            Some(ft) => ft.name.to_ascii_lowercase(),
+            None if *self == TypeMix::uniform(self.ffn) => self.ffn.name.to_ascii_lowercase(),
+            None => "mixed".into(),
         }
     }
 
@@ -208,6 +273,26 @@ impl GgufWeights {
                 output,
             };
         }
+        if let Some(Ok(tensors)) = mix.file_tensors(model) {
+            let mut w = GgufWeights {
+                input: 0,
+                layers: vec![0; model.num_layers as usize],
+                output: 0,
+            };
+            for (place, t, ty) in &tensors {
+                let b = t.bytes_as(*ty);
+                match place {
+                    gguf_layout::Place::Input => w.input += b,
+                    gguf_layout::Place::Output => w.output += b,
+                    gguf_layout::Place::Layer(i) => w.layers[*i as usize] += b,
+                }
+                if model.tie_embeddings && t.name == "token_embd.weight" {
+                    // No output tensor in the file: llama.cpp loads token_embd again as the head.
+                    w.output += b;
+                }
+            }
+            return w;
+        }
         let inv = model.inventory();
         let per_shape: Vec<u64> = inv
             .shapes
@@ -240,7 +325,9 @@ impl GgufWeights {
 
     pub fn total_in_file(&self, model: &ModelDesc, mix: &TypeMix) -> u64 {
         // The file stores the tied embedding once.
-        let dup = if model.tie_embeddings {
+        let dup = if model.tie_embeddings && mix.file_type.is_some() && model.measured.is_none() {
+            self.input
+        } else if model.tie_embeddings {
             mix.output
                 .row_bytes(model.hidden_size)
                 .saturating_mul(model.vocab_size)
@@ -677,6 +764,9 @@ pub fn estimate(
     a: &LlamaCppArgs,
 ) -> Result<Estimate, String> {
     check(model, a)?;
+    if let Some(Err(e)) = mix.file_tensors(model) {
+        return Err(e);
+    }
     if config.parallel.gpus() > 1 {
         return Err("the llama.cpp profile models one GPU (llama.cpp splits layers with --tensor-split, not tensor parallelism); use --engine vllm or sglang for TP/PP".into());
     }
@@ -697,11 +787,16 @@ pub fn estimate(
     } else {
         format!("{}/{}", a.type_k.name(), a.type_v.name())
     };
-    e.quant = if *mix == TypeMix::uniform(mix.ffn) {
-        mix.ffn.name.to_ascii_lowercase()
-    } else {
-        "mixed".into()
-    };
+    e.quant = mix.name();
+    if model.measured.is_none() {
+        if let Some(ft) = mix.file_type {
+            e.warnings.push(format!(
+                "weights sized as the {} file llama.cpp's quantizer writes for this architecture (src/llama-quant.cpp rules at 0c1e57098{}); a file on disk gives its exact bytes",
+                ft.name,
+                if mix.needs_imatrix(model) { ", made with an importance matrix as this type requires" } else { "" }
+            ));
+        }
+    }
     e.weights_bytes = b.gpu_model;
     e.kv_cache_bytes = b.gpu_kv + b.cpu_kv;
     e.activation_bytes = b.gpu_compute;
