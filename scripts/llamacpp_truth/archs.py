@@ -41,7 +41,9 @@ def spec(name, arch, kv_extra=None, drop=(), tied=False, expert_type=None, note=
     s["name"] = name
     # Regexes of tensors llama.cpp accepts but a converted file of this family does not have
     # (optional biases, an untied head for tied models, ...).
-    s["drop"] = list(drop) + ([r"^output\.weight$"] if tied else [])
+    # Per-tensor quantization scales (.scale, .input_scale) exist only in files converted from
+    # FP8/NVFP4 checkpoints.
+    s["drop"] = list(drop) + [r"\.(input_)?scale$"] + ([r"^output\.weight$"] if tied else [])
     s["tied"] = tied
     s["expert_type"] = expert_type
     s["note"] = note
@@ -49,6 +51,8 @@ def spec(name, arch, kv_extra=None, drop=(), tied=False, expert_type=None, note=
 
 
 BIASES = r"\.bias$"
+# Recurrent layers keep their convolution and time-step biases (Mamba conv1d.bias, dt_bias).
+NON_SSM_BIASES = r"^(?!.*ssm_(conv1d|dt)\.bias$).*\.bias$"
 
 ARCHS = [
     # Dense
@@ -97,7 +101,7 @@ ARCHS = [
          "expert_feed_forward_length": 1024, "attention.sliding_window": 128},
          expert_type="MXFP4", note="gpt-oss-20b shape: alternate SWA 128, sinks, biases, MXFP4 experts"),
     # MLA
-    spec("deepseek2", "deepseek2", n_layer=4, n_embd=1024, n_head=8, n_head_kv=8, n_ff=2816,
+    spec("deepseek2", "deepseek2", n_layer=4, n_embd=1024, n_head=8, n_head_kv=1, n_ff=2816,
          kv_extra={"attention.key_length": 576, "attention.value_length": 512,
                    "attention.key_length_mla": 192, "attention.value_length_mla": 128,
                    "rope.dimension_count": 64, "attention.q_lora_rank": 512,
@@ -123,26 +127,26 @@ ARCHS = [
          "expert_feed_forward_length": 512, "expert_shared_feed_forward_length": 512,
          "ssm.conv_kernel": 4, "ssm.inner_size": 1024, "ssm.state_size": 128,
          "ssm.time_step_rank": 8, "ssm.group_count": 4, "full_attention_interval": 4},
-         drop=[BIASES], note="Qwen3-Next: 3 gated-delta-net : 1 gated attention, MoE with shared expert"),
+         drop=[NON_SSM_BIASES], note="Qwen3-Next: 3 gated-delta-net : 1 gated attention, MoE with shared expert"),
     spec("granitehybrid", "granitehybrid", n_layer=4, n_embd=1024, n_head=8, n_head_kv=[0, 0, 2, 0],
          n_ff=1024, kv_extra={"ssm.conv_kernel": 4, "ssm.inner_size": 2048, "ssm.state_size": 128,
          "ssm.time_step_rank": 32, "ssm.group_count": 1, "rope.dimension_count": 128},
-         drop=[BIASES], tied=True, note="Granite 4.0-H: Mamba2 layers with one attention layer in four"),
+         drop=[NON_SSM_BIASES], tied=True, note="Granite 4.0-H: Mamba2 layers with one attention layer in four"),
     spec("nemotron_h", "nemotron_h", n_layer=6, n_embd=1024, n_head=8, n_head_kv=[0, 0, 2, 0, 0, 0],
          n_ff=[0, 2048, 0, 0, 2048, 0], rms=True, kv_extra={"ssm.conv_kernel": 4, "ssm.inner_size": 2048,
          "ssm.state_size": 128, "ssm.time_step_rank": 32, "ssm.group_count": 8,
          "attention.layer_norm_epsilon": 1e-5, "attention.key_length": 128, "attention.value_length": 128},
-         drop=[BIASES], note="Nemotron-H: M, MLP, attention and Mamba2 blocks as separate layers"),
+         drop=[NON_SSM_BIASES], note="Nemotron-H: M, MLP, attention and Mamba2 blocks as separate layers"),
     spec("jamba", "jamba", n_layer=8, n_embd=1024, n_head=8, n_head_kv=[0, 0, 0, 0, 2, 0, 0, 0],
-         n_ff=2048, kv_extra={"ssm.conv_kernel": 4, "ssm.inner_size": 2048, "ssm.state_size": 16,
-         "ssm.time_step_rank": 64, "expert_count": 16, "expert_used_count": 2},
-         drop=[BIASES], note="Jamba: Mamba layers with attention 1 in 8 (offset 4); experts every other layer via per-layer tensors"),
+         n_ff=1024, kv_extra={"ssm.conv_kernel": 4, "ssm.inner_size": 2048, "ssm.state_size": 16,
+         "ssm.time_step_rank": 64, "expert_count": 4, "expert_used_count": 2},
+         drop=[NON_SSM_BIASES], note="Jamba: Mamba layers with attention 1 in 8 (offset 4); experts every other layer via per-layer tensors"),
     spec("mamba2", "mamba2", n_layer=4, n_embd=1024, n_head=0, n_head_kv=0, n_ff=0,
          kv_extra={"ssm.conv_kernel": 4, "ssm.inner_size": 2048, "ssm.state_size": 128,
-         "ssm.time_step_rank": 32, "ssm.group_count": 1}, tied=True, drop=[BIASES],
+         "ssm.time_step_rank": 32, "ssm.group_count": 1}, tied=True, drop=[NON_SSM_BIASES],
          note="Mamba2-2.7B shape: SSD state 128, groups 1"),
     spec("lfm2", "lfm2", n_layer=6, n_embd=1024, n_head=16, n_head_kv=[0, 0, 4, 0, 0, 4], n_ff=4608,
-         kv_extra={"shortconv.l_cache": 3}, tied=True, drop=[BIASES],
+         kv_extra={"shortconv.l_cache": 3}, tied=True, drop=[NON_SSM_BIASES],
          note="LFM2: short-convolution layers with attention layers interleaved"),
 ]
 

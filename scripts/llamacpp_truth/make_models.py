@@ -80,24 +80,35 @@ def make(spec, outdir, rng):
     w = gguf.GGUFWriter(final, spec["arch"])
     write_metadata(w, spec)
     kept, dropped = [], []
+    tensors = []
     for t in r.tensors:
-        if any(d.search(t.name) for d in drops):
-            dropped.append(t.name)
-            continue
         ne = [int(x) for x in t.shape]
-        qt = target_type(spec, t.name, ne)
+        if t.name.endswith("ffn_gate_up_exps.weight"):
+            # The loader takes a fused gate+up expert tensor first when it exists; converters
+            # write gate and up apart unless asked to fuse (conversion/base.py
+            # fuse_gate_up_exps = False), and the loader then takes the pair.
+            half = [ne[0], ne[1] // 2] + ne[2:]
+            stem = t.name[: -len("ffn_gate_up_exps.weight")]
+            tensors += [(stem + "ffn_gate_exps.weight", half), (stem + "ffn_up_exps.weight", half)]
+        else:
+            tensors.append((t.name, ne))
+    for name_, ne in tensors:
+        if any(d.search(name_) for d in drops):
+            dropped.append(name_)
+            continue
+        qt = target_type(spec, name_, ne)
         shape = tuple(reversed(ne))
         data = rng.standard_normal(shape, dtype=np.float32) * 0.02
-        if "ssm_a" in t.name:
+        if "ssm_a" in name_:
             data = -np.abs(data) - 0.5
         if qt == Q.F32:
-            w.add_tensor(t.name, data.astype(np.float32))
+            w.add_tensor(name_, data.astype(np.float32))
         elif qt == Q.F16:
-            w.add_tensor(t.name, data.astype(np.float16))
+            w.add_tensor(name_, data.astype(np.float16))
         else:
             q = gguf.quants.quantize(data, qt)
-            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=qt)
-        kept.append(t.name)
+            w.add_tensor(name_, q, raw_shape=q.shape, raw_dtype=qt)
+        kept.append(name_)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

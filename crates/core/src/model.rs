@@ -253,6 +253,8 @@ pub struct ModelDesc {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MeasuredWeights {
     pub layer_bytes: Vec<u64>,
+    /// Bytes of each layer's routed-expert tensors (GGUF `*_exps`), part of `layer_bytes`.
+    pub expert_bytes: Vec<u64>,
     pub input_bytes: u64,
     pub output_bytes: u64,
 }

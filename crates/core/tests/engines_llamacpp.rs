@@ -64,7 +64,8 @@ fn estimate_reports_buffers_and_largest_ngl() {
         e.kv_buffer_bytes.unwrap() + e.cpu_kv_buffer_bytes.unwrap(),
         80 * 8192 * 2048 * 2
     );
-    assert_eq!(e.kv_buffer_bytes.unwrap(), ngl * 8192 * 2048 * 2);
+    // -ngl N holds the output layer and N − 1 blocks (src/llama-model.cpp at 0c1e57098).
+    assert_eq!(e.kv_buffer_bytes.unwrap(), (ngl - 1) * 8192 * 2048 * 2);
     // Forcing every layer on the card does not fit.
     let all = LlamaCppArgs {
         n_gpu_layers: Some(81),

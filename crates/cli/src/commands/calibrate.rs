@@ -612,7 +612,7 @@ fn cpu_run_args(s: &Value) -> Result<LlamaCppArgs, String> {
         flash_attn: FlashAttn::parse(str_of(s, "flash_attn").unwrap_or("auto"))?,
         swa_full: s.get("swa_full").and_then(Value::as_bool).unwrap_or(false),
         n_gpu_layers: Some(0),
-        offload_kqv: true,
+        ..LlamaCppArgs::default()
     })
 }
 

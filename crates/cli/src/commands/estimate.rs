@@ -69,8 +69,10 @@ pub struct EstimateArgs {
     #[arg(long, short = 'b', default_value_t = 1)]
     pub batch: u64,
     /// GPU kind: catalogue id, alias or the name nvidia-smi prints (see `vramplan gpus`).
+    /// llama.cpp: repeat it for a machine with different GPUs (--gpu rtx-4090 --gpu rtx-5090),
+    /// one per device in llama.cpp's order.
     #[arg(long, short = 'g', default_value = "h100")]
-    pub gpu: String,
+    pub gpu: Vec<String>,
     /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB.
     #[arg(long)]
     pub gpu_memory: Option<String>,
@@ -158,6 +160,28 @@ pub struct EstimateArgs {
     /// llama.cpp --no-kv-offload: keep the KV cache in host memory.
     #[arg(long)]
     pub no_kv_offload: bool,
+    /// llama.cpp -ts: each GPU's proportion of the layers, e.g. 3,1 (default: by free memory).
+    #[arg(long, alias = "ts")]
+    pub tensor_split: Option<String>,
+    /// llama.cpp -sm none|layer|row (default layer).
+    #[arg(long, alias = "sm", default_value = "layer")]
+    pub split_mode: String,
+    /// llama.cpp -mg: the GPU of -sm none|row (default 0).
+    #[arg(long, alias = "mg", default_value_t = 0)]
+    pub main_gpu: usize,
+    /// llama.cpp --n-cpu-moe N: keep the experts of the first N layers in host memory.
+    #[arg(long, alias = "ncmoe")]
+    pub n_cpu_moe: Option<u64>,
+    /// llama.cpp --cpu-moe: keep every layer's experts in host memory.
+    #[arg(long, alias = "cmoe")]
+    pub cpu_moe: bool,
+    /// llama.cpp --no-mmap: read the weights into host buffers instead of mapping the file.
+    #[arg(long)]
+    pub no_mmap: bool,
+    /// Host memory, checked like GPU memory for llama.cpp's host buffers, with its unit: 64GiB
+    /// (default: this machine's, from /proc/meminfo, on the command line).
+    #[arg(long)]
+    pub host_memory: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -168,8 +192,13 @@ pub struct EstimateArgs {
 /// parsing: `-ngl 99` → `--n-gpu-layers 99`. Everything else passes through unchanged.
 #[allow(dead_code)] // called by main.rs once it parses with Cli::parse_from (see the report)
 pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    const LONG: [(&str, &str); 6] = [
+    const LONG: [(&str, &str); 11] = [
         ("-ngl", "--n-gpu-layers"),
+        ("-ts", "--tensor-split"),
+        ("-sm", "--split-mode"),
+        ("-mg", "--main-gpu"),
+        ("-ncmoe", "--n-cpu-moe"),
+        ("-cmoe", "--cpu-moe"),
         ("-np", "--parallel"),
         ("-ctk", "--cache-type-k"),
         ("-ctv", "--cache-type-v"),
@@ -198,6 +227,32 @@ pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
 }
 
 /// A GPU from the catalogue, or a custom size.
+/// The first `--gpu` (the one every engine but llama.cpp uses).
+pub fn first_gpu(a: &EstimateArgs) -> &str {
+    a.gpu.first().map_or("h100", String::as_str)
+}
+
+/// llama.cpp's devices: every `--gpu` given, or `--gpus N` of the one kind.
+fn llamacpp_gpus(a: &EstimateArgs, first: &Gpu) -> Result<Vec<Gpu>, Failure> {
+    if a.gpu.len() > 1 {
+        if a.gpu_memory.is_some() {
+            return Err(Failure::input(
+                "--gpu-memory sizes one custom GPU; with several --gpu, name catalogue GPUs",
+            ));
+        }
+        if a.gpus.is_some_and(|n| n != a.gpu.len() as u64) {
+            return Err(Failure::input(format!(
+                "--gpus {} disagrees with the {} --gpu given; give one or make them agree",
+                a.gpus.unwrap_or(0),
+                a.gpu.len()
+            )));
+        }
+        return a.gpu.iter().map(|g| resolve_gpu(g, None)).collect();
+    }
+    let n = a.gpus.or(a.tp).unwrap_or(1).clamp(1, 64);
+    Ok(vec![first.clone(); n as usize])
+}
+
 pub fn resolve_gpu(query: &str, memory: Option<&str>) -> Result<Gpu, Failure> {
     match memory {
         Some(m) => vramplan_core::units::parse_size(m)
@@ -236,7 +291,7 @@ pub fn parallelism(
 /// Exactly what `vramplan estimate --json` prints, as a JSON value (the web API calls this).
 pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
     let model = resolve_model(&a.model)?;
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
@@ -351,7 +406,35 @@ fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
         swa_full: a.swa_full,
         n_gpu_layers: a.n_gpu_layers,
         offload_kqv: !a.no_kv_offload,
+        tensor_split: match &a.tensor_split {
+            Some(t) => llamacpp::parse_tensor_split(t).map_err(Failure::input)?,
+            None => Vec::new(),
+        },
+        split_mode: llamacpp::devices::SplitMode::parse(&a.split_mode).map_err(Failure::input)?,
+        main_gpu: a.main_gpu,
+        n_cpu_moe: if a.cpu_moe {
+            u64::MAX
+        } else {
+            a.n_cpu_moe.unwrap_or(0)
+        },
+        use_mmap: !a.no_mmap,
+        host_memory: match &a.host_memory {
+            Some(t) => Some(
+                vramplan_core::units::parse_size(t)
+                    .map_err(|e| Failure::input(format!("--host-memory: {e}")))?,
+            ),
+            None => machine_memory(),
+        },
     })
+}
+
+/// This machine's memory (MemTotal in /proc/meminfo), the default host memory of a run from
+/// the command line; None where there is no /proc/meminfo.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// The estimate for a model already resolved (catalogue entry or pasted config.json), under
@@ -406,7 +489,8 @@ pub fn estimate_for_model(
             };
             let l = llamacpp_args(a)?;
             let config = base_config(a, weights, l.type_k)?;
-            llamacpp::estimate(model, gpu, config, &mix, &l).map_err(Failure::input)
+            let gpus = llamacpp_gpus(a, gpu)?;
+            llamacpp::estimate_on(model, &gpus, config, &mix, &l).map_err(Failure::input)
         }
         EngineChoice::Ollama => {
             // ollama's library models are Q4_K_M files unless a tag names another type.
@@ -461,7 +545,7 @@ pub fn compute_with_model(
     a: &EstimateArgs,
     model: &ModelDesc,
 ) -> Result<serde_json::Value, Failure> {
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
@@ -538,7 +622,7 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     }
     let resolved = crate::model_source::resolve(&a.model)?;
     let model = resolved.desc;
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(&a), a.gpu_memory.as_deref())?;
     let mut text = match a.formula {
         Formula::Naive => render_naive(&naive(&a, &model, &gpu)?),
         Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
@@ -915,6 +999,39 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
         gb_gib(e.output_buffer_bytes.unwrap_or(0)),
         "logits, host memory",
     );
+    if let Some(host) = e.devices.iter().find(|d| d.kind == "host") {
+        r.add(
+            "host total",
+            gb_gib(host.total_bytes),
+            if host.memory_bytes > 0 {
+                format!(
+                    "of {} host memory{}",
+                    gib(host.memory_bytes),
+                    if host.fits { "" } else { ": DOES NOT FIT" }
+                )
+            } else {
+                "host memory not checked (--host-memory)".to_string()
+            },
+        );
+    }
+    let gpus: Vec<_> = e.devices.iter().filter(|d| d.kind == "gpu").collect();
+    if gpus.len() > 1 {
+        for d in gpus {
+            r.add(
+                &format!("{} ({} layers)", d.device, d.layers),
+                gb_gib(d.total_bytes),
+                format!(
+                    "{}: model {}, KV {}, compute {}, of {}{}",
+                    d.name,
+                    gib(d.model_bytes),
+                    gib(d.kv_bytes),
+                    gib(d.compute_bytes),
+                    gib(d.memory_bytes),
+                    if d.fits { "" } else { ": DOES NOT FIT" }
+                ),
+            );
+        }
+    }
     verdict_rows(&mut r, e);
     r.add(
         "largest -ngl that fits",

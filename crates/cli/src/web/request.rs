@@ -241,16 +241,22 @@ fn to_flags(f: &Field, value: &Value, argv: &mut Vec<String>) -> Result<(), ApiE
         argv.extend(to_flag(f, value, &f.name)?);
         return Ok(());
     }
-    let Value::Array(items) = value else {
-        return Err(ApiError::bad(
-            Some(&f.name),
-            format!(
-                "{} must be an array of {}, got {}",
-                f.name,
-                kind_plural(&f.kind),
-                json_type(value)
-            ),
-        ));
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        // One value for a list field is a list of one (`"gpu": "h100"` as before `--gpu`
+        // could be repeated).
+        Value::String(_) | Value::Number(_) => std::slice::from_ref(value),
+        _ => {
+            return Err(ApiError::bad(
+                Some(&f.name),
+                format!(
+                    "{} must be an array of {}, got {}",
+                    f.name,
+                    kind_plural(&f.kind),
+                    json_type(value)
+                ),
+            ))
+        }
     };
     if items.len() > MAX_LIST_ITEMS {
         return Err(ApiError::bad(

@@ -7,10 +7,13 @@
 //! buffer of a graph that runs on the CPU is simulated: the reserve graph node by node
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
+pub mod devices;
 pub mod ggml_alloc;
 pub mod gguf_layout;
 pub mod quant_mix;
 pub mod reserve_graph;
+
+pub use devices::{parse_tensor_split, SplitMode};
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;
@@ -85,6 +88,19 @@ pub struct LlamaCppArgs {
     pub n_gpu_layers: Option<u64>,
     /// `--no-kv-offload` clears it: the KV cache stays in host memory.
     pub offload_kqv: bool,
+    /// `-ts`: each GPU's proportion of the layers (empty = by free memory).
+    pub tensor_split: Vec<f64>,
+    /// `-sm none|layer|row`.
+    pub split_mode: devices::SplitMode,
+    /// `-mg`: the GPU of `-sm none|row` (KV cache and compute under row split).
+    pub main_gpu: usize,
+    /// `--n-cpu-moe N`: the experts of layers 0..N stay in host memory (`--cpu-moe`: all).
+    pub n_cpu_moe: u64,
+    /// `--no-mmap` clears it. The host buffers are the same size either way (mapped pages or
+    /// a read copy); with mmap they are page cache the kernel may evict and re-read.
+    pub use_mmap: bool,
+    /// The host's memory, checked like a GPU's (None = not checked).
+    pub host_memory: Option<u64>,
 }
 
 impl Default for LlamaCppArgs {
@@ -101,6 +117,12 @@ impl Default for LlamaCppArgs {
             swa_full: false,
             n_gpu_layers: None,
             offload_kqv: true,
+            tensor_split: Vec::new(),
+            split_mode: devices::SplitMode::Layer,
+            main_gpu: 0,
+            n_cpu_moe: 0,
+            use_mmap: true,
+            host_memory: None,
         }
     }
 }
@@ -168,17 +190,13 @@ impl TypeMix {
         // one: size those as made with one (see [`TypeMix::needs_imatrix`]).
         let chosen = quant_mix::choose_types(ft, &qm, &list, false)
             .or_else(|_| quant_mix::choose_types(ft, &qm, &list, true));
-        Some(
-            chosen.map(
-                |types| {
-                    tensors
-                        .into_iter()
-                        .zip(types)
-                        .map(|((p, t), ty)| (p, t, ty))
-                        .collect()
-                },
-            ),
-        )
+        Some(chosen.map(|types| {
+            tensors
+                .into_iter()
+                .zip(types)
+                .map(|((p, t), ty)| (p, t, ty))
+                .collect()
+        }))
     }
 
     /// Whether llama.cpp's quantizer makes this file type only with an importance matrix.
@@ -256,6 +274,9 @@ pub struct GgufWeights {
     /// output_norm + output (for tied embeddings llama.cpp loads token_embd a second time as
     /// the output tensor, TENSOR_DUPLICATED, llama-model.cpp `load_tensors`).
     pub output: u64,
+    /// Each layer's routed-expert bytes (part of `layers`), which `--n-cpu-moe` keeps in host
+    /// memory.
+    pub experts: Vec<u64>,
 }
 
 impl GgufWeights {
@@ -267,10 +288,13 @@ impl GgufWeights {
                 // No output tensor in the file: llama.cpp loads token_embd again as the head.
                 output = output.saturating_add(m.input_bytes);
             }
+            let mut experts = m.expert_bytes.clone();
+            experts.resize(m.layer_bytes.len(), 0);
             return GgufWeights {
                 input: m.input_bytes,
                 layers: m.layer_bytes.clone(),
                 output,
+                experts,
             };
         }
         if let Some(Ok(tensors)) = mix.file_tensors(model) {
@@ -278,13 +302,19 @@ impl GgufWeights {
                 input: 0,
                 layers: vec![0; model.num_layers as usize],
                 output: 0,
+                experts: vec![0; model.num_layers as usize],
             };
             for (place, t, ty) in &tensors {
                 let b = t.bytes_as(*ty);
                 match place {
                     gguf_layout::Place::Input => w.input += b,
                     gguf_layout::Place::Output => w.output += b,
-                    gguf_layout::Place::Layer(i) => w.layers[*i as usize] += b,
+                    gguf_layout::Place::Layer(i) => {
+                        w.layers[*i as usize] += b;
+                        if t.name.contains("_exps.") {
+                            w.experts[*i as usize] += b;
+                        }
+                    }
                 }
                 if model.tie_embeddings && t.name == "token_embd.weight" {
                     // No output tensor in the file: llama.cpp loads token_embd again as the head.
@@ -304,6 +334,18 @@ impl GgufWeights {
             .iter()
             .map(|&s| per_shape[s as usize])
             .collect();
+        let experts = inv
+            .layer_shape
+            .iter()
+            .map(|&s| {
+                inv.shapes[s as usize]
+                    .tensors
+                    .iter()
+                    .filter(|t| t.role == Role::Expert)
+                    .map(|t| mix.tensor_bytes(t))
+                    .sum()
+            })
+            .collect();
         let (mut input, mut output) = (0u64, 0u64);
         for (stage, t) in &inv.global {
             let b = mix.tensor_bytes(t);
@@ -320,6 +362,7 @@ impl GgufWeights {
             input,
             layers,
             output,
+            experts,
         }
     }
 
@@ -656,14 +699,16 @@ impl Buffers {
     }
 }
 
-/// Buffers for `ngl` layers on one GPU (llama-model.cpp `load_tensors`: layer il is on the GPU
-/// when il ≥ n_layer − ngl; the output layer when ngl > n_layer; KV of each layer on that
-/// layer's device when offload_kqv, llama-kv-cache.cpp).
+/// Buffers for `ngl` layers on one GPU (src/llama-model.cpp `load_tensors` at 0c1e57098:
+/// i_gpu_start = n_layer + 1 − ngl, and layer il — the output layer being il = n_layer — is on
+/// the GPU when il ≥ i_gpu_start, so `-ngl 1` offloads the output layer alone and `-ngl N`
+/// the output layer and the last N − 1 blocks; KV of each layer on that layer's device when
+/// offload_kqv, llama-kv-cache.cpp).
 pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: u64) -> Buffers {
     let n_layer = model.num_layers;
     let ngl = ngl.min(n_layer + 1);
-    let first_gpu = n_layer.saturating_sub(ngl);
-    let output_on_gpu = ngl > n_layer;
+    let first_gpu = (n_layer + 1).saturating_sub(ngl).min(n_layer);
+    let output_on_gpu = ngl > 0;
     let gpu_layer_weights: u64 = weights.layers[first_gpu as usize..].iter().sum();
     let cpu_layer_weights: u64 = weights.layers[..first_gpu as usize].iter().sum();
     let (gpu_model, mut cpu_model) = (gpu_layer_weights, weights.input + cpu_layer_weights);
@@ -754,11 +799,29 @@ pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The llama.cpp estimate on one GPU. `config.context` is `-c` (total cells) and
-/// `config.batch` is `-np`.
+/// The margin `llama-fit-params` leaves free on every device (common/common.h
+/// `fit_params_target`, 1 GiB; llama-server's `--fit on` is the default).
+pub const FIT_TARGET_BYTES: u64 = 1024 * MIB;
+
+/// The llama.cpp estimate on `config.parallel.gpus()` GPUs of one kind (`--gpus N`).
+/// `config.context` is `-c` (total cells) and `config.batch` is `-np`.
 pub fn estimate(
     model: &ModelDesc,
     gpu: &Gpu,
+    config: Config,
+    mix: &TypeMix,
+    a: &LlamaCppArgs,
+) -> Result<Estimate, String> {
+    let n = config.parallel.gpus().clamp(1, 64) as usize;
+    estimate_on(model, &vec![gpu.clone(); n], config, mix, a)
+}
+
+/// The llama.cpp estimate on the GPUs listed (llama.cpp's device order; alike or not): every
+/// device's buffers in `devices`, the host included; the top-level figures are the GPU with
+/// the least room left, and the verdict holds only if every device holds its buffers.
+pub fn estimate_on(
+    model: &ModelDesc,
+    gpus: &[Gpu],
     config: Config,
     mix: &TypeMix,
     a: &LlamaCppArgs,
@@ -767,17 +830,44 @@ pub fn estimate(
     if let Some(Err(e)) = mix.file_tensors(model) {
         return Err(e);
     }
-    if config.parallel.gpus() > 1 {
-        return Err("the llama.cpp profile models one GPU (llama.cpp splits layers with --tensor-split, not tensor parallelism); use --engine vllm or sglang for TP/PP".into());
-    }
+    let Some(gpu) = gpus.first() else {
+        return Err("llama.cpp needs at least one GPU here (-ngl 0 runs on the CPU alone)".into());
+    };
     let weights = GgufWeights::of(model, mix);
+    if a.n_cpu_moe > 0 && weights.experts.iter().all(|&x| x == 0) {
+        return Err(
+            "--cpu-moe / --n-cpu-moe keep routed experts in host memory, and this model has none"
+                .into(),
+        );
+    }
     let inv = model.inventory();
-    let best = max_gpu_layers(model, &weights, a, gpu.memory_bytes);
-    let ngl = a
-        .n_gpu_layers
-        .map(|n| n.min(model.num_layers + 1))
-        .unwrap_or(best);
-    let b = buffers(model, &weights, a, ngl);
+    // llama-server's --fit (on by default) picks -ngl and, for MoE, the experts kept in host
+    // memory, unless -ngl or --n-cpu-moe is given.
+    let fitted = devices::fit(model, &weights, a, gpus, FIT_TARGET_BYTES)?;
+    let (ngl, a_eff) = match a.n_gpu_layers {
+        Some(n) => (n.min(model.num_layers + 1), a.clone()),
+        None if a.n_cpu_moe > 0 => (
+            devices::fit(model, &weights, a, gpus, FIT_TARGET_BYTES)?.0,
+            a.clone(),
+        ),
+        None => (
+            fitted.0,
+            LlamaCppArgs {
+                n_cpu_moe: fitted.1,
+                ..a.clone()
+            },
+        ),
+    };
+    let a = &a_eff;
+    let devs = devices::device_buffers(model, &weights, a, gpus, ngl)?;
+    let host = devs.last().expect("host entry").clone();
+    // The GPU with the least room left stands for all in the top-level figures.
+    let worst = devs
+        .iter()
+        .filter(|d| d.kind == "gpu")
+        .min_by_key(|d| crate::estimate::signed_difference(d.memory_bytes, d.total_bytes))
+        .expect("a GPU")
+        .clone();
     let mut e = Estimate::skeleton(model, &inv, gpu, &config, "llamacpp");
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
@@ -797,30 +887,56 @@ pub fn estimate(
             ));
         }
     }
-    e.weights_bytes = b.gpu_model;
-    e.kv_cache_bytes = b.gpu_kv + b.cpu_kv;
-    e.activation_bytes = b.gpu_compute;
+    e.gpu = worst.name.clone();
+    e.weights_bytes = worst.model_bytes;
+    e.kv_cache_bytes = devs.iter().map(|d| d.kv_bytes).sum();
+    e.activation_bytes = worst.compute_bytes;
     e.overhead_bytes = GPU_RESERVE_BYTES;
-    e.gpu_model_buffer_bytes = Some(b.gpu_model);
-    e.cpu_model_buffer_bytes = Some(b.cpu_model);
-    e.kv_buffer_bytes = Some(b.gpu_kv);
-    e.cpu_kv_buffer_bytes = Some(b.cpu_kv);
-    e.compute_buffer_bytes = Some(b.gpu_compute);
-    e.cpu_compute_buffer_bytes = Some(b.cpu_compute);
-    e.output_buffer_bytes = Some(b.output);
+    e.gpu_model_buffer_bytes = Some(worst.model_bytes);
+    e.cpu_model_buffer_bytes = Some(host.model_bytes);
+    e.kv_buffer_bytes = Some(worst.kv_bytes);
+    e.cpu_kv_buffer_bytes = Some(host.kv_bytes);
+    e.compute_buffer_bytes = Some(worst.compute_bytes);
+    e.cpu_compute_buffer_bytes = Some(host.compute_bytes);
+    e.output_buffer_bytes = Some(host.output_bytes);
     e.gpu_layers = Some(ngl);
-    e.max_gpu_layers = Some(best);
+    e.max_gpu_layers = Some(fitted.0);
     e.model_layers = Some(model.num_layers + 1);
     e.utilization = 1.0;
-    let needed = b.gpu_total() + GPU_RESERVE_BYTES;
-    e.set_verdict(needed, gpu.memory_bytes);
+    e.set_verdict(worst.total_bytes, worst.memory_bytes);
+    e.fits = e.fits && devices::all_fit(&devs);
+    if worst.fits && !host.fits {
+        // The host is what does not fit: the shortfall is its.
+        e.margin_bytes = crate::estimate::signed_difference(host.memory_bytes, host.total_bytes);
+    }
+    if !host.fits {
+        e.warnings.push(format!(
+            "host memory: llama.cpp's host buffers need {:.2} GiB and the host has {:.2} GiB",
+            host.total_bytes as f64 / crate::units::GIB as f64,
+            host.memory_bytes as f64 / crate::units::GIB as f64
+        ));
+    }
+    if a.host_memory.is_none() {
+        e.warnings.push(format!(
+            "host memory not checked ({:.2} GiB of host buffers): pass --host-memory",
+            host.total_bytes as f64 / crate::units::GIB as f64
+        ));
+    }
+    if devices::pipeline_parallel(model, a, gpus.len(), ngl) {
+        e.warnings.push("several GPUs with every layer offloaded: llama.cpp runs them as a pipeline, whose scheduler keeps extra copies of the graph inputs (GGML_SCHED_MAX_COPIES) that the compute figures do not count".into());
+    }
+    if gpus.len() > 1 || a.n_cpu_moe > 0 {
+        e.warnings.push("compute buffers per device are the phase estimate (the reserve graph is simulated on the CPU only)".into());
+    }
     // Sequences of n_ctx_seq cells that the cache holds: -np slots (each its own cells).
     e.max_concurrency = if e.fits { a.n_seq } else { 0 };
-    // Largest -c whose buffers still fit with this -ngl.
+    // Largest -c whose buffers still fit every device with this -ngl.
     let fits_ctx = |c: u64| {
         let mut t = a.clone();
         t.n_ctx = c;
-        buffers(model, &weights, &t, ngl).gpu_total() + GPU_RESERVE_BYTES <= gpu.memory_bytes
+        devices::device_buffers(model, &weights, &t, gpus, ngl)
+            .map(|d| devices::all_fit(&d))
+            .unwrap_or(false)
     };
     let mut max_ctx = 0;
     if fits_ctx(CTX_PAD) {
@@ -852,6 +968,7 @@ pub fn estimate(
     } else {
         "memory"
     };
+    e.devices = devs;
     e.min_gpus = None;
     e.engine_settings = vec![
         Setting {
@@ -906,7 +1023,8 @@ pub fn estimate(
             origin: if a.n_gpu_layers.is_some() {
                 "-ngl".into()
             } else {
-                "largest that fits the GPU".into()
+                "llama-server --fit: the most that fits every GPU with 1 GiB free (common/fit.cpp)"
+                    .into()
             },
         },
         Setting {
@@ -1049,13 +1167,16 @@ mod tests {
         let all = buffers(m, &w, &a, 33);
         assert_eq!(all.cpu_model, w.input);
         assert_eq!(all.gpu_model, w.layers.iter().sum::<u64>() + w.output);
-        // -ngl 32: the output layer moves to the CPU; -ngl 0: everything on the CPU, no GPU compute.
-        let no_out = buffers(m, &w, &a, 32);
-        assert_eq!(no_out.cpu_model, w.input + w.output);
+        // -ngl 32: the output layer stays on the GPU and block 0 moves to the CPU (i_gpu_start
+        // = 33 − 32 = 1); -ngl 1: the output layer alone; -ngl 0: everything on the CPU.
+        let one_less = buffers(m, &w, &a, 32);
+        assert_eq!(one_less.cpu_model, w.input + w.layers[0]);
+        let out_only = buffers(m, &w, &a, 1);
+        assert_eq!((out_only.gpu_model, out_only.gpu_kv), (w.output, 0));
         let none = buffers(m, &w, &a, 0);
         assert_eq!((none.gpu_model, none.gpu_kv, none.gpu_compute), (0, 0, 0));
-        // Half the layers offloaded carry half the KV.
-        let half = buffers(m, &w, &a, 16);
+        // -ngl 17: the output layer and 16 of 32 blocks, so half the KV.
+        let half = buffers(m, &w, &a, 17);
         assert_eq!(half.gpu_kv, half.cpu_kv);
     }
 

@@ -267,6 +267,7 @@ pub fn quant_model(model: &ModelDesc) -> QuantModel {
         n_layer: model.num_layers,
         // load_arch_hparams: an 80-layer qwen2 is 70B, an 80-layer llama 70B unless MHA (65B).
         is_70b: model.num_layers == 80
-            && (arch == "qwen2" || (arch == "llama" && model.num_attention_heads != model.num_kv_heads)),
+            && (arch == "qwen2"
+                || (arch == "llama" && model.num_attention_heads != model.num_kv_heads)),
     }
 }

@@ -25,35 +25,122 @@ pub struct Ftype {
 pub const FTYPES: &[Ftype] = &[
     Ftype { id: 0, name: "F32" },
     Ftype { id: 1, name: "F16" },
-    Ftype { id: 2, name: "Q4_0" },
-    Ftype { id: 3, name: "Q4_1" },
-    Ftype { id: 7, name: "Q8_0" },
-    Ftype { id: 8, name: "Q5_0" },
-    Ftype { id: 9, name: "Q5_1" },
-    Ftype { id: 10, name: "Q2_K" },
-    Ftype { id: 11, name: "Q3_K_S" },
-    Ftype { id: 12, name: "Q3_K_M" },
-    Ftype { id: 13, name: "Q3_K_L" },
-    Ftype { id: 14, name: "Q4_K_S" },
-    Ftype { id: 15, name: "Q4_K_M" },
-    Ftype { id: 16, name: "Q5_K_S" },
-    Ftype { id: 17, name: "Q5_K_M" },
-    Ftype { id: 18, name: "Q6_K" },
-    Ftype { id: 19, name: "IQ2_XXS" },
-    Ftype { id: 20, name: "IQ2_XS" },
-    Ftype { id: 21, name: "Q2_K_S" },
-    Ftype { id: 22, name: "IQ3_XS" },
-    Ftype { id: 23, name: "IQ3_XXS" },
-    Ftype { id: 24, name: "IQ1_S" },
-    Ftype { id: 25, name: "IQ4_NL" },
-    Ftype { id: 26, name: "IQ3_S" },
-    Ftype { id: 27, name: "IQ3_M" },
-    Ftype { id: 28, name: "IQ2_S" },
-    Ftype { id: 29, name: "IQ2_M" },
-    Ftype { id: 30, name: "IQ4_XS" },
-    Ftype { id: 31, name: "IQ1_M" },
-    Ftype { id: 32, name: "BF16" },
-    Ftype { id: 38, name: "MXFP4_MOE" },
+    Ftype {
+        id: 2,
+        name: "Q4_0",
+    },
+    Ftype {
+        id: 3,
+        name: "Q4_1",
+    },
+    Ftype {
+        id: 7,
+        name: "Q8_0",
+    },
+    Ftype {
+        id: 8,
+        name: "Q5_0",
+    },
+    Ftype {
+        id: 9,
+        name: "Q5_1",
+    },
+    Ftype {
+        id: 10,
+        name: "Q2_K",
+    },
+    Ftype {
+        id: 11,
+        name: "Q3_K_S",
+    },
+    Ftype {
+        id: 12,
+        name: "Q3_K_M",
+    },
+    Ftype {
+        id: 13,
+        name: "Q3_K_L",
+    },
+    Ftype {
+        id: 14,
+        name: "Q4_K_S",
+    },
+    Ftype {
+        id: 15,
+        name: "Q4_K_M",
+    },
+    Ftype {
+        id: 16,
+        name: "Q5_K_S",
+    },
+    Ftype {
+        id: 17,
+        name: "Q5_K_M",
+    },
+    Ftype {
+        id: 18,
+        name: "Q6_K",
+    },
+    Ftype {
+        id: 19,
+        name: "IQ2_XXS",
+    },
+    Ftype {
+        id: 20,
+        name: "IQ2_XS",
+    },
+    Ftype {
+        id: 21,
+        name: "Q2_K_S",
+    },
+    Ftype {
+        id: 22,
+        name: "IQ3_XS",
+    },
+    Ftype {
+        id: 23,
+        name: "IQ3_XXS",
+    },
+    Ftype {
+        id: 24,
+        name: "IQ1_S",
+    },
+    Ftype {
+        id: 25,
+        name: "IQ4_NL",
+    },
+    Ftype {
+        id: 26,
+        name: "IQ3_S",
+    },
+    Ftype {
+        id: 27,
+        name: "IQ3_M",
+    },
+    Ftype {
+        id: 28,
+        name: "IQ2_S",
+    },
+    Ftype {
+        id: 29,
+        name: "IQ2_M",
+    },
+    Ftype {
+        id: 30,
+        name: "IQ4_XS",
+    },
+    Ftype {
+        id: 31,
+        name: "IQ1_M",
+    },
+    Ftype {
+        id: 32,
+        name: "BF16",
+    },
+    Ftype {
+        id: 38,
+        name: "MXFP4_MOE",
+    },
 ];
 
 fn t(name: &str) -> GgmlType {
@@ -302,9 +389,7 @@ impl State<'_> {
         let falcon = m.arch == "falcon";
         let n_expert = m.n_expert;
         let gqa = m.n_gqa;
-        let iq_low = [
-            "IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M",
-        ];
+        let iq_low = ["IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"];
         if cat == Output || (self.tied && cat == TokenEmbd) {
             let nx = tn.ne.first().copied().unwrap_or(0);
             if ft.is("MXFP4_MOE") || falcon || !nx.is_multiple_of(new.block as u64) {
@@ -521,7 +606,11 @@ fn fallback(tn: &GgufTensor, target: GgmlType) -> Result<GgmlType, String> {
         "Q5_K" => t("Q5_1"),
         "Q6_K" => t("Q8_0"),
         _ if target.block <= 32 => target,
-        other => return Err(format!("no tensor type fallback is defined for type {other} ({QUANT})")),
+        other => {
+            return Err(format!(
+                "no tensor type fallback is defined for type {other} ({QUANT})"
+            ))
+        }
     };
     Ok(if ncols.is_multiple_of(to.block as u64) {
         to
@@ -562,7 +651,8 @@ pub fn choose_types(
     order.sort_by(|&a, &b| {
         let la = tensors[a].layer().unwrap_or(-1);
         let lb = tensors[b].layer().unwrap_or(-1);
-        la.cmp(&lb).then_with(|| tensors[a].name.cmp(&tensors[b].name))
+        la.cmp(&lb)
+            .then_with(|| tensors[a].name.cmp(&tensors[b].name))
     });
     let mut out = vec![default; tensors.len()];
     for i in order {
@@ -698,9 +788,11 @@ mod tests {
             tensor("output.weight", &[4096, 32000]),
             tensor("blk.0.ffn_up.weight", &[4096, 100]),
         ];
-        assert!(choose_types(Ftype::parse("q2_k_s").unwrap(), &m, &ts, false)
-            .unwrap_err()
-            .contains("importance matrix"));
+        assert!(
+            choose_types(Ftype::parse("q2_k_s").unwrap(), &m, &ts, false)
+                .unwrap_err()
+                .contains("importance matrix")
+        );
         // Rows of 4000 elements are not a multiple of 256: Q4_K falls back to Q5_0 (4000 % 32 == 0).
         let odd = vec![tensor("blk.0.ffn_up.weight", &[4000, 100])];
         let ty = choose_types(Ftype::parse("q4_k_m").unwrap(), &m, &odd, false).unwrap();

@@ -1,0 +1,348 @@
+//! llama.cpp on several devices: which device holds each layer's weights and KV cache under
+//! `-ngl`, `-sm layer|row|none`, `-ts` and `-mg`, with MoE experts kept in host memory by
+//! `--cpu-moe` / `--n-cpu-moe`, and the buffers each device (the host included) ends up with.
+//!
+//! Layer placement is src/llama-model.cpp `load_tensors` at ggml-org/llama.cpp@0c1e57098:
+//! the split points are the running sums of `-ts` (or, without `-ts`, of each device's free
+//! memory), normalised to 1; layer il (the output layer is il = n_layer) goes to the host when
+//! il < n_layer + 1 − ngl, else to the first device whose split point exceeds
+//! (il − i_gpu_start) / min(ngl, n_layer + 1) (`std::upper_bound`, in f32). `--n-cpu-moe N`
+//! is common/arg.cpp's tensor override `blk\.i\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU` for
+//! i < N; `--cpu-moe` for every layer.
+
+use super::{
+    compute_buffer_bytes, host_input_bytes, kv_caches, output_buffer_bytes, GgufWeights, KvCache,
+    LlamaCppArgs, GPU_RESERVE_BYTES,
+};
+use crate::estimate::DeviceBuffers;
+use crate::gpu::Gpu;
+use crate::model::ModelDesc;
+
+/// `-sm`: how weights are divided over several GPUs (common/arg.cpp `--split-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SplitMode {
+    /// One GPU (`-mg`) holds every offloaded layer.
+    None,
+    /// Whole layers per GPU, by the split points (the default).
+    #[default]
+    Layer,
+    /// Each matrix's rows divided over the GPUs by `-ts`; KV cache and compute on `-mg`.
+    Row,
+}
+
+impl SplitMode {
+    pub fn parse(text: &str) -> Result<SplitMode, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(SplitMode::None),
+            "layer" => Ok(SplitMode::Layer),
+            "row" => Ok(SplitMode::Row),
+            other => Err(format!(
+                "split mode '{other}': use none, layer or row (llama.cpp -sm)"
+            )),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            SplitMode::None => "none",
+            SplitMode::Layer => "layer",
+            SplitMode::Row => "row",
+        }
+    }
+}
+
+/// `-ts 3,1` (llama.cpp also takes `3/1`): one non-negative proportion per GPU.
+pub fn parse_tensor_split(text: &str) -> Result<Vec<f64>, String> {
+    let parts: Vec<&str> = text.split([',', '/']).map(str::trim).collect();
+    if parts.len() > 64 {
+        return Err(format!("-ts has {} values; at most 64 GPUs", parts.len()));
+    }
+    parts
+        .iter()
+        .map(|p| {
+            p.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("-ts '{text}': give proportions such as 3,1"))
+        })
+        .collect()
+}
+
+/// Where every layer (0..=n_layer, the last being the output layer) lives: `None` = host,
+/// `Some(i)` = GPU i.
+pub fn layer_devices(
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    gpus: &[Gpu],
+    ngl: u64,
+) -> Result<Vec<Option<usize>>, String> {
+    let n = model.num_layers;
+    let nd = gpus.len();
+    if nd == 0 {
+        return Ok(vec![None; n as usize + 1]);
+    }
+    if a.main_gpu >= nd {
+        return Err(format!(
+            "-mg {} names no GPU: there are {nd} (0..{})",
+            a.main_gpu,
+            nd - 1
+        ));
+    }
+    let splits = split_points(a, gpus)?;
+    let ngl = ngl.min(n + 1);
+    let i_gpu_start = (n + 1).saturating_sub(ngl);
+    let act = ngl.max(1);
+    Ok((0..=n)
+        .map(|il| {
+            if il < i_gpu_start {
+                return None;
+            }
+            if a.split_mode != SplitMode::Layer {
+                return Some(a.main_gpu);
+            }
+            let x = (il - i_gpu_start) as f32 / act as f32;
+            Some(splits.iter().position(|&s| s > x).unwrap_or(nd - 1))
+        })
+        .collect())
+}
+
+/// The normalised running sums of `-ts`, or of each GPU's free memory (an idle GPU: its
+/// memory less the CUDA context reserve).
+pub fn split_points(a: &LlamaCppArgs, gpus: &[Gpu]) -> Result<Vec<f32>, String> {
+    let nd = gpus.len();
+    if a.tensor_split.len() > nd {
+        return Err(format!(
+            "-ts has {} values for {nd} GPU{}: give one proportion per GPU",
+            a.tensor_split.len(),
+            if nd == 1 { "" } else { "s" }
+        ));
+    }
+    if a.tensor_split.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err("-ts proportions must be non-negative numbers".into());
+    }
+    // llama.cpp reads -ts as floats; missing entries are 0.
+    let given: Vec<f32> = (0..nd)
+        .map(|i| a.tensor_split.get(i).copied().unwrap_or(0.0) as f32)
+        .collect();
+    let mut splits: Vec<f32> = if given.iter().all(|&x| x == 0.0) {
+        gpus.iter()
+            .map(|g| g.memory_bytes.saturating_sub(GPU_RESERVE_BYTES) as f32)
+            .collect()
+    } else {
+        given
+    };
+    let mut sum = 0f32;
+    for s in splits.iter_mut() {
+        sum += *s;
+        *s = sum;
+    }
+    if sum <= 0.0 {
+        return Err("-ts gives every GPU a share of 0".into());
+    }
+    for s in splits.iter_mut() {
+        *s /= sum;
+    }
+    Ok(splits)
+}
+
+/// Share of a layer's matrices each GPU holds under `-sm row` (`-ts`, else free memory).
+fn row_shares(a: &LlamaCppArgs, gpus: &[Gpu]) -> Result<Vec<f64>, String> {
+    let pts = split_points(a, gpus)?;
+    let mut prev = 0f32;
+    Ok(pts
+        .iter()
+        .map(|&p| {
+            let s = (p - prev) as f64;
+            prev = p;
+            s
+        })
+        .collect())
+}
+
+/// Whether layer il keeps its experts in host memory (`--n-cpu-moe`, `--cpu-moe`).
+pub fn experts_on_host(a: &LlamaCppArgs, il: u64) -> bool {
+    il < a.n_cpu_moe
+}
+
+/// Every device's buffers for `ngl` offloaded layers: one entry per GPU, then the host.
+pub fn device_buffers(
+    model: &ModelDesc,
+    weights: &GgufWeights,
+    a: &LlamaCppArgs,
+    gpus: &[Gpu],
+    ngl: u64,
+) -> Result<Vec<DeviceBuffers>, String> {
+    let n = model.num_layers as usize;
+    let place = layer_devices(model, a, gpus, ngl)?;
+    let nd = gpus.len();
+    let mut model_b = vec![0u64; nd + 1]; // index nd = host
+    let mut kv_b = vec![0u64; nd + 1];
+    let mut layers = vec![0u64; nd + 1];
+    let host = nd;
+    let shares = if a.split_mode == SplitMode::Row && nd > 0 {
+        Some(row_shares(a, gpus)?)
+    } else {
+        None
+    };
+    model_b[host] += weights.input;
+    for (il, dev) in place.iter().enumerate() {
+        let bytes = if il == n {
+            weights.output
+        } else {
+            weights.layers[il]
+        };
+        let experts = if il < n && experts_on_host(a, il as u64) {
+            weights.experts.get(il).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        model_b[host] += experts;
+        let rest = bytes - experts.min(bytes);
+        let d = dev.unwrap_or(host);
+        layers[d] += 1;
+        match (&shares, dev) {
+            (Some(sh), Some(_)) => {
+                // Rows of each matrix divided by -ts (src/llama-model.cpp split buffer type).
+                let mut left = rest;
+                for (i, s) in sh.iter().enumerate() {
+                    let part = if i + 1 == nd {
+                        left
+                    } else {
+                        ((rest as f64) * s) as u64
+                    };
+                    model_b[i] += part.min(left);
+                    left -= part.min(left);
+                }
+            }
+            _ => model_b[d] += rest,
+        }
+        if il < n {
+            let kv: u64 = kv_caches(model, a, il as u64..il as u64 + 1)
+                .iter()
+                .map(KvCache::bytes)
+                .sum();
+            let kd = if a.offload_kqv { d } else { host };
+            kv_b[kd] += kv;
+        }
+    }
+    let output_dev = place[n].unwrap_or(host);
+    let any_gpu = place.iter().any(Option::is_some);
+    let mut out = Vec::with_capacity(nd + 1);
+    for (i, g) in gpus.iter().enumerate() {
+        // Each GPU computes its layers' part of the graph (the phase estimate of the whole
+        // graph's peak, with the logits where the output layer is).
+        let compute = if layers[i] > 0 || (kv_b[i] > 0) {
+            compute_buffer_bytes(model, a, output_dev == i, layers[i] > 0)
+        } else {
+            0
+        };
+        let used = model_b[i] + kv_b[i] + compute;
+        out.push(DeviceBuffers {
+            device: format!("CUDA{i}"),
+            name: g.name.clone(),
+            kind: "gpu",
+            memory_bytes: g.memory_bytes,
+            layers: layers[i],
+            model_bytes: model_b[i],
+            kv_bytes: kv_b[i],
+            compute_bytes: compute,
+            output_bytes: 0,
+            reserve_bytes: GPU_RESERVE_BYTES,
+            total_bytes: used + GPU_RESERVE_BYTES,
+            fits: used + GPU_RESERVE_BYTES <= g.memory_bytes,
+        });
+    }
+    let host_compute = if any_gpu {
+        let cpu_side = compute_buffer_bytes(
+            model,
+            a,
+            output_dev == host,
+            layers[host] > 0 || a.n_cpu_moe > 0,
+        );
+        host_input_bytes(model, a).max(cpu_side)
+    } else {
+        super::cpu_graph_buffer_bytes(model, a)
+            .unwrap_or_else(|| compute_buffer_bytes(model, a, true, true))
+    };
+    let output = output_buffer_bytes(model, a);
+    let used = model_b[host] + kv_b[host] + host_compute + output;
+    let memory = a.host_memory.unwrap_or(0);
+    out.push(DeviceBuffers {
+        device: "CPU".into(),
+        name: "host memory".into(),
+        kind: "host",
+        memory_bytes: memory,
+        layers: layers[host],
+        model_bytes: model_b[host],
+        kv_bytes: kv_b[host],
+        compute_bytes: host_compute,
+        output_bytes: output,
+        reserve_bytes: 0,
+        total_bytes: used,
+        fits: a.host_memory.is_none_or(|m| used <= m),
+    });
+    Ok(out)
+}
+
+/// Whether llama.cpp runs the layers as a pipeline (llama-context.cpp: several devices, every
+/// layer offloaded, `-sm layer`, KV offloaded, no tensor overrides): its scheduler then keeps
+/// several copies of the graph's inputs, which the compute figures here do not count.
+pub fn pipeline_parallel(model: &ModelDesc, a: &LlamaCppArgs, gpus: usize, ngl: u64) -> bool {
+    gpus > 1
+        && ngl > model.num_layers
+        && a.split_mode == SplitMode::Layer
+        && a.offload_kqv
+        && a.n_cpu_moe == 0
+}
+
+/// Whether every device (the host too, when its memory is known) holds its buffers.
+pub fn all_fit(devices: &[DeviceBuffers]) -> bool {
+    devices.iter().all(|d| d.fits)
+}
+
+/// What `llama-fit-params` (common/fit.cpp, on by default in llama-server as `--fit on`)
+/// chooses offline, for the given context: the largest -ngl whose buffers fit every GPU with
+/// its margin (`--fit-target`, default 1 GiB per device); for a MoE model, every layer on the
+/// GPUs with the fewest layers' experts in host memory. Returns (ngl, n_cpu_moe).
+pub fn fit(
+    model: &ModelDesc,
+    weights: &GgufWeights,
+    a: &LlamaCppArgs,
+    gpus: &[Gpu],
+    margin: u64,
+) -> Result<(u64, u64), String> {
+    let n = model.num_layers;
+    let fits = |ngl: u64, cpu_moe: u64| -> Result<bool, String> {
+        let t = LlamaCppArgs {
+            n_cpu_moe: cpu_moe,
+            ..a.clone()
+        };
+        Ok(device_buffers(model, weights, &t, gpus, ngl)?
+            .iter()
+            .filter(|d| d.kind == "gpu")
+            .all(|d| d.total_bytes - d.reserve_bytes + margin <= d.memory_bytes))
+    };
+    let moe = model.moe.is_some() && weights.experts.iter().any(|&e| e > 0);
+    if moe && fits(n + 1, n)? {
+        // Fewest layers with experts on the host: the count that fits is monotone.
+        let (mut lo, mut hi) = (0u64, n);
+        if fits(n + 1, 0)? {
+            return Ok((n + 1, 0));
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(n + 1, mid)? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        return Ok((n + 1, hi));
+    }
+    let base = if moe { n } else { 0 };
+    for ngl in (0..=n + 1).rev() {
+        if fits(ngl, base)? {
+            return Ok((ngl, base));
+        }
+    }
+    Ok((0, base))
+}
