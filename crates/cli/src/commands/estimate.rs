@@ -178,8 +178,9 @@ pub struct EstimateArgs {
     /// llama.cpp --no-mmap: read the weights into host buffers instead of mapping the file.
     #[arg(long)]
     pub no_mmap: bool,
-    /// Host memory, checked like GPU memory for llama.cpp's host buffers, with its unit: 64GiB
-    /// (default: this machine's, from /proc/meminfo, on the command line).
+    /// Host memory, checked like GPU memory for llama.cpp's host buffers, with its unit: 64GiB;
+    /// none to skip the check (default: this machine's, from /proc/meminfo, on the command
+    /// line; not checked by the web API unless given).
     #[arg(long)]
     pub host_memory: Option<String>,
     /// Print one JSON object instead of the table.
@@ -419,6 +420,7 @@ fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
         },
         use_mmap: !a.no_mmap,
         host_memory: match &a.host_memory {
+            Some(t) if t.trim().eq_ignore_ascii_case("none") => None,
             Some(t) => Some(
                 vramplan_core::units::parse_size(t)
                     .map_err(|e| Failure::input(format!("--host-memory: {e}")))?,

@@ -243,9 +243,9 @@ fn to_flags(f: &Field, value: &Value, argv: &mut Vec<String>) -> Result<(), ApiE
     }
     let items = match value {
         Value::Array(items) => items.as_slice(),
-        // One value for a list field is a list of one (`"gpu": "h100"` as before `--gpu`
-        // could be repeated).
-        Value::String(_) | Value::Number(_) => std::slice::from_ref(value),
+        // A list field with a default (estimate's `gpu`, a single value before `--gpu` could
+        // be repeated) also takes one value: `"gpu": "h100"` stays valid.
+        Value::String(_) | Value::Number(_) if f.default.is_some() => std::slice::from_ref(value),
         _ => {
             return Err(ApiError::bad(
                 Some(&f.name),
