@@ -9,11 +9,18 @@ fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/calibration")
 }
 
+/// The llama.cpp ground-truth records committed in the repository.
+fn truth_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/calibration/llamacpp_truth")
+}
+
 fn report() -> serde_json::Value {
     let dir = data_dir();
     let out = Command::new(env!("CARGO_BIN_EXE_vramplan"))
         .args(["calibrate", "--json", "--data"])
         .arg(&dir)
+        .arg("--truth")
+        .arg(truth_dir())
         .output()
         .expect("run vramplan");
     assert!(
@@ -93,6 +100,55 @@ fn targets_of_the_issue() {
         })
         .count();
     assert_eq!(refused, 3);
+}
+
+#[test]
+fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
+    if !data_dir().is_dir() {
+        eprintln!("shared/calibration not present; skipping");
+        return;
+    }
+    let r = report();
+    // KV and output buffers to the log's 0.01 MiB on every context of every architecture the
+    // description covers: llama, mistral (llama and mistral3), qwen2, qwen3, gemma2 (with and
+    // without its window key: the loader's default 4096), gemma3, falcon, starcoder2, qwen3moe,
+    // mixtral, gpt-oss, deepseek2 (MLA) and llama4 (chunked).
+    for fig in ["kv_buffer", "output_buffer"] {
+        let s = summary(&r, "llamacpp-truth", fig);
+        assert_eq!(s["met"], true, "{s}");
+        assert!(s["records"].as_u64().unwrap() >= 330, "{s}");
+    }
+    let rows = r["rows"].as_array().unwrap();
+    let mut archs: Vec<&str> = rows
+        .iter()
+        .filter(|x| x["engine"] == "llamacpp-truth" && x["figure"] == "kv_buffer")
+        .filter_map(|x| x["record"].as_str()?.split_whitespace().nth(1))
+        .collect();
+    archs.sort();
+    archs.dedup();
+    assert!(archs.len() >= 15, "{archs:?}");
+    // Compute buffers: the reserve graph is simulated for llama, qwen2 and gemma2 (exact);
+    // the others are the phase estimate, measured here (issue 15's target of 1% median and 5%
+    // worst is not met until each builder's graph is simulated: step 4 of the issue).
+    let cb = summary(&r, "llamacpp-truth", "compute_buffer");
+    assert!(cb["median_abs_error"].as_f64().unwrap() < 0.05, "{cb}");
+    for row in rows.iter().filter(|x| {
+        x["engine"] == "llamacpp-truth"
+            && x["figure"] == "compute_buffer"
+            && ["llama ", "qwen2 ", "gemma2 ", "mistral_llama "]
+                .iter()
+                .any(|a| x["record"].as_str().unwrap().contains(&format!(" {a}")))
+    }) {
+        assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
+    }
+    // The recurrent and hybrid models are skipped with the reason, not mispredicted.
+    let skipped = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"] == "llamacpp-truth")
+        .count();
+    assert_eq!(skipped, 6 * 24);
 }
 
 #[test]

@@ -660,23 +660,66 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
         return Err(FormatError::not_found(target, "no GGUF file to read"));
     };
     let first_name = show_path(parts.first().map(PathBuf::as_path).unwrap_or(path));
-    if parts.len() > 1 {
+    check_split_count(&header, &m, parts.len(), &first_name)?;
+    finish_gguf(m, header, &first_name, parts.len())
+}
+
+/// A model from a GGUF header held in memory (one file; `target` names it), as
+/// [`inspect`] reads one from disk: for callers that have a file's metadata and tensor list
+/// without the file (the llama.cpp calibration records).
+pub fn model_file_from_gguf_header(
+    target: &str,
+    header: GgufHeader,
+) -> Result<ModelFile, FormatError> {
+    let mut m = ModelFile::new(target, Format::Gguf);
+    for ti in &header.tensors {
+        m.tensors.push(TensorEntry {
+            name: ti.name.clone(),
+            dtype: ti.ggml_type.name.to_string(),
+            shape: ti.dims.clone(),
+            n_elements: ti.n_elements,
+            n_bytes: ti.n_bytes,
+            file_index: 0,
+        });
+    }
+    m.bytes_on_disk = header.file_len;
+    m.files.push(PathBuf::from(target));
+    finish_gguf(m, header, target, 1)
+}
+
+/// split.tensors.count must equal the tensors the parts hold.
+fn check_split_count(
+    header: &GgufHeader,
+    m: &ModelFile,
+    parts: usize,
+    first_name: &str,
+) -> Result<(), FormatError> {
+    if parts > 1 {
         if let Some(expected) = header
             .get("split.tensors.count")
             .and_then(MetaValue::as_u64)
         {
             if expected != m.tensors.len() as u64 {
                 return Err(FormatError::malformed(
-                    &first_name,
+                    first_name,
                     format!(
-                        "split.tensors.count says {expected} tensors but the {} parts hold {}",
-                        parts.len(),
+                        "split.tensors.count says {expected} tensors but the {parts} parts hold {}",
                         m.tensors.len()
                     ),
                 ));
             }
         }
     }
+    Ok(())
+}
+
+/// The architecture fields and GGUF details of a model whose tensors are listed.
+fn finish_gguf(
+    mut m: ModelFile,
+    header: GgufHeader,
+    first_name: &str,
+    parts: usize,
+) -> Result<ModelFile, FormatError> {
     m.architecture = header.architecture().map(str::to_string);
     m.name = header
         .get("general.name")
@@ -686,7 +729,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     // live in any split part, so look at all tensors).
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
-    match gguf::model_config(&header, has_output, &first_name)? {
+    match gguf::model_config(&header, has_output, first_name)? {
         Ok(config) => m.config = Some(config),
         Err(reason) => m
             .notes
@@ -706,7 +749,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
         quantization_version: header
             .get("general.quantization_version")
             .and_then(MetaValue::as_u64),
-        split_count: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+        split_count: u32::try_from(parts).unwrap_or(u32::MAX),
         metadata: header.metadata,
     });
     Ok(m.finish())

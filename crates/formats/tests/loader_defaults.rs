@@ -21,7 +21,9 @@ fn config(arch: &str, extra: &[(&str, u32)]) -> vramplan_formats::ModelConfig {
     }
     let bytes = b.build();
     let h = gguf::read_header(&mut &bytes[..], bytes.len() as u64, "t.gguf").unwrap();
-    gguf::model_config(&h, Some(true), "t.gguf").unwrap().unwrap()
+    gguf::model_config(&h, Some(true), "t.gguf")
+        .unwrap()
+        .unwrap()
 }
 
 #[test]
