@@ -346,3 +346,192 @@ pub fn fit(
     }
     Ok((0, base))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+    use crate::engine::llamacpp::TypeMix;
+    use crate::ggml::GgmlType;
+    use crate::units::MIB;
+
+    fn q8() -> TypeMix {
+        TypeMix::uniform(GgmlType::by_name("Q8_0").unwrap())
+    }
+
+    #[test]
+    fn split_points_and_layer_devices_by_hand() {
+        let cat = catalogue();
+        let g = cat.gpu("rtx-4090").unwrap().clone();
+        let a = LlamaCppArgs {
+            tensor_split: vec![3.0, 1.0],
+            ..LlamaCppArgs::default()
+        };
+        assert_eq!(
+            split_points(&a, &[g.clone(), g.clone()]).unwrap(),
+            vec![0.75, 1.0]
+        );
+        // 7 blocks + the output layer, -ngl 8: layer il at x = il / 8 goes to the first GPU
+        // whose split point exceeds x: il 0..5 (x ≤ 0.625) on GPU 0, il 6 and the output (7)
+        // on GPU 1.
+        let mut m = cat.model("llama-3.1-8b").unwrap().clone();
+        m.num_layers = 7;
+        let d = layer_devices(&m, &a, &[g.clone(), g.clone()], 8).unwrap();
+        assert_eq!(
+            d,
+            vec![
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(1),
+                Some(1)
+            ]
+        );
+        // -ngl 3: i_gpu_start = 8 − 3 = 5; x = (il − 5) / 3: il 5, 6 (x 0, 0.33) GPU 0, il 7
+        // (x 0.67) GPU 0 too (0.67 < 0.75).
+        let d = layer_devices(&m, &a, &[g.clone(), g.clone()], 3).unwrap();
+        assert_eq!(
+            d,
+            vec![None, None, None, None, None, Some(0), Some(0), Some(0)]
+        );
+        // -sm none -mg 1: every offloaded layer on GPU 1.
+        let none = LlamaCppArgs {
+            split_mode: SplitMode::None,
+            main_gpu: 1,
+            ..a.clone()
+        };
+        let d = layer_devices(&m, &none, &[g.clone(), g.clone()], 8).unwrap();
+        assert!(d.iter().all(|x| *x == Some(1)));
+        // Refusals: -mg past the GPUs, more -ts values than GPUs.
+        let bad = LlamaCppArgs {
+            main_gpu: 2,
+            ..a.clone()
+        };
+        assert!(layer_devices(&m, &bad, &[g.clone(), g.clone()], 8).is_err());
+        assert!(split_points(&a, &[g]).is_err());
+        assert!(parse_tensor_split("3,x").is_err());
+        assert_eq!(parse_tensor_split("3/1").unwrap(), vec![3.0, 1.0]);
+    }
+
+    #[test]
+    fn two_gpus_split_evenly_by_hand() {
+        // Llama-3.1-8B Q8_0, -c 8192, -ts 1,1, all 33 layers on 2 RTX 4090: x = il / 33 < 0.5
+        // for il ≤ 16, so GPU 0 holds blocks 0..16 (17) and GPU 1 blocks 17..31 (15) and the
+        // output layer. A block: 4096 × (2 × 4096 + 2 × 1024 + 3 × 14336) = 218,103,808
+        // weights at 34/32 B = 231,735,296 B, plus two 4096-float norms (32,768 B) =
+        // 231,768,064 B. KV per block: 8192 cells × 1024 × 2 (K, V) × 2 B = 32 MiB.
+        let cat = catalogue();
+        let m = cat.model("llama-3.1-8b").unwrap();
+        let g = cat.gpu("rtx-4090").unwrap().clone();
+        let w = GgufWeights::of(m, &q8());
+        assert_eq!(w.layers[0], 231_768_064);
+        let a = LlamaCppArgs {
+            n_ctx: 8192,
+            tensor_split: vec![1.0, 1.0],
+            host_memory: Some(64 << 30),
+            ..LlamaCppArgs::default()
+        };
+        let d = device_buffers(m, &w, &a, &[g.clone(), g.clone()], 33).unwrap();
+        assert_eq!((d[0].layers, d[1].layers, d[2].layers), (17, 16, 0));
+        assert_eq!(d[0].model_bytes, 17 * 231_768_064);
+        assert_eq!(d[1].model_bytes, 15 * 231_768_064 + w.output);
+        assert_eq!(
+            (d[0].kv_bytes, d[1].kv_bytes),
+            (17 * 32 * MIB, 15 * 32 * MIB)
+        );
+        // The host keeps token_embd (128,256 × 4096 at Q8_0 = 558,170,112 B) and the logits.
+        assert_eq!(d[2].model_bytes, 558_170_112);
+        assert_eq!(d[2].kv_bytes, 0);
+        assert!(all_fit(&d));
+        // Only the last GPU computes the logits; both compute their layers.
+        assert!(d[1].compute_bytes > d[0].compute_bytes && d[0].compute_bytes > 0);
+        // --no-kv-offload: the 32 blocks' KV (1 GiB) in host memory.
+        let host_kv = LlamaCppArgs {
+            offload_kqv: false,
+            ..a.clone()
+        };
+        let d = device_buffers(m, &w, &host_kv, &[g.clone(), g.clone()], 33).unwrap();
+        assert_eq!(
+            (d[0].kv_bytes, d[1].kv_bytes, d[2].kv_bytes),
+            (0, 0, 1 << 30)
+        );
+        // Row split: each block's bytes halved over the GPUs, the KV all on -mg 0.
+        let row = LlamaCppArgs {
+            split_mode: SplitMode::Row,
+            ..a.clone()
+        };
+        let d = device_buffers(m, &w, &row, &[g.clone(), g], 33).unwrap();
+        assert_eq!(d[0].kv_bytes, 32 * 32 * MIB);
+        assert_eq!(
+            d[0].model_bytes + d[1].model_bytes,
+            32 * 231_768_064 + w.output
+        );
+        assert!(d[0].model_bytes.abs_diff(d[1].model_bytes) <= 33);
+    }
+
+    #[test]
+    fn experts_on_the_host_and_host_memory_by_hand() {
+        // Mixtral-8x7B Q8_0 (32 blocks of 8 experts, each 3 × 4096 × 14336 weights): an
+        // expert tensor triple is 8 × 3 × 58,720,256 × 34/32 = 1,497,366,528 B per block.
+        // --n-cpu-moe 10 moves blocks 0..9's experts to the host.
+        let cat = catalogue();
+        let m = cat.model("mixtral-8x7b").unwrap();
+        let g = cat.gpu("h100").unwrap().clone();
+        let w = GgufWeights::of(m, &q8());
+        assert_eq!(w.experts[0], 1_497_366_528);
+        let base = LlamaCppArgs {
+            n_ctx: 4096,
+            host_memory: Some(32 << 30),
+            ..LlamaCppArgs::default()
+        };
+        let all = device_buffers(m, &w, &base, std::slice::from_ref(&g), 33).unwrap();
+        let ten = LlamaCppArgs {
+            n_cpu_moe: 10,
+            ..base.clone()
+        };
+        let d = device_buffers(m, &w, &ten, std::slice::from_ref(&g), 33).unwrap();
+        assert_eq!(all[0].model_bytes - d[0].model_bytes, 10 * 1_497_366_528);
+        assert_eq!(d[1].model_bytes - all[1].model_bytes, 10 * 1_497_366_528);
+        // 10 blocks of experts (13.9 GiB) and token_embd fit 32 GiB of host memory; 4 GiB does
+        // not.
+        assert!(d[1].fits);
+        let small = LlamaCppArgs {
+            host_memory: Some(4 << 30),
+            ..ten
+        };
+        let d = device_buffers(m, &w, &small, std::slice::from_ref(&g), 33).unwrap();
+        assert!(!d[1].fits && !all_fit(&d));
+    }
+
+    #[test]
+    fn fit_keeps_every_layer_and_the_fewest_experts_on_the_host() {
+        // Mixtral-8x7B Q8_0 is ~46 GiB of experts: on one 24 GB card llama-fit-params keeps
+        // every layer on the GPU and moves experts layer by layer until the GPU fits with
+        // 1 GiB free; one layer fewer on the host does not fit.
+        let cat = catalogue();
+        let m = cat.model("mixtral-8x7b").unwrap();
+        let g = cat.gpu("rtx-4090").unwrap().clone();
+        let w = GgufWeights::of(m, &q8());
+        let a = LlamaCppArgs {
+            n_ctx: 4096,
+            ..LlamaCppArgs::default()
+        };
+        let margin = super::super::FIT_TARGET_BYTES;
+        let (ngl, cpu_moe) = fit(m, &w, &a, std::slice::from_ref(&g), margin).unwrap();
+        assert_eq!(ngl, 33);
+        assert!(cpu_moe > 0 && cpu_moe < 32, "{cpu_moe}");
+        let used = |n: u64| {
+            let t = LlamaCppArgs {
+                n_cpu_moe: n,
+                ..a.clone()
+            };
+            let d = device_buffers(m, &w, &t, std::slice::from_ref(&g), 33).unwrap();
+            d[0].total_bytes - d[0].reserve_bytes + margin
+        };
+        assert!(used(cpu_moe) <= g.memory_bytes);
+        assert!(used(cpu_moe - 1) > g.memory_bytes);
+    }
+}
