@@ -690,6 +690,12 @@ fn footer(out: &mut String, e: &Estimate) {
             err.source, err.message, err.fix
         ));
     }
+    if !e.warnings.is_empty() {
+        out.push('\n');
+        for w in &e.warnings {
+            out.push_str(&format!("  Note: {w}\n"));
+        }
+    }
     if !e.advice.is_empty() {
         out.push_str("\n  What would make it fit (each checked with the same engine profile):\n");
         for a in &e.advice {
@@ -929,11 +935,21 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
 
 fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     let layers = e.model_layers.unwrap_or(0);
+    let gpus: Vec<String> = e
+        .devices
+        .iter()
+        .filter(|d| d.kind == "gpu")
+        .map(|d| format!("{} ({})", d.name, gib(d.memory_bytes)))
+        .collect();
+    let on = if gpus.len() > 1 {
+        format!("{} GPUs: {}", gpus.len(), gpus.join(" + "))
+    } else {
+        format!("{} ({})", gpu.name, gib(gpu.memory_bytes))
+    };
     let mut out = format!(
-        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
+        "{} on {}, engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
         e.model,
-        gpu.name,
-        gib(gpu.memory_bytes),
+        on,
         e.engine,
         e.quant,
         e.kv_dtype,
@@ -1044,6 +1060,13 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
             ""
         },
     );
+    if let Some(n) = e.engine_settings.iter().find(|s| s.name == "n_cpu_moe") {
+        r.add(
+            "--n-cpu-moe",
+            format!("{}/{}", n.value, layers.saturating_sub(1)),
+            "layers whose experts stay in host memory",
+        );
+    }
     let limit = if e.max_context_limit == "model" {
         " (the model's own limit)"
     } else {

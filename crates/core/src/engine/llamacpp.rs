@@ -787,6 +787,9 @@ pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
             return Err(format!("a {} K cache needs the head size ({}) to be a multiple of {} (src/llama-context.cpp)", g.name, model.head_dim, g.block));
         }
     }
+    if model.mla.is_some() && a.type_k != a.type_v {
+        return Err(format!("llama.cpp refuses different K ({}) and V ({}) cache types for an MLA model (\"model does not support different K and V cache types\", src/llama-context.cpp): give -ctk and -ctv the same type", a.type_k.name(), a.type_v.name()));
+    }
     if a.n_seq == 0 || a.n_seq > 4096 {
         return Err("-np must be between 1 and 4096 sequences".into());
     }
@@ -858,6 +861,7 @@ pub fn estimate_on(
             },
         ),
     };
+    let a_given_cpu_moe = a.n_cpu_moe > 0;
     let a = &a_eff;
     let devs = devices::device_buffers(model, &weights, a, gpus, ngl)?;
     let host = devs.last().expect("host entry").clone();
@@ -1048,10 +1052,41 @@ pub fn estimate_on(
             }
         },
     ];
+    if model.moe.is_some() {
+        e.engine_settings.push(Setting {
+            name: "n_cpu_moe",
+            value: a.n_cpu_moe.min(model.num_layers).to_string(),
+            origin: if a_given_cpu_moe {
+                "--n-cpu-moe / --cpu-moe: these layers' experts in host memory".into()
+            } else {
+                "llama-server --fit: the fewest layers' experts in host memory that fit (common/fit.cpp)".into()
+            },
+        });
+    }
+    if gpus.len() > 1 {
+        e.engine_settings.push(Setting {
+            name: "split_mode",
+            value: a.split_mode.name().into(),
+            origin: "-sm (default layer)".into(),
+        });
+        e.engine_settings.push(Setting {
+            name: "tensor_split",
+            value: if a.tensor_split.is_empty() {
+                "by free memory".into()
+            } else {
+                a.tensor_split
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+            origin: "-ts (default: each GPU's free memory, src/llama-model.cpp)".into(),
+        });
+    }
     e.assumptions = vec![
         Assumption {
             figure: "model buffers",
-            formula: "token_embd on the CPU; layer il on the GPU when il ≥ n_layer − ngl; output layer (output_norm + output, a second copy of token_embd when tied) on the GPU when ngl > n_layer".into(),
+            formula: "token_embd on the CPU; layer il (the output layer is il = n_layer: output_norm + output, a second copy of token_embd when tied) on a GPU when il ≥ n_layer + 1 − ngl, on the first GPU whose split point exceeds (il − i_gpu_start)/ngl; --n-cpu-moe keeps the experts of the first N layers in host memory".into(),
             source: MODEL,
         },
         Assumption {

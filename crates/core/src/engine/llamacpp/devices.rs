@@ -302,7 +302,8 @@ pub fn all_fit(devices: &[DeviceBuffers]) -> bool {
 /// What `llama-fit-params` (common/fit.cpp, on by default in llama-server as `--fit on`)
 /// chooses offline, for the given context: the largest -ngl whose buffers fit every GPU with
 /// its margin (`--fit-target`, default 1 GiB per device); for a MoE model, every layer on the
-/// GPUs with the fewest layers' experts in host memory. Returns (ngl, n_cpu_moe).
+/// GPUs with the fewest layers' experts in host memory. Returns (ngl, n_cpu_moe). A device's
+/// free memory is taken as its memory less the CUDA context reserve.
 pub fn fit(
     model: &ModelDesc,
     weights: &GgufWeights,
@@ -319,7 +320,9 @@ pub fn fit(
         Ok(device_buffers(model, weights, &t, gpus, ngl)?
             .iter()
             .filter(|d| d.kind == "gpu")
-            .all(|d| d.total_bytes - d.reserve_bytes + margin <= d.memory_bytes))
+            // Free memory is what the card has beside the CUDA context (the reserve), and
+            // the fit leaves the margin free on top of it.
+            .all(|d| d.total_bytes + margin <= d.memory_bytes))
     };
     let moe = model.moe.is_some() && weights.experts.iter().any(|&e| e > 0);
     if moe && fits(n + 1, n)? {
@@ -529,7 +532,7 @@ mod tests {
                 ..a.clone()
             };
             let d = device_buffers(m, &w, &t, std::slice::from_ref(&g), 33).unwrap();
-            d[0].total_bytes - d[0].reserve_bytes + margin
+            d[0].total_bytes + margin
         };
         assert!(used(cpu_moe) <= g.memory_bytes);
         assert!(used(cpu_moe - 1) > g.memory_bytes);
