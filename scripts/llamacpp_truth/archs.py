@@ -35,7 +35,7 @@ def base(arch, n_layer, n_embd, n_head, n_head_kv, n_ff, ctx=32768, head_dim=Non
     return {"arch": arch, "kv": kv}
 
 
-def spec(name, arch, kv_extra=None, drop=(), tied=False, expert_type=None, note="", **b):
+def spec(name, arch, kv_extra=None, drop=(), tied=False, expert_type=None, note="", fuse_qkv=False, **b):
     s = base(arch, **b)
     s["kv"].update(kv_extra or {})
     s["name"] = name
@@ -46,6 +46,9 @@ def spec(name, arch, kv_extra=None, drop=(), tied=False, expert_type=None, note=
     s["drop"] = list(drop) + [r"\.(input_)?scale$"] + ([r"^output\.weight$"] if tied else [])
     s["tied"] = tied
     s["expert_type"] = expert_type
+    # The loader, building a model from metadata alone, creates q, k and v apart; a converted
+    # Phi-3 file holds them fused (attn_qkv), which the loader takes when present.
+    s["fuse_qkv"] = fuse_qkv
     s["note"] = note
     return s
 
@@ -70,7 +73,7 @@ ARCHS = [
          head_dim=128, tied=True, drop=[BIASES], note="Qwen3: QK-norm, head 128 > n_embd/n_head, tied"),
     spec("phi3", "phi3", n_layer=4, n_embd=1024, n_head=16, n_head_kv=16, n_ff=2816,
          kv_extra={"attention.sliding_window": 2047, "rope.dimension_count": 64},
-         drop=[BIASES, r"rope_factors", r"attn_q\.weight", r"attn_k\.weight", r"attn_v\.weight", r"ffn_gate"],
+         drop=[BIASES, r"rope_factors", r"ffn_gate"], fuse_qkv=True,
          note="Phi-3-mini: fused qkv and gate_up, MHA, sliding_window key disabled by the loader"),
     spec("gemma2", "gemma2", n_layer=4, n_embd=1024, n_head=8, n_head_kv=4, n_ff=2816,
          head_dim=256, tied=True, kv_extra={"attention.sliding_window": 1024,

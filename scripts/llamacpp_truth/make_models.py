@@ -68,18 +68,47 @@ def target_type(spec, name, ne):
     return Q.F16
 
 
-def make(spec, outdir, rng):
+def gemma3n_tensors(spec):
+    """Gemma 3n's tensors, listed by hand: llama_model_save_to_file does not support the
+    architecture (llama_model_saver_supports_arch). src/models/gemma3n.cpp load_arch_tensors;
+    n_altup = 4, laurel_rank = 64 and n_embd_altup = 256 are fixed (llama-hparams.h), whatever
+    the file says."""
+    kv = spec["kv"]
+    e, n, ff = kv["embedding_length"], kv["block_count"], kv["feed_forward_length"]
+    hd, h, hkv = kv["attention.key_length"], kv["attention.head_count"], kv["attention.head_count_kv"]
+    v, altup, laurel, e_alt = archs.VOCAB, 4, 64, 256
+    out = [("token_embd.weight", [e, v]), ("altup_proj.weight", [e, e, altup - 1]),
+           ("altup_unembd_proj.weight", [e, e, altup - 1]),
+           ("per_layer_token_embd.weight", [e_alt * n, v]),
+           ("per_layer_model_proj.weight", [e, e_alt * n]), ("per_layer_proj_norm.weight", [e_alt]),
+           ("output_norm.weight", [e])]
+    for i in range(n):
+        b = f"blk.{i}."
+        out += [(b + "attn_norm.weight", [e]), (b + "attn_q.weight", [e, hd * h]),
+                (b + "attn_k.weight", [e, hd * hkv]), (b + "attn_v.weight", [e, hd * hkv]),
+                (b + "attn_output.weight", [hd * h, e]), (b + "attn_q_norm.weight", [hd]),
+                (b + "attn_k_norm.weight", [hd]), (b + "post_attention_norm.weight", [e]),
+                (b + "ffn_norm.weight", [e]), (b + "ffn_gate.weight", [e, ff]), (b + "ffn_up.weight", [e, ff]),
+                (b + "ffn_down.weight", [ff, e]), (b + "post_ffw_norm.weight", [e]),
+                (b + "inp_gate.weight", [e, e_alt]), (b + "proj.weight", [e_alt, e]),
+                (b + "post_norm.weight", [e]), (b + "altup_correct_coef.weight", [altup, altup]),
+                (b + "altup_correct_scale.weight", [e]), (b + "altup_predict_coef.weight", [altup, altup * altup]),
+                (b + "altup_router.weight", [e, altup]), (b + "altup_router_norm.weight", [e]),
+                (b + "laurel_l.weight", [e, laurel]), (b + "laurel_r.weight", [laurel, e]),
+                (b + "laurel_post_norm.weight", [e])]
+    return out
+
+
+def loader_tensors(spec, outdir):
+    """(name, ne) of every tensor llama.cpp's loader creates for the spec's metadata."""
+    if spec["arch"] == "gemma3n":
+        return gemma3n_tensors(spec), []
     name = spec["name"]
     meta = os.path.join(outdir, f"{name}.meta.gguf")
     virt = os.path.join(outdir, f"{name}.virtual.gguf")
-    final = os.path.join(outdir, f"{name}.gguf")
     metadata_file(spec, meta)
     log = lib.virtual_model_tensors(meta, virt)
     r = gguf.GGUFReader(virt)
-    drops = [re.compile(p) for p in spec["drop"]]
-    w = gguf.GGUFWriter(final, spec["arch"])
-    write_metadata(w, spec)
-    kept, dropped = [], []
     tensors = []
     for t in r.tensors:
         ne = [int(x) for x in t.shape]
@@ -90,8 +119,28 @@ def make(spec, outdir, rng):
             half = [ne[0], ne[1] // 2] + ne[2:]
             stem = t.name[: -len("ffn_gate_up_exps.weight")]
             tensors += [(stem + "ffn_gate_exps.weight", half), (stem + "ffn_up_exps.weight", half)]
+        elif spec.get("fuse_qkv") and t.name.endswith(("attn_k.weight", "attn_v.weight")):
+            continue  # folded into attn_qkv with attn_q below
+        elif spec.get("fuse_qkv") and t.name.endswith("attn_q.weight"):
+            stem = t.name[: -len("attn_q.weight")]
+            k = next(x for x in r.tensors if x.name == stem + "attn_k.weight")
+            v = next(x for x in r.tensors if x.name == stem + "attn_v.weight")
+            tensors.append((stem + "attn_qkv.weight", [ne[0], ne[1] + int(k.shape[1]) + int(v.shape[1])]))
         else:
             tensors.append((t.name, ne))
+    os.remove(virt)
+    os.remove(meta)
+    return tensors, log
+
+
+def make(spec, outdir, rng):
+    name = spec["name"]
+    final = os.path.join(outdir, f"{name}.gguf")
+    tensors, log = loader_tensors(spec, outdir)
+    drops = [re.compile(p) for p in spec["drop"]]
+    w = gguf.GGUFWriter(final, spec["arch"])
+    write_metadata(w, spec)
+    kept, dropped = [], []
     for name_, ne in tensors:
         if any(d.search(name_) for d in drops):
             dropped.append(name_)
@@ -113,8 +162,6 @@ def make(spec, outdir, rng):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    os.remove(virt)
-    os.remove(meta)
     return {"name": name, "kept": len(kept), "dropped": dropped, "log_tail": log[-3:]}
 
 
