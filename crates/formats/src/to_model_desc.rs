@@ -523,7 +523,14 @@ fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::Mea
         ..Default::default()
     };
     for t in &m.tensors {
-        if let Some(i) = layer_index(&t.name).filter(|&i| i < w.layer_bytes.len()) {
+        let layer = layer_index(&t.name).filter(|&i| i < w.layer_bytes.len());
+        w.tensors.push(vramplan_core::model::MeasuredTensor {
+            name: t.name.clone(),
+            bytes: t.n_bytes,
+            layer: layer.map(|i| i as u64),
+            output: layer.is_none() && is_output_tensor(&t.name),
+        });
+        if let Some(i) = layer {
             if t.name.contains("_exps.") {
                 if w.expert_bytes.len() < w.layer_bytes.len() {
                     w.expert_bytes.resize(w.layer_bytes.len(), 0);

@@ -175,6 +175,10 @@ pub struct EstimateArgs {
     /// llama.cpp --cpu-moe: keep every layer's experts in host memory.
     #[arg(long, alias = "cmoe")]
     pub cpu_moe: bool,
+    /// llama.cpp -ot PATTERN=DEVICE,...: tensors whose name matches the regular expression go
+    /// to that device (CPU, CUDA0, CUDA1…), e.g. "blk\.([0-9]|1[0-9])\.ffn_.*_exps\.=CPU".
+    #[arg(long, alias = "ot")]
+    pub override_tensor: Option<String>,
     /// llama.cpp --no-mmap: read the weights into host buffers instead of mapping the file.
     #[arg(long)]
     pub no_mmap: bool,
@@ -193,8 +197,9 @@ pub struct EstimateArgs {
 /// parsing: `-ngl 99` → `--n-gpu-layers 99`. Everything else passes through unchanged.
 #[allow(dead_code)] // called by main.rs once it parses with Cli::parse_from (see the report)
 pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    const LONG: [(&str, &str); 11] = [
+    const LONG: [(&str, &str); 12] = [
         ("-ngl", "--n-gpu-layers"),
+        ("-ot", "--override-tensor"),
         ("-ts", "--tensor-split"),
         ("-sm", "--split-mode"),
         ("-mg", "--main-gpu"),
@@ -417,6 +422,10 @@ fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
             u64::MAX
         } else {
             a.n_cpu_moe.unwrap_or(0)
+        },
+        tensor_overrides: match &a.override_tensor {
+            Some(t) => llamacpp::parse_tensor_overrides(t).map_err(Failure::input)?,
+            None => Vec::new(),
         },
         use_mmap: !a.no_mmap,
         host_memory: match &a.host_memory {

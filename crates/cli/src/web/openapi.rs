@@ -32,6 +32,7 @@ fn example(name: &str) -> Option<Value> {
         "tensor_split" => json!("3,1"),
         "n_cpu_moe" => json!(10),
         "host_memory" => json!("64GiB"),
+        "override_tensor" => json!("blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"),
         _ => return None,
     })
 }

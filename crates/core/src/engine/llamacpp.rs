@@ -13,7 +13,7 @@ pub mod gguf_layout;
 pub mod quant_mix;
 pub mod reserve_graph;
 
-pub use devices::{parse_tensor_split, SplitMode};
+pub use devices::{parse_tensor_overrides, parse_tensor_split, SplitMode, TensorOverride};
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;
@@ -96,6 +96,8 @@ pub struct LlamaCppArgs {
     pub main_gpu: usize,
     /// `--n-cpu-moe N`: the experts of layers 0..N stay in host memory (`--cpu-moe`: all).
     pub n_cpu_moe: u64,
+    /// `-ot PATTERN=DEVICE,...`: tensors whose name matches go to that device (first match).
+    pub tensor_overrides: Vec<devices::TensorOverride>,
     /// `--no-mmap` clears it. The host buffers are the same size either way (mapped pages or
     /// a read copy); with mmap they are page cache the kernel may evict and re-read.
     pub use_mmap: bool,
@@ -121,6 +123,7 @@ impl Default for LlamaCppArgs {
             split_mode: devices::SplitMode::Layer,
             main_gpu: 0,
             n_cpu_moe: 0,
+            tensor_overrides: Vec::new(),
             use_mmap: true,
             host_memory: None,
         }
@@ -178,10 +181,7 @@ impl TypeMix {
 
     /// The tensors of `model`'s GGUF file with the type each gets under this file type
     /// ([`gguf_layout`] quantized by [`quant_mix`]); None without a file type.
-    pub fn file_tensors(
-        &self,
-        model: &ModelDesc,
-    ) -> Option<Result<Vec<(gguf_layout::Place, quant_mix::GgufTensor, GgmlType)>, String>> {
+    pub fn file_tensors(&self, model: &ModelDesc) -> Option<Result<Vec<FileTensor>, String>> {
         let ft = self.file_type?;
         let tensors = gguf_layout::gguf_tensors(model);
         let list: Vec<quant_mix::GgufTensor> = tensors.iter().map(|t| t.1.clone()).collect();
@@ -277,6 +277,20 @@ pub struct GgufWeights {
     /// Each layer's routed-expert bytes (part of `layers`), which `--n-cpu-moe` keeps in host
     /// memory.
     pub experts: Vec<u64>,
+    /// Every tensor by name where names are known (a GGUF file, or a llama.cpp file type's
+    /// layout), for `-ot`; empty otherwise.
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// A tensor of a file type's layout: where it is placed, the tensor, and its chosen type.
+pub type FileTensor = (gguf_layout::Place, quant_mix::GgufTensor, GgmlType);
+
+/// One tensor's name, bytes and where llama.cpp places it by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTensor {
+    pub place: gguf_layout::Place,
+    pub name: String,
+    pub bytes: u64,
 }
 
 impl GgufWeights {
@@ -290,11 +304,25 @@ impl GgufWeights {
             }
             let mut experts = m.expert_bytes.clone();
             experts.resize(m.layer_bytes.len(), 0);
+            let tensors = m
+                .tensors
+                .iter()
+                .map(|t| NamedTensor {
+                    place: match (t.layer, t.output) {
+                        (Some(i), _) => gguf_layout::Place::Layer(i),
+                        (None, true) => gguf_layout::Place::Output,
+                        (None, false) => gguf_layout::Place::Input,
+                    },
+                    name: t.name.clone(),
+                    bytes: t.bytes,
+                })
+                .collect();
             return GgufWeights {
                 input: m.input_bytes,
                 layers: m.layer_bytes.clone(),
                 output,
                 experts,
+                tensors,
             };
         }
         if let Some(Ok(tensors)) = mix.file_tensors(model) {
@@ -303,9 +331,15 @@ impl GgufWeights {
                 layers: vec![0; model.num_layers as usize],
                 output: 0,
                 experts: vec![0; model.num_layers as usize],
+                tensors: Vec::with_capacity(tensors.len()),
             };
             for (place, t, ty) in &tensors {
                 let b = t.bytes_as(*ty);
+                w.tensors.push(NamedTensor {
+                    place: *place,
+                    name: t.name.clone(),
+                    bytes: b,
+                });
                 match place {
                     gguf_layout::Place::Input => w.input += b,
                     gguf_layout::Place::Output => w.output += b,
@@ -363,6 +397,7 @@ impl GgufWeights {
             layers,
             output,
             experts,
+            tensors: Vec::new(),
         }
     }
 

@@ -50,6 +50,58 @@ impl SplitMode {
     }
 }
 
+/// Where `-ot` sends a tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideDevice {
+    Host,
+    Gpu(usize),
+}
+
+/// One `-ot PATTERN=DEVICE` rule (common/arg.cpp `--override-tensor`; llama-model-loader.cpp
+/// matches the patterns in order with `std::regex_search`, first match wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorOverride {
+    pub pattern: String,
+    pub device: OverrideDevice,
+}
+
+/// `-ot "blk\.(1[0-9])\.ffn_.*_exps\.=CPU,output=CUDA1"`: rules separated by commas, each a
+/// regular expression and a buffer type (CPU, or a GPU as CUDA0, ROCm1, Vulkan0…).
+pub fn parse_tensor_overrides(text: &str) -> Result<Vec<TensorOverride>, String> {
+    let mut out = Vec::new();
+    for rule in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let Some((pattern, dev)) = rule.rsplit_once('=') else {
+            return Err(format!(
+                "-ot '{rule}': give PATTERN=DEVICE, e.g. blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"
+            ));
+        };
+        regex::Regex::new(pattern)
+            .map_err(|e| format!("-ot pattern '{pattern}' is not a regular expression: {e}"))?;
+        let d = dev.trim();
+        let device = if d.to_ascii_uppercase().starts_with("CPU") {
+            OverrideDevice::Host
+        } else {
+            let digits = d.trim_start_matches(|c: char| !c.is_ascii_digit());
+            match digits.parse::<usize>() {
+                Ok(i) if !digits.is_empty() && d.len() > digits.len() => OverrideDevice::Gpu(i),
+                _ => {
+                    return Err(format!(
+                        "-ot device '{d}': use CPU or a GPU as CUDA0, CUDA1, ROCm0…"
+                    ))
+                }
+            }
+        };
+        out.push(TensorOverride {
+            pattern: pattern.to_string(),
+            device,
+        });
+        if out.len() > 256 {
+            return Err("-ot: at most 256 rules".into());
+        }
+    }
+    Ok(out)
+}
+
 /// `-ts 3,1` (llama.cpp also takes `3/1`): one non-negative proportion per GPU.
 pub fn parse_tensor_split(text: &str) -> Result<Vec<f64>, String> {
     let parts: Vec<&str> = text.split([',', '/']).map(str::trim).collect();
@@ -224,6 +276,7 @@ pub fn device_buffers(
             kv_b[kd] += kv;
         }
     }
+    apply_overrides(a, weights, &place, n, host, &mut model_b)?;
     let output_dev = place[n].unwrap_or(host);
     let any_gpu = place.iter().any(Option::is_some);
     let mut out = Vec::with_capacity(nd + 1);
@@ -283,6 +336,67 @@ pub fn device_buffers(
     Ok(out)
 }
 
+/// Moves the bytes of the tensors an `-ot` rule names from their layer's device to the rule's
+/// (experts already in host memory by `--n-cpu-moe` start from the host).
+fn apply_overrides(
+    a: &LlamaCppArgs,
+    weights: &GgufWeights,
+    place: &[Option<usize>],
+    n: usize,
+    host: usize,
+    model_b: &mut [u64],
+) -> Result<(), String> {
+    if a.tensor_overrides.is_empty() {
+        return Ok(());
+    }
+    if weights.tensors.is_empty() {
+        return Err("-ot names tensors: give a GGUF file, or -q with a llama.cpp file type (q4_k_m, q8_0…) so that the tensors have their names".into());
+    }
+    if a.split_mode == SplitMode::Row {
+        return Err("-ot with -sm row is not modelled: use -sm layer".into());
+    }
+    let rules: Vec<(regex::Regex, &OverrideDevice)> = a
+        .tensor_overrides
+        .iter()
+        .map(|o| {
+            regex::Regex::new(&o.pattern)
+                .map(|r| (r, &o.device))
+                .map_err(|e| format!("-ot pattern '{}': {e}", o.pattern))
+        })
+        .collect::<Result<_, _>>()?;
+    for t in &weights.tensors {
+        let Some((_, dev)) = rules.iter().find(|(r, _)| r.is_match(&t.name)) else {
+            continue;
+        };
+        let to = match dev {
+            OverrideDevice::Host => host,
+            OverrideDevice::Gpu(i) if *i < host => *i,
+            OverrideDevice::Gpu(i) => {
+                return Err(format!(
+                    "-ot sends {} to GPU {i}, and there are {host}",
+                    t.name
+                ))
+            }
+        };
+        let from = match t.place {
+            super::gguf_layout::Place::Input => host,
+            super::gguf_layout::Place::Output => place[n].unwrap_or(host),
+            super::gguf_layout::Place::Layer(i) => {
+                if t.name.contains("_exps.") && experts_on_host(a, i) {
+                    host
+                } else {
+                    place.get(i as usize).copied().flatten().unwrap_or(host)
+                }
+            }
+        };
+        if from != to {
+            model_b[from] = model_b[from].saturating_sub(t.bytes);
+            model_b[to] += t.bytes;
+        }
+    }
+    Ok(())
+}
+
 /// Whether llama.cpp runs the layers as a pipeline (llama-context.cpp: several devices, every
 /// layer offloaded, `-sm layer`, KV offloaded, no tensor overrides): its scheduler then keeps
 /// several copies of the graph's inputs, which the compute figures here do not count.
@@ -292,6 +406,7 @@ pub fn pipeline_parallel(model: &ModelDesc, a: &LlamaCppArgs, gpus: usize, ngl: 
         && a.split_mode == SplitMode::Layer
         && a.offload_kqv
         && a.n_cpu_moe == 0
+        && a.tensor_overrides.is_empty()
 }
 
 /// Whether every device (the host too, when its memory is known) holds its buffers.
@@ -507,6 +622,55 @@ mod tests {
         };
         let d = device_buffers(m, &w, &small, std::slice::from_ref(&g), 33).unwrap();
         assert!(!d[1].fits && !all_fit(&d));
+    }
+
+    #[test]
+    fn tensor_overrides_move_named_tensors() {
+        // Mixtral-8x7B as a Q8_0 file (named tensors): -ot sending blocks 0..9's experts to
+        // the CPU is --n-cpu-moe 10; sending output.weight to the host moves its bytes too.
+        let cat = catalogue();
+        let m = cat.model("mixtral-8x7b").unwrap();
+        let g = cat.gpu("h100").unwrap().clone();
+        let mix = TypeMix::parse_file_type("q8_0").unwrap();
+        let w = GgufWeights::of(m, &mix);
+        let ot = LlamaCppArgs {
+            n_ctx: 4096,
+            tensor_overrides: parse_tensor_overrides(r"blk\.[0-9]\.ffn_.*_exps\.=CPU").unwrap(),
+            ..LlamaCppArgs::default()
+        };
+        let moe = LlamaCppArgs {
+            n_ctx: 4096,
+            n_cpu_moe: 10,
+            ..LlamaCppArgs::default()
+        };
+        let a = device_buffers(m, &w, &ot, std::slice::from_ref(&g), 33).unwrap();
+        let b = device_buffers(m, &w, &moe, std::slice::from_ref(&g), 33).unwrap();
+        assert_eq!(
+            (a[0].model_bytes, a[1].model_bytes),
+            (b[0].model_bytes, b[1].model_bytes)
+        );
+        let out = LlamaCppArgs {
+            tensor_overrides: parse_tensor_overrides("^output\\.weight$=CPU").unwrap(),
+            ..moe.clone()
+        };
+        let c = device_buffers(m, &w, &out, std::slice::from_ref(&g), 33).unwrap();
+        let head = w
+            .tensors
+            .iter()
+            .find(|t| t.name == "output.weight")
+            .unwrap()
+            .bytes;
+        // 32,000 × 4096 at Q8_0: a Q8_0 file keeps output.weight at Q8_0 (llama-quant.cpp
+        // bumps the output to Q6_K only when the file's type is not Q8_0): 34 B per 32.
+        assert_eq!(head, 32_000 * 4096 / 32 * 34);
+        assert_eq!(c[1].model_bytes - b[1].model_bytes, head);
+        // Unnamed weights (a uniform type) cannot be matched by name.
+        let plain = GgufWeights::of(m, &q8());
+        assert!(device_buffers(m, &plain, &ot, std::slice::from_ref(&g), 33)
+            .unwrap_err()
+            .contains("names tensors"));
+        assert!(parse_tensor_overrides("x=GPU").is_err());
+        assert!(parse_tensor_overrides("(=CPU").is_err());
     }
 
     #[test]

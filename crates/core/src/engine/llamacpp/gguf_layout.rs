@@ -259,11 +259,10 @@ pub fn quant_model(model: &ModelDesc) -> QuantModel {
     QuantModel {
         arch: arch.to_string(),
         n_expert: model.moe.as_ref().map_or(0, |m| m.num_experts),
-        n_gqa: if model.num_kv_heads == 0 {
-            0
-        } else {
-            model.num_attention_heads / model.num_kv_heads
-        },
+        n_gqa: model
+            .num_attention_heads
+            .checked_div(model.num_kv_heads)
+            .unwrap_or(0),
         n_layer: model.num_layers,
         // load_arch_hparams: an 80-layer qwen2 is 70B, an 80-layer llama 70B unless MHA (65B).
         is_70b: model.num_layers == 80

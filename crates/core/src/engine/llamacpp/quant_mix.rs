@@ -454,9 +454,7 @@ impl State<'_> {
                 } else {
                     t("IQ3_XXS")
                 };
-            } else if ft.any(&["IQ3_XS", "IQ3_S"]) && gqa >= 4 {
-                new = t("Q4_K");
-            } else if ft.is("IQ3_M") {
+            } else if (ft.any(&["IQ3_XS", "IQ3_S"]) && gqa >= 4) || ft.is("IQ3_M") {
                 new = t("Q4_K");
             } else if ft.is("Q3_K_M") {
                 new = if self.i_attention_wv < 2 {
@@ -464,9 +462,7 @@ impl State<'_> {
                 } else {
                     t("Q4_K")
                 };
-            } else if ft.is("Q3_K_L") {
-                new = t("Q5_K");
-            } else if ft.any(&["IQ4_NL", "IQ4_XS"]) && gqa >= 4 {
+            } else if ft.is("Q3_K_L") || (ft.any(&["IQ4_NL", "IQ4_XS"]) && gqa >= 4) {
                 new = t("Q5_K");
             } else if ft.any(&["Q4_K_M", "Q5_K_M"])
                 && use_more_bits(self.i_attention_wv, self.n_attention_wv)
