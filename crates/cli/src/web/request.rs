@@ -355,8 +355,13 @@ fn to_flag(f: &Field, value: &Value, label: &str) -> Result<Option<String>, ApiE
     }
     // No endpoint touches files a request names. `model` is checked against the catalogue before
     // an estimate runs (the planner only looks names up in the catalogue); no other value is ever
-    // a path, so a path separator is refused outright.
-    if f.name != "model" && (text.contains('/') || text.contains('\\')) {
+    // a path, so a path separator is refused outright. `override_tensor` (llama.cpp -ot) is a
+    // regular expression, whose backslashes escape dots; the regex crate matches in linear time
+    // within its size limits, so a hostile pattern cannot stall the server.
+    if f.name != "model"
+        && f.name != "override_tensor"
+        && (text.contains('/') || text.contains('\\'))
+    {
         return Err(ApiError::bad(
             Some(&f.name),
             format!("{} must be a name, not a path", label),
