@@ -114,7 +114,9 @@ impl Report {
 fn target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64)>) {
     match (engine, figure) {
         (_, "weights") => ("within 1%", Some((0.01, 0.01))),
-        ("llamacpp", "graph_nodes") => ("exact", Some((0.0, 0.0))),
+        ("llamacpp", "graph_nodes") | ("llamacpp-truth", "graph_nodes") => {
+            ("exact", Some((0.0, 0.0)))
+        }
         ("llamacpp", "kv_buffer")
         | ("llamacpp", "kv_cells")
         | ("llamacpp-truth", "kv_buffer")
@@ -987,6 +989,20 @@ fn truth_run(report: &mut Report, id: &str, model: &ModelDesc, r: &Value) {
             "MiB",
             total,
             mib2(b.output),
+        );
+    }
+    // The simulated reserve graph's node count, where a builder is simulated.
+    if let (Some(nodes), Some(g)) = (
+        u64_of(o, "graph_nodes"),
+        llamacpp::cpu_reserve_graph(model, &a),
+    ) {
+        report.push(
+            &label,
+            "llamacpp-truth",
+            "graph_nodes",
+            "nodes",
+            nodes as f64,
+            g.nodes.len() as f64,
         );
     }
 }
