@@ -986,7 +986,7 @@ pub fn estimate_on(
     }
     if ngl > 0 || !simulates_cpu_graph(model) {
         e.warnings.push(format!(
-            "compute buffers are the phase estimate ({}): on the llama.cpp ground-truth CPU runs of unsimulated architectures it is up to 69% low",
+            "compute buffers are the phase estimate ({}): on the llama.cpp ground-truth CPU runs of unsimulated architectures it is off by up to 69%",
             if simulates_cpu_graph(model) {
                 "the reserve graph is simulated for graphs that run on the CPU alone"
             } else {
