@@ -642,14 +642,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                     ),
                 ));
             }
-            m.tensors.push(TensorEntry {
-                name: ti.name.clone(),
-                dtype: ti.ggml_type.name.to_string(),
-                shape: ti.dims.clone(),
-                n_elements: ti.n_elements,
-                n_bytes: ti.n_bytes,
-                file_index,
-            });
+            m.tensors.push(gguf_tensor_entry(ti, file_index));
         }
         m.files.push(part.clone());
         if first.is_none() {
@@ -673,18 +666,23 @@ pub fn model_file_from_gguf_header(
 ) -> Result<ModelFile, FormatError> {
     let mut m = ModelFile::new(target, Format::Gguf);
     for ti in &header.tensors {
-        m.tensors.push(TensorEntry {
-            name: ti.name.clone(),
-            dtype: ti.ggml_type.name.to_string(),
-            shape: ti.dims.clone(),
-            n_elements: ti.n_elements,
-            n_bytes: ti.n_bytes,
-            file_index: 0,
-        });
+        m.tensors.push(gguf_tensor_entry(ti, 0));
     }
     m.bytes_on_disk = header.file_len;
     m.files.push(PathBuf::from(target));
     finish_gguf(m, header, target, 1)
+}
+
+/// A GGUF tensor as the model lists it.
+fn gguf_tensor_entry(ti: &gguf::GgufTensorInfo, file_index: usize) -> TensorEntry {
+    TensorEntry {
+        name: ti.name.clone(),
+        dtype: ti.ggml_type.name.to_string(),
+        shape: ti.dims.clone(),
+        n_elements: ti.n_elements,
+        n_bytes: ti.n_bytes,
+        file_index,
+    }
 }
 
 /// split.tensors.count must equal the tensors the parts hold.

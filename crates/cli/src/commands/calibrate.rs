@@ -691,17 +691,7 @@ fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
         Ok(x) => x,
         Err(e) => return report.skip(&id, "llamacpp", e),
     };
-    let label = format!(
-        "{id} {name} c{} np{}{} ub{} {}/{} fa-{}{}",
-        a.n_ctx,
-        a.n_seq,
-        if a.kv_unified { "u" } else { "" },
-        u64_of(s, "n_ubatch").unwrap_or(0),
-        a.type_k.name(),
-        a.type_v.name(),
-        a.flash_attn.name(),
-        if a.swa_full { "" } else { " swa" }
-    );
+    let label = context_label(&id, name, &a);
     let o = r.get("observed").unwrap_or(&Value::Null);
     let weights = GgufWeights::of(&model, &mix);
     let b = llamacpp::buffers(&model, &weights, &a, 0);
@@ -753,21 +743,48 @@ fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
             }
         }
     }
+    push_context_buffers(report, &label, "llamacpp", o, &model, &a, &b);
+}
+
+/// A CPU-run record's label: its line, model and settings.
+fn context_label(id: &str, name: &str, a: &LlamaCppArgs) -> String {
+    format!(
+        "{id} {name} c{} np{}{} ub{} {}/{} fa-{}{}",
+        a.n_ctx,
+        a.n_seq,
+        if a.kv_unified { "u" } else { "" },
+        a.n_ubatch,
+        a.type_k.name(),
+        a.type_v.name(),
+        a.flash_attn.name(),
+        if a.swa_full { "" } else { " swa" }
+    )
+}
+
+/// A context's KV total, compute and output buffers and the simulated graph's node count
+/// (where a builder is simulated) against one record's observations.
+fn push_context_buffers(
+    report: &mut Report,
+    label: &str,
+    engine: &'static str,
+    o: &Value,
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    b: &llamacpp::Buffers,
+) {
     if let Some(total) = f64_of(o, "kv_buffer_total_MiB") {
-        report.push(
-            &label,
-            "llamacpp",
-            "kv_buffer",
-            "MiB",
-            total,
-            predicted.iter().map(|c| mib2(c.bytes())).sum::<f64>(),
-        );
+        let predicted = b.caches.iter().map(|c| mib2(c.bytes())).sum::<f64>();
+        report.push(label, engine, "kv_buffer", "MiB", total, predicted);
     }
-    if let Some(c) = o.get("compute_buffers_MiB").and_then(Value::as_object) {
-        let total: f64 = c.values().filter_map(Value::as_f64).sum();
+    let sum = |key: &str| {
+        o.get(key)
+            .and_then(Value::as_object)
+            .map(|m| m.values().filter_map(Value::as_f64).sum::<f64>())
+    };
+    if let Some(total) = sum("compute_buffers_MiB") {
         report.push(
-            &label,
-            "llamacpp",
+            label,
+            engine,
             "compute_buffer",
             "MiB",
             total,
@@ -778,27 +795,13 @@ fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
     // built is llama.cpp's, node for node).
     if let (Some(nodes), Some(g)) = (
         u64_of(o, "graph_nodes"),
-        llamacpp::cpu_reserve_graph(&model, &a),
+        llamacpp::cpu_reserve_graph(model, a),
     ) {
-        report.push(
-            &label,
-            "llamacpp",
-            "graph_nodes",
-            "nodes",
-            nodes as f64,
-            g.nodes.len() as f64,
-        );
+        let n = g.nodes.len() as f64;
+        report.push(label, engine, "graph_nodes", "nodes", nodes as f64, n);
     }
-    if let Some(out) = o.get("output_buffer_MiB").and_then(Value::as_object) {
-        let total: f64 = out.values().filter_map(Value::as_f64).sum();
-        report.push(
-            &label,
-            "llamacpp",
-            "output_buffer",
-            "MiB",
-            total,
-            mib2(b.output),
-        );
+    if let Some(total) = sum("output_buffer_MiB") {
+        report.push(label, engine, "output_buffer", "MiB", total, mib2(b.output));
     }
 }
 
@@ -945,66 +948,11 @@ fn truth_run(report: &mut Report, id: &str, model: &ModelDesc, r: &Value) {
     if rs > 0 || model.ssm.is_some() {
         return report.skip(id, "llamacpp-truth", format!("{name}: recurrent-state caches (llama-memory-recurrent) are not modelled yet: they need the per-layer description of issue 12"));
     }
-    let label = format!(
-        "{id} {name} c{} np{}{} ub{} {}/{} fa-{}{}",
-        a.n_ctx,
-        a.n_seq,
-        if a.kv_unified { "u" } else { "" },
-        a.n_ubatch,
-        a.type_k.name(),
-        a.type_v.name(),
-        a.flash_attn.name(),
-        if a.swa_full { "" } else { " swa" }
-    );
+    let label = context_label(id, name, &a);
     let mix = TypeMix::uniform(GgmlType::by_name("F16").expect("F16"));
     let weights = GgufWeights::of(model, &mix);
     let b = llamacpp::buffers(model, &weights, &a, 0);
-    if let Some(total) = f64_of(o, "kv_buffer_total_MiB") {
-        report.push(
-            &label,
-            "llamacpp-truth",
-            "kv_buffer",
-            "MiB",
-            total,
-            b.caches.iter().map(|c| mib2(c.bytes())).sum::<f64>(),
-        );
-    }
-    if let Some(c) = o.get("compute_buffers_MiB").and_then(Value::as_object) {
-        let total: f64 = c.values().filter_map(Value::as_f64).sum();
-        report.push(
-            &label,
-            "llamacpp-truth",
-            "compute_buffer",
-            "MiB",
-            total,
-            mib2(b.cpu_compute),
-        );
-    }
-    if let Some(out) = o.get("output_buffer_MiB").and_then(Value::as_object) {
-        let total: f64 = out.values().filter_map(Value::as_f64).sum();
-        report.push(
-            &label,
-            "llamacpp-truth",
-            "output_buffer",
-            "MiB",
-            total,
-            mib2(b.output),
-        );
-    }
-    // The simulated reserve graph's node count, where a builder is simulated.
-    if let (Some(nodes), Some(g)) = (
-        u64_of(o, "graph_nodes"),
-        llamacpp::cpu_reserve_graph(model, &a),
-    ) {
-        report.push(
-            &label,
-            "llamacpp-truth",
-            "graph_nodes",
-            "nodes",
-            nodes as f64,
-            g.nodes.len() as f64,
-        );
-    }
+    push_context_buffers(report, &label, "llamacpp-truth", o, model, &a, &b);
 }
 
 // ---------------------------------------------------------------------------------------------
