@@ -903,11 +903,8 @@ pub fn estimate_on(
     // memory, unless -ngl or --n-cpu-moe is given.
     let fitted = devices::fit(model, &weights, a, gpus, FIT_TARGET_BYTES)?;
     let (ngl, a_eff) = match a.n_gpu_layers {
+        // A user's -ngl makes --fit stand down ("n_gpu_layers already set by user").
         Some(n) => (n.min(model.num_layers + 1), a.clone()),
-        None if a.n_cpu_moe > 0 => (
-            devices::fit(model, &weights, a, gpus, FIT_TARGET_BYTES)?.0,
-            a.clone(),
-        ),
         None => (
             fitted.0,
             LlamaCppArgs {

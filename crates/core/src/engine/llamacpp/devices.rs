@@ -417,8 +417,9 @@ pub fn all_fit(devices: &[DeviceBuffers]) -> bool {
 /// What `llama-fit-params` (common/fit.cpp, on by default in llama-server as `--fit on`)
 /// chooses offline, for the given context: the largest -ngl whose buffers fit every GPU with
 /// its margin (`--fit-target`, default 1 GiB per device); for a MoE model, every layer on the
-/// GPUs with the fewest layers' experts in host memory. Returns (ngl, n_cpu_moe). A device's
-/// free memory is taken as its memory less the CUDA context reserve.
+/// GPUs with the fewest layers' experts in host memory; with `--n-cpu-moe` given, the largest
+/// -ngl for those experts. Returns (ngl, n_cpu_moe). A device's free memory is taken as its
+/// memory less the CUDA context reserve.
 pub fn fit(
     model: &ModelDesc,
     weights: &GgufWeights,
@@ -440,6 +441,16 @@ pub fn fit(
             .all(|d| d.total_bytes + margin <= d.memory_bytes))
     };
     let moe = model.moe.is_some() && weights.experts.iter().any(|&e| e > 0);
+    // Experts the user placed (--n-cpu-moe / --cpu-moe) stay placed: only -ngl is fitted.
+    let given = (a.n_cpu_moe > 0).then_some(a.n_cpu_moe);
+    if let Some(base) = given {
+        for ngl in (0..=n + 1).rev() {
+            if fits(ngl, base)? {
+                return Ok((ngl, base));
+            }
+        }
+        return Ok((0, base));
+    }
     if moe && fits(n + 1, n)? {
         // Fewest layers with experts on the host: the count that fits is monotone.
         let (mut lo, mut hi) = (0u64, n);
