@@ -453,7 +453,8 @@ def test_copy_the_engine_launch_command(page, cli):
         est = estimate(cli, engine="llamacpp", quant="q4_k", kv_dtype="q8_0", gpus=1, context=32768)
         settings = {s["name"]: s["value"] for s in est["engine_settings"]}
         command = page.el("#launch").text.splitlines()[-1]
-        assert command.startswith(f"llama-server -m Llama-3.1-8B-Instruct-Q4_K.gguf -c 32768 -np 1 "
+        # q4_k is llama-quantize's alias of the Q4_K_M file type (tools/quantize/quantize.cpp).
+        assert command.startswith(f"llama-server -m Llama-3.1-8B-Instruct-Q4_K_M.gguf -c 32768 -np 1 "
                                   f"-ngl {settings['n_gpu_layers']} -ctk ")
 
 

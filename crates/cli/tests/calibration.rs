@@ -154,10 +154,11 @@ fn targets_of_the_issue() {
         .unwrap()
         .iter()
         .filter(|s| {
-            s["reason"]
-                .as_str()
-                .unwrap()
-                .contains("the profile refuses too")
+            s["engine"] == "llamacpp"
+                && s["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the profile refuses too")
         })
         .count();
     assert_eq!(refused, 3);
@@ -196,6 +197,88 @@ fn embedded_records_are_the_repository_files() {
         lines("llamacpp_cpu_runs.jsonl")
     );
     assert_eq!(count("llamacpp.jsonl:"), lines("llamacpp.jsonl"));
+    assert_eq!(
+        count("llamacpp_truth/cpu_runs.jsonl:"),
+        lines("llamacpp_truth/cpu_runs.jsonl")
+    );
+    // --truth DIR reads the ground-truth records from another folder: the same rows here.
+    let truth = dir.join("llamacpp_truth");
+    let from_truth = calibrate_json(&["--truth".as_ref(), truth.as_os_str()]);
+    assert_eq!(embedded["rows"], from_truth["rows"]);
+}
+
+#[test]
+fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
+    let r = report();
+    // KV and output buffers to the log's 0.01 MiB on every context of every architecture the
+    // description covers: llama, mistral (llama and mistral3), qwen2, qwen3, phi3 (its window
+    // ignored), gemma2 (with and without its window key: the loader's default 4096), gemma3,
+    // gemma3n (KV only in the first 20 layers), falcon, starcoder2, qwen3moe, mixtral, gpt-oss,
+    // deepseek2 (MLA) and llama4 (chunked).
+    for fig in ["kv_buffer", "output_buffer"] {
+        let s = summary(&r, "llamacpp-truth", fig);
+        assert_eq!(s["met"], true, "{s}");
+        assert!(s["records"].as_u64().unwrap() >= 390, "{s}");
+    }
+    let rows = r["rows"].as_array().unwrap();
+    let mut archs: Vec<&str> = rows
+        .iter()
+        .filter(|x| x["engine"] == "llamacpp-truth" && x["figure"] == "kv_buffer")
+        .filter_map(|x| x["record"].as_str()?.split_whitespace().nth(1))
+        .collect();
+    archs.sort();
+    archs.dedup();
+    assert!(archs.len() >= 17, "{archs:?}");
+    // The simulated graphs have llama.cpp's node count on every run they cover.
+    let nodes = summary(&r, "llamacpp-truth", "graph_nodes");
+    assert_eq!(nodes["met"], true, "{nodes}");
+    assert!(nodes["records"].as_u64().unwrap() >= 160, "{nodes}");
+    // Compute buffers: the reserve graph is simulated for llama, qwen2, qwen3 and gemma2 (exact);
+    // the others are the phase estimate, measured here (issue 15's target of 1% median and 5%
+    // worst is not met until each builder's graph is simulated: step 4 of the issue).
+    let cb = summary(&r, "llamacpp-truth", "compute_buffer");
+    assert!(cb["median_abs_error"].as_f64().unwrap() < 0.06, "{cb}");
+    for row in rows.iter().filter(|x| {
+        x["engine"] == "llamacpp-truth"
+            && x["figure"] == "compute_buffer"
+            && [
+                "llama ",
+                "qwen2 ",
+                "qwen3 ",
+                "gemma2 ",
+                "gemma2_nowindowkey ",
+                "mistral_llama ",
+                "mistral3 ",
+            ]
+            .iter()
+            .any(|a| x["record"].as_str().unwrap().contains(&format!(" {a}")))
+    }) {
+        assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
+    }
+    // The recurrent and hybrid models are skipped with the reason, not mispredicted.
+    let skipped = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"] == "llamacpp-truth")
+        .filter(|s| !s["reason"].as_str().unwrap().contains("refused"))
+        .count();
+    assert_eq!(skipped, 6 * 24);
+    // The nine runs llama.cpp refused (an MLA model with different K and V cache types) are
+    // refused by the profile too.
+    let refused = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"] == "llamacpp-truth")
+        .filter(|s| {
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the profile refuses too")
+        })
+        .count();
+    assert_eq!(refused, 9);
 }
 
 #[test]

@@ -325,3 +325,144 @@ fn answers_do_not_mislead() {
     );
     assert!(!text.contains("Nothing in the search space"), "{text}");
 }
+
+#[test]
+fn llamacpp_host_memory_is_checked() {
+    // -c 2^34 on Llama-3.1-8B: 2 PiB of KV; with no layer fitting the card it all lands in host
+    // memory, which is checked like the GPU's.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--engine",
+        "llamacpp",
+        "-g",
+        "rtx-4090",
+        "--context",
+        "17179869184",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(v["fits"], false, "{v}");
+    let host = v["devices"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (host["kind"].as_str(), host["fits"].as_bool()),
+        (Some("host"), Some(false))
+    );
+    assert_eq!(host["memory_bytes"], 64u64 << 30);
+    // 32 layers × 2^34 cells × 2048 B: 1 PiB of KV (2 PiB with the K and V of 1024 each).
+    assert_eq!(
+        host["kv_bytes"].as_u64().unwrap(),
+        32 * (1u64 << 34) * 2048 * 2
+    );
+    assert!(v["warnings"].to_string().contains("host memory"), "{v}");
+    // The same with a context that fits, on a machine with enough memory.
+    let ok = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--engine",
+        "llamacpp",
+        "-g",
+        "rtx-4090",
+        "--context",
+        "8192",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(ok["fits"], true);
+}
+
+#[test]
+fn llamacpp_two_gpus_and_experts_on_the_host() {
+    // An RTX 4090 beside an RTX 5090 with -ts 1,1: 81 layers split 41 / 40.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-70b-instruct",
+        "--engine",
+        "llamacpp",
+        "-q",
+        "q4_k_m",
+        "-g",
+        "rtx-4090",
+        "-g",
+        "rtx-5090",
+        "--tensor-split",
+        "1,1",
+        "-c",
+        "8192",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    let d = v["devices"].as_array().unwrap();
+    assert_eq!(d.len(), 3);
+    assert_eq!(
+        (d[0]["layers"].as_u64(), d[1]["layers"].as_u64()),
+        (Some(41), Some(40))
+    );
+    assert!(d[1]["name"].as_str().unwrap().contains("5090"));
+    // Qwen3-30B-A3B Q8_0 on one 24 GB card: every layer on the GPU, and the fewest layers'
+    // experts in host memory that leave 1 GiB free.
+    let m = json(&[
+        "estimate",
+        "-m",
+        "qwen3-30b-a3b",
+        "--engine",
+        "llamacpp",
+        "-q",
+        "q8_0",
+        "-g",
+        "rtx-4090",
+        "-c",
+        "32768",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(m["gpu_layers"], 49);
+    let n = m["engine_settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "n_cpu_moe")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(n > 0 && n < 48, "{n}");
+    assert!(m["margin_bytes"].as_i64().unwrap() >= 1 << 30, "{m}");
+    // A dense model has no experts to keep on the host.
+    fails_with(
+        &[
+            "estimate",
+            "-m",
+            "llama-3.1-8b",
+            "--engine",
+            "llamacpp",
+            "--n-cpu-moe",
+            "4",
+        ],
+        "has none",
+    );
+    fails_with(
+        &[
+            "estimate",
+            "-m",
+            "llama-3.1-8b",
+            "--engine",
+            "llamacpp",
+            "-g",
+            "rtx-4090",
+            "-g",
+            "rtx-4090",
+            "--tensor-split",
+            "1,2,3",
+        ],
+        "-ts has 3 values",
+    );
+}

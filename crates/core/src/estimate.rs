@@ -290,6 +290,31 @@ pub struct StageFigures {
     pub kv_available_bytes: i64,
 }
 
+/// One device's share of a llama.cpp run (a GPU, or the host): its buffers and whether they
+/// fit its memory.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceBuffers {
+    /// llama.cpp's name for it (CUDA0, CUDA1…, CPU).
+    pub device: String,
+    /// The catalogue's name (the GPU model, or "host memory").
+    pub name: String,
+    /// "gpu" or "host".
+    pub kind: &'static str,
+    /// Its memory (0 for the host when its size is not known).
+    pub memory_bytes: u64,
+    /// Layers whose weights it holds (llama.cpp's count: the output layer is one).
+    pub layers: u64,
+    pub model_bytes: u64,
+    pub kv_bytes: u64,
+    pub compute_bytes: u64,
+    /// The logits buffer (host only).
+    pub output_bytes: u64,
+    /// Memory the process holds outside llama.cpp's buffers (a GPU's CUDA context).
+    pub reserve_bytes: u64,
+    pub total_bytes: u64,
+    pub fits: bool,
+}
+
 /// The estimate as printed and as JSON (`vramplan estimate --json`). Byte figures are per GPU.
 /// The keys after `assumptions` appear only for the engine profiles that produce them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -391,8 +416,12 @@ pub struct Estimate {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<crate::plan::Advice>,
     /// What the figures cannot say and the engine would (a context beyond the model's limit),
-    /// one sentence each; empty when there is nothing to flag.
+    /// what they assume that the input did not say, and where they are estimated rather than
+    /// exact: one sentence each; empty when there is nothing to flag. Always serialized.
     pub warnings: Vec<String>,
+    /// llama.cpp: every device's buffers, one object per GPU and one for the host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceBuffers>,
 }
 
 impl Estimate {
@@ -472,6 +501,7 @@ impl Estimate {
             stages: Vec::new(),
             advice: Vec::new(),
             warnings: Vec::new(),
+            devices: Vec::new(),
         }
     }
 

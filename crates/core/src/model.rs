@@ -253,6 +253,11 @@ pub struct ModelDesc {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MeasuredWeights {
     pub layer_bytes: Vec<u64>,
+    /// Bytes of each layer's routed-expert tensors (GGUF `*_exps`), part of `layer_bytes`.
+    pub expert_bytes: Vec<u64>,
+    /// Every tensor by name (GGUF files), for placement rules that name tensors (llama.cpp
+    /// `-ot`).
+    pub tensors: Vec<MeasuredTensor>,
     pub input_bytes: u64,
     pub output_bytes: u64,
 }
@@ -264,6 +269,16 @@ impl MeasuredWeights {
             |a, b| a.saturating_add(*b),
         )
     }
+}
+
+/// One tensor of a model file: its name, bytes, and where it counts (decoder layer, or the
+/// output side; neither = the input side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasuredTensor {
+    pub name: String,
+    pub bytes: u64,
+    pub layer: Option<u64>,
+    pub output: bool,
 }
 
 /// What a layer keeps per sequence.

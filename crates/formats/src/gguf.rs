@@ -1055,6 +1055,66 @@ fn short_value(v: &MetaValue) -> String {
     }
 }
 
+/// What llama.cpp's loader assumes when a file leaves a sliding-window key out
+/// (src/models/<arch>.cpp `load_arch_hparams` at ggml-org/llama.cpp@0c1e57098; `load_swa_pattern`
+/// takes the `attention.sliding_window_pattern` key, else the default period N: layer il is
+/// local when il % N < N − 1). Without these, a Gemma 3 file without the pattern key reads as
+/// full attention and its KV cache comes out several times too large. Returns the window and
+/// the chunk size; fills the pattern.
+fn loader_window_defaults(
+    arch: &str,
+    layers: u64,
+    window: Option<u64>,
+    chunk: Option<u64>,
+    pattern: &mut Option<u64>,
+    layer_types: &mut Vec<String>,
+) -> (Option<u64>, Option<u64>) {
+    let default_period = |pattern: &mut Option<u64>, layer_types: &Vec<String>, n: u64| {
+        if layer_types.is_empty() && pattern.is_none() {
+            *pattern = Some(n);
+        }
+    };
+    match arch {
+        // gemma2.cpp: n_swa = 4096 unless the key says otherwise; period 2.
+        "gemma2" => {
+            default_period(pattern, layer_types, 2);
+            (Some(window.unwrap_or(4096)), chunk)
+        }
+        // gemma3.cpp: with a window, period 6; gemma3n.cpp: period 5; gpt-oss (openai-moe.cpp):
+        // period 2; cohere2.cpp: period 4.
+        "gemma3" | "gemma3n" | "gpt-oss" | "cohere2" if window.is_some_and(|w| w > 0) => {
+            let n = match arch {
+                "gemma3" => 6,
+                "gemma3n" => 5,
+                "gpt-oss" => 2,
+                _ => 4,
+            };
+            default_period(pattern, layer_types, n);
+            (window, chunk)
+        }
+        // llama4.cpp: chunked attention of 8192 tokens, 3 chunked layers to 1 global (period 4),
+        // unless the file sets sliding_window to 0.
+        "llama4" if window != Some(0) => {
+            if layer_types.is_empty() {
+                let n = pattern.unwrap_or(4).max(1);
+                *layer_types = (0..layers)
+                    .map(|il| {
+                        if il % n < n - 1 {
+                            "chunked_attention".to_string()
+                        } else {
+                            "full_attention".to_string()
+                        }
+                    })
+                    .collect();
+            }
+            (Some(8192), Some(8192))
+        }
+        // phi3.cpp: "Phi SWA is currently disabled".
+        "phi3" => (None, chunk),
+        _ => (window, chunk),
+    }
+}
+
 /// Maps `{arch}.*` keys to the estimator's fields. Returns `Ok(None)` (with a reason) when the
 /// file lacks the basic keys (e.g. a vision projector or vocabulary-only file); a key of the
 /// wrong type is an error naming the key.
@@ -1111,6 +1171,14 @@ pub fn model_config(
         }
     }
 
+    let (sliding_window, attention_chunk_size) = loader_window_defaults(
+        arch,
+        layers,
+        k.u64("attention.sliding_window")?,
+        k.u64("attention.chunk_size")?,
+        &mut sliding_window_pattern,
+        &mut layer_types,
+    );
     let moe = match k.bounded("expert_count", limits::MAX_EXPERTS)? {
         Some(n) if n > 0 => Some(MoeConfig {
             num_experts: n,
@@ -1165,12 +1233,12 @@ pub fn model_config(
         tie_word_embeddings: has_output_weight.map(|has| !has),
         max_position_embeddings: k.u64("context_length")?,
         torch_dtype: None,
-        sliding_window: k.u64("attention.sliding_window")?,
+        sliding_window,
         use_sliding_window: None,
         sliding_window_pattern,
         max_window_layers: None,
         layer_types,
-        attention_chunk_size: k.u64("attention.chunk_size")?,
+        attention_chunk_size,
         moe,
         mla,
         quantization: None,

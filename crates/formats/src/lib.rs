@@ -701,6 +701,21 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     gguf_model_file(m, header, parts.len(), &first_name)
 }
 
+/// A model from a GGUF header and its tensor list held in memory (one file; `target` names
+/// it), as [`inspect`] reads one from disk: for callers that have a file's metadata and tensor
+/// list without the file (the llama.cpp calibration records).
+pub fn model_file_from_gguf_header(
+    target: &str,
+    header: GgufHeader,
+    tensors: TensorList,
+) -> Result<ModelFile, FormatError> {
+    let mut m = ModelFile::new(target, Format::Gguf);
+    m.tensors = tensors;
+    m.bytes_on_disk = header.file_len;
+    m.files.push(PathBuf::from(target));
+    gguf_model_file(m, header, 1, target)
+}
+
 /// What the first (or only) part's header says, once every part's tensors are in `m`.
 fn gguf_model_file(
     mut m: ModelFile,

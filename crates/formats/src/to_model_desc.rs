@@ -538,7 +538,22 @@ fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::Mea
         ..Default::default()
     };
     for t in m.tensors.iter() {
-        match layer_index(t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
+        let layer = layer_index(t.name).filter(|&i| i < w.layer_bytes.len());
+        w.tensors.push(vramplan_core::model::MeasuredTensor {
+            name: t.name.to_string(),
+            bytes: t.n_bytes,
+            layer: layer.map(|i| i as u64),
+            output: layer.is_none() && is_output_tensor(t.name),
+        });
+        if let Some(i) = layer {
+            if t.name.contains("_exps.") {
+                if w.expert_bytes.len() < w.layer_bytes.len() {
+                    w.expert_bytes.resize(w.layer_bytes.len(), 0);
+                }
+                w.expert_bytes[i] = w.expert_bytes[i].saturating_add(t.n_bytes);
+            }
+        }
+        match layer.and_then(|i| w.layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
             None if is_output_tensor(t.name) => {
                 w.output_bytes = w.output_bytes.saturating_add(t.n_bytes)

@@ -169,6 +169,11 @@ fn failure_to_error<'a, A: clap::Args>(
 /// Parses a request body and computes its estimate.
 pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
     let mut req = request::ESTIMATE.parse(body)?;
+    // The server's own memory is not the requester's machine: host memory is checked only
+    // when the request gives it.
+    if req.args.host_memory.is_none() {
+        req.args.host_memory = Some("none".into());
+    }
     let config = match req.extra.get(request::CONFIG_FIELD) {
         None => None,
         Some(Value::Object(c)) => Some(c),

@@ -29,6 +29,10 @@ fn example(name: &str) -> Option<Value> {
         "flash_attn" => json!("on"),
         "ubatch_size" => json!(512),
         "batch_size" => json!(2048),
+        "tensor_split" => json!("3,1"),
+        "n_cpu_moe" => json!(10),
+        "host_memory" => json!("64GiB"),
+        "override_tensor" => json!("blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"),
         _ => return None,
     })
 }

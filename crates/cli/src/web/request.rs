@@ -245,16 +245,22 @@ fn to_flags(f: &Field, value: &Value, argv: &mut Vec<String>) -> Result<(), ApiE
         argv.extend(to_flag(f, value, &f.name)?);
         return Ok(());
     }
-    let Value::Array(items) = value else {
-        return Err(ApiError::bad(
-            Some(&f.name),
-            format!(
-                "{} must be an array of {}, got {}",
-                f.name,
-                kind_plural(&f.kind),
-                json_type(value)
-            ),
-        ));
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        // A list field with a default (estimate's `gpu`, a single value before `--gpu` could
+        // be repeated) also takes one value: `"gpu": "h100"` stays valid.
+        Value::String(_) | Value::Number(_) if f.default.is_some() => std::slice::from_ref(value),
+        _ => {
+            return Err(ApiError::bad(
+                Some(&f.name),
+                format!(
+                    "{} must be an array of {}, got {}",
+                    f.name,
+                    kind_plural(&f.kind),
+                    json_type(value)
+                ),
+            ))
+        }
     };
     if items.len() > MAX_LIST_ITEMS {
         return Err(ApiError::bad(
@@ -353,8 +359,13 @@ fn to_flag(f: &Field, value: &Value, label: &str) -> Result<Option<String>, ApiE
     }
     // No endpoint touches files a request names. `model` is checked against the catalogue before
     // an estimate runs (the planner only looks names up in the catalogue); no other value is ever
-    // a path, so a path separator is refused outright.
-    if f.name != "model" && (text.contains('/') || text.contains('\\')) {
+    // a path, so a path separator is refused outright. `override_tensor` (llama.cpp -ot) is a
+    // regular expression, whose backslashes escape dots; the regex crate matches in linear time
+    // within its size limits, so a hostile pattern cannot stall the server.
+    if f.name != "model"
+        && f.name != "override_tensor"
+        && (text.contains('/') || text.contains('\\'))
+    {
         return Err(ApiError::bad(
             Some(&f.name),
             format!("{} must be a name, not a path", label),

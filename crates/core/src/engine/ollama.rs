@@ -242,6 +242,7 @@ pub fn estimate(
     let b = llamacpp::buffers(model, &weights, &runner, o.layers);
     let inv = model.inventory();
     let mut e = Estimate::skeleton(model, &inv, gpu, &config, "ollama");
+    e.quant = mix.name();
     e.context = a.num_ctx;
     e.batch = a.num_parallel;
     e.kv_dtype = runner.type_k.name();

@@ -4,7 +4,7 @@
 //! be simulated ([`super::ggml_alloc`]). Sources: src/llama-graph.cpp (`build_inp_embd`,
 //! `build_attn`, `build_attn_mha`, `build_ffn`, `build_inp_out_ids`), src/llama-kv-cache.cpp
 //! (`cpy_k`, `cpy_v`, `get_k`, `get_v`, the Hadamard rotation of quantized caches),
-//! src/models/llama.cpp, qwen2.cpp, gemma.cpp and gemma2-iswa.cpp.
+//! src/models/llama.cpp, qwen2.cpp, qwen3.cpp, gemma.cpp and gemma2-iswa.cpp.
 
 use super::ggml_alloc::{Dtype, Graph, Id, Layout, Op};
 use crate::model::{LayerCache, MlpKind, ModelDesc, NormKind};
@@ -13,8 +13,9 @@ use crate::model::{LayerCache, MlpKind, ModelDesc, NormKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
     /// llm_build_llama (also Mistral, Yi, the Llama-based distills); `qkv_bias` gives
-    /// llm_build_qwen2's bias adds.
-    Llama { qkv_bias: bool },
+    /// llm_build_qwen2's bias adds, `qk_norm` src/models/qwen3.cpp's RMS norms of Q and K
+    /// before RoPE.
+    Llama { qkv_bias: bool, qk_norm: bool },
     /// llm_build_gemma: embeddings scaled by sqrt(n_embd), Q scaled after RoPE.
     Gemma,
     /// llm_build_gemma2_iswa: Gemma plus post-attention and post-FFN norms, attention and final
@@ -23,9 +24,9 @@ pub enum Builder {
 }
 
 /// The builder llama.cpp uses for `model`, when it is one of those modelled: a dense decoder
-/// with RMSNorm, a gated MLP and separate q/k/v projections. MoE, MLA, recurrent and vision
-/// models, QK-norm (Qwen3, Gemma 3), fused-QKV (Phi-3) and scaled-residual (Granite) builders are
-/// not modelled and get `None`.
+/// with RMSNorm, a gated MLP and separate q/k/v projections, QK-norm for Qwen3. MoE, MLA,
+/// recurrent and vision models, Gemma 3, fused-QKV (Phi-3) and scaled-residual (Granite)
+/// builders are not modelled and get `None`.
 pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
     let family = model
         .family
@@ -37,7 +38,6 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
         && model.vision.is_none()
         && model.mlp == MlpKind::Gated
         && model.norm == NormKind::Rms
-        && !model.qk_norm
         && !model.o_bias
         && !model.mlp_bias
         && !model.lm_head_bias
@@ -46,6 +46,10 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
         && !model.embedding_norm
         && model.final_norm;
     if !plain || ["phi", "granite"].iter().any(|f| family.starts_with(f)) {
+        return None;
+    }
+    // QK-norm is read for Qwen3 only (Gemma 3's builder differs in more than that).
+    if model.qk_norm && !family.starts_with("qwen3") {
         return None;
     }
     if family.starts_with("gemma2") {
@@ -60,6 +64,7 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
     }
     Some(Builder::Llama {
         qkv_bias: model.qkv_bias,
+        qk_norm: model.qk_norm,
     })
 }
 
@@ -119,7 +124,8 @@ pub fn build(model: &ModelDesc, builder: Builder, s: &ReserveShape) -> Graph {
     let (ff, vocab) = (model.intermediate_size, model.vocab_size);
     let gemma = matches!(builder, Builder::Gemma | Builder::Gemma2);
     let gemma2 = builder == Builder::Gemma2;
-    let qkv_bias = matches!(builder, Builder::Llama { qkv_bias: true });
+    let qkv_bias = matches!(builder, Builder::Llama { qkv_bias: true, .. });
+    let qk_norm = matches!(builder, Builder::Llama { qk_norm: true, .. });
 
     // build_inp_embd: token ids → get_rows, or embeddings given directly; ggml_build_forward_select
     // expands both, so the unused [n_embd, tokens] input is reserved too (and never freed).
@@ -209,10 +215,16 @@ pub fn build(model: &ModelDesc, builder: Builder, s: &ReserveShape) -> Graph {
         let q = proj(&mut g, nh.saturating_mul(d));
         let k = proj(&mut g, kvd);
         let v = proj(&mut g, kvd);
-        let q = g.view(q, [d, nh, t, 1], false);
-        let k = g.view(k, [d, nhk, t, 1], false);
+        let mut q = g.view(q, [d, nh, t, 1], false);
+        let mut k = g.view(k, [d, nhk, t, 1], false);
         let v = g.view(v, [d, nhk, t, 1], false);
+        if qk_norm {
+            q = rms_norm(&mut g, q);
+        }
         let mut q = g.like(Op::Rope, q, &[pos]);
+        if qk_norm {
+            k = rms_norm(&mut g, k);
+        }
         let mut k = g.like(Op::Rope, k, &[pos]);
         let mut v = v;
         if gemma {
