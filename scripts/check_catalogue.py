@@ -60,6 +60,12 @@ META_KEYS = {
 QUANT_METHODS = {"awq", "gptq", "fp8", "w8a8", "w4a16", "mxfp4", "bnb-nf4", "bnb-int8"}
 QUANT_KEYS = {"method", "bits", "group_size", "source"}
 DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+# Config classes whose `tie_word_embeddings` default is False (transformers' PretrainedConfig
+# default is True; these classes override it). Used only when a config.json omits the key.
+UNTIED_BY_DEFAULT = {
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gpt_neox", "gptj", "phi",
+    "phi3", "phimoe", "deepseek_v2", "deepseek_v3", "granite", "jamba", "dbrx", "llama4_text", "gpt_oss",
+}
 
 
 def first(d: dict, *keys, default=None):
@@ -115,6 +121,8 @@ def derive(cfg: dict) -> dict:
     inter = first(t, "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size")
     if inter is None:
         inter = ffn.get("ffn_hidden_size")
+    if t.get("intermediate_size_mlp") is not None:
+        inter = t["intermediate_size_mlp"]  # Llama 4: the dense layers' width
     if inter is None and hidden:
         inter = 4 * hidden  # GPT-2, BLOOM, Falcon: n_inner / ffn_hidden_size null -> 4 x hidden
     out["intermediate_size"] = inter
@@ -123,6 +131,8 @@ def derive(cfg: dict) -> dict:
     tie = first(cfg, "tie_word_embeddings")
     if tie is None:
         tie = t.get("tie_word_embeddings")
+    if tie is None:
+        tie = t.get("model_type", cfg.get("model_type")) not in UNTIED_BY_DEFAULT
     out["tie_embeddings"] = tie
     dt = first(cfg, "torch_dtype", "dtype")
     if dt is None:
@@ -138,6 +148,8 @@ def derive(cfg: dict) -> dict:
         if moe["experts_per_token"] is None:
             moe["experts_per_token"] = ffn.get("moe_top_k")
         moe["expert_intermediate_size"] = first(t, "moe_intermediate_size", "expert_intermediate_size")
+        if moe["expert_intermediate_size"] is None and t.get("intermediate_size_mlp") is not None:
+            moe["expert_intermediate_size"] = t.get("intermediate_size")
         if moe["expert_intermediate_size"] is None:
             moe["expert_intermediate_size"] = out["intermediate_size"]
         shared = first(t, "n_shared_experts", "num_shared_experts")
@@ -180,6 +192,9 @@ def derive(cfg: dict) -> dict:
             "patch_size": first(v, "patch_size"),
             "image_size": first(v, "image_size"),
         }
+        if out["vision"]["image_size"] is None and v.get("init_pos_emb_height") and v.get("patch_size"):
+            # MoonViT: native resolution over an interpolated init_pos_emb_height^2 position table
+            out["vision"]["image_size"] = v["init_pos_emb_height"] * v["patch_size"]
     return out
 
 
