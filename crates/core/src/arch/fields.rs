@@ -1,0 +1,339 @@
+//! Reading config.json fields as transformers reads them: a key present in the JSON wins; else
+//! the configuration class's alternative name (`attribute_map`: GPT-2's `n_embd` is
+//! `hidden_size`); else the class's own default, which `save_pretrained` leaves out of the file
+//! (`data/transformers/config_classes.json`). Every key read is remembered, so the mapping can
+//! tell afterwards which keys of the file it did not look at.
+//!
+//! Errors name the field by its path in the file (`text_config.num_key_value_heads`).
+
+use super::classes::{self, ConfigClass};
+use super::ArchError;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+/// Lists read from a config are capped at this length before anything is allocated per entry
+/// (a 10,000-layer model is refused earlier by `limits::MAX_LAYERS`).
+pub const MAX_LIST_LEN: usize = 65_536;
+
+/// One JSON object of the config (the top level, `text_config`, `vision_config`...), with the
+/// class that reads it.
+pub struct Scope<'a> {
+    pub obj: &'a Map<String, Value>,
+    /// "" at the top level, else "text_config." and so on.
+    pub path: String,
+    pub class: Option<&'static ConfigClass>,
+    used: RefCell<BTreeSet<String>>,
+}
+
+/// A value found for a key, and the path it was found under (for errors).
+pub struct Found<'v> {
+    pub field: String,
+    pub value: &'v Value,
+}
+
+impl<'a> Scope<'a> {
+    /// A scope over `obj` at `path` (with its trailing dot), read with the class of
+    /// `model_type` (the object's own `model_type` wins).
+    pub fn new(obj: &'a Map<String, Value>, path: &str, model_type: Option<&str>) -> Scope<'a> {
+        let own = obj.get("model_type").and_then(Value::as_str);
+        let class = own.or(model_type).and_then(classes::class);
+        Scope {
+            obj,
+            path: path.to_string(),
+            class,
+            used: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// A scope read with the class of `model_type` whatever the object's own `model_type` says
+    /// (Qwen2.5-VL's legacy configs keep the text fields at the top level, read with the
+    /// text class's defaults).
+    pub fn with_class(obj: &'a Map<String, Value>, path: &str, model_type: &str) -> Scope<'a> {
+        Scope {
+            obj,
+            path: path.to_string(),
+            class: classes::class(model_type),
+            used: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// The model_type this scope is read as.
+    pub fn model_type(&self) -> Option<&str> {
+        self.class
+            .map(|c| c.model_type.as_str())
+            .or_else(|| self.obj.get("model_type").and_then(Value::as_str))
+    }
+
+    pub fn field(&self, key: &str) -> String {
+        format!("{}{key}", self.path)
+    }
+
+    /// Keys of the object this scope has read (directly or through an alias).
+    pub fn used(&self) -> BTreeSet<String> {
+        self.used.borrow().clone()
+    }
+
+    fn mark(&self, key: &str) {
+        self.used.borrow_mut().insert(key.to_string());
+    }
+
+    /// The value of the first of `names` present and non-null in the file (or under the class's
+    /// alternative name), else the class default of the first that has one.
+    pub fn find(&self, names: &[&str]) -> Option<Found<'a>> {
+        for name in names {
+            self.mark(name);
+            if let Some(v) = self.obj.get(*name).filter(|v| !v.is_null()) {
+                return Some(Found {
+                    field: self.field(name),
+                    value: v,
+                });
+            }
+            if let Some(alias) = self.class.and_then(|c| c.alias_of(name)) {
+                self.mark(alias);
+                if let Some(v) = self.obj.get(alias).filter(|v| !v.is_null()) {
+                    return Some(Found {
+                        field: self.field(alias),
+                        value: v,
+                    });
+                }
+            }
+        }
+        let class = self.class?;
+        for name in names {
+            if let Some(v) = class.default(name) {
+                return Some(Found {
+                    field: format!("{}{name} (default of {})", self.path, class.class_name),
+                    value: v,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether the file itself (not a class default) has one of `names`, non-null.
+    pub fn has(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| {
+            self.mark(n);
+            self.obj.get(*n).is_some_and(|v| !v.is_null())
+                || self
+                    .class
+                    .and_then(|c| c.alias_of(n))
+                    .is_some_and(|a| self.obj.get(a).is_some_and(|v| !v.is_null()))
+        })
+    }
+
+    fn wrong(&self, f: &Found, expected: &str) -> ArchError {
+        ArchError::field(
+            &f.field,
+            format!(
+                "{} is {}, expected {expected}",
+                f.field,
+                describe_value(f.value)
+            ),
+        )
+    }
+
+    pub fn u64(&self, names: &[&str]) -> Result<Option<u64>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(f) => as_u64(f.value)
+                .map(Some)
+                .ok_or_else(|| self.wrong(&f, "a non-negative integer")),
+        }
+    }
+
+    pub fn u64_or(&self, names: &[&str], default: u64) -> Result<u64, ArchError> {
+        Ok(self.u64(names)?.unwrap_or(default))
+    }
+
+    /// A required integer: missing is an error naming the first name.
+    pub fn req_u64(&self, names: &[&str]) -> Result<u64, ArchError> {
+        self.u64(names)?.ok_or_else(|| {
+            let first = names.first().copied().unwrap_or("?");
+            let also = if names.len() > 1 {
+                format!(" (also looked for {})", names[1..].join(", "))
+            } else {
+                String::new()
+            };
+            ArchError::field(
+                &self.field(first),
+                format!("missing required field {}{also}", self.field(first)),
+            )
+        })
+    }
+
+    pub fn f64(&self, names: &[&str]) -> Result<Option<f64>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Number(n) => n.as_f64().map(Some).ok_or_else(|| self.wrong(&f, "a number")),
+                _ => Err(self.wrong(&f, "a number")),
+            },
+        }
+    }
+
+    pub fn bool(&self, names: &[&str]) -> Result<Option<bool>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(Found {
+                value: Value::Bool(b),
+                ..
+            }) => Ok(Some(*b)),
+            Some(f) => Err(self.wrong(&f, "true or false")),
+        }
+    }
+
+    pub fn flag(&self, names: &[&str]) -> Result<bool, ArchError> {
+        Ok(self.bool(names)?.unwrap_or(false))
+    }
+
+    pub fn string(&self, names: &[&str]) -> Result<Option<String>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(Found {
+                value: Value::String(s),
+                ..
+            }) => Ok(Some(s.clone())),
+            Some(f) => Err(self.wrong(&f, "a string")),
+        }
+    }
+
+    /// A list of strings (a `layer_types`-like list), length-capped.
+    pub fn strings(&self, names: &[&str]) -> Result<Option<(String, Vec<String>)>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Array(items) => {
+                    check_len(&f, items.len())?;
+                    let mut out = Vec::with_capacity(items.len());
+                    for v in items {
+                        match v {
+                            Value::String(s) => out.push(s.clone()),
+                            _ => return Err(self.wrong(&f, "a list of strings")),
+                        }
+                    }
+                    Ok(Some((f.field, out)))
+                }
+                _ => Err(self.wrong(&f, "a list of strings")),
+            },
+        }
+    }
+
+    /// A list of non-negative integers (layer indices, per-layer widths), length-capped.
+    pub fn u64s(&self, names: &[&str]) -> Result<Option<(String, Vec<u64>)>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Array(items) => {
+                    check_len(&f, items.len())?;
+                    let mut out = Vec::with_capacity(items.len());
+                    for v in items {
+                        out.push(
+                            as_u64(v)
+                                .ok_or_else(|| self.wrong(&f, "a list of non-negative integers"))?,
+                        );
+                    }
+                    Ok(Some((f.field, out)))
+                }
+                _ => Err(self.wrong(&f, "a list of non-negative integers")),
+            },
+        }
+    }
+
+    /// An integer or a list of integers, one per layer.
+    pub fn per_layer(&self, names: &[&str]) -> Result<Option<(String, PerLayer)>, ArchError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Array(_) => {
+                    let (field, v) = self.u64s(&[names_of(&f)])?.unwrap_or_default();
+                    Ok(Some((field, PerLayer::List(v))))
+                }
+                v => as_u64(v)
+                    .map(|n| Some((f.field.clone(), PerLayer::One(n))))
+                    .ok_or_else(|| self.wrong(&f, "an integer or a list of integers")),
+            },
+        }
+    }
+
+    /// A nested object (`vision_config`), if present.
+    pub fn object(&self, name: &str) -> Result<Option<&'a Map<String, Value>>, ArchError> {
+        self.mark(name);
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(v) => Err(ArchError::field(
+                &self.field(name),
+                format!(
+                    "{} is {}, expected an object",
+                    self.field(name),
+                    describe_value(v)
+                ),
+            )),
+        }
+    }
+}
+
+/// The key a found value came from, without its path (for re-reading it).
+fn names_of<'f>(f: &'f Found) -> &'f str {
+    let key = f.field.rsplit('.').next().unwrap_or(&f.field);
+    key.split(' ').next().unwrap_or(key)
+}
+
+fn check_len(f: &Found, len: usize) -> Result<(), ArchError> {
+    if len > MAX_LIST_LEN {
+        return Err(ArchError::field(
+            &f.field,
+            format!(
+                "{} has {len} entries, more than any real model (limit {MAX_LIST_LEN})",
+                f.field
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A per-model quantity given once or per layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerLayer {
+    One(u64),
+    List(Vec<u64>),
+}
+
+impl PerLayer {
+    /// Layer `i`'s value (a short list repeats its last value).
+    pub fn get(&self, i: usize) -> u64 {
+        match self {
+            PerLayer::One(v) => *v,
+            PerLayer::List(vs) => vs.get(i).or(vs.last()).copied().unwrap_or(0),
+        }
+    }
+}
+
+pub fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            // Accept 4096.0: some writers emit whole numbers as floats.
+            let f = n.as_f64()?;
+            (f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
+        }),
+        _ => None,
+    }
+}
+
+/// "the string \"4096\"", "a list of 3 items", ... for error messages (values shortened).
+pub fn describe_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("{b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => {
+            let short: String = s.chars().take(40).filter(|c| !c.is_control()).collect();
+            let more = if s.chars().count() > 40 { "…" } else { "" };
+            format!("the string \"{short}{more}\"")
+        }
+        Value::Array(a) => format!("a list of {} items", a.len()),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
