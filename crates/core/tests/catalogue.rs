@@ -13,9 +13,11 @@ fn every_model_matches_its_published_parameter_count() {
         if m.base.is_some() {
             continue; // same architecture as its base, which is checked itself
         }
-        let published = m
-            .published_params
-            .unwrap_or_else(|| panic!("{} has no published_params", m.id));
+        // Entries added without a sourced total (data/SCHEMA.md: nominal counts only) are
+        // checked against the transformers oracle instead (tests/oracle.rs).
+        let Some(published) = m.published_params else {
+            continue;
+        };
         assert!(
             m.published_params_source.is_some(),
             "{} does not say where its published count comes from",

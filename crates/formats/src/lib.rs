@@ -30,7 +30,6 @@ use serde::Serialize;
 pub use crate::detect::{FileKind, JsonKind};
 pub use crate::error::FormatError;
 pub use crate::gguf::{GgmlType, GgufHeader, MetaValue};
-pub use crate::hf_config::{MlaConfig, ModelConfig, MoeConfig, PerLayer, QuantizationConfig};
 pub use crate::to_model_desc::{to_model_desc, FileModel, FileWeights};
 
 use crate::counting::OpenedFile;
@@ -156,7 +155,9 @@ pub struct ModelFile {
     pub bytes_on_disk: u64,
     /// Bytes actually read from disk (headers, buffered) — proof of header-only reading.
     pub header_bytes_read: u64,
-    pub config: Option<ModelConfig>,
+    /// The config.json (read, or the one a GGUF header stands for: its `{arch}.*` keys
+    /// translated by `vramplan_core::arch::gguf`).
+    pub config: Option<serde_json::Value>,
     pub gguf: Option<GgufDetails>,
     /// safetensors `__metadata__` of the first shard.
     pub safetensors_metadata: BTreeMap<String, String>,
@@ -186,18 +187,13 @@ impl ModelFile {
 
     /// Context length the model was trained for (max_position_embeddings / context_length).
     pub fn context_length(&self) -> Option<u64> {
-        self.config.as_ref().and_then(|c| c.max_position_embeddings)
+        let c = self.config.as_ref()?;
+        vramplan_core::arch::describe(c).ok().map(|d| d.max_context)
     }
 
     fn set_architecture_from_config(&mut self) {
         if self.architecture.is_none() {
-            if let Some(c) = &self.config {
-                self.architecture = c
-                    .architectures
-                    .first()
-                    .cloned()
-                    .or_else(|| c.model_type.clone());
-            }
+            self.architecture = self.config.as_ref().and_then(hf_config::architecture_name);
         }
     }
 
@@ -247,9 +243,19 @@ pub fn inspect(target: impl AsRef<Path>) -> Result<ModelFile, FormatError> {
 /// starts every error line; nothing is read from disk.
 pub fn model_from_config_json(bytes: &[u8], name: &str) -> Result<FileModel, FormatError> {
     let config = hf_config::parse_config(bytes, name)?;
+    model_from_config_value(config, name, bytes.len() as u64)
+}
+
+/// A config.json already parsed (a JSON object) → the model description, as
+/// [`model_from_config_json`].
+pub fn model_from_config_value(
+    config: serde_json::Value,
+    name: &str,
+    bytes: u64,
+) -> Result<FileModel, FormatError> {
     let mut m = ModelFile::new(name, Format::ConfigOnly);
     m.name = Some(name.to_string());
-    m.header_bytes_read = bytes.len() as u64;
+    m.header_bytes_read = bytes;
     m.config = Some(config);
     to_model_desc(&m.finish())
 }
@@ -686,7 +692,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     // live in any split part, so look at all tensors).
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
-    match gguf::model_config(&header, has_output, &first_name)? {
+    match gguf::model_config(&header, has_output) {
         Ok(config) => m.config = Some(config),
         Err(reason) => m
             .notes

@@ -53,6 +53,11 @@ impl ConfigClass {
             .filter(|v| !v.is_null())
     }
 
+    /// Whether the class nests other configs (a multimodal composite such as Qwen3VLConfig).
+    pub fn is_composite(&self) -> bool {
+        !self.sub_configs.is_empty()
+    }
+
     /// The model_type of a nested config's default class (`text_config` → "gemma3_text").
     pub fn sub_config(&self, key: &str) -> Option<&str> {
         self.sub_configs.get(key).map(String::as_str)

@@ -89,6 +89,9 @@ pub struct Family {
     pub router_bias: Option<bool>,
     #[serde(default)]
     pub expert_bias: Option<bool>,
+    /// Shared experts when the config names none (Llama 4: one, as wide as a routed expert).
+    #[serde(default)]
+    pub shared_experts: Option<u64>,
     /// Qwen-MoE's sigmoid gate on the shared expert (hidden → 1).
     #[serde(default)]
     pub shared_expert_gate: Option<bool>,
@@ -109,6 +112,22 @@ pub struct Family {
     /// "kimi_delta", "lightning", "short_conv".
     #[serde(default)]
     pub linear_attention: Option<String>,
+    /// Whether attention layers have a feed-forward block (Nemotron-H: each block is one mixer
+    /// or one MLP/MoE).
+    #[serde(default)]
+    pub attention_ffn: Option<bool>,
+    /// The layer count is the length of the layer-type list (Nemotron-H: num_hidden_layers is
+    /// deprecated there).
+    #[serde(default)]
+    pub layers_from_pattern: Option<bool>,
+    /// Nested objects whose keys count as the text config's own (DBRX `attn_config`,
+    /// `ffn_config`).
+    #[serde(default)]
+    pub flatten: Option<Vec<String>>,
+    /// A config key giving the embedding width when it differs from hidden_size (OPT-350m's
+    /// `word_embed_proj_dim`: project_in / project_out matrices).
+    #[serde(default)]
+    pub embed_dim_key: Option<String>,
     /// Whether recurrent layers have a feed-forward block (Mamba, Nemotron-H's "M" layers: no).
     #[serde(default)]
     pub recurrent_ffn: Option<bool>,
@@ -117,6 +136,10 @@ pub struct Family {
     pub mamba_dt_norms: Option<bool>,
     #[serde(default)]
     pub pattern: Option<PatternRule>,
+    /// A per-layer 0/1 list where 1 marks a local (sliding/chunked) layer (Llama 4
+    /// `no_rope_layers`), read before the period.
+    #[serde(default)]
+    pub local_flags_key: Option<String>,
     /// The config key holding the pattern period, and its default.
     #[serde(default)]
     pub pattern_key: Option<String>,
@@ -179,15 +202,21 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         intermediate_default,
         router_bias,
         expert_bias,
+        shared_experts,
         shared_expert_gate,
         expert_mlp,
         positions,
         positions_offset,
         lm_head_bias,
         linear_attention,
+        attention_ffn,
+        layers_from_pattern,
+        flatten,
+        embed_dim_key,
         recurrent_ffn,
         mamba_dt_norms,
         pattern,
+        local_flags_key,
         pattern_key,
         pattern_every,
         notes

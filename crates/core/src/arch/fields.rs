@@ -20,6 +20,9 @@ pub const MAX_LIST_LEN: usize = 65_536;
 /// class that reads it.
 pub struct Scope<'a> {
     pub obj: &'a Map<String, Value>,
+    /// Nested objects read as if their keys were this scope's (DBRX `attn_config`), with their
+    /// paths.
+    pub flattened: Vec<(String, &'a Map<String, Value>)>,
     /// "" at the top level, else "text_config." and so on.
     pub path: String,
     pub class: Option<&'static ConfigClass>,
@@ -36,14 +39,41 @@ impl<'a> Scope<'a> {
     /// A scope over `obj` at `path` (with its trailing dot), read with the class of
     /// `model_type` (the object's own `model_type` wins).
     pub fn new(obj: &'a Map<String, Value>, path: &str, model_type: Option<&str>) -> Scope<'a> {
-        let own = obj.get("model_type").and_then(Value::as_str);
-        let class = own.or(model_type).and_then(classes::class);
+        // A nested config's own model_type names its class, except when it repeats the
+        // composite's (Qwen3-VL's vision_config says "qwen3_vl"): then the composite's
+        // sub-config class applies, as transformers' `sub_configs_defaults` does.
+        let own = obj
+            .get("model_type")
+            .and_then(Value::as_str)
+            .filter(|o| classes::class(o).is_some());
+        let class = match (own, model_type) {
+            (Some(o), Some(sub))
+                if classes::class(o).is_some_and(|c| c.is_composite())
+                    && classes::class(sub).is_some() =>
+            {
+                classes::class(sub)
+            }
+            (Some(o), _) => classes::class(o),
+            (None, sub) => sub.and_then(classes::class),
+        };
         Scope {
             obj,
+            flattened: Vec::new(),
             path: path.to_string(),
             class,
             used: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// Reads the keys of the nested objects `names` as this scope's own (after its own keys).
+    pub fn flatten(mut self, names: &[String]) -> Scope<'a> {
+        for n in names {
+            if let Some(Value::Object(o)) = self.obj.get(n) {
+                self.used.borrow_mut().insert(n.clone());
+                self.flattened.push((format!("{}{n}.", self.path), o));
+            }
+        }
+        self
     }
 
     /// A scope read with the class of `model_type` whatever the object's own `model_type` says
@@ -52,6 +82,7 @@ impl<'a> Scope<'a> {
     pub fn with_class(obj: &'a Map<String, Value>, path: &str, model_type: &str) -> Scope<'a> {
         Scope {
             obj,
+            flattened: Vec::new(),
             path: path.to_string(),
             class: classes::class(model_type),
             used: RefCell::new(BTreeSet::new()),
@@ -98,6 +129,14 @@ impl<'a> Scope<'a> {
                     });
                 }
             }
+            for (path, o) in &self.flattened {
+                if let Some(v) = o.get(*name).filter(|v| !v.is_null()) {
+                    return Some(Found {
+                        field: format!("{path}{name}"),
+                        value: v,
+                    });
+                }
+            }
         }
         let class = self.class?;
         for name in names {
@@ -116,6 +155,10 @@ impl<'a> Scope<'a> {
         names.iter().any(|n| {
             self.mark(n);
             self.obj.get(*n).is_some_and(|v| !v.is_null())
+                || self
+                    .flattened
+                    .iter()
+                    .any(|(_, o)| o.get(*n).is_some_and(|v| !v.is_null()))
                 || self
                     .class
                     .and_then(|c| c.alias_of(n))

@@ -120,6 +120,11 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
         "shared_intermediate_size",
         "shared_experts_intermediate_size",
     ])?;
+    let shared = if shared == 0 {
+        b.fam.shared_experts.unwrap_or(0)
+    } else {
+        shared
+    };
     let (shared, shared_width) = match (shared, shared_width_key) {
         // Qwen-MoE: one shared expert of its own width.
         (0, Some(w)) if w > 0 => (1, w),

@@ -17,6 +17,7 @@ mod layers;
 mod pattern;
 mod quant;
 mod recurrent;
+mod special;
 mod towers;
 
 use crate::layer::Layer;
@@ -153,7 +154,12 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     }
     let mut warnings = Vec::new();
     let known = fam.is_some();
-    let fam = fam.unwrap_or_default();
+    let mut fam = fam.unwrap_or_default();
+    let text = match &fam.flatten {
+        Some(names) => text.flatten(names),
+        None => text,
+    };
+    special::adjust(&text_type, &text, &mut fam)?;
     if !known {
         warnings.push(format!(
             "model_type '{}' is not among the architectures vramplan describes; sized as a Llama-style decoder from its standard fields (transformers {})",
@@ -300,9 +306,22 @@ impl Builder<'_> {
     fn basics(&self, warnings: &mut Vec<String>) -> Result<Basics, ArchError> {
         let t = self.text;
         let layers_field = t.field("num_hidden_layers");
+        let pattern_len = if self.fam.layers_from_pattern == Some(true) {
+            match t.find(&["layer_types", "layers_block_type"]) {
+                Some(f) => f.value.as_array().map(|a| a.len() as u64),
+                None => t
+                    .string(&["hybrid_override_pattern"])?
+                    .map(|p| p.chars().count() as u64),
+            }
+        } else {
+            None
+        };
         let layers = check_limit(
             &layers_field,
-            t.req_u64(&["num_hidden_layers", "n_layer", "n_layers", "num_layers"])?,
+            match pattern_len {
+                Some(n) => n,
+                None => t.req_u64(&["num_hidden_layers", "n_layer", "n_layers", "num_layers"])?,
+            },
             limits::MAX_LAYERS,
         )?;
         let hidden = check_limit(
@@ -341,6 +360,14 @@ impl Builder<'_> {
             }
         }
         let h0 = heads.get(0);
+        let k0 = kv_heads.get(0);
+        if h0 > 0 && (k0 == 0 || k0 > h0 || !h0.is_multiple_of(k0)) && !t.has(&["kv_lora_rank"]) {
+            let field = t.field("num_key_value_heads");
+            return Err(ArchError::field(
+                &field,
+                format!("{field} = {k0} must divide num_attention_heads = {h0}"),
+            ));
+        }
         let head_dim = match t.u64(&["head_dim", "kv_channels", "attention_head_dim", "head_size"])? {
             Some(d) if d > 0 => d,
             _ => {
@@ -375,13 +402,19 @@ impl Builder<'_> {
             per_layer_max(&intermediate, layers),
             limits::MAX_INTERMEDIATE,
         )?;
-        let vocab = check_limit(
-            &t.field("vocab_size"),
-            t.u64(&["vocab_size", "padded_vocab_size", "n_vocab"])?
-                .or(self.top.u64(&["vocab_size"])?)
-                .unwrap_or(0),
-            limits::MAX_VOCAB,
-        )?;
+        let vocab = match t
+            .u64(&["vocab_size", "padded_vocab_size", "n_vocab"])?
+            .or(self.top.u64(&["vocab_size"])?)
+        {
+            Some(v) if v > 0 => check_limit(&t.field("vocab_size"), v, limits::MAX_VOCAB)?,
+            _ => {
+                let field = t.field("vocab_size");
+                return Err(ArchError::field(
+                    &field,
+                    format!("missing required field {field} (the config's class has no default for it)"),
+                ));
+            }
+        };
         let context_names = [
             "max_position_embeddings",
             "n_positions",
@@ -461,10 +494,25 @@ impl Builder<'_> {
     /// Embeddings, positions, final norm, head.
     fn globals(&self, basics: &Basics) -> Result<Vec<(Stage, Tensor)>, ArchError> {
         let (h, v) = (basics.hidden, basics.vocab);
+        // OPT-350m: embeddings of word_embed_proj_dim, projected in and out of hidden_size.
+        let e = match &self.fam.embed_dim_key {
+            Some(k) => self.text.u64(&[k.as_str()])?.unwrap_or(h),
+            None => h,
+        };
         let mut g = vec![(
             Stage::First,
-            Tensor::matrix(Role::Embedding, v, h, Split::Rows),
+            Tensor::matrix(Role::Embedding, v, e, Split::Rows),
         )];
+        if e != h {
+            g.push((
+                Stage::First,
+                Tensor::matrix(Role::Small, h, e, Split::Replicated),
+            ));
+            g.push((
+                Stage::Last,
+                Tensor::matrix(Role::Small, e, h, Split::Replicated),
+            ));
+        }
         if self.fam.positions.as_deref() == Some("learned") {
             let rows = basics
                 .max_context
@@ -481,7 +529,7 @@ impl Builder<'_> {
             g.push((Stage::Last, Tensor::vector(self.norm_params(basics, h))));
         }
         if !basics.tie {
-            g.push((Stage::Last, Tensor::matrix(Role::LmHead, v, h, Split::Rows)));
+            g.push((Stage::Last, Tensor::matrix(Role::LmHead, v, e, Split::Rows)));
         }
         if self.toggle(&self.fam.lm_head_bias, "lm_head_bias")? {
             g.push((Stage::Last, Tensor::vector(v)));

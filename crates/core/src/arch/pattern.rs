@@ -216,6 +216,23 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
     .or(b.fam.pattern_every)
     .unwrap_or(0);
     let has_local = window.is_some() || local_kind == Kind::Chunked;
+    if let Some(key) = &b.fam.local_flags_key {
+        if has_local {
+            if let Some((field, flags)) = t.u64s(&[key.as_str()])? {
+                if flags.len() < n {
+                    return Err(ArchError::field(
+                        &field,
+                        format!("{field} lists {} layers but num_hidden_layers is {n}", flags.len()),
+                    ));
+                }
+                return Ok(flags
+                    .iter()
+                    .take(n)
+                    .map(|&f| if f != 0 { local_kind } else { Kind::Full })
+                    .collect());
+            }
+        }
+    }
     Ok(match rule {
         PatternRule::GlobalEvery if has_local && every > 0 => (0..n as u64)
             .map(|i| if (i + 1) % every == 0 { Kind::Full } else { local_kind })
@@ -297,6 +314,11 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
             Kind::FfnOnly(_) => FfnPlan::Dense(dense_width(i)?),
             // Mamba-only layers of Nemotron-H and hybrids that interleave mixers and MLPs.
             Kind::Linear | Kind::Conv if b.fam.recurrent_ffn == Some(false) => FfnPlan::None,
+            Kind::Full | Kind::Sliding | Kind::Chunked | Kind::Indexed
+                if b.fam.attention_ffn == Some(false) =>
+            {
+                FfnPlan::None
+            }
             _ if is_moe[i] => FfnPlan::Moe,
             _ => {
                 let w = dense_width(i)?;

@@ -129,25 +129,24 @@ pub(crate) fn build(
             })
         }
         RecKind::Mamba2 => {
-            let di = match t.u64(&["mamba_d_ssm"])? {
-                Some(d) => d,
-                None => t.u64_or(&["mamba_expand", "expand"], 2)? * h,
-            };
             let heads = t.req_u64(&[
                 "mamba_n_heads",
                 "mamba_num_heads",
                 "n_mamba_heads",
                 "num_heads",
             ])?;
-            let head_dim = match t.u64(&["mamba_d_head", "mamba_head_dim", "mamba_headdim"])? {
+            let given_head_dim = t.u64(&["mamba_d_head", "mamba_head_dim", "mamba_headdim"])?;
+            // Inner width: Falcon-H1's mamba_d_ssm; else heads × head dim when both are given
+            // (Nemotron-H: `intermediate_size = mamba_num_heads * mamba_head_dim`); else
+            // expand × hidden (Mamba2Mixer).
+            let di = match (t.u64(&["mamba_d_ssm"])?, given_head_dim) {
+                (Some(d), _) => d,
+                (None, Some(hd)) => heads.saturating_mul(hd),
+                (None, None) => t.u64_or(&["mamba_expand", "expand"], 2)? * h,
+            };
+            let head_dim = match given_head_dim {
                 Some(d) => d,
-                None => {
-                    if heads == 0 {
-                        0
-                    } else {
-                        di / heads
-                    }
-                }
+                None => di.checked_div(heads).unwrap_or(0),
             };
             let groups = t.u64_or(&["mamba_n_groups", "mamba_ngroups", "n_groups"], 1)?;
             let n = t.req_u64(&["mamba_d_state", "ssm_state_size", "state_size"])?;
