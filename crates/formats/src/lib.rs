@@ -330,6 +330,9 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
         }
         Some(JsonKind::HfConfig) => {
             let config = hf_config::parse_config(&bytes, &file)?;
+            // A config.json alone is only its architecture: one the mapping refuses is an error.
+            vramplan_core::arch::describe(&config)
+                .map_err(|e| FormatError::architecture(&file, e))?;
             let mut m = ModelFile::new(target, Format::ConfigOnly);
             m.files.push(path.to_path_buf());
             m.bytes_on_disk = bytes.len() as u64;
@@ -479,7 +482,13 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     if !config_path.is_file() {
         return;
     }
-    match hf_config::read_config_file(&config_path) {
+    let read = hf_config::read_config_file(&config_path).and_then(|c| {
+        let file = show_path(&config_path);
+        vramplan_core::arch::describe(&c)
+            .map(|_| c)
+            .map_err(|e| FormatError::architecture(&file, e))
+    });
+    match read {
         Ok(config) => {
             m.bytes_on_disk = m.bytes_on_disk.saturating_add(
                 std::fs::metadata(&config_path)
@@ -693,7 +702,24 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
     match gguf::model_config(&header, has_output) {
-        Ok(config) => m.config = Some(config),
+        Ok(config) => {
+            // The header's architecture keys must describe a model; a refusal names the GGUF
+            // key the faulty field came from.
+            if let Err(mut e) = vramplan_core::arch::describe(&config) {
+                let arch = m.architecture.clone().unwrap_or_default();
+                if let Some(key) = e
+                    .field
+                    .as_deref()
+                    .and_then(|f| vramplan_core::arch::gguf::gguf_key_of(&arch, f))
+                {
+                    let field = e.field.take().unwrap_or_default();
+                    e.message = e.message.replace(&format!("'{field}'"), &format!("'{key}'"));
+                    e.field = Some(key);
+                }
+                return Err(FormatError::architecture(&first_name, e));
+            }
+            m.config = Some(config)
+        }
         Err(reason) => m
             .notes
             .push(format!("architecture fields unavailable: {reason}")),

@@ -170,7 +170,7 @@ impl<'a> Scope<'a> {
         ArchError::field(
             &f.field,
             format!(
-                "{} is {}, expected {expected}",
+                "field '{}' must be {expected}, found {}",
                 f.field,
                 describe_value(f.value)
             ),
@@ -201,7 +201,7 @@ impl<'a> Scope<'a> {
             };
             ArchError::field(
                 &self.field(first),
-                format!("missing required field {}{also}", self.field(first)),
+                format!("missing required field '{}'{also}", self.field(first)),
             )
         })
     }
@@ -309,7 +309,7 @@ impl<'a> Scope<'a> {
             Some(v) => Err(ArchError::field(
                 &self.field(name),
                 format!(
-                    "{} is {}, expected an object",
+                    "field '{}' must be an object, found {}",
                     self.field(name),
                     describe_value(v)
                 ),

@@ -34,6 +34,18 @@ pub fn model_type_of(arch: &str) -> String {
         .unwrap_or_else(|| arch.replace('-', "_"))
 }
 
+/// The GGUF key a config.json field was translated from (for errors that name the file's own
+/// key), if any.
+pub fn gguf_key_of(arch: &str, field: &str) -> Option<String> {
+    let suffix = table()
+        .keys
+        .iter()
+        .filter(|(_, v)| v.as_str() == field)
+        .map(|(k, _)| k.as_str())
+        .min()?;
+    Some(format!("{arch}.{suffix}"))
+}
+
 /// The config.json a GGUF header stands for. `meta` holds the header's keys as JSON values
 /// (arrays whole; the caller leaves out arrays it did not keep, and gives the vocabulary size
 /// as `tokenizer.ggml.tokens` = its entry count); `has_output_weight` says whether any tensor is

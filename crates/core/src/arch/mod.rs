@@ -411,7 +411,7 @@ impl Builder<'_> {
                 let field = t.field("vocab_size");
                 return Err(ArchError::field(
                     &field,
-                    format!("missing required field {field} (the config's class has no default for it)"),
+                    format!("missing required field '{field}' (the config's class has no default for it)"),
                 ));
             }
         };
