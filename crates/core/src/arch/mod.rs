@@ -427,11 +427,20 @@ impl Builder<'_> {
         ];
         let max_context = match t.u64(&context_names)?.or(self.top.u64(&context_names)?) {
             Some(c) if c > 0 => check_limit(&t.field("max_position_embeddings"), c, limits::MAX_CONTEXT)?,
-            _ => {
+            // Without positions of their own (ALiBi, recurrent models) a context limit is not
+            // part of the architecture; with rotary ones it must be stated.
+            _ if self.fam.positions.as_deref() == Some("none") => {
                 warnings.push(
                     "the config gives no context length (max_position_embeddings); the model's own limit is taken as 1,048,576 tokens".into(),
                 );
                 1 << 20
+            }
+            _ => {
+                let field = t.field("max_position_embeddings");
+                return Err(ArchError::field(
+                    &field,
+                    format!("missing required field '{field}' (the context length; the config's class has no default for it)"),
+                ));
             }
         };
         let dtype_text = match self.top.string(&["torch_dtype", "dtype"])? {
