@@ -140,7 +140,6 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
             });
         }
     }
-    let nested = text_scope.as_ref().is_some_and(|s| !s.path.is_empty());
     let text = text_scope.unwrap_or_else(|| Scope::new(root, "", Some(&top_type)));
     let text_type = text.model_type().unwrap_or(&top_type).to_string();
     let fam = family::family(&text_type)
@@ -173,7 +172,6 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         text: &text,
         fam: &fam,
         model_type: text_type.clone(),
-        nested,
     };
     let basics = b.basics(&mut warnings)?;
     let plans = pattern::plans(&b, &basics, &mut warnings)?;
@@ -279,8 +277,6 @@ pub(crate) struct Builder<'a> {
     pub text: &'a Scope<'a>,
     pub fam: &'a Family,
     pub model_type: String,
-    /// The language model is nested (text_config...), so the top level is multimodal.
-    pub nested: bool,
 }
 
 fn check_limit(field: &str, value: u64, max: u64) -> Result<u64, ArchError> {

@@ -21,6 +21,8 @@ const FILE: &str = include_str!("../../data/transformers/towers.toml");
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Encoder {
+    /// The modeling file it was read from (the data's citation; required, never computed with).
+    #[allow(dead_code)]
     source: String,
     /// "vision" or "audio".
     #[serde(default)]
@@ -86,6 +88,8 @@ struct Encoder {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Projector {
+    /// The modeling file it was read from (the data's citation; required, never computed with).
+    #[allow(dead_code)]
     source: String,
     /// "mlp2" (linear_1 [text, in] + linear_2 [text, text]), "linear" ([text, in]),
     /// "gemma3" (mm_input_projection_weight [vision, text] + soft-embedding RMSNorm [vision]),
