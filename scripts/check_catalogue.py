@@ -388,7 +388,8 @@ def main() -> int:
         print(f"{len(errors)} error(s) in {CATALOGUE.relative_to(ROOT)}", file=sys.stderr)
         return 1
     if findings:
-        print(f"{findings} disagreement(s) with the old tables (findings; see above)")
+        print(f"{findings} disagreement(s) with the old tables (findings; "
+              + ("run without --quiet to list them)" if quiet else "listed above)"))
         if strict:
             return 1
     print(f"catalogue OK: {len(entries)} entries, {len(configs)} config.json files")
