@@ -146,6 +146,26 @@ pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalog
             .map_err(|e| format!("data/catalogue/{dir}: {e}"))?;
         models.push(d);
     }
+    // A derived entry without a count of its own inherits its base's (data/SCHEMA.md).
+    for i in 0..models.len() {
+        if models[i].published_params.is_some() {
+            continue;
+        }
+        let mut base = models[i].base.clone();
+        for _ in 0..8 {
+            let Some(b) = base else { break };
+            let Some(m) = models.iter().find(|m| m.id.eq_ignore_ascii_case(&b)) else {
+                break;
+            };
+            if m.published_params.is_some() {
+                let (p, src) = (m.published_params, m.published_params_source.clone());
+                models[i].published_params = p;
+                models[i].published_params_source = src.map(|s| format!("{s} (its base {b})"));
+                break;
+            }
+            base = m.base.clone();
+        }
+    }
     let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
     let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
     Ok(Catalogue {
