@@ -146,6 +146,32 @@ pub struct Family {
     #[serde(default)]
     pub pattern_every: Option<u64>,
 
+    /// Parameters each decoder layer has beyond what the traits describe, as a formula over
+    /// config values (`arch/expr.rs`), e.g. Doge's dt_proj and A: "h * heads + heads".
+    #[serde(default)]
+    pub layer_extra: Option<String>,
+    /// Model-level parameters beyond embeddings, norms and head, as a formula (first stage).
+    #[serde(default)]
+    pub global_extra: Option<String>,
+    /// A config key that must be true for the MoE fields to count (Doge `is_moe`).
+    #[serde(default)]
+    pub moe_key: Option<String>,
+    /// The MLP width as a formula when the config gives none directly (MPT:
+    /// "h * expansion_ratio").
+    #[serde(default)]
+    pub intermediate_formula: Option<String>,
+    /// A vision embedding outside any vision_config, as a formula (Fuyu's linear patch
+    /// embedding), counted as a tower.
+    #[serde(default)]
+    pub tower_extra: Option<String>,
+    /// Config keys the family's modeling code reads but that do not change the description
+    /// (GPT-Neo's `window_size`: transformers caches its local layers in full), so the check
+    /// for unread memory-relevant keys passes them.
+    #[serde(default)]
+    pub ignored: Option<Vec<String>>,
+    /// The MLP width computed by a family rule in special.rs (LFM2's auto-adjusted width).
+    #[serde(skip)]
+    pub intermediate_override: Option<u64>,
     /// Free-form notes (why a trait is what it is).
     #[serde(default)]
     pub notes: Option<String>,
@@ -219,6 +245,13 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         local_flags_key,
         pattern_key,
         pattern_every,
+        layer_extra,
+        global_extra,
+        moe_key,
+        intermediate_formula,
+        tower_extra,
+        ignored,
+        intermediate_override,
         notes
     )
 }

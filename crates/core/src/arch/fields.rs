@@ -105,6 +105,13 @@ impl<'a> Scope<'a> {
         self.used.borrow().clone()
     }
 
+    /// Records keys as read without reading them: pattern keys an explicit list supersedes.
+    pub fn mark_read(&self, keys: &[&str]) {
+        for k in keys {
+            self.mark(k);
+        }
+    }
+
     fn mark(&self, key: &str) {
         self.used.borrow_mut().insert(key.to_string());
     }

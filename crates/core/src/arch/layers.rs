@@ -59,6 +59,12 @@ pub(crate) struct MoeFields {
 
 pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeFields>, ArchError> {
     let t = b.text;
+    if let Some(k) = &b.fam.moe_key {
+        if !t.flag(&[k.as_str()])? {
+            t.mark_read(&["num_experts", "num_experts_per_tok", "num_local_experts"]);
+            return Ok(None);
+        }
+    }
     let experts = t
         .u64(&[
             "num_local_experts",
@@ -231,6 +237,11 @@ fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, 
             out.push(Tensor::vector(heads * k_head_dim + kv * k_head_dim));
             true
         }
+        // A LayerNorm (weight and bias) over head_dim for q and for k (Persimmon).
+        Some("head_layer") if qk_norm_on => {
+            out.push(Tensor::vector(4 * k_head_dim));
+            true
+        }
         _ => false,
     };
     let sinks = b.fam.sinks == Some(true);
@@ -335,6 +346,12 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
     let norm = b.norm_params(basics, h);
     if norms > 0 && norm > 0 {
         t.push(Tensor::vector(norm).times(norms));
+    }
+    if let Some(f) = &b.fam.layer_extra {
+        let n = b.formula(f, basics, Some(p))?;
+        if n > 0 {
+            t.push(Tensor::vector(n));
+        }
     }
     Ok(Layer {
         attention: attention_desc,

@@ -10,6 +10,7 @@
 //! change memory is refused in one line naming the field, or warned about in `warnings`.
 
 pub mod classes;
+mod expr;
 pub mod family;
 pub mod fields;
 pub mod gguf;
@@ -379,17 +380,30 @@ impl Builder<'_> {
             .u64(&["v_head_dim", "value_head_dim"])?
             .filter(|&v| v > 0 && !t.has(&["kv_lora_rank"]))
             .unwrap_or(head_dim);
-        let intermediate = match t.per_layer(&[
+        let intermediate = match (self.fam.intermediate_override, t.per_layer(&[
             "intermediate_size",
             "ffn_dim",
             "n_inner",
             "ffn_hidden_size",
             "d_ff",
             "feed_forward_size",
-        ])? {
-            Some((_, w)) => w,
-            None => match self.fam.intermediate_default.as_deref() {
-                Some("4h") => fields::PerLayer::One(4 * hidden),
+            "dff",
+        ])?) {
+            (Some(w), _) => fields::PerLayer::One(w),
+            (None, Some((_, w))) => w,
+            (None, None) => match (&self.fam.intermediate_formula, self.fam.intermediate_default.as_deref()) {
+                (Some(f), _) => {
+                    let names = |n: &str| -> Result<u64, ArchError> {
+                        match n {
+                            "h" => Ok(hidden),
+                            key => t.u64(&[key])?.ok_or_else(|| {
+                                ArchError::field(&t.field(key), format!("missing required field '{}'", t.field(key)))
+                            }),
+                        }
+                    };
+                    fields::PerLayer::One(expr::eval(f, &names)?)
+                }
+                (None, Some("4h")) => fields::PerLayer::One(4 * hidden),
                 _ => fields::PerLayer::One(0),
             },
         };
@@ -485,6 +499,33 @@ impl Builder<'_> {
         })
     }
 
+    /// A family formula's value (`expr.rs`): the mapping's names, then integer config keys.
+    pub fn formula(&self, text: &str, basics: &Basics, plan: Option<&layers::Plan>) -> Result<u64, ArchError> {
+        let name = |n: &str| -> Result<u64, ArchError> {
+            Ok(match (n, plan) {
+                ("h", _) => basics.hidden,
+                ("v", _) => basics.vocab,
+                ("layers", _) => basics.layers,
+                ("heads", Some(p)) => p.heads,
+                ("heads", None) => basics.heads.get(0),
+                ("kv", Some(p)) => p.kv_heads,
+                ("kv", None) => basics.kv_heads.get(0),
+                ("d", Some(p)) => p.head_dim,
+                ("d", None) => basics.head_dim,
+                ("dv", Some(p)) => p.v_head_dim,
+                ("dv", None) => basics.v_head_dim,
+                ("i", _) => basics.intermediate.get(0),
+                (key, _) => self.text.u64(&[key])?.or(self.top.u64(&[key])?).ok_or_else(|| {
+                    ArchError::field(
+                        &self.text.field(key),
+                        format!("missing required field '{}' (used by the {} family's formula)", self.text.field(key), self.model_type),
+                    )
+                })?,
+            })
+        };
+        expr::eval(text, &name)
+    }
+
     /// Parameters of one norm over `n` features.
     pub fn norm_params(&self, basics: &Basics, n: u64) -> u64 {
         if basics.no_norm {
@@ -539,6 +580,12 @@ impl Builder<'_> {
         if self.toggle(&self.fam.lm_head_bias, "lm_head_bias")? {
             g.push((Stage::Last, Tensor::vector(v)));
         }
+        if let Some(f) = &self.fam.global_extra {
+            let n = self.formula(f, basics, None)?;
+            if n > 0 {
+                g.push((Stage::First, Tensor::vector(n)));
+            }
+        }
         Ok(g)
     }
 }
@@ -588,6 +635,9 @@ mod unread {
 
     /// Keys that contain one of the fragments above but never change memory.
     const HARMLESS: &[&str] = &[
+        "qk_head_dim",
+        "moe_shared_expert_overlap",
+        "mtp_layers_block_type",
         "output_router_logits",
         "router_aux_loss_coef",
         "moe_aux_loss_coeff",
@@ -609,11 +659,19 @@ mod unread {
     pub fn check(b: &Builder, warnings: &mut Vec<String>) -> Result<(), ArchError> {
         let used = b.text.used();
         let mut unread = Vec::new();
+        let ignored = b.fam.ignored.clone().unwrap_or_default();
         for key in b.text.obj.keys() {
-            if used.contains(key) || HARMLESS.contains(&key.as_str()) {
+            if used.contains(key) || HARMLESS.contains(&key.as_str()) || ignored.contains(key) {
                 continue;
             }
             let k = key.to_ascii_lowercase();
+            // Activations, scalings and runtime switches never change memory.
+            if ["_act", "scal", "temperature", "softcap", "_eps", "dropout", "aux_loss", "jitter", "init"]
+                .iter()
+                .any(|f| k.contains(f))
+            {
+                continue;
+            }
             if MEMORY_FRAGMENTS.iter().any(|f| k.contains(f)) {
                 let v = &b.text.obj[key];
                 // Null, false, 0 and empty lists switch nothing on.

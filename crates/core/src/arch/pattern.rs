@@ -135,8 +135,25 @@ pub(crate) fn plans(
 fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
     let n = basics.layers as usize;
     let t = b.text;
-    // 1. An explicit list.
+    // 1. An explicit list: it supersedes every key a config class derives one from.
     if let Some((field, types)) = t.strings(&["layer_types", "layers_block_type", "block_types"])? {
+        t.mark_read(&[
+            "max_window_layers",
+            "use_sliding_window",
+            "sliding_window_pattern",
+            "_sliding_window_pattern",
+            "full_attn_idxs",
+            "full_attention_interval",
+            "attn_layer_period",
+            "attn_layer_offset",
+            "attn_layer_indices",
+            "attention_layer_indices",
+            "hybrid_override_pattern",
+            "no_rope_layers",
+            "no_rope_layer_interval",
+            "global_attn_every_n_layers",
+            "layer_group_size",
+        ]);
         if types.len() < n {
             return Err(ArchError::field(
                 &field,
@@ -338,6 +355,16 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
 fn moe_schedule(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
     let t = b.text;
     if let Some((field, types)) = t.strings(&["mlp_layer_types"])? {
+        t.mark_read(&[
+            "first_k_dense_replace",
+            "mlp_only_layers",
+            "decoder_sparse_step",
+            "moe_layer_freq",
+            "interleave_moe_layer_step",
+            "moe_layers",
+            "expert_layer_period",
+            "expert_layer_offset",
+        ]);
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let name = types.get(i).map(String::as_str).unwrap_or("");
@@ -355,6 +382,7 @@ fn moe_schedule(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
         return Ok(out);
     }
     if let Some((_, list)) = t.u64s(&["moe_layers", "moe_layer_indices"])? {
+        t.mark_read(&["interleave_moe_layer_step", "first_k_dense_replace"]);
         return Ok((0..n as u64).map(|i| list.contains(&i)).collect());
     }
     let first_dense = t.u64_or(&["first_k_dense_replace", "num_dense_layers", "first_k_dense"], 0)?;

@@ -11,6 +11,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
     match model_type {
         "falcon" => falcon(t, fam),
         "opt" => opt(t, fam),
+        "lfm2" | "lfm2_moe" => lfm2(t, fam),
         _ => Ok(()),
     }
 }
@@ -40,5 +41,25 @@ fn opt(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
     let before = t.bool(&["do_layer_norm_before"])?.unwrap_or(true);
     let removed = t.flag(&["_remove_final_layer_norm"])?;
     fam.final_norm = Some(before && !removed);
+    Ok(())
+}
+
+/// models/lfm2/modeling_lfm2.py Lfm2MLP: with `block_auto_adjust_ff_dim` the width is
+/// int(2 × intermediate / 3), then × `block_ffn_dim_multiplier` and rounded up to a multiple of
+/// `block_multiple_of`.
+fn lfm2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    if !t.flag(&["block_auto_adjust_ff_dim"])? {
+        return Ok(());
+    }
+    let Some(i) = t.u64(&["intermediate_size"])? else {
+        return Ok(());
+    };
+    let mut w = 2 * i / 3;
+    if let Some(m) = t.f64(&["block_ffn_dim_multiplier"])? {
+        w = (m * w as f64) as u64;
+        let of = t.u64_or(&["block_multiple_of"], 256)?.max(1);
+        w = of * w.div_ceil(of);
+    }
+    fam.intermediate_override = Some(w);
     Ok(())
 }

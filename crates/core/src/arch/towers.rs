@@ -391,6 +391,17 @@ pub(crate) fn towers(
             vision = Some((width, v));
         }
     }
+    // The top-level family's own vision embedding (Fuyu), whatever family the text model is.
+    let top_fam = super::family::family(&top_type);
+    if let Some(f) = top_fam.and_then(|f| f.tower_extra.as_ref()).or(b.fam.tower_extra.as_ref()) {
+        let n = b.formula(f, basics, None)?;
+        global.push((Stage::First, vector(n)));
+        out.push(Tower {
+            kind: TowerKind::Vision,
+            name: "vision patch embedding".into(),
+            params: n,
+        });
+    }
     if let Some((w, v)) = &vision {
         match doc.projector.get(&top_type) {
             Some(p) => {
