@@ -33,6 +33,10 @@ pub enum PatternRule {
     GlobalFirstEvery,
     /// Qwen2: layers from `max_window_layers` on are sliding when `use_sliding_window`.
     MaxWindowLayers,
+    /// Every layer is the family's recurrent mixer (Mamba, Mamba-2, RWKV).
+    AllLinear,
+    /// Every layer has attention and the family's recurrent mixer side by side (Falcon-H1).
+    AllHybrid,
 }
 
 /// One family's traits. Every field is optional; `like` names another entry to start from.
@@ -72,6 +76,10 @@ pub struct Family {
     pub qk_norm_key: Option<String>,
     #[serde(default)]
     pub sinks: Option<bool>,
+    /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next) or
+    /// "linear" (a gate_proj [heads × head_dim, hidden]).
+    #[serde(default)]
+    pub attention_gate: Option<String>,
     /// Multi-query attention when this key is true (Falcon's `multi_query`).
     #[serde(default)]
     pub multi_query_key: Option<String>,
@@ -222,6 +230,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         qk_norm,
         qk_norm_key,
         sinks,
+        attention_gate,
         multi_query_key,
         mlp,
         mlp_bias,

@@ -212,7 +212,15 @@ fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, 
         }
         (qk, m.v_head_dim)
     } else {
-        out.push(Tensor::matrix(a, heads * d, h, Split::Rows));
+        let gate = match b.fam.attention_gate.as_deref() {
+            Some("q") => 2,
+            Some("linear") => {
+                out.push(Tensor::matrix(a, heads * dv, h, Split::Rows));
+                1
+            }
+            _ => 1,
+        };
+        out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows));
         out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
         out.push(Tensor::matrix(a, kv * dv, h, Split::KvRows { head_dim: dv }));
         out.push(Tensor::matrix(a, h, heads * dv, Split::Cols));

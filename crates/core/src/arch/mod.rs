@@ -666,7 +666,7 @@ mod unread {
             }
             let k = key.to_ascii_lowercase();
             // Activations, scalings and runtime switches never change memory.
-            if ["_act", "scal", "temperature", "softcap", "_eps", "dropout", "aux_loss", "jitter", "init"]
+            if ["_act", "scal", "multiplier", "temperature", "softcap", "_eps", "dropout", "aux_loss", "jitter", "init"]
                 .iter()
                 .any(|f| k.contains(f))
             {

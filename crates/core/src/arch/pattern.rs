@@ -257,6 +257,8 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
         PatternRule::GlobalFirstEvery if has_local && every > 0 => (0..n as u64)
             .map(|i| if i % every == 0 { Kind::Full } else { local_kind })
             .collect(),
+        PatternRule::AllLinear => vec![Kind::Linear; n],
+        PatternRule::AllHybrid => vec![Kind::Hybrid; n],
         PatternRule::MaxWindowLayers => {
             let on = t.bool(&["use_sliding_window"])?.unwrap_or(false) && window.is_some();
             let from = t.u64_or(&["max_window_layers"], 0)?;

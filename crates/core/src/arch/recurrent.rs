@@ -1,6 +1,8 @@
 //! Recurrent mixers: their tensors and their constant state per sequence, as transformers
 //! 5.24.0 builds and caches them (`cache_utils.py` LinearAttentionLayer: conv states
-//! [batch, channels, kernel], recurrent states of the mixer's own shape).
+//! [batch, channels, kernel] in the model dtype, recurrent states of the mixer's own shape in
+//! float32 for Mamba, Mamba-2 and the delta rules, whose scans run in float32 and whose cache
+//! keeps the state they return: checked against the oracle's cache tensors).
 //!
 //! - Mamba (`modeling_mamba.py` MambaMixer; Jamba's `modeling_jamba.py`): in_proj [2·di, h],
 //!   conv1d [di, 1, k], x_proj [r + 2·n, di], dt_proj [di, r] + bias, A_log [di, n], D [di],
@@ -66,15 +68,6 @@ fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
     }
 }
 
-/// The state dtype a config asks for (`mamba_ssm_cache_dtype: "float32"`), else the model's.
-fn ssm_dtype(b: &Builder) -> Result<StateDtype, ArchError> {
-    Ok(
-        match b.text.string(&["mamba_ssm_cache_dtype", "ssm_cache_dtype"])?.as_deref() {
-            Some("float32") | Some("fp32") => StateDtype::F32,
-            _ => StateDtype::Model,
-        },
-    )
-}
 
 /// The tensors of a recurrent mixer (appended to `out`) and its state.
 pub(crate) fn build(
@@ -124,7 +117,7 @@ pub(crate) fn build(
                 kind: RecurrentKind::Mamba,
                 states: vec![
                     state("conv", &[di, k], StateDtype::Model),
-                    state("recurrent", &[di, n], ssm_dtype(b)?),
+                    state("recurrent", &[di, n], StateDtype::F32),
                 ],
             })
         }
@@ -139,6 +132,7 @@ pub(crate) fn build(
             // Inner width: Falcon-H1's mamba_d_ssm; else heads × head dim when both are given
             // (Nemotron-H: `intermediate_size = mamba_num_heads * mamba_head_dim`); else
             // expand × hidden (Mamba2Mixer).
+            t.mark_read(&["mamba_expand", "expand"]);
             let di = match (t.u64(&["mamba_d_ssm"])?, given_head_dim) {
                 (Some(d), _) => d,
                 (None, Some(hd)) => heads.saturating_mul(hd),
@@ -154,7 +148,9 @@ pub(crate) fn build(
             let conv_dim = di + 2 * groups * n;
             out.push(Tensor::matrix(r, di + conv_dim + heads, h, Split::Rows));
             out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
-            let mut small = 3 * heads + di;
+            // The gated RMSNorm over di, absent when `mamba_rms_norm` is false (Falcon-H1).
+            let gated_norm = t.bool(&["mamba_rms_norm"])?.unwrap_or(true);
+            let mut small = 3 * heads + if gated_norm { di } else { 0 };
             if conv_bias {
                 small += conv_dim;
             }
@@ -167,7 +163,7 @@ pub(crate) fn build(
                 kind: RecurrentKind::Mamba2,
                 states: vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
-                    state("recurrent", &[heads, head_dim, n], ssm_dtype(b)?),
+                    state("recurrent", &[heads, head_dim, n], StateDtype::F32),
                 ],
             })
         }
@@ -188,7 +184,7 @@ pub(crate) fn build(
                 kind: RecurrentKind::GatedDeltaNet,
                 states: vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
-                    state("recurrent", &[vh, kd, vd], StateDtype::Model),
+                    state("recurrent", &[vh, kd, vd], StateDtype::F32),
                 ],
             })
         }
@@ -208,7 +204,7 @@ pub(crate) fn build(
                 kind: RecurrentKind::KimiDelta,
                 states: vec![
                     state("conv", &[3 * qkv, k], StateDtype::Model),
-                    state("recurrent", &[heads, d, d], StateDtype::Model),
+                    state("recurrent", &[heads, d, d], StateDtype::F32),
                 ],
             })
         }
