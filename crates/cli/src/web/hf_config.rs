@@ -157,9 +157,10 @@ mod tests {
             vramplan_core::kv::kv_bytes_per_token(&d, vramplan_core::KvDtype::Bf16),
             12 * 2 * 2 * 256 * 2
         );
-        // Per sequence, each linear layer keeps conv [2·16·128 + 32·128 = 8192, 4] and recurrent
-        // [32, 128, 128] states in bf16: (32,768 + 524,288) × 2 B = 1,114,112 B; × 36 layers.
-        assert_eq!(s.state_bytes_per_sequence, 36 * 1_114_112);
+        // Per sequence, each linear layer keeps a conv state [2·16·128 + 32·128 = 8192, 4] in
+        // bf16 and a recurrent state [32, 128, 128] in fp32, as transformers' cache does:
+        // 32,768 × 2 B + 524,288 × 4 B = 2,162,688 B; × 36 layers.
+        assert_eq!(s.state_bytes_per_sequence, 36 * 2_162_688);
         // A vision tower is counted, apart from the text model.
         let mut c = llama_8b();
         c["vision_config"] = json!({"model_type": "siglip_vision_model", "hidden_size": 1152,

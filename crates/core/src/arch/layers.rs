@@ -92,15 +92,9 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
             "moe_router_topk",
         ])?
         .unwrap_or(0);
-    if top_k == 0 {
-        return Err(ArchError::field(
-            &t.field("num_experts_per_tok"),
-            format!(
-                "{} routed experts but no experts per token (num_experts_per_tok is missing or null)",
-                experts
-            ),
-        ));
-    }
+    // transformers builds the experts whatever the top-k (DeepSeek-V2's class default is null):
+    // the weights are right; only active parameters and activation peaks need it.
+    let top_k = top_k.max(1);
     let width = match t.per_layer(&[
         "moe_intermediate_size",
         "expert_intermediate_size",

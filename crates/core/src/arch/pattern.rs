@@ -53,10 +53,17 @@ fn kind_of(name: &str) -> Option<Kind> {
 pub(crate) fn plans(
     b: &Builder,
     basics: &Basics,
-    _warnings: &mut Vec<String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Plan>, ArchError> {
     let n = basics.layers as usize;
     let t = b.text;
+    if moe_fields(b, basics)?.is_some()
+        && !t.has(&["num_experts_per_tok", "num_experts_per_token", "experts_per_token", "moe_k", "moe_topk", "moe_top_k", "top_k_experts", "num_selected_experts", "moe_router_topk"])
+    {
+        warnings.push(
+            "num_experts_per_tok is missing or null: active parameters and activations are counted with 1 expert per token (the weights do not depend on it)".into(),
+        );
+    }
     let kinds = kinds(b, basics)?;
     let window = t.u64(&["sliding_window", "sliding_window_size", "attention_window_size"])?;
     let chunk = t.u64(&["attention_chunk_size"])?;
