@@ -26,7 +26,11 @@ fn main() {
             for f in [&meta, &config] {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
-            let rel = dir.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = dir
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             let config_expr = if config.exists() {
                 format!("Some(include_str!({:?}))", config.display().to_string())
             } else {
@@ -45,5 +49,9 @@ fn main() {
         out.push_str(&e);
     }
     out.push_str("];\n");
-    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("catalogue_files.rs"), out).unwrap();
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("catalogue_files.rs"),
+        out,
+    )
+    .unwrap();
 }

@@ -165,7 +165,10 @@ mod pattern_tests {
         // Llama: one kind.
         assert_eq!(layer_pattern(&"F".repeat(32)), "F × 32");
         // Gemma 3 (26 layers): 5 sliding + 1 full, 4 times, then 2 sliding.
-        assert_eq!(layer_pattern(&("SSSSSF".repeat(4) + "SS")), "SSSSSF × 4 + SS");
+        assert_eq!(
+            layer_pattern(&("SSSSSF".repeat(4) + "SS")),
+            "SSSSSF × 4 + SS"
+        );
         // DeepSeek-V3: 3 dense-MLP latent layers then MoE ones; both are 'L'.
         assert_eq!(layer_pattern("L"), "L");
         assert_eq!(layer_pattern("FRM"), "FRM");

@@ -107,7 +107,9 @@ pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalog
                 }
             }
         }
-        Err(format!("data/catalogue: base chain of '{id}' is too long (a cycle?)"))
+        Err(format!(
+            "data/catalogue: base chain of '{id}' is too long (a cycle?)"
+        ))
     };
     let mut models = Vec::with_capacity(metas.len());
     for (dir, m, _) in &metas {

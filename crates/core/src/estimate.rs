@@ -566,19 +566,26 @@ pub fn naive_reason(model: &ModelDesc) -> String {
         ));
     }
     let layers: Vec<_> = model.layers().collect();
-    if layers
-        .iter()
-        .any(|l| l.attention.as_ref().is_some_and(|a| a.span.limit().is_some()))
-    {
+    if layers.iter().any(|l| {
+        l.attention
+            .as_ref()
+            .is_some_and(|a| a.span.limit().is_some())
+    }) {
         r.push_str("; sliding-window layers keep at most their window");
     }
-    if layers.iter().any(|l| l.attention.as_ref().is_some_and(|a| !a.caches())) {
+    if layers
+        .iter()
+        .any(|l| l.attention.as_ref().is_some_and(|a| !a.caches()))
+    {
         r.push_str("; some layers reuse another layer's cache");
     }
     if layers.iter().any(|l| l.recurrent.is_some()) {
         r.push_str("; recurrent layers keep a constant state instead of a KV cache");
     }
-    if layers.iter().any(|l| l.attention.is_none() && l.recurrent.is_none()) {
+    if layers
+        .iter()
+        .any(|l| l.attention.is_none() && l.recurrent.is_none())
+    {
         r.push_str("; some layers have no attention");
     }
     if model.dtype_bytes() != 2 {

@@ -43,7 +43,12 @@ impl KvLayout {
         let per_kind: Vec<(u64, u64)> = inv
             .kinds
             .iter()
-            .map(|k| (k.kv_bytes_per_token(dtype, tp), k.state_bytes(model_bytes, tp)))
+            .map(|k| {
+                (
+                    k.kv_bytes_per_token(dtype, tp),
+                    k.state_bytes(model_bytes, tp),
+                )
+            })
             .collect();
         let mut layout = KvLayout::default();
         for i in layers {
@@ -81,7 +86,9 @@ impl KvLayout {
     pub fn bytes_per_token(&self) -> u64 {
         self.windowed
             .iter()
-            .fold(self.full_bytes_per_token, |a, (_, _, b)| a.saturating_add(*b))
+            .fold(self.full_bytes_per_token, |a, (_, _, b)| {
+                a.saturating_add(*b)
+            })
     }
 
     /// Bytes one sequence of `context` tokens holds.

@@ -274,7 +274,10 @@ impl Recurrent {
     /// takes `model_dtype_bytes`.
     pub fn bytes(&self, model_dtype_bytes: u64) -> u64 {
         self.states.iter().fold(0u64, |a, s| {
-            a.saturating_add(s.elements().saturating_mul(s.dtype.bytes(model_dtype_bytes)))
+            a.saturating_add(
+                s.elements()
+                    .saturating_mul(s.dtype.bytes(model_dtype_bytes)),
+            )
         })
     }
 }

@@ -375,7 +375,10 @@ impl ModelDesc {
             if let Some(w) = kind.attention.as_ref().and_then(|a| a.span.limit()) {
                 match s.windows.iter_mut().find(|x| x.tokens == w) {
                     Some(x) => x.layers += n,
-                    None => s.windows.push(WindowCount { tokens: w, layers: n }),
+                    None => s.windows.push(WindowCount {
+                        tokens: w,
+                        layers: n,
+                    }),
                 }
             }
             s.state_bytes_per_sequence = s

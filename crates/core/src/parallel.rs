@@ -46,7 +46,12 @@ impl Parallelism {
             ));
         }
         // Every attention layer kind must split (per-layer head counts differ on some models).
-        for a in model.inventory().kinds.iter().filter_map(|k| k.attention.as_ref()) {
+        for a in model
+            .inventory()
+            .kinds
+            .iter()
+            .filter_map(|k| k.attention.as_ref())
+        {
             let heads = a.heads;
             if !heads.is_multiple_of(self.tp) {
                 let ok: Vec<String> = (1..=heads.min(64))

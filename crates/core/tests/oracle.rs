@@ -36,7 +36,9 @@ fn gaps() -> BTreeMap<String, Gap> {
         gap: BTreeMap<String, Gap>,
     }
     let text = include_str!("oracle_gaps.toml");
-    toml::from_str::<Doc>(text).expect("oracle_gaps.toml parses").gap
+    toml::from_str::<Doc>(text)
+        .expect("oracle_gaps.toml parses")
+        .gap
 }
 
 struct Record {
@@ -66,8 +68,16 @@ fn records() -> Vec<Record> {
             model_type: mt,
             kind: r["model_kind"].as_str().unwrap_or("").to_string(),
             total: r["params"]["total"].as_u64().unwrap(),
-            kv: if cached { r["summary"]["kv_elems_per_token"].as_u64() } else { None },
-            state: if cached { r["summary"]["state_bytes"].as_u64() } else { None },
+            kv: if cached {
+                r["summary"]["kv_elems_per_token"].as_u64()
+            } else {
+                None
+            },
+            state: if cached {
+                r["summary"]["state_bytes"].as_u64()
+            } else {
+                None
+            },
             config: r["config"].clone(),
         });
     }
@@ -78,7 +88,11 @@ fn records() -> Vec<Record> {
 fn every_decoder_type_matches_transformers() {
     let gaps = gaps();
     let recs = records();
-    assert!(recs.len() >= 250, "oracle data missing: {} types", recs.len());
+    assert!(
+        recs.len() >= 250,
+        "oracle data missing: {} types",
+        recs.len()
+    );
     let mut failures = Vec::new();
     let mut errors: Vec<(f64, String)> = Vec::new();
     let mut stale = Vec::new();

@@ -984,7 +984,10 @@ pub fn model_config(
         .and_then(MetaValue::as_array)
         .map(|a| a.len)
     {
-        meta.insert("tokenizer.ggml.tokens".to_string(), serde_json::Value::from(n));
+        meta.insert(
+            "tokenizer.ggml.tokens".to_string(),
+            serde_json::Value::from(n),
+        );
     }
     vramplan_core::arch::gguf::config_from_gguf(&meta, has_output_weight).map_err(|e| e.message)
 }

@@ -713,7 +713,9 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                     .and_then(|f| vramplan_core::arch::gguf::gguf_key_of(&arch, f))
                 {
                     let field = e.field.take().unwrap_or_default();
-                    e.message = e.message.replace(&format!("'{field}'"), &format!("'{key}'"));
+                    e.message = e
+                        .message
+                        .replace(&format!("'{field}'"), &format!("'{key}'"));
                     e.field = Some(key);
                 }
                 return Err(FormatError::architecture(&first_name, e));

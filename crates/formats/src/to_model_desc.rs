@@ -74,7 +74,8 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
             message: "no architecture fields (no config.json next to the weights, or a GGUF without llama.cpp architecture keys)".into(),
         });
     };
-    let mut desc = vramplan_core::arch::describe(c).map_err(|e| FormatError::architecture(&file, e))?;
+    let mut desc =
+        vramplan_core::arch::describe(c).map_err(|e| FormatError::architecture(&file, e))?;
     let id = m.name.clone().unwrap_or_else(|| file.clone());
     desc.id = id.clone();
     desc.family = desc.top_model_type.clone();

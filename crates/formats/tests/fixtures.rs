@@ -280,7 +280,10 @@ fn safetensors_single_file_matches_the_writer() {
     assert_eq!(m.summary.by_dtype.len(), 10);
     // config.json next to the file is read too.
     let c = m.config.as_ref().expect("sibling config.json");
-    assert_eq!((&c["num_hidden_layers"], &c["hidden_size"]), (&2.into(), &64.into()));
+    assert_eq!(
+        (&c["num_hidden_layers"], &c["hidden_size"]),
+        (&2.into(), &64.into())
+    );
     assert_eq!(m.architecture.as_deref(), Some("LlamaForCausalLM"));
     assert_eq!(m.files.len(), 2);
     // The same through the folder.

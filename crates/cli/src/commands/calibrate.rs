@@ -517,7 +517,9 @@ fn model_from_hparams(name: &str, h: &Value) -> Result<ModelDesc, String> {
     let mut m = vramplan_core::arch::describe(&config).map_err(|e| e.to_string())?;
     let bias = m.first_attention().is_some_and(|a| a.qkv_bias);
     if bias != h.get("qkv_bias").and_then(Value::as_bool).unwrap_or(false) {
-        return Err(format!("{name}: the record's qkv_bias disagrees with the {arch} family"));
+        return Err(format!(
+            "{name}: the record's qkv_bias disagrees with the {arch} family"
+        ));
     }
     m.id = name.to_string();
     m.family = arch.to_string();

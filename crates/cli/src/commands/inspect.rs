@@ -6,8 +6,8 @@ use crate::Failure;
 use clap::Args;
 use serde::Serialize;
 use vramplan_core::kv::kv_bytes_per_token;
-use vramplan_core::units::{bytes_kib, params_short, size, thousands};
 use vramplan_core::model::{LayerSummary, Tower};
+use vramplan_core::units::{bytes_kib, params_short, size, thousands};
 use vramplan_core::KvDtype;
 use vramplan_formats::{inspect, to_model_desc, DtypeStats, ModelFile};
 
@@ -201,11 +201,7 @@ fn render(r: &Report) -> String {
                 f.model_type, f.hidden_size, f.intermediate_size, f.vocab_size
             ),
         );
-        rows.add(
-            "layer kinds",
-            crate::render::layer_kinds(&f.layers),
-            "",
-        );
+        rows.add("layer kinds", crate::render::layer_kinds(&f.layers), "");
         rows.add(
             "layer pattern",
             crate::render::layer_pattern(&f.layers.pattern),

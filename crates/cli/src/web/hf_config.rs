@@ -93,7 +93,10 @@ mod tests {
         // vocab_size 32000); a model_type without a class has none, so it is missing.
         let mut c = llama_8b();
         c.as_object_mut().unwrap().remove("vocab_size");
-        assert_eq!(model_from_config(&cfg(c.clone())).unwrap().vocab_size, 32_000);
+        assert_eq!(
+            model_from_config(&cfg(c.clone())).unwrap().vocab_size,
+            32_000
+        );
         c["model_type"] = json!("no_such_model");
         assert_eq!(field_of(c).as_deref(), Some("config.vocab_size"));
     }

@@ -11,7 +11,11 @@ use super::ArchError;
 /// Evaluates `text`; `name` resolves identifiers.
 pub fn eval(text: &str, name: &dyn Fn(&str) -> Result<u64, ArchError>) -> Result<u64, ArchError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, pos: 0, name };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        name,
+    };
     let v = p.sum()?;
     if p.pos != p.tokens.len() {
         return Err(bad(text));
@@ -20,7 +24,9 @@ pub fn eval(text: &str, name: &dyn Fn(&str) -> Result<u64, ArchError>) -> Result
 }
 
 fn bad(text: &str) -> ArchError {
-    ArchError::model(format!("architecture table: cannot read the formula '{text}'"))
+    ArchError::model(format!(
+        "architecture table: cannot read the formula '{text}'"
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +83,11 @@ impl Parser<'_> {
         while let Some(Tok::Op(op @ ('+' | '-'))) = self.peek().cloned() {
             self.pos += 1;
             let r = self.product()?;
-            v = if op == '+' { v.saturating_add(r) } else { v.saturating_sub(r) };
+            v = if op == '+' {
+                v.saturating_add(r)
+            } else {
+                v.saturating_sub(r)
+            };
         }
         Ok(v)
     }
@@ -87,7 +97,11 @@ impl Parser<'_> {
         while let Some(Tok::Op(op @ ('*' | '/'))) = self.peek().cloned() {
             self.pos += 1;
             let r = self.atom()?;
-            v = if op == '*' { v.saturating_mul(r) } else { v.checked_div(r).unwrap_or(0) };
+            v = if op == '*' {
+                v.saturating_mul(r)
+            } else {
+                v.checked_div(r).unwrap_or(0)
+            };
         }
         Ok(v)
     }
@@ -105,7 +119,9 @@ impl Parser<'_> {
                         self.pos += 1;
                         Ok(v)
                     }
-                    _ => Err(ArchError::model("architecture table: unbalanced parentheses")),
+                    _ => Err(ArchError::model(
+                        "architecture table: unbalanced parentheses",
+                    )),
                 }
             }
             _ => Err(ArchError::model("architecture table: a formula ends early")),

@@ -217,7 +217,10 @@ impl<'a> Scope<'a> {
         match self.find(names) {
             None => Ok(None),
             Some(f) => match f.value {
-                Value::Number(n) => n.as_f64().map(Some).ok_or_else(|| self.wrong(&f, "a number")),
+                Value::Number(n) => n
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| self.wrong(&f, "a number")),
                 _ => Err(self.wrong(&f, "a number")),
             },
         }

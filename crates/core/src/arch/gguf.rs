@@ -57,7 +57,12 @@ pub fn config_from_gguf(
     let arch = meta
         .get("general.architecture")
         .and_then(Value::as_str)
-        .ok_or_else(|| ArchError::field("general.architecture", "the GGUF header has no general.architecture key"))?;
+        .ok_or_else(|| {
+            ArchError::field(
+                "general.architecture",
+                "the GGUF header has no general.architecture key",
+            )
+        })?;
     let model_type = model_type_of(arch);
     let mut c = Map::new();
     c.insert("model_type".into(), Value::String(model_type.clone()));
@@ -87,7 +92,11 @@ pub fn config_from_gguf(
     if let Some(Value::Array(kv)) = get("attention.head_count_kv") {
         let counts: Vec<u64> = kv.iter().filter_map(Value::as_u64).collect();
         if counts.contains(&0) {
-            let recurrent = if model_type == "lfm2" { "conv" } else { "linear_attention" };
+            let recurrent = if model_type == "lfm2" {
+                "conv"
+            } else {
+                "linear_attention"
+            };
             let types: Vec<Value> = counts
                 .iter()
                 .map(|&k| Value::String(if k == 0 { recurrent } else { "full_attention" }.into()))
@@ -104,8 +113,12 @@ pub fn config_from_gguf(
                 .iter()
                 .map(|f| {
                     Value::String(
-                        if f.as_bool() == Some(true) { "sliding_attention" } else { "full_attention" }
-                            .into(),
+                        if f.as_bool() == Some(true) {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        }
+                        .into(),
                     )
                 })
                 .collect();
@@ -118,7 +131,10 @@ pub fn config_from_gguf(
     }
     // Latent attention: the rope part is rope.dimension_count; key_length_mla / value_length_mla
     // (or key_length / value_length in older files) are the per-head widths before absorption.
-    if c.get("kv_lora_rank").and_then(Value::as_u64).is_some_and(|r| r > 0) {
+    if c.get("kv_lora_rank")
+        .and_then(Value::as_u64)
+        .is_some_and(|r| r > 0)
+    {
         let rope = get("rope.dimension_count").and_then(Value::as_u64);
         let key = get("attention.key_length_mla")
             .or(get("attention.key_length"))

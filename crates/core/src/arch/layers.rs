@@ -140,7 +140,15 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
     }))
 }
 
-fn mlp_tensors(out: &mut Vec<Tensor>, role: Role, h: u64, width: u64, gated: bool, bias: bool, count: u64) {
+fn mlp_tensors(
+    out: &mut Vec<Tensor>,
+    role: Role,
+    h: u64,
+    width: u64,
+    gated: bool,
+    bias: bool,
+    count: u64,
+) {
     let up_rows = if gated { 2 * width } else { width };
     out.push(Tensor::matrix(role, up_rows, h, Split::Rows).times(count));
     out.push(Tensor::matrix(role, h, width, Split::Cols).times(count));
@@ -156,7 +164,15 @@ fn mlp_params(h: u64, width: u64, gated: bool, bias: bool) -> u64 {
 }
 
 /// Attention tensors and the description of its cache.
-fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, source: Option<u32>, out: &mut Vec<Tensor>) -> Result<Attention, ArchError> {
+fn attention(
+    b: &Builder,
+    basics: &Basics,
+    p: &Plan,
+    span: Span,
+    indexed: bool,
+    source: Option<u32>,
+    out: &mut Vec<Tensor>,
+) -> Result<Attention, ArchError> {
     let t = b.text;
     let h = basics.hidden;
     let (heads, kv, d, dv) = (p.heads, p.kv_heads, p.head_dim, p.v_head_dim);
@@ -186,12 +202,24 @@ fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, 
         } else {
             out.push(Tensor::matrix(a, heads * qk, h, Split::Rows));
         }
-        out.push(Tensor::matrix(a, m.kv_lora_rank + m.qk_rope_head_dim, h, Split::Replicated));
+        out.push(Tensor::matrix(
+            a,
+            m.kv_lora_rank + m.qk_rope_head_dim,
+            h,
+            Split::Replicated,
+        ));
         out.push(Tensor::vector(m.kv_lora_rank));
-        out.push(Tensor::matrix(a, heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, Split::Rows));
+        out.push(Tensor::matrix(
+            a,
+            heads * (m.qk_nope_head_dim + m.v_head_dim),
+            m.kv_lora_rank,
+            Split::Rows,
+        ));
         out.push(Tensor::matrix(a, h, heads * m.v_head_dim, Split::Cols));
         if qkv_bias {
-            out.push(Tensor::vector(m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim));
+            out.push(Tensor::vector(
+                m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim,
+            ));
         }
         if indexed {
             let ih = t.req_u64(&["index_n_heads", "indexer_n_heads"])?;
@@ -202,7 +230,11 @@ fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, 
             out.push(Tensor::matrix(a, id, h, Split::Replicated));
             out.push(Tensor::vector(2 * id));
             out.push(Tensor::matrix(a, ih, h, Split::Replicated));
-            indexer = Some(Indexer { heads: ih, head_dim: id, topk });
+            indexer = Some(Indexer {
+                heads: ih,
+                head_dim: id,
+                topk,
+            });
         }
         (qk, m.v_head_dim)
     } else {
@@ -216,7 +248,12 @@ fn attention(b: &Builder, basics: &Basics, p: &Plan, span: Span, indexed: bool, 
         };
         out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows));
         out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
-        out.push(Tensor::matrix(a, kv * dv, h, Split::KvRows { head_dim: dv }));
+        out.push(Tensor::matrix(
+            a,
+            kv * dv,
+            h,
+            Split::KvRows { head_dim: dv },
+        ));
         out.push(Tensor::matrix(a, h, heads * dv, Split::Cols));
         if qkv_bias {
             out.push(Tensor::vector(heads * d + kv * d + kv * dv));
@@ -284,14 +321,21 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
     let h = basics.hidden;
     let mut t = Vec::with_capacity(16);
     let (attention_desc, recurrent_desc): (Option<Attention>, Option<Recurrent>) = match p.mixer {
-        Mixer::Attention { span, indexed, source } => (
+        Mixer::Attention {
+            span,
+            indexed,
+            source,
+        } => (
             Some(attention(b, basics, p, span, indexed, source, &mut t)?),
             None,
         ),
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
         Mixer::Hybrid(kind, span) => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
-            (Some(attention(b, basics, p, span, false, None, &mut t)?), Some(r))
+            (
+                Some(attention(b, basics, p, span, false, None, &mut t)?),
+                Some(r),
+            )
         }
         Mixer::None => (None, None),
     };
@@ -313,7 +357,12 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 ArchError::field(&b.text.field("num_experts"), "a MoE layer without experts")
             })?;
             let egated = b.fam.expert_mlp.as_deref() != Some("plain");
-            t.push(Tensor::matrix(Role::Router, m.experts, h, Split::Replicated));
+            t.push(Tensor::matrix(
+                Role::Router,
+                m.experts,
+                h,
+                Split::Replicated,
+            ));
             if b.fam.router_bias == Some(true) {
                 t.push(Tensor::vector(m.experts));
             }
@@ -321,7 +370,15 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             mlp_tensors(&mut t, Role::Expert, h, m.width, egated, ebias, m.experts);
             if m.shared > 0 {
                 // DeepSeek's n shared experts are one MLP n times as wide: the same tensors.
-                mlp_tensors(&mut t, Role::Mlp, h, m.shared_width * m.shared, gated, mlp_bias, 1);
+                mlp_tensors(
+                    &mut t,
+                    Role::Mlp,
+                    h,
+                    m.shared_width * m.shared,
+                    gated,
+                    mlp_bias,
+                    1,
+                );
             }
             if b.fam.shared_expert_gate == Some(true) && m.shared > 0 {
                 t.push(Tensor::matrix(Role::Router, 1, h, Split::Replicated));
@@ -367,10 +424,19 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
 /// Multi-token-prediction layers (`num_nextn_predict_layers`, `num_mtp_layers`): each a decoder
 /// layer like the model's last one, plus its input projection [h, 2h], two input norms and a
 /// final norm (DeepSeek-V3's MTP module: enorm, hnorm, eh_proj, shared head norm).
-pub(crate) fn mtp(b: &Builder, basics: &Basics, kinds: &[Layer], layer_kind: &[u16]) -> Result<Option<Mtp>, ArchError> {
+pub(crate) fn mtp(
+    b: &Builder,
+    basics: &Basics,
+    kinds: &[Layer],
+    layer_kind: &[u16],
+) -> Result<Option<Mtp>, ArchError> {
     let n = b
         .text
-        .u64(&["num_nextn_predict_layers", "num_mtp_layers", "mtp_num_layers"])?
+        .u64(&[
+            "num_nextn_predict_layers",
+            "num_mtp_layers",
+            "mtp_num_layers",
+        ])?
         .unwrap_or(0);
     if n == 0 {
         return Ok(None);

@@ -115,7 +115,10 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         return Err(ArchError::field("is_encoder_decoder", reason));
     }
     if let Some(reason) = family::family(&top_type).and_then(|f| f.refuse.clone()) {
-        return Err(ArchError::field("model_type", format!("{top_type}: {reason}")));
+        return Err(ArchError::field(
+            "model_type",
+            format!("{top_type}: {reason}"),
+        ));
     }
 
     // The language model's own object: a nested text config, or the top level itself.
@@ -131,14 +134,16 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     let text_sub = top.class.and_then(|c| c.sub_config("text_config"));
     if text_scope.is_none() {
         if let Some(sub) = text_sub {
-            text_scope = Some(if top.has(&["num_hidden_layers", "n_layer", "num_layers"]) {
-                // A legacy composite config with the text fields at the top level (Qwen2.5-VL):
-                // read them with the text class's defaults.
-                Scope::with_class(root, "", sub)
-            } else {
-                // A composite config whose text_config was left at its class default.
-                Scope::new(empty, "text_config.", Some(sub))
-            });
+            text_scope = Some(
+                if top.has(&["num_hidden_layers", "n_layer", "num_layers"]) {
+                    // A legacy composite config with the text fields at the top level (Qwen2.5-VL):
+                    // read them with the text class's defaults.
+                    Scope::with_class(root, "", sub)
+                } else {
+                    // A composite config whose text_config was left at its class default.
+                    Scope::new(empty, "text_config.", Some(sub))
+                },
+            );
         }
     }
     let text = text_scope.unwrap_or_else(|| Scope::new(root, "", Some(&top_type)));
@@ -337,7 +342,11 @@ impl Builder<'_> {
             None => fields::PerLayer::One(0),
         };
         let heads_max = per_layer_max(&heads, layers);
-        check_limit(&t.field("num_attention_heads"), heads_max, limits::MAX_HEADS)?;
+        check_limit(
+            &t.field("num_attention_heads"),
+            heads_max,
+            limits::MAX_HEADS,
+        )?;
         let mut kv_heads = match t.per_layer(&[
             "num_key_value_heads",
             "num_kv_heads",
@@ -365,39 +374,49 @@ impl Builder<'_> {
                 format!("{field} = {k0} must divide num_attention_heads = {h0}"),
             ));
         }
-        let head_dim = match t.u64(&["head_dim", "kv_channels", "attention_head_dim", "head_size"])? {
-            Some(d) if d > 0 => d,
-            _ => {
-                if h0 == 0 {
-                    0
-                } else {
-                    hidden / h0
+        let head_dim =
+            match t.u64(&["head_dim", "kv_channels", "attention_head_dim", "head_size"])? {
+                Some(d) if d > 0 => d,
+                _ => {
+                    if h0 == 0 {
+                        0
+                    } else {
+                        hidden / h0
+                    }
                 }
-            }
-        };
+            };
         check_limit(&t.field("head_dim"), head_dim, limits::MAX_HEAD_DIM)?;
         let v_head_dim = t
             .u64(&["v_head_dim", "value_head_dim"])?
             .filter(|&v| v > 0 && !t.has(&["kv_lora_rank"]))
             .unwrap_or(head_dim);
-        let intermediate = match (self.fam.intermediate_override, t.per_layer(&[
-            "intermediate_size",
-            "ffn_dim",
-            "n_inner",
-            "ffn_hidden_size",
-            "d_ff",
-            "feed_forward_size",
-            "dff",
-        ])?) {
+        let intermediate = match (
+            self.fam.intermediate_override,
+            t.per_layer(&[
+                "intermediate_size",
+                "ffn_dim",
+                "n_inner",
+                "ffn_hidden_size",
+                "d_ff",
+                "feed_forward_size",
+                "dff",
+            ])?,
+        ) {
             (Some(w), _) => fields::PerLayer::One(w),
             (None, Some((_, w))) => w,
-            (None, None) => match (&self.fam.intermediate_formula, self.fam.intermediate_default.as_deref()) {
+            (None, None) => match (
+                &self.fam.intermediate_formula,
+                self.fam.intermediate_default.as_deref(),
+            ) {
                 (Some(f), _) => {
                     let names = |n: &str| -> Result<u64, ArchError> {
                         match n {
                             "h" => Ok(hidden),
                             key => t.u64(&[key])?.ok_or_else(|| {
-                                ArchError::field(&t.field(key), format!("missing required field '{}'", t.field(key)))
+                                ArchError::field(
+                                    &t.field(key),
+                                    format!("missing required field '{}'", t.field(key)),
+                                )
                             }),
                         }
                     };
@@ -436,7 +455,9 @@ impl Builder<'_> {
             "max_seq_length",
         ];
         let max_context = match t.u64(&context_names)?.or(self.top.u64(&context_names)?) {
-            Some(c) if c > 0 => check_limit(&t.field("max_position_embeddings"), c, limits::MAX_CONTEXT)?,
+            Some(c) if c > 0 => {
+                check_limit(&t.field("max_position_embeddings"), c, limits::MAX_CONTEXT)?
+            }
             // Without positions of their own (ALiBi, recurrent models) a context limit is not
             // part of the architecture; with rotary ones it must be stated.
             _ if self.fam.positions.as_deref() == Some("none") => {
@@ -457,7 +478,11 @@ impl Builder<'_> {
             Some(d) => Some(d),
             None => t.string(&["torch_dtype", "dtype"])?,
         };
-        let dtype = match dtype_text.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let dtype = match dtype_text
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("float16") | Some("fp16") | Some("half") => "fp16",
             Some("float32") | Some("fp32") | Some("float") => "fp32",
             _ => "bf16",
@@ -500,7 +525,12 @@ impl Builder<'_> {
     }
 
     /// A family formula's value (`expr.rs`): the mapping's names, then integer config keys.
-    pub fn formula(&self, text: &str, basics: &Basics, plan: Option<&layers::Plan>) -> Result<u64, ArchError> {
+    pub fn formula(
+        &self,
+        text: &str,
+        basics: &Basics,
+        plan: Option<&layers::Plan>,
+    ) -> Result<u64, ArchError> {
         let name = |n: &str| -> Result<u64, ArchError> {
             Ok(match (n, plan) {
                 ("h", _) => basics.hidden,
@@ -515,12 +545,20 @@ impl Builder<'_> {
                 ("dv", Some(p)) => p.v_head_dim,
                 ("dv", None) => basics.v_head_dim,
                 ("i", _) => basics.intermediate.get(0),
-                (key, _) => self.text.u64(&[key])?.or(self.top.u64(&[key])?).ok_or_else(|| {
-                    ArchError::field(
-                        &self.text.field(key),
-                        format!("missing required field '{}' (used by the {} family's formula)", self.text.field(key), self.model_type),
-                    )
-                })?,
+                (key, _) => self
+                    .text
+                    .u64(&[key])?
+                    .or(self.top.u64(&[key])?)
+                    .ok_or_else(|| {
+                        ArchError::field(
+                            &self.text.field(key),
+                            format!(
+                                "missing required field '{}' (used by the {} family's formula)",
+                                self.text.field(key),
+                                self.model_type
+                            ),
+                        )
+                    })?,
             })
         };
         expr::eval(text, &name)
@@ -593,12 +631,7 @@ impl Builder<'_> {
 fn per_layer_max(p: &fields::PerLayer, layers: u64) -> u64 {
     match p {
         fields::PerLayer::One(v) => *v,
-        fields::PerLayer::List(vs) => vs
-            .iter()
-            .take(layers as usize)
-            .copied()
-            .max()
-            .unwrap_or(0),
+        fields::PerLayer::List(vs) => vs.iter().take(layers as usize).copied().max().unwrap_or(0),
     }
 }
 
@@ -666,9 +699,20 @@ mod unread {
             }
             let k = key.to_ascii_lowercase();
             // Activations, scalings and runtime switches never change memory.
-            if ["_act", "scal", "multiplier", "temperature", "softcap", "_eps", "dropout", "aux_loss", "jitter", "init"]
-                .iter()
-                .any(|f| k.contains(f))
+            if [
+                "_act",
+                "scal",
+                "multiplier",
+                "temperature",
+                "softcap",
+                "_eps",
+                "dropout",
+                "aux_loss",
+                "jitter",
+                "init",
+            ]
+            .iter()
+            .any(|f| k.contains(f))
             {
                 continue;
             }

@@ -58,14 +58,28 @@ pub(crate) fn plans(
     let n = basics.layers as usize;
     let t = b.text;
     if moe_fields(b, basics)?.is_some()
-        && !t.has(&["num_experts_per_tok", "num_experts_per_token", "experts_per_token", "moe_k", "moe_topk", "moe_top_k", "top_k_experts", "num_selected_experts", "moe_router_topk"])
+        && !t.has(&[
+            "num_experts_per_tok",
+            "num_experts_per_token",
+            "experts_per_token",
+            "moe_k",
+            "moe_topk",
+            "moe_top_k",
+            "top_k_experts",
+            "num_selected_experts",
+            "moe_router_topk",
+        ])
     {
         warnings.push(
             "num_experts_per_tok is missing or null: active parameters and activations are counted with 1 expert per token (the weights do not depend on it)".into(),
         );
     }
     let kinds = kinds(b, basics)?;
-    let window = t.u64(&["sliding_window", "sliding_window_size", "attention_window_size"])?;
+    let window = t.u64(&[
+        "sliding_window",
+        "sliding_window_size",
+        "attention_window_size",
+    ])?;
     let chunk = t.u64(&["attention_chunk_size"])?;
     let linear = RecKind::of_family(b)?;
     let window_span = |field: &str| -> Result<Span, ArchError> {
@@ -191,7 +205,10 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
         if chars.len() < n {
             return Err(ArchError::field(
                 &field,
-                format!("{field} has {} layers but num_hidden_layers is {n}", chars.len()),
+                format!(
+                    "{field} has {} layers but num_hidden_layers is {n}",
+                    chars.len()
+                ),
             ));
         }
         let mut out = Vec::with_capacity(n);
@@ -210,23 +227,47 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
         let period = t.u64_or(&["attn_layer_period"], 0)?.max(1);
         let offset = t.u64_or(&["attn_layer_offset"], 0)?;
         return Ok((0..n as u64)
-            .map(|i| if i % period == offset { Kind::Full } else { Kind::Linear })
+            .map(|i| {
+                if i % period == offset {
+                    Kind::Full
+                } else {
+                    Kind::Linear
+                }
+            })
             .collect());
     }
     // 4. Attention layer indices (Bamba, Falcon-H1-style configs).
-    if let Some((_, idx)) = t.u64s(&["attn_layer_indices", "attention_layer_indices", "full_attn_idxs"])? {
+    if let Some((_, idx)) = t.u64s(&[
+        "attn_layer_indices",
+        "attention_layer_indices",
+        "full_attn_idxs",
+    ])? {
         return Ok((0..n as u64)
-            .map(|i| if idx.contains(&i) { Kind::Full } else { Kind::Linear })
+            .map(|i| {
+                if idx.contains(&i) {
+                    Kind::Full
+                } else {
+                    Kind::Linear
+                }
+            })
             .collect());
     }
     // 5. Qwen3-Next / Qwen3.5: every interval-th layer full, the others linear.
     if let Some(every) = t.u64(&["full_attention_interval"])?.filter(|&e| e > 0) {
         return Ok((0..n as u64)
-            .map(|i| if (i + 1) % every == 0 { Kind::Full } else { Kind::Linear })
+            .map(|i| {
+                if (i + 1) % every == 0 {
+                    Kind::Full
+                } else {
+                    Kind::Linear
+                }
+            })
             .collect());
     }
     // 6. The family's derivation (its config class's __post_init__).
-    let window = t.u64(&["sliding_window", "sliding_window_size"])?.filter(|&w| w > 0);
+    let window = t
+        .u64(&["sliding_window", "sliding_window_size"])?
+        .filter(|&w| w > 0);
     let local_kind = if t.u64(&["attention_chunk_size"])?.is_some_and(|c| c > 0) {
         Kind::Chunked
     } else {
@@ -246,7 +287,10 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
                 if flags.len() < n {
                     return Err(ArchError::field(
                         &field,
-                        format!("{field} lists {} layers but num_hidden_layers is {n}", flags.len()),
+                        format!(
+                            "{field} lists {} layers but num_hidden_layers is {n}",
+                            flags.len()
+                        ),
                     ));
                 }
                 return Ok(flags
@@ -259,10 +303,22 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
     }
     Ok(match rule {
         PatternRule::GlobalEvery if has_local && every > 0 => (0..n as u64)
-            .map(|i| if (i + 1) % every == 0 { Kind::Full } else { local_kind })
+            .map(|i| {
+                if (i + 1) % every == 0 {
+                    Kind::Full
+                } else {
+                    local_kind
+                }
+            })
             .collect(),
         PatternRule::GlobalFirstEvery if has_local && every > 0 => (0..n as u64)
-            .map(|i| if i % every == 0 { Kind::Full } else { local_kind })
+            .map(|i| {
+                if i % every == 0 {
+                    Kind::Full
+                } else {
+                    local_kind
+                }
+            })
             .collect(),
         PatternRule::AllLinear => vec![Kind::Linear; n],
         PatternRule::AllHybrid => vec![Kind::Hybrid; n],
@@ -270,7 +326,13 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
             let on = t.bool(&["use_sliding_window"])?.unwrap_or(false) && window.is_some();
             let from = t.u64_or(&["max_window_layers"], 0)?;
             (0..n as u64)
-                .map(|i| if on && i >= from { Kind::Sliding } else { Kind::Full })
+                .map(|i| {
+                    if on && i >= from {
+                        Kind::Sliding
+                    } else {
+                        Kind::Full
+                    }
+                })
                 .collect()
         }
         _ => {
@@ -305,12 +367,15 @@ fn kv_sharing(b: &Builder, kinds: &[Kind], mixers: &mut [Mixer]) -> Result<(), A
     }
     let first = n - shared;
     for i in first..n {
-        let producer = (0..first).rev().find(|&j| kinds[j] == kinds[i]).ok_or_else(|| {
-            ArchError::field(
-                &field,
-                format!("{field}: layer {i}'s type has no earlier layer producing its cache"),
-            )
-        })?;
+        let producer = (0..first)
+            .rev()
+            .find(|&j| kinds[j] == kinds[i])
+            .ok_or_else(|| {
+                ArchError::field(
+                    &field,
+                    format!("{field}: layer {i}'s type has no earlier layer producing its cache"),
+                )
+            })?;
         if let Mixer::Attention { source, .. } = &mut mixers[i] {
             *source = Some(producer as u32);
         }
@@ -324,10 +389,12 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
     let t = b.text;
     let moe = moe_fields(b, basics)?;
     let dense_width = |i: usize| -> Result<u64, ArchError> {
-        Ok(match t.u64(&["intermediate_size_mlp", "dense_intermediate_size"])? {
-            Some(w) if w > 0 => w,
-            _ => basics.intermediate.get(i),
-        })
+        Ok(
+            match t.u64(&["intermediate_size_mlp", "dense_intermediate_size"])? {
+                Some(w) if w > 0 => w,
+                _ => basics.intermediate.get(i),
+            },
+        )
     };
     let mut out = Vec::with_capacity(n);
     let is_moe: Vec<bool> = match &moe {
@@ -394,8 +461,14 @@ fn moe_schedule(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
         t.mark_read(&["interleave_moe_layer_step", "first_k_dense_replace"]);
         return Ok((0..n as u64).map(|i| list.contains(&i)).collect());
     }
-    let first_dense = t.u64_or(&["first_k_dense_replace", "num_dense_layers", "first_k_dense"], 0)?;
-    let dense_only: Vec<u64> = t.u64s(&["mlp_only_layers"])?.map(|x| x.1).unwrap_or_default();
+    let first_dense = t.u64_or(
+        &["first_k_dense_replace", "num_dense_layers", "first_k_dense"],
+        0,
+    )?;
+    let dense_only: Vec<u64> = t
+        .u64s(&["mlp_only_layers"])?
+        .map(|x| x.1)
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(n);
     // Llama 4: `interleave_moe_layer_step` k → MoE on layers k-1, 2k-1, ... (modeling_llama4.py
     // `moe_layers = list(range(step - 1, num_hidden_layers, step))`).

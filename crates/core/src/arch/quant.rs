@@ -34,7 +34,10 @@ pub(crate) fn quant_spec(top: &Scope, text: &Scope) -> Result<Option<QuantSpec>,
         return Ok(None);
     };
     let q = Scope::new(obj, &format!("{}{key}.", scope.path), None);
-    let method = q.string(&["quant_method"])?.unwrap_or_default().to_ascii_lowercase();
+    let method = q
+        .string(&["quant_method"])?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let mut bits = q.u64(&["bits", "w_bit", "num_bits"])?;
     let mut group = match q.find(&["group_size", "q_group_size"]) {
         // GPTQ writes -1 for per-channel scales.
@@ -56,7 +59,9 @@ pub(crate) fn quant_spec(top: &Scope, text: &Scope) -> Result<Option<QuantSpec>,
             }
         }
     }
-    let block = q.u64s(&["weight_block_size"])?.and_then(|(_, v)| v.first().copied());
+    let block = q
+        .u64s(&["weight_block_size"])?
+        .and_then(|(_, v)| v.first().copied());
     let method = match method.as_str() {
         "compressed-tensors" => match (bits, format.as_deref()) {
             (Some(4), _) => "w4a16".to_string(),

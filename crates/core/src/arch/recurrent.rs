@@ -68,7 +68,6 @@ fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
     }
 }
 
-
 /// The tensors of a recurrent mixer (appended to `out`) and its state.
 pub(crate) fn build(
     b: &Builder,
@@ -175,7 +174,12 @@ pub(crate) fn build(
             let k = t.req_u64(&["linear_conv_kernel_dim"])?;
             let (key_dim, value_dim) = (kh * kd, vh * vd);
             let conv_dim = 2 * key_dim + value_dim;
-            out.push(Tensor::matrix(r, 2 * key_dim + 2 * value_dim, h, Split::Rows));
+            out.push(Tensor::matrix(
+                r,
+                2 * key_dim + 2 * value_dim,
+                h,
+                Split::Rows,
+            ));
             out.push(Tensor::matrix(r, 2 * vh, h, Split::Rows));
             out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
             out.push(Tensor::vector(2 * vh + vd));

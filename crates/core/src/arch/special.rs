@@ -24,11 +24,13 @@ fn falcon(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
     let new_arch = t.flag(&["new_decoder_architecture"])?;
     let parallel = t.bool(&["parallel_attn"])?.unwrap_or(true);
     let n_ln = t.u64(&["num_ln_in_parallel_attn"])?;
-    fam.layer_norms = Some(if !parallel || n_ln == Some(2) || (n_ln.is_none() && new_arch) {
-        2
-    } else {
-        1
-    });
+    fam.layer_norms = Some(
+        if !parallel || n_ln == Some(2) || (n_ln.is_none() && new_arch) {
+            2
+        } else {
+            1
+        },
+    );
     if new_arch {
         fam.multi_query_key = None;
     }

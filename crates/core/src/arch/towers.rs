@@ -160,7 +160,11 @@ fn encoder(
             None => 4 * h,
         },
     };
-    super::check_limit(&v.field("intermediate_size"), i, super::limits::MAX_INTERMEDIATE)?;
+    super::check_limit(
+        &v.field("intermediate_size"),
+        i,
+        super::limits::MAX_INTERMEDIATE,
+    )?;
     let norm = |n: u64| match e.norm.as_deref() {
         Some("rms") => n,
         _ => 2 * n,
@@ -192,13 +196,17 @@ fn encoder(
     match e.positions.as_deref().unwrap_or("table") {
         "none" => {}
         "key" => {
-            let key = e.positions_key.as_deref().unwrap_or("num_position_embeddings");
+            let key = e
+                .positions_key
+                .as_deref()
+                .unwrap_or("num_position_embeddings");
             let rows = v.u64_or(&[key], 0)?;
             t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
         }
         "grid" => {
             // MoonViT: a learnable [height, width, hidden] grid.
-            let rows = v.u64_or(&["init_pos_emb_height"], 0)? * v.u64_or(&["init_pos_emb_width"], 0)?;
+            let rows =
+                v.u64_or(&["init_pos_emb_height"], 0)? * v.u64_or(&["init_pos_emb_width"], 0)?;
             t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
         }
         _ => {
@@ -217,7 +225,11 @@ fn encoder(
     t.push(Tensor::matrix(Role::Vision, h, mlp_rows, Split::Rows).times(layers));
     let mut small = 2 * norm(h);
     if e.qkv_bias.unwrap_or(true) {
-        small += if e.k_bias == Some(false) { 2 * h } else { 3 * h };
+        small += if e.k_bias == Some(false) {
+            2 * h
+        } else {
+            3 * h
+        };
     }
     if e.o_bias.unwrap_or(true) {
         small += h;
@@ -393,7 +405,10 @@ pub(crate) fn towers(
     }
     // The top-level family's own vision embedding (Fuyu), whatever family the text model is.
     let top_fam = super::family::family(&top_type);
-    if let Some(f) = top_fam.and_then(|f| f.tower_extra.as_ref()).or(b.fam.tower_extra.as_ref()) {
+    if let Some(f) = top_fam
+        .and_then(|f| f.tower_extra.as_ref())
+        .or(b.fam.tower_extra.as_ref())
+    {
         let n = b.formula(f, basics, None)?;
         global.push((Stage::First, vector(n)));
         out.push(Tower {

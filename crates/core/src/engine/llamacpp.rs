@@ -374,7 +374,11 @@ pub fn kv_caches(
             None => (att.k_width(), att.v_width()),
         };
         let k = a.type_k.row_bytes(k_row);
-        let v = if v_row == 0 { 0 } else { a.type_v.row_bytes(v_row) };
+        let v = if v_row == 0 {
+            0
+        } else {
+            a.type_v.row_bytes(v_row)
+        };
         let slot = match att.span.limit() {
             Some(w) if swa => {
                 let cells = if a.swa_full {
@@ -441,8 +445,9 @@ pub fn compute_buffer_bytes(
     let hd = model.num_attention_heads * model.head_dim;
     let kvd = model.num_kv_heads * model.head_dim;
     let ff = match &model.moe {
-        Some(m) => (m.experts_per_token * m.expert_intermediate_size)
-            .max(m.dense_intermediate_size),
+        Some(m) => {
+            (m.experts_per_token * m.expert_intermediate_size).max(m.dense_intermediate_size)
+        }
         None => model.intermediate_size,
     };
     let n_kv = cs.n_ctx_seq;

@@ -33,7 +33,14 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
     // without biases, and no q/k norms, output bias or sinks.
     let plain_layers = inv.kinds.iter().all(|k| {
         k.recurrent.is_none()
-            && matches!(k.ffn, Ffn::Dense { gated: true, bias: false, .. })
+            && matches!(
+                k.ffn,
+                Ffn::Dense {
+                    gated: true,
+                    bias: false,
+                    ..
+                }
+            )
             && k.attention.as_ref().is_some_and(|a| {
                 a.caches()
                     && a.latent.is_none()
@@ -45,8 +52,8 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
             })
     });
     // The text model only: token embedding, final norm and the head (tied or not).
-    let plain_globals = model.towers.is_empty()
-        && inv.global.len() == 2 + usize::from(!model.tie_embeddings);
+    let plain_globals =
+        model.towers.is_empty() && inv.global.len() == 2 + usize::from(!model.tie_embeddings);
     if !plain_layers || !plain_globals || model.norm != NormKind::Rms {
         return None;
     }
