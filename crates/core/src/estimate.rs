@@ -640,13 +640,13 @@ pub fn figures(
 pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate, String> {
     config.check(model)?;
     let inv = model.inventory();
-    let f = figures(model, &inv, gpu.memory_bytes, config);
+    let f = figures(model, inv, gpu.memory_bytes, config);
     let (max_context, limit) = if f.max_context >= model.max_context {
         (model.max_context, "model")
     } else {
         (f.max_context, "memory")
     };
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "generic");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "generic");
     e.weights_bytes = f.weights_bytes;
     e.kv_cache_bytes = f.kv_cache_bytes;
     e.activation_bytes = f.activation_bytes;

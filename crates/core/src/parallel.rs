@@ -288,10 +288,10 @@ mod tests {
             pp: 1,
             dp: 1,
         };
-        let tp_split = weight_bytes_per_stage(mixtral, &inv, WeightFormat::Bf16, &tp2)[0];
+        let tp_split = weight_bytes_per_stage(mixtral, inv, WeightFormat::Bf16, &tp2)[0];
         let ep_split = weight_bytes_per_stage_with(
             mixtral,
-            &inv,
+            inv,
             WeightFormat::Bf16,
             &tp2,
             ExpertSplit::ExpertParallel { ep: 2 },
@@ -304,7 +304,7 @@ mod tests {
         // × 2 fewer experts per rank = 22,548,578,304 B less.
         let ep4 = weight_bytes_per_stage_with(
             mixtral,
-            &inv,
+            inv,
             WeightFormat::Bf16,
             &tp2,
             ExpertSplit::ExpertParallel { ep: 4 },

@@ -377,13 +377,7 @@ impl Builder<'_> {
         let head_dim =
             match t.u64(&["head_dim", "kv_channels", "attention_head_dim", "head_size"])? {
                 Some(d) if d > 0 => d,
-                _ => {
-                    if h0 == 0 {
-                        0
-                    } else {
-                        hidden / h0
-                    }
-                }
+                _ => hidden.checked_div(h0).unwrap_or(0),
             };
         check_limit(&t.field("head_dim"), head_dim, limits::MAX_HEAD_DIM)?;
         let v_head_dim = t

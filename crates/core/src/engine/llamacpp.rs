@@ -727,7 +727,7 @@ pub fn estimate(
         .map(|n| n.min(model.num_layers + 1))
         .unwrap_or(best);
     let b = buffers(model, &weights, a, ngl);
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "llamacpp");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "llamacpp");
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
     e.batch = a.n_seq;

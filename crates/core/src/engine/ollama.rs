@@ -231,7 +231,7 @@ pub fn estimate(
     llamacpp::check(model, &runner)?;
     let b = llamacpp::buffers(model, &weights, &runner, o.layers);
     let inv = model.inventory();
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "ollama");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "ollama");
     e.context = a.num_ctx;
     e.batch = a.num_parallel;
     e.kv_dtype = runner.type_k.name();

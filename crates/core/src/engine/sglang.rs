@@ -73,7 +73,7 @@ pub fn estimate(
         ));
     }
     let inv = model.inventory();
-    let weights = weight_bytes_per_stage(model, &inv, config.weights, &par)[0];
+    let weights = weight_bytes_per_stage(model, inv, config.weights, &par)[0];
     let total = gpu.memory_bytes;
     let free_after_load = total
         .saturating_sub(used_before_load(par.tp))
@@ -91,7 +91,7 @@ pub fn estimate(
     } else {
         0
     };
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "sglang");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "sglang");
     e.utilization = mfs;
     e.weights_bytes = weights;
     e.overhead_bytes = used_before_load(par.tp);

@@ -632,10 +632,10 @@ pub fn estimate(
     let par = config.parallel;
     check_quant_alignment(model, config.weights, par.tp)?;
     let inv = model.inventory();
-    let plan = Plan::new(model, &inv, gpu, &config, args)?;
+    let plan = Plan::new(model, inv, gpu, &config, args)?;
     let len = config.context;
     let release = args.release;
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "vllm");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "vllm");
     e.utilization = plan.utilization;
     let w = &plan.workers[plan.limiting];
     e.weights_bytes = w.weights;
@@ -663,7 +663,7 @@ pub fn estimate(
         .weights
         .saturating_add(w.activation)
         .saturating_add(e.overhead_bytes);
-    e.startup_error = startup_error(model, gpu, &config, args, &plan, &inv);
+    e.startup_error = startup_error(model, gpu, &config, args, &plan, inv);
     e.set_verdict(used.saturating_add(needed_kv), plan.requested_bytes);
     // Block rounding: the pool decides, not the byte sum.
     e.fits = e.startup_error.is_none()
@@ -682,8 +682,8 @@ pub fn estimate(
             ..config
         };
         check_quant_alignment(model, c.weights, tp).is_ok()
-            && Plan::new(model, &inv, gpu, &c, args).is_ok_and(|p| {
-                startup_error(model, gpu, &c, args, &p, &inv).is_none()
+            && Plan::new(model, inv, gpu, &c, args).is_ok_and(|p| {
+                startup_error(model, gpu, &c, args, &p, inv).is_none()
                     && p.blocks_per_request(len).saturating_mul(config.batch) <= p.num_blocks
             })
     });
