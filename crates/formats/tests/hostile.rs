@@ -526,7 +526,7 @@ fn config_json_hostile() {
     );
     expect_err(
         "config.json",
-        br#"{"model_type": "x", "num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "quantization_config": {"bits": "4"}}"#,
+        br#"{"model_type": "x", "num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "max_position_embeddings": 64, "quantization_config": {"bits": "4"}}"#,
         &["field 'quantization_config.bits' must be a non-negative integer"],
     );
     // A JSON array is not a model file.
