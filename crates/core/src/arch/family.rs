@@ -76,6 +76,10 @@ pub struct Family {
     pub qk_norm_key: Option<String>,
     #[serde(default)]
     pub sinks: Option<bool>,
+    /// Layers that read another layer's KV have no k/v projections (nor a k norm) of their
+    /// own (Gemma 3n, Gemma 4).
+    #[serde(default)]
+    pub kv_shared_drops_kv: Option<bool>,
     /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next) or
     /// "linear" (a gate_proj [heads × head_dim, hidden]).
     #[serde(default)]
@@ -231,6 +235,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         qk_norm_key,
         sinks,
         attention_gate,
+        kv_shared_drops_kv,
         multi_query_key,
         mlp,
         mlp_bias,

@@ -193,6 +193,8 @@ fn attention(
         _ => None,
     };
     let mut indexer = None;
+    // A layer reading another layer's KV without projections of its own (Gemma 3n/4).
+    let drops_kv = source.is_some() && b.fam.kv_shared_drops_kv == Some(true);
     let (k_head_dim, v_head_dim) = if let Some(m) = &latent {
         let qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
         if m.q_lora_rank > 0 {
@@ -247,13 +249,15 @@ fn attention(
             _ => 1,
         };
         out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows));
-        out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
-        out.push(Tensor::matrix(
-            a,
-            kv * dv,
-            h,
-            Split::KvRows { head_dim: dv },
-        ));
+        if !drops_kv {
+            out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
+            out.push(Tensor::matrix(
+                a,
+                kv * dv,
+                h,
+                Split::KvRows { head_dim: dv },
+            ));
+        }
         out.push(Tensor::matrix(a, h, heads * dv, Split::Cols));
         if qkv_bias {
             out.push(Tensor::vector(heads * d + kv * d + kv * dv));
@@ -269,7 +273,11 @@ fn attention(
     };
     let qk_norm = match b.fam.qk_norm.as_deref() {
         Some("head") if qk_norm_on => {
-            out.push(Tensor::vector(2 * k_head_dim));
+            out.push(Tensor::vector(if drops_kv {
+                k_head_dim
+            } else {
+                2 * k_head_dim
+            }));
             true
         }
         Some("full") if qk_norm_on => {

@@ -247,7 +247,7 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         measured: None,
     };
     desc.summarise();
-    unread::check(&b, &mut desc.warnings)?;
+    unread::check(&b, known, &mut desc.warnings)?;
     desc.validate().map_err(ArchError::model)?;
     Ok(desc)
 }
@@ -678,12 +678,16 @@ mod unread {
         "mamba_chunk_size",
         "chunk_size",
         "time_step_limit",
+        "activation_sparsity_pattern",
         "mamba_dt_min",
         "mamba_dt_max",
         "mamba_dt_init_floor",
     ];
 
-    pub fn check(b: &Builder, warnings: &mut Vec<String>) -> Result<(), ArchError> {
+    /// For a model_type the mapping has no family for, an unread key that names a layer
+    /// pattern, a mixer or a cache rule means an unknown structure: refused, naming the field.
+    /// For a known family it is reported in `warnings`.
+    pub fn check(b: &Builder, known: bool, warnings: &mut Vec<String>) -> Result<(), ArchError> {
         let used = b.text.used();
         let mut unread = Vec::new();
         let ignored = b.fam.ignored.clone().unwrap_or_default();
@@ -704,6 +708,7 @@ mod unread {
                 "aux_loss",
                 "jitter",
                 "init",
+                "fp32",
             ]
             .iter()
             .any(|f| k.contains(f))
@@ -721,6 +726,15 @@ mod unread {
                     unread.push(b.text.field(key));
                 }
             }
+        }
+        if let (false, Some(first)) = (known, unread.first()) {
+            return Err(ArchError::field(
+                first,
+                format!(
+                    "{first} is not understood for model_type '{}', which vramplan does not describe: it may change the layers or their caches, so no estimate is given",
+                    b.model_type
+                ),
+            ));
         }
         if !unread.is_empty() {
             warnings.push(format!(
