@@ -138,16 +138,85 @@ pub(crate) fn plans(
     }
     kv_sharing(b, &kinds, &mut mixers)?;
     let ffns = ffns(b, basics, &kinds)?;
+    let overrides = per_layer_overrides(b, n)?;
     let mut out = Vec::with_capacity(n);
-    for (i, (mixer, ffn)) in mixers.into_iter().zip(ffns).enumerate() {
+    for (i, (mixer, mut ffn)) in mixers.into_iter().zip(ffns).enumerate() {
+        let o = overrides.get(i).cloned().unwrap_or_default();
+        if let (FfnPlan::Dense(_), Some(w)) = (ffn, o.intermediate) {
+            ffn = FfnPlan::Dense(w);
+        }
+        let head_dim = o.head_dim.unwrap_or(basics.head_dim);
         out.push(Plan {
             mixer,
             ffn,
-            heads: basics.heads.get(i),
-            kv_heads: basics.kv_heads.get(i),
-            head_dim: basics.head_dim,
-            v_head_dim: basics.v_head_dim,
+            heads: o.heads.unwrap_or(basics.heads.get(i)),
+            kv_heads: o.kv_heads.unwrap_or(basics.kv_heads.get(i)),
+            head_dim,
+            v_head_dim: if o.head_dim.is_some() {
+                head_dim
+            } else {
+                basics.v_head_dim
+            },
         });
+    }
+    Ok(out)
+}
+
+/// One layer's own values from `per_layer_config` (transformers' HeterogeneousConfigMixin:
+/// `{"05": {"head_dim": 512}}`, Gemma 4's global layers).
+#[derive(Debug, Clone, Default)]
+struct Overrides {
+    head_dim: Option<u64>,
+    heads: Option<u64>,
+    kv_heads: Option<u64>,
+    intermediate: Option<u64>,
+}
+
+fn per_layer_overrides(b: &Builder, n: usize) -> Result<Vec<Overrides>, ArchError> {
+    let Some(obj) = b.text.object("per_layer_config")? else {
+        return Ok(Vec::new());
+    };
+    let field = b.text.field("per_layer_config");
+    let mut out = vec![Overrides::default(); n];
+    for (key, v) in obj {
+        let i: usize = key.trim().parse().map_err(|_| {
+            ArchError::field(
+                &field,
+                format!("{field} has the key \"{key}\", not a layer index"),
+            )
+        })?;
+        let Some(o) = out.get_mut(i) else {
+            return Err(ArchError::field(
+                &field,
+                format!("{field} names layer {i} of a {n}-layer model"),
+            ));
+        };
+        let serde_json::Value::Object(m) = v else {
+            return Err(ArchError::field(
+                &field,
+                format!("{field}.{key} is not an object"),
+            ));
+        };
+        for (k, val) in m {
+            let num = super::fields::as_u64(val).ok_or_else(|| {
+                ArchError::field(
+                    &field,
+                    format!("{field}.{key}.{k} is not a non-negative integer"),
+                )
+            })?;
+            match k.as_str() {
+                "head_dim" => o.head_dim = Some(num),
+                "num_attention_heads" => o.heads = Some(num),
+                "num_key_value_heads" => o.kv_heads = Some(num),
+                "intermediate_size" => o.intermediate = Some(num),
+                other => {
+                    return Err(ArchError::field(
+                        &field,
+                        format!("{field}.{key}.{other} is a per-layer setting vramplan does not know; it cannot size this model"),
+                    ))
+                }
+            }
+        }
     }
     Ok(out)
 }
