@@ -37,6 +37,8 @@ pub enum PatternRule {
     AllLinear,
     /// Every layer has attention and the family's recurrent mixer side by side (Falcon-H1).
     AllHybrid,
+    /// Every layer is attention with a sparse-attention indexer (DeepSeek-V3.2, GLM-5 DSA).
+    AllIndexed,
 }
 
 /// One family's traits. Every field is optional; `like` names another entry to start from.

@@ -391,6 +391,7 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
             .collect(),
         PatternRule::AllLinear => vec![Kind::Linear; n],
         PatternRule::AllHybrid => vec![Kind::Hybrid; n],
+        PatternRule::AllIndexed => vec![Kind::Indexed; n],
         PatternRule::MaxWindowLayers => {
             let on = t.bool(&["use_sliding_window"])?.unwrap_or(false) && window.is_some();
             let from = t.u64_or(&["max_window_layers"], 0)?;
