@@ -78,6 +78,12 @@ struct Encoder {
     /// then `vision_output_dim` wide.
     #[serde(default)]
     adapter: Option<String>,
+    /// The config key of the encoder's width when it is not `hidden_size` (Qwen2-VL `embed_dim`,
+    /// whose `hidden_size` is the merger's output), and of the merger's output width.
+    #[serde(default)]
+    hidden_key: Option<String>,
+    #[serde(default)]
+    out_key: Option<String>,
     /// Qwen3-VL deepstack mergers, one per entry of `deepstack_visual_indexes`, LayerNorm over
     /// hidden·m².
     #[serde(default)]
@@ -150,7 +156,10 @@ fn encoder(
     )?;
     let h = super::check_limit(
         &v.field("hidden_size"),
-        v.u64_or(&["hidden_size", "embed_dim", "d_model", "width"], 0)?,
+        match &e.hidden_key {
+            Some(k) => v.u64_or(&[k.as_str()], 0)?,
+            None => v.u64_or(&["hidden_size", "embed_dim", "d_model", "width"], 0)?,
+        },
         super::limits::MAX_HIDDEN,
     )?;
     let i = match v.u64(&["intermediate_size", "mlp_dim", "encoder_ffn_dim"])? {
@@ -263,7 +272,7 @@ fn encoder(
     if let Some(kind) = &e.merger {
         let m = v.u64_or(&["spatial_merge_size"], 2)?;
         let ctx = h * m * m;
-        let dim = v.u64_or(&["out_hidden_size"], h)?;
+        let dim = v.u64_or(&[e.out_key.as_deref().unwrap_or("out_hidden_size")], h)?;
         t.push(vector(if kind == "rms" { h } else { 2 * h }));
         t.push(matrix(ctx, ctx));
         t.push(matrix(dim, ctx));
