@@ -21,6 +21,9 @@
 //!   recurrent [H, d, d].
 //! - Short convolution (`modeling_lfm2.py` Lfm2ShortConv): in_proj [3h, h], conv [h, 1, L],
 //!   out_proj [h, h]; state conv [h, L].
+//! - RWKV (v4) time mixing (`modeling_rwkv.py` RwkvSelfAttention): key, value, receptance,
+//!   output [a, h] and time_decay, time_first, time_mix_key/value/receptance [a]; state: five
+//!   [hidden] vectors per layer (`RwkvModel` state list: two in the model dtype, three in float32).
 //! - Lightning attention (`modeling_minimax.py` MiniMaxLightningAttention): qkv_proj [3·H·d, h],
 //!   out_proj [h, H·d], output_gate [H·d, h], norm [H·d]; state recurrent [H, d, d].
 
@@ -37,6 +40,7 @@ pub enum RecKind {
     KimiDelta,
     ShortConv,
     Lightning,
+    Rwkv,
 }
 
 impl RecKind {
@@ -50,6 +54,7 @@ impl RecKind {
             Some("kimi_delta") => Some(RecKind::KimiDelta),
             Some("short_conv") => Some(RecKind::ShortConv),
             Some("lightning") => Some(RecKind::Lightning),
+            Some("rwkv") => Some(RecKind::Rwkv),
             Some(other) => {
                 return Err(ArchError::model(format!(
                     "architectures.toml: unknown linear_attention '{other}' for {}",
@@ -223,6 +228,22 @@ pub(crate) fn build(
             Ok(Recurrent {
                 kind: RecurrentKind::ShortConv,
                 states: vec![state("conv", &[h, l], StateDtype::Model)],
+            })
+        }
+        RecKind::Rwkv => {
+            let a = t.u64_or(&["attention_hidden_size"], h)?;
+            out.push(Tensor::matrix(r, a, h, Split::Rows).times(3));
+            out.push(Tensor::matrix(r, h, a, Split::Cols));
+            out.push(Tensor::vector(5 * a));
+            Ok(Recurrent {
+                kind: RecurrentKind::Rwkv,
+                states: vec![
+                    state("state0", &[h], StateDtype::Model),
+                    state("state1", &[h], StateDtype::Model),
+                    state("state2", &[h], StateDtype::F32),
+                    state("state3", &[h], StateDtype::F32),
+                    state("state4", &[h], StateDtype::F32),
+                ],
             })
         }
         RecKind::Lightning => {
