@@ -110,6 +110,16 @@ struct Projector {
     /// `vision_feature_layer` is a list (VipLLaVA).
     #[serde(default)]
     input_key: Option<String>,
+    /// The input is the vision width × this config key squared (Idefics3's pixel-shuffle
+    /// `scale_factor`), or × `input_factor` (InternVL's fixed 2 × 2 pixel shuffle).
+    #[serde(default)]
+    input_scale_key: Option<String>,
+    #[serde(default)]
+    input_factor: Option<u64>,
+    /// How many copies of the vision encoder the model holds (Video-LLaVA: image and video
+    /// towers of the same config).
+    #[serde(default)]
+    encoder_copies: Option<u64>,
     /// LLaVA-NeXT's `image_newline` [text hidden].
     #[serde(default)]
     image_newline: Option<bool>,
@@ -130,6 +140,21 @@ fn table() -> &'static Doc {
     static T: OnceLock<Doc> = OnceLock::new();
     // Compiled in and checked by the tests: a failure here is a build defect.
     T.get_or_init(|| toml::from_str(FILE).expect("towers.toml parses"))
+}
+
+/// A size given as a number or a [height, width] list (InternViT's `image_size: [448, 448]`):
+/// the first entry (square images and patches).
+fn size_of(v: &Scope, key: &str, default: u64) -> Result<u64, ArchError> {
+    match v.find(&[key]) {
+        Some(f) => match f.value.as_array() {
+            Some(list) => Ok(list
+                .first()
+                .and_then(super::fields::as_u64)
+                .unwrap_or(default)),
+            None => v.u64_or(&[key], default),
+        },
+        None => Ok(default),
+    }
 }
 
 fn matrix(rows: u64, cols: u64) -> Tensor {
@@ -180,7 +205,7 @@ fn encoder(
     };
     let mut t: Vec<Tensor> = Vec::new();
     // Patch embedding.
-    let p = v.u64_or(&["patch_size"], 14)?.max(1);
+    let p = size_of(v, "patch_size", 14)?.max(1);
     let channels = v.u64_or(&["num_channels", "in_channels", "num_mel_bins"], 3)?;
     match e.patch.as_deref().unwrap_or("conv2d") {
         "conv3d" => {
@@ -219,7 +244,7 @@ fn encoder(
             t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
         }
         _ => {
-            let image = v.u64_or(&["image_size"], 224)?;
+            let image = size_of(v, "image_size", 224)?;
             let rows = (image / p) * (image / p) + u64::from(class);
             t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
         }
@@ -314,11 +339,19 @@ fn projector(
             }
         }
     }
+    if let Some(k) = &p.input_scale_key {
+        let f = b.top.u64_or(&[k.as_str()], 1)?;
+        input = input.saturating_mul(f * f);
+    }
+    if let Some(f) = p.input_factor {
+        input = input.saturating_mul(f);
+    }
     let b1 = |n: u64| if bias { n } else { 0 };
     let mut t: Vec<Tensor> = Vec::new();
     if p.input_norm == Some(true) {
         t.push(vector(2 * input));
     }
+
     match p.kind.as_str() {
         "mlp2" => {
             t.push(matrix(text_hidden, input));
@@ -399,6 +432,22 @@ pub(crate) fn towers(
             continue;
         };
         let (params, width, layers) = encoder(e, &v, global)?;
+        // Further copies of the vision encoder the model holds (Video-LLaVA's video tower).
+        let copies = doc
+            .projector
+            .get(&top_type)
+            .and_then(|p| p.encoder_copies)
+            .unwrap_or(1);
+        if kind == TowerKind::Vision && copies > 1 {
+            for c in 1..copies {
+                let (p2, _, _) = encoder(e, &v, global)?;
+                out.push(Tower {
+                    kind: TowerKind::Vision,
+                    name: format!("{vt} encoder, copy {}", c + 1),
+                    params: p2,
+                });
+            }
+        }
         out.push(Tower {
             kind: if e.kind.as_deref() == Some("audio") {
                 TowerKind::Audio
