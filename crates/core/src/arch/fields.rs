@@ -252,46 +252,38 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// A list (length-capped) whose every entry `convert` accepts; `what` names the list in
+    /// errors.
+    fn list<T>(
+        &self,
+        names: &[&str],
+        what: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<(String, Vec<T>)>, ArchError> {
+        let Some(f) = self.find(names) else {
+            return Ok(None);
+        };
+        let Value::Array(items) = f.value else {
+            return Err(self.wrong(&f, what));
+        };
+        check_len(&f, items.len())?;
+        let mut out = Vec::with_capacity(items.len());
+        for v in items {
+            out.push(convert(v).ok_or_else(|| self.wrong(&f, what))?);
+        }
+        Ok(Some((f.field, out)))
+    }
+
     /// A list of strings (a `layer_types`-like list), length-capped.
     pub fn strings(&self, names: &[&str]) -> Result<Option<(String, Vec<String>)>, ArchError> {
-        match self.find(names) {
-            None => Ok(None),
-            Some(f) => match f.value {
-                Value::Array(items) => {
-                    check_len(&f, items.len())?;
-                    let mut out = Vec::with_capacity(items.len());
-                    for v in items {
-                        match v {
-                            Value::String(s) => out.push(s.clone()),
-                            _ => return Err(self.wrong(&f, "a list of strings")),
-                        }
-                    }
-                    Ok(Some((f.field, out)))
-                }
-                _ => Err(self.wrong(&f, "a list of strings")),
-            },
-        }
+        self.list(names, "a list of strings", |v| {
+            v.as_str().map(str::to_string)
+        })
     }
 
     /// A list of non-negative integers (layer indices, per-layer widths), length-capped.
     pub fn u64s(&self, names: &[&str]) -> Result<Option<(String, Vec<u64>)>, ArchError> {
-        match self.find(names) {
-            None => Ok(None),
-            Some(f) => match f.value {
-                Value::Array(items) => {
-                    check_len(&f, items.len())?;
-                    let mut out = Vec::with_capacity(items.len());
-                    for v in items {
-                        out.push(
-                            as_u64(v)
-                                .ok_or_else(|| self.wrong(&f, "a list of non-negative integers"))?,
-                        );
-                    }
-                    Ok(Some((f.field, out)))
-                }
-                _ => Err(self.wrong(&f, "a list of non-negative integers")),
-            },
-        }
+        self.list(names, "a list of non-negative integers", as_u64)
     }
 
     /// An integer or a list of integers, one per layer.

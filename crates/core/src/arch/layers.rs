@@ -48,6 +48,19 @@ pub enum FfnPlan {
     Moe,
 }
 
+/// The config names of the number of routed experts per token.
+pub(crate) const TOP_K_NAMES: &[&str] = &[
+    "num_experts_per_tok",
+    "num_experts_per_token",
+    "experts_per_token",
+    "moe_k",
+    "moe_topk",
+    "moe_top_k",
+    "top_k_experts",
+    "num_selected_experts",
+    "moe_router_topk",
+];
+
 /// MoE fields under every spelling families use.
 pub(crate) struct MoeFields {
     pub experts: u64,
@@ -79,19 +92,7 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
         return Ok(None);
     }
     super::check_limit(&t.field("num_experts"), experts, super::limits::MAX_EXPERTS)?;
-    let top_k = t
-        .u64(&[
-            "num_experts_per_tok",
-            "num_experts_per_token",
-            "experts_per_token",
-            "moe_k",
-            "moe_topk",
-            "moe_top_k",
-            "top_k_experts",
-            "num_selected_experts",
-            "moe_router_topk",
-        ])?
-        .unwrap_or(0);
+    let top_k = t.u64(TOP_K_NAMES)?.unwrap_or(0);
     // transformers builds the experts whatever the top-k (DeepSeek-V2's class default is null):
     // the weights are right; only active parameters and activation peaks need it.
     let top_k = top_k.max(1);

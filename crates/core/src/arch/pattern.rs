@@ -57,19 +57,7 @@ pub(crate) fn plans(
 ) -> Result<Vec<Plan>, ArchError> {
     let n = basics.layers as usize;
     let t = b.text;
-    if moe_fields(b, basics)?.is_some()
-        && !t.has(&[
-            "num_experts_per_tok",
-            "num_experts_per_token",
-            "experts_per_token",
-            "moe_k",
-            "moe_topk",
-            "moe_top_k",
-            "top_k_experts",
-            "num_selected_experts",
-            "moe_router_topk",
-        ])
-    {
+    if moe_fields(b, basics)?.is_some() && !t.has(super::layers::TOP_K_NAMES) {
         warnings.push(
             "num_experts_per_tok is missing or null: active parameters and activations are counted with 1 expert per token (the weights do not depend on it)".into(),
         );
