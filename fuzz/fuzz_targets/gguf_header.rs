@@ -11,8 +11,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(header) => {
             // The architecture mapping must cope with whatever types the keys have.
             let has_output = Some(header.tensors.iter().any(|t| t.name == "output.weight"));
-            if let Err(e) = gguf::model_config(&header, has_output, "fuzz.gguf") {
-                assert!(!e.to_string().contains('\n'));
+            // ... and the config.json mapping with whatever config the keys translate to.
+            if let Ok(config) = gguf::model_config(&header, has_output) {
+                if let Err(e) = vramplan_core::arch::describe(&config) {
+                    assert!(!e.message.contains('\n'), "multi-line error: {e}");
+                }
             }
             let _ = header.total_params();
             // Every tensor lies inside the file.
