@@ -31,6 +31,9 @@ if [ -f scripts/gen_fixtures.py ]; then
     "$VENV/bin/python" scripts/gen_fixtures.py "$VRAMPLAN_FIXTURES"
 fi
 
+step "Model catalogue layout (stored config.json files + meta.toml)"
+python3 scripts/check_catalogue.py --quiet
+
 step "cargo test (workspace)"
 cargo test --workspace --all-targets
 

@@ -11,8 +11,15 @@ fuzz_target!(|data: &[u8]| {
         Ok((header, tensors)) => {
             // The architecture mapping must cope with whatever types the keys have.
             let has_output = Some(tensors.iter().any(|t| t.name == "output.weight"));
-            if let Err(e) = gguf::model_config(&header, has_output, "fuzz.gguf") {
-                assert!(!e.to_string().contains('\n'));
+            match gguf::model_config(&header, has_output, "fuzz.gguf") {
+                Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e}"),
+                // ... and the config.json mapping with whatever config the keys translate to.
+                Ok(Ok(config)) => {
+                    if let Err(e) = vramplan_core::arch::describe(&config) {
+                        assert!(!e.message.contains('\n'), "multi-line error: {e}");
+                    }
+                }
+                Ok(Err(_)) => {}
             }
             assert_eq!(tensors.len() as u64, header.tensor_count);
             // Every tensor's bytes fit in the data section.

@@ -8,9 +8,14 @@ use vramplan_formats::{detect, hf_config, safetensors, stores};
 
 fuzz_target!(|data: &[u8]| {
     match hf_config::parse_config(data, "config.json") {
-        Ok(c) => {
-            let _ = c.effective_head_dim();
-        }
+        // The config.json mapping on whatever object parsed: a description or a one-line refusal.
+        Ok(c) => match vramplan_core::arch::describe(&c) {
+            Ok(d) => {
+                let _ = d.params();
+                let _ = d.layer_summary();
+            }
+            Err(e) => assert!(!e.message.contains('\n'), "multi-line error: {e}"),
+        },
         Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e}"),
     }
     if let Err(e) = safetensors::parse_index(data, Path::new("/nonexistent-dir"), "index.json") {

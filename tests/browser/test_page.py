@@ -218,6 +218,39 @@ def test_paste_a_config_json(page, cli):
     assert page.el("#headline").text.startswith(DEFAULT_MODEL)
 
 
+# A Qwen3-Next-shaped hybrid (Gated DeltaNet layers and full attention every 4th layer) with a
+# SigLIP vision tower: hybrid and multimodal configs are described, not refused.
+HYBRID_VLM_CONFIG = {
+    "model_type": "qwen3_next", "num_hidden_layers": 48, "hidden_size": 2048,
+    "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+    "intermediate_size": 5120, "vocab_size": 151936, "max_position_embeddings": 262144,
+    "full_attention_interval": 4, "linear_conv_kernel_dim": 4,
+    "linear_key_head_dim": 128, "linear_num_key_heads": 16,
+    "linear_value_head_dim": 128, "linear_num_value_heads": 32,
+    "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512,
+    "shared_expert_intermediate_size": 512, "torch_dtype": "bfloat16",
+    "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152,
+                      "intermediate_size": 4304, "num_hidden_layers": 27, "patch_size": 14,
+                      "image_size": 896},
+}
+
+
+def test_paste_a_hybrid_multimodal_config(page, cli):
+    page.el("#config-box summary").click()
+    box = page.el("#config-text")
+    box.send_keys(json.dumps(HYBRID_VLM_CONFIG))
+    page.el("#config-use").click()
+    page.settle()
+    # Only the 12 full-attention layers cache K and V: 12 × 2 × 2 KV heads × 256 × 2 B = 24,576 B
+    # per token (fp16 KV); × 8,192 tokens = 201,326,592 B, plus the 36 Gated DeltaNet layers'
+    # constant state: conv [8192, 4] bf16 + recurrent [32, 128, 128] fp32 = 2,162,688 B each.
+    raw, _ = page.figure("kv_cache")
+    assert int(raw) == 201_326_592 + 36 * 2_162_688
+    text = page.el("#layers").text
+    assert "36 gated_deltanet" in text and "12 full_attention" in text, text
+    assert "recurrent state" in text and "siglip_vision_model encoder (27 layers)" in text, text
+
+
 def test_drop_a_config_json_file_on_the_page(page, cli):
     config = dict(LLAMA_8B_CONFIG, num_key_value_heads=32)  # a made-up MHA variant: 4× the KV
     page.d.execute_script("""

@@ -100,3 +100,77 @@ pub fn table(header: &[&str], rows: &[Vec<String>], right_align: &[bool]) -> Str
     }
     out
 }
+
+/// "36 gated_deltanet, 12 full_attention" from a layer summary.
+pub fn layer_kinds(s: &vramplan_core::model::LayerSummary) -> String {
+    let mut kinds: Vec<(&String, &u64)> = s.kinds.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A layer pattern (one letter per layer), shortened: the repeated unit and its count when the
+/// pattern is one ("RRRF × 12"), with a prefix and suffix when it is almost one
+/// ("F + SSSSSF × 10 + SS"), else the letters (cut at 120 with "…").
+pub fn layer_pattern(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let n = chars.len();
+    if n == 0 {
+        return String::new();
+    }
+    let letters = |c: &[char]| c.iter().collect::<String>();
+    // The shortest unit that, repeated, covers the longest stretch from some start (prefix up to
+    // 4 layers), leaving at most a short tail.
+    for unit in 1..=(n / 2).min(16) {
+        for start in 0..=4.min(n) {
+            let body = &chars[start..];
+            let reps = body
+                .chunks(unit)
+                .take_while(|c| c.len() == unit && *c == &body[..unit])
+                .count();
+            let covered = start + reps * unit;
+            if reps >= 2 && n - covered <= unit + 4 && covered * 2 >= n {
+                let mut out = String::new();
+                if start > 0 {
+                    out.push_str(&letters(&chars[..start]));
+                    out.push_str(" + ");
+                }
+                out.push_str(&format!("{} × {reps}", letters(&body[..unit])));
+                if covered < n {
+                    out.push_str(" + ");
+                    out.push_str(&letters(&chars[covered..]));
+                }
+                return out;
+            }
+        }
+    }
+    if n > 120 {
+        format!("{}…", letters(&chars[..120]))
+    } else {
+        letters(&chars)
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::layer_pattern;
+
+    #[test]
+    fn patterns_are_shortened() {
+        // Qwen3-Next: 3 linear-attention layers then a full one, 12 times.
+        assert_eq!(layer_pattern(&"RRRF".repeat(12)), "RRRF × 12");
+        // Llama: one kind.
+        assert_eq!(layer_pattern(&"F".repeat(32)), "F × 32");
+        // Gemma 3 (26 layers): 5 sliding + 1 full, 4 times, then 2 sliding.
+        assert_eq!(
+            layer_pattern(&("SSSSSF".repeat(4) + "SS")),
+            "SSSSSF × 4 + SS"
+        );
+        // DeepSeek-V3: 3 dense-MLP latent layers then MoE ones; both are 'L'.
+        assert_eq!(layer_pattern("L"), "L");
+        assert_eq!(layer_pattern("FRM"), "FRM");
+    }
+}

@@ -451,7 +451,9 @@ fn pasted_objects_that_are_not_configs_name_the_missing_field() {
         &json!({"config": {"version": "1.0", "truncation": null, "model": {"type": "BPE"}}}),
     );
     assert_field_error(&r, Some("config.num_hidden_layers"));
+    // Without a configuration class to default it (transformers' LlamaConfig would give 2048).
     let mut c = llama_8b_config();
+    c["model_type"] = json!("no_such_model");
     c.as_object_mut().unwrap().remove("max_position_embeddings");
     assert_field_error(
         &s.estimate(&json!({"config": c})),

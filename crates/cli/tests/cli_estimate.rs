@@ -173,11 +173,13 @@ fn names_as_people_type_them() {
     // `gpus` and `models` search the same way.
     let hits = json(&["gpus", "rtx 4090", "--json"]);
     assert_eq!(hits[0]["id"], "rtx-4090");
-    // Suggestions share a word with what was typed; GLM-4.6 is not near gemma-3-4b.
-    let out = vramplan(&["estimate", "-m", "GLM-4.6"]);
+    // Suggestions share a word with what was typed; GLM-4.7 is not near gemma-3-4b (GLM-4.6 is
+    // in the catalogue).
+    let out = vramplan(&["estimate", "-m", "GLM-4.7"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(!err.contains("gemma"), "{err}");
+    assert!(err.contains("zai-org/GLM-4.6"), "{err}");
     fails_with(
         &["estimate", "-m", "lama-3.1-8b-instruct"],
         "nearest: meta-llama/Llama-3.1-8B-Instruct,",

@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             figures(
                 black_box(model),
-                black_box(&inv),
+                black_box(inv),
                 black_box(gpu.memory_bytes),
                 black_box(config),
             )
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             figures(
                 black_box(ds),
-                black_box(&ds_inv),
+                black_box(ds_inv),
                 black_box(h100.memory_bytes),
                 black_box(ds_config),
             )

@@ -1,13 +1,16 @@
 //! The catalogue: models, GPUs and prices, embedded from `data/` and parsed once.
+//! Each model is its own config.json (`data/catalogue/<org>/<name>/config.json`), described by
+//! the one config.json mapping (`crate::arch`), plus `meta.toml` for what a config does not say
+//! (names, the published parameter count, base and quantization of derived checkpoints).
 //! Lookups take names as people type them (names.rs); a miss lists the three nearest entries.
 
 use crate::gpu::{Gpu, Price};
-use crate::model::ModelDesc;
+use crate::model::{ModelDesc, QuantSpec};
 use crate::precision::WeightFormat;
 use serde::Deserialize;
 use std::sync::OnceLock;
 
-include!(concat!(env!("OUT_DIR"), "/model_files.rs"));
+include!(concat!(env!("OUT_DIR"), "/catalogue_files.rs"));
 const GPU_FILE: &str = include_str!("../data/gpus.toml");
 const PRICE_FILE: &str = include_str!("../data/prices.toml");
 
@@ -17,10 +20,44 @@ pub struct Catalogue {
     pub prices: Vec<Price>,
 }
 
-#[derive(Deserialize)]
-struct ModelFile {
+/// `meta.toml` of a catalogue entry (data/SCHEMA.md, "catalogue/").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub id: String,
     #[serde(default)]
-    model: Vec<toml::Table>,
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub family: String,
+    pub config_source: String,
+    #[serde(default)]
+    pub config_copy: Option<String>,
+    #[serde(default)]
+    pub config_copy_from: Option<String>,
+    #[serde(default)]
+    pub base: Option<String>,
+    #[serde(default)]
+    pub config_from_base: bool,
+    #[serde(default)]
+    pub published_params: Option<u64>,
+    #[serde(default)]
+    pub published_params_source: Option<String>,
+    #[serde(default)]
+    pub nominal_params: Option<u64>,
+    #[serde(default)]
+    pub nominal_params_source: Option<String>,
+    #[serde(default)]
+    pub max_context: Option<u64>,
+    #[serde(default)]
+    pub max_context_source: Option<String>,
+    #[serde(default)]
+    pub dtype: Option<String>,
+    #[serde(default)]
+    pub dtype_source: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub quantization: Option<QuantSpec>,
 }
 
 #[derive(Deserialize)]
@@ -35,85 +72,101 @@ struct PriceFile {
     price: Vec<Price>,
 }
 
-/// Keys an entry with `base` does not inherit from its base: its own identity.
-const IDENTITY_KEYS: &[&str] = &[
-    "id",
-    "aliases",
-    "source",
-    "base",
-    "quantization",
-    "published_params",
-    "published_params_source",
-    "nominal_params",
-    "notes",
-];
+/// One stored entry: its directory, meta.toml and config.json (if stored).
+pub type EntryFiles<'a> = (&'a str, &'a str, Option<&'a str>);
 
 /// Parses the embedded data. Errors name the file and entry; the catalogue tests assert none.
-pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<Catalogue, String> {
-    let mut tables: Vec<(String, toml::Table)> = Vec::new();
-    for (name, text) in model_files {
-        let f: ModelFile = toml::from_str(text).map_err(|e| format!("data/models/{name}: {e}"))?;
-        tables.extend(f.model.into_iter().map(|t| (name.to_string(), t)));
+pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalogue, String> {
+    let mut metas = Vec::with_capacity(entries.len());
+    for (dir, meta, config) in entries {
+        let m: Meta =
+            toml::from_str(meta).map_err(|e| format!("data/catalogue/{dir}/meta.toml: {e}"))?;
+        if !m.id.eq_ignore_ascii_case(dir) {
+            return Err(format!(
+                "data/catalogue/{dir}/meta.toml: id '{}' does not match its directory",
+                m.id
+            ));
+        }
+        metas.push((*dir, m, *config));
     }
-    let find = |id: &str| {
-        tables
-            .iter()
-            .find(|(_, t)| {
-                t.get("id")
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(id))
-            })
-            .map(|(_, t)| t.clone())
+    let config_of = |id: &str| -> Result<(&str, &str), String> {
+        // Follow `config_from_base` to the entry that stores the config.json.
+        let mut id = id.to_string();
+        for _ in 0..8 {
+            let (dir, m, config) = metas
+                .iter()
+                .find(|(_, m, _)| m.id.eq_ignore_ascii_case(&id))
+                .ok_or_else(|| format!("no catalogue entry '{id}'"))?;
+            match (config, m.config_from_base, &m.base) {
+                (Some(c), _, _) => return Ok((*dir, *c)),
+                (None, true, Some(b)) => id = b.clone(),
+                _ => {
+                    return Err(format!(
+                        "data/catalogue/{dir}: no config.json and no config_from_base"
+                    ))
+                }
+            }
+        }
+        Err(format!(
+            "data/catalogue: base chain of '{id}' is too long (a cycle?)"
+        ))
     };
-    let mut models = Vec::with_capacity(tables.len());
-    for (file, table) in &tables {
-        let mut merged = table.clone();
-        let mut seen = 0;
-        // Follow `base` chains (an instruct entry pointing at a base that is itself derived).
-        while let Some(base_id) = merged
-            .get("base")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-        {
-            seen += 1;
-            let base = find(&base_id).ok_or_else(|| {
-                format!("data/models/{file}: entry {:?} names base '{base_id}', which is not in the catalogue", table.get("id"))
-            })?;
-            if seen > 8 {
+    let mut models = Vec::with_capacity(metas.len());
+    for (dir, m, _) in &metas {
+        if let Some(b) = &m.base {
+            if !metas.iter().any(|(_, x, _)| x.id.eq_ignore_ascii_case(b)) {
                 return Err(format!(
-                    "data/models/{file}: base chain of {:?} is too long (a cycle?)",
-                    table.get("id")
+                    "data/catalogue/{dir}/meta.toml: base '{b}' is not in the catalogue"
                 ));
             }
-            let mut next = base.clone();
-            for (k, v) in merged.iter() {
-                if k != "base" {
-                    next.insert(k.clone(), v.clone());
-                }
-            }
-            // Identity keys of the base never leak into the derived entry.
-            for k in IDENTITY_KEYS {
-                if !merged.contains_key(*k) {
-                    next.remove(*k);
-                }
-            }
-            if let Some(b) = base.get("base") {
-                next.insert("base".into(), b.clone());
-            } else {
-                next.remove("base");
-            }
-            merged = next;
         }
-        if table.get("base").is_some() {
-            merged.insert("base".into(), table["base"].clone());
+        let (config_dir, text) = config_of(&m.id)?;
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("data/catalogue/{config_dir}/config.json: {e}"))?;
+        let mut d = crate::arch::describe(&value)
+            .map_err(|e| format!("data/catalogue/{config_dir}/config.json: {e}"))?;
+        d.id = m.id.clone();
+        d.aliases = m.aliases.clone();
+        d.family = m.family.clone();
+        d.source = m.config_source.clone();
+        d.base = m.base.clone();
+        if m.quantization.is_some() {
+            d.quantization = m.quantization.clone();
         }
-        let model: ModelDesc = merged.try_into().map_err(|e: toml::de::Error| {
-            format!("data/models/{file}: entry {:?}: {e}", table.get("id"))
-        })?;
-        model
-            .validate()
-            .map_err(|e| format!("data/models/{file}: {e}"))?;
-        models.push(model);
+        d.published_params = m.published_params;
+        d.published_params_source = m.published_params_source.clone();
+        d.nominal_params = m.nominal_params;
+        if let Some(c) = m.max_context {
+            d.max_context = c;
+            d.warnings
+                .retain(|w| !w.contains("gives no context length"));
+        }
+        if let Some(t) = &m.dtype {
+            d.dtype = t.clone();
+        }
+        d.validate()
+            .map_err(|e| format!("data/catalogue/{dir}: {e}"))?;
+        models.push(d);
+    }
+    // A derived entry without a count of its own inherits its base's (data/SCHEMA.md).
+    for i in 0..models.len() {
+        if models[i].published_params.is_some() {
+            continue;
+        }
+        let mut base = models[i].base.clone();
+        for _ in 0..8 {
+            let Some(b) = base else { break };
+            let Some(m) = models.iter().find(|m| m.id.eq_ignore_ascii_case(&b)) else {
+                break;
+            };
+            if m.published_params.is_some() {
+                let (p, src) = (m.published_params, m.published_params_source.clone());
+                models[i].published_params = p;
+                models[i].published_params_source = src.map(|s| format!("{s} (its base {b})"));
+                break;
+            }
+            base = m.base.clone();
+        }
     }
     let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
     let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
@@ -127,7 +180,7 @@ pub fn parse(model_files: &[(&str, &str)], gpus: &str, prices: &str) -> Result<C
 /// The embedded catalogue, parsed on first use.
 pub fn catalogue() -> &'static Catalogue {
     static CAT: OnceLock<Catalogue> = OnceLock::new();
-    CAT.get_or_init(|| match parse(MODEL_FILES, GPU_FILE, PRICE_FILE) {
+    CAT.get_or_init(|| match parse(CATALOGUE_FILES, GPU_FILE, PRICE_FILE) {
         Ok(c) => c,
         // The data is compiled in and checked by tests; a failure here is a build defect.
         Err(e) => panic!("embedded catalogue is invalid: {e}"),

@@ -330,7 +330,11 @@ pub struct Estimate {
     pub context: u64,
     pub batch: u64,
     pub engine: String,
+    /// The whole checkpoint's parameters as transformers counts them (towers included, tied
+    /// weights once, multi-token-prediction layers apart).
     pub params: u64,
+    /// The language model's parameters (params without the vision/audio towers and projectors).
+    pub text_params: u64,
     pub active_params: u64,
     pub weights_bytes: u64,
     pub kv_bytes_per_token: u64,
@@ -354,6 +358,10 @@ pub struct Estimate {
     pub min_gpus: Option<u64>,
     pub naive: NaiveComparison,
     pub assumptions: Vec<Assumption>,
+    /// The decoder layers by kind, with their caches.
+    pub layers: crate::model::LayerSummary,
+    /// Vision/audio towers and projectors, each with its parameters.
+    pub towers: Vec<crate::model::Tower>,
     /// vLLM / SGLang: memory outside torch tensors (CUDA context excluded, NCCL and cuBLAS
     /// buffers included) as vLLM's "non-torch memory".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -415,9 +423,10 @@ pub struct Estimate {
     /// When it does not fit: the smallest changes that would (crate::plan::advise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<crate::plan::Advice>,
-    /// What the figures cannot say and the engine would (a context beyond the model's limit),
-    /// what they assume that the input did not say, and where they are estimated rather than
-    /// exact: one sentence each; empty when there is nothing to flag. Always serialized.
+    /// What the description could not say exactly (the mapping's warnings, first), what the
+    /// figures cannot say and the engine would (a context beyond the model's limit), what they
+    /// assume that the input did not say, and where they are estimated rather than exact: one
+    /// sentence each; empty when there is nothing to flag. Always serialized.
     pub warnings: Vec<String>,
     /// llama.cpp: every device's buffers, one object per GPU and one for the host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -452,6 +461,7 @@ impl Estimate {
             batch: b,
             engine: engine.into(),
             params,
+            text_params: model.text_params(),
             active_params: params.saturating_sub(inv.inactive_expert_params),
             weights_bytes: 0,
             kv_bytes_per_token: kv_per_token_model,
@@ -479,6 +489,9 @@ impl Estimate {
                 reason: naive_reason(model),
             },
             assumptions: Vec::new(),
+            warnings: model.warnings.clone(),
+            layers: model.layer_summary(),
+            towers: model.towers.clone(),
             non_torch_bytes: None,
             cuda_graph_bytes: None,
             kv_cache_blocks: None,
@@ -500,7 +513,6 @@ impl Estimate {
             engine_settings: Vec::new(),
             stages: Vec::new(),
             advice: Vec::new(),
-            warnings: Vec::new(),
             devices: Vec::new(),
         }
     }
@@ -567,38 +579,61 @@ fn min_gpus_from(
 }
 
 pub fn naive_reason(model: &ModelDesc) -> String {
-    if let Some(m) = &model.mla {
+    let Some(a) = model.first_attention() else {
+        return format!(
+            "{} has no attention layers: its recurrent layers keep a constant state per sequence, no KV cache",
+            model.id
+        );
+    };
+    if let Some(m) = &a.latent {
         return format!(
             "{} uses multi-head latent attention: it caches a {}-wide latent plus a {}-wide rope key per layer, not K and V of the full hidden size {}",
             model.id, m.kv_lora_rank, m.qk_rope_head_dim, model.hidden_size
         );
     }
-    let kind = if model.num_kv_heads == 1 {
+    let kind = if a.kv_heads == 1 {
         "multi-query attention (1 KV head)".to_string()
-    } else if model.num_kv_heads < model.num_attention_heads {
+    } else if a.kv_heads < a.heads {
         format!(
             "grouped-query attention ({} KV heads for {} query heads)",
-            model.num_kv_heads, model.num_attention_heads
+            a.kv_heads, a.heads
         )
     } else {
-        format!("multi-head attention ({} heads)", model.num_attention_heads)
+        format!("multi-head attention ({} heads)", a.heads)
     };
     let mut r = format!(
         "{} uses {kind} of head dimension {}",
-        model.id, model.head_dim
+        model.id, a.k_head_dim
     );
-    if model.num_kv_heads * model.head_dim != model.hidden_size {
+    if a.kv_heads * a.k_head_dim != model.hidden_size {
         r.push_str(&format!(
             ": K and V are {} wide per layer, not the hidden size {}",
-            model.num_kv_heads * model.head_dim,
+            a.kv_heads * a.k_head_dim,
             model.hidden_size
         ));
     }
-    if model.sliding_window.is_some() {
+    let layers: Vec<_> = model.layers().collect();
+    if layers.iter().any(|l| {
+        l.attention
+            .as_ref()
+            .is_some_and(|a| a.span.limit().is_some())
+    }) {
         r.push_str("; sliding-window layers keep at most their window");
     }
-    if model.ssm.is_some() {
-        r.push_str("; Mamba layers keep a constant state instead of a KV cache");
+    if layers
+        .iter()
+        .any(|l| l.attention.as_ref().is_some_and(|a| !a.caches()))
+    {
+        r.push_str("; some layers reuse another layer's cache");
+    }
+    if layers.iter().any(|l| l.recurrent.is_some()) {
+        r.push_str("; recurrent layers keep a constant state instead of a KV cache");
+    }
+    if layers
+        .iter()
+        .any(|l| l.attention.is_none() && l.recurrent.is_none())
+    {
+        r.push_str("; some layers have no attention");
     }
     if model.dtype_bytes() != 2 {
         r.push_str("; the naive formula assumes 2-byte elements");
@@ -652,13 +687,13 @@ pub fn figures(
 pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate, String> {
     config.check(model)?;
     let inv = model.inventory();
-    let f = figures(model, &inv, gpu.memory_bytes, config);
+    let f = figures(model, inv, gpu.memory_bytes, config);
     let (max_context, limit) = if f.max_context >= model.max_context {
         (model.max_context, "model")
     } else {
         (f.max_context, "memory")
     };
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "generic");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "generic");
     e.weights_bytes = f.weights_bytes;
     e.kv_cache_bytes = f.kv_cache_bytes;
     e.activation_bytes = f.activation_bytes;
@@ -695,16 +730,12 @@ fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
         Assumption {
             figure: "weights",
             formula: format!("sum over every tensor of its bytes in {} (quantized layouts include their scales and zero points; embeddings, head and norms stay 16-bit where the format keeps them)", config.weights.name()),
-            source: "tensor inventory from the model's config.json (data/models), storage layouts in precision.rs",
+            source: "tensor inventory from the model's config.json (crates/core/src/arch, transformers 5.24.0 modeling files), storage layouts in precision.rs",
         },
         Assumption {
             figure: "kv_cache",
-            formula: if model.mla.is_some() {
-                "layers × (kv_lora_rank + qk_rope_head_dim) × dtype bytes × tokens × sequences".into()
-            } else {
-                format!("2 × layers × KV heads ({}) × head_dim ({}) × {} bytes × tokens × sequences; sliding-window layers capped at the window", model.num_kv_heads, model.head_dim, config.kv_dtype.name())
-            },
-            source: "DeepSeek-V2 §2.1 (KV per token by attention kind); vLLM kv_cache_interface.py page sizes",
+            formula: kv_formula(model, config),
+            source: "transformers 5.24.0 cache_utils.py (per-layer K/V, sliding, shared and recurrent layers); DeepSeek-V2 §2.1 (MLA); vLLM kv_cache_interface.py page sizes",
         },
         Assumption {
             figure: "activations",
@@ -722,4 +753,25 @@ fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
             source: "vLLM --gpu-memory-utilization default 0.9 (vllm/config/cache.py)",
         },
     ]
+}
+
+/// The KV-cache formula of `assumptions`, layer kind by layer kind.
+fn kv_formula(model: &ModelDesc, config: &Config) -> String {
+    let summary = model.layer_summary();
+    let mut parts = Vec::new();
+    for (kind, n) in &summary.kinds {
+        parts.push(format!("{n} {kind}"));
+    }
+    let mut f = format!(
+        "per layer and token: K row + V row ({} each, KV heads × head_dim; MLA: the latent and the rope key) over the layers that cache ({}); sliding and chunked layers capped at their window; layers sharing another layer's cache count nothing",
+        config.kv_dtype.name(),
+        parts.join(", ")
+    );
+    if summary.state_bytes_per_sequence > 0 {
+        f.push_str(&format!(
+            "; recurrent layers: {} B of conv and recurrent state per sequence, whatever the context",
+            summary.state_bytes_per_sequence
+        ));
+    }
+    f
 }

@@ -4,6 +4,7 @@
 //! KV cache, the per-GPU breakdown, fit searches, parallelism, engine profiles and the embedded
 //! catalogue (models, GPUs, prices, each with its source). No I/O, no printing, no CLI.
 
+pub mod arch;
 pub mod catalogue;
 pub mod engine;
 pub mod estimate;
@@ -11,6 +12,7 @@ pub mod fit;
 pub mod ggml;
 pub mod gpu;
 pub mod kv;
+pub mod layer;
 pub mod limits;
 pub mod model;
 pub mod naive;

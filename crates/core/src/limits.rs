@@ -30,6 +30,9 @@ pub const MAX_VOCAB_SIZE: u64 = 1 << 24;
 pub const MAX_CONTEXT: u64 = 1 << 34;
 /// Routed experts per MoE layer. Released models have at most 384 (Kimi K2); 4096 is ×10.
 pub const MAX_EXPERTS: u64 = 4096;
+/// Layers of a vision or audio tower. Released towers have tens (CLIP ViT-L/14: 24, SigLIP
+/// so400m: 27); 1,000 keeps the tower's tensor list small.
+pub const MAX_TOWER_LAYERS: u64 = 1_000;
 /// Entries in a per-layer list of a config (`layer_types`, per-layer head counts): one per
 /// layer, so the layer bound.
 pub const MAX_PER_LAYER_ENTRIES: u64 = MAX_LAYERS;

@@ -1,41 +1,36 @@
-//! Model description: the architecture facts every other figure is derived from, and the
-//! tensor inventory (every weight tensor with its shape and role) computed from them.
-//! Parameter-counting rules: see `crates/core/data/SCHEMA.md` and the comments below; each
-//! catalogue entry is tested against its published total (tests/catalogue.rs).
+//! Model description: what a model is, for memory. It is built only by the config.json mapping
+//! (`crate::arch::describe`), whatever the model came from (the catalogue's stored config.json
+//! files, a file on disk, a pasted config, a GGUF header translated to config.json keys), so
+//! each architecture has one description.
+//!
+//! The description holds every weight tensor (text decoder layers grouped into kinds of identical
+//! layers, the embeddings and head, vision/audio towers), each decoder layer's mixer and cache
+//! (`crate::layer`), the multi-token-prediction layers apart, and the warnings the mapping raised.
 
-use crate::precision::Role;
+use crate::layer::{Attention, Ffn, Latent, Layer, Moe};
+pub use crate::precision::Role;
 use serde::{Deserialize, Serialize};
 
-fn default_true() -> bool {
-    true
-}
-fn default_two() -> u64 {
-    2
-}
-fn default_dtype() -> String {
-    "bf16".into()
-}
-
+/// MLP shape of the typical layer: gated (gate, up, down: SwiGLU/GeGLU) or plain (up, down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MlpKind {
-    /// gate + up + down (SwiGLU / GeGLU): 3·h·I weights.
     #[default]
     Gated,
-    /// up + down (GELU MLP of GPT-2, OPT, Falcon, BLOOM): 2·h·I weights.
     Plain,
 }
 
+/// The text model's normalisation: RMSNorm (a weight) or LayerNorm (weight and bias).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NormKind {
-    /// RMSNorm: a weight vector.
     #[default]
     Rms,
-    /// LayerNorm: weight and bias.
     Layer,
 }
 
+/// A pre-quantized checkpoint's storage: from its `quantization_config` or the catalogue's
+/// metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantSpec {
@@ -48,203 +43,6 @@ pub struct QuantSpec {
     pub source: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Moe {
-    pub num_experts: u64,
-    pub experts_per_token: u64,
-    pub expert_intermediate_size: u64,
-    #[serde(default)]
-    pub shared_experts: u64,
-    #[serde(default)]
-    pub shared_expert_intermediate_size: u64,
-    #[serde(default)]
-    pub shared_expert_gate: bool,
-    #[serde(default)]
-    pub dense_leading_layers: u64,
-    #[serde(default)]
-    pub layer_step: Option<u64>,
-    #[serde(default)]
-    pub layer_offset: u64,
-    #[serde(default)]
-    pub router_bias: bool,
-    #[serde(default)]
-    pub expert_bias: bool,
-    #[serde(default)]
-    pub dense_intermediate_size: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mla {
-    pub kv_lora_rank: u64,
-    #[serde(default)]
-    pub q_lora_rank: u64,
-    pub qk_rope_head_dim: u64,
-    pub qk_nope_head_dim: u64,
-    pub v_head_dim: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowPattern {
-    /// Every layer local (Mistral 7B v0.1).
-    All,
-    /// Even layers local, odd layers global (Gemma 2, gpt-oss).
-    Alternate,
-    /// Layer i global when (i+1) % global_every == 0, else local (Gemma 3: 5 local to 1 global).
-    GlobalEvery,
-    /// Chunked local attention (Llama 4): local layers attend within chunks of `window` tokens,
-    /// every `global_every`-th layer global.
-    Chunked,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlidingWindow {
-    pub window: u64,
-    pub pattern: WindowPattern,
-    #[serde(default)]
-    pub global_every: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ssm {
-    pub d_state: u64,
-    pub d_conv: u64,
-    pub expand: u64,
-    #[serde(default)]
-    pub dt_rank: u64,
-    #[serde(default)]
-    pub attn_layer_period: u64,
-    #[serde(default)]
-    pub attn_layer_offset: u64,
-    #[serde(default)]
-    pub dt_norms: bool,
-    #[serde(default = "default_true")]
-    pub conv_bias: bool,
-    #[serde(default)]
-    pub proj_bias: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Projector {
-    #[default]
-    Linear,
-    Mlp2,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Vision {
-    pub layers: u64,
-    pub hidden_size: u64,
-    pub intermediate_size: u64,
-    pub patch_size: u64,
-    pub image_size: u64,
-    #[serde(default = "default_channels")]
-    pub num_channels: u64,
-    #[serde(default = "default_plain")]
-    pub mlp: MlpKind,
-    #[serde(default)]
-    pub projector: Projector,
-    #[serde(default)]
-    pub projector_input_dim: u64,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub notes: Option<String>,
-}
-
-fn default_channels() -> u64 {
-    3
-}
-fn default_plain() -> MlpKind {
-    MlpKind::Plain
-}
-
-/// A model's architecture. Field meanings: `crates/core/data/SCHEMA.md`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelDesc {
-    pub id: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub family: String,
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub base: Option<String>,
-    #[serde(default)]
-    pub quantization: Option<QuantSpec>,
-    #[serde(default)]
-    pub published_params: Option<u64>,
-    #[serde(default)]
-    pub published_params_source: Option<String>,
-    /// The size in the model's name (7B → 7e9): only the seed articles' naive arithmetic uses it.
-    #[serde(default)]
-    pub nominal_params: Option<u64>,
-    pub max_context: u64,
-    #[serde(default = "default_dtype")]
-    pub dtype: String,
-    pub num_layers: u64,
-    pub hidden_size: u64,
-    pub num_attention_heads: u64,
-    pub num_kv_heads: u64,
-    pub head_dim: u64,
-    pub intermediate_size: u64,
-    pub vocab_size: u64,
-    #[serde(default)]
-    pub tie_embeddings: bool,
-    #[serde(default)]
-    pub mlp: MlpKind,
-    #[serde(default)]
-    pub norm: NormKind,
-    #[serde(default = "default_two")]
-    pub norms_per_layer: u64,
-    #[serde(default)]
-    pub qk_norm: bool,
-    #[serde(default)]
-    pub qkv_bias: bool,
-    #[serde(default)]
-    pub o_bias: bool,
-    #[serde(default)]
-    pub mlp_bias: bool,
-    #[serde(default)]
-    pub lm_head_bias: bool,
-    #[serde(default)]
-    pub learned_positions: u64,
-    #[serde(default)]
-    pub embedding_norm: bool,
-    #[serde(default = "default_true")]
-    pub final_norm: bool,
-    #[serde(default)]
-    pub embed_proj_dim: u64,
-    #[serde(default)]
-    pub extra_params: u64,
-    #[serde(default)]
-    pub extra_params_note: Option<String>,
-    #[serde(default)]
-    pub notes: Option<String>,
-    #[serde(default)]
-    pub moe: Option<Moe>,
-    #[serde(default)]
-    pub mla: Option<Mla>,
-    #[serde(default)]
-    pub sliding_window: Option<SlidingWindow>,
-    #[serde(default)]
-    pub ssm: Option<Ssm>,
-    #[serde(default)]
-    pub vision: Option<Vision>,
-    /// Weight bytes read from a model file, which replace the bytes computed from the
-    /// inventory and the precision (set by the file readers, never in the catalogue).
-    #[serde(skip)]
-    pub measured: Option<MeasuredWeights>,
 }
 
 /// The real tensor bytes of a model file, by where they live: decoder layer i, the input side
@@ -281,19 +79,8 @@ pub struct MeasuredTensor {
     pub output: bool,
 }
 
-/// What a layer keeps per sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerCache {
-    /// Full attention: K and V for every token.
-    Full,
-    /// Local attention: K and V for at most `window` tokens.
-    Window(u64),
-    /// Mamba: a constant state per sequence.
-    State,
-}
-
 /// How a tensor is divided under tensor parallelism (vLLM's column/row-parallel linears).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
     /// Every rank holds a copy (norms, routers, MLA down-projections).
     Replicated,
@@ -301,13 +88,14 @@ pub enum Split {
     Rows,
     /// Input features split (row-parallel: o_proj, down_proj).
     Cols,
-    /// k/v projections: split by KV head, replicated when there are fewer KV heads than ranks.
-    KvRows,
+    /// k/v projections: `rows` = KV heads × head width, split by KV head and replicated when
+    /// there are fewer KV heads than ranks; `head_dim` is the width of one head.
+    KvRows { head_dim: u64 },
 }
 
 /// One weight tensor (or `count` identical ones): `rows` output features × `cols` inputs;
 /// vectors have `cols == 1` and role `Small`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tensor {
     pub role: Role,
     pub rows: u64,
@@ -317,7 +105,7 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    fn matrix(role: Role, rows: u64, cols: u64, split: Split) -> Tensor {
+    pub fn matrix(role: Role, rows: u64, cols: u64, split: Split) -> Tensor {
         Tensor {
             role,
             rows,
@@ -326,7 +114,7 @@ impl Tensor {
             split,
         }
     }
-    fn vector(n: u64) -> Tensor {
+    pub fn vector(n: u64) -> Tensor {
         Tensor {
             role: Role::Small,
             rows: n,
@@ -335,7 +123,7 @@ impl Tensor {
             split: Split::Replicated,
         }
     }
-    fn times(mut self, count: u64) -> Tensor {
+    pub fn times(mut self, count: u64) -> Tensor {
         self.count = self.count.saturating_mul(count);
         self
     }
@@ -353,430 +141,330 @@ pub enum Stage {
     Last,
 }
 
-/// A group of identical decoder layers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerShape {
-    pub tensors: Vec<Tensor>,
-    pub cache: LayerCache,
-    pub moe: bool,
-}
-
-/// Every tensor of a model, computed once from its description.
-#[derive(Debug, Clone, PartialEq)]
+/// Every tensor of the text decoder and its towers, with the decoder layers grouped into kinds
+/// of identical layers (so a 61-layer model with two kinds costs two layer descriptions).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inventory {
+    /// Model-level tensors: embeddings, final norm, head, and every tower tensor.
     pub global: Vec<(Stage, Tensor)>,
-    pub shapes: Vec<LayerShape>,
-    /// `layer_shape[i]` indexes `shapes` for decoder layer i.
-    pub layer_shape: Vec<u16>,
+    /// The distinct kinds of decoder layer.
+    pub kinds: Vec<Layer>,
+    /// `kinds[layer_kind[i]]` describes decoder layer i.
+    pub layer_kind: Vec<u16>,
     /// Parameters of routed experts that are not active for a token, summed over layers.
     pub inactive_expert_params: u64,
 }
 
 impl Inventory {
+    /// Parameters of every tensor (towers included; MTP layers are not in the inventory).
     pub fn params(&self) -> u64 {
-        let global: u64 = self.global.iter().map(|(_, t)| t.elements()).sum();
-        let layers: u64 = self
-            .layer_shape
+        let global = self
+            .global
             .iter()
-            .map(|&s| {
-                self.shapes[s as usize]
-                    .tensors
-                    .iter()
-                    .map(Tensor::elements)
-                    .sum::<u64>()
-            })
-            .sum();
-        global.saturating_add(layers)
+            .fold(0u64, |a, (_, t)| a.saturating_add(t.elements()));
+        let per_kind: Vec<u64> = self.kinds.iter().map(Layer::params).collect();
+        self.layer_kind
+            .iter()
+            .fold(global, |a, &k| a.saturating_add(per_kind[k as usize]))
     }
 
-    /// Count of layers per shape index.
-    pub fn shape_counts(&self) -> Vec<u64> {
-        let mut counts = vec![0u64; self.shapes.len()];
-        for &s in &self.layer_shape {
-            counts[s as usize] += 1;
+    /// Count of decoder layers of each kind.
+    pub fn kind_counts(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; self.kinds.len()];
+        for &k in &self.layer_kind {
+            counts[k as usize] += 1;
         }
         counts
     }
+
+    /// The description of decoder layer `i`.
+    pub fn layer(&self, i: u64) -> &Layer {
+        &self.kinds[self.layer_kind[i as usize] as usize]
+    }
+}
+
+/// What a tower encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TowerKind {
+    Vision,
+    Audio,
+    /// Projectors and adapters between an encoder and the text model.
+    Projector,
+    /// Other non-text modules (e.g. a video or speech decoder's parts counted by transformers).
+    Other,
+}
+
+/// A non-text part of the checkpoint (its tensors are in `Inventory::global`, first stage).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tower {
+    pub kind: TowerKind,
+    /// What it is, e.g. "SigLIP vision encoder (27 layers)".
+    pub name: String,
+    pub params: u64,
+}
+
+/// Multi-token-prediction layers (DeepSeek-V3 `num_nextn_predict_layers`, GLM-4.5, Qwen3-Next):
+/// shipped with the checkpoint, loaded by engines only for speculative decoding, so counted
+/// apart from `params`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mtp {
+    pub layers: u64,
+    pub params: u64,
+    /// The tensors of all MTP layers (each a decoder layer plus its projection and norms).
+    pub tensors: Vec<Tensor>,
+}
+
+/// The decoder layers by kind, as the estimate JSON's `layers` reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct LayerSummary {
+    /// Decoder layers (MTP layers apart).
+    pub total: u64,
+    /// Layers of each kind: "full_attention", "sliding_attention", "chunked_attention",
+    /// "kv_shared_attention", "latent_attention", "latent_attention_indexed", "mamba",
+    /// "mamba2", "gated_deltanet", "kimi_delta_attention", "short_conv", "lightning_attention",
+    /// "<recurrent>+<attention>" for hybrid layers, "mlp_only", "moe_only".
+    pub kinds: std::collections::BTreeMap<String, u64>,
+    /// Sliding-window or chunk lengths and how many layers use each.
+    pub windows: Vec<WindowCount>,
+    /// Recurrent state bytes per sequence (whole model, conv + recurrent states as
+    /// transformers' cache allocates them), whatever the context.
+    pub state_bytes_per_sequence: u64,
+    /// Layers with routed experts.
+    pub moe_layers: u64,
+    /// Multi-token-prediction layers and their parameters (not in `params`; engines load them
+    /// only for speculative decoding).
+    pub mtp_layers: u64,
+    pub mtp_params: u64,
+    /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
+    /// I latent with indexer, R recurrent, H hybrid, M mixer-less (MLP/MoE only).
+    pub pattern: String,
+}
+
+/// One window length and the layers using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WindowCount {
+    pub tokens: u64,
+    pub layers: u64,
+}
+
+/// A model as the estimator sees it. Field meanings: the comments, and README "How memory is
+/// computed".
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDesc {
+    // Identity: the catalogue's meta.toml, the file it was read from, or the caller.
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub family: String,
+    pub source: String,
+    pub base: Option<String>,
+    pub quantization: Option<QuantSpec>,
+    pub published_params: Option<u64>,
+    pub published_params_source: Option<String>,
+    /// The size in the model's name (7B → 7e9): only the seed articles' naive arithmetic uses it.
+    pub nominal_params: Option<u64>,
+
+    /// transformers' `model_type` of the text model (e.g. "qwen3_next"; for a multimodal model
+    /// its text_config's, e.g. "qwen2_5_vl_text" — `top_model_type` keeps the outer one).
+    pub model_type: String,
+    pub top_model_type: String,
+    /// `max_position_embeddings` (or the family's own name for it).
+    pub max_context: u64,
+    /// Released dtype: "bf16", "fp16" or "fp32".
+    pub dtype: String,
+    pub num_layers: u64,
+    pub hidden_size: u64,
+    pub vocab_size: u64,
+    pub tie_embeddings: bool,
+
+    // The representative layer's figures, for the rules that need one number (activation
+    // peaks, launch checks, messages): the first attention layer and the first MoE layer.
+    // Everything per layer — KV, state, weights — comes from `inventory`.
+    pub num_attention_heads: u64,
+    pub num_kv_heads: u64,
+    pub head_dim: u64,
+    /// Width of the dense MLP (the first dense layer's; else the routed experts').
+    pub intermediate_size: u64,
+    pub mlp: MlpKind,
+    pub norm: NormKind,
+    pub moe: Option<Moe>,
+    pub mla: Option<Latent>,
+
+    pub inventory: Inventory,
+    pub towers: Vec<Tower>,
+    pub mtp: Option<Mtp>,
+    /// What the mapping could not describe exactly, one line each.
+    pub warnings: Vec<String>,
+    /// Weight bytes read from a model file, which replace the bytes computed from the
+    /// inventory and the precision (set by the file readers, never by the catalogue).
+    pub measured: Option<MeasuredWeights>,
 }
 
 impl ModelDesc {
-    fn norm_params(&self, n: u64) -> u64 {
-        match self.norm {
-            NormKind::Rms => n,
-            NormKind::Layer => 2 * n,
-        }
+    /// The inventory (built once by the mapping).
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
     }
 
-    /// Whether decoder layer `i` uses attention (else a Mamba layer).
-    pub fn is_attention_layer(&self, i: u64) -> bool {
-        match &self.ssm {
-            None => true,
-            Some(s) => s.attn_layer_period > 0 && i % s.attn_layer_period == s.attn_layer_offset,
-        }
+    /// Decoder layer `i`.
+    pub fn layer(&self, i: u64) -> &Layer {
+        self.inventory.layer(i)
     }
 
-    /// Whether decoder layer `i` has a routed-expert MLP.
-    pub fn is_moe_layer(&self, i: u64) -> bool {
-        match &self.moe {
-            None => false,
-            Some(m) => {
-                let step = m.layer_step.unwrap_or(1).max(1);
-                i >= m.dense_leading_layers
-                    && i >= m.layer_offset
-                    && (i - m.layer_offset).is_multiple_of(step)
-            }
-        }
+    /// Every decoder layer in order.
+    pub fn layers(&self) -> impl Iterator<Item = &Layer> + '_ {
+        self.inventory
+            .layer_kind
+            .iter()
+            .map(move |&k| &self.inventory.kinds[k as usize])
     }
 
-    /// What decoder layer `i` caches per sequence.
-    pub fn layer_cache(&self, i: u64) -> LayerCache {
-        if !self.is_attention_layer(i) {
-            return LayerCache::State;
-        }
-        let Some(sw) = &self.sliding_window else {
-            return LayerCache::Full;
-        };
-        let local = match sw.pattern {
-            WindowPattern::All => true,
-            WindowPattern::Alternate => i.is_multiple_of(2),
-            WindowPattern::GlobalEvery | WindowPattern::Chunked => {
-                sw.global_every == 0 || !(i + 1).is_multiple_of(sw.global_every)
-            }
-        };
-        if local {
-            LayerCache::Window(sw.window)
-        } else {
-            LayerCache::Full
-        }
+    /// The attention of the first layer that has one.
+    pub fn first_attention(&self) -> Option<&Attention> {
+        self.inventory
+            .kinds
+            .iter()
+            .find_map(|k| k.attention.as_ref())
     }
 
-    /// Elements of K plus V cached per token in one attention layer (per full model, all heads).
-    /// MLA caches one compressed latent plus the shared rope key: kv_lora_rank + qk_rope_head_dim
-    /// (DeepSeek-V2 §2.1.3; vLLM MLAAttentionSpec).
-    pub fn kv_elements_per_token_layer(&self) -> u64 {
-        match &self.mla {
-            Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
-            None => 2 * self.num_kv_heads * self.head_dim,
-        }
+    /// Whether any layer keeps a recurrent state.
+    pub fn has_recurrent_layers(&self) -> bool {
+        self.inventory.kinds.iter().any(|k| k.recurrent.is_some())
     }
 
-    /// Mamba state elements per sequence per layer: conv state (d_conv−1)·d_inner plus SSM
-    /// state d_inner·d_state (llama.cpp llama-memory-recurrent: n_embd_r, n_embd_s).
-    pub fn ssm_state_elements_layer(&self) -> u64 {
-        match &self.ssm {
-            Some(s) => {
-                let di = s.expand * self.hidden_size;
-                (s.d_conv.saturating_sub(1)) * di + di * s.d_state
-            }
-            None => 0,
-        }
+    /// Whether every layer is an attention layer caching its own full/windowed K and V and no
+    /// layer has a recurrent state: the models the engine rules written for attention alone
+    /// describe exactly.
+    pub fn attention_only(&self) -> bool {
+        self.inventory
+            .kinds
+            .iter()
+            .all(|k| k.recurrent.is_none() && k.attention.as_ref().is_some_and(|a| a.caches()))
     }
 
-    fn mlp_tensors(&self, width: u64, bias: bool, role: Role, out: &mut Vec<Tensor>, count: u64) {
-        let h = self.hidden_size;
-        let gated = self.mlp == MlpKind::Gated;
-        let up_rows = if gated { 2 * width } else { width };
-        out.push(Tensor::matrix(role, up_rows, h, Split::Rows).times(count));
-        out.push(Tensor::matrix(role, h, width, Split::Cols).times(count));
-        if bias {
-            out.push(Tensor::vector(up_rows + h).times(count));
-        }
-    }
-
-    fn mlp_params(&self, width: u64, bias: bool) -> u64 {
-        let mut v = Vec::new();
-        self.mlp_tensors(width, bias, Role::Mlp, &mut v, 1);
-        v.iter().map(Tensor::elements).sum()
-    }
-
-    fn attention_tensors(&self, out: &mut Vec<Tensor>) {
-        let (h, heads, kv, d) = (
-            self.hidden_size,
-            self.num_attention_heads,
-            self.num_kv_heads,
-            self.head_dim,
-        );
-        let a = Role::Attention;
-        if let Some(m) = &self.mla {
-            let qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
-            if m.q_lora_rank > 0 {
-                out.push(Tensor::matrix(a, m.q_lora_rank, h, Split::Replicated));
-                out.push(Tensor::vector(m.q_lora_rank));
-                out.push(Tensor::matrix(a, heads * qk, m.q_lora_rank, Split::Rows));
-            } else {
-                out.push(Tensor::matrix(a, heads * qk, h, Split::Rows));
-            }
-            out.push(Tensor::matrix(
-                a,
-                m.kv_lora_rank + m.qk_rope_head_dim,
-                h,
-                Split::Replicated,
-            ));
-            out.push(Tensor::vector(m.kv_lora_rank));
-            out.push(Tensor::matrix(
-                a,
-                heads * (m.qk_nope_head_dim + m.v_head_dim),
-                m.kv_lora_rank,
-                Split::Rows,
-            ));
-            out.push(Tensor::matrix(a, h, heads * m.v_head_dim, Split::Cols));
-        } else {
-            out.push(Tensor::matrix(a, heads * d, h, Split::Rows));
-            out.push(Tensor::matrix(a, kv * d, h, Split::KvRows).times(2));
-            out.push(Tensor::matrix(a, h, heads * d, Split::Cols));
-            if self.qkv_bias {
-                out.push(Tensor::vector(heads * d + 2 * kv * d));
-            }
-        }
-        if self.o_bias {
-            out.push(Tensor::vector(h));
-        }
-        if self.qk_norm {
-            out.push(Tensor::vector(d).times(2));
-        }
-    }
-
-    fn mamba_tensors(&self, s: &Ssm, out: &mut Vec<Tensor>) {
-        let h = self.hidden_size;
-        let di = s.expand * h;
-        let r = if s.dt_rank == 0 {
-            h.div_ceil(16)
-        } else {
-            s.dt_rank
-        };
-        out.push(Tensor::matrix(Role::Ssm, 2 * di, h, Split::Rows));
-        out.push(Tensor::matrix(Role::Small, di, s.d_conv, Split::Rows));
-        out.push(Tensor::matrix(
-            Role::Ssm,
-            r + 2 * s.d_state,
-            di,
-            Split::Cols,
-        ));
-        out.push(Tensor::matrix(Role::Ssm, di, r, Split::Rows));
-        out.push(Tensor::matrix(Role::Small, di, s.d_state, Split::Rows)); // A_log
-        out.push(Tensor::vector(di * 2)); // D and dt_proj bias
-        out.push(Tensor::matrix(Role::Ssm, h, di, Split::Cols));
-        let mut small = 0;
-        if s.proj_bias {
-            small += 2 * di + h;
-        }
-        if s.conv_bias {
-            small += di;
-        }
-        if s.dt_norms {
-            small += r + 2 * s.d_state;
-        }
-        if small > 0 {
-            out.push(Tensor::vector(small));
-        }
-    }
-
-    fn layer_tensors(&self, i: u64) -> Vec<Tensor> {
-        let h = self.hidden_size;
-        let mut t = Vec::with_capacity(16);
-        match &self.ssm {
-            Some(s) if !self.is_attention_layer(i) => self.mamba_tensors(s, &mut t),
-            _ => self.attention_tensors(&mut t),
-        }
-        if self.is_moe_layer(i) {
-            let m = self.moe.as_ref().expect("moe layer implies moe");
-            t.push(Tensor::matrix(
-                Role::Router,
-                m.num_experts,
-                h,
-                Split::Replicated,
-            ));
-            if m.router_bias {
-                t.push(Tensor::vector(m.num_experts));
-            }
-            self.mlp_tensors(
-                m.expert_intermediate_size,
-                m.expert_bias,
-                Role::Expert,
-                &mut t,
-                m.num_experts,
-            );
-            if m.shared_experts > 0 {
-                let w = m.shared_expert_intermediate_size;
-                self.mlp_tensors(w, self.mlp_bias, Role::Mlp, &mut t, m.shared_experts);
-            }
-            if m.shared_expert_gate {
-                t.push(Tensor::matrix(Role::Router, 1, h, Split::Replicated));
-            }
-        } else {
-            let w = self
-                .moe
-                .as_ref()
-                .and_then(|m| m.dense_intermediate_size)
-                .unwrap_or(self.intermediate_size);
-            self.mlp_tensors(w, self.mlp_bias, Role::Mlp, &mut t, 1);
-        }
-        if self.norms_per_layer > 0 {
-            t.push(Tensor::vector(self.norm_params(h)).times(self.norms_per_layer));
-        }
-        t
-    }
-
-    fn vision_tensors(&self, v: &Vision, out: &mut Vec<(Stage, Tensor)>) {
-        let (vh, vi, p) = (v.hidden_size, v.intermediate_size, v.patch_size.max(1));
-        let patches = (v.image_size / p) * (v.image_size / p);
-        let vis = |r, c| {
-            (
-                Stage::First,
-                Tensor::matrix(Role::Vision, r, c, Split::Rows),
-            )
-        };
-        out.push(vis(vh, v.num_channels * p * p));
-        out.push((Stage::First, Tensor::vector(vh + patches * vh)));
-        let per_layer_mlp = match v.mlp {
-            MlpKind::Plain => 2 * vh * vi,
-            MlpKind::Gated => 3 * vh * vi,
-        };
-        out.push((
-            Stage::First,
-            Tensor::matrix(Role::Vision, vh, 4 * vh + per_layer_mlp / vh, Split::Rows)
-                .times(v.layers),
-        ));
-        let bias = if v.mlp == MlpKind::Plain { vi + vh } else { 0 };
-        out.push((
-            Stage::First,
-            Tensor::vector(4 * vh + bias + 4 * vh).times(v.layers),
-        ));
-        out.push((Stage::First, Tensor::vector(2 * vh)));
-        let pin = if v.projector_input_dim == 0 {
-            vh
-        } else {
-            v.projector_input_dim
-        };
-        let h = self.hidden_size;
-        out.push(vis(h, pin));
-        out.push((Stage::First, Tensor::vector(h)));
-        if v.projector == Projector::Mlp2 {
-            out.push(vis(h, h));
-            out.push((Stage::First, Tensor::vector(h)));
-        }
-    }
-
-    /// Every tensor of the model. Rules: data/SCHEMA.md and /work-notes param formula.
-    pub fn inventory(&self) -> Inventory {
-        let (h, v) = (self.hidden_size, self.vocab_size);
-        let mut global = Vec::new();
-        if self.embed_proj_dim > 0 && self.embed_proj_dim != h {
-            let e = self.embed_proj_dim;
-            global.push((
-                Stage::First,
-                Tensor::matrix(Role::Embedding, v, e, Split::Rows),
-            ));
-            global.push((
-                Stage::First,
-                Tensor::matrix(Role::Small, h, e, Split::Replicated),
-            ));
-            global.push((
-                Stage::Last,
-                Tensor::matrix(Role::Small, e, h, Split::Replicated),
-            ));
-        } else {
-            global.push((
-                Stage::First,
-                Tensor::matrix(Role::Embedding, v, h, Split::Rows),
-            ));
-        }
-        if self.learned_positions > 0 {
-            global.push((
-                Stage::First,
-                Tensor::matrix(Role::Small, self.learned_positions, h, Split::Replicated),
-            ));
-        }
-        if self.embedding_norm {
-            global.push((Stage::First, Tensor::vector(self.norm_params(h))));
-        }
-        if self.final_norm {
-            global.push((Stage::Last, Tensor::vector(self.norm_params(h))));
-        }
-        if !self.tie_embeddings {
-            let cols = if self.embed_proj_dim > 0 {
-                self.embed_proj_dim
-            } else {
-                h
-            };
-            global.push((
-                Stage::Last,
-                Tensor::matrix(Role::LmHead, v, cols, Split::Rows),
-            ));
-        }
-        if self.lm_head_bias {
-            global.push((Stage::Last, Tensor::vector(v)));
-        }
-        if self.extra_params > 0 {
-            global.push((Stage::First, Tensor::vector(self.extra_params)));
-        }
-        if let Some(vis) = &self.vision {
-            self.vision_tensors(vis, &mut global);
-        }
-
-        let mut shapes: Vec<LayerShape> = Vec::new();
-        // Bounded even for a description that skipped `validate` (limits.rs).
-        let mut layer_shape =
-            Vec::with_capacity(self.num_layers.min(crate::limits::MAX_LAYERS) as usize);
-        let mut inactive = 0u64;
-        for i in 0..self.num_layers {
-            let cache = self.layer_cache(i);
-            let moe = self.is_moe_layer(i);
-            let attention = self.is_attention_layer(i);
-            // Layers with the same cache kind, MoE-ness and layer type have identical tensors.
-            let idx = shapes.iter().position(|s| {
-                s.cache == cache && s.moe == moe && (s.cache != LayerCache::State) == attention
-            });
-            let idx = match idx {
-                Some(i) => i,
-                None => {
-                    shapes.push(LayerShape {
-                        tensors: self.layer_tensors(i),
-                        cache,
-                        moe,
-                    });
-                    shapes.len() - 1
-                }
-            };
-            layer_shape.push(idx as u16);
-            if moe {
-                let m = self.moe.as_ref().expect("moe");
-                let idle = m.num_experts.saturating_sub(m.experts_per_token);
-                inactive = inactive.saturating_add(
-                    idle.saturating_mul(self.mlp_params(m.expert_intermediate_size, m.expert_bias)),
-                );
-            }
-        }
-        Inventory {
-            global,
-            shapes,
-            layer_shape,
-            inactive_expert_params: inactive,
-        }
-    }
-
-    /// Total parameters computed from the description.
+    /// Total parameters as transformers counts them (towers included, tied weights once, MTP
+    /// layers apart).
     pub fn params(&self) -> u64 {
-        self.inventory().params()
+        self.inventory.params()
     }
 
-    /// Checks that a description is internally consistent before anything is computed from it
-    /// (a pasted config.json or a file header may say anything).
+    /// Parameters of the towers (vision, audio, projectors).
+    pub fn tower_params(&self) -> u64 {
+        self.towers
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.params))
+    }
+
+    /// Parameters of the language model alone.
+    pub fn text_params(&self) -> u64 {
+        self.params().saturating_sub(self.tower_params())
+    }
+
+    /// Parameters used per token: routed experts count only `experts_per_token`.
+    pub fn active_params(&self) -> u64 {
+        self.params()
+            .saturating_sub(self.inventory.inactive_expert_params)
+    }
+
+    /// The released dtype's bytes per element: "bf16" → 2.
+    pub fn dtype_bytes(&self) -> u64 {
+        match self.dtype.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => 4,
+            _ => 2,
+        }
+    }
+
+    /// The decoder layers by kind (the estimate JSON's `layers`, `inspect`'s pattern).
+    pub fn layer_summary(&self) -> LayerSummary {
+        let inv = &self.inventory;
+        let counts = inv.kind_counts();
+        let mut s = LayerSummary {
+            total: self.num_layers,
+            ..LayerSummary::default()
+        };
+        for (kind, &n) in inv.kinds.iter().zip(&counts) {
+            if n == 0 {
+                continue;
+            }
+            *s.kinds.entry(kind.kind_name()).or_insert(0) += n;
+            if let Some(w) = kind.attention.as_ref().and_then(|a| a.span.limit()) {
+                match s.windows.iter_mut().find(|x| x.tokens == w) {
+                    Some(x) => x.layers += n,
+                    None => s.windows.push(WindowCount {
+                        tokens: w,
+                        layers: n,
+                    }),
+                }
+            }
+            s.state_bytes_per_sequence = s
+                .state_bytes_per_sequence
+                .saturating_add(kind.state_bytes(self.dtype_bytes(), 1).saturating_mul(n));
+            if kind.ffn.moe().is_some() {
+                s.moe_layers += n;
+            }
+        }
+        let letters: Vec<char> = inv.kinds.iter().map(|k| k.letter()).collect();
+        s.pattern = inv
+            .layer_kind
+            .iter()
+            .map(|&k| letters[k as usize])
+            .collect();
+        if let Some(m) = &self.mtp {
+            s.mtp_layers = m.layers;
+            s.mtp_params = m.params;
+        }
+        s
+    }
+
+    /// Fills the representative-layer figures from the inventory (the mapping calls it once the
+    /// layers are built, so the two never disagree).
+    pub fn summarise(&mut self) {
+        let inv = &self.inventory;
+        if let Some(a) = inv.kinds.iter().find_map(|k| k.attention.as_ref()) {
+            self.num_attention_heads = a.heads;
+            self.num_kv_heads = a.kv_heads;
+            self.head_dim = a.k_head_dim;
+            self.mla = a.latent;
+        }
+        let moe = inv.kinds.iter().find_map(|k| match &k.ffn {
+            Ffn::Moe { moe, gated } => Some((moe.clone(), *gated)),
+            _ => None,
+        });
+        let dense = inv.kinds.iter().find_map(|k| match k.ffn {
+            Ffn::Dense { width, gated, .. } => Some((width, gated)),
+            _ => None,
+        });
+        self.mlp = match (dense, &moe) {
+            (Some((_, false)), _) | (None, Some((_, false))) => MlpKind::Plain,
+            _ => MlpKind::Gated,
+        };
+        self.intermediate_size = match (dense, &moe) {
+            (Some((w, _)), _) => w,
+            (None, Some((m, _))) => m.expert_intermediate_size,
+            (None, None) => 0,
+        };
+        self.moe = moe.map(|(mut m, _)| {
+            m.dense_intermediate_size = dense.map_or(0, |d| d.0);
+            m
+        });
+        self.num_layers = inv.layer_kind.len() as u64;
+    }
+
+    /// Checks that a description is internally consistent before anything is computed from it.
     pub fn validate(&self) -> Result<(), String> {
         let id = &self.id;
         let positive = [
-            ("num_layers", self.num_layers),
+            ("num_hidden_layers", self.num_layers),
             ("hidden_size", self.hidden_size),
-            ("num_attention_heads", self.num_attention_heads),
-            ("head_dim", self.head_dim),
             ("vocab_size", self.vocab_size),
-            ("max_context", self.max_context),
+            ("max_position_embeddings", self.max_context),
         ];
         for (name, v) in positive {
             if v == 0 {
                 return Err(format!("model '{id}': {name} must be positive"));
             }
         }
+        // The same bounds every reader and the mapping check before allocating (limits.rs).
         use crate::limits::*;
         let limits = [
             ("num_layers", self.num_layers, MAX_LAYERS),
@@ -798,62 +486,40 @@ impl ModelDesc {
         for (name, v, max) in limits {
             check(name, v, max).map_err(|e| format!("model '{id}': {e}"))?;
         }
-        if self.mla.is_none() {
-            if self.num_kv_heads == 0 || self.num_kv_heads > self.num_attention_heads {
-                return Err(format!(
-                    "model '{id}': num_kv_heads = {} must be between 1 and num_attention_heads = {}",
-                    self.num_kv_heads, self.num_attention_heads
-                ));
+        for (i, k) in self.inventory.kinds.iter().enumerate() {
+            if let Some(a) = &k.attention {
+                if a.heads == 0 || a.k_head_dim == 0 {
+                    return Err(format!(
+                        "model '{id}': layer kind {i} has attention without heads or head size"
+                    ));
+                }
+                if a.latent.is_none()
+                    && (a.kv_heads == 0
+                        || a.kv_heads > a.heads
+                        || !a.heads.is_multiple_of(a.kv_heads))
+                {
+                    return Err(format!(
+                        "model '{id}': num_key_value_heads = {} must divide num_attention_heads = {}",
+                        a.kv_heads, a.heads
+                    ));
+                }
+                if a.span.limit() == Some(0) {
+                    return Err(format!("model '{id}': sliding_window must be positive"));
+                }
             }
-            if !self.num_attention_heads.is_multiple_of(self.num_kv_heads) {
-                return Err(format!(
-                    "model '{id}': num_attention_heads ({}) must be a multiple of num_kv_heads ({})",
-                    self.num_attention_heads, self.num_kv_heads
-                ));
-            }
-        }
-        if let Some(m) = &self.moe {
-            if m.num_experts == 0
-                || m.experts_per_token == 0
-                || m.experts_per_token > m.num_experts
-                || m.num_experts > crate::limits::MAX_EXPERTS
-            {
-                return Err(format!(
-                    "model '{id}': MoE needs 1 <= experts_per_token ({}) <= num_experts ({}) <= {}",
-                    m.experts_per_token,
-                    m.num_experts,
-                    crate::limits::MAX_EXPERTS
-                ));
-            }
-        }
-        if let Some(sw) = &self.sliding_window {
-            if sw.window == 0 {
-                return Err(format!(
-                    "model '{id}': sliding_window.window must be positive"
-                ));
-            }
-        }
-        if let Some(s) = &self.ssm {
-            if s.expand == 0 || s.expand > 16 || s.d_state > 1 << 16 || s.d_conv > 1 << 10 {
-                return Err(format!(
-                    "model '{id}': ssm expand/d_state/d_conv out of range"
-                ));
+            if let Some(m) = k.ffn.moe() {
+                if m.num_experts == 0
+                    || m.experts_per_token == 0
+                    || m.experts_per_token > m.num_experts
+                    || m.num_experts > MAX_EXPERTS
+                {
+                    return Err(format!(
+                        "model '{id}': MoE needs 1 <= num_experts_per_tok ({}) <= num_experts ({}) <= {MAX_EXPERTS}",
+                        m.experts_per_token, m.num_experts
+                    ));
+                }
             }
         }
         Ok(())
-    }
-
-    /// Parameters used per token: routed experts count only `experts_per_token`.
-    pub fn active_params(&self) -> u64 {
-        let inv = self.inventory();
-        inv.params().saturating_sub(inv.inactive_expert_params)
-    }
-
-    /// The released dtype's bytes per element: "bf16" → 2.
-    pub fn dtype_bytes(&self) -> u64 {
-        match self.dtype.to_ascii_lowercase().as_str() {
-            "fp32" | "f32" | "float32" => 4,
-            _ => 2,
-        }
     }
 }

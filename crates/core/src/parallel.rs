@@ -45,23 +45,31 @@ impl Parallelism {
                 self.gpus()
             ));
         }
-        let heads = model.num_attention_heads;
-        if !heads.is_multiple_of(self.tp) {
-            let ok: Vec<String> = (1..=heads.min(64))
-                .filter(|t| heads.is_multiple_of(*t))
-                .map(|t| t.to_string())
-                .collect();
-            return Err(format!(
-                "tensor parallelism over {} GPUs needs the attention heads ({heads}) divisible by {}; use a tensor-parallel size of {} or add pipeline parallelism (--pp)",
-                self.tp, self.tp, ok.join(", ")
-            ));
-        }
-        let kv = model.num_kv_heads;
-        if model.mla.is_none() && !kv.is_multiple_of(self.tp) && !self.tp.is_multiple_of(kv) {
-            return Err(format!(
-                "tensor parallelism over {} GPUs needs the KV heads ({kv}) divisible by it, or it divisible by them",
-                self.tp
-            ));
+        // Every attention layer kind must split (per-layer head counts differ on some models).
+        for a in model
+            .inventory()
+            .kinds
+            .iter()
+            .filter_map(|k| k.attention.as_ref())
+        {
+            let heads = a.heads;
+            if !heads.is_multiple_of(self.tp) {
+                let ok: Vec<String> = (1..=heads.min(64))
+                    .filter(|t| heads.is_multiple_of(*t))
+                    .map(|t| t.to_string())
+                    .collect();
+                return Err(format!(
+                    "tensor parallelism over {} GPUs needs the attention heads ({heads}) divisible by {}; use a tensor-parallel size of {} or add pipeline parallelism (--pp)",
+                    self.tp, self.tp, ok.join(", ")
+                ));
+            }
+            let kv = a.kv_heads;
+            if a.latent.is_none() && !kv.is_multiple_of(self.tp) && !self.tp.is_multiple_of(kv) {
+                return Err(format!(
+                    "tensor parallelism over {} GPUs needs the KV heads ({kv}) divisible by it, or it divisible by them",
+                    self.tp
+                ));
+            }
         }
         if self.pp > model.num_layers {
             return Err(format!(
@@ -108,7 +116,7 @@ impl Parallelism {
     /// Refuses expert parallelism where vLLM cannot place the experts: a dense model has none,
     /// and more expert ranks than experts would leave ranks without any.
     pub fn check_expert_parallel(&self, model: &ModelDesc) -> Result<u64, String> {
-        let Some(moe) = &model.moe else {
+        let Some(moe) = model.moe.as_ref() else {
             return Err(format!(
                 "expert parallelism needs a mixture-of-experts model; {} is dense (drop --enable-expert-parallel)",
                 model.id
@@ -139,22 +147,19 @@ pub enum ExpertSplit {
 }
 
 /// Bytes of one tensor on one of `tp` ranks.
-pub fn tensor_bytes_per_rank(
-    t: &Tensor,
-    format: WeightFormat,
-    tp: u64,
-    kv_heads: u64,
-    head_dim: u64,
-) -> u64 {
+pub fn tensor_bytes_per_rank(t: &Tensor, format: WeightFormat, tp: u64) -> u64 {
     let tp = tp.max(1);
     let (rows, cols) = match t.split {
         Split::Replicated => (t.rows, t.cols),
         Split::Rows => (div_ceil(t.rows, tp), t.cols),
         Split::Cols => (t.rows, div_ceil(t.cols, tp)),
-        Split::KvRows => (
-            crate::kv::kv_heads_per_rank(kv_heads, tp) * head_dim,
-            t.cols,
-        ),
+        Split::KvRows { head_dim } => {
+            let heads = t.rows.checked_div(head_dim).unwrap_or(0);
+            (
+                crate::kv::kv_heads_per_rank(heads, tp).saturating_mul(head_dim),
+                t.cols,
+            )
+        }
     };
     let one = if t.cols == 1 && t.role == crate::precision::Role::Small {
         format.vector_bytes(rows)
@@ -216,20 +221,20 @@ pub fn weight_bytes_per_stage_with(
     if let Some(m) = &model.measured {
         return measured_bytes_per_stage(model, m, par);
     }
-    let (tp, kv, d) = (par.tp, model.num_kv_heads, model.head_dim);
+    let tp = par.tp;
     let one = |t: &Tensor| match (experts, t.role) {
         (ExpertSplit::ExpertParallel { ep }, crate::precision::Role::Expert) => {
             // A whole expert per slot, unsharded; `count` is the number of experts.
             let single = Tensor { count: 1, ..*t };
             let per_rank = div_ceil(t.count, ep.max(1));
-            tensor_bytes_per_rank(&single, format, 1, kv, d).saturating_mul(per_rank)
+            tensor_bytes_per_rank(&single, format, 1).saturating_mul(per_rank)
         }
-        _ => tensor_bytes_per_rank(t, format, tp, kv, d),
+        _ => tensor_bytes_per_rank(t, format, tp),
     };
-    let per_shape: Vec<u64> = inv
-        .shapes
+    let per_kind: Vec<u64> = inv
+        .kinds
         .iter()
-        .map(|s| s.tensors.iter().map(one).sum())
+        .map(|k| k.tensors.iter().map(one).sum())
         .collect();
     let stages = par.stages(model.num_layers);
     let last = stages.len() - 1;
@@ -239,7 +244,7 @@ pub fn weight_bytes_per_stage_with(
         .map(|(si, range)| {
             let mut bytes: u64 = range
                 .clone()
-                .map(|i| per_shape[inv.layer_shape[i as usize] as usize])
+                .map(|i| per_kind[inv.layer_kind[i as usize] as usize])
                 .sum();
             for (stage, t) in &inv.global {
                 let here = match stage {
@@ -247,7 +252,7 @@ pub fn weight_bytes_per_stage_with(
                     Stage::Last => si == last,
                 };
                 if here {
-                    bytes = bytes.saturating_add(tensor_bytes_per_rank(t, format, tp, kv, d));
+                    bytes = bytes.saturating_add(tensor_bytes_per_rank(t, format, tp));
                 }
             }
             bytes
@@ -283,10 +288,10 @@ mod tests {
             pp: 1,
             dp: 1,
         };
-        let tp_split = weight_bytes_per_stage(mixtral, &inv, WeightFormat::Bf16, &tp2)[0];
+        let tp_split = weight_bytes_per_stage(mixtral, inv, WeightFormat::Bf16, &tp2)[0];
         let ep_split = weight_bytes_per_stage_with(
             mixtral,
-            &inv,
+            inv,
             WeightFormat::Bf16,
             &tp2,
             ExpertSplit::ExpertParallel { ep: 2 },
@@ -299,7 +304,7 @@ mod tests {
         // × 2 fewer experts per rank = 22,548,578,304 B less.
         let ep4 = weight_bytes_per_stage_with(
             mixtral,
-            &inv,
+            inv,
             WeightFormat::Bf16,
             &tp2,
             ExpertSplit::ExpertParallel { ep: 4 },

@@ -13,9 +13,11 @@ fn every_model_matches_its_published_parameter_count() {
         if m.base.is_some() {
             continue; // same architecture as its base, which is checked itself
         }
-        let published = m
-            .published_params
-            .unwrap_or_else(|| panic!("{} has no published_params", m.id));
+        // Entries added without a sourced total (data/SCHEMA.md: nominal counts only) are
+        // checked against the transformers oracle instead (tests/oracle.rs).
+        let Some(published) = m.published_params else {
+            continue;
+        };
         assert!(
             m.published_params_source.is_some(),
             "{} does not say where its published count comes from",
@@ -192,12 +194,14 @@ fn names_as_people_type_them() {
     }
 }
 
-/// Suggestions share a word with what was typed: GLM-4.6 is not near gemma-3-4b.
+/// Suggestions share a word with what was typed: GLM-4.7 is not near gemma-3-4b (GLM-4.6,
+/// which joined the catalogue with its stored config.json, is).
 #[test]
 fn suggestions_are_likely_meanings() {
     let cat = catalogue();
-    let e = cat.model("GLM-4.6").unwrap_err();
+    let e = cat.model("GLM-4.7").unwrap_err();
     assert!(!e.contains("gemma"), "{e}");
+    assert!(e.contains("zai-org/GLM-4.6"), "{e}");
     let e = cat.model("lama-3.1-70b-instruct").unwrap_err();
     assert!(
         e.contains("nearest: meta-llama/Llama-3.1-70B-Instruct,"),

@@ -107,18 +107,20 @@ fn ollama_offload_prefers_the_last_layers() {
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
 fn toy(arch: &str) -> vramplan_core::ModelDesc {
     let gemma = arch == "gemma2";
-    let mut v = serde_json::json!({
-        "id": format!("toy-{arch}"), "family": arch, "max_context": 32768, "dtype": "f16",
-        "num_layers": 4, "hidden_size": 2048,
-        "num_attention_heads": if gemma { 8 } else { 16 }, "num_kv_heads": 4,
+    // The config.json these files stand for, through the one mapping (qwen2: q/k/v biases;
+    // gemma2: four norms per layer, even layers sliding).
+    let config = serde_json::json!({
+        "model_type": arch, "max_position_embeddings": 32768, "torch_dtype": "float16",
+        "num_hidden_layers": 4, "hidden_size": 2048,
+        "num_attention_heads": if gemma { 8 } else { 16 }, "num_key_value_heads": 4,
         "head_dim": if gemma { 256 } else { 128 }, "intermediate_size": 4096,
-        "vocab_size": 32000, "qkv_bias": arch == "qwen2",
-        "norms_per_layer": if gemma { 4 } else { 2 },
+        "vocab_size": 32000, "tie_word_embeddings": false,
+        "sliding_window": if gemma { serde_json::json!(1024) } else { serde_json::Value::Null },
     });
-    if gemma {
-        v["sliding_window"] = serde_json::json!({"window": 1024, "pattern": "alternate"});
-    }
-    serde_json::from_value(v).unwrap()
+    let mut m = vramplan_core::arch::describe(&config).unwrap();
+    m.id = format!("toy-{arch}");
+    m.family = arch.to_string();
+    m
 }
 
 fn cpu_args(n_ctx: u64, n_seq: u64, fa: bool, k: &str, v: &str) -> LlamaCppArgs {

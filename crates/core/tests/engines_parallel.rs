@@ -49,9 +49,9 @@ fn first_and_last_stage_carry_embedding_and_head() {
     // untied head (1,050,673,152 B): equal totals.
     let llama = catalogue().model("llama-3.1-8b").unwrap();
     let inv = llama.inventory();
-    let s = weight_bytes_per_stage(llama, &inv, WeightFormat::Bf16, &par(1, 2, 1));
+    let s = weight_bytes_per_stage(llama, inv, WeightFormat::Bf16, &par(1, 2, 1));
     assert_eq!(s[1] - s[0], 8_192);
-    let whole = weight_bytes_per_stage(llama, &inv, WeightFormat::Bf16, &par(1, 1, 1))[0];
+    let whole = weight_bytes_per_stage(llama, inv, WeightFormat::Bf16, &par(1, 1, 1))[0];
     assert_eq!(s[0] + s[1], whole);
 }
 
@@ -80,10 +80,10 @@ fn expert_parallel_over_dp_shrinks_expert_weights() {
     // 704,643,072 B = 22,548,578,304 B less.
     let m = catalogue().model("mixtral-8x7b").unwrap();
     let inv = m.inventory();
-    let tp_only = weight_bytes_per_stage(m, &inv, WeightFormat::Bf16, &par(2, 1, 2))[0];
+    let tp_only = weight_bytes_per_stage(m, inv, WeightFormat::Bf16, &par(2, 1, 2))[0];
     let ep = weight_bytes_per_stage_with(
         m,
-        &inv,
+        inv,
         WeightFormat::Bf16,
         &par(2, 1, 2),
         ExpertSplit::ExpertParallel { ep: 4 },

@@ -108,35 +108,39 @@ fn every_tensor_at_the_type_llamacpp_picked() {
     }
 }
 
-/// Descriptions of the harness's dense, MoE and MLA models as a config.json would give them.
+/// Descriptions of the harness's dense, MoE and MLA models from the config.json each stands for
+/// (scripts/llamacpp_truth/archs.py), through the one config.json mapping.
 fn described(name: &str) -> vramplan_core::model::ModelDesc {
     let base = serde_json::json!({
-        "id": name, "max_context": 32768, "dtype": "f16", "num_layers": 4, "hidden_size": 1024,
-        "vocab_size": 8192, "mlp": "gated", "norm": "rms",
+        "num_hidden_layers": 4, "hidden_size": 1024, "vocab_size": 8192,
+        "max_position_embeddings": 32768, "torch_dtype": "float16", "tie_word_embeddings": false,
     });
     let extra = match name {
-        "llama" => serde_json::json!({"family": "Llama 3", "num_attention_heads": 16,
-            "num_kv_heads": 4, "head_dim": 64, "intermediate_size": 2816}),
-        "mixtral" => serde_json::json!({"family": "Mixtral", "num_attention_heads": 16,
-            "num_kv_heads": 4, "head_dim": 64, "intermediate_size": 2816,
-            "moe": {"num_experts": 8, "experts_per_token": 2, "expert_intermediate_size": 2816}}),
-        "qwen3moe" => serde_json::json!({"family": "Qwen3-MoE", "num_attention_heads": 16,
-            "num_kv_heads": 4, "head_dim": 128, "intermediate_size": 3072, "qk_norm": true,
-            "moe": {"num_experts": 16, "experts_per_token": 4, "expert_intermediate_size": 512}}),
-        "deepseek2" => serde_json::json!({"family": "DeepSeek-V3", "num_attention_heads": 8,
-            "num_kv_heads": 8, "head_dim": 192, "intermediate_size": 2816,
-            "mla": {"kv_lora_rank": 512, "q_lora_rank": 512, "qk_rope_head_dim": 64,
-                    "qk_nope_head_dim": 128, "v_head_dim": 128},
-            "moe": {"num_experts": 16, "experts_per_token": 4, "expert_intermediate_size": 512,
-                    "shared_experts": 1, "shared_expert_intermediate_size": 512,
-                    "dense_leading_layers": 1}}),
+        "llama" => serde_json::json!({"model_type": "llama", "num_attention_heads": 16,
+            "num_key_value_heads": 4, "head_dim": 64, "intermediate_size": 2816}),
+        "mixtral" => serde_json::json!({"model_type": "mixtral", "num_attention_heads": 16,
+            "num_key_value_heads": 4, "head_dim": 64, "intermediate_size": 2816,
+            "num_local_experts": 8, "num_experts_per_tok": 2}),
+        "qwen3moe" => serde_json::json!({"model_type": "qwen3_moe", "num_attention_heads": 16,
+            "num_key_value_heads": 4, "head_dim": 128, "intermediate_size": 3072,
+            "num_experts": 16, "num_experts_per_tok": 4, "moe_intermediate_size": 512,
+            "decoder_sparse_step": 1, "mlp_only_layers": []}),
+        // DeepSeek-V2's layout (no e_score_correction_bias, as the harness file has none).
+        "deepseek2" => serde_json::json!({"model_type": "deepseek_v2", "num_attention_heads": 8,
+            "num_key_value_heads": 8, "intermediate_size": 2816,
+            "kv_lora_rank": 512, "q_lora_rank": 512, "qk_rope_head_dim": 64,
+            "qk_nope_head_dim": 128, "v_head_dim": 128,
+            "n_routed_experts": 16, "num_experts_per_tok": 4, "moe_intermediate_size": 512,
+            "n_shared_experts": 1, "first_k_dense_replace": 1, "moe_layer_freq": 1}),
         other => panic!("{other}"),
     };
     let mut v = base;
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
-    serde_json::from_value(v).unwrap()
+    let mut d = vramplan_core::arch::describe(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+    d.id = name.to_string();
+    d
 }
 
 #[test]

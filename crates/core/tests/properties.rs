@@ -28,7 +28,7 @@ proptest! {
         let cat = catalogue();
         let (model, gpu) = (&cat.models[m], &cat.gpus[g]);
         let inv = model.inventory();
-        let s = Sizing::new(model, &inv, gpu.memory_bytes, Config::new(model.native_format(), KvDtype::F16, ctx, batch));
+        let s = Sizing::new(model, inv, gpu.memory_bytes, Config::new(model.native_format(), KvDtype::F16, ctx, batch));
         prop_assert!(s.total_bytes(batch, ctx + extra) >= s.total_bytes(batch, ctx));
         prop_assert!(s.total_bytes(batch + more, ctx) >= s.total_bytes(batch, ctx));
         // The searches agree with the predicate at their answer and one past it.
@@ -47,7 +47,7 @@ proptest! {
         let par = Parallelism::default();
         let hi = WeightFormat::parse(BY_PRECISION[i]).unwrap();
         let lo = WeightFormat::parse(BY_PRECISION[i + 1]).unwrap();
-        let w = |f| weight_bytes_per_stage(model, &inv, f, &par)[0];
+        let w = |f| weight_bytes_per_stage(model, inv, f, &par)[0];
         prop_assert!(w(hi) >= w(lo), "{} {} < {} {}", BY_PRECISION[i], w(hi), BY_PRECISION[i + 1], w(lo));
         let ghi = WeightFormat::parse(GGUF_BY_PRECISION[j]).unwrap();
         let glo = WeightFormat::parse(GGUF_BY_PRECISION[j + 1]).unwrap();
@@ -66,7 +66,7 @@ proptest! {
         let fits: Vec<bool> = valid.iter().map(|&tp| {
             let mut c = Config::new(model.native_format(), KvDtype::F16, ctx, batch);
             c.parallel = Parallelism { tp, pp: 1, dp: 1 };
-            Sizing::new(model, &inv, gpu.memory_bytes, c).fits(batch, ctx)
+            Sizing::new(model, inv, gpu.memory_bytes, c).fits(batch, ctx)
         }).collect();
         // Once a count fits, every larger valid count fits too.
         if let Some(first) = fits.iter().position(|&f| f) {
@@ -80,8 +80,8 @@ proptest! {
         prop_assume!(pp <= model.num_layers);
         let inv = model.inventory();
         let f = model.native_format();
-        let whole = weight_bytes_per_stage(model, &inv, f, &Parallelism::default())[0];
-        let stages = weight_bytes_per_stage(model, &inv, f, &Parallelism { tp: 1, pp, dp: 1 });
+        let whole = weight_bytes_per_stage(model, inv, f, &Parallelism::default())[0];
+        let stages = weight_bytes_per_stage(model, inv, f, &Parallelism { tp: 1, pp, dp: 1 });
         prop_assert_eq!(stages.len() as u64, pp);
         prop_assert_eq!(stages.iter().sum::<u64>(), whole);
     }
@@ -93,8 +93,8 @@ proptest! {
         prop_assume!(par.check(model).is_ok());
         let inv = model.inventory();
         let f = WeightFormat::Bf16;
-        let whole = weight_bytes_per_stage(model, &inv, f, &Parallelism::default())[0];
-        let per_rank = weight_bytes_per_stage(model, &inv, f, &par)[0];
+        let whole = weight_bytes_per_stage(model, inv, f, &Parallelism::default())[0];
+        let per_rank = weight_bytes_per_stage(model, inv, f, &par)[0];
         // Every rank holds at least its share; replicated tensors (norms, routers, MLA
         // down-projections, KV heads when tp > KV heads) make the sum exceed the whole.
         prop_assert!(per_rank * tp >= whole);

@@ -95,6 +95,14 @@ pub enum FormatError {
         expected: String,
         found: String,
     },
+    /// A config.json (or the config a GGUF header stands for) that the architecture mapping
+    /// refuses: the field at fault, when there is one, and the one-line reason.
+    #[error("{file}: {message}")]
+    Architecture {
+        file: String,
+        field: Option<String>,
+        message: String,
+    },
     /// The bytes are not any format we read.
     #[error("{file}: not a model file we can read: {reason}")]
     UnknownFormat { file: String, reason: String },
@@ -116,6 +124,15 @@ impl FormatError {
         FormatError::Malformed {
             file: file.to_string(),
             message: one_line(&message.into()),
+        }
+    }
+
+    /// The mapping's refusal of a config, for the file it came from.
+    pub fn architecture(file: &str, e: vramplan_core::arch::ArchError) -> Self {
+        FormatError::Architecture {
+            file: file.to_string(),
+            field: e.field.map(|f| one_line(&f)),
+            message: one_line(&e.message),
         }
     }
 

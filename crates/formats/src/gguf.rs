@@ -30,7 +30,6 @@ use std::io::{BufRead, ErrorKind};
 use serde::Serialize;
 
 use crate::error::{quoted, FormatError};
-use crate::hf_config::{MlaConfig, ModelConfig, MoeConfig, PerLayer};
 use crate::source::{ByteSource, SourceReader};
 use crate::tensors::{TensorList, MAX_TENSORS, MAX_TENSOR_NAME_BYTES};
 
@@ -965,9 +964,14 @@ pub fn split_part_name(prefix: &str, part: u32, count: u32) -> String {
 }
 
 // ------------------------------------------------------------------------------------------
-// Architecture keys → ModelConfig (keys: gguf-py constants.py `Keys`; reference Part 1.5)
+// Architecture keys → the config.json they stand for (the translation table is the core's:
+// vramplan_core::arch::gguf, data/gguf/keys.toml)
 // ------------------------------------------------------------------------------------------
 
+/// The architecture keys whose values size allocations (one entry per layer, per token of the
+/// vocabulary, per expert), checked against `vramplan_core::limits` before the header is
+/// translated: a value beyond its bound is refused naming the GGUF key, a value of the wrong
+/// type too.
 struct ArchKeys<'a> {
     header: &'a GgufHeader,
     arch: &'a str,
@@ -988,58 +992,22 @@ impl ArchKeys<'_> {
         }
     }
 
-    fn u64(&self, suffix: &str) -> Result<Option<u64>, FormatError> {
-        let key = self.key(suffix);
-        match self.header.get(&key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.wrong(&key, "a non-negative integer", v)),
-        }
-    }
-
     /// A non-negative integer at most `max` (limits.rs), refused naming its key before
     /// anything is sized by it.
     fn bounded(&self, suffix: &str, max: u64) -> Result<Option<u64>, FormatError> {
-        match self.u64(suffix)? {
-            Some(n) if n > max => Err(FormatError::OverLimit {
-                file: self.file.to_string(),
-                what: format!("key '{}'", self.key(suffix)),
-                value: n,
-                cap: max,
-            }),
-            other => Ok(other),
-        }
-    }
-
-    /// A scalar, or a per-layer array (head counts, FFN widths on OpenELM and hybrids).
-    fn per_layer(&self, suffix: &str) -> Result<Option<PerLayer>, FormatError> {
         let key = self.key(suffix);
         match self.header.get(&key) {
             None => Ok(None),
-            Some(MetaValue::Array(a)) => {
-                if !a.complete {
-                    return Err(self.wrong(
-                        &key,
-                        "a per-layer array short enough to keep",
-                        &MetaValue::Array(a.clone()),
-                    ));
-                }
-                let mut out = Vec::with_capacity(a.values.len());
-                for v in &a.values {
-                    out.push(
-                        v.as_u64().ok_or_else(|| {
-                            self.wrong(&key, "an array of non-negative integers", v)
-                        })?,
-                    );
-                }
-                Ok(Some(PerLayer::from_vec(out)))
-            }
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(PerLayer::Uniform(n)))
-                .ok_or_else(|| self.wrong(&key, "an integer or an array of integers", v)),
+            Some(v) => match v.as_u64() {
+                None => Err(self.wrong(&key, "a non-negative integer", v)),
+                Some(n) if n > max => Err(FormatError::OverLimit {
+                    file: self.file.to_string(),
+                    what: format!("key '{key}'"),
+                    value: n,
+                    cap: max,
+                }),
+                Some(n) => Ok(Some(n)),
+            },
         }
     }
 }
@@ -1055,69 +1023,40 @@ fn short_value(v: &MetaValue) -> String {
     }
 }
 
-/// What llama.cpp's loader assumes when a file leaves a sliding-window key out
-/// (src/models/<arch>.cpp `load_arch_hparams` at ggml-org/llama.cpp@0c1e57098; `load_swa_pattern`
-/// takes the `attention.sliding_window_pattern` key, else the default period N: layer il is
-/// local when il % N < N − 1). Without these, a Gemma 3 file without the pattern key reads as
-/// full attention and its KV cache comes out several times too large. Returns the window and
-/// the chunk size; fills the pattern.
-fn loader_window_defaults(
-    arch: &str,
-    layers: u64,
-    window: Option<u64>,
-    chunk: Option<u64>,
-    pattern: &mut Option<u64>,
-    layer_types: &mut Vec<String>,
-) -> (Option<u64>, Option<u64>) {
-    let default_period = |pattern: &mut Option<u64>, layer_types: &Vec<String>, n: u64| {
-        if layer_types.is_empty() && pattern.is_none() {
-            *pattern = Some(n);
-        }
-    };
-    match arch {
-        // gemma2.cpp: n_swa = 4096 unless the key says otherwise; period 2.
-        "gemma2" => {
-            default_period(pattern, layer_types, 2);
-            (Some(window.unwrap_or(4096)), chunk)
-        }
-        // gemma3.cpp: with a window, period 6; gemma3n.cpp: period 5; gpt-oss (openai-moe.cpp):
-        // period 2; cohere2.cpp: period 4.
-        "gemma3" | "gemma3n" | "gpt-oss" | "cohere2" if window.is_some_and(|w| w > 0) => {
-            let n = match arch {
-                "gemma3" => 6,
-                "gemma3n" => 5,
-                "gpt-oss" => 2,
-                _ => 4,
-            };
-            default_period(pattern, layer_types, n);
-            (window, chunk)
-        }
-        // llama4.cpp: chunked attention of 8192 tokens, 3 chunked layers to 1 global (period 4),
-        // unless the file sets sliding_window to 0.
-        "llama4" if window != Some(0) => {
-            if layer_types.is_empty() {
-                let n = pattern.unwrap_or(4).max(1);
-                *layer_types = (0..layers)
-                    .map(|il| {
-                        if il % n < n - 1 {
-                            "chunked_attention".to_string()
-                        } else {
-                            "full_attention".to_string()
-                        }
-                    })
-                    .collect();
+/// A metadata value as JSON (arrays only when kept whole).
+fn json_of(v: &MetaValue) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    Some(match v {
+        MetaValue::String(s) => Value::String(s.clone()),
+        MetaValue::Bool(b) => Value::Bool(*b),
+        MetaValue::Array(a) => {
+            if !a.complete {
+                return None;
             }
-            (Some(8192), Some(8192))
+            Value::Array(a.values.iter().filter_map(json_of).collect())
         }
-        // phi3.cpp: "Phi SWA is currently disabled".
-        "phi3" => (None, chunk),
-        _ => (window, chunk),
-    }
+        MetaValue::F32(f) => serde_json::Number::from_f64(f64::from(*f)).map(Value::Number)?,
+        MetaValue::F64(f) => serde_json::Number::from_f64(*f).map(Value::Number)?,
+        MetaValue::I8(_) | MetaValue::I16(_) | MetaValue::I32(_) | MetaValue::I64(_) => {
+            match v.as_u64() {
+                Some(n) => Value::from(n),
+                // A negative integer (e.g. -1 for "none") is kept as such.
+                None => match *v {
+                    MetaValue::I8(x) => Value::from(x),
+                    MetaValue::I16(x) => Value::from(x),
+                    MetaValue::I32(x) => Value::from(x),
+                    MetaValue::I64(x) => Value::from(x),
+                    _ => return None,
+                },
+            }
+        }
+        other => Value::from(other.as_u64()?),
+    })
 }
 
-/// Maps `{arch}.*` keys to the estimator's fields. Returns `Ok(None)` (with a reason) when the
-/// file lacks the basic keys (e.g. a vision projector or vocabulary-only file); a key of the
-/// wrong type is an error naming the key.
+/// The config.json a GGUF header stands for, or why there is none (a vision projector or
+/// vocabulary-only file has no `{arch}.block_count`); a key that sizes an allocation and is of
+/// the wrong type or beyond its limit is an error naming the key.
 ///
 /// `has_output_weight`: whether any tensor (in any split part) is `output.weight`; `None` when
 /// the file has no tensors. GGUF has no tie flag: llama.cpp reuses token_embd when output.weight
@@ -1126,122 +1065,39 @@ pub fn model_config(
     header: &GgufHeader,
     has_output_weight: Option<bool>,
     file: &str,
-) -> Result<Result<ModelConfig, String>, FormatError> {
+) -> Result<Result<serde_json::Value, String>, FormatError> {
     let Some(arch) = header.architecture() else {
         return Ok(Err("no general.architecture key".to_string()));
     };
     use vramplan_core::limits;
     let k = ArchKeys { header, arch, file };
-    let Some(layers) = k.bounded("block_count", limits::MAX_LAYERS)? else {
+    if k.bounded("block_count", limits::MAX_LAYERS)?.is_none() {
         return Ok(Err(format!("no {arch}.block_count key")));
-    };
-    let Some(hidden) = k.bounded("embedding_length", limits::MAX_HIDDEN_SIZE)? else {
-        return Ok(Err(format!("no {arch}.embedding_length key")));
-    };
-    let vocab = match k.bounded("vocab_size", limits::MAX_VOCAB_SIZE)? {
-        Some(v) => Some(v),
-        None => header
-            .get("tokenizer.ggml.tokens")
-            .and_then(MetaValue::as_array)
-            .map(|a| a.len),
-    };
-    // SWA pattern: u32 period or array[bool] (true = sliding-window layer).
-    let mut sliding_window_pattern = None;
-    let mut layer_types = Vec::new();
-    match header.get(&k.key("attention.sliding_window_pattern")) {
-        None => {}
-        Some(MetaValue::Array(a)) if a.complete && a.elem_type == ValueType::Bool => {
-            layer_types = a
-                .values
-                .iter()
-                .map(|v| match v {
-                    MetaValue::Bool(true) => "sliding_attention".to_string(),
-                    _ => "full_attention".to_string(),
-                })
-                .collect();
-        }
-        Some(v) => {
-            sliding_window_pattern = Some(v.as_u64().ok_or_else(|| {
-                k.wrong(
-                    &k.key("attention.sliding_window_pattern"),
-                    "an integer or an array of booleans",
-                    v,
-                )
-            })?);
+    }
+    k.bounded("embedding_length", limits::MAX_HIDDEN_SIZE)?;
+    k.bounded("vocab_size", limits::MAX_VOCAB_SIZE)?;
+    k.bounded("expert_count", limits::MAX_EXPERTS)?;
+    let mut meta = std::collections::BTreeMap::new();
+    let prefix = format!("{arch}.");
+    for (k, v) in &header.metadata {
+        if k.starts_with(&prefix) || k == "general.architecture" {
+            if let Some(j) = json_of(v) {
+                meta.insert(k.clone(), j);
+            }
         }
     }
-
-    let (sliding_window, attention_chunk_size) = loader_window_defaults(
-        arch,
-        layers,
-        k.u64("attention.sliding_window")?,
-        k.u64("attention.chunk_size")?,
-        &mut sliding_window_pattern,
-        &mut layer_types,
-    );
-    let moe = match k.bounded("expert_count", limits::MAX_EXPERTS)? {
-        Some(n) if n > 0 => Some(MoeConfig {
-            num_experts: n,
-            num_experts_per_tok: k.u64("expert_used_count")?,
-            num_shared_experts: k.u64("expert_shared_count")?,
-            moe_intermediate_size: k.u64("expert_feed_forward_length")?,
-            shared_expert_intermediate_size: k.u64("expert_shared_feed_forward_length")?,
-            first_k_dense_replace: k.u64("leading_dense_block_count")?,
-            moe_layer_step: k.u64("interleave_moe_layer_step")?,
-            moe_layer_offset: None,
-            dense_intermediate_size: None,
-        }),
-        _ => None,
-    };
-    // DeepSeek-2 style MLA: the rope part of the q/k head is rope.dimension_count; newer files
-    // also carry key_length_mla / value_length_mla (the per-head dims before absorption).
-    let mla = match k.u64("attention.kv_lora_rank")? {
-        Some(rank) if rank > 0 => {
-            let rope = k.u64("rope.dimension_count")?;
-            let key_mla = match k.u64("attention.key_length_mla")? {
-                Some(v) => Some(v),
-                None => k.u64("attention.key_length")?,
-            };
-            let value_mla = match k.u64("attention.value_length_mla")? {
-                Some(v) => Some(v),
-                None => k.u64("attention.value_length")?,
-            };
-            Some(MlaConfig {
-                kv_lora_rank: rank,
-                q_lora_rank: k.u64("attention.q_lora_rank")?,
-                qk_rope_head_dim: rope,
-                qk_nope_head_dim: match (key_mla, rope) {
-                    (Some(kd), Some(r)) => kd.checked_sub(r),
-                    _ => None,
-                },
-                v_head_dim: value_mla,
-            })
-        }
-        _ => None,
-    };
-    Ok(Ok(ModelConfig {
-        model_type: Some(arch.to_string()),
-        architectures: Vec::new(),
-        num_hidden_layers: layers,
-        hidden_size: hidden,
-        num_attention_heads: k.per_layer("attention.head_count")?,
-        num_key_value_heads: k.per_layer("attention.head_count_kv")?,
-        head_dim: k.u64("attention.key_length")?,
-        value_head_dim: k.u64("attention.value_length")?,
-        intermediate_size: k.per_layer("feed_forward_length")?,
-        vocab_size: vocab,
-        tie_word_embeddings: has_output_weight.map(|has| !has),
-        max_position_embeddings: k.u64("context_length")?,
-        torch_dtype: None,
-        sliding_window,
-        use_sliding_window: None,
-        sliding_window_pattern,
-        max_window_layers: None,
-        layer_types,
-        attention_chunk_size,
-        moe,
-        mla,
-        quantization: None,
-        from_text_config: false,
-    }))
+    if let Some(n) = header
+        .get("tokenizer.ggml.tokens")
+        .and_then(MetaValue::as_array)
+        .map(|a| a.len)
+    {
+        meta.insert(
+            "tokenizer.ggml.tokens".to_string(),
+            serde_json::Value::from(n),
+        );
+    }
+    Ok(
+        vramplan_core::arch::gguf::config_from_gguf(&meta, has_output_weight)
+            .map_err(|e| e.message),
+    )
 }

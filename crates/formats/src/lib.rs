@@ -35,7 +35,6 @@ use serde::Serialize;
 pub use crate::detect::{FileKind, JsonKind};
 pub use crate::error::FormatError;
 pub use crate::gguf::{GgmlType, GgufHeader, MetaValue};
-pub use crate::hf_config::{MlaConfig, ModelConfig, MoeConfig, PerLayer, QuantizationConfig};
 pub use crate::source::{ByteSource, LocalFile, MemorySource};
 pub use crate::tensors::{TensorEntry, TensorList};
 pub use crate::to_model_desc::{to_model_desc, FileModel, FileWeights};
@@ -148,7 +147,9 @@ pub struct ModelFile {
     pub bytes_on_disk: u64,
     /// Bytes actually read from disk (headers, buffered) — proof of header-only reading.
     pub header_bytes_read: u64,
-    pub config: Option<ModelConfig>,
+    /// The config.json (read, or the one a GGUF header stands for: its `{arch}.*` keys
+    /// translated by `vramplan_core::arch::gguf`).
+    pub config: Option<serde_json::Value>,
     pub gguf: Option<GgufDetails>,
     /// safetensors `__metadata__` of the first shard.
     pub safetensors_metadata: BTreeMap<String, String>,
@@ -178,18 +179,13 @@ impl ModelFile {
 
     /// Context length the model was trained for (max_position_embeddings / context_length).
     pub fn context_length(&self) -> Option<u64> {
-        self.config.as_ref().and_then(|c| c.max_position_embeddings)
+        let c = self.config.as_ref()?;
+        vramplan_core::arch::describe(c).ok().map(|d| d.max_context)
     }
 
     fn set_architecture_from_config(&mut self) {
         if self.architecture.is_none() {
-            if let Some(c) = &self.config {
-                self.architecture = c
-                    .architectures
-                    .first()
-                    .cloned()
-                    .or_else(|| c.model_type.clone());
-            }
+            self.architecture = self.config.as_ref().and_then(hf_config::architecture_name);
         }
     }
 
@@ -271,9 +267,19 @@ pub fn inspect_source(src: &dyn ByteSource, target: &str) -> Result<ModelFile, F
 /// starts every error line; nothing is read from disk.
 pub fn model_from_config_json(bytes: &[u8], name: &str) -> Result<FileModel, FormatError> {
     let config = hf_config::parse_config(bytes, name)?;
+    model_from_config_value(config, name, bytes.len() as u64)
+}
+
+/// A config.json already parsed (a JSON object) → the model description, as
+/// [`model_from_config_json`].
+pub fn model_from_config_value(
+    config: serde_json::Value,
+    name: &str,
+    bytes: u64,
+) -> Result<FileModel, FormatError> {
     let mut m = ModelFile::new(name, Format::ConfigOnly);
     m.name = Some(name.to_string());
-    m.header_bytes_read = bytes.len() as u64;
+    m.header_bytes_read = bytes;
     m.config = Some(config);
     to_model_desc(&m.finish())
 }
@@ -364,6 +370,9 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                 small(hf_config::MAX_CONFIG_BYTES)?;
             }
             let config = hf_config::parse_config(&bytes, &file)?;
+            // A config.json alone is only its architecture: one the mapping refuses is an error.
+            vramplan_core::arch::describe(&config)
+                .map_err(|e| FormatError::architecture(&file, e))?;
             let mut m = ModelFile::new(target, Format::ConfigOnly);
             m.files.push(path.to_path_buf());
             m.bytes_on_disk = bytes.len() as u64;
@@ -516,7 +525,13 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     if !config_path.is_file() {
         return;
     }
-    match hf_config::read_config_file(&config_path) {
+    let read = hf_config::read_config_file(&config_path).and_then(|c| {
+        let file = show_path(&config_path);
+        vramplan_core::arch::describe(&c)
+            .map(|_| c)
+            .map_err(|e| FormatError::architecture(&file, e))
+    });
+    match read {
         Ok(config) => {
             m.bytes_on_disk = m.bytes_on_disk.saturating_add(
                 std::fs::metadata(&config_path)
@@ -733,7 +748,26 @@ fn gguf_model_file(
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
     match gguf::model_config(&header, has_output, first_name)? {
-        Ok(config) => m.config = Some(config),
+        Ok(config) => {
+            // The header's architecture keys must describe a model; a refusal names the GGUF
+            // key the faulty field came from.
+            if let Err(mut e) = vramplan_core::arch::describe(&config) {
+                let arch = m.architecture.clone().unwrap_or_default();
+                if let Some(key) = e
+                    .field
+                    .as_deref()
+                    .and_then(|f| vramplan_core::arch::gguf::gguf_key_of(&arch, f))
+                {
+                    let field = e.field.take().unwrap_or_default();
+                    e.message = e
+                        .message
+                        .replace(&format!("'{field}'"), &format!("'{key}'"));
+                    e.field = Some(key);
+                }
+                return Err(FormatError::architecture(first_name, e));
+            }
+            m.config = Some(config)
+        }
         Err(reason) => m
             .notes
             .push(format!("architecture fields unavailable: {reason}")),

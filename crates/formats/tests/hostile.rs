@@ -496,10 +496,11 @@ fn safetensors_hostile() {
 #[test]
 fn config_json_hostile() {
     expect_err("config.json", b"{\"model_type\": ", &["invalid JSON"]);
-    // Missing layer count.
+    // Missing layer count (a model_type without a configuration class, so no default fills it;
+    // transformers' LlamaConfig would give a llama one its 32).
     let err = expect_err(
         "config.json",
-        br#"{"model_type": "llama", "hidden_size": 4096}"#,
+        br#"{"model_type": "x", "hidden_size": 4096}"#,
         &["missing required field 'num_hidden_layers'"],
     );
     assert!(err.contains("also looked for n_layer"), "{err}");
@@ -526,7 +527,7 @@ fn config_json_hostile() {
     );
     expect_err(
         "config.json",
-        br#"{"model_type": "x", "num_hidden_layers": 2, "hidden_size": 8, "quantization_config": {"bits": "4"}}"#,
+        br#"{"model_type": "x", "num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "max_position_embeddings": 64, "quantization_config": {"bits": "4"}}"#,
         &["field 'quantization_config.bits' must be a non-negative integer"],
     );
     // A JSON array is not a model file.

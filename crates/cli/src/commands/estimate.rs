@@ -715,6 +715,43 @@ fn verdict_rows(r: &mut Rows, e: &Estimate) {
 }
 
 fn footer(out: &mut String, e: &Estimate) {
+    // The layers when they are not all alike, the towers, and what the description could not say.
+    let l = &e.layers;
+    if l.kinds.len() > 1 || l.state_bytes_per_sequence > 0 || !l.windows.is_empty() {
+        out.push_str(&format!(
+            "
+  layers: {} ({}){}
+",
+            crate::render::layer_kinds(l),
+            crate::render::layer_pattern(&l.pattern),
+            if l.state_bytes_per_sequence > 0 {
+                format!(
+                    "; recurrent state {} per sequence, whatever the context",
+                    gb_gib(l.state_bytes_per_sequence)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if !e.towers.is_empty() {
+        out.push_str(&format!(
+            "  text model {} parameters; towers: {}\n",
+            params_short(e.text_params),
+            e.towers
+                .iter()
+                .map(|t| format!("{} {}", t.name, params_short(t.params)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if l.mtp_layers > 0 {
+        out.push_str(&format!(
+            "  {} multi-token-prediction layer(s), {} parameters, not loaded unless used for speculative decoding\n",
+            l.mtp_layers,
+            params_short(l.mtp_params)
+        ));
+    }
     if !e.warnings.is_empty() {
         out.push('\n');
         for w in &e.warnings {

@@ -6,6 +6,7 @@ use crate::Failure;
 use clap::Args;
 use serde::Serialize;
 use vramplan_core::kv::kv_bytes_per_token;
+use vramplan_core::model::{LayerSummary, Tower};
 use vramplan_core::units::{bytes_kib, params_short, size, thousands};
 use vramplan_core::KvDtype;
 use vramplan_formats::{inspect, to_model_desc, DtypeStats, ModelFile};
@@ -23,9 +24,10 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
-/// The architecture fields the estimator uses, as read.
+/// The architecture as the config.json mapping describes it.
 #[derive(Serialize)]
 struct Architecture {
+    model_type: String,
     num_layers: u64,
     hidden_size: u64,
     num_attention_heads: u64,
@@ -39,6 +41,11 @@ struct Architecture {
     sliding_window: Option<u64>,
     kv_bytes_per_token_fp16: u64,
     params_from_architecture: u64,
+    text_params: u64,
+    /// The decoder layers by kind, with the pattern (one letter per layer).
+    layers: LayerSummary,
+    towers: Vec<Tower>,
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -70,7 +77,9 @@ fn report<'a>(m: &'a ModelFile, with_tensors: bool) -> Report<'a> {
     let (fields, fields_error, mut notes) = match to_model_desc(m) {
         Ok(fm) => {
             let d = &fm.desc;
+            let layers = d.layer_summary();
             let fields = Architecture {
+                model_type: d.model_type.clone(),
                 num_layers: d.num_layers,
                 hidden_size: d.hidden_size,
                 num_attention_heads: d.num_attention_heads,
@@ -81,9 +90,13 @@ fn report<'a>(m: &'a ModelFile, with_tensors: bool) -> Report<'a> {
                 tie_embeddings: d.tie_embeddings,
                 experts: d.moe.as_ref().map(|e| (e.num_experts, e.experts_per_token)),
                 mla_kv_lora_rank: d.mla.as_ref().map(|x| x.kv_lora_rank),
-                sliding_window: d.sliding_window.as_ref().map(|w| w.window),
+                sliding_window: layers.windows.first().map(|w| w.tokens),
                 kv_bytes_per_token_fp16: kv_bytes_per_token(d, KvDtype::F16),
                 params_from_architecture: d.params(),
+                text_params: d.text_params(),
+                layers,
+                towers: d.towers.clone(),
+                warnings: d.warnings.clone(),
             };
             (Some(fields), None, fm.notes)
         }
@@ -184,9 +197,15 @@ fn render(r: &Report) -> String {
             "layers",
             f.num_layers.to_string(),
             format!(
-                "hidden {}, intermediate {}, vocabulary {}",
-                f.hidden_size, f.intermediate_size, f.vocab_size
+                "{}: hidden {}, intermediate {}, vocabulary {}",
+                f.model_type, f.hidden_size, f.intermediate_size, f.vocab_size
             ),
+        );
+        rows.add("layer kinds", crate::render::layer_kinds(&f.layers), "");
+        rows.add(
+            "layer pattern",
+            crate::render::layer_pattern(&f.layers.pattern),
+            "F full, S sliding, C chunked, X KV-shared, L latent, I latent + indexer, R recurrent, H hybrid, M MLP only",
         );
         rows.add(
             "attention",
@@ -197,19 +216,52 @@ fn render(r: &Report) -> String {
             format!("head dim {}", f.head_dim),
         );
         if let Some((e, k)) = f.experts {
-            rows.add("experts", format!("{e}, {k} per token"), "");
+            rows.add(
+                "experts",
+                format!("{e}, {k} per token"),
+                format!("on {} layers", f.layers.moe_layers),
+            );
         }
         if let Some(r) = f.mla_kv_lora_rank {
             rows.add("MLA latent", r.to_string(), "");
         }
-        if let Some(w) = f.sliding_window {
-            rows.add("sliding window", thousands(w), "tokens");
+        for w in &f.layers.windows {
+            rows.add(
+                "sliding window",
+                thousands(w.tokens),
+                format!("tokens, {} layers", w.layers),
+            );
         }
         rows.add(
             "KV per token",
             bytes_kib(f.kv_bytes_per_token_fp16),
             "fp16, whole model",
         );
+        if f.layers.state_bytes_per_sequence > 0 {
+            rows.add(
+                "recurrent state",
+                size(f.layers.state_bytes_per_sequence),
+                "per sequence, whatever the context",
+            );
+        }
+        rows.add(
+            "params (config)",
+            params_short(f.params_from_architecture),
+            format!("text model {}", params_short(f.text_params)),
+        );
+        for t in &f.towers {
+            rows.add("  tower", params_short(t.params), t.name.clone());
+        }
+        if f.layers.mtp_layers > 0 {
+            rows.add(
+                "MTP layers",
+                f.layers.mtp_layers.to_string(),
+                format!(
+                    "{} parameters apart (speculative decoding)",
+                    params_short(f.layers.mtp_params)
+                ),
+            );
+        }
     }
     s.push_str(&rows.render());
     let mix: Vec<Vec<String>> = r
@@ -236,6 +288,11 @@ fn render(r: &Report) -> String {
     }
     if let Some(e) = &r.fields_error {
         s.push_str(&format!("\n  not enough to estimate: {e}\n"));
+    }
+    if let Some(f) = &r.fields {
+        for w in &f.warnings {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
     }
     for n in &r.notes {
         s.push_str(&format!("  note: {n}\n"));

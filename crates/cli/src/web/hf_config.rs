@@ -1,38 +1,16 @@
 //! A pasted Hugging Face `config.json` object → a model description for the estimator.
 //!
-//! A thin adapter over the formats crate's config.json reader (`model_from_config_json`, the
-//! same mapping `vramplan inspect` applies to a config.json on disk: Llama-style decoders, MoE,
-//! latent attention, sliding windows, plain-MLP families, quantization_config). This file only
-//! names the pasted model, refuses the layouts the reader would size wrongly (vision towers, Mamba
-//! layers), and turns the reader's errors into `config.<field>` API errors.
+//! A thin adapter over the one config.json mapping (`vramplan_core::arch::describe`, the same
+//! one the catalogue, files on disk and GGUF headers go through: every layer kind, hybrid and
+//! multimodal configs included). This file only names the pasted model and turns the mapping's
+//! refusals into `config.<field>` API errors.
 
 use super::error::ApiError;
 use serde_json::{Map, Value};
+use vramplan_core::arch::ArchError;
 use vramplan_core::ModelDesc;
-use vramplan_formats::FormatError;
 
 type Cfg = Map<String, Value>;
-
-/// Keys of layouts the reader has no field for (it would size them wrongly, not refuse them):
-/// a vision tower is not counted, and Mamba layers' recurrent state is not a KV cache.
-const NOT_DESCRIBED: &[(&str, &str)] = &[
-    (
-        "vision_config",
-        "a vision-language config: its vision tower would not be counted",
-    ),
-    (
-        "mamba_d_state",
-        "Mamba layers: their recurrent state would not be counted",
-    ),
-    (
-        "ssm_cfg",
-        "Mamba layers: their recurrent state would not be counted",
-    ),
-    (
-        "state_size",
-        "Mamba layers: their recurrent state would not be counted",
-    ),
-];
 
 /// The model description of a pasted config.json. Errors name the `config.<field>` at fault.
 pub fn model_from_config(cfg: &Cfg) -> Result<ModelDesc, ApiError> {
@@ -49,80 +27,31 @@ pub fn model_from_config(cfg: &Cfg) -> Result<ModelDesc, ApiError> {
             None => "pasted config.json".to_string(),
         },
     };
-    if let Some((key, why)) = NOT_DESCRIBED
-        .iter()
-        .find(|(key, _)| cfg.get(*key).is_some_and(|v| !v.is_null()))
-    {
-        return Err(ApiError::bad(
-            Some(&format!("config.{key}")),
-            format!(
-                "{label}: {why}; pick the model from the catalogue (GET /api/v1/models) instead"
-            ),
-        ));
-    }
-    // A Map of Values always serializes; the body limit already bounds its size.
-    let bytes = serde_json::to_vec(cfg)
-        .map_err(|e| ApiError::bad(Some("config"), format!("config: {e}")))?;
-    let model = vramplan_formats::model_from_config_json(&bytes, &label).map_err(to_api_error)?;
-    let mut desc = model.desc;
+    // The body limit already bounds the object's size.
+    let value = Value::Object(cfg.clone());
+    let mut desc = vramplan_core::arch::describe(&value).map_err(|e| to_api_error(&label, e))?;
+    desc.id = label;
+    desc.family = desc.top_model_type.clone();
     desc.source = "config.json pasted into the calculator".into();
     Ok(desc)
 }
 
-/// The reader's error, on the `config.<field>` it names (the whole `config` when none).
-fn to_api_error(e: FormatError) -> ApiError {
-    let message = e.to_string();
-    let field = match &e {
-        FormatError::MissingField { field, .. } | FormatError::WrongFieldType { field, .. }
-            if field != "(top level)" =>
-        {
-            format!("config.{field}")
+/// The mapping's refusal, on the `config.<field>` it names (the whole `config` when none).
+fn to_api_error(label: &str, e: ArchError) -> ApiError {
+    let field = match &e.field {
+        // "text_config.head_dim (default of Gemma3TextConfig)" names the field before the space.
+        Some(f) if f != "(top level)" => {
+            format!("config.{}", f.split(' ').next().unwrap_or(f))
         }
-        // A field beyond its limit (limits.rs): "field 'num_hidden_layers'".
-        FormatError::OverLimit { what, .. } => match what
-            .strip_prefix("field '")
-            .and_then(|w| w.strip_suffix('\''))
-        {
-            Some(f) => format!("config.{f}"),
-            None => "config".to_string(),
-        },
-        FormatError::Malformed { .. } => match validation_field(&message) {
-            Some(key) => format!("config.{key}"),
-            None => "config".to_string(),
-        },
         _ => "config".to_string(),
     };
-    ApiError::bad(Some(&field), message)
-}
-
-/// The config.json key behind a `ModelDesc::validate` complaint (the formats crate reports those
-/// as malformed): the KV heads when named (they are the value checked against the query heads),
-/// else the first key the message names.
-fn validation_field(message: &str) -> Option<&'static str> {
-    if message.contains("num_kv_heads") {
-        return Some("num_key_value_heads");
-    }
-    const KEYS: &[(&str, &str)] = &[
-        ("num_attention_heads", "num_attention_heads"),
-        ("num_layers", "num_hidden_layers"),
-        ("hidden_size", "hidden_size"),
-        ("head_dim", "head_dim"),
-        ("intermediate_size", "intermediate_size"),
-        ("vocab_size", "vocab_size"),
-        ("max_context", "max_position_embeddings"),
-        ("sliding_window", "sliding_window"),
-    ];
-    KEYS.iter()
-        .filter_map(|(word, key)| message.find(word).map(|p| (p, *key)))
-        .min_by_key(|(p, _)| *p)
-        .map(|(_, k)| k)
+    ApiError::bad(Some(&field), format!("{label}: {}", e.message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use vramplan_core::model::WindowPattern;
 
     fn cfg(v: Value) -> Cfg {
         v.as_object().unwrap().clone()
@@ -160,8 +89,15 @@ mod tests {
         let e = model_from_config(&cfg(json!({"version": "1.0", "truncation": null}))).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("config.num_hidden_layers"));
         assert!(e.error.contains("missing required field"), "{}", e.error);
+        // transformers fills a missing field from the config class's default (LlamaConfig:
+        // vocab_size 32000); a model_type without a class has none, so it is missing.
         let mut c = llama_8b();
         c.as_object_mut().unwrap().remove("vocab_size");
+        assert_eq!(
+            model_from_config(&cfg(c.clone())).unwrap().vocab_size,
+            32_000
+        );
+        c["model_type"] = json!("no_such_model");
         assert_eq!(field_of(c).as_deref(), Some("config.vocab_size"));
     }
 
@@ -203,24 +139,57 @@ mod tests {
     }
 
     #[test]
-    fn layouts_the_reader_would_mis_size_are_refused() {
+    fn hybrid_and_multimodal_configs_are_described_not_refused() {
+        // A Qwen3-Next-shaped hybrid: 3 Gated DeltaNet layers for each full-attention one. Only
+        // the 12 full-attention layers cache K and V: 12 × 2 × 2 KV heads × 256 × 2 B (bf16).
+        let next = json!({
+            "model_type": "qwen3_next", "num_hidden_layers": 48, "hidden_size": 2048,
+            "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+            "intermediate_size": 5120, "vocab_size": 151936, "max_position_embeddings": 262144,
+            "full_attention_interval": 4, "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 128, "linear_num_key_heads": 16,
+            "linear_value_head_dim": 128, "linear_num_value_heads": 32,
+            "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512,
+            "shared_expert_intermediate_size": 512, "torch_dtype": "bfloat16"
+        });
+        let d = model_from_config(&cfg(next)).unwrap();
+        let s = d.layer_summary();
+        assert_eq!(s.kinds["full_attention"], 12);
+        assert_eq!(s.kinds["gated_deltanet"], 36);
+        assert_eq!(
+            vramplan_core::kv::kv_bytes_per_token(&d, vramplan_core::KvDtype::Bf16),
+            12 * 2 * 2 * 256 * 2
+        );
+        // Per sequence, each linear layer keeps a conv state [2·16·128 + 32·128 = 8192, 4] in
+        // bf16 and a recurrent state [32, 128, 128] in fp32, as transformers' cache does:
+        // 32,768 × 2 B + 524,288 × 4 B = 2,162,688 B; × 36 layers.
+        assert_eq!(s.state_bytes_per_sequence, 36 * 2_162_688);
+        // A vision tower is counted, apart from the text model.
         let mut c = llama_8b();
-        c["vision_config"] = json!({"hidden_size": 1024});
-        assert_eq!(field_of(c).as_deref(), Some("config.vision_config"));
-        let mut c = llama_8b();
-        c["mamba_d_state"] = json!(16);
-        assert_eq!(field_of(c).as_deref(), Some("config.mamba_d_state"));
+        c["vision_config"] = json!({"model_type": "siglip_vision_model", "hidden_size": 1152,
+            "intermediate_size": 4304, "num_hidden_layers": 27, "patch_size": 14, "image_size": 896});
+        let d = model_from_config(&cfg(c)).unwrap();
+        assert!(d.params() > d.text_params() + 400_000_000);
+        assert_eq!(d.text_params(), 8_030_261_248);
     }
 
     #[test]
     fn sliding_windows() {
+        use vramplan_core::layer::Span;
+        let spans = |c: &Value| -> Vec<Span> {
+            model_from_config(&cfg(c.clone()))
+                .unwrap()
+                .layers()
+                .map(|l| l.attention.as_ref().unwrap().span)
+                .collect()
+        };
         let mut c = llama_8b();
         c["model_type"] = json!("mistral");
         c["sliding_window"] = json!(4096);
-        let window = |c: &Value| model_from_config(&cfg(c.clone())).unwrap().sliding_window;
-        assert_eq!(window(&c).unwrap().pattern, WindowPattern::All);
+        // Mistral: every layer sliding (transformers' cache default when sliding_window is set).
+        assert!(spans(&c).iter().all(|s| *s == Span::Window(4096)));
         c["use_sliding_window"] = json!(false);
-        assert!(window(&c).is_none());
+        assert!(spans(&c).iter().all(|s| *s == Span::Full));
         c["use_sliding_window"] = json!(true);
         let types: Vec<&str> = (0..32)
             .map(|i| {
@@ -232,10 +201,14 @@ mod tests {
             })
             .collect();
         c["layer_types"] = json!(types);
-        let sw = window(&c).unwrap();
-        assert_eq!(
-            (sw.pattern, sw.global_every),
-            (WindowPattern::GlobalEvery, 4)
-        );
+        let s = spans(&c);
+        assert_eq!(s.iter().filter(|s| **s == Span::Full).count(), 8);
+        assert_eq!(s[3], Span::Full);
+        assert_eq!(s[0], Span::Window(4096));
+        // An unknown layer kind is refused, naming the field.
+        c["layer_types"][5] = json!("telepathic_attention");
+        let e = model_from_config(&cfg(c)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("config.layer_types"));
+        assert!(e.error.contains("telepathic_attention"), "{}", e.error);
     }
 }

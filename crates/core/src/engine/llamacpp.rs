@@ -18,7 +18,8 @@ pub use devices::{parse_tensor_overrides, parse_tensor_split, SplitMode, TensorO
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;
 use crate::gpu::Gpu;
-use crate::model::{LayerCache, ModelDesc, Split, Stage, Tensor};
+use crate::layer::Layer;
+use crate::model::{ModelDesc, Split, Stage, Tensor};
 use crate::precision::{KvDtype, Role, WeightFormat};
 use crate::units::MIB;
 
@@ -245,7 +246,7 @@ impl TypeMix {
         match (t.role, t.split) {
             (Role::Embedding, _) => self.embedding,
             (Role::LmHead, _) => self.output,
-            (Role::Attention, Split::KvRows) => self.attn_kv,
+            (Role::Attention, Split::KvRows { .. }) => self.attn_kv,
             (Role::Attention, _) => self.attn_qo,
             (Role::Mlp, _) => self.ffn,
             (Role::Expert, _) => self.experts,
@@ -358,27 +359,31 @@ impl GgufWeights {
             return w;
         }
         let inv = model.inventory();
-        let per_shape: Vec<u64> = inv
-            .shapes
+        let per_kind: Vec<u64> = inv
+            .kinds
             .iter()
-            .map(|s| s.tensors.iter().map(|t| mix.tensor_bytes(t)).sum())
+            .map(|k| k.tensors.iter().map(|t| mix.tensor_bytes(t)).sum())
             .collect();
         let layers = inv
-            .layer_shape
+            .layer_kind
             .iter()
-            .map(|&s| per_shape[s as usize])
+            .map(|&k| per_kind[k as usize])
             .collect();
-        let experts = inv
-            .layer_shape
+        let per_kind_experts: Vec<u64> = inv
+            .kinds
             .iter()
-            .map(|&s| {
-                inv.shapes[s as usize]
-                    .tensors
+            .map(|k| {
+                k.tensors
                     .iter()
                     .filter(|t| t.role == Role::Expert)
                     .map(|t| mix.tensor_bytes(t))
                     .sum()
             })
+            .collect();
+        let experts = inv
+            .layer_kind
+            .iter()
+            .map(|&k| per_kind_experts[k as usize])
             .collect();
         let (mut input, mut output) = (0u64, 0u64);
         for (stage, t) in &inv.global {
@@ -474,71 +479,97 @@ pub fn context_sizes(model: &ModelDesc, a: &LlamaCppArgs) -> ContextSizes {
     }
 }
 
-/// Whether llama.cpp gives this architecture sliding-window caches: it does for Gemma 2/3,
+/// Whether llama.cpp gives this architecture sliding-window caches: it does for Gemma 2/3/3n,
 /// Cohere 2, gpt-oss and Llama 4 (chunked); for others it ignores the config's window — Phi-3:
 /// "Phi SWA is currently disabled", and the llama architecture (Mistral 7B v0.1) has no SWA
 /// (src/llama-model.cpp `load_hparams`, per-architecture `swa_type`).
 pub fn honours_sliding_window(model: &ModelDesc) -> bool {
-    let f = model
-        .family
-        .to_ascii_lowercase()
-        .replace([' ', '-', '_'], "");
-    ["gemma2", "gemma3", "cohere2", "gptoss", "llama4"]
-        .iter()
-        .any(|a| f.starts_with(a))
+    matches!(
+        model.model_type.as_str(),
+        "gemma2"
+            | "gemma3"
+            | "gemma3_text"
+            | "gemma3n"
+            | "gemma3n_text"
+            | "cohere2"
+            | "gpt_oss"
+            | "llama4"
+            | "llama4_text"
+    )
 }
 
-/// Layers that keep a KV cache of their own; the ones after reuse an earlier layer's.
-/// Gemma 3n: `n_layer_kv_from_start = 20`, fixed in src/models/gemma3n.cpp `load_arch_hparams`
-/// (the E2B's 30 layers and the E4B's 35 alike).
+/// A recurrent layer's state in llama.cpp's recurrent memory, per sequence: the conv state
+/// keeps d_conv − 1 columns (`n_embd_r()` = (d_conv − 1) × channels) and the recurrent state
+/// all of its elements (`n_embd_s()`), both f32 (src/llama-hparams.cpp, src/llama-memory-recurrent.cpp
+/// type_r = type_s = GGML_TYPE_F32).
+pub fn recurrent_state_bytes(layer: &Layer) -> u64 {
+    let Some(r) = &layer.recurrent else {
+        return 0;
+    };
+    r.states
+        .iter()
+        .map(|s| {
+            let elements = if s.name == "conv" && s.shape.len() == 2 {
+                s.shape[0].saturating_mul(s.shape[1].saturating_sub(1))
+            } else {
+                s.elements()
+            };
+            elements.saturating_mul(4)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Layers that keep a KV cache of their own (the others read an earlier layer's, or have no
+/// attention): from the description's `Attention::kv_source`. Gemma 3n keeps KV in its first 20
+/// layers (`n_layer_kv_from_start = 20`, src/models/gemma3n.cpp `load_arch_hparams`; a GGUF
+/// without `attention.shared_kv_layers` gets that from the GGUF → config.json translation).
 pub fn layers_with_own_kv(model: &ModelDesc) -> u64 {
-    let f = model
-        .family
-        .to_ascii_lowercase()
-        .replace([' ', '-', '_'], "");
-    if f.starts_with("gemma3n") {
-        model.num_layers.min(20)
-    } else {
-        model.num_layers
-    }
+    model
+        .layers()
+        .filter(|l| l.attention.as_ref().is_some_and(|a| a.caches()))
+        .count() as u64
 }
 
 /// The KV caches of `layers` (llama-kv-cache.cpp: per layer K = [n_embd_k_gqa, kv_size,
 /// n_stream] of type_k, V likewise; llama-kv-cache-iswa.cpp for sliding-window models: the SWA
 /// cache holds min(n_ctx_seq, GGML_PAD(n_swa × (unified ? n_seq : 1) + n_ubatch, 256)) cells
-/// unless --swa-full). Row sizes are ggml's (quantized types in blocks of 32).
+/// unless --swa-full). Row sizes are ggml's (quantized types in blocks of 32). MLA caches its
+/// latent and rope key as one K row, V being a view of it. Layers that read another layer's
+/// cache and recurrent layers have no KV cache (their state is [`recurrent_state_bytes`]).
 pub fn kv_caches(
     model: &ModelDesc,
     a: &LlamaCppArgs,
     layers: impl Iterator<Item = u64>,
 ) -> Vec<KvCache> {
     let cs = context_sizes(model, a);
-    let row = match &model.mla {
-        // MLA caches the latent: K row = kv_lora_rank + rope dims; V is a view of it.
-        Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
-        None => model.num_kv_heads * model.head_dim,
-    };
-    let v_row = if model.mla.is_some() { 0 } else { row };
-    let mut full = KvCache {
-        cells: cs.n_ctx_seq,
+    let new_cache = |cells: u64, swa: bool| KvCache {
+        cells,
         streams: cs.streams,
         layers: 0,
         k_bytes: 0,
         v_bytes: 0,
-        swa: false,
+        swa,
     };
-    let mut windows: Vec<(u64, KvCache)> = Vec::new();
+    // Per cache: the sums of each layer's K and V row bytes (one cell of every layer).
+    let mut full = (new_cache(cs.n_ctx_seq, false), 0u64, 0u64);
+    let mut windows: Vec<(u64, (KvCache, u64, u64))> = Vec::new();
     let swa = honours_sliding_window(model);
-    let kv_layers = layers_with_own_kv(model);
     for i in layers {
-        if i >= kv_layers {
-            // Reuses an earlier layer's cache (Gemma 3n): no cells of its own.
+        let Some(att) = model.layer(i).attention.as_ref().filter(|x| x.caches()) else {
             continue;
-        }
-        match model.layer_cache(i) {
-            LayerCache::Full => full.layers += 1,
-            LayerCache::Window(_) if !swa => full.layers += 1,
-            LayerCache::Window(w) => {
+        };
+        let (k_row, v_row) = match &att.latent {
+            Some(_) => (att.k_width() + att.v_width(), 0),
+            None => (att.k_width(), att.v_width()),
+        };
+        let k = a.type_k.row_bytes(k_row);
+        let v = if v_row == 0 {
+            0
+        } else {
+            a.type_v.row_bytes(v_row)
+        };
+        let slot = match att.span.limit() {
+            Some(w) if swa => {
                 let cells = if a.swa_full {
                     cs.n_ctx_seq
                 } else {
@@ -547,33 +578,28 @@ pub fn kv_caches(
                     cs.n_ctx_seq
                         .min(crate::units::div_ceil(want, CTX_PAD) * CTX_PAD)
                 };
-                match windows.iter_mut().find(|(win, _)| *win == w) {
-                    Some((_, c)) => c.layers += 1,
-                    None => windows.push((
-                        w,
-                        KvCache {
-                            cells,
-                            streams: cs.streams,
-                            layers: 1,
-                            k_bytes: 0,
-                            v_bytes: 0,
-                            swa: true,
-                        },
-                    )),
+                match windows.iter().position(|(win, _)| *win == w) {
+                    Some(p) => &mut windows[p].1,
+                    None => {
+                        windows.push((w, (new_cache(cells, true), 0, 0)));
+                        &mut windows.last_mut().expect("pushed").1
+                    }
                 }
             }
-            // Recurrent layers keep no KV (their state is llama-memory-recurrent's, not modelled here).
-            LayerCache::State => {}
-        }
+            _ => &mut full,
+        };
+        slot.0.layers += 1;
+        slot.1 = slot.1.saturating_add(k);
+        slot.2 = slot.2.saturating_add(v);
     }
     let mut out = Vec::new();
-    for mut c in std::iter::once(full).chain(windows.into_iter().map(|w| w.1)) {
+    for (mut c, k, v) in std::iter::once(full).chain(windows.into_iter().map(|w| w.1)) {
         if c.layers == 0 && c.swa {
             continue;
         }
-        let cells = c.cells.saturating_mul(c.streams).saturating_mul(c.layers);
-        c.k_bytes = a.type_k.row_bytes(row).saturating_mul(cells);
-        c.v_bytes = a.type_v.row_bytes(v_row).saturating_mul(cells);
+        let cells = c.cells.saturating_mul(c.streams);
+        c.k_bytes = k.saturating_mul(cells);
+        c.v_bytes = v.saturating_mul(cells);
         out.push(c);
     }
     out
@@ -608,8 +634,9 @@ pub fn compute_buffer_bytes(
     let hd = model.num_attention_heads * model.head_dim;
     let kvd = model.num_kv_heads * model.head_dim;
     let ff = match &model.moe {
-        Some(m) => (m.experts_per_token * m.expert_intermediate_size)
-            .max(m.dense_intermediate_size.unwrap_or(0)),
+        Some(m) => {
+            (m.experts_per_token * m.expert_intermediate_size).max(m.dense_intermediate_size)
+        }
         None => model.intermediate_size,
     };
     let n_kv = cs.n_ctx_seq;
@@ -628,7 +655,7 @@ pub fn compute_buffer_bytes(
         .map(|c| mask_of(c.cells))
         .sum::<u64>()
         .max(mask_of(n_kv));
-    let scaled_input = if model.family.to_ascii_lowercase().starts_with("gemma") {
+    let scaled_input = if model.model_type.starts_with("gemma") {
         e
     } else {
         0
@@ -777,8 +804,24 @@ pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: 
     }
     let gpu_caches = kv_caches(model, a, first_gpu..n_layer);
     let cpu_caches = kv_caches(model, a, 0..first_gpu);
-    let gpu_kv_raw: u64 = gpu_caches.iter().map(KvCache::bytes).sum();
-    let cpu_kv_raw: u64 = cpu_caches.iter().map(KvCache::bytes).sum();
+    // Recurrent layers' states: one cell per sequence (llama-memory-recurrent.cpp, mem_size =
+    // max(1, n_seq_max)), on the layer's device like the KV cache.
+    let states = |range: std::ops::Range<u64>| -> u64 {
+        range
+            .map(|i| recurrent_state_bytes(model.layer(i)))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(a.n_seq.max(1))
+    };
+    let gpu_kv_raw: u64 = gpu_caches
+        .iter()
+        .map(KvCache::bytes)
+        .sum::<u64>()
+        .saturating_add(states(first_gpu..n_layer));
+    let cpu_kv_raw: u64 = cpu_caches
+        .iter()
+        .map(KvCache::bytes)
+        .sum::<u64>()
+        .saturating_add(states(0..first_gpu));
     let (gpu_kv, cpu_kv) = if a.offload_kqv {
         (gpu_kv_raw, cpu_kv_raw)
     } else {
@@ -924,7 +967,7 @@ pub fn estimate_on(
         .min_by_key(|d| crate::estimate::signed_difference(d.memory_bytes, d.total_bytes))
         .expect("a GPU")
         .clone();
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "llamacpp");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "llamacpp");
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
     e.batch = a.n_seq;
@@ -951,6 +994,13 @@ pub fn estimate_on(
                 ft.name,
                 if mix.needs_imatrix(model) { ", made with an importance matrix as this type requires" } else { "" }
             ));
+            let unmodelled = gguf_layout::unmodelled_params(model);
+            if unmodelled > 0 {
+                e.warnings.push(format!(
+                    "{} of the model's matrix parameters are in tensors whose llama.cpp names vramplan does not know (gguf_layout.rs): counted at F16, unquantized, so the weights may be overstated",
+                    crate::units::params_short(unmodelled)
+                ));
+            }
         }
     }
     e.gpu = worst.name.clone();
@@ -1001,8 +1051,8 @@ pub fn estimate_on(
             }
         ));
     }
-    if model.ssm.is_some() {
-        e.warnings.push("recurrent-state buffers (llama-memory-recurrent: conv and SSM states per sequence) are not counted for this hybrid/recurrent model".into());
+    if model.has_recurrent_layers() {
+        e.warnings.push("recurrent-state buffers (llama-memory-recurrent: conv and recurrent states per sequence, f32) are counted from the description's state shapes, not yet checked against llama.cpp's own figures".into());
     }
     // Sequences of n_ctx_seq cells that the cache holds: -np slots (each its own cells).
     e.max_concurrency = if e.fits { a.n_seq } else { 0 };

@@ -8,7 +8,7 @@
 use crate::engine::llamacpp::{self, GgufWeights, LlamaCppArgs, TypeMix};
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::gpu::Gpu;
-use crate::model::{LayerCache, ModelDesc};
+use crate::model::ModelDesc;
 use crate::precision::KvDtype;
 use crate::units::MIB;
 
@@ -69,30 +69,29 @@ fn kv_halves(a: &OllamaArgs) -> u64 {
 /// KV bytes of each layer (ggml.go `GraphSize`): context = num_ctx × parallel; a layer caches
 /// context × (key_length + value_length) × head_count_kv × bytes; Gemma 3 local layers only
 /// parallel × sliding_window + batch cells, gpt-oss local layers parallel × window + batch.
-pub fn kv_per_layer(model: &ModelDesc, a: &OllamaArgs) -> Vec<u64> {
-    let context = a.num_ctx.saturating_mul(a.num_parallel.max(1));
-    let batch = a.num_batch.min(a.num_ctx).max(1);
-    let row = match &model.mla {
-        Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
-        None => 2 * model.head_dim * model.num_kv_heads,
-    };
-    let family = model.family.to_ascii_lowercase();
-    let windowed = family.starts_with("gemma 3") || family.starts_with("gpt-oss");
-    (0..model.num_layers)
-        .map(|i| {
-            let cells = match (model.layer_cache(i), windowed) {
-                (LayerCache::Window(w), true) => context.min(
-                    a.num_parallel
+pub fn kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Vec<u64> {
+    let context = args.num_ctx.saturating_mul(args.num_parallel.max(1));
+    let batch = args.num_batch.min(args.num_ctx).max(1);
+    let t = model.model_type.as_str();
+    let windowed = t.starts_with("gemma3") || t == "gpt_oss";
+    model
+        .layers()
+        .map(|l| {
+            // A layer without a cache of its own: its recurrent state (llama.cpp's), or nothing.
+            let Some(att) = l.attention.as_ref().filter(|a| a.caches()) else {
+                return super::llamacpp::recurrent_state_bytes(l);
+            };
+            let row = att.k_width() + att.v_width();
+            let cells = match (att.span.limit(), windowed) {
+                (Some(w), true) => context.min(
+                    args.num_parallel
                         .max(1)
                         .saturating_mul(w)
                         .saturating_add(batch),
                 ),
-                (LayerCache::State, _) => {
-                    return model.ssm_state_elements_layer().saturating_mul(4)
-                }
                 _ => context,
             };
-            cells.saturating_mul(row).saturating_mul(kv_halves(a)) / 2
+            cells.saturating_mul(row).saturating_mul(kv_halves(args)) / 2
         })
         .collect()
 }
@@ -241,7 +240,7 @@ pub fn estimate(
     llamacpp::check(model, &runner)?;
     let b = llamacpp::buffers(model, &weights, &runner, o.layers);
     let inv = model.inventory();
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "ollama");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "ollama");
     e.quant = mix.name();
     e.context = a.num_ctx;
     e.batch = a.num_parallel;

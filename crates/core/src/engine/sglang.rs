@@ -74,9 +74,9 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if model.ssm.is_some() {
+    if model.has_recurrent_layers() {
         return Err(format!(
-            "{} has Mamba layers; the SGLang profile models attention KV pools only",
+            "{} has recurrent layers; the SGLang profile models attention KV pools only (use --engine generic)",
             model.id
         ));
     }
@@ -93,33 +93,25 @@ pub fn estimate(
         ));
     }
     let inv = model.inventory();
-    let weights = weight_bytes_per_stage(model, &inv, config.weights, &par)[0];
+    let weights = weight_bytes_per_stage(model, inv, config.weights, &par)[0];
     let total = gpu.memory_bytes;
     let free_after_load = total
         .saturating_sub(used_before_load(par.tp))
         .saturating_sub(weights) as i128;
     let reserved = (total as f64 * (1.0 - mfs)) as i128;
     let rest = free_after_load - reserved;
-    let cell = match &model.mla {
-        Some(m) => config
-            .kv_dtype
-            .row_bytes(m.kv_lora_rank + m.qk_rope_head_dim)
-            .saturating_mul(model.num_layers),
-        None => {
-            let heads = crate::kv::kv_heads_per_rank(model.num_kv_heads, par.tp);
-            config
-                .kv_dtype
-                .row_bytes(heads * model.head_dim)
-                .saturating_mul(model.num_layers)
-                .saturating_mul(2)
-        }
-    };
+    // One token's cell: every caching attention layer's K and V rows (SGLang's token pool keeps
+    // every layer at full length, sliding ones included: model_runner.py `init_memory_pool`).
+    let cell = model
+        .layers()
+        .map(|l| l.kv_bytes_per_token(config.kv_dtype, par.tp))
+        .fold(0u64, u64::saturating_add);
     let tokens = if rest > 0 {
         (rest as u64) / cell.max(1)
     } else {
         0
     };
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "sglang");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "sglang");
     e.utilization = mfs;
     e.weights_bytes = weights;
     e.overhead_bytes = used_before_load(par.tp);

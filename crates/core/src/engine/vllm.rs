@@ -12,7 +12,8 @@ use crate::estimate::{
     signed_difference, Assumption, Config, Estimate, Setting, StageFigures, StartupError,
 };
 use crate::gpu::Gpu;
-use crate::model::{Inventory, LayerCache, MlpKind, ModelDesc, WindowPattern};
+use crate::layer::Span;
+use crate::model::{Inventory, MlpKind, ModelDesc};
 use crate::parallel::{weight_bytes_per_stage_with, ExpertSplit, Parallelism};
 use crate::precision::{KvDtype, WeightFormat};
 use crate::units::{div_ceil, GIB, MIB};
@@ -201,16 +202,23 @@ pub fn block_size(model: &ModelDesc, given: Option<u64>) -> u64 {
 /// `AttentionSpec.page_size_bytes` = 2 × block × KV heads per rank × head size × dtype bytes;
 /// `MLAAttentionSpec`: block × (kv_lora_rank + qk_rope_head_dim) × dtype bytes, every rank).
 pub fn page_bytes(model: &ModelDesc, kv: KvDtype, tp: u64, block: u64) -> u64 {
-    match &model.mla {
-        Some(m) => kv
-            .row_bytes(m.kv_lora_rank + m.qk_rope_head_dim)
+    // The first layer that caches: the profile refuses models whose layers' pages differ
+    // (`Groups::of`), so one layer's page is every layer's.
+    let attention = model
+        .inventory()
+        .kinds
+        .iter()
+        .filter_map(|k| k.attention.as_ref())
+        .find(|a| a.caches());
+    match attention {
+        Some(a) if a.latent.is_some() => kv
+            .row_bytes(a.k_width() + a.v_width())
             .saturating_mul(block),
-        None => {
-            let heads = crate::kv::kv_heads_per_rank(model.num_kv_heads, tp);
-            kv.row_bytes(heads * model.head_dim)
-                .saturating_mul(2)
-                .saturating_mul(block)
-        }
+        Some(a) => kv
+            .row_bytes(a.k_width_per_rank(tp))
+            .saturating_add(kv.row_bytes(a.v_width_per_rank(tp)))
+            .saturating_mul(block),
+        None => 0,
     }
 }
 
@@ -219,13 +227,7 @@ pub fn page_bytes(model: &ModelDesc, kv: KvDtype, tp: u64, block: u64) -> u64 {
 /// (vllm/model_executor/layers/rotary_embedding `_compute_cos_sin_cache`, then `.to(dtype)`).
 /// Models with learned positions have none.
 pub fn rope_cache_bytes(model: &ModelDesc, activation_bytes: u64) -> u64 {
-    if model.learned_positions > 0 {
-        return 0;
-    }
-    let rotary = match &model.mla {
-        Some(m) => m.qk_rope_head_dim,
-        None => model.head_dim,
-    };
+    let rotary = model.first_attention().map_or(0, |a| a.rotary_dim);
     model
         .max_context
         .saturating_mul(rotary)
@@ -252,7 +254,7 @@ pub fn forward_peak_bytes(model: &ModelDesc, tokens: u64, tp: u64, activation_by
             let routed = factor * m.experts_per_token * m.expert_intermediate_size / tp
                 + m.experts_per_token * h;
             let shared = factor * m.shared_experts * m.shared_expert_intermediate_size / tp;
-            let dense = factor * m.dense_intermediate_size.unwrap_or(0) / tp;
+            let dense = factor * m.dense_intermediate_size / tp;
             routed.max(shared).max(dense)
         }
         None => factor * model.intermediate_size / tp,
@@ -310,19 +312,37 @@ struct Groups {
 impl Groups {
     fn of(model: &ModelDesc, layers: std::ops::Range<u64>) -> Result<Groups, String> {
         let mut counts: Vec<(Kind, u64)> = Vec::new();
+        let mut page: Option<(u64, u64)> = None;
         for i in layers {
-            let kind = match model.layer_cache(i) {
-                LayerCache::Full => Kind::Full,
-                LayerCache::Window(w) => match model.sliding_window.as_ref().map(|s| s.pattern) {
-                    Some(WindowPattern::Chunked) => Kind::Chunk(w),
-                    _ => Kind::Window(w),
-                },
-                LayerCache::State => {
-                    return Err(format!(
-                        "{} has Mamba layers; the vLLM profile does not model vLLM's Mamba state pages yet (use --engine generic)",
-                        model.id
-                    ))
-                }
+            let layer = model.layer(i);
+            if layer.recurrent.is_some() {
+                return Err(format!(
+                    "{} has recurrent layers ({}); the vLLM profile does not model vLLM's hybrid KV-cache manager (Mamba and linear-attention state pages) yet (use --engine generic)",
+                    model.id,
+                    layer.kind_name()
+                ));
+            }
+            let Some(a) = layer.attention.as_ref() else {
+                continue;
+            };
+            if !a.caches() {
+                return Err(format!(
+                    "{} has layers that reuse another layer's KV cache; the vLLM profile does not model vLLM's KV sharing yet (use --engine generic)",
+                    model.id
+                ));
+            }
+            let widths = (a.k_width(), a.v_width());
+            if page.is_some_and(|p| p != widths) {
+                return Err(format!(
+                    "{}'s attention layers cache rows of different widths; the vLLM profile does not model vLLM's page-size unification yet (use --engine generic)",
+                    model.id
+                ));
+            }
+            page = Some(widths);
+            let kind = match a.span {
+                Span::Full => Kind::Full,
+                Span::Window(w) => Kind::Window(w),
+                Span::Chunk(c) => Kind::Chunk(c),
             };
             match counts.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, n)) => *n += 1,
@@ -629,10 +649,10 @@ pub fn estimate(
     let par = config.parallel;
     check_quant_alignment(model, config.weights, par.tp)?;
     let inv = model.inventory();
-    let plan = Plan::new(model, &inv, gpu, &config, args)?;
+    let plan = Plan::new(model, inv, gpu, &config, args)?;
     let len = config.context;
     let release = args.release;
-    let mut e = Estimate::skeleton(model, &inv, gpu, &config, "vllm");
+    let mut e = Estimate::skeleton(model, inv, gpu, &config, "vllm");
     e.utilization = plan.utilization;
     let w = &plan.workers[plan.limiting];
     e.weights_bytes = w.weights;
@@ -660,7 +680,7 @@ pub fn estimate(
         .weights
         .saturating_add(w.activation)
         .saturating_add(e.overhead_bytes);
-    e.startup_error = startup_error(model, gpu, &config, args, &plan, &inv);
+    e.startup_error = startup_error(model, gpu, &config, args, &plan, inv);
     e.set_verdict(used.saturating_add(needed_kv), plan.requested_bytes);
     // Block rounding: the pool decides, not the byte sum.
     e.fits = e.startup_error.is_none()
@@ -679,8 +699,8 @@ pub fn estimate(
             ..config
         };
         check_quant_alignment(model, c.weights, tp).is_ok()
-            && Plan::new(model, &inv, gpu, &c, args).is_ok_and(|p| {
-                startup_error(model, gpu, &c, args, &p, &inv).is_none()
+            && Plan::new(model, inv, gpu, &c, args).is_ok_and(|p| {
+                startup_error(model, gpu, &c, args, &p, inv).is_none()
                     && p.blocks_per_request(len).saturating_mul(config.batch) <= p.num_blocks
             })
     });

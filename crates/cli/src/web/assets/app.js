@@ -502,6 +502,19 @@ function render(e) {
   mini.textContent = `${e.fits ? 'Fits' : 'Does not fit'} · max concurrency ${thousands(e.max_concurrency)} · total ${gib(e.total_bytes)} of ${gib(e.usable_bytes)}`;
   drawBar(e);
   drawFigures(e);
+  // The decoder layers by kind (a hybrid model's recurrent state is constant per sequence) and
+  // the vision/audio towers counted in the weights (estimate JSON `layers`, `towers`).
+  const l = e.layers || { kinds: {} };
+  const kinds = Object.entries(l.kinds).sort((a, b) => b[1] - a[1]).map(([k, c]) => `${c} ${k}`).join(', ');
+  const state = l.state_bytes_per_sequence ? `; recurrent state ${gbGib(l.state_bytes_per_sequence)} per sequence, whatever the context` : '';
+  const towers = (e.towers || []).map((t) => `${t.name}: ${thousands(t.params)} parameters`).join('; ');
+  el('layers').textContent = kinds ? `Layers: ${kinds}${state}.${towers ? ` Towers: ${towers}.` : ''}` : '';
+  const warn = el('warnings');
+  warn.replaceChildren(...(e.warnings || []).map((w) => {
+    const li = document.createElement('li');
+    li.textContent = `Warning: ${w}`;
+    return li;
+  }));
   const n = e.naive;
   el('naive').textContent = n && n.kv_bytes_per_token !== e.kv_bytes_per_token
     ? `The seed articles' formula (2 × 2 × layers × hidden) gives ${thousands(n.kv_bytes_per_token)} B of KV per token, ${fixed(n.ratio, 1)}× this estimate: ${n.reason}.`

@@ -269,20 +269,23 @@ pub fn device_buffers(
         }
     }
     // Each device's layers' KV caches, one kv_caches call per device (the bytes are linear in
-    // the layers, so this is the sum over its layers).
+    // the layers, so this is the sum over its layers), and its recurrent layers' states: one
+    // cell per sequence (llama-memory-recurrent.cpp, mem_size = max(1, n_seq_max)), on the
+    // layer's device like the KV cache.
+    let place_ref = &place;
     for d in 0..=nd {
-        let kv: u64 = kv_caches(
-            model,
-            a,
+        let on_d = || {
             (0..n)
-                .filter(|&il| place[il].unwrap_or(host) == d)
-                .map(|il| il as u64),
-        )
-        .iter()
-        .map(KvCache::bytes)
-        .sum();
+                .filter(move |&il| place_ref[il].unwrap_or(host) == d)
+                .map(|il| il as u64)
+        };
+        let kv: u64 = kv_caches(model, a, on_d()).iter().map(KvCache::bytes).sum();
+        let states = on_d()
+            .map(|il| super::recurrent_state_bytes(model.layer(il)))
+            .fold(0u64, u64::saturating_add)
+            .saturating_mul(a.n_seq.max(1));
         let kd = if a.offload_kqv { d } else { host };
-        kv_b[kd] += kv;
+        kv_b[kd] = kv_b[kd].saturating_add(kv).saturating_add(states);
     }
     apply_overrides(a, weights, &place, n, host, &mut model_b)?;
     let output_dev = place[n].unwrap_or(host);

@@ -7,7 +7,8 @@
 //! src/models/llama.cpp, qwen2.cpp, qwen3.cpp, gemma.cpp and gemma2-iswa.cpp.
 
 use super::ggml_alloc::{Dtype, Graph, Id, Layout, Op};
-use crate::model::{LayerCache, MlpKind, ModelDesc, NormKind};
+use crate::layer::{Ffn, Span};
+use crate::model::{ModelDesc, NormKind};
 
 /// The llama.cpp graph builders modelled here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,44 +29,47 @@ pub enum Builder {
 /// recurrent and vision models, Gemma 3, fused-QKV (Phi-3) and scaled-residual (Granite)
 /// builders are not modelled and get `None`.
 pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
-    let family = model
-        .family
-        .to_ascii_lowercase()
-        .replace([' ', '-', '_', '.'], "");
-    let plain = model.moe.is_none()
-        && model.mla.is_none()
-        && model.ssm.is_none()
-        && model.vision.is_none()
-        && model.mlp == MlpKind::Gated
-        && model.norm == NormKind::Rms
-        && !model.o_bias
-        && !model.mlp_bias
-        && !model.lm_head_bias
-        && model.learned_positions == 0
-        && model.embed_proj_dim == 0
-        && !model.embedding_norm
-        && model.final_norm;
-    if !plain || ["phi", "granite"].iter().any(|f| family.starts_with(f)) {
-        return None;
-    }
+    let inv = model.inventory();
     // QK-norm is read for Qwen3 only (Gemma 3's builder differs in more than that).
-    if model.qk_norm && !family.starts_with("qwen3") {
+    let qk_norm_ok = model.model_type == "qwen3";
+    // Every layer a plain attention layer caching its own K and V, with a gated dense MLP
+    // without biases, and no q/k norms (but Qwen3's), output bias or sinks.
+    let plain_layers = inv.kinds.iter().all(|k| {
+        k.recurrent.is_none()
+            && matches!(
+                k.ffn,
+                Ffn::Dense {
+                    gated: true,
+                    bias: false,
+                    ..
+                }
+            )
+            && k.attention.as_ref().is_some_and(|a| {
+                a.caches()
+                    && a.latent.is_none()
+                    && (!a.qk_norm || qk_norm_ok)
+                    && !a.o_bias
+                    && !a.sinks
+                    && a.k_head_dim == a.v_head_dim
+                    && a.rotary_dim == a.k_head_dim
+            })
+    });
+    // The text model only: token embedding, final norm and the head (tied or not).
+    let plain_globals =
+        model.towers.is_empty() && inv.global.len() == 2 + usize::from(!model.tie_embeddings);
+    if !plain_layers || !plain_globals || model.norm != NormKind::Rms {
         return None;
     }
-    if family.starts_with("gemma2") {
-        return Some(Builder::Gemma2);
+    let qkv_bias = model.first_attention().is_some_and(|a| a.qkv_bias);
+    let qk_norm = model.first_attention().is_some_and(|a| a.qk_norm);
+    match model.model_type.as_str() {
+        "gemma2" => Some(Builder::Gemma2),
+        "gemma" => Some(Builder::Gemma),
+        "llama" | "mistral" if !qkv_bias => Some(Builder::Llama { qkv_bias, qk_norm }),
+        "qwen2" | "qwen3" => Some(Builder::Llama { qkv_bias, qk_norm }),
+        _ => None,
     }
-    if family.contains("gemma") {
-        // Gemma 3 and later have QK-norm and were refused above.
-        return Some(Builder::Gemma);
-    }
-    if super::honours_sliding_window(model) {
-        return None;
-    }
-    Some(Builder::Llama {
-        qkv_bias: model.qkv_bias,
-        qk_norm: model.qk_norm,
-    })
+    .filter(|b| *b == Builder::Gemma2 || !super::honours_sliding_window(model))
 }
 
 /// The sizes of one reserve graph.
@@ -196,8 +200,13 @@ pub fn build(model: &ModelDesc, builder: Builder, s: &ReserveShape) -> Graph {
     };
 
     for il in 0..model.num_layers {
-        let inp = match (&window, model.layer_cache(il)) {
-            (Some(w), LayerCache::Window(_)) => w,
+        let windowed = model
+            .layer(il)
+            .attention
+            .as_ref()
+            .is_some_and(|a| matches!(a.span, Span::Window(_) | Span::Chunk(_)));
+        let inp = match &window {
+            Some(w) if windowed => w,
             _ => &full,
         };
         let cells = inp.cells;

@@ -1,0 +1,262 @@
+//! Recurrent mixers: their tensors and their constant state per sequence, as transformers
+//! 5.24.0 builds and caches them (`cache_utils.py` LinearAttentionLayer: conv states
+//! [batch, channels, kernel] in the model dtype, recurrent states of the mixer's own shape in
+//! float32 for Mamba, Mamba-2 and the delta rules, whose scans run in float32 and whose cache
+//! keeps the state they return: checked against the oracle's cache tensors).
+//!
+//! - Mamba (`modeling_mamba.py` MambaMixer; Jamba's `modeling_jamba.py`): in_proj [2·di, h],
+//!   conv1d [di, 1, k], x_proj [r + 2·n, di], dt_proj [di, r] + bias, A_log [di, n], D [di],
+//!   out_proj [h, di]; state conv [di, k] and ssm [di, n].
+//! - Mamba-2 (`modeling_mamba2.py` Mamba2Mixer; Bamba, Granite 4-H, Nemotron-H, Falcon-H1,
+//!   Zamba 2 follow it): conv_dim = di + 2·groups·n; in_proj [di + conv_dim + heads, h], conv1d
+//!   [conv_dim, 1, k], dt_bias, A_log, D [heads], gated norm [di], out_proj [h, di]; state conv
+//!   [conv_dim, k] and ssm [heads, head_dim, n].
+//! - Gated DeltaNet (`modeling_qwen3_next.py` Qwen3NextGatedDeltaNet): key_dim = kh·kd,
+//!   value_dim = vh·vd, conv_dim = 2·key_dim + value_dim; in_proj_qkvz [2·key_dim + 2·value_dim,
+//!   h], in_proj_ba [2·vh, h], conv1d [conv_dim, 1, k], dt_bias, A_log [vh], norm [vd], out_proj
+//!   [h, value_dim]; state conv [conv_dim, k] and recurrent [vh, kd, vd].
+//! - Kimi Delta Attention (`modeling_kimi_linear.py` KimiLinearDeltaAttention): q, k, v [H·d, h],
+//!   conv1d [3·H·d, 1, k], forget gate f_a [d, h], f_b [H·d, d], dt_bias [H·d], A_log [H], b_proj
+//!   [H, h], g_a [d, h], g_b [H·d, d], o_norm [d], o_proj [h, H·d]; state conv [3·H·d, k] and
+//!   recurrent [H, d, d].
+//! - Short convolution (`modeling_lfm2.py` Lfm2ShortConv): in_proj [3h, h], conv [h, 1, L],
+//!   out_proj [h, h]; state conv [h, L].
+//! - RWKV (v4) time mixing (`modeling_rwkv.py` RwkvSelfAttention): key, value, receptance,
+//!   output [a, h] and time_decay, time_first, time_mix_key/value/receptance [a]; state: five
+//!   [hidden] vectors per layer (`RwkvModel` state list: two in the model dtype, three in float32).
+//! - Lightning attention (`modeling_minimax.py` MiniMaxLightningAttention): qkv_proj [3·H·d, h],
+//!   out_proj [h, H·d], output_gate [H·d, h], norm [H·d]; state recurrent [H, d, d].
+
+use super::{ArchError, Basics, Builder};
+use crate::layer::{Recurrent, RecurrentKind, StateDtype, StateTensor};
+use crate::model::{Role, Split, Tensor};
+
+/// The recurrent mixer of a layer, as the plan names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecKind {
+    Mamba,
+    Mamba2,
+    GatedDeltaNet,
+    KimiDelta,
+    ShortConv,
+    Lightning,
+    Rwkv,
+}
+
+impl RecKind {
+    /// What the family's `linear_attention` layers are.
+    pub fn of_family(b: &Builder) -> Result<Option<RecKind>, ArchError> {
+        Ok(match b.fam.linear_attention.as_deref() {
+            None => None,
+            Some("mamba") => Some(RecKind::Mamba),
+            Some("mamba2") => Some(RecKind::Mamba2),
+            Some("gated_deltanet") => Some(RecKind::GatedDeltaNet),
+            Some("kimi_delta") => Some(RecKind::KimiDelta),
+            Some("short_conv") => Some(RecKind::ShortConv),
+            Some("lightning") => Some(RecKind::Lightning),
+            Some("rwkv") => Some(RecKind::Rwkv),
+            Some(other) => {
+                return Err(ArchError::model(format!(
+                    "architectures.toml: unknown linear_attention '{other}' for {}",
+                    b.model_type
+                )))
+            }
+        })
+    }
+}
+
+fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
+    StateTensor {
+        name,
+        shape: shape.to_vec(),
+        dtype,
+    }
+}
+
+/// The tensors of a recurrent mixer (appended to `out`) and its state.
+pub(crate) fn build(
+    b: &Builder,
+    basics: &Basics,
+    kind: RecKind,
+    out: &mut Vec<Tensor>,
+) -> Result<Recurrent, ArchError> {
+    let t = b.text;
+    let h = basics.hidden;
+    let r = Role::Ssm;
+    let conv_bias = t
+        .bool(&["use_conv_bias", "mamba_conv_bias", "conv_bias"])?
+        .unwrap_or(kind == RecKind::Mamba || kind == RecKind::Mamba2);
+    let proj_bias = t.flag(&["use_bias", "mamba_proj_bias", "mamba_bias"])?;
+    match kind {
+        RecKind::Mamba => {
+            let di = match t.u64(&["mamba_expand", "expand"])? {
+                Some(e) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => e * h,
+                _ => t.req_u64(&["intermediate_size"])?,
+            };
+            let n = t.req_u64(&["mamba_d_state", "state_size", "ssm_state_size"])?;
+            let k = t.req_u64(&["mamba_d_conv", "conv_kernel", "d_conv"])?;
+            let rank = match t.find(&["mamba_dt_rank", "time_step_rank"]) {
+                Some(f) if f.value.is_string() => h.div_ceil(16),
+                Some(f) => super::fields::as_u64(f.value).unwrap_or(h.div_ceil(16)),
+                None => h.div_ceil(16),
+            };
+            out.push(Tensor::matrix(r, 2 * di, h, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, di, k, Split::Rows));
+            out.push(Tensor::matrix(r, rank + 2 * n, di, Split::Cols));
+            out.push(Tensor::matrix(r, di, rank, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, di, n, Split::Rows));
+            let mut small = di /* D */ + di /* dt_proj bias */;
+            if conv_bias {
+                small += di;
+            }
+            if proj_bias {
+                small += 2 * di + h;
+            }
+            if b.fam.mamba_dt_norms == Some(true) {
+                small += rank + 2 * n;
+            }
+            out.push(Tensor::vector(small));
+            out.push(Tensor::matrix(r, h, di, Split::Cols));
+            Ok(Recurrent {
+                kind: RecurrentKind::Mamba,
+                states: vec![
+                    state("conv", &[di, k], StateDtype::Model),
+                    state("recurrent", &[di, n], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Mamba2 => {
+            let heads = t.req_u64(&[
+                "mamba_n_heads",
+                "mamba_num_heads",
+                "n_mamba_heads",
+                "num_heads",
+            ])?;
+            let given_head_dim = t.u64(&["mamba_d_head", "mamba_head_dim", "mamba_headdim"])?;
+            // Inner width: Falcon-H1's mamba_d_ssm; else heads × head dim when both are given
+            // (Nemotron-H: `intermediate_size = mamba_num_heads * mamba_head_dim`); else
+            // expand × hidden (Mamba2Mixer).
+            t.mark_read(&["mamba_expand", "expand"]);
+            let di = match (t.u64(&["mamba_d_ssm"])?, given_head_dim) {
+                (Some(d), _) => d,
+                (None, Some(hd)) => heads.saturating_mul(hd),
+                (None, None) => t.u64_or(&["mamba_expand", "expand"], 2)? * h,
+            };
+            let head_dim = match given_head_dim {
+                Some(d) => d,
+                None => di.checked_div(heads).unwrap_or(0),
+            };
+            let groups = t.u64_or(&["mamba_n_groups", "mamba_ngroups", "n_groups"], 1)?;
+            let n = t.req_u64(&["mamba_d_state", "ssm_state_size", "state_size"])?;
+            let k = t.req_u64(&["mamba_d_conv", "conv_kernel", "d_conv"])?;
+            let conv_dim = di + 2 * groups * n;
+            out.push(Tensor::matrix(r, di + conv_dim + heads, h, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
+            // The gated RMSNorm over di, absent when `mamba_rms_norm` is false (Falcon-H1).
+            let gated_norm = t.bool(&["mamba_rms_norm"])?.unwrap_or(true);
+            let mut small = 3 * heads + if gated_norm { di } else { 0 };
+            if conv_bias {
+                small += conv_dim;
+            }
+            if proj_bias {
+                small += di + conv_dim + heads + h;
+            }
+            out.push(Tensor::vector(small));
+            out.push(Tensor::matrix(r, h, di, Split::Cols));
+            Ok(Recurrent {
+                kind: RecurrentKind::Mamba2,
+                states: vec![
+                    state("conv", &[conv_dim, k], StateDtype::Model),
+                    state("recurrent", &[heads, head_dim, n], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::GatedDeltaNet => {
+            let kh = t.req_u64(&["linear_num_key_heads"])?;
+            let vh = t.req_u64(&["linear_num_value_heads"])?;
+            let kd = t.req_u64(&["linear_key_head_dim"])?;
+            let vd = t.req_u64(&["linear_value_head_dim"])?;
+            let k = t.req_u64(&["linear_conv_kernel_dim"])?;
+            let (key_dim, value_dim) = (kh * kd, vh * vd);
+            let conv_dim = 2 * key_dim + value_dim;
+            out.push(Tensor::matrix(
+                r,
+                2 * key_dim + 2 * value_dim,
+                h,
+                Split::Rows,
+            ));
+            out.push(Tensor::matrix(r, 2 * vh, h, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
+            out.push(Tensor::vector(2 * vh + vd));
+            out.push(Tensor::matrix(r, h, value_dim, Split::Cols));
+            Ok(Recurrent {
+                kind: RecurrentKind::GatedDeltaNet,
+                states: vec![
+                    state("conv", &[conv_dim, k], StateDtype::Model),
+                    state("recurrent", &[vh, kd, vd], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::KimiDelta => {
+            let heads = t.req_u64(&["linear_num_heads", "num_linear_heads"])?;
+            let d = t.req_u64(&["linear_head_dim"])?;
+            let k = t.req_u64(&["linear_conv_kernel_dim"])?;
+            let qkv = heads * d;
+            out.push(Tensor::matrix(r, qkv, h, Split::Rows).times(3));
+            out.push(Tensor::matrix(Role::Small, 3 * qkv, k, Split::Rows));
+            out.push(Tensor::matrix(r, d, h, Split::Replicated).times(2));
+            out.push(Tensor::matrix(r, qkv, d, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, heads, h, Split::Rows));
+            out.push(Tensor::vector(qkv + heads + d));
+            out.push(Tensor::matrix(r, h, qkv, Split::Cols));
+            Ok(Recurrent {
+                kind: RecurrentKind::KimiDelta,
+                states: vec![
+                    state("conv", &[3 * qkv, k], StateDtype::Model),
+                    state("recurrent", &[heads, d, d], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::ShortConv => {
+            let l = t.req_u64(&["conv_L_cache", "conv_kernel", "short_conv_kernel_size"])?;
+            out.push(Tensor::matrix(r, 3 * h, h, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, h, l, Split::Rows));
+            out.push(Tensor::matrix(r, h, h, Split::Cols));
+            if conv_bias {
+                out.push(Tensor::vector(3 * h + h + h));
+            }
+            Ok(Recurrent {
+                kind: RecurrentKind::ShortConv,
+                states: vec![state("conv", &[h, l], StateDtype::Model)],
+            })
+        }
+        RecKind::Rwkv => {
+            let a = t.u64_or(&["attention_hidden_size"], h)?;
+            out.push(Tensor::matrix(r, a, h, Split::Rows).times(3));
+            out.push(Tensor::matrix(r, h, a, Split::Cols));
+            out.push(Tensor::vector(5 * a));
+            Ok(Recurrent {
+                kind: RecurrentKind::Rwkv,
+                states: vec![
+                    state("state0", &[h], StateDtype::Model),
+                    state("state1", &[h], StateDtype::Model),
+                    state("state2", &[h], StateDtype::F32),
+                    state("state3", &[h], StateDtype::F32),
+                    state("state4", &[h], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Lightning => {
+            let heads = basics.heads.get(0);
+            let d = basics.head_dim;
+            out.push(Tensor::matrix(r, 3 * heads * d, h, Split::Rows));
+            out.push(Tensor::matrix(r, h, heads * d, Split::Cols));
+            out.push(Tensor::matrix(r, heads * d, h, Split::Rows));
+            out.push(Tensor::vector(heads * d));
+            Ok(Recurrent {
+                kind: RecurrentKind::Lightning,
+                states: vec![state("recurrent", &[heads, d, d], StateDtype::Model)],
+            })
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Family traits that depend on config values in ways the table cannot say: each rule reads
+//! the config and sets the family's traits before the layers are built. One function per
+//! family, citing the modeling file of transformers 5.24.0 it follows.
+
+use super::family::Family;
+use super::fields::Scope;
+use super::ArchError;
+
+/// Adjusts `fam` (the table's entry for `model_type`) to this config.
+pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    match model_type {
+        "falcon" => falcon(t, fam),
+        "opt" => opt(t, fam),
+        "lfm2" | "lfm2_moe" => lfm2(t, fam),
+        _ => Ok(()),
+    }
+}
+
+/// models/falcon/modeling_falcon.py FalconDecoderLayer: without `parallel_attn`, an input and a
+/// post-attention LayerNorm; with it, `ln_attn` and `ln_mlp` when `num_ln_in_parallel_attn` is 2
+/// (the default under `new_decoder_architecture`), else one `input_layernorm`. FalconAttention:
+/// `multi_query` means one KV head unless `new_decoder_architecture` (then `num_kv_heads`).
+fn falcon(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    let new_arch = t.flag(&["new_decoder_architecture"])?;
+    let parallel = t.bool(&["parallel_attn"])?.unwrap_or(true);
+    let n_ln = t.u64(&["num_ln_in_parallel_attn"])?;
+    fam.layer_norms = Some(
+        if !parallel || n_ln == Some(2) || (n_ln.is_none() && new_arch) {
+            2
+        } else {
+            1
+        },
+    );
+    if new_arch {
+        fam.multi_query_key = None;
+    }
+    Ok(())
+}
+
+/// models/opt/modeling_opt.py OPTDecoder: a final LayerNorm only when `do_layer_norm_before`
+/// and not `_remove_final_layer_norm` (OPT-350m has none).
+fn opt(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    let before = t.bool(&["do_layer_norm_before"])?.unwrap_or(true);
+    let removed = t.flag(&["_remove_final_layer_norm"])?;
+    fam.final_norm = Some(before && !removed);
+    Ok(())
+}
+
+/// models/lfm2/modeling_lfm2.py Lfm2MLP: with `block_auto_adjust_ff_dim` the width is
+/// int(2 × intermediate / 3), then × `block_ffn_dim_multiplier` and rounded up to a multiple of
+/// `block_multiple_of`.
+fn lfm2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    if !t.flag(&["block_auto_adjust_ff_dim"])? {
+        return Ok(());
+    }
+    let Some(i) = t.u64(&["intermediate_size"])? else {
+        return Ok(());
+    };
+    let mut w = 2 * i / 3;
+    if let Some(m) = t.f64(&["block_ffn_dim_multiplier"])? {
+        w = (m * w as f64) as u64;
+        let of = t.u64_or(&["block_multiple_of"], 256)?.max(1);
+        w = of * w.div_ceil(of);
+    }
+    fam.intermediate_override = Some(w);
+    Ok(())
+}
