@@ -76,10 +76,10 @@ def fit_and_inspect():
 @check
 def errors_are_exceptions_with_the_one_line_message():
     try:
-        vramplan.estimate(model="GLM-4.6")
+        vramplan.estimate(model="GLM-4.7")
     except vramplan.VramplanError as e:
         assert e.exit_code == 2
-        assert e.message.startswith("unknown model 'GLM-4.6'"), e.message
+        assert e.message.startswith("unknown model 'GLM-4.7'"), e.message
         assert "\n" not in e.message
     else:
         raise AssertionError("an unknown model must raise")
