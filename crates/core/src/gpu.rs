@@ -26,7 +26,12 @@ pub enum Interconnect {
 
 impl Interconnect {
     pub fn parse(text: &str) -> Result<Interconnect, String> {
-        match text.trim().to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        match text
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+            .as_str()
+        {
             "nvswitch" => Ok(Interconnect::Nvswitch),
             "nvlink" => Ok(Interconnect::Nvlink),
             "pcie" | "pci" => Ok(Interconnect::Pcie),
@@ -127,7 +132,10 @@ impl Gpu {
         let n = needle.to_ascii_lowercase();
         self.name.to_ascii_lowercase().contains(&n)
             || self.id.to_ascii_lowercase().contains(&n)
-            || self.smi_names.iter().any(|s| s.to_ascii_lowercase().contains(&n))
+            || self
+                .smi_names
+                .iter()
+                .any(|s| s.to_ascii_lowercase().contains(&n))
     }
 
     /// A GPU of a given size only (`--gpu-memory 24GiB`): no bandwidth or throughput known.

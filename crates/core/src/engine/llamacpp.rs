@@ -7,8 +7,11 @@
 //! buffer of a graph that runs on the CPU is simulated: the reserve graph node by node
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
+mod flags;
 pub mod ggml_alloc;
 pub mod reserve_graph;
+
+pub use flags::{gguf_file_type_base, LlamaCppFlags};
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;

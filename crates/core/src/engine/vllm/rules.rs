@@ -1,0 +1,441 @@
+//! vLLM's release rules (data/engines/vllm.toml): for a release, which way each memory-relevant
+//! mechanism works, with the file and function of that release it comes from; and the observed
+//! constants (CUDA, cuBLAS, NCCL memory that vLLM's source does not determine) with the records
+//! they were read from. The profile (engine/vllm.rs) reads only the typed `Rules`; the data file
+//! is the one place a release's behaviour is written down.
+
+use super::Release;
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+const FILE: &str = include_str!("../../../data/engines/vllm.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub name: String,
+    pub since: String,
+    pub value: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constant {
+    pub name: String,
+    /// MiB.
+    pub value: u64,
+    pub what: String,
+    /// vllm.jsonl line numbers the value was read from.
+    pub records: Vec<u32>,
+    /// Records of another release or GPU the value was checked on.
+    pub checked_on: Vec<u32>,
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    oldest: String,
+    newest: String,
+    rule: Vec<RuleEntry>,
+    constant: Vec<Constant>,
+}
+
+/// The parsed data file.
+#[derive(Debug)]
+pub struct Table {
+    pub oldest: Release,
+    pub newest: Release,
+    rules: Vec<(Release, RuleEntry)>,
+    pub constants: Vec<Constant>,
+}
+
+fn parse_release(text: &str) -> Result<Release, String> {
+    let mut parts = text.split('.');
+    let (Some("0"), Some(minor), Some(patch), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("data/engines/vllm.toml: '{text}' is not 0.X.Y"));
+    };
+    Ok(Release {
+        minor: minor.parse().map_err(|_| format!("bad release '{text}'"))?,
+        patch: patch.parse().map_err(|_| format!("bad release '{text}'"))?,
+    })
+}
+
+/// Parses the rules file (the embedded one, or another text in tests).
+pub fn parse(text: &str) -> Result<Table, String> {
+    let f: File = toml::from_str(text).map_err(|e| format!("data/engines/vllm.toml: {e}"))?;
+    let mut rules = Vec::with_capacity(f.rule.len());
+    for r in f.rule {
+        rules.push((parse_release(&r.since)?, r));
+    }
+    let table = Table {
+        oldest: parse_release(&f.oldest)?,
+        newest: parse_release(&f.newest)?,
+        rules,
+        constants: f.constant,
+    };
+    // Every rule must resolve to a known value on every release it covers.
+    let mut r = table.oldest;
+    while r <= table.newest {
+        Rules::resolve(&table, r)?;
+        r.minor += 1;
+    }
+    Ok(table)
+}
+
+/// The embedded table, parsed once (its validity is a test: `embedded_table_parses`).
+pub fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| match parse(FILE) {
+        Ok(t) => t,
+        Err(e) => panic!("embedded vLLM rules are invalid: {e}"),
+    })
+}
+
+impl Table {
+    /// The entry of `name` in force at `release`: the last one whose `since` is not after it.
+    pub fn rule(&self, name: &str, release: Release) -> Result<&RuleEntry, String> {
+        self.rules
+            .iter()
+            .filter(|(since, r)| r.name == name && *since <= release)
+            .max_by_key(|(since, _)| *since)
+            .map(|(_, r)| r)
+            .ok_or_else(|| {
+                format!(
+                    "data/engines/vllm.toml has no '{name}' rule for {}",
+                    release.name()
+                )
+            })
+    }
+
+    /// An observed constant, in bytes.
+    pub fn constant(&self, name: &str) -> u64 {
+        self.constants
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value << 20)
+            .unwrap_or_else(|| panic!("data/engines/vllm.toml has no constant '{name}'"))
+    }
+
+    pub fn constant_entry(&self, name: &str) -> Option<&Constant> {
+        self.constants.iter().find(|c| c.name == name)
+    }
+}
+
+/// The default `--gpu-memory-utilization`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UtilizationDefault {
+    Fixed(f64),
+    /// 1.0 with the extensible KV cache (0.34 on CUDA), else 0.92.
+    Extensible,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvSizing {
+    /// From the profiling run: requested − weights − activation peak − non-torch [− graphs].
+    Profile,
+    /// From the memory free after warmup and graph capture (0.34).
+    Extensible,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// NCCL/custom all-reduce init memory counts as non-torch (≤ 0.10).
+    BeforeDistributedInit,
+    AfterDistributedInit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopKTopP {
+    /// torch.sort over [requests, vocab].
+    Sort,
+    /// The Triton kernel from 0.17 (batches of 8 or more).
+    Triton,
+}
+
+/// Which models run on Model Runner V2 by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mrv2 {
+    Never,
+    Qwen3Dense,
+    LlamaMistralQwen3Dense,
+    /// Every non-MoE model (and a few listed MoE architectures).
+    Dense,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchDefaults {
+    /// max_num_seqs = min(default, max_num_batched_tokens) (≤ 0.11).
+    SeqsCappedByTokens,
+    /// max_num_batched_tokens = min(max_num_seqs × max_model_len, default) (0.12+).
+    TokensCappedBySeqsTimesLen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchTiers {
+    Tier70NotA100,
+    Tier160Then70NotA100,
+    Tier160Then70NotA100NotGb10,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CudagraphProfile {
+    None,
+    /// profile_cudagraph_memory() inside the profiling context (0.18–0.26).
+    InsideProfile,
+    AfterProfile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvTokensReport {
+    /// num_blocks // groups × block size.
+    Blocks,
+    /// int(max_concurrency × max_model_len) (0.21+).
+    Concurrency,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileLog {
+    NonTorch,
+    TotalConsumed,
+}
+
+/// A release's rules, typed, with the entries they came from.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub utilization_default: UtilizationDefault,
+    pub kv_sizing: KvSizing,
+    pub baseline: Baseline,
+    pub top_k_top_p: TopKTopP,
+    pub mrv2: Mrv2,
+    pub mrv2_warmup_pass: bool,
+    pub batch_defaults: BatchDefaults,
+    pub batch_tiers: BatchTiers,
+    pub cudagraph_profile: CudagraphProfile,
+    pub cudagraph_charged: bool,
+    pub kv_tokens_report: KvTokensReport,
+    pub profile_log: ProfileLog,
+    /// The entries in force, in the order of the fields above.
+    pub applied: Vec<&'static RuleEntry>,
+}
+
+fn bad(e: &RuleEntry) -> String {
+    format!(
+        "data/engines/vllm.toml: rule '{}' since {} has an unknown value '{}'",
+        e.name, e.since, e.value
+    )
+}
+
+impl Rules {
+    fn resolve<'t>(t: &'t Table, r: Release) -> Result<(Rules, Vec<&'t RuleEntry>), String> {
+        let mut applied = Vec::new();
+        let mut get = |name: &str| -> Result<&'t RuleEntry, String> {
+            let e = t.rule(name, r)?;
+            applied.push(e);
+            Ok(e)
+        };
+        let e = get("gpu_memory_utilization_default")?;
+        let utilization_default = match e.value.as_str() {
+            "extensible" => UtilizationDefault::Extensible,
+            v => UtilizationDefault::Fixed(v.parse().map_err(|_| bad(e))?),
+        };
+        let e = get("kv_sizing")?;
+        let kv_sizing = match e.value.as_str() {
+            "profile" => KvSizing::Profile,
+            "extensible" => KvSizing::Extensible,
+            _ => return Err(bad(e)),
+        };
+        let e = get("memory_baseline")?;
+        let baseline = match e.value.as_str() {
+            "before_distributed_init" => Baseline::BeforeDistributedInit,
+            "after_distributed_init" => Baseline::AfterDistributedInit,
+            _ => return Err(bad(e)),
+        };
+        let e = get("sampler_top_k_top_p")?;
+        let top_k_top_p = match e.value.as_str() {
+            "sort" => TopKTopP::Sort,
+            "triton" => TopKTopP::Triton,
+            _ => return Err(bad(e)),
+        };
+        let e = get("model_runner_v2")?;
+        let mrv2 = match e.value.as_str() {
+            "never" => Mrv2::Never,
+            "qwen3_dense" => Mrv2::Qwen3Dense,
+            "llama_mistral_qwen3_dense" => Mrv2::LlamaMistralQwen3Dense,
+            "dense" => Mrv2::Dense,
+            "all" => Mrv2::All,
+            _ => return Err(bad(e)),
+        };
+        let e = get("mrv2_sampler_warmup_pass")?;
+        let mrv2_warmup_pass = e.value.parse().map_err(|_| bad(e))?;
+        let e = get("batch_defaults")?;
+        let batch_defaults = match e.value.as_str() {
+            "seqs_capped_by_tokens" => BatchDefaults::SeqsCappedByTokens,
+            "tokens_capped_by_seqs_times_len" => BatchDefaults::TokensCappedBySeqsTimesLen,
+            _ => return Err(bad(e)),
+        };
+        let e = get("batch_defaults_tiers")?;
+        let batch_tiers = match e.value.as_str() {
+            "70gib_not_a100" => BatchTiers::Tier70NotA100,
+            "160gib_then_70gib_not_a100" => BatchTiers::Tier160Then70NotA100,
+            "160gib_then_70gib_not_a100_not_gb10" => BatchTiers::Tier160Then70NotA100NotGb10,
+            _ => return Err(bad(e)),
+        };
+        let e = get("cudagraph_profile")?;
+        let cudagraph_profile = match e.value.as_str() {
+            "none" => CudagraphProfile::None,
+            "inside_profile" => CudagraphProfile::InsideProfile,
+            "after_profile" => CudagraphProfile::AfterProfile,
+            _ => return Err(bad(e)),
+        };
+        let e = get("cudagraph_charged")?;
+        let cudagraph_charged = e.value.parse().map_err(|_| bad(e))?;
+        let e = get("kv_tokens_report")?;
+        let kv_tokens_report = match e.value.as_str() {
+            "blocks" => KvTokensReport::Blocks,
+            "concurrency" => KvTokensReport::Concurrency,
+            _ => return Err(bad(e)),
+        };
+        let e = get("profile_log")?;
+        let profile_log = match e.value.as_str() {
+            "non_torch" => ProfileLog::NonTorch,
+            "total_consumed" => ProfileLog::TotalConsumed,
+            _ => return Err(bad(e)),
+        };
+        Ok((
+            Rules {
+                utilization_default,
+                kv_sizing,
+                baseline,
+                top_k_top_p,
+                mrv2,
+                mrv2_warmup_pass,
+                batch_defaults,
+                batch_tiers,
+                cudagraph_profile,
+                cudagraph_charged,
+                kv_tokens_report,
+                profile_log,
+                applied: Vec::new(),
+            },
+            applied,
+        ))
+    }
+
+    /// The rules of a release of the embedded table.
+    pub fn of(release: Release) -> Rules {
+        let t = table();
+        match Rules::resolve(t, release) {
+            Ok((mut rules, applied)) => {
+                rules.applied = applied;
+                rules
+            }
+            // `parse` resolved every release of the table; releases outside it are refused by
+            // Release::parse.
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The default utilization as a number, given whether the extensible KV cache is on.
+    pub fn default_utilization(&self) -> f64 {
+        match self.utilization_default {
+            UtilizationDefault::Fixed(u) => u,
+            UtilizationDefault::Extensible => 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(s: &str) -> Release {
+        Release::parse(s).unwrap()
+    }
+
+    #[test]
+    fn embedded_table_parses_and_spans_the_modelled_releases() {
+        let t = table();
+        assert_eq!(t.oldest, Release::OLDEST);
+        assert_eq!(t.newest, Release::NEWEST);
+    }
+
+    #[test]
+    fn each_rule_changes_where_the_source_says() {
+        // vllm/config/cache.py: 0.9 through 0.19, 0.92 from 0.20.
+        assert_eq!(Rules::of(rel("0.19.1")).default_utilization(), 0.90);
+        assert_eq!(Rules::of(rel("0.20")).default_utilization(), 0.92);
+        assert_eq!(
+            Rules::of(rel("0.34")).utilization_default,
+            UtilizationDefault::Extensible
+        );
+        // gpu_worker.py init_device: snapshot before the distributed init only up to 0.10.
+        assert_eq!(
+            Rules::of(rel("0.10.2")).baseline,
+            Baseline::BeforeDistributedInit
+        );
+        assert_eq!(
+            Rules::of(rel("0.11")).baseline,
+            Baseline::AfterDistributedInit
+        );
+        // topk_topp_sampler.py: sort through 0.16, Triton from 0.17.
+        assert_eq!(Rules::of(rel("0.16")).top_k_top_p, TopKTopP::Sort);
+        assert_eq!(Rules::of(rel("0.17")).top_k_top_p, TopKTopP::Triton);
+        // Graph profiling inside the profiling context 0.18–0.26; charged from 0.20.
+        assert_eq!(
+            Rules::of(rel("0.17")).cudagraph_profile,
+            CudagraphProfile::None
+        );
+        assert_eq!(
+            Rules::of(rel("0.26")).cudagraph_profile,
+            CudagraphProfile::InsideProfile
+        );
+        assert_eq!(
+            Rules::of(rel("0.27")).cudagraph_profile,
+            CudagraphProfile::AfterProfile
+        );
+        assert!(!Rules::of(rel("0.19")).cudagraph_charged);
+        assert!(Rules::of(rel("0.20")).cudagraph_charged);
+        // kv_cache_utils.py: tokens from concurrency from 0.21.
+        assert_eq!(
+            Rules::of(rel("0.20")).kv_tokens_report,
+            KvTokensReport::Blocks
+        );
+        assert_eq!(
+            Rules::of(rel("0.21")).kv_tokens_report,
+            KvTokensReport::Concurrency
+        );
+        // Model Runner V2 defaults.
+        assert_eq!(Rules::of(rel("0.21")).mrv2, Mrv2::Never);
+        assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
+        assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
+        // Every rule in force is listed once.
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 12);
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_the_rule_named() {
+        let text = FILE.replacen("value = \"sort\"", "value = \"quicksort\"", 1);
+        let e = parse(&text).unwrap_err();
+        assert!(
+            e.contains("sampler_top_k_top_p") && e.contains("quicksort"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn constants_name_their_records() {
+        let t = table();
+        for c in &t.constants {
+            assert!(!c.source.is_empty() && !c.what.is_empty(), "{}", c.name);
+        }
+        // The sampler residue was read on 0.19 and checked on 0.11, 0.15 and 0.17 records.
+        let s = t.constant_entry("sampler_residue_mib").unwrap();
+        assert!(!s.records.is_empty() && !s.checked_on.is_empty());
+        assert_eq!(t.constant("sampler_residue_mib"), 48 << 20);
+    }
+}
