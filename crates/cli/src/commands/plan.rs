@@ -7,7 +7,7 @@ use crate::Failure;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
-use vramplan_core::engine::sglang::{self, SglangArgs};
+use vramplan_core::engine::sglang::{self, SglangArgs, SglangRelease};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
 use vramplan_core::units::{gib, thousands};
@@ -74,7 +74,13 @@ struct PlanOutput {
 }
 
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
-pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>> {
+/// `fraction_given`: whether `--mem-fraction-static` / `--gpu-memory-utilization` was given
+/// (else SGLang takes its release's default for each GPU).
+pub fn evaluator(
+    engine: PlanEngine,
+    release: Release,
+    fraction_given: bool,
+) -> Box<Evaluator<'static>> {
     match engine {
         PlanEngine::Generic => {
             Box::new(|m: &ModelDesc, g: &Gpu, c: Config| vramplan_core::estimate(m, g, c))
@@ -84,15 +90,10 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
             args.utilization_given = true;
             vllm::estimate(m, g, c, &args)
         }),
-        PlanEngine::Sglang => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| {
-            sglang::estimate(
-                m,
-                g,
-                c,
-                &SglangArgs {
-                    mem_fraction_static: Some(c.utilization),
-                },
-            )
+        PlanEngine::Sglang => Box::new(move |m: &ModelDesc, g: &Gpu, c: Config| {
+            let mut args = SglangArgs::new(SglangRelease::NEWEST);
+            args.mem_fraction_static = fraction_given.then_some(c.utilization);
+            sglang::estimate(m, g, c, &args)
         }),
         PlanEngine::Llamacpp => Box::new(llamacpp_evaluator),
     }
@@ -163,6 +164,7 @@ fn quant_options(
 
 fn launch_command(
     engine: PlanEngine,
+    fraction: Option<f64>,
     utilization: f64,
     work: &Workload,
 ) -> impl Fn(&ModelDesc, &Deployment) -> String {
@@ -211,8 +213,11 @@ fn launch_command(
                 let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8_e5m2" } else { "" };
                 let quant = if quant_flag.is_empty() { String::new() } else { " --quantization fp8".to_string() };
                 let dp = if d.replicas > 1 { format!(" --dp-size {}", d.replicas) } else { String::new() };
+                let mfs = fraction
+                    .map(|f| format!(" --mem-fraction-static {f}"))
+                    .unwrap_or_default();
                 format!(
-                    "python -m sglang.launch_server --model-path {id} --tp-size {} --pp-size {} --context-length {context} --mem-fraction-static {utilization} --max-running-requests {seqs}{kv}{quant}{dp}",
+                    "python -m sglang.launch_server --model-path {id} --tp-size {} --pp-size {} --context-length {context}{mfs} --max-running-requests {seqs}{kv}{quant}{dp}",
                     d.tp, d.pp
                 )
             }
@@ -330,7 +335,8 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     };
     let utilization = a.gpu_memory_utilization.unwrap_or(match a.engine {
         PlanEngine::Vllm => release.default_utilization(),
-        PlanEngine::Sglang => sglang::default_mem_fraction_static(1),
+        // Unused when not given: each GPU gets SGLang's own default (see `evaluator`).
+        PlanEngine::Sglang => 0.88,
         PlanEngine::Generic | PlanEngine::Llamacpp => {
             vramplan_core::engine::generic::DEFAULT_UTILIZATION
         }
@@ -344,8 +350,9 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         rate: a.rate,
         output_tokens: a.output_tokens,
     };
-    let eval = evaluator(a.engine, release);
-    let launch = launch_command(a.engine, utilization, &work);
+    let given = a.gpu_memory_utilization.is_some();
+    let eval = evaluator(a.engine, release, given);
+    let launch = launch_command(a.engine, given.then_some(utilization), utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
     for model in &models {

@@ -16,7 +16,7 @@ use crate::estimate::{Assumption, Config, Estimate, Setting, StartupError};
 use crate::gpu::Gpu;
 use crate::model::{LayerCache, ModelDesc};
 use crate::parallel::weight_bytes_per_stage;
-use crate::units::MIB;
+
 use serde::Deserialize;
 use std::sync::OnceLock;
 
@@ -440,6 +440,9 @@ pub struct SglangArgs {
     pub page_size: u64,
     pub max_total_tokens: Option<u64>,
     pub speculative: bool,
+    /// Free memory before the weights load when it is known (SGLang logs it: "Load weight
+    /// begin. avail mem"); None = the card's total less the observed start-up use.
+    pub free_before_load: Option<u64>,
 }
 
 impl SglangArgs {
@@ -452,6 +455,7 @@ impl SglangArgs {
             page_size: 1,
             max_total_tokens: None,
             speculative: false,
+            free_before_load: None,
         }
     }
 }
@@ -485,6 +489,7 @@ impl SglangFlags {
             page_size: self.page_size.unwrap_or(1),
             max_total_tokens: self.max_total_tokens,
             speculative: self.speculative,
+            free_before_load: None,
         };
         // The config's utilization carries the fraction once the GPU is known (estimate).
         let config = req.config(weights, kv, 0.88);
@@ -566,9 +571,25 @@ pub fn estimate(
         ));
     }
     let inv = model.inventory();
-    let weights = weight_bytes_per_stage(model, &inv, config.weights, &par)[0];
+    // What the load takes: the tensors, the rotary cos/sin cache in the model dtype
+    // (sglang/srt/layers/rotary_embedding.py `_compute_cos_sin_cache`, then `.to(dtype)`), and
+    // what loading leaves outside torch (load_non_torch_mib, data/engines/sglang.toml).
+    let rope = crate::engine::vllm::rope_cache_bytes(
+        model,
+        if config.weights == crate::precision::WeightFormat::F32 {
+            4
+        } else {
+            2
+        },
+    );
+    let weights = weight_bytes_per_stage(model, &inv, config.weights, &par)[0]
+        .saturating_add(rope)
+        .saturating_add(table().constant("load_non_torch_mib"));
     let total = gpu.memory_bytes;
-    let before = used_before_load(par.tp);
+    let before = match a.free_before_load {
+        Some(free) => total.saturating_sub(free),
+        None => used_before_load(par.tp),
+    };
     let pre = total.saturating_sub(before);
     let free_after_load = pre.saturating_sub(weights) as i128;
     let reserved = (pre as f64 * (1.0 - mfs)) as i128;
@@ -706,6 +727,7 @@ mod tests {
     use super::*;
     use crate::catalogue;
     use crate::precision::{KvDtype, WeightFormat};
+    use crate::units::MIB;
 
     #[test]
     fn rules_change_where_the_source_says() {
