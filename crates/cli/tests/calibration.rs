@@ -204,18 +204,26 @@ fn engine_profiles_add_their_keys_and_keep_the_others() {
 
 #[test]
 fn vllm_start_up_errors_are_reported_with_their_fix() {
-    let v = estimate_json(&[
-        "-m",
-        "falcon-7b",
-        "-g",
-        "a10g",
-        "--engine",
-        "vllm",
-        "--max-model-len",
-        "1000",
-        "--gpu-memory-utilization",
-        "1.0",
-    ]);
+    let run = |version: &str| {
+        estimate_json(&[
+            "-m",
+            "falcon-7b",
+            "-g",
+            "a10g",
+            "--engine",
+            "vllm",
+            "--vllm-version",
+            version,
+            "--max-model-len",
+            "1000",
+            "--gpu-memory-utilization",
+            "1.0",
+        ])
+    };
+    // 0.34's extensible KV cache takes the budget as a cap: utilization 1.0 starts there
+    // (vllm/v1/worker/utils.py request_memory).
+    assert!(run("0.34")["startup_error"].is_null());
+    let v = run("0.33");
     assert_eq!(v["fits"], false);
     assert!(v["startup_error"]["message"]
         .as_str()

@@ -1035,8 +1035,9 @@ mod tests {
         }
         let m = catalogue().model("llama-3.1-8b").unwrap();
         let parse = |q: &str| {
-            weight_format(&Cmd::parse_from(["x", "--quantization", q]).args, m)
-                .unwrap_or_else(|f| panic!("{}", f.message))
+            let a = Cmd::parse_from(["x", "--quantization", q]).args;
+            vramplan_core::engine::weight_format(a.quant.as_deref(), m)
+                .unwrap_or_else(|f| panic!("{f}"))
         };
         assert_eq!(parse("awq_marlin"), WeightFormat::Awq { group: 128 });
         assert_eq!(parse("bitsandbytes"), WeightFormat::BnbNf4);

@@ -206,8 +206,15 @@ fn launch_command(
             // GGUF types are served by llama.cpp whichever profile checked them.
             PlanEngine::Generic if gguf => llama_server(model, d, context, seqs),
             PlanEngine::Vllm | PlanEngine::Generic => format!(
-                "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context} --gpu-memory-utilization {utilization} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
-                d.tp, d.pp
+                "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context}{} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
+                d.tp,
+                d.pp,
+                // The release's own default when none was asked for (0.34: the extensible KV
+                // cache sizes itself from the memory left after warmup).
+                match (engine, fraction) {
+                    (PlanEngine::Vllm, None) => String::new(),
+                    _ => format!(" --gpu-memory-utilization {utilization}"),
+                }
             ),
             PlanEngine::Sglang => {
                 let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8_e5m2" } else { "" };

@@ -29,6 +29,10 @@ fn example(name: &str) -> Option<Value> {
         "flash_attn" => json!("on"),
         "ubatch_size" => json!(512),
         "batch_size" => json!(2048),
+        "chunked_prefill_size" => json!("4096"),
+        "speculative_config" => json!("{\"method\": \"ngram\", \"num_speculative_tokens\": 3}"),
+        "interconnect" => json!("nvswitch"),
+        "max_lora_rank" => json!(16),
         _ => return None,
     })
 }

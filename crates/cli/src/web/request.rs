@@ -545,7 +545,7 @@ mod tests {
         assert_eq!(r.args.model, "llama-3.1-8b");
         assert_eq!(r.args.context, 4096);
         assert_eq!(r.args.kv_dtype, "fp8");
-        assert_eq!(r.args.gpu_memory_utilization, 0.85);
+        assert_eq!(r.args.gpu_memory_utilization, Some(0.85));
         // Defaults are the CLI's.
         assert_eq!(r.args.batch, 1);
         assert!(r.extra.is_empty());

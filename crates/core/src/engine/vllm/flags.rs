@@ -254,11 +254,12 @@ mod tests {
         let cat = catalogue();
         let m = cat.model("llama-3.1-8b").unwrap();
         let req = Request::new(8192, 1);
+        // Sizes without --enable-lora are ignored, as vLLM ignores them.
         let f = VllmFlags {
             max_loras: Some(4),
             ..VllmFlags::default()
         };
-        assert!(f.resolve(m, &req).unwrap_err().contains("--enable-lora"));
+        assert!(f.resolve(m, &req).unwrap().1.lora.is_none());
         let f = VllmFlags {
             enable_lora: true,
             max_loras: Some(4),
