@@ -16,8 +16,8 @@ mod weights;
 
 pub use flags::{parse_speculative, quantization_format, Entrypoint, VllmFlags};
 pub use rules::{
-    table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvSizing,
-    KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
+    table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvGroupSize,
+    KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
 };
 pub use weights::{Lora, Speculative, SpeculativeMethod};
 
@@ -475,10 +475,15 @@ struct Groups {
     tensors: u64,
     /// Layers of each kind on the worker.
     counts: Vec<(Kind, u64)>,
+    size: KvGroupSize,
 }
 
 impl Groups {
-    fn of(model: &ModelDesc, layers: std::ops::Range<u64>) -> Result<Groups, String> {
+    fn of(
+        model: &ModelDesc,
+        layers: std::ops::Range<u64>,
+        size: KvGroupSize,
+    ) -> Result<Groups, String> {
         let mut counts: Vec<(Kind, u64)> = Vec::new();
         for i in layers {
             let kind = match model.layer_cache(i) {
@@ -499,20 +504,27 @@ impl Groups {
                 None => counts.push((kind, 1)),
             }
         }
-        Ok(Groups::from_counts(counts))
+        Ok(Groups::from_counts(counts, size))
     }
 
-    fn from_counts(counts: Vec<(Kind, u64)>) -> Groups {
+    fn from_counts(counts: Vec<(Kind, u64)>, size: KvGroupSize) -> Groups {
         if counts.len() <= 1 {
             let tensors = counts.first().map(|c| c.1).unwrap_or(0);
             return Groups {
                 kinds: counts.iter().map(|&(k, _)| (k, 1)).collect(),
                 tensors,
                 counts,
+                size,
             };
         }
-        let group_size = counts.iter().map(|c| c.1).min().unwrap_or(1).max(1);
+        let min = counts.iter().map(|c| c.1).min().unwrap_or(1).max(1);
+        let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1);
+        let group_size = match size {
+            KvGroupSize::MaxWithin1_5x if (max as f64) < min as f64 * 1.5 => max,
+            _ => min,
+        };
         Groups {
+            size,
             kinds: counts
                 .iter()
                 .map(|&(k, n)| (k, div_ceil(n, group_size)))
@@ -533,7 +545,7 @@ impl Groups {
             Some((_, c)) => *c += n,
             None => counts.push((Kind::Full, n)),
         }
-        *self = Groups::from_counts(counts);
+        *self = Groups::from_counts(counts, self.size);
     }
 
     fn groups(&self) -> u64 {
@@ -749,7 +761,7 @@ impl Plan {
                     .saturating_add(cuda_graph);
                 signed_difference(requested_bytes, used)
             };
-            let mut groups = Groups::of(model, range.clone())?;
+            let mut groups = Groups::of(model, range.clone(), rules.kv_group_size)?;
             if let (Some(sp), true) = (&args.speculative, s == last) {
                 groups.add_full_layers(sp.kv_layers());
             }
@@ -1588,7 +1600,7 @@ mod tests {
         // groups, 23 KV tensors. One 8192-token request needs 512 (full) + ceil(min(4095 + 8192,
         // 8192)/16) + 1 = 513 (sliding) = 1025 blocks — the 7335 / 1025 = 7.16x of the log.
         let g = catalogue().model("gemma-2-27b-it").unwrap();
-        let groups = Groups::of(g, 0..46).unwrap();
+        let groups = Groups::of(g, 0..46, KvGroupSize::MaxWithin1_5x).unwrap();
         assert_eq!(groups.tensors, 23);
         assert_eq!(groups.groups(), 2);
         assert_eq!(groups.blocks_per_request(8192, 16, 8192), 1025);

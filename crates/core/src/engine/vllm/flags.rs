@@ -134,14 +134,9 @@ impl VllmFlags {
             }
         };
         a.extensible_kv_cache = self.extensible_kv_cache;
-        let lora_sizes = self.max_loras.is_some()
-            || self.max_lora_rank.is_some()
-            || self.max_cpu_loras.is_some();
-        if lora_sizes && !self.enable_lora {
-            return Err(
-                "--max-loras, --max-lora-rank and --max-cpu-loras need --enable-lora".into(),
-            );
-        }
+        // Without --enable-lora vLLM builds no LoRA config and ignores the sizes
+        // (vllm/engine/arg_utils.py `create_engine_config`: the LoRA config only `if
+        // self.enable_lora`).
         if self.enable_lora {
             let d = Lora::default();
             let lora = Lora {

@@ -190,6 +190,15 @@ pub enum CudagraphProfile {
     AfterProfile,
 }
 
+/// How many layers of each attention type share one KV group (kv_cache_utils.py
+/// `_get_kv_cache_groups_uniform_page_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvGroupSize {
+    Min,
+    /// The largest count when it is below 1.5 × the smallest (0.18+).
+    MaxWithin1_5x,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvTokensReport {
     /// num_blocks // groups × block size.
@@ -219,6 +228,7 @@ pub struct Rules {
     pub cudagraph_charged: bool,
     pub kv_tokens_report: KvTokensReport,
     pub profile_log: ProfileLog,
+    pub kv_group_size: KvGroupSize,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
 }
@@ -306,6 +316,12 @@ impl Rules {
             "total_consumed" => ProfileLog::TotalConsumed,
             _ => return Err(bad(e)),
         };
+        let e = get("kv_group_size")?;
+        let kv_group_size = match e.value.as_str() {
+            "min" => KvGroupSize::Min,
+            "max_within_1_5x" => KvGroupSize::MaxWithin1_5x,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -320,6 +336,7 @@ impl Rules {
                 cudagraph_charged,
                 kv_tokens_report,
                 profile_log,
+                kv_group_size,
                 applied: Vec::new(),
             },
             applied,
@@ -414,7 +431,7 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 12);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 13);
     }
 
     #[test]
