@@ -856,6 +856,21 @@ fn sglang_record(report: &mut Report, line: usize, r: &Value) {
             t as f64,
             e.kv_cache_tokens.unwrap_or(0) as f64,
         );
+        // The pool formula alone: the same estimate given the log's own pre-load free memory.
+        if let (None, Some(free)) = (free_before, gib_f("avail_mem_before_load_gb")) {
+            let mut given = args.clone();
+            given.free_before_load = Some(free);
+            if let Ok(g) = sglang::estimate(&model, &gpu, config, &given) {
+                report.push(
+                    &label,
+                    "sglang",
+                    "pool_given_free_memory",
+                    "tokens",
+                    t as f64,
+                    g.kv_cache_tokens.unwrap_or(0) as f64,
+                );
+            }
+        }
     }
 }
 
