@@ -641,7 +641,7 @@ impl Plan {
         let utilization = if args.utilization_given {
             config.utilization
         } else {
-            rules.default_utilization()
+            rules.default_utilization_for(extensible)
         };
         let requested_bytes = (gpu.memory_bytes as f64 * utilization).floor() as u64;
         let experts = if args.expert_parallel {

@@ -357,11 +357,18 @@ impl Rules {
         }
     }
 
-    /// The default utilization as a number, given whether the extensible KV cache is on.
+    /// The default utilization with the release's default KV-cache sizing.
     pub fn default_utilization(&self) -> f64 {
+        self.default_utilization_for(true)
+    }
+
+    /// The default utilization given whether the extensible KV cache is on (0.34: 1.0 with it,
+    /// `DEFAULT_GPU_MEMORY_UTILIZATION` = 0.92 without, vllm/config/cache.py).
+    pub fn default_utilization_for(&self, extensible: bool) -> f64 {
         match self.utilization_default {
             UtilizationDefault::Fixed(u) => u,
-            UtilizationDefault::Extensible => 1.0,
+            UtilizationDefault::Extensible if extensible => 1.0,
+            UtilizationDefault::Extensible => 0.92,
         }
     }
 }
