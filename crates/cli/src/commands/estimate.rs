@@ -690,13 +690,21 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU (the worker with the fewest blocks)", e.tp, e.pp, e.dp) } else { String::new() },
     );
     let mut r = Rows::default();
+    let extensible = setting(e, "kv_cache_sizing").starts_with("extensible");
     r.add(
         "budget",
         gb_gib(e.usable_bytes),
-        format!(
-            "total × {} (the current vLLM instance can use)",
-            e.utilization
-        ),
+        if extensible {
+            format!(
+                "min(total × {}, memory free at start): the extensible KV cache's cap",
+                e.utilization
+            )
+        } else {
+            format!(
+                "total × {} (the current vLLM instance can use)",
+                e.utilization
+            )
+        },
     );
     r.add("weights", gb_gib(e.weights_bytes), "\"Model loading took\"");
     r.add(
@@ -717,7 +725,21 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         r.add(
             "CUDA graphs",
             gb_gib(e.cuda_graph_bytes.unwrap_or(0)),
-            "estimate, charged from vLLM 0.20",
+            if extensible {
+                "estimate of what warmup captures before the cache is sized"
+            } else {
+                "estimate, charged from vLLM 0.20"
+            },
+        );
+    }
+    let margin = e
+        .overhead_bytes
+        .saturating_sub(e.non_torch_bytes.unwrap_or(0) + e.cuda_graph_bytes.unwrap_or(0));
+    if margin > 0 {
+        r.add(
+            "kept free",
+            gb_gib(margin),
+            "max(1 GiB, 0.75 × activation peak), besides the peak itself",
         );
     }
     let pool = e.kv_pool_bytes.unwrap_or(0);
