@@ -64,7 +64,9 @@ fn targets_of_the_issue() {
     for line in r["lines"].as_array().unwrap() {
         let fig = line["figure"].as_str().unwrap();
         if (line["engine"] == "vllm" && (fig == "kv_tokens" || fig == "kv_cache"))
-            || (line["engine"] == "sglang" && fig == "max_total_num_tokens" && line["gpu"] != "rtx-3090")
+            || (line["engine"] == "sglang"
+                && fig == "max_total_num_tokens"
+                && line["gpu"] != "rtx-3090")
         {
             assert_eq!(line["met"], true, "{line}");
         }

@@ -311,17 +311,30 @@ pub fn prefill_graph_sizes(max_tokens: u64) -> u64 {
     n
 }
 
+/// What SGLang's default `--mem-fraction-static` depends on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FractionInputs {
+    /// nvidia-smi memory.total, MiB.
+    pub gpu_mib: u64,
+    pub tp: u64,
+    pub pp: u64,
+    pub chunked_prefill: i64,
+    pub cuda_graph_max_bs: u64,
+    pub mla: bool,
+    pub speculative: bool,
+}
+
 /// The default `--mem-fraction-static` (data/engines/sglang.toml `mem_fraction_static_default`).
-pub fn default_mem_fraction_static(
-    rules: &SglangRules,
-    gpu_mib: u64,
-    tp: u64,
-    pp: u64,
-    chunked_prefill: i64,
-    cuda_graph_max_bs: u64,
-    mla: bool,
-    speculative: bool,
-) -> f64 {
+pub fn default_mem_fraction_static(rules: &SglangRules, i: FractionInputs) -> f64 {
+    let FractionInputs {
+        gpu_mib,
+        tp,
+        pp,
+        chunked_prefill,
+        cuda_graph_max_bs,
+        mla,
+        speculative,
+    } = i;
     let g = gpu_mib as f64;
     let by = |n: u64| match n {
         t if t >= 16 => 0.79,
@@ -556,13 +569,15 @@ pub fn estimate(
     let mfs = a.mem_fraction_static.unwrap_or_else(|| {
         default_mem_fraction_static(
             &rules,
-            gpu_mib,
-            par.tp,
-            par.pp,
-            chunked_prefill,
-            max_bs,
-            model.mla.is_some(),
-            a.speculative,
+            FractionInputs {
+                gpu_mib,
+                tp: par.tp,
+                pp: par.pp,
+                chunked_prefill,
+                cuda_graph_max_bs: max_bs,
+                mla: model.mla.is_some(),
+                speculative: a.speculative,
+            },
         )
     });
     if !(mfs > 0.0 && mfs < 1.0) {
@@ -747,22 +762,40 @@ mod tests {
         assert!(SglangRelease::parse("0.6.0").is_err());
     }
 
+    fn fi(
+        gpu_mib: u64,
+        tp: u64,
+        pp: u64,
+        chunked_prefill: i64,
+        cuda_graph_max_bs: u64,
+    ) -> FractionInputs {
+        FractionInputs {
+            gpu_mib,
+            tp,
+            pp,
+            chunked_prefill,
+            cuda_graph_max_bs,
+            mla: false,
+            speculative: false,
+        }
+    }
+
     #[test]
     fn default_fractions_by_hand() {
         let r = |v: &str| SglangRules::of(SglangRelease::parse(v).unwrap());
         // 0.4.x: by TP.
         assert_eq!(
-            default_mem_fraction_static(&r("0.4.2"), 81559, 1, 1, 8192, 160, false, false),
+            default_mem_fraction_static(&r("0.4.2"), fi(81559, 1, 1, 8192, 160)),
             0.88
         );
         assert_eq!(
-            default_mem_fraction_static(&r("0.4.2"), 81559, 8, 1, 8192, 160, false, false),
+            default_mem_fraction_static(&r("0.4.2"), fi(81559, 8, 1, 8192, 160)),
             0.81
         );
         // 0.4.8, RTX 4090 (24564 MiB) at TP 1: reserved (2.8 + 0.1) × 1024 = 2969.6 MiB;
         // (24564 − 2969.6) / 24564 = 0.87911 → 0.879.
         assert_eq!(
-            default_mem_fraction_static(&r("0.4.8"), 24564, 1, 1, 2048, 8, false, false),
+            default_mem_fraction_static(&r("0.4.8"), fi(24564, 1, 1, 2048, 8)),
             0.879
         );
         // 0.5.5, RTX 4090 at TP 1: chunked prefill 2048, max_bs 24: 512 + 3072 + 48 + 128 =
@@ -770,7 +803,7 @@ mod tests {
         let (cps, bs) = gpu_tier_defaults(GpuTiers::Cg24, 24564, 1);
         assert_eq!((cps, bs), (2048, 24));
         assert_eq!(
-            default_mem_fraction_static(&r("0.5.5"), 24564, 1, 1, 2048, 24, false, false),
+            default_mem_fraction_static(&r("0.5.5"), fi(24564, 1, 1, 2048, 24)),
             0.847
         );
         // 0.5.23, same card: 4096 and 48; prefill graphs up to 4096 tokens: 8 + 14 + 8 + 8 + 12
@@ -778,13 +811,13 @@ mod tests {
         // 24564 = 0.70363 → 0.704.
         assert_eq!(prefill_graph_sizes(4096), 50);
         assert_eq!(
-            default_mem_fraction_static(&r("0.5.23"), 24564, 1, 1, 4096, 48, false, false),
+            default_mem_fraction_static(&r("0.5.23"), fi(24564, 1, 1, 4096, 48)),
             0.704
         );
         // 0.5.5, H100 (81559 MiB) at TP 1: 512 + 12288 + 512 + 128 = 13440 MiB (above the
         // 10 GiB floor); (81559 − 13440) / 81559 = 0.83521 → 0.835.
         assert_eq!(
-            default_mem_fraction_static(&r("0.5.5"), 81559, 1, 1, 8192, 256, false, false),
+            default_mem_fraction_static(&r("0.5.5"), fi(81559, 1, 1, 8192, 256)),
             0.835
         );
     }
