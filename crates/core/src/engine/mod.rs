@@ -5,6 +5,7 @@
 pub mod generic;
 pub mod llamacpp;
 pub mod ollama;
+pub mod releases;
 pub mod sglang;
 pub mod vllm;
 

@@ -17,7 +17,7 @@ use crate::gpu::Gpu;
 use crate::model::{LayerCache, ModelDesc};
 use crate::parallel::weight_bytes_per_stage;
 
-use serde::Deserialize;
+use crate::engine::releases::Version;
 use std::sync::OnceLock;
 
 const MODEL_RUNNER: &str = "python/sglang/srt/model_executor/model_runner.py";
@@ -39,25 +39,15 @@ impl SglangRelease {
 
     /// "0.5.10", "v0.4.2.post1", "latest".
     pub fn parse(text: &str) -> Result<SglangRelease, String> {
-        let t = text.trim().trim_start_matches(['v', 'V']);
-        if t.eq_ignore_ascii_case("latest") {
+        if text.trim().eq_ignore_ascii_case("latest") {
             return Ok(SglangRelease::NEWEST);
         }
-        let bad =
-            || format!("SGLang version '{text}' is not a release number such as 0.5.10 or 0.4.2");
-        let mut parts = t.split('.');
-        let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let patch: u32 = match parts.next() {
-            None => 0,
-            Some(p) => p
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|d| d.parse().ok())
-                .ok_or_else(bad)?,
+        let v = Version::parse(text, "SGLang")?;
+        let r = SglangRelease {
+            minor: v.minor,
+            patch: v.patch,
         };
-        let r = SglangRelease { minor, patch };
-        if major != 0 || r < SglangRelease::OLDEST || r > SglangRelease::NEWEST {
+        if r < SglangRelease::OLDEST || r > SglangRelease::NEWEST {
             return Err(format!(
                 "SGLang {text} is not modelled: this profile follows {} to {}",
                 SglangRelease::OLDEST.name(),
@@ -67,45 +57,19 @@ impl SglangRelease {
         Ok(r)
     }
 
+    pub fn version(&self) -> Version {
+        Version {
+            minor: self.minor,
+            patch: self.patch,
+        }
+    }
+
     pub fn name(&self) -> String {
         format!("0.{}.{}", self.minor, self.patch)
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleEntry {
-    pub name: String,
-    pub since: String,
-    pub value: String,
-    pub source: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Constant {
-    pub name: String,
-    pub value: u64,
-    pub what: String,
-    pub records: Vec<u32>,
-    pub checked_on: Vec<u32>,
-    pub source: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    oldest: String,
-    newest: String,
-    rule: Vec<RuleEntry>,
-    constant: Vec<Constant>,
-}
-
-#[derive(Debug)]
-pub struct Table {
-    rules: Vec<(SglangRelease, RuleEntry)>,
-    pub constants: Vec<Constant>,
-}
+pub use crate::engine::releases::{Constant, RuleEntry, RuleTable as Table};
 
 /// The embedded rules (their validity is a test).
 pub fn table() -> &'static Table {
@@ -117,20 +81,10 @@ pub fn table() -> &'static Table {
 }
 
 fn parse_table(text: &str) -> Result<Table, String> {
-    let f: File = toml::from_str(text).map_err(|e| format!("data/engines/sglang.toml: {e}"))?;
-    if SglangRelease::parse(&f.oldest)? != SglangRelease::OLDEST
-        || SglangRelease::parse(&f.newest)? != SglangRelease::NEWEST
-    {
+    let t = Table::parse(text, "sglang.toml", "SGLang")?;
+    if t.oldest != SglangRelease::OLDEST.version() || t.newest != SglangRelease::NEWEST.version() {
         return Err("data/engines/sglang.toml: oldest/newest disagree with SglangRelease".into());
     }
-    let mut rules = Vec::new();
-    for r in f.rule {
-        rules.push((SglangRelease::parse(&r.since)?, r));
-    }
-    let t = Table {
-        rules,
-        constants: f.constant,
-    };
     for minor in [4u32, 5] {
         for patch in 0..=23 {
             let r = SglangRelease { minor, patch };
@@ -140,31 +94,6 @@ fn parse_table(text: &str) -> Result<Table, String> {
         }
     }
     Ok(t)
-}
-
-impl Table {
-    fn rule(&self, name: &str, r: SglangRelease) -> Result<&RuleEntry, String> {
-        self.rules
-            .iter()
-            .filter(|(since, e)| e.name == name && *since <= r)
-            .max_by_key(|(since, _)| *since)
-            .map(|(_, e)| e)
-            .ok_or_else(|| {
-                format!(
-                    "data/engines/sglang.toml has no '{name}' rule for {}",
-                    r.name()
-                )
-            })
-    }
-
-    /// An observed constant in bytes.
-    pub fn constant(&self, name: &str) -> u64 {
-        self.constants
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.value << 20)
-            .unwrap_or_else(|| panic!("data/engines/sglang.toml has no constant '{name}'"))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,16 +130,11 @@ impl SglangRules {
     ) -> Result<(SglangRules, Vec<&'t RuleEntry>), String> {
         let mut applied = Vec::new();
         let mut get = |name: &str| -> Result<&'t RuleEntry, String> {
-            let e = t.rule(name, r)?;
+            let e = t.rule(name, r.version())?;
             applied.push(e);
             Ok(e)
         };
-        let bad = |e: &RuleEntry| {
-            format!(
-                "data/engines/sglang.toml: rule '{}' since {} has an unknown value '{}'",
-                e.name, e.since, e.value
-            )
-        };
+        let bad = |e: &RuleEntry| t.bad_value(e);
         let e = get("mem_fraction_static_default")?;
         let fraction = match e.value.as_str() {
             "by_tp" => FractionRule::ByTp,

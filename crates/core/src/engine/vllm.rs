@@ -54,26 +54,15 @@ impl Release {
 
     /// "0.19", "0.19.1", "v0.19.0", "latest".
     pub fn parse(text: &str) -> Result<Release, String> {
-        let t = text.trim().trim_start_matches(['v', 'V']);
-        if t.eq_ignore_ascii_case("latest") {
+        if text.trim().eq_ignore_ascii_case("latest") {
             return Ok(Release::NEWEST);
         }
-        let bad =
-            || format!("vLLM version '{text}' is not a release number such as 0.19 or 0.19.1");
-        let mut parts = t.split('.');
-        let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let patch: u32 = match parts.next() {
-            None => 0,
-            // "0.6.3.post1" style suffixes: keep the number.
-            Some(p) => p
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|d| d.parse().ok())
-                .ok_or_else(bad)?,
+        let v = crate::engine::releases::Version::parse(text, "vLLM")?;
+        let r = Release {
+            minor: v.minor,
+            patch: v.patch,
         };
-        let r = Release { minor, patch };
-        if major != 0 || r < Release::OLDEST {
+        if r < Release::OLDEST {
             return Err(format!(
                 "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see shared/reference/vllm_memory_model.md §1)",
                 Release::NEWEST.name()

@@ -5,81 +5,30 @@
 //! is the one place a release's behaviour is written down.
 
 use super::Release;
-use serde::Deserialize;
+use crate::engine::releases::Version;
+pub use crate::engine::releases::{RuleEntry, RuleTable as Table};
 use std::sync::OnceLock;
 
 const FILE: &str = include_str!("../../../data/engines/vllm.toml");
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleEntry {
-    pub name: String,
-    pub since: String,
-    pub value: String,
-    pub source: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Constant {
-    pub name: String,
-    /// MiB.
-    pub value: u64,
-    pub what: String,
-    /// vllm.jsonl line numbers the value was read from.
-    pub records: Vec<u32>,
-    /// Records of another release or GPU the value was checked on.
-    pub checked_on: Vec<u32>,
-    pub source: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    oldest: String,
-    newest: String,
-    rule: Vec<RuleEntry>,
-    constant: Vec<Constant>,
-}
-
-/// The parsed data file.
-#[derive(Debug)]
-pub struct Table {
-    pub oldest: Release,
-    pub newest: Release,
-    rules: Vec<(Release, RuleEntry)>,
-    pub constants: Vec<Constant>,
-}
-
-fn parse_release(text: &str) -> Result<Release, String> {
-    let mut parts = text.split('.');
-    let (Some("0"), Some(minor), Some(patch), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(format!("data/engines/vllm.toml: '{text}' is not 0.X.Y"));
-    };
-    Ok(Release {
-        minor: minor.parse().map_err(|_| format!("bad release '{text}'"))?,
-        patch: patch.parse().map_err(|_| format!("bad release '{text}'"))?,
-    })
+impl Release {
+    pub fn version(&self) -> Version {
+        Version {
+            minor: self.minor,
+            patch: self.patch,
+        }
+    }
 }
 
 /// Parses the rules file (the embedded one, or another text in tests).
 pub fn parse(text: &str) -> Result<Table, String> {
-    let f: File = toml::from_str(text).map_err(|e| format!("data/engines/vllm.toml: {e}"))?;
-    let mut rules = Vec::with_capacity(f.rule.len());
-    for r in f.rule {
-        rules.push((parse_release(&r.since)?, r));
+    let table = Table::parse(text, "vllm.toml", "vLLM")?;
+    if table.oldest != Release::OLDEST.version() || table.newest != Release::NEWEST.version() {
+        return Err("data/engines/vllm.toml: oldest/newest disagree with vllm::Release".into());
     }
-    let table = Table {
-        oldest: parse_release(&f.oldest)?,
-        newest: parse_release(&f.newest)?,
-        rules,
-        constants: f.constant,
-    };
     // Every rule must resolve to a known value on every release it covers.
-    let mut r = table.oldest;
-    while r <= table.newest {
+    let mut r = Release::OLDEST;
+    while r <= Release::NEWEST {
         Rules::resolve(&table, r)?;
         r.minor += 1;
     }
@@ -93,36 +42,6 @@ pub fn table() -> &'static Table {
         Ok(t) => t,
         Err(e) => panic!("embedded vLLM rules are invalid: {e}"),
     })
-}
-
-impl Table {
-    /// The entry of `name` in force at `release`: the last one whose `since` is not after it.
-    pub fn rule(&self, name: &str, release: Release) -> Result<&RuleEntry, String> {
-        self.rules
-            .iter()
-            .filter(|(since, r)| r.name == name && *since <= release)
-            .max_by_key(|(since, _)| *since)
-            .map(|(_, r)| r)
-            .ok_or_else(|| {
-                format!(
-                    "data/engines/vllm.toml has no '{name}' rule for {}",
-                    release.name()
-                )
-            })
-    }
-
-    /// An observed constant, in bytes.
-    pub fn constant(&self, name: &str) -> u64 {
-        self.constants
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.value << 20)
-            .unwrap_or_else(|| panic!("data/engines/vllm.toml has no constant '{name}'"))
-    }
-
-    pub fn constant_entry(&self, name: &str) -> Option<&Constant> {
-        self.constants.iter().find(|c| c.name == name)
-    }
 }
 
 /// The default `--gpu-memory-utilization`.
@@ -233,18 +152,12 @@ pub struct Rules {
     pub applied: Vec<&'static RuleEntry>,
 }
 
-fn bad(e: &RuleEntry) -> String {
-    format!(
-        "data/engines/vllm.toml: rule '{}' since {} has an unknown value '{}'",
-        e.name, e.since, e.value
-    )
-}
-
 impl Rules {
     fn resolve<'t>(t: &'t Table, r: Release) -> Result<(Rules, Vec<&'t RuleEntry>), String> {
         let mut applied = Vec::new();
+        let bad = |e: &RuleEntry| t.bad_value(e);
         let mut get = |name: &str| -> Result<&'t RuleEntry, String> {
-            let e = t.rule(name, r)?;
+            let e = t.rule(name, r.version())?;
             applied.push(e);
             Ok(e)
         };
@@ -384,8 +297,8 @@ mod tests {
     #[test]
     fn embedded_table_parses_and_spans_the_modelled_releases() {
         let t = table();
-        assert_eq!(t.oldest, Release::OLDEST);
-        assert_eq!(t.newest, Release::NEWEST);
+        assert_eq!(t.oldest, Release::OLDEST.version());
+        assert_eq!(t.newest, Release::NEWEST.version());
     }
 
     #[test]
