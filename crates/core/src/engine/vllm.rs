@@ -677,6 +677,18 @@ impl Plan {
                     ),
                 });
             }
+            let vision = if s == 0 {
+                weights::replicated_vision_extra(model, inv, config.weights, par.tp)
+            } else {
+                0
+            };
+            if vision > 0 {
+                extras.push(Extra {
+                    name: "vision_encoder",
+                    bytes: vision as i64,
+                    detail: "the Mistral-format Pixtral encoder, not TP-sharded (pixtral.py VisionTransformer)".into(),
+                });
+            }
             if let Some(l) = &args.lora {
                 extras.push(Extra {
                     name: "lora",

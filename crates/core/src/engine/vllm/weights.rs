@@ -103,6 +103,32 @@ pub fn mxfp4_expert_delta(
     vllm_layer as i64 - generic_layer as i64
 }
 
+/// Mistral's multimodal models (Mistral Small 3.1, Pixtral) served as Mistral publishes them
+/// (`--tokenizer-mode mistral --config-format mistral --load-format mistral`) load the Pixtral
+/// vision encoder with plain `nn.Linear` layers: every TP rank holds all of it
+/// (vllm/model_executor/models/pixtral.py `VisionTransformer`, `Attention`, `FeedForward`; the
+/// Hugging Face-format `PixtralHFVisionModel` shards it instead). The bytes this adds per rank
+/// over the TP-sharded count.
+pub fn replicated_vision_extra(
+    model: &ModelDesc,
+    inv: &crate::model::Inventory,
+    format: WeightFormat,
+    tp: u64,
+) -> u64 {
+    if model.vision.is_none() || !model.family.to_ascii_lowercase().starts_with("mistral") || tp < 2
+    {
+        return 0;
+    }
+    let bytes = |t: &crate::model::Tensor, tp| {
+        crate::parallel::tensor_bytes_per_rank(t, format, tp, model.num_kv_heads, model.head_dim)
+    };
+    inv.global
+        .iter()
+        .filter(|(_, t)| t.role == crate::precision::Role::Vision)
+        .map(|(_, t)| bytes(t, 1).saturating_sub(bytes(t, tp)))
+        .sum()
+}
+
 /// `--enable-lora` with its sizes (vllm/config/lora.py: max_loras 1, max_lora_rank 16;
 /// max_cpu_loras defaults to max_loras and lives in host memory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +341,35 @@ mod tests {
             max_cpu_loras: None,
         };
         assert_eq!(big.bytes(m, 1, 32, 2, r19), 16 * 83_886_080);
+    }
+
+    #[test]
+    fn mistral_vision_encoder_is_replicated_over_tp() {
+        // Mistral Small 3.1 at TP 4: the 24-layer, 1024-wide Pixtral encoder (0.4B parameters)
+        // on every rank: 3/4 of its matrices come back on each rank. Text-only models and TP 1
+        // add nothing.
+        let cat = catalogue();
+        let m = cat
+            .model("mistralai/Mistral-Small-3.1-24B-Instruct-2503")
+            .unwrap();
+        let inv = m.inventory();
+        let four = replicated_vision_extra(m, &inv, WeightFormat::Bf16, 4);
+        let vision: u64 = inv
+            .global
+            .iter()
+            .filter(|(_, t)| t.role == crate::precision::Role::Vision)
+            .map(|(_, t)| crate::parallel::tensor_bytes_per_rank(t, WeightFormat::Bf16, 1, 8, 128))
+            .sum();
+        assert!(
+            four > vision * 74 / 100 && four <= vision * 3 / 4,
+            "{four} of {vision}"
+        );
+        assert_eq!(replicated_vision_extra(m, &inv, WeightFormat::Bf16, 1), 0);
+        let llama = cat.model("llama-3.1-8b").unwrap();
+        assert_eq!(
+            replicated_vision_extra(llama, &llama.inventory(), WeightFormat::Bf16, 4),
+            0
+        );
     }
 
     #[test]
