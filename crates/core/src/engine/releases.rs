@@ -118,6 +118,11 @@ impl RuleTable {
             })
     }
 
+    /// A rule whose `since` is a patch release (X.Y.Z with Z > 0), if any.
+    pub fn patch_level_rule(&self) -> Option<&RuleEntry> {
+        self.rules.iter().find(|(v, _)| v.patch > 0).map(|(_, r)| r)
+    }
+
     /// An observed constant, in bytes.
     pub fn constant(&self, name: &str) -> u64 {
         self.constant_entry(name)

@@ -79,7 +79,7 @@ impl Release {
     }
 
     /// The release's rules (data/engines/vllm.toml).
-    pub fn rules(&self) -> Rules {
+    pub fn rules(&self) -> &'static Rules {
         Rules::of(*self)
     }
 
@@ -348,6 +348,9 @@ pub fn forward_peak_bytes(model: &ModelDesc, tokens: u64, tp: u64, activation_by
 /// The model runner the profile runs on: V1's `GPUModelRunner` or Model Runner V2, as the
 /// release decides by default (vllm/config/vllm.py `use_v2_model_runner`).
 pub fn uses_model_runner_v2(model: &ModelDesc, weights: WeightFormat, rules: &Rules) -> bool {
+    if rules.mrv2 == Mrv2::Never {
+        return false;
+    }
     let family = model.family.to_ascii_lowercase();
     let moe = model.moe.is_some();
     let quantized = model.quantization.is_some()
@@ -591,7 +594,7 @@ pub struct Plan {
     pub requested_bytes: u64,
     pub num_blocks: u64,
     limiting: usize,
-    pub rules: Rules,
+    pub rules: &'static Rules,
     /// Whether the profile ran on Model Runner V2.
     pub model_runner_v2: bool,
     /// Whether the KV cache is sized after warmup (0.34's extensible KV cache).
@@ -1149,13 +1152,7 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
         }
     }
     // Every release rule in force, with the file and function it comes from.
-    for e in &plan.rules.applied {
-        v.push(Setting {
-            name: e.name.as_str(),
-            value: e.value.clone(),
-            origin: format!("vLLM rule since {}: {}", e.since, e.source),
-        });
-    }
+    v.extend(plan.rules.settings.iter().cloned());
     v
 }
 

@@ -23,6 +23,12 @@ impl Release {
 /// Parses the rules file (the embedded one, or another text in tests).
 pub fn parse(text: &str) -> Result<Table, String> {
     let table = Table::parse(text, "vllm.toml", "vLLM")?;
+    if let Some(r) = table.patch_level_rule() {
+        return Err(format!(
+            "data/engines/vllm.toml: rule '{}' changes at a patch release ({}); Rules::of caches by minor release",
+            r.name, r.since
+        ));
+    }
     if table.oldest != Release::OLDEST.version() || table.newest != Release::NEWEST.version() {
         return Err("data/engines/vllm.toml: oldest/newest disagree with vllm::Release".into());
     }
@@ -150,6 +156,8 @@ pub struct Rules {
     pub kv_group_size: KvGroupSize,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
+    /// The same as `engine_settings` rows, built once (the planner asks for thousands).
+    pub settings: Vec<crate::estimate::Setting>,
 }
 
 impl Rules {
@@ -251,23 +259,44 @@ impl Rules {
                 profile_log,
                 kv_group_size,
                 applied: Vec::new(),
+                settings: Vec::new(),
             },
             applied,
         ))
     }
 
-    /// The rules of a release of the embedded table.
-    pub fn of(release: Release) -> Rules {
-        let t = table();
-        match Rules::resolve(t, release) {
-            Ok((mut rules, applied)) => {
-                rules.applied = applied;
-                rules
-            }
-            // `parse` resolved every release of the table; releases outside it are refused by
-            // Release::parse.
-            Err(e) => panic!("{e}"),
-        }
+    /// The rules of a release of the embedded table, resolved once per minor release (every
+    /// rule changes at an X.Y.0 release: `parse` refuses a patch-level `since`).
+    pub fn of(release: Release) -> &'static Rules {
+        static ALL: OnceLock<Vec<Rules>> = OnceLock::new();
+        let all = ALL.get_or_init(|| {
+            let t = table();
+            (Release::OLDEST.minor..=Release::NEWEST.minor)
+                .map(
+                    |minor| match Rules::resolve(t, Release { minor, patch: 0 }) {
+                        Ok((mut rules, applied)) => {
+                            rules.settings = applied
+                                .iter()
+                                .map(|e| crate::estimate::Setting {
+                                    name: e.name.as_str(),
+                                    value: e.value.clone(),
+                                    origin: format!("vLLM rule since {}: {}", e.since, e.source),
+                                })
+                                .collect();
+                            rules.applied = applied;
+                            rules
+                        }
+                        // `parse` resolved every release of the table.
+                        Err(e) => panic!("{e}"),
+                    },
+                )
+                .collect()
+        });
+        let i = release
+            .minor
+            .clamp(Release::OLDEST.minor, Release::NEWEST.minor)
+            - Release::OLDEST.minor;
+        &all[i as usize]
     }
 
     /// The default utilization with the release's default KV-cache sizing.

@@ -15,8 +15,7 @@ use crate::units::div_ceil;
 
 /// gpt-oss (catalogue family "gpt-oss", config.json model_type "gpt_oss").
 pub fn is_gpt_oss(model: &ModelDesc) -> bool {
-    let f = model.family.to_ascii_lowercase();
-    f == "gpt-oss" || f == "gpt_oss"
+    model.family.eq_ignore_ascii_case("gpt-oss") || model.family.eq_ignore_ascii_case("gpt_oss")
 }
 
 /// The MoE kernel family vLLM picks for MXFP4 experts, which decides their padding and bias
@@ -115,8 +114,11 @@ pub fn replicated_vision_extra(
     format: WeightFormat,
     tp: u64,
 ) -> u64 {
-    if model.vision.is_none() || !model.family.to_ascii_lowercase().starts_with("mistral") || tp < 2
-    {
+    let mistral = model
+        .family
+        .get(..7)
+        .is_some_and(|f| f.eq_ignore_ascii_case("mistral"));
+    if model.vision.is_none() || !mistral || tp < 2 {
         return 0;
     }
     let bytes = |t: &crate::model::Tensor, tp| {
