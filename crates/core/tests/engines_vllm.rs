@@ -376,17 +376,17 @@ fn model_runner_v2_follows_each_release_default() {
     let llama = cat.model("llama-3.1-8b").unwrap();
     let mixtral = cat.model("mixtral-8x7b").unwrap();
     let bf16 = WeightFormat::Bf16;
-    assert!(!uses_model_runner_v2(qwen3, bf16, &r("0.21")));
-    assert!(uses_model_runner_v2(qwen3, bf16, &r("0.22")));
+    assert!(!uses_model_runner_v2(qwen3, bf16, r("0.21")));
+    assert!(uses_model_runner_v2(qwen3, bf16, r("0.22")));
     assert!(!uses_model_runner_v2(
         qwen3,
         WeightFormat::Fp8 { block: 0 },
-        &r("0.22")
+        r("0.22")
     ));
-    assert!(!uses_model_runner_v2(llama, bf16, &r("0.22")));
-    assert!(uses_model_runner_v2(llama, bf16, &r("0.23")));
-    assert!(!uses_model_runner_v2(mixtral, bf16, &r("0.29")));
-    assert!(uses_model_runner_v2(mixtral, bf16, &r("0.30")));
+    assert!(!uses_model_runner_v2(llama, bf16, r("0.22")));
+    assert!(uses_model_runner_v2(llama, bf16, r("0.23")));
+    assert!(!uses_model_runner_v2(mixtral, bf16, r("0.29")));
+    assert!(uses_model_runner_v2(mixtral, bf16, r("0.30")));
 }
 
 #[test]

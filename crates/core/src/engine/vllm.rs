@@ -622,14 +622,14 @@ impl Plan {
         let rules = args.release.rules();
         let (max_num_seqs, max_num_batched_tokens) = batch_defaults(
             gpu,
-            &rules,
+            rules,
             args.entrypoint,
             config.context,
             args.max_num_seqs,
             args.max_num_batched_tokens,
         );
         let block = block_size(model, args.block_size);
-        let extensible = args.extensible(&rules);
+        let extensible = args.extensible(rules);
         let utilization = if args.utilization_given {
             config.utilization
         } else {
@@ -650,7 +650,7 @@ impl Plan {
         let rope = rope_cache_bytes(model, args.activation_bytes);
         let v2 = args
             .model_runner_v2
-            .unwrap_or_else(|| uses_model_runner_v2(model, config.weights, &rules));
+            .unwrap_or_else(|| uses_model_runner_v2(model, config.weights, rules));
         // gpt-oss MXFP4 experts in the layout of the GPU's MoE backend (weights.rs).
         let mxfp4 = (config.weights == WeightFormat::Mxfp4).then(|| {
             let backend = weights::Mxfp4Backend::of(gpu, args.release);
@@ -727,23 +727,15 @@ impl Plan {
                     0
                 };
                 forward.max(
-                    sampler_peak_bytes(
-                        model,
-                        requests,
-                        max_num_batched_tokens,
-                        ab,
-                        &rules,
-                        v2,
-                        gpu,
-                    )
-                    .saturating_add(received)
-                    .saturating_add(rejection),
+                    sampler_peak_bytes(model, requests, max_num_batched_tokens, ab, rules, v2, gpu)
+                        .saturating_add(received)
+                        .saturating_add(rejection),
                 )
             } else {
                 forward
             };
-            let non_torch = non_torch_bytes(&par, &rules, gpu, args.enforce_eager);
-            let cuda_graph = cuda_graph_bytes(layers, args, &rules);
+            let non_torch = non_torch_bytes(&par, rules, gpu, args.enforce_eager);
+            let cuda_graph = cuda_graph_bytes(layers, args, rules);
             let extra: i64 = extras.iter().map(|e| e.bytes).sum();
             let w = (weights[s].saturating_add(rope) as i64)
                 .saturating_add(extra)
@@ -1244,7 +1236,7 @@ fn startup_error(
             requests,
             plan.max_num_batched_tokens,
             args.activation_bytes,
-            &plan.rules,
+            plan.rules,
             plan.model_runner_v2,
             gpu,
         );
@@ -1257,7 +1249,7 @@ fn startup_error(
                     r,
                     plan.max_num_batched_tokens,
                     args.activation_bytes,
-                    &plan.rules,
+                    plan.rules,
                     plan.model_runner_v2,
                     gpu,
                 ) <= room
@@ -1499,25 +1491,25 @@ mod tests {
         // × 4 B = 67,719,168 B; hidden states 8192 × 4096 × 2 B = 67,108,864 B; residue 48 MiB
         // = 50,331,648 B. Sum 2,023,837,696 B = 1.885 GiB (logged 1.89, vllm.jsonl:20).
         assert_eq!(
-            sampler_peak_bytes(llama, 1024, 8192, 2, &r19, false, &h100),
+            sampler_peak_bytes(llama, 1024, 8192, 2, r19, false, &h100),
             2_023_837_696
         );
         // 0.11, torch.sort: 131,334,144 × 38 B = 4,990,697,472 + 67,108,864 + 50,331,648 =
         // 5,108,137,984 B = 4.757 GiB (logged 4.76, vllm.jsonl:53).
         assert_eq!(
-            sampler_peak_bytes(llama, 1024, 8192, 2, &r11, false, &h100),
+            sampler_peak_bytes(llama, 1024, 8192, 2, r11, false, &h100),
             5_108_137_984
         );
         // fp32 model on 0.19: no fp32 copy, 4 + 4 + 4 B per logit = 1,576,009,728, buffer
         // 67,719,168, hidden 8192 × 4096 × 4 = 134,217,728, residue 50,331,648.
         assert_eq!(
-            sampler_peak_bytes(llama, 1024, 8192, 4, &r19, false, &h100),
+            sampler_peak_bytes(llama, 1024, 8192, 4, r19, false, &h100),
             1_828_278_272
         );
         // Fewer than 8 requests take the sort path even on 0.19: 4 × 128,256 × 38 B.
-        assert_eq!(sampler_bytes_per_logit(2, 4, &r19, false), (38, false));
+        assert_eq!(sampler_bytes_per_logit(2, 4, r19, false), (38, false));
         // Model Runner V2 (default pass): the logits only.
-        assert_eq!(sampler_bytes_per_logit(2, 1024, &r19, true), (2, false));
+        assert_eq!(sampler_bytes_per_logit(2, 1024, r19, true), (2, false));
         // The Triton buffer follows the SM count: an RTX 4090 (128 SMs) with 256 requests has
         // 128 rows; 100 requests on an H100: next_pow2(100) = 128 rows.
         let cat = catalogue();
@@ -1547,7 +1539,7 @@ mod tests {
         let rules = |v: &str| Release::parse(v).unwrap().rules();
         let serve = Entrypoint::Serve;
         let b = |g: &str, v: &str, e: Entrypoint, len: u64, s: Option<u64>, t: Option<u64>| {
-            batch_defaults(cat.gpu(g).unwrap(), &rules(v), e, len, s, t)
+            batch_defaults(cat.gpu(g).unwrap(), rules(v), e, len, s, t)
         };
         assert_eq!(b("h100", "0.19", serve, 8192, None, None), (1024, 8192));
         assert_eq!(b("a10g", "0.19", serve, 8192, None, None), (256, 2048));
