@@ -173,6 +173,10 @@ pub struct EstimateArgs {
     /// SGLang: --max-total-tokens (a cap on the token pool).
     #[arg(long)]
     pub max_total_tokens: Option<u64>,
+    /// SGLang: --speculative-algorithm (EAGLE, EAGLE3, NEXTN, STANDALONE, NGRAM): its reserve
+    /// enters the default --mem-fraction-static.
+    #[arg(long)]
+    pub speculative_algorithm: Option<String>,
     /// llama.cpp -ngl / ollama num_gpu: layers on the GPU, the output layer counted last
     /// (default: the largest that fits).
     #[arg(long, alias = "gpu-layers", alias = "ngl")]
@@ -362,7 +366,7 @@ pub fn sglang_flags(a: &EstimateArgs) -> SglangFlags {
         dtype: a.dtype.clone(),
         page_size: a.page_size,
         max_total_tokens: a.max_total_tokens,
-        speculative: false,
+        speculative: a.speculative_algorithm.is_some(),
     }
 }
 

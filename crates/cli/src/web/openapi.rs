@@ -33,6 +33,7 @@ fn example(name: &str) -> Option<Value> {
         "speculative_config" => json!("{\"method\": \"ngram\", \"num_speculative_tokens\": 3}"),
         "interconnect" => json!("nvswitch"),
         "max_lora_rank" => json!(16),
+        "speculative_algorithm" => json!("EAGLE"),
         _ => return None,
     })
 }
