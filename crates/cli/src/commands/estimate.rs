@@ -114,7 +114,7 @@ pub struct EstimateArgs {
     /// vLLM: --enable-lora (LoRA slots on every linear layer).
     #[arg(long)]
     pub enable_lora: bool,
-    /// vLLM: --max-loras (default 1; needs --enable-lora).
+    /// vLLM: --max-loras (default 1; ignored without --enable-lora, as vLLM ignores it).
     #[arg(long)]
     pub max_loras: Option<u64>,
     /// vLLM: --max-lora-rank (default 16).

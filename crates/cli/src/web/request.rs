@@ -425,6 +425,8 @@ fn synonyms(field: &str) -> &'static [&'static str] {
         "batch" => &["sequences"],
         // Release::parse (core engine/vllm.rs) says "vLLM 0.9 is not modelled".
         "vllm_version" => &["vllm"],
+        // SglangRelease::parse says "SGLang 0.3.6 is not modelled".
+        "sglang_version" => &["sglang"],
         _ => &[],
     }
 }
