@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of the file readers for a bounded time each.
+# Runs every cargo-fuzz target (each file reader, and model_desc: file → reader → mapping →
+# model description → every engine's estimate) for a bounded time each.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 20)
 #
@@ -15,7 +16,7 @@ case "$SECONDS_PER_TARGET" in
 esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(gguf_header safetensors_header hf_config)
+TARGETS=(gguf_header safetensors_header hf_config model_desc)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "cargo-fuzz not found: installing it (cargo install cargo-fuzz --locked)"
@@ -36,6 +37,7 @@ seed_dir() {
         gguf_header) pattern='*.gguf' ;;
         safetensors_header) pattern='*.safetensors' ;;
         hf_config) pattern='*.json' ;;
+        model_desc) pattern='*' ;;
     esac
     find "$fx" -name "$pattern" -size -1024k \( -type f -o -type l \) 2>/dev/null | head -50 |
         while read -r f; do cp -L "$f" "$out/$(basename "$f")-$(cksum <"$f" | cut -d' ' -f1)"; done

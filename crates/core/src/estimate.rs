@@ -59,6 +59,7 @@ impl Config {
                 self.batch
             ));
         }
+        check_cached_tokens(self.context, self.batch)?;
         if !(self.utilization > 0.0 && self.utilization <= 1.0) {
             return Err(format!(
                 "GPU memory utilization {} must be in (0, 1]",
@@ -70,6 +71,20 @@ impl Config {
         }
         self.parallel.check(model)
     }
+}
+
+/// Context × batch against the tokens a KV cache can hold (limits.rs `MAX_CACHED_TOKENS`): each
+/// may be in range and their product still beyond any deployment, where every byte figure would
+/// saturate at 2^64.
+pub fn check_cached_tokens(context: u64, batch: u64) -> Result<(), String> {
+    let tokens = u128::from(context) * u128::from(batch);
+    if tokens > u128::from(crate::limits::MAX_CACHED_TOKENS) {
+        return Err(format!(
+            "context {context} × batch {batch} = {tokens} tokens in the KV cache is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CACHED_TOKENS
+        ));
+    }
+    Ok(())
 }
 
 /// The parts of the memory of the busiest GPU that do not depend on batch and context,
@@ -375,6 +390,9 @@ pub struct Estimate {
     /// When it does not fit: the smallest changes that would (crate::plan::advise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<crate::plan::Advice>,
+    /// What the figures cannot say and the engine would (a context beyond the model's limit),
+    /// one sentence each; empty when there is nothing to flag.
+    pub warnings: Vec<String>,
 }
 
 impl Estimate {
@@ -453,6 +471,7 @@ impl Estimate {
             engine_settings: Vec::new(),
             stages: Vec::new(),
             advice: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -620,7 +639,25 @@ pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate
     e.max_context_limit = limit;
     e.min_gpus = f.min_gpus;
     e.assumptions = assumptions(model, &config);
+    if let Some(w) = context_beyond_limit(model, config.context) {
+        e.warnings.push(w);
+    }
     Ok(e)
+}
+
+/// The warning for a context longer than the model was built for (`max_position_embeddings`
+/// in its config.json): the memory figures hold, but vLLM (vllm/config/model.py) and SGLang
+/// (python/sglang/srt/configs/model_config.py `_derive_context_length`) refuse to start with
+/// it, and llama.cpp warns "possible training context overflow" (src/llama-context.cpp).
+pub fn context_beyond_limit(model: &ModelDesc, context: u64) -> Option<String> {
+    (context > model.max_context).then(|| {
+        format!(
+            "context {} is beyond {}'s limit of {} tokens (max_position_embeddings): vLLM and SGLang refuse to start with it, llama.cpp warns of a training-context overflow; the memory figures are for the context as given",
+            crate::units::thousands(context),
+            model.id,
+            crate::units::thousands(model.max_context)
+        )
+    })
 }
 
 fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
@@ -647,7 +684,7 @@ fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
         Assumption {
             figure: "overhead",
             formula: "CUDA context 400 MiB + runtime buffers 0.25 GiB (+2 GiB communication buffers per GPU when split)".into(),
-            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (shared/calibration/vllm.jsonl)",
+            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (data/calibration/vllm.jsonl)",
         },
         Assumption {
             figure: "usable",

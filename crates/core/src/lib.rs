@@ -7,11 +7,14 @@
 pub mod catalogue;
 pub mod engine;
 pub mod estimate;
+pub mod fit;
 pub mod ggml;
 pub mod gpu;
 pub mod kv;
+pub mod limits;
 pub mod model;
 pub mod naive;
+pub mod names;
 pub mod parallel;
 pub mod plan;
 pub mod precision;

@@ -700,7 +700,9 @@ impl ModelDesc {
         }
 
         let mut shapes: Vec<LayerShape> = Vec::new();
-        let mut layer_shape = Vec::with_capacity(self.num_layers as usize);
+        // Bounded even for a description that skipped `validate` (limits.rs).
+        let mut layer_shape =
+            Vec::with_capacity(self.num_layers.min(crate::limits::MAX_LAYERS) as usize);
         let mut inactive = 0u64;
         for i in 0..self.num_layers {
             let cache = self.layer_cache(i);
@@ -760,21 +762,26 @@ impl ModelDesc {
                 return Err(format!("model '{id}': {name} must be positive"));
             }
         }
+        use crate::limits::*;
         let limits = [
-            ("num_layers", self.num_layers, 10_000),
-            ("hidden_size", self.hidden_size, 1 << 20),
-            ("num_attention_heads", self.num_attention_heads, 1 << 14),
-            ("head_dim", self.head_dim, 1 << 14),
-            ("intermediate_size", self.intermediate_size, 1 << 24),
-            ("vocab_size", self.vocab_size, 1 << 24),
-            ("max_context", self.max_context, 1 << 34),
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN_SIZE),
+            (
+                "num_attention_heads",
+                self.num_attention_heads,
+                MAX_ATTENTION_HEADS,
+            ),
+            ("head_dim", self.head_dim, MAX_HEAD_DIM),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                MAX_INTERMEDIATE_SIZE,
+            ),
+            ("vocab_size", self.vocab_size, MAX_VOCAB_SIZE),
+            ("max_context", self.max_context, MAX_CONTEXT),
         ];
         for (name, v, max) in limits {
-            if v > max {
-                return Err(format!(
-                    "model '{id}': {name} = {v} is beyond any real model (limit {max})"
-                ));
-            }
+            check(name, v, max).map_err(|e| format!("model '{id}': {e}"))?;
         }
         if self.mla.is_none() {
             if self.num_kv_heads == 0 || self.num_kv_heads > self.num_attention_heads {
@@ -794,11 +801,13 @@ impl ModelDesc {
             if m.num_experts == 0
                 || m.experts_per_token == 0
                 || m.experts_per_token > m.num_experts
-                || m.num_experts > 4096
+                || m.num_experts > crate::limits::MAX_EXPERTS
             {
                 return Err(format!(
-                    "model '{id}': MoE needs 1 <= experts_per_token ({}) <= num_experts ({}) <= 4096",
-                    m.experts_per_token, m.num_experts
+                    "model '{id}': MoE needs 1 <= experts_per_token ({}) <= num_experts ({}) <= {}",
+                    m.experts_per_token,
+                    m.num_experts,
+                    crate::limits::MAX_EXPERTS
                 ));
             }
         }

@@ -1,5 +1,5 @@
 //! llama.cpp and ollama profiles against hand-computed buffer sizes and log lines from
-//! shared/calibration/llamacpp.jsonl.
+//! data/calibration/llamacpp.jsonl.
 
 use vramplan_core::engine::llamacpp::{self, FlashAttn, GgufWeights, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::ollama::{self, OllamaArgs};
@@ -101,7 +101,7 @@ fn ollama_offload_prefers_the_last_layers() {
     assert_eq!(o.graph, partial);
 }
 
-/// The synthetic models of shared/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
+/// The synthetic models of data/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
 /// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
 fn toy(arch: &str) -> vramplan_core::ModelDesc {

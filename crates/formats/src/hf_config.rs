@@ -12,7 +12,6 @@
 //! config may omit (Gemma 3's text_config omits its head counts); the converter to the core
 //! model description reports what it still lacks.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
@@ -20,10 +19,28 @@ use serde_json::{Map, Value};
 
 use crate::error::{one_line, show_path, FormatError};
 
-/// config.json files are a few KiB; refuse anything absurd before reading it.
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
-/// Lists we keep from a config (layer_types, modules_to_not_convert) are capped at this length.
+/// config.json files are a few KiB (the largest, with long label maps, under 1 MiB); refuse
+/// anything absurd before reading it. The parsed tree of a JSON text can take ~16× its size
+/// (a list of one-digit numbers), so this cap also bounds the tree: 4 MiB → 64 MiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+/// Lists we keep from a config that are not per layer (architectures, modules_to_not_convert)
+/// are capped at this length.
 pub const MAX_LIST_LEN: usize = 65_536;
+/// Per-layer lists (layer_types, per-layer head counts and widths) hold one entry per layer.
+pub const MAX_PER_LAYER_LEN: usize = vramplan_core::limits::MAX_PER_LAYER_ENTRIES as usize;
+/// `torch_dtype` values a checkpoint's weights are sized from (torch dtype names as
+/// transformers writes them, `str(torch.bfloat16)` without the `torch.` prefix, plus the short
+/// names some writers use). Anything else (float64, float8_e4m3fn, a typo) is refused rather than
+/// read as bf16.
+pub const KNOWN_TORCH_DTYPES: &[&str] = &[
+    "bfloat16", "float16", "float32", "bf16", "fp16", "fp32", "half", "float",
+];
+/// Widest quantized weight a `quantization_config.bits` may name: 1-bit (BitNet) to 16-bit
+/// (compressed-tensors' unquantized groups); 32 leaves room and stays a plain integer width.
+pub const MAX_QUANT_BITS: u64 = 32;
+/// Largest quantization group (`group_size`): a group lies within one row, so at most the
+/// widest row (`MAX_INTERMEDIATE_SIZE`); -1 means one group per output channel (GPTQ).
+pub const MAX_QUANT_GROUP: i64 = vramplan_core::limits::MAX_INTERMEDIATE_SIZE as i64;
 
 /// A per-model quantity that is either the same for every layer or given per layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,25 +190,10 @@ pub fn read_config_file(path: &Path) -> Result<ModelConfig, FormatError> {
     parse_config(&bytes, &file)
 }
 
-/// Reads a small JSON file whole, refusing files above `cap` bytes.
+/// Reads a small JSON file whole (a regular file only), refusing files above `cap` bytes.
 pub(crate) fn read_json_file(path: &Path, cap: u64) -> Result<Vec<u8>, FormatError> {
-    let file = show_path(path);
-    let f = std::fs::File::open(path).map_err(|e| FormatError::io(&file, e))?;
-    let len = f.metadata().map_err(|e| FormatError::io(&file, e))?.len();
-    if len > cap {
-        return Err(FormatError::OverLimit {
-            file,
-            what: "JSON file size (bytes)".to_string(),
-            value: len,
-            cap,
-        });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    // take(cap + 1) bounds the read even if the file grows after the length check.
-    f.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| FormatError::io(&file, e))?;
-    Ok(bytes)
+    let src = crate::source::LocalFile::open(path)?;
+    crate::source::read_capped(&src, cap, "JSON file")
 }
 
 /// Parses config.json bytes. `file` names the file in errors.
@@ -255,8 +257,28 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn required_u64(&self, names: &[&str]) -> Result<u64, FormatError> {
-        self.u64(names)?.ok_or_else(|| {
+    /// A non-negative integer at most `max` (limits.rs): refused naming its field before
+    /// anything is sized by it.
+    fn bounded_u64(&self, names: &[&str], max: u64) -> Result<Option<u64>, FormatError> {
+        match self.find(names) {
+            None => Ok(None),
+            Some((field, v)) => {
+                let n = as_u64(v).ok_or_else(|| self.wrong(&field, "a non-negative integer", v))?;
+                if n > max {
+                    return Err(FormatError::OverLimit {
+                        file: self.file.to_string(),
+                        what: format!("field '{}'", one_line(&field)),
+                        value: n,
+                        cap: max,
+                    });
+                }
+                Ok(Some(n))
+            }
+        }
+    }
+
+    fn required_u64(&self, names: &[&str], max: u64) -> Result<u64, FormatError> {
+        self.bounded_u64(names, max)?.ok_or_else(|| {
             let first = names.first().copied().unwrap_or("?");
             let field = match self.nested {
                 Some((prefix, _)) => format!("{prefix}.{first}"),
@@ -303,16 +325,13 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn string_list(&self, names: &[&str]) -> Result<Vec<String>, FormatError> {
+    /// A list of strings of at most `max` entries.
+    fn string_list(&self, names: &[&str], max: usize) -> Result<Vec<String>, FormatError> {
         match self.find(names) {
             None => Ok(Vec::new()),
-            Some((field, Value::Array(items))) => {
-                if items.len() > MAX_LIST_LEN {
-                    return Err(self.wrong(
-                        &field,
-                        "a list of at most 65536 strings",
-                        &Value::Array(Vec::new()),
-                    ));
+            Some((field, v @ Value::Array(items))) => {
+                if items.len() > max {
+                    return Err(self.wrong(&field, &format!("a list of at most {max} strings"), v));
                 }
                 items
                     .iter()
@@ -330,12 +349,14 @@ impl<'a> Scope<'a> {
     fn per_layer(&self, names: &[&str]) -> Result<Option<PerLayer>, FormatError> {
         match self.find(names) {
             None => Ok(None),
-            Some((field, Value::Array(items))) => {
-                if items.is_empty() || items.len() > MAX_LIST_LEN {
+            Some((field, v @ Value::Array(items))) => {
+                if items.is_empty() || items.len() > MAX_PER_LAYER_LEN {
                     return Err(self.wrong(
                         &field,
-                        "an integer or a non-empty list of integers",
-                        &Value::Array(Vec::new()),
+                        &format!(
+                            "an integer or a list of 1 to {MAX_PER_LAYER_LEN} integers (one per layer)"
+                        ),
+                        v,
                     ));
                 }
                 let values = items
@@ -418,15 +439,19 @@ fn config_from_object(root: &Map<String, Value>, file: &str) -> Result<ModelConf
         top: root,
     };
 
-    let num_hidden_layers = s.required_u64(LAYER_NAMES)?;
-    let hidden_size = s.required_u64(HIDDEN_NAMES)?;
+    use vramplan_core::limits;
+    let num_hidden_layers = s.required_u64(LAYER_NAMES, limits::MAX_LAYERS)?;
+    let hidden_size = s.required_u64(HIDDEN_NAMES, limits::MAX_HIDDEN_SIZE)?;
 
-    let num_experts = s.u64(&[
-        "num_local_experts",
-        "num_experts",
-        "n_routed_experts",
-        "moe_num_experts",
-    ])?;
+    let num_experts = s.bounded_u64(
+        &[
+            "num_local_experts",
+            "num_experts",
+            "n_routed_experts",
+            "moe_num_experts",
+        ],
+        limits::MAX_EXPERTS,
+    )?;
     let moe = match num_experts {
         Some(n) if n > 0 => Some(MoeConfig {
             num_experts: n,
@@ -471,7 +496,7 @@ fn config_from_object(root: &Map<String, Value>, file: &str) -> Result<ModelConf
 
     Ok(ModelConfig {
         model_type: s.string(&["model_type"])?,
-        architectures: s.string_list(&["architectures"])?,
+        architectures: s.string_list(&["architectures"], MAX_LIST_LEN)?,
         num_hidden_layers,
         hidden_size,
         num_attention_heads: s.per_layer(&[
@@ -496,7 +521,10 @@ fn config_from_object(root: &Map<String, Value>, file: &str) -> Result<ModelConf
             "n_inner",
             "ffn_hidden_size",
         ])?,
-        vocab_size: s.u64(&["vocab_size", "padded_vocab_size", "n_vocab"])?,
+        vocab_size: s.bounded_u64(
+            &["vocab_size", "padded_vocab_size", "n_vocab"],
+            limits::MAX_VOCAB_SIZE,
+        )?,
         tie_word_embeddings: s.bool(&["tie_word_embeddings"])?,
         max_position_embeddings: s.u64(&[
             "max_position_embeddings",
@@ -505,18 +533,38 @@ fn config_from_object(root: &Map<String, Value>, file: &str) -> Result<ModelConf
             "seq_length",
             "max_sequence_length",
         ])?,
-        torch_dtype: s.string(&["torch_dtype", "dtype"])?,
+        torch_dtype: torch_dtype(&s)?,
         sliding_window: s.u64(&["sliding_window", "sliding_window_size"])?,
         use_sliding_window: s.bool(&["use_sliding_window"])?,
         sliding_window_pattern: s.u64(&["sliding_window_pattern"])?,
         max_window_layers: s.u64(&["max_window_layers"])?,
-        layer_types: s.string_list(&["layer_types"])?,
+        layer_types: s.string_list(&["layer_types"], MAX_PER_LAYER_LEN)?,
         attention_chunk_size: s.u64(&["attention_chunk_size"])?,
         moe,
         mla,
         quantization,
         from_text_config: nested.is_some(),
     })
+}
+
+/// `torch_dtype` (or its newer name `dtype`), refused naming the field unless it is a dtype a
+/// checkpoint's weights are sized from ([`KNOWN_TORCH_DTYPES`]).
+fn torch_dtype(s: &Scope) -> Result<Option<String>, FormatError> {
+    let names = ["torch_dtype", "dtype"];
+    let Some(dtype) = s.string(&names)? else {
+        return Ok(None);
+    };
+    let lower = dtype.to_ascii_lowercase();
+    let lower = lower.strip_prefix("torch.").unwrap_or(&lower);
+    if KNOWN_TORCH_DTYPES.contains(&lower) {
+        return Ok(Some(dtype));
+    }
+    let (field, v) = s.find(&names).expect("found above");
+    Err(s.wrong(
+        &field,
+        &format!("one of {}", KNOWN_TORCH_DTYPES[..3].join(", ")),
+        v,
+    ))
 }
 
 /// A wrong-typed field inside a nested object, named by its full path (`quantization_config.bits`).
@@ -550,15 +598,18 @@ fn quantization_from_object(
     let fix = |e: FormatError| under(e, prefix);
     let mut out = QuantizationConfig {
         quant_method: s.string(&["quant_method"]).map_err(fix)?,
-        bits: s.u64(&["bits", "w_bit", "num_bits"]).map_err(fix)?,
-        group_size: s.i64(&["group_size", "q_group_size"]).map_err(fix)?,
+        bits: quant_bits(&s, &["bits", "w_bit", "num_bits"]).map_err(fix)?,
+        group_size: quant_group(&s, &["group_size", "q_group_size"]).map_err(fix)?,
         weight_block_size: match s.per_layer(&["weight_block_size"]).map_err(fix)? {
             None => Vec::new(),
             Some(PerLayer::Uniform(v)) => vec![v, v],
             Some(PerLayer::Layers(vs)) => vs,
         },
         modules_not_converted: s
-            .string_list(&["modules_to_not_convert", "ignore", "ignored_layers"])
+            .string_list(
+                &["modules_to_not_convert", "ignore", "ignored_layers"],
+                MAX_LIST_LEN,
+            )
             .map_err(fix)?,
         format: s.string(&["fmt", "format"]).map_err(fix)?,
         load_in_4bit: s.bool(&["load_in_4bit"]).map_err(fix)?,
@@ -576,13 +627,44 @@ fn quantization_from_object(
                 let group_prefix = format!("{prefix}.config_groups.{name}.weights");
                 let fix_group = |e: FormatError| under(e, &group_prefix);
                 if out.bits.is_none() {
-                    out.bits = ws.u64(&["num_bits"]).map_err(fix_group)?;
+                    out.bits = quant_bits(&ws, &["num_bits"]).map_err(fix_group)?;
                 }
                 if out.group_size.is_none() {
-                    out.group_size = ws.i64(&["group_size"]).map_err(fix_group)?;
+                    out.group_size = quant_group(&ws, &["group_size"]).map_err(fix_group)?;
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// A quantized weight's bit width: 1 to [`MAX_QUANT_BITS`], refused naming its field otherwise
+/// (a `bits` of 2^40 must not be read as 4-bit GPTQ).
+fn quant_bits(s: &Scope, names: &[&str]) -> Result<Option<u64>, FormatError> {
+    match s.u64(names)? {
+        Some(b) if b == 0 || b > MAX_QUANT_BITS => {
+            let (field, v) = s.find(names).expect("found above");
+            Err(s.wrong(
+                &field,
+                &format!("a bit width from 1 to {MAX_QUANT_BITS}"),
+                v,
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A quantization group size: -1 (one group per output channel) or 1 to [`MAX_QUANT_GROUP`].
+fn quant_group(s: &Scope, names: &[&str]) -> Result<Option<i64>, FormatError> {
+    match s.i64(names)? {
+        Some(g) if g != -1 && !(1..=MAX_QUANT_GROUP).contains(&g) => {
+            let (field, v) = s.find(names).expect("found above");
+            Err(s.wrong(
+                &field,
+                &format!("-1 (per channel) or a group size from 1 to {MAX_QUANT_GROUP}"),
+                v,
+            ))
+        }
+        other => Ok(other),
+    }
 }

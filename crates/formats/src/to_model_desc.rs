@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use vramplan_core::limits::MAX_LAYERS;
 use vramplan_core::model::{Mla, MlpKind, Moe, NormKind, QuantSpec, SlidingWindow, WindowPattern};
 use vramplan_core::{ModelDesc, WeightFormat};
 
@@ -121,6 +122,19 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
         .map(|p| crate::error::show_path(p))
         .unwrap_or_else(|| m.target.clone());
     let Some(c) = &m.config else {
+        // A config.json that was there but refused: its own error is the reason.
+        if let Some(why) = m
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix(crate::CONFIG_NOT_USED))
+        {
+            return Err(FormatError::NotFound {
+                target: file,
+                message: format!(
+                    "no architecture fields: the config.json beside it was refused: {why}"
+                ),
+            });
+        }
         return Err(FormatError::NotFound {
             target: file,
             message: "no architecture fields (no config.json next to the weights, or a GGUF without llama.cpp architecture keys)".into(),
@@ -128,6 +142,9 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
     };
     let mut notes = Vec::new();
     let mut desc = desc_from_config(m, c, &file, &mut notes)?;
+    // Before anything is computed or allocated per layer from the description (limits.rs).
+    desc.validate()
+        .map_err(|e| FormatError::malformed(&file, e))?;
     let weights = if m.format == Format::ConfigOnly {
         None
     } else {
@@ -155,8 +172,6 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
             ));
         }
     }
-    desc.validate()
-        .map_err(|e| FormatError::malformed(&file, e))?;
     Ok(FileModel {
         desc,
         weights,
@@ -283,8 +298,8 @@ fn desc_from_config(
     let layer0: Vec<&str> = m
         .tensors
         .iter()
-        .filter(|t| layer_index(&t.name) == Some(0))
-        .map(|t| t.name.as_str())
+        .filter(|t| layer_index(t.name) == Some(0))
+        .map(|t| t.name)
         .collect();
     let has = |needles: &[&str]| layer0.iter().any(|n| needles.iter().any(|x| n.contains(x)));
     let (qk_norm, qkv_bias, o_bias, norms_per_layer) = if layer0.is_empty() {
@@ -477,10 +492,10 @@ fn sliding_window(
 }
 
 fn file_weights(m: &ModelFile, c: &ModelConfig, num_layers: u64) -> FileWeights {
-    let mut layer_bytes = vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)];
+    let mut layer_bytes = vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)];
     let mut other = 0u64;
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        match layer_index(t.name).and_then(|i| layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
             None => other = other.saturating_add(t.n_bytes),
         }
@@ -519,13 +534,13 @@ fn is_output_tensor(name: &str) -> bool {
 /// The file's tensor bytes by decoder layer, input side and output side.
 fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::MeasuredWeights {
     let mut w = vramplan_core::model::MeasuredWeights {
-        layer_bytes: vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)],
+        layer_bytes: vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)],
         ..Default::default()
     };
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        match layer_index(t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
-            None if is_output_tensor(&t.name) => {
+            None if is_output_tensor(t.name) => {
                 w.output_bytes = w.output_bytes.saturating_add(t.n_bytes)
             }
             None => w.input_bytes = w.input_bytes.saturating_add(t.n_bytes),
@@ -568,7 +583,7 @@ fn dominant_format(m: &ModelFile, c: &ModelConfig) -> Option<WeightFormat> {
     // Largest byte share, over matrices (1-D tensors are F32 in every GGUF).
     let mut by: BTreeMap<&str, u64> = BTreeMap::new();
     for t in m.tensors.iter().filter(|t| t.shape.len() >= 2) {
-        let e = by.entry(t.dtype.as_str()).or_insert(0);
+        let e = by.entry(t.dtype).or_insert(0);
         *e = e.saturating_add(t.n_bytes);
     }
     let (dtype, _) = by.into_iter().max_by_key(|(_, b)| *b)?;

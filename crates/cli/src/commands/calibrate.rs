@@ -1,6 +1,7 @@
 //! `vramplan calibrate`: runs every calibration record (real engine start-up logs in
-//! shared/calibration/*.jsonl) through its engine profile and prints observed, predicted and
-//! relative error per figure, then the median and worst error per engine and figure.
+//! data/calibration/*.jsonl, embedded in the binary by build.rs, or the files of `--data DIR`)
+//! through its engine profile and prints observed, predicted and relative error per figure, then
+//! the median and worst error per engine and figure.
 //!
 //! Records that cannot be reproduced (engine release not modelled, model not named, failed
 //! run) are listed with the reason instead of being dropped silently.
@@ -11,6 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use vramplan_core::engine::llamacpp::{self, FlashAttn, GgufWeights, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::sglang;
@@ -21,9 +23,10 @@ use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, Parallelism, Wei
 
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// Directory holding vllm.jsonl, llamacpp.jsonl and llamacpp_cpu_runs.jsonl.
-    #[arg(long, default_value = "../shared/calibration")]
-    pub data: PathBuf,
+    /// Directory holding vllm.jsonl, llamacpp.jsonl and llamacpp_cpu_runs.jsonl to read instead
+    /// of the copy of the repository's data/calibration embedded in the binary.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Print one JSON object (rows, summary, skipped) instead of the tables.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +103,8 @@ pub struct Skipped {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
+    /// Where the records were read from: the embedded copy of data/calibration, or `--data DIR`.
+    pub data: String,
     pub rows: Vec<Row>,
     pub summary: Vec<Summary>,
     /// Per engine, release line, GPU and figure (issue 14's targets).
@@ -272,48 +277,111 @@ fn summarise(rows: &[Row]) -> Vec<Summary> {
         .collect()
 }
 
-fn read_jsonl(path: &Path) -> Result<Vec<Value>, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot read calibration file {}: {e}",
-            path.display()
-        ))
-    })?;
+include!(concat!(env!("OUT_DIR"), "/calibration_files.rs"));
+
+/// Where the calibration records are read from.
+pub enum DataSource<'a> {
+    /// The copy of data/calibration compressed into the binary at build time.
+    Embedded,
+    /// A folder with the same file names (`--data DIR`).
+    Dir(&'a Path),
+}
+
+impl DataSource<'_> {
+    /// The text of one record file (`vllm.jsonl`, ...).
+    fn read(&self, name: &str) -> Result<String, Failure> {
+        match self {
+            DataSource::Embedded => {
+                let (_, packed) = CALIBRATION_FILES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "this binary was built without data/calibration/{name}; pass --data DIR"
+                        ))
+                    })?;
+                let mut text = String::new();
+                flate2::read::DeflateDecoder::new(*packed)
+                    .read_to_string(&mut text)
+                    .map_err(|e| {
+                        Failure::runtime(format!("embedded calibration file {name}: {e}"))
+                    })?;
+                Ok(text)
+            }
+            DataSource::Dir(dir) => {
+                let path = dir.join(name);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    Failure::runtime(format!(
+                        "cannot read calibration file {}: {e}",
+                        path.display()
+                    ))
+                })
+            }
+        }
+    }
+
+    /// Whether the source holds `name`.
+    fn has(&self, name: &str) -> bool {
+        match self {
+            DataSource::Embedded => CALIBRATION_FILES.iter().any(|(n, _)| *n == name),
+            DataSource::Dir(dir) => dir.join(name).is_file(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            DataSource::Embedded => "data/calibration (embedded at build time)".into(),
+            DataSource::Dir(dir) => dir.display().to_string(),
+        }
+    }
+}
+
+fn read_jsonl(source: &DataSource, name: &str) -> Result<Vec<Value>, Failure> {
+    let text = source.read(name)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
-                Failure::runtime(format!("{} line {}: not JSON: {e}", path.display(), i + 1))
+                Failure::input(format!(
+                    "{} {name} line {}: not JSON: {e}",
+                    source.describe(),
+                    i + 1
+                ))
             })
         })
         .collect()
 }
 
-/// Runs every record in `dir` and returns the report.
-pub fn calibrate(dir: &Path) -> Result<Report, Failure> {
-    if !dir.is_dir() {
-        return Err(Failure::input(format!(
-            "calibration data directory {} not found; pass --data DIR (the folder with vllm.jsonl, llamacpp.jsonl, llamacpp_cpu_runs.jsonl)",
-            dir.display()
-        )));
+/// Runs every record of `source` and returns the report.
+pub fn calibrate(source: &DataSource) -> Result<Report, Failure> {
+    if let DataSource::Dir(dir) = source {
+        if !dir.is_dir() {
+            return Err(Failure::input(format!(
+                "calibration data directory {} not found; pass --data DIR (the folder with vllm.jsonl, llamacpp.jsonl, llamacpp_cpu_runs.jsonl and optionally sglang.jsonl), or omit --data to use the records built into vramplan",
+                dir.display()
+            )));
+        }
     }
-    let mut report = Report::default();
-    for (i, r) in read_jsonl(&dir.join("vllm.jsonl"))?.iter().enumerate() {
+    let mut report = Report {
+        data: source.describe(),
+        ..Report::default()
+    };
+    for (i, r) in read_jsonl(source, "vllm.jsonl")?.iter().enumerate() {
         vllm_record(&mut report, i + 1, r);
     }
-    for (i, r) in read_jsonl(&dir.join("llamacpp_cpu_runs.jsonl"))?
+    for (i, r) in read_jsonl(source, "llamacpp_cpu_runs.jsonl")?
         .iter()
         .enumerate()
     {
         cpu_run_record(&mut report, i + 1, r);
     }
-    for (i, r) in read_jsonl(&dir.join("llamacpp.jsonl"))?.iter().enumerate() {
+    for (i, r) in read_jsonl(source, "llamacpp.jsonl")?.iter().enumerate() {
         llamacpp_log_record(&mut report, i + 1, r);
     }
-    let sglang = dir.join("sglang.jsonl");
-    if sglang.is_file() {
-        for (i, r) in read_jsonl(&sglang)?.iter().enumerate() {
+    // SGLang's records are optional: an older --data folder has none.
+    if source.has("sglang.jsonl") {
+        for (i, r) in read_jsonl(source, "sglang.jsonl")?.iter().enumerate() {
             sglang_record(&mut report, i + 1, r);
         }
     }
@@ -323,7 +391,11 @@ pub fn calibrate(dir: &Path) -> Result<Report, Failure> {
 }
 
 pub fn run(a: CalibrateArgs) -> Result<(), Failure> {
-    let report = calibrate(&a.data)?;
+    let source = match &a.data {
+        Some(dir) => DataSource::Dir(dir),
+        None => DataSource::Embedded,
+    };
+    let report = calibrate(&source)?;
     if a.json {
         let s =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::runtime(e.to_string()))?;
@@ -347,7 +419,7 @@ fn num(x: f64) -> String {
 }
 
 pub fn render(report: &Report, rows: bool) -> String {
-    let mut out = String::new();
+    let mut out = format!("Calibration records: {}\n\n", report.data);
     if rows {
         let body: Vec<Vec<String>> = report
             .rows
@@ -467,7 +539,10 @@ pub fn render(report: &Report, rows: bool) -> String {
         ));
     }
     if !report.skipped.is_empty() {
-        out.push_str(&format!("\nSkipped {} records:\n", report.skipped.len()));
+        out.push_str(&format!(
+            "\nSkipped {}:\n",
+            vramplan_core::units::count(report.skipped.len() as u64, "record")
+        ));
         for s in &report.skipped {
             out.push_str(&format!("  {} ({}): {}\n", s.record, s.engine, s.reason));
         }
@@ -652,7 +727,7 @@ fn vllm_record(report: &mut Report, line: usize, r: &Value) {
             &id,
             "vllm",
             format!(
-                "failed run whose error is not a memory error ({}): nothing to check",
+                "failed run whose error is not a memory error (\"{}\"): nothing to check",
                 str_of(r, "error").unwrap_or("no error text")
             ),
         );

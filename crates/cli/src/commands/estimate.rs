@@ -13,7 +13,7 @@ use vramplan_core::engine::vllm::{self, Release, VllmFlags};
 use vramplan_core::engine::Request;
 use vramplan_core::gpu::Interconnect;
 use vramplan_core::naive::{naive_estimate, NaiveEstimate};
-use vramplan_core::units::{bytes_kib, gb_gib, gib, params_short, thousands};
+use vramplan_core::units::{bytes_kib, count, gb_gib, gib, params_short, thousands};
 use vramplan_core::{
     catalogue, estimate, Config, Estimate, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat,
 };
@@ -43,8 +43,7 @@ pub enum EngineChoice {
 
 #[derive(Args)]
 pub struct EstimateArgs {
-    /// Catalogue id or alias (see `vramplan models`).
-    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct")]
+    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// Weight precision: fp32, fp16, bf16, fp8, int8, awq, gptq, w4a16, nf4, bnb-int8, mxfp4,
     /// or a GGUF type (q4_0, q4_k, q8_0, ...). Default: the checkpoint's own. vLLM's
@@ -72,8 +71,9 @@ pub struct EstimateArgs {
     /// GPU kind: catalogue id, alias or the name nvidia-smi prints (see `vramplan gpus`).
     #[arg(long, short = 'g', default_value = "h100")]
     pub gpu: String,
-    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB.
-    #[arg(long)]
+    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB. Not with --gpu: a
+    /// catalogue card's memory is known (refused rather than one silently overriding the other).
+    #[arg(long, conflicts_with = "gpu")]
     pub gpu_memory: Option<String>,
     /// GPUs used with tensor parallelism (same as --tp).
     #[arg(long)]
@@ -313,7 +313,21 @@ fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate
     if a.context == 0 || a.batch == 0 {
         return Err(Failure::input("context and batch must each be at least 1"));
     }
-    Ok(naive_estimate(model, gpu.memory_bytes, a.context, a.batch))
+    // The exact path's bounds (estimate.rs Config::check), so both formulas refuse alike.
+    if a.context > 1 << 34 || a.batch > 1 << 32 {
+        return Err(Failure::input(format!(
+            "context {} (limit 2^34) or batch {} (limit 2^32) is beyond any deployment",
+            a.context, a.batch
+        )));
+    }
+    vramplan_core::estimate::check_cached_tokens(a.context, a.batch).map_err(Failure::input)?;
+    let n = naive_estimate(model, gpu.memory_bytes, a.context, a.batch);
+    not_saturated(&[
+        ("weights", n.weights_bytes),
+        ("KV cache", n.kv_cache_bytes),
+        ("total", n.total_bytes),
+    ])?;
+    Ok(n)
 }
 
 /// The engine-neutral part of the request, as the engines' flags resolve against it.
@@ -395,7 +409,7 @@ pub fn estimate_for_model(
 ) -> Result<Estimate, Failure> {
     let req = request(a)?;
     let input = Failure::input;
-    match a.engine {
+    let e = match a.engine {
         EngineChoice::Generic => {
             let config = req.generic_config(model).map_err(input)?;
             estimate(model, gpu, config).map_err(input)
@@ -417,6 +431,26 @@ pub fn estimate_for_model(
             let (config, s) = sglang_flags(a).resolve(model, &req).map_err(input)?;
             sglang::estimate(model, gpu, config, &s).map_err(input)
         }
+    }?;
+    not_saturated(&[
+        ("weights", e.weights_bytes),
+        ("KV cache", e.kv_cache_bytes),
+        ("activations", e.activation_bytes),
+        ("total", e.total_bytes),
+    ])?;
+    Ok(e)
+}
+
+/// A byte figure that saturated at 2^64 − 1 is not an answer (it would print as
+/// 18,446,744,073.71 GB): refused, naming the figure, before anything is printed. The inputs'
+/// own limits (limits.rs) keep real models far from it; an absurd model within them can still
+/// reach it.
+fn not_saturated(figures: &[(&str, u64)]) -> Result<(), Failure> {
+    match figures.iter().find(|(_, v)| *v == u64::MAX) {
+        Some((name, _)) => Err(Failure::input(format!(
+            "the {name} figure overflows 2^64 bytes (18.4 EB): the context, batch or model sizes are beyond any deployment"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -569,6 +603,9 @@ fn verdict_rows(r: &mut Rows, e: &Estimate) {
 }
 
 fn footer(out: &mut String, e: &Estimate) {
+    for w in &e.warnings {
+        out.push_str(&format!("\n  warning: {w}\n"));
+    }
     if let Some(err) = &e.startup_error {
         out.push_str(&format!(
             "\n  Start-up error ({}):\n    {}\n  Fix: {}\n",
@@ -601,7 +638,7 @@ fn setting<'a>(e: &'a Estimate, name: &str) -> &'a str {
 
 fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} sequence{} × {} tokens{}\n\n",
+        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} × {} tokens{}\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -609,10 +646,13 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
-        if e.batch == 1 { "" } else { "s" },
+        count(e.batch, "sequence"),
         thousands(e.context),
-        if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp) } else { String::new() },
+        if e.gpus > 1 {
+            format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp)
+        } else {
+            String::new()
+        },
     );
     let mut r = Rows::default();
     let active = if e.active_params != e.params {
@@ -665,7 +705,7 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max context",
         thousands(e.max_context),
-        format!("tokens at {} sequence(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "sequence")),
     );
     r.add(
         "fewest GPUs",
@@ -789,8 +829,8 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         "KV for the batch",
         gb_gib(e.kv_cache_bytes),
         format!(
-            "{} request(s) of {} tokens",
-            thousands(e.batch),
+            "{} of {} tokens",
+            count(e.batch, "request"),
             thousands(e.context)
         ),
     );
@@ -803,7 +843,7 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max model len",
         thousands(e.max_context),
-        format!("tokens at {} request(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "request")),
     );
     r.add(
         "fewest GPUs",
@@ -837,7 +877,7 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
 fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     let layers = e.model_layers.unwrap_or(0);
     let mut out = format!(
-        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
+        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
         e.model,
         gpu.name,
         gib(gpu.memory_bytes),
@@ -845,7 +885,7 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
         e.quant,
         e.kv_dtype,
         thousands(e.context),
-        e.batch,
+        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );
@@ -935,7 +975,7 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
 
 fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} request(s) × {} tokens\n\n",
+        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} × {} tokens\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -943,7 +983,7 @@ fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
         e.utilization,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
+        count(e.batch, "request"),
         thousands(e.context)
     );
     let mut r = Rows::default();

@@ -78,6 +78,14 @@ fn to_api_error(e: FormatError) -> ApiError {
         {
             format!("config.{field}")
         }
+        // A field beyond its limit (limits.rs): "field 'num_hidden_layers'".
+        FormatError::OverLimit { what, .. } => match what
+            .strip_prefix("field '")
+            .and_then(|w| w.strip_suffix('\''))
+        {
+            Some(f) => format!("config.{f}"),
+            None => "config".to_string(),
+        },
         FormatError::Malformed { .. } => match validation_field(&message) {
             Some(key) => format!("config.{key}"),
             None => "config".to_string(),

@@ -17,6 +17,7 @@
 
 use super::error::ApiError;
 use crate::commands::estimate::EstimateArgs;
+use crate::commands::fit::FitArgs;
 use crate::commands::plan::PlanArgs;
 use clap::{ArgAction, Args};
 use serde_json::{Map, Value};
@@ -25,7 +26,8 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// CLI flags that are about output, not the configuration; the API does not take them.
-const NOT_IN_API: &[&str] = &["json"];
+/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor.
+const NOT_IN_API: &[&str] = &["json", "no-local"];
 
 /// The request field that carries a pasted Hugging Face config.json instead of `model`.
 pub const CONFIG_FIELD: &str = "config";
@@ -43,6 +45,8 @@ pub const MAX_LIST_ITEMS: usize = 16;
 pub static ESTIMATE: CommandSpec<EstimateArgs> = CommandSpec::new("estimate", &[CONFIG_FIELD]);
 /// The request fields of the `plan` command.
 pub static PLAN: CommandSpec<PlanArgs> = CommandSpec::new("plan", &[]);
+/// The request fields of the `fit` command (the catalogue on named GPUs: no detection).
+pub static FIT: CommandSpec<FitArgs> = CommandSpec::new("fit", &[]);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
@@ -520,7 +524,9 @@ mod tests {
                 "quant",
                 "kv_dtype",
                 "gpu_memory_utilization",
-                "top"
+                "top",
+                "time_budget",
+                "max_candidates"
             ]
         );
         for list in ["model", "gpu", "quant", "kv_dtype"] {

@@ -1,7 +1,7 @@
 //! llama.cpp: the buffers llama.cpp allocates for a GGUF model — model buffers per device for
 //! `-ngl` offloaded layers, the KV cache for `-c` cells over `-np` sequences with
 //! `-ctk`/`-ctv`, the compute buffers of the worst-case graph, and the logits buffer.
-//! Rules from shared/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
+//! Rules from docs/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
 //!
 //! The KV buffer is exact (cells, padding, streams, SWA sizes, quantized row sizes). The compute
 //! buffer of a graph that runs on the CPU is simulated: the reserve graph node by node
@@ -694,6 +694,16 @@ pub fn estimate(
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
     e.batch = a.n_seq;
+    // llama_context's constructor (src/llama-context.cpp) compares each sequence's cells with
+    // the training context and warns, then runs: "n_ctx_seq (N) > n_ctx_train (M) -- possible
+    // training context overflow" (the "<" twin of this line is in the CPU-run logs of
+    // data/calibration/llamacpp_cpu_runs.jsonl).
+    if cs.n_ctx_seq > model.max_context {
+        e.warnings.push(format!(
+            "llama.cpp warns \"n_ctx_seq ({}) > n_ctx_train ({}) -- possible training context overflow\" (src/llama-context.cpp): each sequence's context is beyond the model's limit",
+            cs.n_ctx_seq, model.max_context
+        ));
+    }
     e.kv_dtype = if a.type_k == a.type_v {
         a.type_k.name()
     } else {

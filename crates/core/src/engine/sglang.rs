@@ -22,6 +22,26 @@ use std::sync::OnceLock;
 
 const MODEL_RUNNER: &str = "python/sglang/srt/model_executor/model_runner.py";
 const FILE: &str = include_str!("../../data/engines/sglang.toml");
+const MODEL_CONFIG: &str = "python/sglang/srt/configs/model_config.py";
+
+/// The flag that gets past "Not enough memory": a static share 5 points above the minimum the
+/// loaded weights leave (SGLang's own `1 − free after load / free before load`,
+/// kv_cache_configurator.py), if that is above the share that failed and leaves SGLang at least
+/// 5% of the card for activations and CUDA graphs. When no share does, the fix says so rather
+/// than repeat the value that failed.
+fn mem_fraction_fix(needed: f64, failed: f64, static_bytes: u64, total: u64) -> String {
+    let proposal = (needed + 0.05).max(failed + 0.01);
+    if proposal <= 0.95 {
+        format!("--mem-fraction-static {proposal:.2}")
+    } else {
+        format!(
+            "none of --mem-fraction-static: the weights and start-up memory take {:.0}% of each GPU ({} of {}); spread the weights over more GPUs (a larger --tp) or use a lower precision",
+            needed * 100.0,
+            crate::units::gb_gib(static_bytes),
+            crate::units::gb_gib(total)
+        )
+    }
+}
 
 /// An SGLang release 0.minor.patch (".postN" suffixes are the same release's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -555,21 +575,28 @@ pub fn estimate(
         .saturating_mul(config.batch);
     // Activations come out of the (1 − mem_fraction_static) share, not the static pool.
     e.activation_bytes = 0;
-    if tokens == 0 {
+    if config.context > model.max_context {
+        // ModelConfig._derive_context_length raises unless
+        // SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN is set.
+        e.startup_error = Some(StartupError {
+            message: format!(
+                "ValueError: User-specified context_length ({}) is greater than the derived context_length ({}). This may lead to incorrect model outputs or CUDA errors.",
+                config.context, model.max_context
+            ),
+            source: MODEL_CONFIG,
+            fix: format!(
+                "--context-length {} (or SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1 at the risk the message names)",
+                model.max_context
+            ),
+        });
+    } else if tokens == 0 {
         let minimum = 1.0 - (free_after_load.max(0) as f64) / pre.max(1) as f64;
         e.startup_error = Some(StartupError {
             message:
                 "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
                     .into(),
             source: MODEL_RUNNER,
-            fix: if minimum < 0.99 {
-                format!(
-                    "--mem-fraction-static {:.3}",
-                    ((minimum + 0.02) * 1000.0).ceil() / 1000.0
-                )
-            } else {
-                "more GPUs (--tp-size) or a smaller --quantization".into()
-            },
+            fix: mem_fraction_fix(minimum, mfs, weights + before, total),
         });
     }
     let static_budget = (pre as f64 * mfs) as u64;

@@ -64,7 +64,7 @@ impl Release {
         };
         if r < Release::OLDEST {
             return Err(format!(
-                "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see shared/reference/vllm_memory_model.md §1)",
+                "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see docs/reference/vllm_memory_model.md §1)",
                 Release::NEWEST.name()
             ));
         }
@@ -913,6 +913,23 @@ pub fn estimate(
     if args.max_num_seqs == Some(0) || args.max_num_batched_tokens == Some(0) {
         return Err("--max-num-seqs and --max-num-batched-tokens must be at least 1".into());
     }
+    // Bounded like the context and the batch (limits.rs): beyond them the profile's byte
+    // figures would overflow.
+    if let Some(n) = args
+        .max_num_batched_tokens
+        .filter(|&n| n > crate::limits::MAX_CONTEXT)
+    {
+        return Err(format!(
+            "--max-num-batched-tokens {n} is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CONTEXT
+        ));
+    }
+    if let Some(n) = args.max_num_seqs.filter(|&n| n > crate::limits::MAX_BATCH) {
+        return Err(format!(
+            "--max-num-seqs {n} is beyond any deployment (limit 2^32 = {})",
+            crate::limits::MAX_BATCH
+        ));
+    }
     let par = config.parallel;
     check_quant_alignment(model, config.weights, par.tp)?;
     let inv = model.inventory();
@@ -1412,7 +1429,7 @@ fn assumptions(
         a.push(Assumption {
             figure: "cuda_graphs",
             formula: "estimate: 0.35 GiB + 17 MiB per decoder layer on the worker (±0.3 GiB between models)".into(),
-            source: "0.19 'Estimated CUDA graph memory' lines (shared/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py), measured after capture by 0.34's extensible KV cache",
+            source: "0.19 'Estimated CUDA graph memory' lines (data/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py), measured after capture by 0.34's extensible KV cache",
         });
     }
     if !args.utilization_given && rules.default_utilization() != 0.90 {
