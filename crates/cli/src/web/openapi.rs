@@ -33,6 +33,11 @@ fn example(name: &str) -> Option<Value> {
         "n_cpu_moe" => json!(10),
         "host_memory" => json!("64GiB"),
         "override_tensor" => json!("blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"),
+        "chunked_prefill_size" => json!("4096"),
+        "speculative_config" => json!("{\"method\": \"ngram\", \"num_speculative_tokens\": 3}"),
+        "interconnect" => json!("nvswitch"),
+        "max_lora_rank" => json!(16),
+        "speculative_algorithm" => json!("EAGLE"),
         _ => return None,
     })
 }

@@ -440,6 +440,8 @@ fn synonyms(field: &str) -> &'static [&'static str] {
         "batch" => &["sequences"],
         // Release::parse (core engine/vllm.rs) says "vLLM 0.9 is not modelled".
         "vllm_version" => &["vllm"],
+        // SglangRelease::parse says "SGLang 0.3.6 is not modelled".
+        "sglang_version" => &["sglang"],
         _ => &[],
     }
 }
@@ -562,7 +564,7 @@ mod tests {
         assert_eq!(r.args.model, "llama-3.1-8b");
         assert_eq!(r.args.context, 4096);
         assert_eq!(r.args.kv_dtype, "fp8");
-        assert_eq!(r.args.gpu_memory_utilization, 0.85);
+        assert_eq!(r.args.gpu_memory_utilization, Some(0.85));
         // Defaults are the CLI's.
         assert_eq!(r.args.batch, 1);
         assert!(r.extra.is_empty());
