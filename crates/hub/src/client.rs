@@ -549,7 +549,12 @@ impl Client {
                 Err(e) => {
                     return Err(Failed::Retry {
                         after: None,
-                        why: format!("{}: the body broke off: {}", show(url), clip(&e.to_string())),
+                        why: format!(
+                            "{}: the body ended after {} of {keep} bytes ({})",
+                            show(url),
+                            out.len(),
+                            clip(&e.to_string())
+                        ),
                     })
                 }
             };

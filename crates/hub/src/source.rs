@@ -62,7 +62,12 @@ impl<'c> HttpObject<'c> {
             name,
             listed_len,
             cache: None,
-            state: Mutex::new(State::default()),
+            // The listed length stands until the server says otherwise (which is an error):
+            // the reader's first question costs no request.
+            state: Mutex::new(State {
+                total: listed_len,
+                ..State::default()
+            }),
         }
     }
 
