@@ -444,7 +444,7 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
             continue;
         }
         spaces.push(Space {
-            models: vec![*model],
+            models: vec![model],
             gpus: gpus.clone(),
             quants: quant_options(model, &a.quant, a.engine)?,
             kv_dtypes: kv_dtypes.clone(),
