@@ -170,6 +170,9 @@ pub struct ModelFile {
     pub safetensors_metadata: BTreeMap<String, String>,
     /// Things worth telling the user that are not errors.
     pub notes: Vec<String>,
+    /// Things that change what an estimate can claim (the weights could not be read, so they
+    /// are computed from the config): shown as warnings, in `--json` too.
+    pub warnings: Vec<String>,
 }
 
 impl ModelFile {
@@ -189,6 +192,7 @@ impl ModelFile {
             gguf: None,
             safetensors_metadata: BTreeMap::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -466,7 +470,7 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
         },
         layout::Weights::PickleOnly(files) => {
             let mut m = inspect_json(&dir.join(layout::CONFIG), target)?;
-            m.notes.push(layout::pickle_note(&files));
+            m.warnings.push(layout::pickle_note(&files));
             m
         }
         layout::Weights::ConfigOnly => inspect_json(&dir.join(layout::CONFIG), target)?,

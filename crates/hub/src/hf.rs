@@ -687,7 +687,7 @@ impl<'a> Repo<'a> {
             .whole(MAX_CONFIG_BYTES)
             .map_err(|e| self.explain(layout::CONFIG, e))?;
         let mut m = config_only_model(target, &bytes, self.path(layout::CONFIG))?;
-        m.notes.push(note);
+        m.warnings.push(note);
         self.persist(&[&config]);
         Ok(self.finish(m))
     }
@@ -796,7 +796,7 @@ pub fn fetch(
     Ok(Found::Model(Box::new(m)))
 }
 
-/// ": a.gguf (Q4_K_M, 4.92 GB), b.gguf (Q8_0, …), …" for messages.
+/// ": a.gguf (Q4_K_M, 4.92 GB (4.58 GiB)), b.gguf (Q8_0, …), …" for messages.
 fn list_clause(info: &RepoInfo) -> String {
     let files = gguf_files(info);
     if files.is_empty() {
@@ -814,7 +814,7 @@ fn list_clause(info: &RepoInfo) -> String {
                 bits.push(format!("{} parts", g.parts));
             }
             if let Some(b) = g.bytes {
-                bits.push(format!("{:.2} GB", b as f64 / 1e9));
+                bits.push(vramplan_core::units::size(b));
             }
             format!("{} ({})", g.file, bits.join(", "))
         })

@@ -217,10 +217,10 @@ fn config_only_and_pickle_only_repos_are_sized_from_their_config() {
     let s = settings(&hub, cache.path());
     let m = model(&s, "test-org/config-only").unwrap();
     assert_eq!(m.format, Format::ConfigOnly);
-    assert!(m.notes.iter().any(|n| n.starts_with("no weights files")), "{:?}", m.notes);
+    assert!(m.warnings.iter().any(|n| n.starts_with("no weights files")), "{:?}", m.warnings);
     let m = model(&s, "test-org/pytorch-only").unwrap();
     assert_eq!(m.format, Format::ConfigOnly);
-    assert!(m.notes.iter().any(|n| n.contains("pytorch_model.bin") && n.contains("never read")), "{:?}", m.notes);
+    assert!(m.warnings.iter().any(|n| n.contains("pytorch_model.bin") && n.contains("never read")), "{:?}", m.warnings);
     // The pickle itself is never fetched.
     assert!(hub.hits().iter().all(|h| !h.path.contains("pytorch_model.bin")));
 }
