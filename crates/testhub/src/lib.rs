@@ -402,6 +402,28 @@ impl TestHub {
         s.repos.push(repo);
     }
 
+    /// Starts an HTTP CONNECT proxy on loopback and returns its URL (for `HTTPS_PROXY` and
+    /// friends). Each tunnel is a hit of server "proxy" with path `CONNECT host:port`; a host
+    /// ending in `.invalid` is reached at 127.0.0.1 — a name only the proxy can resolve, so an
+    /// answer proves the request went through it.
+    pub fn start_proxy(&self) -> String {
+        let listener = self
+            ._runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind proxy");
+        let addr = listener.local_addr().unwrap();
+        let st = self.state.clone();
+        self._runtime.spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(proxy_connection(sock, st.clone()));
+            }
+        });
+        format!("http://{addr}")
+    }
+
     pub fn repo(&self, id: &str) -> Option<Repo> {
         self.state.lock().unwrap().repos.iter().find(|r| r.id == id).cloned()
     }
@@ -790,6 +812,51 @@ async fn cdn_handler(State(st): State<St>, req: Request) -> Response {
     };
     set_status(&st, i, resp.status().as_u16());
     counted(resp, counter)
+}
+
+async fn proxy_connection(mut sock: tokio::net::TcpStream, st: St) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16384 {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let line = head.lines().next().unwrap_or("").to_string();
+    let mut words = line.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    st.lock().unwrap().hits.push(Hit {
+        server: "proxy",
+        path: format!("{method} {target}"),
+        range: None,
+        authorization: None,
+        status: if method == "CONNECT" { 200 } else { 405 },
+        bytes: Arc::new(AtomicU64::new(0)),
+    });
+    if method != "CONNECT" {
+        let _ = sock
+            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    let (host, port) = target.rsplit_once(':').unwrap_or((target, "80"));
+    let host = if host.ends_with(".invalid") { "127.0.0.1" } else { host };
+    let Ok(mut upstream) = tokio::net::TcpStream::connect(format!("{host}:{port}")).await else {
+        let _ = sock
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    if sock
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut sock, &mut upstream).await;
 }
 
 async fn write_counted(

@@ -129,14 +129,12 @@ fn api_model(
     *hub = crate::model_source::HubArgs {
         offline: false,
         refresh: false,
-        file: hub.file.take(),
+        file: None,
         timeout: settings.hub_timeout,
         scope: crate::model_source::Scope::server(settings.hub),
     };
-    if hub.file.is_none() {
-        if let Ok(m) = catalogue().model(name) {
-            return Ok((m.id.clone(), None));
-        }
+    if let Ok(m) = catalogue().model(name) {
+        return Ok((m.id.clone(), None));
     }
     if settings.hub && vramplan_hub::parse_repo_ref(name).is_some() {
         return Ok((name.to_string(), Some(HubSlot::take()?)));
