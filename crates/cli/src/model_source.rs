@@ -105,11 +105,14 @@ pub struct Resolved {
 
 /// What a query names.
 pub enum Located {
-    Catalogue(ModelDesc),
+    Catalogue(Box<ModelDesc>),
     /// A model read from its files, locally or remotely.
     File(Box<ModelFile>),
     /// A Hub repository of several GGUF models, and nothing to choose one by.
-    GgufFiles { repo: String, files: Vec<GgufFile> },
+    GgufFiles {
+        repo: String,
+        files: Vec<GgufFile>,
+    },
 }
 
 fn file_failure(e: FormatError) -> Failure {
@@ -199,7 +202,7 @@ pub fn locate(query: &str, hub: &HubArgs, for_inspect: bool) -> Result<Located, 
     // 2. The catalogue, exactly.
     if hub.file.is_none() && !for_inspect {
         if let Some(m) = cat.model_exact(query) {
-            return Ok(Located::Catalogue(m.clone()));
+            return Ok(Located::Catalogue(Box::new(m.clone())));
         }
     }
     if scope.local && looks_like_path(query) {
@@ -214,7 +217,7 @@ pub fn locate(query: &str, hub: &HubArgs, for_inspect: bool) -> Result<Located, 
             )));
         }
         cat.model(query)
-            .map(|m| Located::Catalogue(m.clone()))
+            .map(|m| Located::Catalogue(Box::new(m.clone())))
             .map_err(Failure::input)
     };
     // 3. The local stores (an HF cache entry is read as it stands: no tag, revision or file).
@@ -321,7 +324,7 @@ fn gguf_list_failure(repo: &str, files: &[GgufFile]) -> Failure {
 pub fn resolve(query: &str, hub: &HubArgs) -> Result<Resolved, Failure> {
     match locate(query, hub, false)? {
         Located::Catalogue(desc) => Ok(Resolved {
-            desc,
+            desc: *desc,
             origin: None,
             notes: Vec::new(),
             warnings: Vec::new(),

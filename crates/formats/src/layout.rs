@@ -155,18 +155,30 @@ mod tests {
             Weights::Index(INDEX.into())
         );
         assert_eq!(
-            c(&["consolidated.safetensors", "model.safetensors", "config.json"]),
+            c(&[
+                "consolidated.safetensors",
+                "model.safetensors",
+                "config.json"
+            ]),
             Weights::Safetensors {
                 files: names(&["model.safetensors"]),
                 skipped: 1
             }
         );
         assert_eq!(
-            c(&["b.gguf", "a-00002-of-00002.gguf", "a-00001-of-00002.gguf", "mmproj-f16.gguf"]),
+            c(&[
+                "b.gguf",
+                "a-00002-of-00002.gguf",
+                "a-00001-of-00002.gguf",
+                "mmproj-f16.gguf"
+            ]),
             Weights::Gguf(names(&["a-00001-of-00002.gguf", "b.gguf"]))
         );
         assert_eq!(
-            c(&["Q4_K_M/m-Q4_K_M-00001-of-00002.gguf", "Q4_K_M/m-Q4_K_M-00002-of-00002.gguf"]),
+            c(&[
+                "Q4_K_M/m-Q4_K_M-00001-of-00002.gguf",
+                "Q4_K_M/m-Q4_K_M-00002-of-00002.gguf"
+            ]),
             Weights::Gguf(names(&["Q4_K_M/m-Q4_K_M-00001-of-00002.gguf"]))
         );
         assert_eq!(

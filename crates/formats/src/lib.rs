@@ -22,6 +22,7 @@ pub mod error;
 pub mod gguf;
 pub mod hf_config;
 pub mod layout;
+pub mod parallel;
 pub mod safetensors;
 pub mod source;
 pub mod stores;
@@ -66,8 +67,14 @@ impl Format {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Origin {
     Path,
-    HfCache { repo: String, revision: String },
-    Ollama { name: String, manifest: PathBuf },
+    HfCache {
+        repo: String,
+        revision: String,
+    },
+    Ollama {
+        name: String,
+        manifest: PathBuf,
+    },
     /// A Hugging Face Hub repository (or a mirror), read by HTTP ranges.
     Hub {
         repo: String,
@@ -555,10 +562,15 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
 
 /// Files whose headers are read at once by [`read_safetensors_files`] and [`read_gguf_files`]
 /// when their caller allows it (remote shards: each read is a round trip).
-pub const MAX_PARALLEL_READS: usize = 8;
+pub const MAX_PARALLEL_READS: usize = parallel::MAX_IN_FLIGHT;
 
 /// Opens file `i` of a multi-file model (a shard, a split part) for reading.
-pub type OpenFile<'a> = dyn Fn(usize) -> Result<Box<dyn ByteSource + Send + 'a>, FormatError> + Sync + 'a;
+pub type OpenFile<'a> =
+    dyn Fn(usize) -> Result<Box<dyn ByteSource + Send + 'a>, FormatError> + Sync + 'a;
+
+/// Reads one opened file's header into its own tensor list (file `i`).
+type ReadFile<'a, H> =
+    dyn Fn(&dyn ByteSource, &mut TensorList, usize) -> Result<H, FormatError> + Sync + 'a;
 
 /// What reading one file gave: its header, its tensors, and the source's counters.
 struct FileRead<H> {
@@ -570,57 +582,41 @@ struct FileRead<H> {
 
 /// Reads `count` files with `read`, up to `parallel` at a time, each into its own tensor list;
 /// results in file order, the first file's error if any failed. Files are opened only when
-/// their turn comes, so a checkpoint of thousands of shards never holds thousands open.
+/// their turn comes, so a checkpoint of thousands of shards never holds thousands open; after a
+/// failure no further file is started.
 fn read_files<H: Send>(
     count: usize,
     parallel: usize,
     open: &OpenFile<'_>,
-    read: &(dyn Fn(&dyn ByteSource, &mut TensorList, usize) -> Result<H, FormatError> + Sync),
+    read: &ReadFile<'_, H>,
 ) -> Result<Vec<FileRead<H>>, FormatError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let one = |i: usize| -> Result<FileRead<H>, FormatError> {
-        let src = open(i)?;
-        let mut tensors = TensorList::new();
-        let header = read(&*src, &mut tensors, i)?;
-        Ok(FileRead {
-            header,
-            tensors,
-            bytes_read: src.bytes_read(),
-            name: src.name().to_string(),
-        })
-    };
-    let workers = parallel.clamp(1, MAX_PARALLEL_READS).min(count.max(1));
-    if workers <= 1 {
-        return (0..count).map(one).collect();
-    }
-    let slots: Vec<Mutex<Option<Result<FileRead<H>, FormatError>>>> =
-        (0..count).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+    use std::sync::atomic::{AtomicBool, Ordering};
     let failed = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                // After a failure no new file is started: its error is the answer.
-                if i >= count || failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let r = one(i);
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(r);
-                }
-            });
+    let one = |i: usize| -> Option<Result<FileRead<H>, FormatError>> {
+        if failed.load(Ordering::Relaxed) {
+            return None;
         }
-    });
+        let r = (|| {
+            let src = open(i)?;
+            let mut tensors = TensorList::new();
+            let header = read(&*src, &mut tensors, i)?;
+            Ok(FileRead {
+                header,
+                tensors,
+                bytes_read: src.bytes_read(),
+                name: src.name().to_string(),
+            })
+        })();
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        Some(r)
+    };
     let mut out = Vec::with_capacity(count);
-    for slot in slots {
-        // Files are claimed in order, so a file skipped after a failure comes after the
-        // failed one: the first error in file order is met before any empty slot.
-        match slot.into_inner().ok().flatten() {
+    for r in parallel::run_bounded(count, parallel, &one) {
+        // Files are started in order, so one skipped after a failure comes after the failed
+        // one: the first error in file order is met before any skipped file.
+        match r {
             Some(r) => out.push(r?),
             None => {
                 return Err(FormatError::malformed(

@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn names_stay_one_component() {
-        assert_eq!(escape("model-00001-of-00002.safetensors"), "model-00001-of-00002.safetensors");
+        assert_eq!(
+            escape("model-00001-of-00002.safetensors"),
+            "model-00001-of-00002.safetensors"
+        );
         assert_eq!(escape("Q4_K_M/x.gguf"), "Q4_K_M%2Fx.gguf");
         assert_eq!(escape(".."), "%2E.");
         assert_eq!(escape("refs/pr/1"), "refs%2Fpr%2F1");

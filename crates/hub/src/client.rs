@@ -115,7 +115,7 @@ pub struct StatusError {
 
 #[derive(Debug, Clone)]
 pub enum GetError {
-    Status(StatusError),
+    Status(Box<StatusError>),
     Other(HubError),
 }
 
@@ -127,7 +127,10 @@ impl From<HubError> for GetError {
 
 /// What one attempt ended with, when it did not end with bytes.
 enum Failed {
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
     Stop(GetError),
 }
 
@@ -231,7 +234,8 @@ impl Client {
         self.reserve(need, url)?;
         let result = self.get_reserved(url, want, accept);
         let used = result.as_ref().map(|r| r.body.len() as u64).unwrap_or(0);
-        self.reserved.fetch_sub(need - used.min(need), Ordering::AcqRel);
+        self.reserved
+            .fetch_sub(need - used.min(need), Ordering::AcqRel);
         result
     }
 
@@ -296,7 +300,9 @@ impl Client {
     }
 
     fn left(&self) -> Duration {
-        self.limits.deadline.saturating_duration_since(Instant::now())
+        self.limits
+            .deadline
+            .saturating_duration_since(Instant::now())
     }
 
     fn attempt(&self, start_url: &Url, want: Want, accept: Option<&str>) -> Result<Reply, Failed> {
@@ -397,12 +403,12 @@ impl Client {
                     });
                 }
                 _ => {
-                    return Err(Failed::Stop(GetError::Status(StatusError {
+                    return Err(Failed::Stop(GetError::Status(Box::new(StatusError {
                         status,
                         error_code: header("x-error-code").map(|c| clip(&c)),
                         error_message: header("x-error-message").map(|m| clip(&m)),
                         url,
-                    })))
+                    }))))
                 }
             }
         }
@@ -470,8 +476,7 @@ impl Client {
                 Ok((got, Some(total)))
             }
             (206, Want::Range { start, len }) => {
-                let Some((first, last, total)) = content_range.and_then(parse_content_range)
-                else {
+                let Some((first, last, total)) = content_range.and_then(parse_content_range) else {
                     return Err(stop(
                         url,
                         format!(
@@ -515,13 +520,18 @@ impl Client {
                 let got = self.read_up_to(url, &mut body, start, len)?;
                 let read_to = start + got.len() as u64;
                 match content_length {
-                    Some(n) if read_to < end.min(n) => Err(truncated(url, read_to, Some(end.min(n)))),
+                    Some(n) if read_to < end.min(n) => {
+                        Err(truncated(url, read_to, Some(end.min(n))))
+                    }
                     // The whole object was shorter than the range: its end is known.
                     None if read_to < end => Ok((got, Some(read_to))),
                     other => Ok((got, other)),
                 }
             }
-            (s, _) => Err(stop(url, format!("HTTP {s} where a range was not asked for"))),
+            (s, _) => Err(stop(
+                url,
+                format!("HTTP {s} where a range was not asked for"),
+            )),
         }
     }
 
@@ -579,7 +589,9 @@ fn truncated(url: &Url, got: u64, expected: Option<u64>) -> Failed {
         why: format!(
             "{}: the body ended after {got} of {} bytes",
             show(url),
-            expected.map(|e| e.to_string()).unwrap_or_else(|| "?".into())
+            expected
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "?".into())
         ),
     }
 }
@@ -613,7 +625,10 @@ pub fn retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(s.min(24 * 3600)));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use serde_json::Value;
 use url::Url;
 use vramplan_formats::gguf::{split_name_parts, split_part_name};
 use vramplan_formats::layout::{self, Weights};
+use vramplan_formats::parallel::{run_bounded, MAX_IN_FLIGHT};
 use vramplan_formats::safetensors::{parse_index, MAX_INDEX_BYTES};
 use vramplan_formats::{
     attach_config, config_only_model, hf_config::MAX_CONFIG_BYTES, read_gguf_files,
@@ -37,7 +38,6 @@ use vramplan_formats::{
 use crate::cache::{escape, Cache};
 use crate::client::{show, Client, GetError, StatusError, Want};
 use crate::error::{HubError, Kind};
-use crate::parallel::{run_bounded, MAX_IN_FLIGHT};
 use crate::settings::Settings;
 use crate::source::HttpObject;
 
@@ -99,10 +99,15 @@ fn tag_ok(t: &str) -> bool {
 /// for anything else (a path, an ollama name, a catalogue name).
 pub fn parse_repo_ref(s: &str) -> Option<RepoRef> {
     let s = s.trim();
-    let s = ["hf://", "https://huggingface.co/", "huggingface.co/", "hf.co/"]
-        .iter()
-        .find_map(|p| s.strip_prefix(p))
-        .unwrap_or(s);
+    let s = [
+        "hf://",
+        "https://huggingface.co/",
+        "huggingface.co/",
+        "hf.co/",
+    ]
+    .iter()
+    .find_map(|p| s.strip_prefix(p))
+    .unwrap_or(s);
     let (rest, tag) = match s.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') && !t.contains('@') => (r, Some(t)),
         Some(_) => return None,
@@ -182,7 +187,10 @@ pub fn parse_info(bytes: &[u8], repo: &str) -> Result<RepoInfo, HubError> {
         .and_then(Value::as_array)
         .ok_or_else(|| bad("has no file list (siblings)"))?;
     if siblings.len() > MAX_FILES {
-        return Err(bad(&format!("lists {} files, above the limit of {MAX_FILES}", siblings.len())));
+        return Err(bad(&format!(
+            "lists {} files, above the limit of {MAX_FILES}",
+            siblings.len()
+        )));
     }
     let files = siblings
         .iter()
@@ -240,7 +248,10 @@ pub fn find_gguf_by_tag<'a>(names: &'a [String], tag: &str) -> Option<&'a String
         }
         let lower = n.to_ascii_lowercase();
         lower.match_indices(&needle).any(|(i, _)| {
-            matches!(lower.as_bytes().get(i + needle.len()), Some(b'.') | Some(b'-'))
+            matches!(
+                lower.as_bytes().get(i + needle.len()),
+                Some(b'.') | Some(b'-')
+            )
         })
     })
 }
@@ -298,7 +309,10 @@ pub fn gguf_files(info: &RepoInfo) -> Vec<GgufFile> {
 pub enum Found {
     Model(Box<ModelFile>),
     /// A repository of several GGUF models and nothing to choose one by (`inspect` lists them).
-    GgufFiles { repo: String, files: Vec<GgufFile> },
+    GgufFiles {
+        repo: String,
+        files: Vec<GgufFile>,
+    },
 }
 
 /// A repository being read: the endpoint, the client, the cache, and its listing.
@@ -340,7 +354,7 @@ fn explain(settings: &Settings, repo: &str, what: &str, e: GetError) -> HubError
         error_code,
         error_message,
         url,
-    } = s;
+    } = *s;
     let code = error_code.as_deref().unwrap_or("");
     let page = repo_page(&settings.endpoint, repo);
     let token = match &settings.token {
@@ -440,12 +454,28 @@ fn repo_info(
     );
     url.set_query(Some("blobs=true"));
     let reply = client
-        .get(&url, Want::All { cap: MAX_INFO_BYTES }, Some("application/json"))
-        .map_err(|e| explain(settings, &r.repo, &format!("revision '{}'", r.revision()), e))?;
+        .get(
+            &url,
+            Want::All {
+                cap: MAX_INFO_BYTES,
+            },
+            Some("application/json"),
+        )
+        .map_err(|e| {
+            explain(
+                settings,
+                &r.repo,
+                &format!("revision '{}'", r.revision()),
+                e,
+            )
+        })?;
     let info = parse_info(&reply.body, &r.repo)?;
     if let (Some(cache), Some(dir)) = (cache, dir.as_ref()) {
         // A failure to cache is not an error: the answer stands.
-        let _ = cache.write(&dir.join(escape(&info.commit)).join("info.json"), &reply.body);
+        let _ = cache.write(
+            &dir.join(escape(&info.commit)).join("info.json"),
+            &reply.body,
+        );
         let _ = cache.write(
             &dir.join("refs").join(escape(r.revision())),
             info.commit.as_bytes(),
@@ -580,7 +610,11 @@ impl<'a> Repo<'a> {
         }
         let (shards, parsed) = match (&index_name, &index_bytes) {
             (Some(i), Some(bytes)) => {
-                let parsed = parse_index(bytes, std::path::Path::new(""), &format!("{}/{i}", self.reference.repo))?;
+                let parsed = parse_index(
+                    bytes,
+                    std::path::Path::new(""),
+                    &format!("{}/{i}", self.reference.repo),
+                )?;
                 let shards: Vec<String> = parsed
                     .shards
                     .iter()
@@ -721,7 +755,11 @@ pub fn fetch(
         let Some(found) = found else {
             return Err(HubError::new(
                 Kind::NotFound,
-                format!("{}: no file '{f}' in the repository{}", r.repo, list_clause(&repo.info)),
+                format!(
+                    "{}: no file '{f}' in the repository{}",
+                    r.repo,
+                    list_clause(&repo.info)
+                ),
             ));
         };
         if found.to_ascii_lowercase().ends_with(".gguf") {
@@ -729,12 +767,21 @@ pub fn fetch(
         }
         if found.to_ascii_lowercase().ends_with(".safetensors") {
             return repo
-                .safetensors(target, Weights::Safetensors { files: vec![found], skipped: 0 })
+                .safetensors(
+                    target,
+                    Weights::Safetensors {
+                        files: vec![found],
+                        skipped: 0,
+                    },
+                )
                 .map(|m| Found::Model(Box::new(m)));
         }
         return Err(HubError::new(
             Kind::Input,
-            format!("{}: --file {f} is neither a .gguf nor a .safetensors file", r.repo),
+            format!(
+                "{}: --file {f} is neither a .gguf nor a .safetensors file",
+                r.repo
+            ),
         ));
     }
     if let Some(tag) = &r.tag {
@@ -833,19 +880,35 @@ mod tests {
     #[test]
     fn repo_references() {
         let r = parse_repo_ref("Qwen/Qwen3-Next-80B-A3B-Instruct").unwrap();
-        assert_eq!((r.repo.as_str(), r.revision(), r.tag.as_deref()), ("Qwen/Qwen3-Next-80B-A3B-Instruct", "main", None));
+        assert_eq!(
+            (r.repo.as_str(), r.revision(), r.tag.as_deref()),
+            ("Qwen/Qwen3-Next-80B-A3B-Instruct", "main", None)
+        );
         let r = parse_repo_ref("hf.co/bartowski/Llama-3.1-8B-GGUF@refs/pr/3:q4_k_m").unwrap();
         assert_eq!(r.repo, "bartowski/Llama-3.1-8B-GGUF");
         assert_eq!(r.revision.as_deref(), Some("refs/pr/3"));
         assert_eq!(r.tag.as_deref(), Some("q4_k_m"));
-        for bad in ["llama3.1:8b", "./a/b", "a/b/c", "../x/y", "a--b/c", "org/x.git", "a/b@../x", "/a/b", "a/-b"] {
+        for bad in [
+            "llama3.1:8b",
+            "./a/b",
+            "a/b/c",
+            "../x/y",
+            "a--b/c",
+            "org/x.git",
+            "a/b@../x",
+            "/a/b",
+            "a/-b",
+        ] {
             assert_eq!(parse_repo_ref(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn gguf_tags_as_llama_cpp_matches_them() {
-        assert_eq!(gguf_quant_tag("Llama-3.1-8B-Instruct-Q4_K_M.gguf").as_deref(), Some("Q4_K_M"));
+        assert_eq!(
+            gguf_quant_tag("Llama-3.1-8B-Instruct-Q4_K_M.gguf").as_deref(),
+            Some("Q4_K_M")
+        );
         assert_eq!(gguf_quant_tag("m.q8_0.gguf").as_deref(), Some("Q8_0"));
         assert_eq!(
             gguf_quant_tag("Q4_K_M/Big-Q4_K_M-00001-of-00002.gguf").as_deref(),
@@ -861,9 +924,15 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        assert_eq!(find_gguf_by_tag(&names, "q4_k_m").map(String::as_str), Some("m-Q4_K_M-00001-of-00002.gguf"));
+        assert_eq!(
+            find_gguf_by_tag(&names, "q4_k_m").map(String::as_str),
+            Some("m-Q4_K_M-00001-of-00002.gguf")
+        );
         assert_eq!(find_gguf_by_tag(&names, "Q4_K").map(String::as_str), None);
-        assert_eq!(find_gguf_by_tag(&names, "Q8_0").map(String::as_str), Some("m-Q8_0.gguf"));
+        assert_eq!(
+            find_gguf_by_tag(&names, "Q8_0").map(String::as_str),
+            Some("m-Q8_0.gguf")
+        );
     }
 
     #[test]

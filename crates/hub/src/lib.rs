@@ -16,7 +16,6 @@ pub mod client;
 pub mod error;
 pub mod hf;
 pub mod ollama;
-pub mod parallel;
 pub mod settings;
 pub mod source;
 

@@ -49,7 +49,11 @@ pub fn registry_for(settings: &Settings, name: &OllamaName) -> Result<Url, HubEr
     Url::parse(&format!("https://{}", name.host)).map_err(|_| {
         HubError::new(
             Kind::Input,
-            format!("{}: '{}' is not a registry host", name.display_name(), name.host),
+            format!(
+                "{}: '{}' is not a registry host",
+                name.display_name(),
+                name.host
+            ),
         )
     })
 }
@@ -135,9 +139,8 @@ pub fn fetch(
         reply.body
     };
     let manifest_name = format!("{shown} manifest");
-    let root: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        HubError::new(Kind::Format, format!("{manifest_name}: invalid JSON: {e}"))
-    })?;
+    let root: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| HubError::new(Kind::Format, format!("{manifest_name}: invalid JSON: {e}")))?;
     let layers = manifest_model(&root, &manifest_name)?;
     let digest = layers.model.digest.clone();
     let hex = digest_hex(&digest).unwrap_or_default().to_ascii_lowercase();
@@ -152,17 +155,21 @@ pub fn fetch(
         layers.model.size,
     );
     if let Some(c) = &cache {
-        let path = c.registry(&registry).join("blobs").join(format!("{hex}.bytes"));
+        let path = c
+            .registry(&registry)
+            .join("blobs")
+            .join(format!("{hex}.bytes"));
         object = object.with_cache(c.clone(), path, settings.refresh);
     }
     let paths = vec![PathBuf::from(format!("{shown}/{digest}"))];
     let open = |_: usize| -> Result<Box<dyn ByteSource + Send + '_>, FormatError> {
         Ok(Box::new(&object))
     };
-    let mut m = read_gguf_files(target, &paths, &open, 1).map_err(|e| match object.take_error() {
-        Some(net) => explain(&shown, &registry, net),
-        None => e.into(),
-    })?;
+    let mut m =
+        read_gguf_files(target, &paths, &open, 1).map_err(|e| match object.take_error() {
+            Some(net) => explain(&shown, &registry, net),
+            None => e.into(),
+        })?;
     let mut notes = Vec::new();
     if let Err(e) = object.persist() {
         notes.push(format!("could not write the cache: {e}"));

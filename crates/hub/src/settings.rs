@@ -105,7 +105,7 @@ pub fn token_path() -> Option<PathBuf> {
     Some(hf_home.join("token"))
 }
 
-fn read_token_file(path: &PathBuf) -> Option<String> {
+fn read_token_file(path: &std::path::Path) -> Option<String> {
     let src = vramplan_formats::LocalFile::open(path).ok()?;
     let bytes =
         vramplan_formats::source::read_capped(&src, MAX_TOKEN_FILE_BYTES, "token file").ok()?;
@@ -138,7 +138,11 @@ impl Settings {
         };
         let token = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
             .iter()
-            .find_map(|v| var(v).and_then(|t| clean_token(&t)).map(|t| (t, TokenSource::Env(v))))
+            .find_map(|v| {
+                var(v)
+                    .and_then(|t| clean_token(&t))
+                    .map(|t| (t, TokenSource::Env(v)))
+            })
             .or_else(|| {
                 let path = token_path()?;
                 read_token_file(&path).map(|t| (t, TokenSource::File(path)))
@@ -167,7 +171,9 @@ mod tests {
         assert!(is_true(Some("yes".into())) && is_true(Some("1".into())));
         assert!(!is_true(Some("0".into())) && !is_true(None));
         assert_eq!(
-            parse_base("HF_ENDPOINT", "https://hf-mirror.com/").unwrap().as_str(),
+            parse_base("HF_ENDPOINT", "https://hf-mirror.com/")
+                .unwrap()
+                .as_str(),
             "https://hf-mirror.com/"
         );
         assert!(parse_base("HF_ENDPOINT", "file:///etc").is_err());

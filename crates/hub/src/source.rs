@@ -170,9 +170,9 @@ impl<'c> HttpObject<'c> {
                 )));
             }
             if let Some(known) = st.total.filter(|&k| k != total) {
-                return Err(self.changed(format!(
-                    "was {known} bytes long and is now {total} bytes"
-                )));
+                return Err(
+                    self.changed(format!("was {known} bytes long and is now {total} bytes"))
+                );
             }
             st.total = Some(total);
         } else if st.total.is_none() {
@@ -199,7 +199,10 @@ impl<'c> HttpObject<'c> {
     fn changed(&self, what: String) -> GetError {
         HubError::new(
             Kind::Server,
-            format!("{}: the file {what} (it changed while being read?)", self.name),
+            format!(
+                "{}: the file {what} (it changed while being read?)",
+                self.name
+            ),
         )
         .into()
     }

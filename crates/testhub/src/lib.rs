@@ -230,8 +230,15 @@ fn load_file(dir: &Path, f: &FileSpec) -> std::io::Result<FileData> {
     })
 }
 
+/// What the fixtures hold: repositories, registry models, blobs by digest.
+struct Loaded {
+    repos: Vec<Repo>,
+    registry: Vec<RegistryModel>,
+    blobs: HashMap<String, FileData>,
+}
+
 /// Loads `DIR/hub/repos.json` and `DIR/hub/registry.json` (see `scripts/gen_fixtures.py`).
-fn load(dir: &Path) -> std::io::Result<(Vec<Repo>, Vec<RegistryModel>, HashMap<String, FileData>)> {
+fn load(dir: &Path) -> std::io::Result<Loaded> {
     let hub = dir.join("hub");
     let specs: Vec<RepoSpec> = serde_json::from_slice(&std::fs::read(hub.join("repos.json"))?)
         .map_err(std::io::Error::other)?;
@@ -254,8 +261,8 @@ fn load(dir: &Path) -> std::io::Result<(Vec<Repo>, Vec<RegistryModel>, HashMap<S
     let mut blobs = HashMap::new();
     let reg_path = hub.join("registry.json");
     if reg_path.is_file() {
-        let specs: Vec<RegistrySpec> = serde_json::from_slice(&std::fs::read(reg_path)?)
-            .map_err(std::io::Error::other)?;
+        let specs: Vec<RegistrySpec> =
+            serde_json::from_slice(&std::fs::read(reg_path)?).map_err(std::io::Error::other)?;
         for s in specs {
             for (digest, f) in &s.blobs {
                 blobs.insert(digest.clone(), load_file(&hub, f)?);
@@ -267,7 +274,11 @@ fn load(dir: &Path) -> std::io::Result<(Vec<Repo>, Vec<RegistryModel>, HashMap<S
             });
         }
     }
-    Ok((repos, registry, blobs))
+    Ok(Loaded {
+        repos,
+        registry,
+        blobs,
+    })
 }
 
 /// The fixtures directory of the test command (`$VRAMPLAN_FIXTURES`), or a clear failure.
@@ -287,7 +298,11 @@ pub fn fixtures_dir() -> PathBuf {
 impl TestHub {
     /// Starts the servers over the fixtures in `dir`.
     pub fn start(dir: &Path) -> TestHub {
-        let (repos, registry, blobs) = load(dir).expect("load the hub fixtures");
+        let Loaded {
+            repos,
+            registry,
+            blobs,
+        } = load(dir).expect("load the hub fixtures");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -300,13 +315,19 @@ impl TestHub {
             ..Shared::default()
         }));
         let (hub, cdn, raw) = runtime.block_on(async {
-            let hub = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind hub");
+            let hub = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind hub");
             // A second loopback host for the CDN: another origin, as the Hub's CDN is.
             let cdn = match tokio::net::TcpListener::bind("127.0.0.2:0").await {
                 Ok(l) => l,
-                Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind cdn"),
+                Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind cdn"),
             };
-            let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
+            let raw = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind raw");
             (hub, cdn, raw)
         });
         let (hub_addr, cdn_addr, raw_addr) = (
@@ -425,7 +446,13 @@ impl TestHub {
     }
 
     pub fn repo(&self, id: &str) -> Option<Repo> {
-        self.state.lock().unwrap().repos.iter().find(|r| r.id == id).cloned()
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
     }
 }
 
@@ -436,7 +463,9 @@ fn decode(s: &str) -> String {
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Records a hit and returns its byte counter.
@@ -486,15 +515,20 @@ fn error(status: u16, code: Option<&str>, message: &str) -> Response {
         r.headers_mut()
             .insert("x-error-code", HeaderValue::from_str(c).unwrap());
     }
-    r.headers_mut()
-        .insert("x-error-message", HeaderValue::from_str(message).unwrap_or(HeaderValue::from_static("error")));
+    r.headers_mut().insert(
+        "x-error-message",
+        HeaderValue::from_str(message).unwrap_or(HeaderValue::from_static("error")),
+    );
     r
 }
 
 /// The fault for a path, consuming one use of a counted one.
 fn fault_for(st: &St, path: &str) -> Option<Fault> {
     let mut s = st.lock().unwrap();
-    let i = s.faults.iter().position(|(p, _)| path.contains(p.as_str()))?;
+    let i = s
+        .faults
+        .iter()
+        .position(|(p, _)| path.contains(p.as_str()))?;
     let fault = s.faults[i].1.clone();
     if let Fault::Status { times, .. } = &mut s.faults[i].1 {
         *times -= 1;
@@ -544,7 +578,9 @@ fn serve_file(st: &St, path: &str, headers: &HeaderMap, file: &FileData) -> Resp
                 return Response::builder()
                     .status(200)
                     .header("content-length", size)
-                    .body(Body::from_stream(big.chunks(0, size).map(Ok::<_, std::io::Error>)))
+                    .body(Body::from_stream(
+                        big.chunks(0, size).map(Ok::<_, std::io::Error>),
+                    ))
                     .unwrap();
             }
             other => {
@@ -635,7 +671,11 @@ fn authorized(st: &St, headers: &HeaderMap) -> Option<bool> {
 
 fn hub_answer(st: &St, req: &Request) -> Response {
     let path = req.uri().path().to_string();
-    let segs: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
     let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
     match seg.as_slice() {
         ["api", "models", org, name, rest @ ..] => {
@@ -645,7 +685,13 @@ fn hub_answer(st: &St, req: &Request) -> Response {
                 ["revision", r @ ..] => r.join("/"),
                 _ => return error(404, None, "no such route"),
             };
-            let repo = st.lock().unwrap().repos.iter().find(|r| r.id == repo_id).cloned();
+            let repo = st
+                .lock()
+                .unwrap()
+                .repos
+                .iter()
+                .find(|r| r.id == repo_id)
+                .cloned();
             let Some(repo) = repo else {
                 return error(404, Some("RepoNotFound"), "Repository not found");
             };
@@ -716,7 +762,13 @@ fn hub_answer(st: &St, req: &Request) -> Response {
         [org, name, "resolve", rev, file @ ..] if !file.is_empty() => {
             let repo_id = format!("{org}/{name}");
             let file_path = file.join("/");
-            let repo = st.lock().unwrap().repos.iter().find(|r| r.id == repo_id).cloned();
+            let repo = st
+                .lock()
+                .unwrap()
+                .repos
+                .iter()
+                .find(|r| r.id == repo_id)
+                .cloned();
             let Some(repo) = repo else {
                 return error(404, Some("RepoNotFound"), "Repository not found");
             };
@@ -788,14 +840,29 @@ async fn cdn_handler(State(st): State<St>, req: Request) -> Response {
         tokio::time::sleep(latency).await;
     }
     let path = req.uri().path().to_string();
-    let segs: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
-    let resp = match segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
+    let resp = match segs
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["cdn", repo_id, idx] => {
-            let file = st.lock().unwrap().repos.iter().find(|r| r.id == *repo_id).and_then(|r| {
-                idx.parse::<usize>()
-                    .ok()
-                    .and_then(|i| r.files.get(i).map(|(p, f)| (p.clone(), f.clone())))
-            });
+            let file = st
+                .lock()
+                .unwrap()
+                .repos
+                .iter()
+                .find(|r| r.id == *repo_id)
+                .and_then(|r| {
+                    idx.parse::<usize>()
+                        .ok()
+                        .and_then(|i| r.files.get(i).map(|(p, f)| (p.clone(), f.clone())))
+                });
             match file {
                 Some((p, f)) => serve_file(&st, &format!("/cdn/{repo_id}/{p}"), req.headers(), &f),
                 None => error(404, None, "NoSuchKey"),
@@ -842,7 +909,11 @@ async fn proxy_connection(mut sock: tokio::net::TcpStream, st: St) {
         return;
     }
     let (host, port) = target.rsplit_once(':').unwrap_or((target, "80"));
-    let host = if host.ends_with(".invalid") { "127.0.0.1" } else { host };
+    let host = if host.ends_with(".invalid") {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let Ok(mut upstream) = tokio::net::TcpStream::connect(format!("{host}:{port}")).await else {
         let _ = sock
             .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
@@ -910,7 +981,9 @@ async fn raw_connection(mut sock: tokio::net::TcpStream, st: St) {
         tokio::time::sleep(latency).await;
     }
     let Some((file, start, end, fault)) = script else {
-        let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await;
         return;
     };
     let want = end - start + 1;
@@ -929,7 +1002,10 @@ async fn raw_connection(mut sock: tokio::net::TcpStream, st: St) {
             }
             for i in 0..want {
                 tokio::time::sleep(interval).await;
-                if write_counted(&mut sock, &[file.byte(start + i)], &bytes).await.is_err() {
+                if write_counted(&mut sock, &[file.byte(start + i)], &bytes)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -574,7 +574,8 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     let mut text = match a.formula {
         Formula::Naive => {
             let mut n = naive(&a, &model, &gpu)?;
-            n.notes.extend(resolved.warnings.iter().map(|w| format!("warning: {w}")));
+            n.notes
+                .extend(resolved.warnings.iter().map(|w| format!("warning: {w}")));
             render_naive(&n)
         }
         Formula::Exact => {

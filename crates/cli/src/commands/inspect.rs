@@ -167,7 +167,13 @@ fn render_list(l: &GgufList) -> String {
         l.gguf_files.len(),
         l.repo
     );
-    for line in table(&["file", "quant", "parts", "size"], &rows, &[false, false, true, true]).lines() {
+    for line in table(
+        &["file", "quant", "parts", "size"],
+        &rows,
+        &[false, false, true, true],
+    )
+    .lines()
+    {
         s.push_str(&format!("  {line}\n"));
     }
     s

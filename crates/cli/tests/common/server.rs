@@ -173,4 +173,3 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
-

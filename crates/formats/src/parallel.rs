@@ -1,10 +1,12 @@
-//! Independent requests at once, a bounded number at a time.
+//! Independent work at once, a bounded number at a time: the headers of a model's shards, the
+//! requests of a remote model (crates/hub).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Requests in flight at once: enough to hide a round trip behind the others, few enough not
-/// to hammer a server (browsers open 6 connections per host; the Hub's own client uses 8).
+/// Jobs at once: for requests, enough to hide a round trip behind the others, few enough not
+/// to hammer a server (browsers open 6 connections per host; huggingface_hub's downloads use 8
+/// workers).
 pub const MAX_IN_FLIGHT: usize = 8;
 
 /// `f(0) .. f(n-1)`, at most `limit` running at once, results in order.
