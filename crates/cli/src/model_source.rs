@@ -123,7 +123,7 @@ fn file_failure(e: FormatError) -> Failure {
 }
 
 /// What `--model` accepts, for the commands' `--help`.
-pub const MODEL_HELP: &str = "Model: a catalogue id or alias in any case, with or without its organisation or punctuation (meta-llama/Llama-3.1-8B-Instruct, Llama-3.1-8B-Instruct, llama3.1-8b-instruct; see `vramplan models`); a model on disk: a .safetensors or .gguf file, a sharded checkpoint's index.json, a Hugging Face model folder or a config.json alone; a Hugging Face repo ORG/NAME[@REVISION][:GGUF_TAG] (from the local cache, else read from the Hub by its headers); an ollama model NAME:TAG (from the local store, else the ollama registry; ollama://NAME:TAG for the registry)";
+pub const MODEL_HELP: &str = "Model: a catalogue id or alias in any case, with or without its organisation or punctuation (meta-llama/Llama-3.1-8B-Instruct, Llama-3.1-8B-Instruct, llama3.1-8b-instruct; see `vramplan models`); a model on disk: a .safetensors or .gguf file, a sharded checkpoint's index.json, a Hugging Face model folder or a config.json alone; an HF repo id ORG/NAME[@REVISION][:GGUF_TAG] (from the local Hugging Face cache, else read from the Hub by its headers); an ollama model NAME:TAG (from the local store, else the ollama registry; ollama://NAME:TAG for the registry)";
 
 /// A `--model` written as a path rather than a name: it starts at a folder (`./`, `../`,
 /// `/`, `~`), or names a model file by its extension. `org/name` (with a revision or a tag)
@@ -227,8 +227,11 @@ pub fn locate(query: &str, hub: &HubArgs, for_inspect: bool) -> Result<Located, 
             .is_some_and(|r| r.revision.is_none() && r.tag.is_none() && hub.file.is_none());
         let ollama_local = repo.is_none() && !query.starts_with("ollama://");
         if plain_repo || ollama_local {
-            if let Ok(m) = inspect(query) {
-                return Ok(Located::File(Box::new(m)));
+            match inspect(query) {
+                Ok(m) => return Ok(Located::File(Box::new(m))),
+                // In a store but unreadable (a hostile refs/main): that is the answer.
+                Err(e) if in_local_store(query) => return Err(file_failure(e)),
+                Err(_) => {}
             }
         }
     }
@@ -269,6 +272,18 @@ pub fn locate(query: &str, hub: &HubArgs, for_inspect: bool) -> Result<Located, 
     }
     // 5. The catalogue by the names people type.
     fuzzy()
+}
+
+/// Whether a local store (the Hugging Face cache, the ollama store) has an entry for `query`.
+fn in_local_store(query: &str) -> bool {
+    use vramplan_formats::stores;
+    let hf = stores::hf_hub_dir()
+        .and_then(|hub| Some(hub.join(stores::hf_repo_dir_name(query)?)))
+        .is_some_and(|dir| dir.is_dir());
+    let ollama = stores::parse_ollama_name(query)
+        .zip(stores::ollama_models_dir())
+        .is_some_and(|(n, dir)| dir.join("manifests").join(n.manifest_rel_path()).is_file());
+    hf || ollama
 }
 
 /// How a model read from files is named in the estimate's footer.
