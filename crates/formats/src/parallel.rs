@@ -4,10 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Jobs at once: for requests, enough to hide a round trip behind the others, few enough not
-/// to hammer a server (browsers open 6 connections per host; huggingface_hub's downloads use 8
-/// workers).
-pub const MAX_IN_FLIGHT: usize = 8;
+/// Jobs at once. For requests: every shard header of a 30-shard checkpoint in one round trip,
+/// a bound on threads and connections for the largest (DeepSeek-V3's 163 shards: 6 waves).
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// `f(0) .. f(n-1)`, at most `limit` running at once, results in order.
 pub fn run_bounded<T: Send>(n: usize, limit: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {

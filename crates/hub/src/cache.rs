@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use url::Url;
-use vramplan_formats::source::{read_capped, LocalFile};
+use vramplan_formats::source::{read_capped, read_exact_at, LocalFile};
+use vramplan_formats::ByteSource;
 
 /// The first bytes of a `.bytes` file.
 const MAGIC: &[u8] = b"vramplan cached object 1\n";
@@ -76,6 +77,40 @@ pub fn host_dir(url: &Url) -> String {
     }
 }
 
+/// A cached prefix of an object, in its open cache file.
+#[derive(Debug)]
+pub struct CachedPrefix {
+    file: LocalFile,
+    /// Where the prefix starts in the file.
+    data_at: u64,
+    /// Bytes of the object held.
+    pub held: u64,
+    /// The object's length.
+    pub total: u64,
+}
+
+impl CachedPrefix {
+    /// Bytes `offset..` of the object into `buf`, as far as the prefix holds them.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<usize> {
+        let n = (buf.len() as u64).min(self.held.saturating_sub(offset)) as usize;
+        read_exact_at(
+            &self.file,
+            self.data_at + offset,
+            &mut buf[..n],
+            "cache file",
+        )
+        .ok()?;
+        Some(n)
+    }
+
+    /// The whole prefix (`held` ≤ the cap it was opened with: safe to allocate).
+    pub fn read_all(&self) -> Option<Vec<u8>> {
+        let mut bytes = vec![0u8; self.held as usize];
+        self.read_at(0, &mut bytes)?;
+        Some(bytes)
+    }
+}
+
 /// The cache, rooted at a directory that may not exist yet.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -114,6 +149,11 @@ impl Cache {
 
     /// Writes `bytes` to `path` atomically (a temporary name, then a rename).
     pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        self.write_parts(path, &[bytes])
+    }
+
+    /// Writes the concatenation of `parts` to `path` atomically.
+    fn write_parts(&self, path: &Path, parts: &[&[u8]]) -> Result<(), String> {
         let dir = path.parent().ok_or("no parent directory")?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let tmp = dir.join(format!(
@@ -121,10 +161,15 @@ impl Cache {
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        // No fsync: after a crash a cache file may be short, which reads as a shorter prefix
+        // (the length is checked) or a JSON that does not parse — a miss, never a wrong answer —
+        // and a sync of a 15 MB header would cost more than its download on a busy disk.
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_data().ok();
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            for p in parts {
+                f.write_all(p)?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?;
             std::fs::rename(&tmp, path)
         })();
         if let Err(e) = result {
@@ -134,28 +179,39 @@ impl Cache {
         Ok(())
     }
 
-    /// A cached object prefix: (object length, its first bytes). A file that is not one of
-    /// ours, or says more bytes than it holds or than the object has, is ignored.
-    pub fn read_prefix(&self, path: &Path, cap: u64) -> Option<(u64, Vec<u8>)> {
-        let mut bytes = self.read(path, cap.saturating_add(MAGIC.len() as u64 + 8))?;
-        let rest = bytes.strip_prefix(MAGIC)?;
-        let total = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
-        let held = rest.len() as u64 - 8;
-        if held > total {
+    /// A cached object prefix, opened: the object's length and where the prefix's bytes are in
+    /// the file (read on demand: a 15 MB GGUF header need not be copied whole to be parsed).
+    /// A file that is not one of ours, or says more bytes than it holds or than the object has,
+    /// is ignored.
+    pub fn open_prefix(&self, path: &Path, cap: u64) -> Option<CachedPrefix> {
+        let file = LocalFile::open(path).ok()?;
+        let data_at = MAGIC.len() as u64 + 8;
+        let len = file.len().ok()?;
+        if len < data_at || len - data_at > cap {
             return None;
         }
-        let start = MAGIC.len() + 8;
-        bytes.drain(..start);
-        Some((total, bytes))
+        let mut head = vec![0u8; data_at as usize];
+        read_exact_at(&file, 0, &mut head, "cache file").ok()?;
+        let total = u64::from_le_bytes(head.strip_prefix(MAGIC)?.try_into().ok()?);
+        let held = len - data_at;
+        (held <= total).then_some(CachedPrefix {
+            file,
+            data_at,
+            held,
+            total,
+        })
     }
 
-    /// Writes an object prefix (see [`Cache::read_prefix`]).
+    /// A cached object prefix, read whole: (object length, its first bytes).
+    pub fn read_prefix(&self, path: &Path, cap: u64) -> Option<(u64, Vec<u8>)> {
+        let c = self.open_prefix(path, cap)?;
+        let bytes = c.read_all()?;
+        Some((c.total, bytes))
+    }
+
+    /// Writes an object prefix (see [`Cache::open_prefix`]).
     pub fn write_prefix(&self, path: &Path, total: u64, prefix: &[u8]) -> Result<(), String> {
-        let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + prefix.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&total.to_le_bytes());
-        bytes.extend_from_slice(prefix);
-        self.write(path, &bytes)
+        self.write_parts(path, &[MAGIC, &total.to_le_bytes(), prefix])
     }
 }
 

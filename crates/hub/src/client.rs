@@ -42,7 +42,7 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// Redirects followed per request (the Hub: one, to its CDN).
 pub const MAX_REDIRECTS: u32 = 5;
 /// Connections kept open per host: the parallel shard reads reuse them.
-const IDLE_PER_HOST: usize = 16;
+const IDLE_PER_HOST: usize = vramplan_formats::parallel::MAX_IN_FLIGHT;
 /// Reads go through a buffer of this size.
 const CHUNK: usize = 64 * 1024;
 
@@ -418,16 +418,34 @@ impl Client {
         ))
     }
 
+    /// An error before any response: a host that does not resolve or refuses connections is
+    /// the network being down (said at once); a timeout or a reset is worth another try.
     fn transport_error(&self, url: &Url, e: ureq::Error) -> Failed {
+        use std::io::ErrorKind as E;
         let host = url.host_str().unwrap_or("?").to_string();
-        match e {
-            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => Failed::Stop(
-                HubError::new(Kind::Unreachable, format!("cannot reach {host}: {e}")).into(),
-            ),
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Failed::Stop(
-                    HubError::new(Kind::Unreachable, format!("cannot reach {host}: {io}")).into(),
+        let unreachable = |why: &dyn std::fmt::Display| {
+            Failed::Stop(
+                HubError::new(
+                    Kind::Unreachable,
+                    format!("cannot reach {host}: {}", clip(&why.to_string())),
                 )
+                .into(),
+            )
+        };
+        match e {
+            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => unreachable(&e),
+            ureq::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    E::ConnectionRefused
+                        | E::NotFound
+                        | E::AddrNotAvailable
+                        | E::NetworkUnreachable
+                        | E::HostUnreachable
+                        | E::NetworkDown
+                ) || io.to_string().contains("lookup address") =>
+            {
+                unreachable(&io)
             }
             ureq::Error::Timeout(t) => Failed::Retry {
                 after: None,
@@ -544,7 +562,10 @@ impl Client {
         mut skip: u64,
         keep: u64,
     ) -> Result<Vec<u8>, Failed> {
-        let mut out = Vec::with_capacity(keep.min(CHUNK as u64) as usize);
+        // `keep` is ours (a range we asked for, or a cap), never a length the server declared,
+        // and at most the per-object limit: reserved at once, up to 16 MiB, so a large range is
+        // not copied by reallocation as it arrives.
+        let mut out = Vec::with_capacity(keep.min(16 << 20) as usize);
         let mut buf = vec![0u8; CHUNK];
         while (out.len() as u64) < keep {
             let room = if skip > 0 {

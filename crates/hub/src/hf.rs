@@ -471,15 +471,16 @@ fn repo_info(
         })?;
     let info = parse_info(&reply.body, &r.repo)?;
     if let (Some(cache), Some(dir)) = (cache, dir.as_ref()) {
-        // A failure to cache is not an error: the answer stands.
-        let _ = cache.write(
-            &dir.join(escape(&info.commit)).join("info.json"),
-            &reply.body,
-        );
-        let _ = cache.write(
-            &dir.join("refs").join(escape(r.revision())),
-            info.commit.as_bytes(),
-        );
+        // A failure to cache is not an error: the answer stands. What is there already (the
+        // revision check of a cached model) is not written again.
+        let info_path = dir.join(escape(&info.commit)).join("info.json");
+        if cache.read(&info_path, MAX_INFO_BYTES).as_deref() != Some(&reply.body[..]) {
+            let _ = cache.write(&info_path, &reply.body);
+        }
+        let ref_path = dir.join("refs").join(escape(r.revision()));
+        if cache.read(&ref_path, 1024).as_deref() != Some(info.commit.as_bytes()) {
+            let _ = cache.write(&ref_path, info.commit.as_bytes());
+        }
     }
     Ok(info)
 }

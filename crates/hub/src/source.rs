@@ -5,7 +5,8 @@
 //! grows it on demand: the first read fetches at least [`READ_AHEAD`] bytes, so a safetensors
 //! header (8 bytes of length, then the JSON) usually costs one request; later reads fetch what
 //! they ask for. The GGUF reader asks for [`FIRST_RANGE`] bytes first and doubles up to
-//! [`MAX_RANGE`] (`SourceReader`), so a 9 MB header is six requests. After the first request,
+//! [`MAX_RANGE`] (`SourceReader`), so a 9 MB header is three requests (2 + 4 + 8 MiB) and a
+//! small one a single request. After the first request,
 //! the rest go straight to where the Hub redirected it (its CDN), saving the redirect's round
 //! trip. The prefix comes from the disk cache when it holds it, and goes back there
 //! ([`HttpObject::persist`]).
@@ -19,25 +20,32 @@ use std::sync::Mutex;
 use url::Url;
 use vramplan_formats::{ByteSource, FormatError};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CachedPrefix};
 use crate::client::{show, Client, GetError, Want};
 use crate::error::{HubError, Kind};
 
 /// Bytes fetched at least by the first read of an object (a safetensors shard's header fits).
 pub const READ_AHEAD: u64 = 64 * 1024;
-/// The GGUF reader's first range.
-pub const FIRST_RANGE: usize = 256 * 1024;
+/// The GGUF reader's first range: headers with vocabularies up to ~100k tokens fit; the
+/// 128k–256k-token ones (5–20 MB) take two or three more.
+pub const FIRST_RANGE: usize = 2 * 1024 * 1024;
 /// The GGUF reader's largest range.
 pub const MAX_RANGE: usize = 16 * 1024 * 1024;
 
 #[derive(Default)]
 struct State {
     total: Option<u64>,
+    /// The prefix in the cache file, read on demand; moved into `prefix` when the object must
+    /// be read further over the network.
+    cached: Option<CachedPrefix>,
     prefix: Vec<u8>,
     /// Where the object was found after redirects.
     direct: Option<Url>,
     /// The prefix grew since it was loaded from the cache.
     dirty: bool,
+    /// The end of the furthest byte a reader was given: what the headers took (the rest of
+    /// the prefix is read-ahead, and is not kept in the cache).
+    consumed: u64,
     error: Option<GetError>,
 }
 
@@ -75,13 +83,11 @@ impl<'c> HttpObject<'c> {
     /// is fetched goes there on [`HttpObject::persist`].
     pub fn with_cache(mut self, cache: Cache, path: PathBuf, refresh: bool) -> Self {
         if !refresh {
-            if let Some((total, prefix)) =
-                cache.read_prefix(&path, self.client.limits().max_object_bytes)
-            {
-                if self.listed_len.is_none_or(|l| l == total) {
+            if let Some(c) = cache.open_prefix(&path, self.client.limits().max_object_bytes) {
+                if self.listed_len.is_none_or(|l| l == c.total) {
                     let mut st = self.lock();
-                    st.total = Some(total);
-                    st.prefix = prefix;
+                    st.total = Some(c.total);
+                    st.cached = Some(c);
                 }
             }
         }
@@ -99,23 +105,20 @@ impl<'c> HttpObject<'c> {
         self.lock().error.take()
     }
 
-    /// Whether the whole object is in hand.
-    pub fn complete(&self) -> bool {
-        let st = self.lock();
-        st.total.is_some_and(|t| st.prefix.len() as u64 >= t)
-    }
-
     /// The whole object (a config.json, an index), fetched in one GET and refused above `cap`.
     pub fn whole(&self, cap: u64) -> Result<Vec<u8>, GetError> {
         {
-            let st = self.lock();
+            let mut st = self.lock();
+            Self::uncache(&mut st);
             if st.total.is_some_and(|t| st.prefix.len() as u64 == t) {
+                st.consumed = st.prefix.len() as u64;
                 return Ok(st.prefix.clone());
             }
         }
         let reply = self.client.get(&self.url, Want::All { cap }, None)?;
         let mut st = self.lock();
         st.total = Some(reply.body.len() as u64);
+        st.consumed = reply.body.len() as u64;
         st.prefix = reply.body.clone();
         st.dirty = true;
         Ok(reply.body)
@@ -125,10 +128,21 @@ impl<'c> HttpObject<'c> {
     /// started at once.
     pub fn prefetch(&self) -> Result<(), GetError> {
         let mut st = self.lock();
-        if !st.prefix.is_empty() || st.total == Some(0) {
+        if st.cached.is_some() || !st.prefix.is_empty() || st.total == Some(0) {
             return Ok(());
         }
         self.fetch_into(&mut st, 0, READ_AHEAD)
+    }
+
+    /// Moves a cached prefix into memory, before the object is read further or whole. A cache
+    /// file that cannot be read is dropped: the network has the bytes.
+    fn uncache(st: &mut State) {
+        if let Some(c) = st.cached.take() {
+            match c.read_all() {
+                Some(bytes) => st.prefix = bytes,
+                None => st.total = None,
+            }
+        }
     }
 
     /// Writes what was fetched to the cache; a failure is returned for a note, never fatal.
@@ -137,8 +151,9 @@ impl<'c> HttpObject<'c> {
             return Ok(());
         };
         let st = self.lock();
+        let keep = (st.consumed as usize).min(st.prefix.len());
         match (st.dirty, st.total) {
-            (true, Some(total)) => cache.write_prefix(path, total, &st.prefix),
+            (true, Some(total)) => cache.write_prefix(path, total, &st.prefix[..keep]),
             _ => Ok(()),
         }
     }
@@ -191,7 +206,11 @@ impl<'c> HttpObject<'c> {
         if reply.url != self.url {
             st.direct = Some(reply.url);
         }
-        st.prefix.extend_from_slice(&reply.body);
+        if st.prefix.is_empty() {
+            st.prefix = reply.body;
+        } else {
+            st.prefix.extend_from_slice(&reply.body);
+        }
         st.dirty = true;
         Ok(())
     }
@@ -239,6 +258,17 @@ impl ByteSource for HttpObject<'_> {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
         let mut st = self.lock();
+        // From the cache file while it holds the bytes asked for.
+        if let Some(c) = &st.cached {
+            let end = offset.saturating_add(buf.len() as u64).min(c.total);
+            if end <= c.held {
+                if let Some(n) = c.read_at(offset, buf) {
+                    st.consumed = st.consumed.max(offset + n as u64);
+                    return Ok(n);
+                }
+            }
+            Self::uncache(&mut st);
+        }
         let have = st.prefix.len() as u64;
         let end = offset.saturating_add(buf.len() as u64);
         let end = st.total.map_or(end, |t| end.min(t));
@@ -264,11 +294,13 @@ impl ByteSource for HttpObject<'_> {
         let start = offset as usize;
         let n = buf.len().min(st.prefix.len() - start);
         buf[..n].copy_from_slice(&st.prefix[start..start + n]);
+        st.consumed = st.consumed.max(offset + n as u64);
         Ok(n)
     }
 
+    /// The bytes the readers took (the headers), whether fetched now or from the cache.
     fn bytes_read(&self) -> u64 {
-        self.lock().prefix.len() as u64
+        self.lock().consumed
     }
 
     fn first_range(&self) -> usize {

@@ -346,11 +346,17 @@ impl TestHub {
         let cdn_app = Router::new()
             .fallback(cdn_handler)
             .with_state(state.clone());
+        // TCP_NODELAY, as real servers set it: without it Nagle's algorithm holds each
+        // response's last segment for the client's delayed ACK (~40 ms a request).
+        use axum::serve::ListenerExt;
+        let nodelay = |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        };
         runtime.spawn(async move {
-            let _ = axum::serve(hub, hub_app).await;
+            let _ = axum::serve(hub.tap_io(nodelay), hub_app).await;
         });
         runtime.spawn(async move {
-            let _ = axum::serve(cdn, cdn_app).await;
+            let _ = axum::serve(cdn.tap_io(nodelay), cdn_app).await;
         });
         let raw_state = state.clone();
         runtime.spawn(async move {
