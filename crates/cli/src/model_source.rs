@@ -296,11 +296,11 @@ pub fn describe(file: &ModelFile) -> String {
             commit.get(..7).unwrap_or(commit),
         ),
         Origin::Hub { repo, commit, .. } => format!(
-            "read from the Hub: {repo} at commit {} ({}, {} tensors in {} files, {size}; {} of headers read)",
+            "read from the Hub: {repo} at commit {} ({}, {} tensors in {}, {size}; {} of headers read)",
             commit.get(..7).unwrap_or(commit),
             file.format.name(),
             file.summary.tensor_count,
-            file.files.len(),
+            vramplan_core::units::count(file.files.len() as u64, "file"),
             vramplan_core::units::size(file.header_bytes_read)
         ),
         Origin::Registry { name, digest, .. } => format!(
