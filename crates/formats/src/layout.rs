@@ -126,6 +126,22 @@ pub fn choose(names: &[String]) -> Weights {
     Weights::Nothing
 }
 
+/// The note that says which `.safetensors` files counted when there is no index (`place`:
+/// "folder", "repository"), if one is worth saying.
+pub fn safetensors_note(chosen: usize, skipped: usize, place: &str) -> Option<String> {
+    if skipped > 0 {
+        Some(format!(
+            "read model.safetensors only; {skipped} other .safetensors file(s) in the {place} were not counted"
+        ))
+    } else if chosen > 1 {
+        Some(format!(
+            "no index file: counted all {chosen} .safetensors files"
+        ))
+    } else {
+        None
+    }
+}
+
 /// The note for a model whose weights are only PyTorch pickles.
 pub fn pickle_note(files: &[String]) -> String {
     format!(

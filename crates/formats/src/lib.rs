@@ -448,16 +448,8 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
             if let Some(first) = chosen.first() {
                 attach_sibling_config(&mut m, first);
             }
-            if skipped > 0 {
-                m.notes.push(format!(
-                    "read model.safetensors only; {skipped} other .safetensors file(s) in the folder were not counted"
-                ));
-            } else if chosen.len() > 1 {
-                m.notes.push(format!(
-                    "no index file: counted all {} .safetensors files",
-                    chosen.len()
-                ));
-            }
+            m.notes
+                .extend(layout::safetensors_note(chosen.len(), skipped, "folder"));
             m
         }
         layout::Weights::Gguf(models) => match models.as_slice() {

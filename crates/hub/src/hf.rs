@@ -667,16 +667,11 @@ impl<'a> Repo<'a> {
             m.header_bytes_read = m.header_bytes_read.saturating_add(bytes.len() as u64);
         }
         if let Weights::Safetensors { files, skipped } = &weights {
-            if *skipped > 0 {
-                m.notes.push(format!(
-                    "read model.safetensors only; {skipped} other .safetensors file(s) in the repository were not counted"
-                ));
-            } else if files.len() > 1 {
-                m.notes.push(format!(
-                    "no index file: counted all {} .safetensors files",
-                    files.len()
-                ));
-            }
+            m.notes.extend(layout::safetensors_note(
+                files.len(),
+                *skipped,
+                "repository",
+            ));
         }
         match &config_bytes {
             Some(bytes) => attach_config(&mut m, bytes, self.path(layout::CONFIG)),

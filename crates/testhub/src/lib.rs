@@ -422,13 +422,6 @@ impl TestHub {
         self.state.lock().unwrap().hits.clear();
     }
 
-    /// Adds (or replaces) a repository.
-    pub fn add_repo(&self, repo: Repo) {
-        let mut s = self.state.lock().unwrap();
-        s.repos.retain(|r| r.id != repo.id);
-        s.repos.push(repo);
-    }
-
     /// Starts an HTTP CONNECT proxy on loopback and returns its URL (for `HTTPS_PROXY` and
     /// friends). Each tunnel is a hit of server "proxy" with path `CONNECT host:port`; a host
     /// ending in `.invalid` is reached at 127.0.0.1 — a name only the proxy can resolve, so an
@@ -450,16 +443,15 @@ impl TestHub {
         });
         format!("http://{addr}")
     }
+}
 
-    pub fn repo(&self, id: &str) -> Option<Repo> {
-        self.state
-            .lock()
-            .unwrap()
-            .repos
-            .iter()
-            .find(|r| r.id == id)
-            .cloned()
-    }
+fn find_repo(st: &St, id: &str) -> Option<Repo> {
+    st.lock()
+        .unwrap()
+        .repos
+        .iter()
+        .find(|r| r.id == id)
+        .cloned()
 }
 
 fn decode(s: &str) -> String {
@@ -691,14 +683,7 @@ fn hub_answer(st: &St, req: &Request) -> Response {
                 ["revision", r @ ..] => r.join("/"),
                 _ => return error(404, None, "no such route"),
             };
-            let repo = st
-                .lock()
-                .unwrap()
-                .repos
-                .iter()
-                .find(|r| r.id == repo_id)
-                .cloned();
-            let Some(repo) = repo else {
+            let Some(repo) = find_repo(st, &repo_id) else {
                 return error(404, Some("RepoNotFound"), "Repository not found");
             };
             if repo.private && authorized(st, req.headers()) != Some(true) {
@@ -768,14 +753,7 @@ fn hub_answer(st: &St, req: &Request) -> Response {
         [org, name, "resolve", rev, file @ ..] if !file.is_empty() => {
             let repo_id = format!("{org}/{name}");
             let file_path = file.join("/");
-            let repo = st
-                .lock()
-                .unwrap()
-                .repos
-                .iter()
-                .find(|r| r.id == repo_id)
-                .cloned();
-            let Some(repo) = repo else {
+            let Some(repo) = find_repo(st, &repo_id) else {
                 return error(404, Some("RepoNotFound"), "Repository not found");
             };
             if repo.gated.is_some() || repo.private {
@@ -887,16 +865,23 @@ async fn cdn_handler(State(st): State<St>, req: Request) -> Response {
     counted(resp, counter)
 }
 
-async fn proxy_connection(mut sock: tokio::net::TcpStream, st: St) {
+/// A request's head (up to the blank line), or `None` if the client goes away first.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Option<String> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16384 {
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
         match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let head = String::from_utf8_lossy(&buf).to_string();
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+async fn proxy_connection(mut sock: tokio::net::TcpStream, st: St) {
+    let Some(head) = read_head(&mut sock).await else {
+        return;
+    };
     let line = head.lines().next().unwrap_or("").to_string();
     let mut words = line.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
@@ -948,15 +933,9 @@ async fn write_counted(
 
 /// The raw server: one scripted answer per connection, written byte for byte.
 async fn raw_connection(mut sock: tokio::net::TcpStream, st: St) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
-        match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
+    let Some(head) = read_head(&mut sock).await else {
+        return;
+    };
     let path = head
         .lines()
         .next()
