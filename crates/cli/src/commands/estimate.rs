@@ -242,6 +242,8 @@ pub struct EstimateArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 /// llama.cpp's single-dash flags (-ngl, -np, -ctk, -ctv, -fa, -ub) are not expressible as
@@ -279,9 +281,12 @@ pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         .collect()
 }
 
-/// A model from the catalogue.
-pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
-    crate::model_source::resolve(query).map(|r| r.desc)
+/// A model from the catalogue, a file, the Hub or the ollama registry (model_source.rs).
+pub fn resolve_model(
+    query: &str,
+    hub: &crate::model_source::HubArgs,
+) -> Result<ModelDesc, Failure> {
+    crate::model_source::resolve(query, hub).map(|r| r.desc)
 }
 
 /// The first `--gpu` (the one every engine but llama.cpp uses).
@@ -336,16 +341,20 @@ pub fn parallelism(
 
 /// Exactly what `vramplan estimate --json` prints, as a JSON value (the web API calls this).
 pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
-    let model = resolve_model(&a.model)?;
+    let resolved = crate::model_source::resolve(&a.model, &a.hub)?;
+    let model = resolved.desc;
     let gpu = estimate_gpu(a)?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
     if a.formula == Formula::Naive {
-        let n = naive(a, &model, &gpu)?;
+        let mut n = naive(a, &model, &gpu)?;
+        n.notes.extend(resolved.warnings);
         return to_value(serde_json::to_value(&n));
     }
-    let e = exact(a, &model, &gpu)?;
+    let mut e = exact(a, &model, &gpu)?;
+    // What the model's source could not give (weights not read) is the answer's warning too.
+    e.warnings.extend(resolved.warnings);
     to_value(serde_json::to_value(&e))
 }
 
@@ -599,12 +608,21 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
         crate::render::emit(&format!("{s}\n"));
         return Ok(());
     }
-    let resolved = crate::model_source::resolve(&a.model)?;
+    let resolved = crate::model_source::resolve(&a.model, &a.hub)?;
     let model = resolved.desc;
     let gpu = estimate_gpu(&a)?;
     let mut text = match a.formula {
-        Formula::Naive => render_naive(&naive(&a, &model, &gpu)?),
-        Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
+        Formula::Naive => {
+            let mut n = naive(&a, &model, &gpu)?;
+            n.notes
+                .extend(resolved.warnings.iter().map(|w| format!("warning: {w}")));
+            render_naive(&n)
+        }
+        Formula::Exact => {
+            let mut e = exact(&a, &model, &gpu)?;
+            e.warnings.extend(resolved.warnings.iter().cloned());
+            render(&e, &gpu)
+        }
     };
     if let Some(origin) = &resolved.origin {
         let weights = if model.measured.is_none() {

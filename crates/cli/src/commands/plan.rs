@@ -72,6 +72,8 @@ pub struct PlanArgs {
     pub max_candidates: u64,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 /// A search size that covers every catalogue GPU × 3 precisions × 2 KV dtypes × every shape up
@@ -380,7 +382,7 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     let models: Vec<ModelDesc> = a
         .model
         .iter()
-        .map(|m| crate::commands::estimate::resolve_model(m))
+        .map(|m| crate::commands::estimate::resolve_model(m, &a.hub))
         .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
         cat.gpus

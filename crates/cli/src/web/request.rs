@@ -26,8 +26,11 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// CLI flags that are about output, not the configuration; the API does not take them.
-/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor.
-const NOT_IN_API: &[&str] = &["json", "no-local"];
+/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor. `offline`,
+/// `refresh`, `timeout`: the server's Hub policy is its own (`serve --no-hub`,
+/// `--hub-timeout`), not a visitor's to change. `file`: a GGUF file is chosen in the name
+/// (`ORG/NAME:Q4_K_M`), as llama.cpp's `-hf` does.
+const NOT_IN_API: &[&str] = &["json", "no-local", "offline", "refresh", "timeout", "file"];
 
 /// The request field that carries a pasted Hugging Face config.json instead of `model`.
 pub const CONFIG_FIELD: &str = "config";
