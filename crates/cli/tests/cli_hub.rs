@@ -507,3 +507,86 @@ fn the_web_api_reads_hub_ids_server_side_unless_told_not_to() {
             .all(|h| !h.path.contains("/v2/")));
     }
 }
+
+/// The quantization file beside config.json (ModelOpt's hf_quant_config.json, AutoGPTQ's
+/// quantize_config.json, AutoAWQ's quant_config.json; scripts/gen_fixtures.py
+/// `write_quantized`) read from the Hub as from the folder: the same estimate, the method it
+/// names, and the file fetched in the same round trip as config.json.
+#[test]
+fn quantization_files_beside_config_json_are_read_from_the_hub_as_from_disk() {
+    let (hub, home) = start();
+    let exp = expected();
+    let args = ["--gpu", "l4", "--context", "2048", "--json"];
+    for (name, quant) in [
+        ("modelopt-fp8", "fp8"),
+        ("autogptq", "gptq"),
+        ("autoawq-config-only", "awq"),
+        ("modelopt-nvfp4-config-only", "nvfp4"),
+    ] {
+        let q = &exp["quantized"][name];
+        let side = q["side"].as_str().unwrap();
+        let dir = home.path().join(format!("Copy-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = fixtures_dir().join(q["dir"].as_str().unwrap());
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+        hub.clear_hits();
+        let repo = format!("test-org/{name}");
+        let remote = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &[&["estimate", "--model", &repo], &args[..]].concat(),
+        ));
+        let local = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &[&["estimate", "--model", dir.to_str().unwrap()], &args[..]].concat(),
+        ));
+        assert_eq!(remote["quant"], quant, "{name}");
+        assert_eq!(
+            figures(&remote).replace(&repo, "MODEL"),
+            figures(&local).replace(dir.to_str().unwrap(), "MODEL"),
+            "{name}"
+        );
+        if let Some(total) = q.get("total_bytes") {
+            assert_eq!(remote["weights_bytes"], *total, "{name}");
+        }
+        // The side file was asked for once, by the Hub's resolve route (sent on to the CDN).
+        let hits = hub.hits();
+        let side_hits: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.path.ends_with(&format!("/{side}")))
+            .collect();
+        assert!(!side_hits.is_empty(), "{name}: {hits:?}");
+        assert!(side_hits.iter().all(|h| h.status < 400), "{side_hits:?}");
+        // inspect names it among the files read.
+        let v = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &["inspect", &repo, "--json"],
+        ));
+        let files = v["files"].to_string();
+        assert!(files.contains(side), "{name}: {files}");
+        let notes = v["notes"].to_string();
+        assert!(
+            notes.contains(&format!("quantization read from")),
+            "{notes}"
+        );
+    }
+    // NVFP4 priced through ggml's type of the same layout, with what that misses said.
+    let v = ok_json(run(
+        &mut cmd(&hub, home.path()),
+        &[
+            "estimate",
+            "-m",
+            "test-org/modelopt-nvfp4-config-only",
+            "--json",
+        ],
+    ));
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains(
+            "NVFP4 weights computed from the config are priced at 4.5 bits for every matrix"
+        ),
+        "{w}"
+    );
+}
