@@ -567,10 +567,7 @@ fn quantization_files_beside_config_json_are_read_from_the_hub_as_from_disk() {
         let files = v["files"].to_string();
         assert!(files.contains(side), "{name}: {files}");
         let notes = v["notes"].to_string();
-        assert!(
-            notes.contains(&format!("quantization read from")),
-            "{notes}"
-        );
+        assert!(notes.contains("quantization read from"), "{notes}");
     }
     // NVFP4 priced through ggml's type of the same layout, with what that misses said.
     let v = ok_json(run(

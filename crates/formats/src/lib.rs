@@ -413,11 +413,7 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
             }
             let dir = path.parent().unwrap_or_else(|| Path::new("."));
             let side = read_sibling_quant(dir)?;
-            let quant = side.as_ref().map(|(name, path, b)| QuantFile {
-                name,
-                path,
-                bytes: b,
-            });
+            let quant = side.as_ref().map(SideQuant::file);
             config_only_model(target, &bytes, path.to_path_buf(), quant)
         }
         None => Err(FormatError::UnknownFormat {
@@ -554,15 +550,32 @@ fn described_config(
     Ok((config, note))
 }
 
+/// A quantization file read from a local folder.
+struct SideQuant {
+    name: &'static str,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl SideQuant {
+    fn file(&self) -> QuantFile<'_> {
+        QuantFile {
+            name: self.name,
+            path: &self.path,
+            bytes: &self.bytes,
+        }
+    }
+}
+
 /// The quantization file beside a local config.json, if there is one (`layout::quant_config`),
 /// read with its byte cap.
-fn read_sibling_quant(dir: &Path) -> Result<Option<(&'static str, PathBuf, Vec<u8>)>, FormatError> {
+fn read_sibling_quant(dir: &Path) -> Result<Option<SideQuant>, FormatError> {
     let Some(name) = layout::quant_config(|n| dir.join(n).is_file()) else {
         return Ok(None);
     };
     let path = dir.join(name);
     let bytes = hf_config::read_json_file(&path, hf_config::MAX_QUANT_CONFIG_BYTES)?;
-    Ok(Some((name, path, bytes)))
+    Ok(Some(SideQuant { name, path, bytes }))
 }
 
 /// A model's config.json read from any source, given as bytes: a config-only model (no
@@ -621,11 +634,7 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     let read =
         hf_config::read_json_file(&config_path, hf_config::MAX_CONFIG_BYTES).and_then(|bytes| {
             let side = read_sibling_quant(dir)?;
-            let quant = side.as_ref().map(|(name, path, b)| QuantFile {
-                name,
-                path,
-                bytes: b,
-            });
+            let quant = side.as_ref().map(SideQuant::file);
             let (config, note) = described_config(&bytes, &show_path(&config_path), quant)?;
             Ok((config, bytes.len(), note.zip(side)))
         });
@@ -635,13 +644,8 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
         Ok((config, len, side)) => {
             m.bytes_on_disk = m.bytes_on_disk.saturating_add(len as u64);
             m.use_config(config, config_path);
-            if let Some((note, (name, path, bytes))) = side {
-                let q = QuantFile {
-                    name,
-                    path: &path,
-                    bytes: &bytes,
-                };
-                m.use_quant_file(q, note);
+            if let Some((note, side)) = side {
+                m.use_quant_file(side.file(), note);
             }
         }
         Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),

@@ -685,10 +685,7 @@ impl<'a> Repo<'a> {
             ));
         }
         let quant_path = quant_name.map(|n| self.path(n));
-        let quant_file = match (quant_name, &quant_path, &quant_bytes) {
-            (Some(name), Some(path), Some(bytes)) => Some(QuantFile { name, path, bytes }),
-            _ => None,
-        };
+        let quant_file = quant_file(quant_name, &quant_path, &quant_bytes);
         match &config_bytes {
             Some(bytes) => attach_config(&mut m, bytes, self.path(layout::CONFIG), quant_file),
             None => m
@@ -756,16 +753,25 @@ impl<'a> Repo<'a> {
             .map_err(|e| self.explain(quant_name.unwrap_or("the quantization file"), e))?
             .flatten();
         let quant_path = quant_name.map(|n| self.path(n));
-        let quant_file = match (quant_name, &quant_path, &quant_bytes) {
-            (Some(name), Some(path), Some(bytes)) => Some(QuantFile { name, path, bytes }),
-            _ => None,
-        };
+        let quant_file = quant_file(quant_name, &quant_path, &quant_bytes);
         let mut m = config_only_model(target, &bytes, self.path(layout::CONFIG), quant_file)?;
         m.warnings.push(note);
         let mut keep = vec![&config];
         keep.extend(quant.iter());
         self.persist(&keep);
         Ok(self.finish(m))
+    }
+}
+
+/// The quantization file read beside config.json, when the repository has one.
+fn quant_file<'a>(
+    name: Option<&'a str>,
+    path: &'a Option<PathBuf>,
+    bytes: &'a Option<Vec<u8>>,
+) -> Option<QuantFile<'a>> {
+    match (name, path, bytes) {
+        (Some(name), Some(path), Some(bytes)) => Some(QuantFile { name, path, bytes }),
+        _ => None,
     }
 }
 
