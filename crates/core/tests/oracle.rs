@@ -233,3 +233,72 @@ fn kv_is_bounded_and_state_is_constant() {
         }
     }
 }
+
+/// Where the mapping and transformers differ, for the types named in `ORACLE_TYPES`
+/// (comma-separated): `ORACLE_TYPES=jetmoe cargo test -p vramplan-core --test oracle diagnose --
+/// --ignored --nocapture` prints transformers' counts by component and per layer beside the
+/// mapping's, and the two caches.
+#[test]
+#[ignore]
+fn diagnose() {
+    let wanted = std::env::var("ORACLE_TYPES").unwrap_or_default();
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+    let dir = oracle_dir();
+    for mt in wanted.iter().filter(|w| !w.is_empty()) {
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{mt}.json"))).unwrap())
+                .unwrap();
+        let p = &r["params"];
+        println!("== {mt}: transformers total {} text {} (embed {} head {} norm {} layers {}) vision {} audio {} projector {} mtp {} other {} decoder_other {} outside {}",
+            p["total"], p["text"], p["embed_tokens"], p["lm_head"], p["final_norm"], p["layers"],
+            p["vision"], p["audio"], p["projector"], p["mtp"], p["other"], p["decoder_other"], p["outside_text"]);
+        for l in r["layers"].as_array().into_iter().flatten() {
+            println!(
+                "   layers {}+{}: {} {} {}",
+                l["first"], l["count"], l["params"], l["kind"], l["children"]
+            );
+        }
+        println!("   cache: {}", r["summary"]);
+        match vramplan_core::arch::describe(&r["config"]) {
+            Err(e) => println!("   mapping refuses: {}", e.message),
+            Ok(d) => {
+                println!(
+                    "   mapping total {} text {} towers {:?}",
+                    d.params(),
+                    d.text_params(),
+                    d.towers
+                );
+                let mut prev: Option<(usize, u64, String)> = None;
+                let kinds = &d.inventory.layer_kind;
+                for (i, &k) in kinds.iter().enumerate() {
+                    let l = &d.inventory.kinds[k as usize];
+                    let cur = (l.params(), l.kind_name());
+                    match &prev {
+                        Some((_, pp, pk)) if *pp == cur.0 && *pk == cur.1 => {}
+                        _ => {
+                            if let Some((f, pp, pk)) = prev.take() {
+                                println!("   layers {f}..{i}: {pp} {pk}");
+                            }
+                            prev = Some((i, cur.0, cur.1));
+                        }
+                    }
+                }
+                if let Some((f, pp, pk)) = prev {
+                    println!("   layers {f}..{}: {pp} {pk}", kinds.len());
+                }
+                let g: Vec<u64> = d.inventory.global.iter().map(|(_, t)| t.elements()).collect();
+                println!("   globals {g:?}");
+                let kv: u64 = d
+                    .layers()
+                    .filter_map(|l| l.attention.as_ref())
+                    .map(|a| a.k_width() + a.v_width() + a.indexer_width())
+                    .sum();
+                println!(
+                    "   kv {kv} state {} warnings {:?}",
+                    d.layer_summary().state_bytes_per_sequence,
+                    d.warnings
+                );
+            }
+        }
+    }
+}

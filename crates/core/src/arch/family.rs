@@ -86,6 +86,10 @@ pub struct Family {
     /// "linear" (a gate_proj [heads × head_dim, hidden]).
     #[serde(default)]
     pub attention_gate: Option<String>,
+    /// The query and output projections are routed experts of kv_heads × head_dim (JetMoE's
+    /// mixture of attention heads).
+    #[serde(default)]
+    pub attention_experts: Option<bool>,
     /// Multi-query attention when this key is true (Falcon's `multi_query`).
     #[serde(default)]
     pub multi_query_key: Option<String>,
@@ -237,6 +241,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         qk_norm_key,
         sinks,
         attention_gate,
+        attention_experts,
         kv_shared_drops_kv,
         multi_query_key,
         mlp,

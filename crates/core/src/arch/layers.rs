@@ -198,7 +198,18 @@ fn attention(
     let drops_kv = source.is_some() && b.fam.kv_shared_drops_kv == Some(true);
     let (k_head_dim, v_head_dim) = if let Some(m) = &latent {
         let qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
-        if m.q_lora_rank > 0 {
+        if m.q_lora_rank > 0 && b.fam.attention_gate.as_deref() == Some("latent_fused") {
+            // AXK2 (modeling_axk2.py AXK2Attention): no q_b_proj; q_gate_proj maps the normed
+            // and the raw q latent, concatenated, to the queries and a per-head output gate.
+            out.push(Tensor::matrix(a, m.q_lora_rank, h, Split::Replicated));
+            out.push(Tensor::vector(m.q_lora_rank));
+            out.push(Tensor::matrix(
+                a,
+                heads * (qk + m.v_head_dim),
+                2 * m.q_lora_rank,
+                Split::Rows,
+            ));
+        } else if m.q_lora_rank > 0 {
             out.push(Tensor::matrix(a, m.q_lora_rank, h, Split::Replicated));
             out.push(Tensor::vector(m.q_lora_rank));
             out.push(Tensor::matrix(a, heads * qk, m.q_lora_rank, Split::Rows));
@@ -249,7 +260,21 @@ fn attention(
             }
             _ => 1,
         };
-        out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows));
+        // JetMoE's mixture of attention heads (modeling_jetmoe.py JetMoeMoA): the query and
+        // output projections are experts of kv_heads × head_dim each, with a router and an
+        // output bias; K and V come from one shared kv_proj.
+        let moa = match b.fam.attention_experts {
+            Some(true) => moe_fields(b, basics)?.map(|m| m.experts),
+            _ => None,
+        };
+        match moa {
+            Some(e) => {
+                out.push(Tensor::matrix(Role::Expert, e * kv * d, h, Split::Rows));
+                out.push(Tensor::matrix(Role::Router, e, h, Split::Replicated));
+                out.push(Tensor::vector(h));
+            }
+            None => out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows)),
+        }
         if !drops_kv {
             out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
             out.push(Tensor::matrix(
@@ -259,7 +284,10 @@ fn attention(
                 Split::KvRows { head_dim: dv },
             ));
         }
-        out.push(Tensor::matrix(a, h, heads * dv, Split::Cols));
+        match moa {
+            Some(e) => out.push(Tensor::matrix(Role::Expert, e * h, kv * dv, Split::Cols)),
+            None => out.push(Tensor::matrix(a, h, heads * dv, Split::Cols)),
+        }
         if qkv_bias {
             out.push(Tensor::vector(heads * d + kv * d + kv * dv));
         }

@@ -539,6 +539,8 @@ impl Builder<'_> {
                 ("dv", Some(p)) => p.v_head_dim,
                 ("dv", None) => basics.v_head_dim,
                 ("i", _) => basics.intermediate.get(0),
+                // 1 on a layer with routed experts, else 0.
+                ("moe", Some(p)) => u64::from(p.ffn == layers::FfnPlan::Moe),
                 (key, _) => self
                     .text
                     .u64(&[key])?
