@@ -1,7 +1,9 @@
 //! Integer arithmetic over config values, for the few parameters a family table describes as a
 //! formula (`layer_extra = "h * heads + heads"`: Doge's dt_proj and A). `+ - * /` (integer
-//! division), parentheses, numbers and names: the mapping's own (`h` hidden, `heads`, `kv`,
-//! `d` head_dim, `i` intermediate, `v` vocabulary, `layers`) or any integer config key.
+//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `len(key)` (a list's length) and
+//! names: the mapping's own (`h` hidden, `heads`, `kv`, `d` head_dim, `i` intermediate, `v`
+//! vocabulary, `layers`) or any integer or boolean (1/0) config key, dotted to reach into a nested
+//! config (`qformer_config.hidden_size`).
 //!
 //! Written here rather than taken from a crate: the expression crates of standing are AGPL
 //! (evalexpr) or unmaintained (meval), and this needs forty lines of integers.
@@ -53,11 +55,13 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, ArchError> {
             out.push(Tok::Num(s.parse().map_err(|_| bad(text))?));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
             out.push(Tok::Name(chars[start..i].iter().collect()));
-        } else if "+-*/()".contains(c) {
+        } else if "+-*/(),".contains(c) {
             out.push(Tok::Op(c));
             i += 1;
         } else {
@@ -111,6 +115,48 @@ impl Parser<'_> {
         self.pos += 1;
         match t {
             Some(Tok::Num(n)) => Ok(n),
+            Some(Tok::Name(f)) if self.peek() == Some(&Tok::Op('(')) => {
+                self.pos += 1;
+                let v = match f.as_str() {
+                    // The length of a list-valued key: the resolver answers "len:<key>".
+                    "len" => match self.tokens.get(self.pos).cloned() {
+                        Some(Tok::Name(key)) => {
+                            self.pos += 1;
+                            (self.name)(&format!("len:{key}"))?
+                        }
+                        _ => return Err(ArchError::model("architecture table: len() takes a key")),
+                    },
+                    "max" | "min" => {
+                        let a = self.sum()?;
+                        if self.peek() != Some(&Tok::Op(',')) {
+                            return Err(ArchError::model(format!(
+                                "architecture table: {f}() takes two values"
+                            )));
+                        }
+                        self.pos += 1;
+                        let b = self.sum()?;
+                        if f == "max" {
+                            a.max(b)
+                        } else {
+                            a.min(b)
+                        }
+                    }
+                    other => {
+                        return Err(ArchError::model(format!(
+                            "architecture table: unknown function '{other}'"
+                        )))
+                    }
+                };
+                match self.peek() {
+                    Some(Tok::Op(')')) => {
+                        self.pos += 1;
+                        Ok(v)
+                    }
+                    _ => Err(ArchError::model(
+                        "architecture table: unbalanced parentheses",
+                    )),
+                }
+            }
             Some(Tok::Name(n)) => (self.name)(&n),
             Some(Tok::Op('(')) => {
                 let v = self.sum()?;
@@ -146,5 +192,13 @@ mod tests {
         assert!(eval("h +", &names).is_err());
         assert!(eval("h $ 2", &names).is_err());
         assert!(eval("nope", &names).is_err());
+        assert_eq!(eval("max(h, 2 * h) + min(heads, 3)", &names).unwrap(), 2051);
+        let lists = |n: &str| match n {
+            "len:ids" => Ok(4),
+            _ => Err(ArchError::model(format!("unknown {n}"))),
+        };
+        assert_eq!(eval("2 * len(ids)", &lists).unwrap(), 8);
+        assert!(eval("len(3)", &lists).is_err());
+        assert!(eval("sqrt(4)", &lists).is_err());
     }
 }

@@ -302,6 +302,46 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// A value for a family formula (`arch/expr.rs`): an integer, a boolean as 1 or 0, a list's
+    /// length for `len:<key>`, or a key of a nested object for `<object>.<key>` (read with
+    /// that object's class defaults). None when the config and the class have no such key.
+    pub fn formula_value(&self, name: &str) -> Result<Option<u64>, ArchError> {
+        if let Some(key) = name.strip_prefix("len:") {
+            return Ok(match self.find(&[key]) {
+                Some(f) => match f.value {
+                    Value::Array(a) => Some(a.len() as u64),
+                    _ => return Err(self.wrong(&f, "a list")),
+                },
+                None => None,
+            });
+        }
+        if let Some((head, rest)) = name.split_once('.') {
+            let Some(obj) = self.object(head)? else {
+                // A nested config left at its class default.
+                return match self.class.and_then(|c| c.sub_config(head)) {
+                    Some(sub) => Scope::new(
+                        super::empty_map(),
+                        &format!("{}{head}.", self.path),
+                        Some(sub),
+                    )
+                    .formula_value(rest),
+                    None => Ok(None),
+                };
+            };
+            let sub = self.class.and_then(|c| c.sub_config(head));
+            return Scope::new(obj, &format!("{}{head}.", self.path), sub).formula_value(rest);
+        }
+        match self.find(&[name]) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Bool(b) => Ok(Some(u64::from(*b))),
+                v => as_u64(v)
+                    .map(Some)
+                    .ok_or_else(|| self.wrong(&f, "an integer or a boolean")),
+            },
+        }
+    }
+
     /// A nested object (`vision_config`), if present.
     pub fn object(&self, name: &str) -> Result<Option<&'a Map<String, Value>>, ArchError> {
         self.mark(name);

@@ -252,7 +252,7 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     Ok(desc)
 }
 
-fn empty_map() -> &'static Map<String, Value> {
+pub(crate) fn empty_map() -> &'static Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     EMPTY.get_or_init(Map::new)
 }
@@ -384,8 +384,27 @@ impl Builder<'_> {
             .u64(&["v_head_dim", "value_head_dim"])?
             .filter(|&v| v > 0 && !t.has(&["kv_lora_rank"]))
             .unwrap_or(head_dim);
+        // A family formula wins over the config's width keys: it says how the modeling file
+        // derives the MLP width from them (Moshi's fc1 of ffn_dim rows is gate and up).
+        let from_formula = match &self.fam.intermediate_formula {
+            Some(f) if self.fam.intermediate_override.is_none() => {
+                let names = |n: &str| -> Result<u64, ArchError> {
+                    match n {
+                        "h" => Ok(hidden),
+                        key => t.u64(&[key])?.ok_or_else(|| {
+                            ArchError::field(
+                                &t.field(key),
+                                format!("missing required field '{}'", t.field(key)),
+                            )
+                        }),
+                    }
+                };
+                Some(expr::eval(f, &names)?)
+            }
+            _ => None,
+        };
         let intermediate = match (
-            self.fam.intermediate_override,
+            self.fam.intermediate_override.or(from_formula),
             t.per_layer(&[
                 "intermediate_size",
                 "ffn_dim",
@@ -398,25 +417,8 @@ impl Builder<'_> {
         ) {
             (Some(w), _) => fields::PerLayer::One(w),
             (None, Some((_, w))) => w,
-            (None, None) => match (
-                &self.fam.intermediate_formula,
-                self.fam.intermediate_default.as_deref(),
-            ) {
-                (Some(f), _) => {
-                    let names = |n: &str| -> Result<u64, ArchError> {
-                        match n {
-                            "h" => Ok(hidden),
-                            key => t.u64(&[key])?.ok_or_else(|| {
-                                ArchError::field(
-                                    &t.field(key),
-                                    format!("missing required field '{}'", t.field(key)),
-                                )
-                            }),
-                        }
-                    };
-                    fields::PerLayer::One(expr::eval(f, &names)?)
-                }
-                (None, Some("4h")) => fields::PerLayer::One(4 * hidden),
+            (None, None) => match self.fam.intermediate_default.as_deref() {
+                Some("4h") => fields::PerLayer::One(4 * hidden),
                 _ => fields::PerLayer::One(0),
             },
         };
@@ -543,8 +545,8 @@ impl Builder<'_> {
                 ("moe", Some(p)) => u64::from(p.ffn == layers::FfnPlan::Moe),
                 (key, _) => self
                     .text
-                    .u64(&[key])?
-                    .or(self.top.u64(&[key])?)
+                    .formula_value(key)?
+                    .map_or_else(|| self.top.formula_value(key), |v| Ok(Some(v)))?
                     .ok_or_else(|| {
                         ArchError::field(
                             &self.text.field(key),

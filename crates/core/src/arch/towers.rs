@@ -8,6 +8,7 @@
 //! is data: `data/transformers/towers.toml`, one entry per vision/audio model_type and per
 //! projector, each with the modeling file of transformers 5.24.0 it was read from.
 
+use super::family::Toggle;
 use super::fields::Scope;
 use super::{ArchError, Basics, Builder};
 use crate::model::{Role, Split, Stage, Tensor, Tower, TowerKind};
@@ -30,18 +31,33 @@ struct Encoder {
     /// "layer" (weight and bias) or "rms".
     #[serde(default)]
     norm: Option<String>,
+    /// Biases: fixed, or the encoder config's key that switches them (default true).
     #[serde(default)]
-    qkv_bias: Option<bool>,
+    qkv_bias: Option<Toggle>,
     /// Key projection without bias while q and v have one (Whisper).
     #[serde(default)]
     k_bias: Option<bool>,
     #[serde(default)]
-    o_bias: Option<bool>,
+    o_bias: Option<Toggle>,
     /// "plain" (fc1, fc2) or "gated" (gate, up, down).
     #[serde(default)]
     mlp: Option<String>,
     #[serde(default)]
-    mlp_bias: Option<bool>,
+    mlp_bias: Option<Toggle>,
+    /// The config key of the blocks' MLP width when it is not `intermediate_size` (GLM-4V's
+    /// blocks use `out_hidden_size`).
+    #[serde(default)]
+    intermediate_key: Option<String>,
+    /// Parameters of each block beyond the skeleton's, as a formula (q/k norms, extra norms).
+    #[serde(default)]
+    block_extra: Option<String>,
+    /// Further modules of the encoder, each a formula (`arch/expr.rs`) over the encoder's
+    /// config: mergers, downsamplers, resamplers, heads.
+    #[serde(default)]
+    parts: Vec<Part>,
+    /// false: the encoder is not ViT-shaped and its `parts` are all of it.
+    #[serde(default)]
+    skeleton: Option<bool>,
     /// MLP width = hidden × this config key (Qwen2-VL `mlp_ratio`) when no intermediate_size.
     #[serde(default)]
     mlp_ratio_key: Option<String>,
@@ -50,7 +66,7 @@ struct Encoder {
     #[serde(default)]
     patch: Option<String>,
     #[serde(default)]
-    patch_bias: Option<bool>,
+    patch_bias: Option<Toggle>,
     /// "table" ((image/patch)² rows, + 1 with a class token), "key" (rows = `positions_key`),
     /// "none" (rotary positions).
     #[serde(default)]
@@ -90,6 +106,23 @@ struct Encoder {
     deepstack: Option<bool>,
 }
 
+/// A module described by a formula. Names: `h` the encoder width, `i` its MLP width, `layers`,
+/// `p` the patch size, `c` the input channels, `heads`, `text_h` the text model's width,
+/// `in` (projectors) the encoder's output width; then any key of the encoder's config, the
+/// top-level config or the text config (booleans count 1 or 0; `obj.key` reaches into a nested
+/// config; `len(key)` is a list's length).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    /// What it is, with the module path in the modeling file.
+    name: String,
+    params: String,
+    /// "vision", "audio", "projector" or "other": the part is a tower line of its own (a
+    /// Q-Former, an audio tokenizer) rather than counted in the encoder or projector holding it.
+    #[serde(default)]
+    tower: Option<String>,
+}
+
 /// A projector from the encoder to the text model, per top-level model_type.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +159,9 @@ struct Projector {
     /// A LayerNorm over the projector input (VipLLaVA `projector_layernorm`).
     #[serde(default)]
     input_norm: Option<bool>,
+    /// Further modules, each a formula (see `Part`).
+    #[serde(default)]
+    parts: Vec<Part>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +175,43 @@ struct Doc {
 fn table() -> &'static Doc {
     static T: OnceLock<Doc> = OnceLock::new();
     // Compiled in and checked by the tests: a failure here is a build defect.
-    T.get_or_init(|| toml::from_str(FILE).expect("towers.toml parses"))
+    T.get_or_init(|| {
+        let mut raw: toml::Table = toml::from_str(FILE).expect("towers.toml parses");
+        for section in ["encoder", "projector"] {
+            if let Some(toml::Value::Table(entries)) = raw.get_mut(section) {
+                resolve_likes(entries);
+            }
+        }
+        toml::Value::Table(raw)
+            .try_into()
+            .expect("towers.toml entries are well-formed")
+    })
+}
+
+/// Fills each entry's `like = "<other entry>"` in: the other entry's keys, then its own.
+fn resolve_likes(entries: &mut toml::Table) {
+    let snapshot = entries.clone();
+    for (_, entry) in entries.iter_mut() {
+        let toml::Value::Table(own) = entry else {
+            continue;
+        };
+        let mut seen = 0;
+        while let Some(toml::Value::String(parent)) = own.remove("like") {
+            seen += 1;
+            let Some(toml::Value::Table(p)) = snapshot.get(&parent) else {
+                break;
+            };
+            for (k, v) in p {
+                if !own.contains_key(k) || (k == "like" && seen < 8) {
+                    own.insert(k.clone(), v.clone());
+                }
+            }
+            if seen >= 8 {
+                break;
+            }
+        }
+        own.remove("like");
+    }
 }
 
 /// A size given as a number or a [height, width] list (InternViT's `image_size: [448, 448]`):
@@ -165,12 +237,90 @@ fn vector(n: u64) -> Tensor {
     Tensor::vector(n)
 }
 
-/// An encoder's tensors (pushed to `out`), its parameter count and output width.
+/// The names a tower formula sees beside the config keys (see `Part`).
+struct Names<'s> {
+    fixed: Vec<(&'static str, u64)>,
+    scopes: Vec<&'s Scope<'s>>,
+}
+
+impl Names<'_> {
+    fn value(&self, name: &str) -> Result<u64, ArchError> {
+        if let Some((_, v)) = self.fixed.iter().find(|(n, _)| *n == name) {
+            return Ok(*v);
+        }
+        for s in &self.scopes {
+            if let Some(v) = s.formula_value(name)? {
+                return Ok(v);
+            }
+        }
+        let at = self.scopes.first().map_or(String::new(), |s| s.field(name));
+        Err(ArchError::field(
+            &at,
+            format!("missing required field '{at}' (used by towers.toml)"),
+        ))
+    }
+
+    fn eval(&self, formula: &str) -> Result<u64, ArchError> {
+        super::expr::eval(formula, &|n| self.value(n))
+    }
+}
+
+/// A bias switch of an encoder: fixed, or the encoder config's key (default `default`).
+fn toggle(t: &Option<Toggle>, v: &Scope, default: bool) -> Result<bool, ArchError> {
+    match t {
+        None => Ok(default),
+        Some(Toggle::Fixed(b)) => Ok(*b),
+        Some(Toggle::Key(k)) => Ok(v.bool(&[k.as_str()])?.unwrap_or(false)),
+    }
+}
+
+/// The parts' tensors: those of the container (pushed to `t`) and those that are tower lines
+/// of their own (returned).
+fn parts(
+    list: &[Part],
+    names: &Names,
+    container: &str,
+    t: &mut Vec<Tensor>,
+    global: &mut Vec<(Stage, Tensor)>,
+) -> Result<Vec<Tower>, ArchError> {
+    let mut own = Vec::new();
+    for part in list {
+        let n = names.eval(&part.params)?;
+        match part.tower.as_deref() {
+            None => t.push(vector(n)),
+            Some(kind) => {
+                let kind = match kind {
+                    "vision" => TowerKind::Vision,
+                    "audio" => TowerKind::Audio,
+                    "projector" => TowerKind::Projector,
+                    "other" => TowerKind::Other,
+                    other => {
+                        return Err(ArchError::model(format!(
+                            "towers.toml: unknown tower kind '{other}' in {container}"
+                        )))
+                    }
+                };
+                global.push((Stage::First, vector(n)));
+                own.push(Tower {
+                    kind,
+                    name: part.name.clone(),
+                    params: n,
+                });
+            }
+        }
+    }
+    Ok(own)
+}
+
+/// An encoder's tensors (pushed to `out`): its parameter count, output width and layer count,
+/// and the tower lines of its parts that stand on their own.
 fn encoder(
     e: &Encoder,
     v: &Scope,
+    b: &Builder,
+    text_hidden: u64,
     out: &mut Vec<(Stage, Tensor)>,
-) -> Result<(u64, u64, u64), ArchError> {
+) -> Result<(u64, u64, u64, Vec<Tower>), ArchError> {
     let layers = super::check_limit(
         &v.field("num_hidden_layers"),
         v.u64_or(
@@ -187,9 +337,10 @@ fn encoder(
         },
         super::limits::MAX_HIDDEN,
     )?;
-    let i = match v.u64(&["intermediate_size", "mlp_dim", "encoder_ffn_dim"])? {
-        Some(w) => w,
-        None => match &e.mlp_ratio_key {
+    let i = match (&e.intermediate_key, v.u64(&["intermediate_size", "mlp_dim", "encoder_ffn_dim"])?) {
+        (Some(k), _) => v.u64_or(&[k.as_str()], 0)?,
+        (None, Some(w)) => w,
+        (None, None) => match &e.mlp_ratio_key {
             Some(k) => (h as f64 * v.f64(&[k.as_str()])?.unwrap_or(4.0)) as u64,
             None => 4 * h,
         },
@@ -199,125 +350,152 @@ fn encoder(
         i,
         super::limits::MAX_INTERMEDIATE,
     )?;
+    let p = size_of(v, "patch_size", 14)?.max(1);
+    let channels = v.u64_or(&["num_channels", "in_channels", "num_mel_bins"], 3)?;
+    let heads = v.u64_or(&["num_attention_heads", "num_heads", "encoder_attention_heads"], 0)?;
+    let names = Names {
+        fixed: vec![
+            ("h", h),
+            ("i", i),
+            ("layers", layers),
+            ("p", p),
+            ("c", channels),
+            ("heads", heads),
+            ("text_h", text_hidden),
+        ],
+        scopes: vec![v, b.top, b.text],
+    };
     let norm = |n: u64| match e.norm.as_deref() {
         Some("rms") => n,
         _ => 2 * n,
     };
     let mut t: Vec<Tensor> = Vec::new();
-    // Patch embedding.
-    let p = size_of(v, "patch_size", 14)?.max(1);
-    let channels = v.u64_or(&["num_channels", "in_channels", "num_mel_bins"], 3)?;
-    match e.patch.as_deref().unwrap_or("conv2d") {
-        "conv3d" => {
-            let tp = v.u64_or(&["temporal_patch_size"], 2)?;
-            t.push(matrix(h, channels * tp * p * p));
-        }
-        "conv1d_audio" => {
-            // Whisper: conv1 [h, mels, 3] and conv2 [h, h, 3], both with bias.
-            t.push(matrix(h, channels * 3));
-            t.push(matrix(h, h * 3));
-            t.push(vector(2 * h));
-        }
-        _ => t.push(matrix(h, channels * p * p)),
-    }
-    if e.patch_bias.unwrap_or(true) && e.patch.as_deref() != Some("conv1d_audio") {
-        t.push(vector(h));
-    }
-    let class = e.class_token.unwrap_or(false);
-    if class {
-        t.push(vector(h));
-    }
-    match e.positions.as_deref().unwrap_or("table") {
-        "none" => {}
-        "key" => {
-            let key = e
-                .positions_key
-                .as_deref()
-                .unwrap_or("num_position_embeddings");
-            let rows = v.u64_or(&[key], 0)?;
-            t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
-        }
-        "grid" => {
-            // MoonViT: a learnable [height, width, hidden] grid.
-            let rows =
-                v.u64_or(&["init_pos_emb_height"], 0)? * v.u64_or(&["init_pos_emb_width"], 0)?;
-            t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
-        }
-        _ => {
-            let image = size_of(v, "image_size", 224)?;
-            let rows = (image / p) * (image / p) + u64::from(class);
-            t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
-        }
-    }
-    if e.pre_norm.unwrap_or(false) {
-        t.push(vector(norm(h)));
-    }
-    // Blocks: two norms, q/k/v/o, MLP.
-    let gated = e.mlp.as_deref() == Some("gated");
-    let mlp_rows = if gated { 3 * i } else { 2 * i };
-    t.push(matrix(4 * h, h).times(layers));
-    t.push(Tensor::matrix(Role::Vision, h, mlp_rows, Split::Rows).times(layers));
-    let mut small = 2 * norm(h);
-    if e.qkv_bias.unwrap_or(true) {
-        small += if e.k_bias == Some(false) {
-            2 * h
-        } else {
-            3 * h
-        };
-    }
-    if e.o_bias.unwrap_or(true) {
-        small += h;
-    }
-    if e.mlp_bias.unwrap_or(true) {
-        small += if gated { 2 * i + h } else { i + h };
-    }
-    if e.layer_scale == Some(true) {
-        small += 2 * h;
-    }
-    t.push(vector(small).times(layers));
-    if e.post_norm.unwrap_or(true) {
-        t.push(vector(norm(h)));
-    }
-    if let Some(key) = &e.pool_head_key {
-        if v.flag(&[key.as_str()])? {
-            // SiglipMultiheadAttentionPoolingHead: probe [h], attention in_proj [3h, h] + bias,
-            // out_proj [h, h] + bias, LayerNorm, MLP fc1/fc2 with biases.
-            t.push(matrix(4 * h + 2 * i, h));
-            t.push(vector(h + 3 * h + h + 2 * h + i + h));
-        }
-    }
     let mut out_width = h;
-    if e.adapter.as_deref() == Some("llama4_pixel_shuffle") {
-        let pin = v.u64_or(&["projector_input_dim"], 4096)?;
-        let pout = v.u64_or(&["projector_output_dim"], 4096)?;
-        t.push(matrix(pin, i));
-        t.push(matrix(pout, pout));
-        out_width = v.u64_or(&["vision_output_dim"], pout)?;
-    }
-    if let Some(kind) = &e.merger {
-        let m = v.u64_or(&["spatial_merge_size"], 2)?;
-        let ctx = h * m * m;
-        let dim = v.u64_or(&[e.out_key.as_deref().unwrap_or("out_hidden_size")], h)?;
-        t.push(vector(if kind == "rms" { h } else { 2 * h }));
-        t.push(matrix(ctx, ctx));
-        t.push(matrix(dim, ctx));
-        t.push(vector(ctx + dim));
-        if e.deepstack == Some(true) {
-            let n = v
-                .u64s(&["deepstack_visual_indexes"])?
-                .map_or(0, |(_, x)| x.len() as u64);
-            t.push(matrix(ctx, ctx).times(n));
-            t.push(matrix(dim, ctx).times(n));
-            t.push(vector(2 * ctx + ctx + dim).times(n));
+    if e.skeleton != Some(false) {
+        // Patch embedding.
+        match e.patch.as_deref().unwrap_or("conv2d") {
+            "conv3d" => {
+                let tp = v.u64_or(&["temporal_patch_size"], 2)?;
+                t.push(matrix(h, channels * tp * p * p));
+            }
+            "conv1d_audio" => {
+                // Whisper: conv1 [h, mels, 3] and conv2 [h, h, 3], both with bias.
+                t.push(matrix(h, channels * 3));
+                t.push(matrix(h, h * 3));
+                t.push(vector(2 * h));
+            }
+            "none" => {}
+            _ => t.push(matrix(h, channels * p * p)),
         }
-        out_width = dim;
+        if toggle(&e.patch_bias, v, true)?
+            && !matches!(e.patch.as_deref(), Some("conv1d_audio") | Some("none"))
+        {
+            t.push(vector(h));
+        }
+        let class = e.class_token.unwrap_or(false);
+        if class {
+            t.push(vector(h));
+        }
+        match e.positions.as_deref().unwrap_or("table") {
+            "none" => {}
+            "key" => {
+                let key = e
+                    .positions_key
+                    .as_deref()
+                    .unwrap_or("num_position_embeddings");
+                let rows = v.u64_or(&[key], 0)?;
+                t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
+            }
+            "grid" => {
+                // MoonViT: a learnable [height, width, hidden] grid.
+                let rows = v.u64_or(&["init_pos_emb_height"], 0)?
+                    * v.u64_or(&["init_pos_emb_width"], 0)?;
+                t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
+            }
+            _ => {
+                let image = size_of(v, "image_size", 224)?;
+                let rows = (image / p) * (image / p) + u64::from(class);
+                t.push(Tensor::matrix(Role::Small, rows, h, Split::Replicated));
+            }
+        }
+        if e.pre_norm.unwrap_or(false) {
+            t.push(vector(norm(h)));
+        }
+        // Blocks: two norms, q/k/v/o, MLP.
+        let gated = e.mlp.as_deref() == Some("gated");
+        let mlp_rows = if gated { 3 * i } else { 2 * i };
+        t.push(matrix(4 * h, h).times(layers));
+        t.push(Tensor::matrix(Role::Vision, h, mlp_rows, Split::Rows).times(layers));
+        let mut small = 2 * norm(h);
+        if toggle(&e.qkv_bias, v, true)? {
+            small += if e.k_bias == Some(false) {
+                2 * h
+            } else {
+                3 * h
+            };
+        }
+        if toggle(&e.o_bias, v, true)? {
+            small += h;
+        }
+        if toggle(&e.mlp_bias, v, true)? {
+            small += if gated { 2 * i + h } else { i + h };
+        }
+        if e.layer_scale == Some(true) {
+            small += 2 * h;
+        }
+        if let Some(f) = &e.block_extra {
+            small += names.eval(f)?;
+        }
+        t.push(vector(small).times(layers));
+        if e.post_norm.unwrap_or(true) {
+            t.push(vector(norm(h)));
+        }
+        if let Some(key) = &e.pool_head_key {
+            if v.flag(&[key.as_str()])? {
+                // SiglipMultiheadAttentionPoolingHead: probe [h], attention in_proj [3h, h] +
+                // bias, out_proj [h, h] + bias, LayerNorm, MLP fc1/fc2 with biases.
+                t.push(matrix(4 * h + 2 * i, h));
+                t.push(vector(h + 3 * h + h + 2 * h + i + h));
+            }
+        }
+        if e.adapter.as_deref() == Some("llama4_pixel_shuffle") {
+            let pin = v.u64_or(&["projector_input_dim"], 4096)?;
+            let pout = v.u64_or(&["projector_output_dim"], 4096)?;
+            t.push(matrix(pin, i));
+            t.push(matrix(pout, pout));
+            out_width = v.u64_or(&["vision_output_dim"], pout)?;
+        }
+        if let Some(kind) = &e.merger {
+            let m = v.u64_or(&["spatial_merge_size"], 2)?;
+            let ctx = h * m * m;
+            let dim = v.u64_or(&[e.out_key.as_deref().unwrap_or("out_hidden_size")], h)?;
+            t.push(vector(if kind == "rms" { h } else { 2 * h }));
+            t.push(matrix(ctx, ctx));
+            t.push(matrix(dim, ctx));
+            t.push(vector(ctx + dim));
+            if e.deepstack == Some(true) {
+                let n = v
+                    .u64s(&["deepstack_visual_indexes"])?
+                    .map_or(0, |(_, x)| x.len() as u64);
+                t.push(matrix(ctx, ctx).times(n));
+                t.push(matrix(dim, ctx).times(n));
+                t.push(vector(2 * ctx + ctx + dim).times(n));
+            }
+            out_width = dim;
+        }
     }
+    if e.merger.is_none() && e.adapter.is_none() {
+        if let Some(k) = &e.out_key {
+            out_width = v.u64_or(&[k.as_str()], h)?;
+        }
+    }
+    let own = parts(&e.parts, &names, "an encoder", &mut t, out)?;
     let params = t.iter().map(Tensor::elements).sum();
     out.extend(t.into_iter().map(|x| (Stage::First, x)));
-    Ok((params, out_width, layers))
+    Ok((params, out_width, layers, own))
 }
 
-/// A projector's tensors and parameters.
+/// A projector's tensors and parameters, and the tower lines of its parts that stand alone.
 fn projector(
     p: &Projector,
     b: &Builder,
@@ -325,7 +503,7 @@ fn projector(
     vision_width: u64,
     text_hidden: u64,
     out: &mut Vec<(Stage, Tensor)>,
-) -> Result<u64, ArchError> {
+) -> Result<(u64, Vec<Tower>), ArchError> {
     let bias = match (&p.bias_key, p.bias) {
         (Some(k), d) => b.top.bool(&[k.as_str()])?.unwrap_or(d.unwrap_or(true)),
         (None, d) => d.unwrap_or(true),
@@ -386,7 +564,8 @@ fn projector(
             t.push(matrix(text_hidden, text_hidden));
             t.push(vector(b1(2 * text_hidden)));
         }
-        "none" => {}
+        // Only `parts`, or nothing (the merger is part of the vision model).
+        "none" | "parts" => {}
         other => {
             return Err(ArchError::model(format!(
                 "towers.toml: unknown projector kind '{other}'"
@@ -396,9 +575,20 @@ fn projector(
     if p.image_newline == Some(true) {
         t.push(vector(text_hidden));
     }
+    let mut scopes: Vec<&Scope> = Vec::new();
+    if let Some(v) = v {
+        scopes.push(v);
+    }
+    scopes.push(b.top);
+    scopes.push(b.text);
+    let names = Names {
+        fixed: vec![("in", vision_width), ("text_h", text_hidden)],
+        scopes,
+    };
+    let own = parts(&p.parts, &names, "a projector", &mut t, out)?;
     let params = t.iter().map(Tensor::elements).sum();
     out.extend(t.into_iter().map(|x| (Stage::First, x)));
-    Ok(params)
+    Ok((params, own))
 }
 
 /// Towers of a multimodal config, their tensors appended to `global`.
@@ -412,7 +602,9 @@ pub(crate) fn towers(
     let top = b.top;
     let top_type = top.model_type().unwrap_or_default().to_string();
     let doc = table();
-    let mut vision: Option<(u64, Scope)> = None;
+    // The width and scope of the first encoder described (the vision encoder if there is one),
+    // which the projector reads.
+    let mut first: Option<(u64, Scope)> = None;
     for (key, kind) in [
         ("vision_config", TowerKind::Vision),
         ("audio_config", TowerKind::Audio),
@@ -431,7 +623,7 @@ pub(crate) fn towers(
             ));
             continue;
         };
-        let (params, width, layers) = encoder(e, &v, global)?;
+        let (params, width, layers, own) = encoder(e, &v, b, basics.hidden, global)?;
         // Further copies of the vision encoder the model holds (Video-LLaVA's video tower).
         let copies = doc
             .projector
@@ -440,7 +632,7 @@ pub(crate) fn towers(
             .unwrap_or(1);
         if kind == TowerKind::Vision && copies > 1 {
             for c in 1..copies {
-                let (p2, _, _) = encoder(e, &v, global)?;
+                let (p2, _, _, _) = encoder(e, &v, b, basics.hidden, global)?;
                 out.push(Tower {
                     kind: TowerKind::Vision,
                     name: format!("{vt} encoder, copy {}", c + 1),
@@ -449,16 +641,17 @@ pub(crate) fn towers(
             }
         }
         out.push(Tower {
-            kind: if e.kind.as_deref() == Some("audio") {
-                TowerKind::Audio
-            } else {
-                kind
+            kind: match e.kind.as_deref() {
+                Some("audio") => TowerKind::Audio,
+                Some("vision") => TowerKind::Vision,
+                _ => kind,
             },
             name: format!("{vt} encoder ({layers} layers)"),
             params,
         });
-        if kind == TowerKind::Vision {
-            vision = Some((width, v));
+        out.extend(own);
+        if first.is_none() {
+            first = Some((width, v));
         }
     }
     // The top-level family's own vision embedding (Fuyu), whatever family the text model is.
@@ -475,22 +668,26 @@ pub(crate) fn towers(
             params: n,
         });
     }
-    if let Some((w, v)) = &vision {
-        match doc.projector.get(&top_type) {
-            Some(p) => {
-                let params = projector(p, b, Some(v), *w, basics.hidden, global)?;
-                if params > 0 {
-                    out.push(Tower {
-                        kind: TowerKind::Projector,
-                        name: "multimodal projector".into(),
-                        params,
-                    });
-                }
+    match (doc.projector.get(&top_type), &first) {
+        (Some(p), _) if first.is_some() || !p.parts.is_empty() => {
+            let (w, v) = match &first {
+                Some((w, v)) => (*w, Some(v)),
+                None => (0, None),
+            };
+            let (params, own) = projector(p, b, v, w, basics.hidden, global)?;
+            if params > 0 {
+                out.push(Tower {
+                    kind: TowerKind::Projector,
+                    name: "multimodal projector".into(),
+                    params,
+                });
             }
-            None => warnings.push(format!(
-                "the projector of '{top_type}' between its vision encoder and the text model is not described: not counted"
-            )),
+            out.extend(own);
         }
+        (None, Some(_)) => warnings.push(format!(
+            "the projector of '{top_type}' between its encoder and the text model is not described: not counted"
+        )),
+        _ => {}
     }
     Ok(out)
 }
