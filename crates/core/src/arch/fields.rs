@@ -316,6 +316,25 @@ impl<'a> Scope<'a> {
             });
         }
         if let Some((head, rest)) = name.split_once('.') {
+            // `key.0.1`: an entry of a list-valued key (kernel sizes given per block).
+            if let Some(f) = self.find(&[head]).filter(|f| f.value.is_array()) {
+                let mut v = f.value;
+                for idx in rest.split('.') {
+                    v = idx
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| v.as_array()?.get(i))
+                        .ok_or_else(|| {
+                            ArchError::field(
+                                &f.field,
+                                format!("{} has no entry {rest}", f.field),
+                            )
+                        })?;
+                }
+                return as_u64(v)
+                    .map(Some)
+                    .ok_or_else(|| self.wrong(&f, "a list of integers"));
+            }
             let Some(obj) = self.object(head)? else {
                 // A nested config left at its class default.
                 return match self.class.and_then(|c| c.sub_config(head)) {

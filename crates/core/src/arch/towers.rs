@@ -48,6 +48,9 @@ struct Encoder {
     /// blocks use `out_hidden_size`).
     #[serde(default)]
     intermediate_key: Option<String>,
+    /// The config key of the block count when it is none of the usual names.
+    #[serde(default)]
+    layers_key: Option<String>,
     /// Parameters of each block beyond the skeleton's, as a formula (q/k norms, extra norms).
     #[serde(default)]
     block_extra: Option<String>,
@@ -58,6 +61,10 @@ struct Encoder {
     /// false: the encoder is not ViT-shaped and its `parts` are all of it.
     #[serde(default)]
     skeleton: Option<bool>,
+    /// A timm model named by the config's `architecture` (transformers' TimmWrapperModel): its
+    /// size is the `[timm.<architecture>]` entry's.
+    #[serde(default)]
+    timm: Option<bool>,
     /// MLP width = hidden × this config key (Qwen2-VL `mlp_ratio`) when no intermediate_size.
     #[serde(default)]
     mlp_ratio_key: Option<String>,
@@ -164,12 +171,27 @@ struct Projector {
     parts: Vec<Part>,
 }
 
+/// A timm architecture's parameter count, for the model_args it was built with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Timm {
+    /// How it was counted (timm release, arguments).
+    #[allow(dead_code)]
+    source: String,
+    /// The config's `model_args` the count holds for (absent: none).
+    #[serde(default)]
+    model_args: Option<serde_json::Value>,
+    params: u64,
+}
+
 #[derive(Deserialize)]
 struct Doc {
     #[serde(default)]
     encoder: HashMap<String, Encoder>,
     #[serde(default)]
     projector: HashMap<String, Projector>,
+    #[serde(default)]
+    timm: HashMap<String, Timm>,
 }
 
 fn table() -> &'static Doc {
@@ -274,6 +296,22 @@ fn toggle(t: &Option<Toggle>, v: &Scope, default: bool) -> Result<bool, ArchErro
     }
 }
 
+/// The size of the timm model a TimmWrapper config names (modeling_timm_wrapper.py
+/// TimmWrapperModel: `timm.create_model(architecture, num_classes=0, **model_args)`), if
+/// `[timm.<architecture>]` has one for these model_args.
+fn timm_params(v: &Scope) -> Result<Option<u64>, ArchError> {
+    let arch = v.string(&["architecture"])?.unwrap_or_default();
+    let args = v
+        .find(&["model_args"])
+        .map(|f| f.value.clone())
+        .filter(|a| !a.is_null() && a.as_object().is_none_or(|o| !o.is_empty()));
+    Ok(table()
+        .timm
+        .get(&arch)
+        .filter(|m| m.model_args == args)
+        .map(|m| m.params))
+}
+
 /// The parts' tensors: those of the container (pushed to `t`) and those that are tower lines
 /// of their own (returned).
 fn parts(
@@ -323,10 +361,13 @@ fn encoder(
 ) -> Result<(u64, u64, u64, Vec<Tower>), ArchError> {
     let layers = super::check_limit(
         &v.field("num_hidden_layers"),
-        v.u64_or(
-            &["num_hidden_layers", "depth", "num_layers", "encoder_layers"],
-            0,
-        )?,
+        match &e.layers_key {
+            Some(k) => v.u64_or(&[k.as_str()], 0)?,
+            None => v.u64_or(
+                &["num_hidden_layers", "depth", "num_layers", "encoder_layers"],
+                0,
+            )?,
+        },
         super::limits::MAX_TOWER_LAYERS,
     )?;
     let h = super::check_limit(
@@ -371,7 +412,10 @@ fn encoder(
     };
     let mut t: Vec<Tensor> = Vec::new();
     let mut out_width = h;
-    if e.skeleton != Some(false) {
+    if e.timm == Some(true) {
+        // Checked by `towers` before: an architecture without a size is warned about there.
+        t.push(vector(timm_params(v)?.unwrap_or(0)));
+    } else if e.skeleton != Some(false) {
         // Patch embedding.
         match e.patch.as_deref().unwrap_or("conv2d") {
             "conv3d" => {
@@ -623,6 +667,13 @@ pub(crate) fn towers(
             ));
             continue;
         };
+        if e.timm == Some(true) && timm_params(&v)?.is_none() {
+            warnings.push(format!(
+                "the {key} timm model '{}' (with its model_args) has no size in towers.toml: its parameters are not counted (weights too low by its size)",
+                v.string(&["architecture"])?.unwrap_or_default().chars().take(60).collect::<String>()
+            ));
+            continue;
+        }
         let (params, width, layers, own) = encoder(e, &v, b, basics.hidden, global)?;
         // Further copies of the vision encoder the model holds (Video-LLaVA's video tower).
         let copies = doc
@@ -646,7 +697,11 @@ pub(crate) fn towers(
                 Some("vision") => TowerKind::Vision,
                 _ => kind,
             },
-            name: format!("{vt} encoder ({layers} layers)"),
+            name: if layers > 0 {
+                format!("{vt} encoder ({layers} layers)")
+            } else {
+                format!("{vt} encoder")
+            },
             params,
         });
         out.extend(own);
