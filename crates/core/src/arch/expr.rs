@@ -1,6 +1,6 @@
 //! Integer arithmetic over config values, for the few parameters a family table describes as a
 //! formula (`layer_extra = "h * heads + heads"`: Doge's dt_proj and A). `+ - * /` (integer
-//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `len(key)` (a list's length) and
+//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `log2(a)` (rounded down), `len(key)` (a list's length) and
 //! names: the mapping's own (`h` hidden, `heads`, `kv`, `d` head_dim, `i` intermediate, `v`
 //! vocabulary, `layers`) or any integer or boolean (1/0) config key, dotted to reach into a nested
 //! config (`qformer_config.hidden_size`).
@@ -141,6 +141,11 @@ impl Parser<'_> {
                             a.min(b)
                         }
                     }
+                    // ⌊log2 x⌋ (a count of halving stages), 0 for 0.
+                    "log2" => {
+                        let a = self.sum()?;
+                        a.checked_ilog2().map_or(0, u64::from)
+                    }
                     other => {
                         return Err(ArchError::model(format!(
                             "architecture table: unknown function '{other}'"
@@ -200,5 +205,6 @@ mod tests {
         assert_eq!(eval("2 * len(ids)", &lists).unwrap(), 8);
         assert!(eval("len(3)", &lists).is_err());
         assert!(eval("sqrt(4)", &lists).is_err());
+        assert_eq!(eval("log2(8) + log2(9) + log2(0)", &lists).unwrap(), 6);
     }
 }
