@@ -179,6 +179,33 @@ impl Attention {
     }
 }
 
+/// Attention from a layer's tokens to an encoder's outputs (image features): Mllama's
+/// cross-attention layers, IDEFICS's gated cross-attention blocks. Its keys and values are the
+/// encoder tokens' projections, so what it may cache grows with the number of images, not with
+/// the context: transformers' Mllama caches them per sequence (`cache.update` in
+/// MllamaTextCrossAttention), IDEFICS recomputes them every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CrossAttention {
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    /// Width of the encoder states keys and values are projected from.
+    pub kv_input: u64,
+    /// Whether transformers keeps the encoder tokens' K and V in the cache.
+    pub cached: bool,
+}
+
+impl CrossAttention {
+    /// Cache elements per encoder (image) token when cached: K and V rows.
+    pub fn elements_per_encoder_token(&self) -> u64 {
+        if self.cached {
+            2u64.saturating_mul(self.kv_heads).saturating_mul(self.head_dim)
+        } else {
+            0
+        }
+    }
+}
+
 /// The dtype a state tensor is kept in by transformers' cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StateDtype {
@@ -323,6 +350,12 @@ impl Ffn {
 pub struct Layer {
     pub attention: Option<Attention>,
     pub recurrent: Option<Recurrent>,
+    /// Attention to an encoder's outputs, beside or instead of self-attention.
+    pub cross: Option<CrossAttention>,
+    /// The earlier layer whose weights this layer runs again (all of them, or its shared block:
+    /// HRM's cycles over one stack, Zamba's shared transformer block): `tensors` then holds
+    /// only what the layer has of its own, so shared weights are counted once.
+    pub weights_from: Option<u32>,
     pub ffn: Ffn,
     /// Every weight tensor of the layer.
     pub tensors: Vec<Tensor>,
@@ -355,6 +388,9 @@ impl Layer {
 
     /// One letter for the layer pattern (`LayerSummary::pattern`).
     pub fn letter(&self) -> char {
+        if self.cross.is_some() && self.attention.is_none() && self.recurrent.is_none() {
+            return 'A';
+        }
         match (&self.attention, &self.recurrent) {
             (Some(_), Some(_)) => 'H',
             (None, Some(_)) => 'R',
@@ -373,6 +409,15 @@ impl Layer {
     /// The name of the layer's kind: its attention kind, its recurrent kind, "hybrid" when it
     /// has both, or the feed-forward kind when it has no mixer.
     pub fn kind_name(&self) -> String {
+        let base = self.mixer_name();
+        match (&self.cross, self.attention.is_some() || self.recurrent.is_some()) {
+            (Some(_), true) => format!("{base}+cross_attention"),
+            (Some(_), false) => "cross_attention".to_string(),
+            (None, _) => base,
+        }
+    }
+
+    fn mixer_name(&self) -> String {
         match (&self.attention, &self.recurrent) {
             (Some(a), None) => a.kind_name().to_string(),
             (None, Some(r)) => r.kind.name().to_string(),

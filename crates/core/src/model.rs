@@ -7,7 +7,7 @@
 //! layers, the embeddings and head, vision/audio towers), each decoder layer's mixer and cache
 //! (`crate::layer`), the multi-token-prediction layers apart, and the warnings the mapping raised.
 
-use crate::layer::{Attention, Ffn, Latent, Layer, Moe};
+use crate::layer::{Attention, Ffn, Latent, Layer, Moe, RecurrentKind};
 pub use crate::precision::Role;
 use serde::{Deserialize, Serialize};
 
@@ -208,7 +208,8 @@ pub struct LayerSummary {
     /// Layers of each kind: "full_attention", "sliding_attention", "chunked_attention",
     /// "kv_shared_attention", "latent_attention", "latent_attention_indexed", "mamba",
     /// "mamba2", "gated_deltanet", "kimi_delta_attention", "short_conv", "lightning_attention",
-    /// "<recurrent>+<attention>" for hybrid layers, "mlp_only", "moe_only".
+    /// "<recurrent>+<attention>" for hybrid layers, "cross_attention" (Mllama) or
+    /// "<kind>+cross_attention" (IDEFICS), "mlp_only", "moe_only".
     pub kinds: std::collections::BTreeMap<String, u64>,
     /// Sliding-window or chunk lengths and how many layers use each.
     pub windows: Vec<WindowCount>,
@@ -222,7 +223,8 @@ pub struct LayerSummary {
     pub mtp_layers: u64,
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
-    /// I latent with indexer, R recurrent, H hybrid, M mixer-less (MLP/MoE only).
+    /// I latent with indexer, R recurrent, H hybrid, A cross-attention only (Mllama), M
+    /// mixer-less (MLP/MoE only).
     pub pattern: String,
 }
 
@@ -315,6 +317,21 @@ impl ModelDesc {
     /// Whether any layer keeps a recurrent state.
     pub fn has_recurrent_layers(&self) -> bool {
         self.inventory.kinds.iter().any(|k| k.recurrent.is_some())
+    }
+
+    /// The first layer kind an engine profile cannot size, named for its one-line refusal:
+    /// cross-attention to image tokens, or a recurrent mixer outside `recurrent_ok` (the kinds
+    /// the profile sizes).
+    pub fn kind_beyond(&self, recurrent_ok: &[RecurrentKind]) -> Option<String> {
+        self.inventory.kinds.iter().find_map(|k| {
+            if k.cross.is_some() {
+                return Some("cross-attention".to_string());
+            }
+            match &k.recurrent {
+                Some(r) if !recurrent_ok.contains(&r.kind) => Some(r.kind.name().to_string()),
+                _ => None,
+            }
+        })
     }
 
     /// Whether every layer is an attention layer caching its own full/windowed K and V and no

@@ -90,6 +90,31 @@ pub struct Family {
     /// mixture of attention heads).
     #[serde(default)]
     pub attention_experts: Option<bool>,
+    /// Cross-attention to the vision encoder's outputs: the config key listing the layers that
+    /// have it (Mllama `cross_attention_layers`), or the key of an interval (IDEFICS
+    /// `cross_layer_interval`: layers i with i % n == 0).
+    #[serde(default)]
+    pub cross_layers_key: Option<String>,
+    #[serde(default)]
+    pub cross_interval_key: Option<String>,
+    /// Cross-attention layers have no self-attention (Mllama); else the cross-attention block
+    /// comes beside the layer's own (IDEFICS).
+    #[serde(default)]
+    pub cross_replaces_attention: Option<bool>,
+    /// The width keys and values of the cross-attention are projected from, as a formula
+    /// ("h" for Mllama, whose projector maps the image features to the text width).
+    #[serde(default)]
+    pub cross_kv_input: Option<String>,
+    /// Per-head q and k RMSNorms in the cross-attention (Mllama).
+    #[serde(default)]
+    pub cross_qk_norm: Option<bool>,
+    /// Parameters of each cross-attention block beyond q/k/v/o and its norms, as a formula
+    /// (gates, the block's own MLP and norms).
+    #[serde(default)]
+    pub cross_extra: Option<String>,
+    /// Whether transformers caches the image tokens' K and V (Mllama: yes).
+    #[serde(default)]
+    pub cross_cached: Option<bool>,
     /// Multi-query attention when this key is true (Falcon's `multi_query`).
     #[serde(default)]
     pub multi_query_key: Option<String>,
@@ -242,6 +267,13 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         sinks,
         attention_gate,
         attention_experts,
+        cross_layers_key,
+        cross_interval_key,
+        cross_replaces_attention,
+        cross_kv_input,
+        cross_qk_norm,
+        cross_extra,
+        cross_cached,
         kv_shared_drops_kv,
         multi_query_key,
         mlp,

@@ -11,7 +11,9 @@
 
 use super::recurrent::{self, RecKind};
 use super::{ArchError, Basics, Builder};
-use crate::layer::{Attention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span};
+use crate::layer::{
+    Attention, CrossAttention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span,
+};
 use crate::model::{Mtp, Role, Split, Tensor};
 
 /// What one decoder layer is, before its tensors are built. Layers with equal plans share one
@@ -24,6 +26,10 @@ pub struct Plan {
     pub kv_heads: u64,
     pub head_dim: u64,
     pub v_head_dim: u64,
+    /// A cross-attention block to the vision encoder's outputs (Mllama, IDEFICS).
+    pub cross: bool,
+    /// The layer whose weights this one runs again (HRM): no tensors of its own.
+    pub weights_from: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -438,6 +444,11 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             }
         }
     };
+    let cross = if p.cross {
+        Some(cross_attention(b, basics, p, &mut t)?)
+    } else {
+        None
+    };
     let norms = b.fam.layer_norms.unwrap_or(2);
     let norm = b.norm_params(basics, h);
     if norms > 0 && norm > 0 {
@@ -449,12 +460,57 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             t.push(Tensor::vector(n));
         }
     }
+    if p.weights_from.is_some() {
+        // The weights are the source layer's, counted there.
+        t.clear();
+        inactive = 0;
+    }
     Ok(Layer {
         attention: attention_desc,
         recurrent: recurrent_desc,
+        cross,
+        weights_from: p.weights_from,
         ffn,
         tensors: t,
         inactive_params: inactive,
+    })
+}
+
+/// A cross-attention block's tensors (q [heads × d, h], k and v [kv × d, kv_input], o, optional
+/// per-head q/k norms, the family's extra) and its description: Mllama's
+/// MllamaTextCrossAttention (`modeling_mllama.py`), IDEFICS's gated cross-attention
+/// (`modeling_idefics.py` IdeficsGatedCrossAttentionLayer).
+fn cross_attention(
+    b: &Builder,
+    basics: &Basics,
+    p: &Plan,
+    out: &mut Vec<Tensor>,
+) -> Result<CrossAttention, ArchError> {
+    let h = basics.hidden;
+    let (heads, kv, d) = (p.heads, p.kv_heads, p.head_dim);
+    let kv_input = match &b.fam.cross_kv_input {
+        Some(f) => b.formula(f, basics, Some(p))?,
+        None => h,
+    };
+    let a = Role::Attention;
+    out.push(Tensor::matrix(a, heads * d, h, Split::Rows));
+    out.push(Tensor::matrix(a, kv * d, kv_input, Split::KvRows { head_dim: d }).times(2));
+    out.push(Tensor::matrix(a, h, heads * d, Split::Cols));
+    if b.fam.cross_qk_norm == Some(true) {
+        out.push(Tensor::vector(2 * d));
+    }
+    if let Some(f) = &b.fam.cross_extra {
+        let n = b.formula(f, basics, Some(p))?;
+        if n > 0 {
+            out.push(Tensor::vector(n));
+        }
+    }
+    Ok(CrossAttention {
+        heads,
+        kv_heads: kv,
+        head_dim: d,
+        kv_input,
+        cached: b.fam.cross_cached == Some(true),
     })
 }
 

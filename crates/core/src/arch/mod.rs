@@ -247,9 +247,30 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         measured: None,
     };
     desc.summarise();
+    cross_warning(&mut desc);
     unread::check(&b, known, &mut desc.warnings)?;
     desc.validate().map_err(ArchError::model)?;
     Ok(desc)
+}
+
+/// Cross-attention layers that cache the image tokens' K and V (Mllama) hold, per sequence,
+/// an amount set by its images rather than its context: said, since the KV figures count
+/// text tokens.
+fn cross_warning(desc: &mut ModelDesc) {
+    let (mut layers, mut per_token) = (0u64, 0u64);
+    for l in desc.layers() {
+        if let Some(c) = l.cross.filter(|c| c.cached) {
+            layers += 1;
+            per_token = per_token.saturating_add(c.elements_per_encoder_token());
+        }
+    }
+    if layers > 0 {
+        desc.warnings.push(format!(
+            "{layers} cross-attention layers also cache the K and V of every image token a sequence holds ({per_token} elements, {} bytes in {}, per image token): not in the KV figures, which count text tokens",
+            per_token.saturating_mul(desc.dtype_bytes()),
+            desc.dtype
+        ));
+    }
 }
 
 pub(crate) fn empty_map() -> &'static Map<String, Value> {

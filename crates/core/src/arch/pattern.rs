@@ -125,6 +125,14 @@ pub(crate) fn plans(
         });
     }
     kv_sharing(b, &kinds, &mut mixers)?;
+    let cross = cross_layers(b, n)?;
+    if b.fam.cross_replaces_attention == Some(true) {
+        for (m, &c) in mixers.iter_mut().zip(&cross) {
+            if c {
+                *m = Mixer::None;
+            }
+        }
+    }
     let ffns = ffns(b, basics, &kinds)?;
     let overrides = per_layer_overrides(b, n)?;
     let mut out = Vec::with_capacity(n);
@@ -145,7 +153,37 @@ pub(crate) fn plans(
             } else {
                 basics.v_head_dim
             },
+            cross: cross[i],
+            weights_from: None,
         });
+    }
+    Ok(out)
+}
+
+/// Which layers have cross-attention to the vision encoder: those the family's list key names
+/// (Mllama `cross_attention_layers`), or every n-th from its interval key (IDEFICS
+/// `cross_layer_interval`, modeling_idefics.py: `idx % cross_layer_interval == 0`).
+fn cross_layers(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
+    let t = b.text;
+    let mut out = vec![false; n];
+    if let Some(key) = &b.fam.cross_layers_key {
+        if let Some((field, list)) = t.u64s(&[key.as_str()])? {
+            for i in list {
+                let Some(slot) = out.get_mut(i as usize) else {
+                    return Err(ArchError::field(
+                        &field,
+                        format!("{field} names layer {i} of a {n}-layer model"),
+                    ));
+                };
+                *slot = true;
+            }
+        }
+    }
+    if let Some(key) = &b.fam.cross_interval_key {
+        let every = t.u64_or(&[key.as_str()], 1)?.max(1) as usize;
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = i % every == 0;
+        }
     }
     Ok(out)
 }

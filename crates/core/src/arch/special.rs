@@ -12,6 +12,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
         "falcon" => falcon(t, fam),
         "opt" => opt(t, fam),
         "lfm2" | "lfm2_moe" => lfm2(t, fam),
+        "idefics" => idefics(t, fam),
         _ => Ok(()),
     }
 }
@@ -63,5 +64,28 @@ fn lfm2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
         w = of * w.div_ceil(of);
     }
     fam.intermediate_override = Some(w);
+    Ok(())
+}
+
+/// models/idefics/modeling_idefics.py IdeficsGatedCrossAttentionLayer: alpha_cross_attn and
+/// alpha_dense are one number each for `alpha_type` "float", [hidden] each for "vector".
+fn idefics(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    let alphas = match t.string(&["alpha_type"])?.as_deref() {
+        None | Some("float") => "2",
+        Some("vector") => "2 * h",
+        Some(other) => {
+            return Err(ArchError::field(
+                &t.field("alpha_type"),
+                format!(
+                    "{} = \"{}\" is neither \"float\" nor \"vector\" (modeling_idefics.py)",
+                    t.field("alpha_type"),
+                    other.chars().take(20).collect::<String>()
+                ),
+            ))
+        }
+    };
+    fam.cross_extra = Some(format!(
+        "{alphas} + 3 * h * i + 2 * h + qk_layer_norms * 2 * d"
+    ));
     Ok(())
 }

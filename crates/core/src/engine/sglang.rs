@@ -54,6 +54,12 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
+    if let Some(kind) = model.kind_beyond(&[]).filter(|k| k == "cross-attention") {
+        return Err(format!(
+            "{} has {kind} layers; the SGLang profile models attention KV pools only (use --engine generic)",
+            model.id
+        ));
+    }
     if model.has_recurrent_layers() {
         return Err(format!(
             "{} has recurrent layers; the SGLang profile models attention KV pools only (use --engine generic)",

@@ -620,6 +620,12 @@ pub fn estimate(
     args: &VllmArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
+    if let Some(kind) = model.kind_beyond(&[]).filter(|k| k == "cross-attention") {
+        return Err(format!(
+            "{} has {kind} layers (their image tokens' K and V); the vLLM profile does not model vLLM's encoder-decoder cache yet (use --engine generic)",
+            model.id
+        ));
+    }
     if args.block_size.is_some_and(|b| b == 0 || b > 1024) {
         return Err(
             "--block-size must be between 1 and 1024 tokens (vLLM accepts 1, 8, 16, 32, 64, 128)"
