@@ -117,7 +117,7 @@ struct Encoder {
 /// `p` the patch size, `c` the input channels, `heads`, `text_h` the text model's width,
 /// `in` (projectors) the encoder's output width; then any key of the encoder's config, the
 /// top-level config or the text config (booleans count 1 or 0; `obj.key` reaches into a nested
-/// config; `len(key)` is a list's length).
+/// config, `top.key` skips the encoder's; `len(key)` is a list's length).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Part {
@@ -270,7 +270,12 @@ impl Names<'_> {
         if let Some((_, v)) = self.fixed.iter().find(|(n, _)| *n == name) {
             return Ok(*v);
         }
-        for s in &self.scopes {
+        // `top.<key>`: the top-level config's own key, which an encoder's may shadow.
+        let (scopes, name) = match name.strip_prefix("top.") {
+            Some(key) => (&self.scopes[self.scopes.len().saturating_sub(2)..], key),
+            None => (&self.scopes[..], name),
+        };
+        for s in scopes {
             if let Some(v) = s.formula_value(name)? {
                 return Ok(v);
             }
