@@ -1,9 +1,10 @@
 //! Integer arithmetic over config values, for the few parameters a family table describes as a
 //! formula (`layer_extra = "h * heads + heads"`: Doge's dt_proj and A). `+ - * /` (integer
-//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `log2(a)` (rounded down), `len(key)` (a list's length) and
-//! names: the mapping's own (`h` hidden, `heads`, `kv`, `d` head_dim, `i` intermediate, `v`
-//! vocabulary, `layers`) or any integer or boolean (1/0) config key, dotted to reach into a nested
-//! config (`qformer_config.hidden_size`).
+//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `log2(a)` (rounded down),
+//! `len(key)` (a list's length), `f(key)` for a function of a config key the caller resolves as
+//! "f:key" (towers.rs `vqgan(vq_config)`), and names: the mapping's own (`h` hidden, `heads`,
+//! `kv`, `d` head_dim, `i` intermediate, `v` vocabulary, `layers`) or any integer or boolean
+//! (1/0) config key, dotted to reach into a nested config (`qformer_config.hidden_size`).
 //!
 //! Written here rather than taken from a crate: the expression crates of standing are AGPL
 //! (evalexpr) or unmaintained (meval), and this needs forty lines of integers.
@@ -118,14 +119,6 @@ impl Parser<'_> {
             Some(Tok::Name(f)) if self.peek() == Some(&Tok::Op('(')) => {
                 self.pos += 1;
                 let v = match f.as_str() {
-                    // The length of a list-valued key: the resolver answers "len:<key>".
-                    "len" => match self.tokens.get(self.pos).cloned() {
-                        Some(Tok::Name(key)) => {
-                            self.pos += 1;
-                            (self.name)(&format!("len:{key}"))?
-                        }
-                        _ => return Err(ArchError::model("architecture table: len() takes a key")),
-                    },
                     "max" | "min" => {
                         let a = self.sum()?;
                         if self.peek() != Some(&Tok::Op(',')) {
@@ -146,11 +139,20 @@ impl Parser<'_> {
                         let a = self.sum()?;
                         a.checked_ilog2().map_or(0, u64::from)
                     }
-                    other => {
-                        return Err(ArchError::model(format!(
-                            "architecture table: unknown function '{other}'"
-                        )))
-                    }
+                    // A function of a config key (`len(key)`, a list's length; a module a
+                    // table's code sizes from a nested config): the resolver answers
+                    // "<function>:<key>".
+                    other => match self.tokens.get(self.pos).cloned() {
+                        Some(Tok::Name(key)) => {
+                            self.pos += 1;
+                            (self.name)(&format!("{other}:{key}"))?
+                        }
+                        _ => {
+                            return Err(ArchError::model(format!(
+                                "architecture table: {other}() takes a config key"
+                            )))
+                        }
+                    },
                 };
                 match self.peek() {
                     Some(Tok::Op(')')) => {
@@ -204,7 +206,7 @@ mod tests {
         };
         assert_eq!(eval("2 * len(ids)", &lists).unwrap(), 8);
         assert!(eval("len(3)", &lists).is_err());
-        assert!(eval("sqrt(4)", &lists).is_err());
+        assert!(eval("sqrt(ids)", &lists).is_err());
         assert_eq!(eval("log2(8) + log2(9) + log2(0)", &lists).unwrap(), 6);
     }
 }

@@ -270,6 +270,10 @@ impl Names<'_> {
         if let Some((_, v)) = self.fixed.iter().find(|(n, _)| *n == name) {
             return Ok(*v);
         }
+        if let Some(key) = name.strip_prefix("vqgan:") {
+            let top = self.scopes[self.scopes.len().saturating_sub(2)];
+            return vqgan(top, key);
+        }
         // `top.<key>`: the top-level config's own key, which an encoder's may shadow.
         let (scopes, name) = match name.strip_prefix("top.") {
             Some(key) => (&self.scopes[self.scopes.len().saturating_sub(2)..], key),
@@ -290,6 +294,95 @@ impl Names<'_> {
     fn eval(&self, formula: &str) -> Result<u64, ArchError> {
         super::expr::eval(formula, &|n| self.value(n))
     }
+}
+
+/// The parameters of the VQ-GAN image tokenizer a nested config `key` describes
+/// (models/janus/modeling_janus.py JanusVQVAE, the Chameleon VQ-VAE layout): an encoder of
+/// conv_in, per resolution level `num_res_blocks` ResNet blocks (GroupNorm, 3×3 convs with
+/// biases, a 1×1 shortcut when the width changes), attention blocks (GroupNorm, 1×1 q/k/v/proj
+/// with biases) at the last level, a downsampling conv between levels, a mid block (two ResNet
+/// blocks around an attention block), norm_out and conv_out; the quantizer's codebook and the
+/// 1×1 quant/post-quant convs; a decoder mirroring the encoder with `num_res_blocks` + 1 blocks
+/// per level and upsampling convs. Written as code: the widths follow `channel_multiplier`
+/// level by level, which a formula cannot loop over.
+fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
+    let Some(obj) = top.object(key)? else {
+        return Err(ArchError::field(
+            &top.field(key),
+            format!("missing required field '{}'", top.field(key)),
+        ));
+    };
+    let v = Scope::new(obj, &format!("{key}."), top.class.and_then(|c| c.sub_config(key)));
+    let base = v.req_u64(&["base_channels"])?;
+    let (_, mult) = v.u64s(&["channel_multiplier"])?.unwrap_or_default();
+    let blocks = v.req_u64(&["num_res_blocks"])?;
+    let latent = v.req_u64(&["latent_channels"])?;
+    let embed = v.req_u64(&["embed_dim"])?;
+    let codes = v.req_u64(&["num_embeddings"])?;
+    let in_ch = v.u64_or(&["in_channels"], 3)?;
+    let out_ch = v.u64_or(&["out_channels"], in_ch)?;
+    let double = v.flag(&["double_latent"])?;
+    if mult.is_empty() || mult.len() > 16 || blocks > 64 {
+        return Err(ArchError::field(
+            &v.field("channel_multiplier"),
+            format!(
+                "{} must list 1 to 16 levels (and num_res_blocks be at most 64)",
+                v.field("channel_multiplier")
+            ),
+        ));
+    }
+    let conv3 = |o: u64, i: u64| o.saturating_mul(i).saturating_mul(9).saturating_add(o);
+    let res = |i: u64, o: u64| {
+        let shortcut = if i != o { o * i + o } else { 0 };
+        2 * i + conv3(o, i) + 2 * o + conv3(o, o) + shortcut
+    };
+    let attn = |c: u64| 4 * c * c + 6 * c;
+    let mid = |c: u64| 2 * res(c, c) + attn(c);
+    let levels = mult.len();
+    let top_width = base.saturating_mul(mult[levels - 1]);
+    // Encoder.
+    let mut n = conv3(base, in_ch);
+    let mut c = base;
+    for (l, &m) in mult.iter().enumerate() {
+        let out = base.saturating_mul(m);
+        for _ in 0..blocks {
+            n = n.saturating_add(res(c, out));
+            c = out;
+            if l == levels - 1 {
+                n = n.saturating_add(attn(c));
+            }
+        }
+        if l != levels - 1 {
+            n = n.saturating_add(conv3(c, c));
+        }
+    }
+    let z = if double { 2 * latent } else { latent };
+    n = n
+        .saturating_add(mid(c))
+        .saturating_add(2 * c)
+        .saturating_add(conv3(z, c));
+    // Quantizer and the 1×1 convs around it.
+    n = n
+        .saturating_add(codes.saturating_mul(embed))
+        .saturating_add(embed * latent + embed)
+        .saturating_add(latent * embed + latent);
+    // Decoder.
+    let mut c = top_width;
+    n = n.saturating_add(conv3(c, latent)).saturating_add(mid(c));
+    for l in (0..levels).rev() {
+        let out = base.saturating_mul(mult[l]);
+        for _ in 0..=blocks {
+            n = n.saturating_add(res(c, out));
+            c = out;
+            if l == levels - 1 {
+                n = n.saturating_add(attn(c));
+            }
+        }
+        if l != 0 {
+            n = n.saturating_add(conv3(c, c));
+        }
+    }
+    Ok(n.saturating_add(2 * c).saturating_add(conv3(out_ch, c)))
 }
 
 /// A bias switch of an encoder: fixed, or the encoder config's key (default `default`).
