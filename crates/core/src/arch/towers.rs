@@ -749,6 +749,8 @@ pub(crate) fn towers(
     let mut first: Option<(u64, Scope)> = None;
     for (key, kind) in [
         ("vision_config", TowerKind::Vision),
+        // DeepSeek-VL hybrid's SAM encoder beside its SigLIP one.
+        ("high_res_vision_config", TowerKind::Vision),
         ("audio_config", TowerKind::Audio),
     ] {
         let sub = top.class.and_then(|c| c.sub_config(key));
