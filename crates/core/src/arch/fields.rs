@@ -303,9 +303,22 @@ impl<'a> Scope<'a> {
     }
 
     /// A value for a family formula (`arch/expr.rs`): an integer, a boolean as 1 or 0, a list's
-    /// length for `len:<key>`, or a key of a nested object for `<object>.<key>` (read with
-    /// that object's class defaults). None when the config and the class have no such key.
+    /// length for `len:<key>`, whether a key is set for `has:<key>`, a value or 0 for
+    /// `opt:<key>`, an entry of a list for `<key>.<i>`, or a key of a nested object for
+    /// `<object>.<key>` (read with that object's class defaults). None when the config and the
+    /// class have no such key.
     pub fn formula_value(&self, name: &str) -> Result<Option<u64>, ArchError> {
+        // `has(key)`: 1 when the key is set (not null), else 0; `opt(key)`: its value, 0 when
+        // null (modules built only when a key is set).
+        if let Some(key) = name.strip_prefix("has:") {
+            return Ok(Some(u64::from(self.find(&[key]).is_some())));
+        }
+        if let Some(key) = name.strip_prefix("opt:") {
+            return Ok(Some(match self.find(&[key]) {
+                None => 0,
+                Some(_) => self.formula_value(key)?.unwrap_or(0),
+            }));
+        }
         if let Some(key) = name.strip_prefix("len:") {
             return Ok(match self.find(&[key]) {
                 Some(f) => match f.value {

@@ -51,6 +51,10 @@ struct Encoder {
     /// The config key of the block count when it is none of the usual names.
     #[serde(default)]
     layers_key: Option<String>,
+    /// The config key of the key/value heads when the encoder's attention is grouped-query
+    /// (EXAONE 4.5's vision blocks: qkv of h + 2 × kv_heads × head_dim rows).
+    #[serde(default)]
+    kv_heads_key: Option<String>,
     /// Parameters of each block beyond the skeleton's, as a formula (q/k norms, extra norms).
     #[serde(default)]
     block_extra: Option<String>,
@@ -566,14 +570,19 @@ fn encoder(
         // Blocks: two norms, q/k/v/o, MLP.
         let gated = e.mlp.as_deref() == Some("gated");
         let mlp_rows = if gated { 3 * i } else { 2 * i };
-        t.push(matrix(4 * h, h).times(layers));
+        // Width of the k and v projections: h, or kv_heads × head_dim when grouped.
+        let kv_width = match &e.kv_heads_key {
+            Some(k) => v.u64_or(&[k.as_str()], heads)? * h.checked_div(heads).unwrap_or(0),
+            None => h,
+        };
+        t.push(matrix(2 * h + 2 * kv_width, h).times(layers));
         t.push(Tensor::matrix(Role::Vision, h, mlp_rows, Split::Rows).times(layers));
         let mut small = 2 * norm(h);
         if toggle(&e.qkv_bias, v, true)? {
             small += if e.k_bias == Some(false) {
-                2 * h
+                h + kv_width
             } else {
-                3 * h
+                h + 2 * kv_width
             };
         }
         if toggle(&e.o_bias, v, true)? {
