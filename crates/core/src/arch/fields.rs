@@ -303,7 +303,8 @@ impl<'a> Scope<'a> {
     }
 
     /// A value for a family formula (`arch/expr.rs`): an integer, a boolean as 1 or 0, a list's
-    /// length for `len:<key>`, whether a key is set for `has:<key>`, a value or 0 for
+    /// length for `len:<key>`, the entries equal to "v" for `count_v:<key>`, whether a key is
+    /// set for `has:<key>`, a value or 0 for
     /// `opt:<key>`, an entry of a list for `<key>.<i>`, or a key of a nested object for
     /// `<object>.<key>` (read with that object's class defaults). None when the config and the
     /// class have no such key.
@@ -318,6 +319,19 @@ impl<'a> Scope<'a> {
                 None => 0,
                 Some(_) => self.formula_value(key)?.unwrap_or(0),
             }));
+        }
+        // `count_<value>(key)`: entries of a list equal to "<value>" (layer kinds of a tower).
+        if let Some((value, key)) = name
+            .strip_prefix("count_")
+            .and_then(|rest| rest.split_once(':'))
+        {
+            return Ok(match self.find(&[key]) {
+                Some(f) => match f.value {
+                    Value::Array(a) => Some(a.iter().filter(|x| x.as_str() == Some(value)).count() as u64),
+                    _ => return Err(self.wrong(&f, "a list")),
+                },
+                None => None,
+            });
         }
         if let Some(key) = name.strip_prefix("len:") {
             return Ok(match self.find(&[key]) {
