@@ -309,6 +309,16 @@ impl<'a> Scope<'a> {
     /// `<object>.<key>` (read with that object's class defaults). None when the config and the
     /// class have no such key.
     pub fn formula_value(&self, name: &str) -> Result<Option<u64>, ArchError> {
+        // `f:obj.key`: the function of a nested config's key.
+        if let Some((f, key)) = name.split_once(':') {
+            if let Some((head, rest)) = key.split_once('.') {
+                if self.obj.get(head).is_some_and(Value::is_object)
+                    || self.class.and_then(|c| c.sub_config(head)).is_some()
+                {
+                    return self.formula_value(&format!("{head}.{f}:{rest}"));
+                }
+            }
+        }
         // `has(key)`: 1 when the key is set (not null), else 0; `opt(key)`: its value, 0 when
         // null (modules built only when a key is set).
         if let Some(key) = name.strip_prefix("has:") {

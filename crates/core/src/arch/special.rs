@@ -13,6 +13,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
         "opt" => opt(t, fam),
         "lfm2" | "lfm2_moe" => lfm2(t, fam),
         "idefics" => idefics(t, fam),
+        "molmo2_text" => molmo2(t, fam),
         _ => Ok(()),
     }
 }
@@ -87,5 +88,16 @@ fn idefics(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
     fam.cross_extra = Some(format!(
         "{alphas} + 3 * h * i + 2 * h + qk_layer_norms * 2 * d"
     ));
+    Ok(())
+}
+
+/// models/molmo2/modeling_molmo2.py Molmo2TextAttention: q_norm/k_norm over head_dim for
+/// `qk_norm_type` "qwen3", over all heads for "olmo", none otherwise.
+fn molmo2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    fam.qk_norm = match t.string(&["qk_norm_type"])?.as_deref() {
+        Some("qwen3") => Some("head".into()),
+        Some("olmo") => Some("full".into()),
+        _ => None,
+    };
     Ok(())
 }
