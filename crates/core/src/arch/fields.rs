@@ -304,7 +304,7 @@ impl<'a> Scope<'a> {
 
     /// A value for a family formula (`arch/expr.rs`): an integer, a boolean as 1 or 0, a list's
     /// length for `len:<key>`, the entries equal to "v" for `count_v:<key>`, whether a key is
-    /// set for `has:<key>`, a value or 0 for
+    /// set for `has:<key>`, int(1 / ratio) for `inv:<key>`, a value or 0 for
     /// `opt:<key>`, an entry of a list for `<key>.<i>`, or a key of a nested object for
     /// `<object>.<key>` (read with that object's class defaults). None when the config and the
     /// class have no such key.
@@ -323,6 +323,13 @@ impl<'a> Scope<'a> {
         // null (modules built only when a key is set).
         if let Some(key) = name.strip_prefix("has:") {
             return Ok(Some(u64::from(self.find(&[key]).is_some())));
+        }
+        // `inv(key)`: int(1 / value) of a ratio (a pixel shuffle's `downsample_ratio` 0.5 → 2).
+        if let Some(key) = name.strip_prefix("inv:") {
+            return Ok(self
+                .f64(&[key])?
+                .filter(|x| *x > 0.0 && *x <= 1.0)
+                .map(|x| (1.0 / x + 1e-9) as u64));
         }
         if let Some(key) = name.strip_prefix("opt:") {
             return Ok(Some(match self.find(&[key]) {

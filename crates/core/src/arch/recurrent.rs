@@ -87,6 +87,9 @@ pub(crate) fn build(
         .bool(&["use_conv_bias", "mamba_conv_bias", "conv_bias"])?
         .unwrap_or(kind == RecKind::Mamba || kind == RecKind::Mamba2);
     let proj_bias = t.flag(&["use_bias", "mamba_proj_bias", "mamba_bias"])?;
+    // vLLM's cache setting (its mamba_ssm_cache_dtype); transformers' modeling files never read
+    // it and keep the recurrent state in float32 (the oracle's cache tensors).
+    t.mark_read(&["mamba_ssm_cache_dtype"]);
     match kind {
         RecKind::Mamba => {
             let di = match t.u64(&["mamba_expand", "expand"])? {
