@@ -97,6 +97,9 @@ pub struct Family {
     pub cross_layers_key: Option<String>,
     #[serde(default)]
     pub cross_interval_key: Option<String>,
+    /// Every layer has cross-attention (BLIP's text decoder).
+    #[serde(default)]
+    pub cross_all: Option<bool>,
     /// Cross-attention layers have no self-attention (Mllama); else the cross-attention block
     /// comes beside the layer's own (IDEFICS).
     #[serde(default)]
@@ -269,6 +272,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         attention_experts,
         cross_layers_key,
         cross_interval_key,
+        cross_all,
         cross_replaces_attention,
         cross_kv_input,
         cross_qk_norm,

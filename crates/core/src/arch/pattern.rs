@@ -161,8 +161,9 @@ pub(crate) fn plans(
 }
 
 /// Which layers have cross-attention to the vision encoder: those the family's list key names
-/// (Mllama `cross_attention_layers`), or every n-th from its interval key (IDEFICS
-/// `cross_layer_interval`, modeling_idefics.py: `idx % cross_layer_interval == 0`).
+/// (Mllama `cross_attention_layers`), every n-th from its interval key (IDEFICS
+/// `cross_layer_interval`, modeling_idefics.py: `idx % cross_layer_interval == 0`), or every
+/// layer (BLIP's text decoder).
 fn cross_layers(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
     let t = b.text;
     let mut out = vec![false; n];
@@ -178,6 +179,9 @@ fn cross_layers(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
                 *slot = true;
             }
         }
+    }
+    if b.fam.cross_all == Some(true) {
+        out.fill(true);
     }
     if let Some(key) = &b.fam.cross_interval_key {
         let every = t.u64_or(&[key.as_str()], 1)?.max(1) as usize;
