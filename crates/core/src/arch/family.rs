@@ -141,6 +141,10 @@ pub struct Family {
     /// Qwen-MoE's sigmoid gate on the shared expert (hidden → 1).
     #[serde(default)]
     pub shared_expert_gate: Option<bool>,
+    /// `moe_intermediate_size` lists one width per expert group, each group with its own router
+    /// (ERNIE-4.5-VL's text and vision experts).
+    #[serde(default)]
+    pub moe_groups: Option<bool>,
     /// Routed experts are gated (gate, up, down) unless this is "plain".
     #[serde(default)]
     pub expert_mlp: Option<String>,
@@ -288,6 +292,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         shared_experts,
         shared_expert_gate,
         expert_mlp,
+        moe_groups,
         positions,
         positions_offset,
         lm_head_bias,

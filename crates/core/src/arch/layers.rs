@@ -9,6 +9,7 @@
 //! `modeling_deepseek_v3.py`: router, experts, shared experts), recurrent mixers in
 //! `recurrent.rs`.
 
+use super::fields;
 use super::recurrent::{self, RecKind};
 use super::{ArchError, Basics, Builder};
 use crate::layer::{
@@ -430,6 +431,23 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 .experts
                 .saturating_sub(m.top_k)
                 .saturating_mul(mlp_params(h, m.width, egated, ebias));
+            // ERNIE-4.5-VL (modeling_ernie4_5_vl_moe.py Ernie4_5_VLMoeMoeBlock): a second group of
+            // experts for image tokens, with its own router, per further `moe_intermediate_size`
+            // entry. A text token runs none of them.
+            if b.fam.moe_groups == Some(true) {
+                if let Some((_, fields::PerLayer::List(widths))) = b.text.per_layer(&["moe_intermediate_size"])? {
+                    for &w in widths.iter().skip(1) {
+                        t.push(Tensor::matrix(Role::Router, m.experts, h, Split::Replicated));
+                        if b.fam.router_bias == Some(true) {
+                            t.push(Tensor::vector(m.experts));
+                        }
+                        mlp_tensors(&mut t, Role::Expert, h, w, egated, ebias, m.experts);
+                        inactive = inactive.saturating_add(
+                            m.experts.saturating_mul(mlp_params(h, w, egated, ebias)),
+                        );
+                    }
+                }
+            }
             let dense = basics.intermediate.get(0);
             Ffn::Moe {
                 moe: Moe {
