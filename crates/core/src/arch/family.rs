@@ -145,6 +145,10 @@ pub struct Family {
     /// (ERNIE-4.5-VL's text and vision experts).
     #[serde(default)]
     pub moe_groups: Option<bool>,
+    /// The config key of the width routed experts take in and give out when it is not the
+    /// hidden size (Muse Spark's `moe_hidden_size`).
+    #[serde(default)]
+    pub expert_hidden_key: Option<String>,
     /// Routed experts are gated (gate, up, down) unless this is "plain".
     #[serde(default)]
     pub expert_mlp: Option<String>,
@@ -293,6 +297,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         shared_expert_gate,
         expert_mlp,
         moe_groups,
+        expert_hidden_key,
         positions,
         positions_offset,
         lm_head_bias,

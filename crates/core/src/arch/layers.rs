@@ -411,7 +411,13 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 t.push(Tensor::vector(m.experts));
             }
             let ebias = b.fam.expert_bias == Some(true);
-            mlp_tensors(&mut t, Role::Expert, h, m.width, egated, ebias, m.experts);
+            // Experts working in a narrower space than the model's (Muse Spark: pre/post expert
+            // projections around them, in `layer_extra`).
+            let eh = match &b.fam.expert_hidden_key {
+                Some(k) => b.text.u64(&[k.as_str()])?.unwrap_or(h),
+                None => h,
+            };
+            mlp_tensors(&mut t, Role::Expert, eh, m.width, egated, ebias, m.experts);
             if m.shared > 0 {
                 // DeepSeek's n shared experts are one MLP n times as wide: the same tensors.
                 mlp_tensors(
@@ -430,7 +436,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             inactive = m
                 .experts
                 .saturating_sub(m.top_k)
-                .saturating_mul(mlp_params(h, m.width, egated, ebias));
+                .saturating_mul(mlp_params(eh, m.width, egated, ebias));
             // ERNIE-4.5-VL (modeling_ernie4_5_vl_moe.py Ernie4_5_VLMoeMoeBlock): a second group of
             // experts for image tokens, with its own router, per further `moe_intermediate_size`
             // entry. A text token runs none of them.

@@ -278,6 +278,9 @@ impl Names<'_> {
             let top = self.scopes[self.scopes.len().saturating_sub(2)];
             return vqgan(top, key);
         }
+        if name == "conv_stages:self" {
+            return conv_stages(self.scopes[0]);
+        }
         // `top.<key>`: the top-level config's own key, which an encoder's may shadow.
         let (scopes, name) = match name.strip_prefix("top.") {
             Some(key) => (&self.scopes[self.scopes.len().saturating_sub(2)..], key),
@@ -387,6 +390,43 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
         }
     }
     Ok(n.saturating_add(2 * c).saturating_add(conv3(out_ch, c)))
+}
+
+/// The parameters of Muse Spark's audio encoder (models/muse_spark/modeling_muse_spark.py
+/// MuseSparkAudioModel): per stage s, a patch embedding Linear [hidden_sizes[s], in × patch_sizes[s]]
+/// with bias and an RMSNorm (in = 1, then the previous stage's width), and depths[s] conv blocks
+/// (a causal depthwise Conv1d [H, 1, conv_kernel_size] with bias, an RMSNorm, an MLP fc1/fc2 of
+/// H × mlp_ratio with biases); a final RMSNorm, proj [out_hidden_size, last width] with bias and
+/// post_proj_norm. Code because the stages are lists a formula cannot loop over.
+fn conv_stages(v: &Scope) -> Result<u64, ArchError> {
+    let (_, widths) = v.u64s(&["hidden_sizes"])?.unwrap_or_default();
+    let (_, depths) = v.u64s(&["depths"])?.unwrap_or_default();
+    let (_, patches) = v.u64s(&["patch_sizes"])?.unwrap_or_default();
+    let stages = v.u64_or(&["num_hidden_layers"], widths.len() as u64)? as usize;
+    if stages == 0 || stages > widths.len() || stages > depths.len() || stages > patches.len() {
+        return Err(ArchError::field(
+            &v.field("hidden_sizes"),
+            format!(
+                "{} needs hidden_sizes, depths and patch_sizes for each of its {stages} stages",
+                v.field("num_hidden_layers")
+            ),
+        ));
+    }
+    let k = v.req_u64(&["conv_kernel_size"])?;
+    let ratio = v.f64(&["mlp_ratio"])?.unwrap_or(4.0);
+    let out = v.req_u64(&["out_hidden_size"])?;
+    let mut n = 0u64;
+    let mut input = 1u64;
+    for s in 0..stages {
+        let h = widths[s];
+        let i = (h as f64 * ratio) as u64;
+        let block = h * k + h + h + 2 * h * i + i + h;
+        n = n
+            .saturating_add((input * patches[s] + 1) * h + h)
+            .saturating_add(depths[s].saturating_mul(block));
+        input = h;
+    }
+    Ok(n.saturating_add(input + out * input + 2 * out))
 }
 
 /// A bias switch of an encoder: fixed, or the encoder config's key (default `default`).
