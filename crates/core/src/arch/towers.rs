@@ -276,7 +276,20 @@ impl Names<'_> {
         }
         if let Some(key) = name.strip_prefix("vqgan:") {
             let top = self.scopes[self.scopes.len().saturating_sub(2)];
-            return vqgan(top, key);
+            let Some(obj) = top.object(key)? else {
+                return Err(ArchError::field(
+                    &top.field(key),
+                    format!("missing required field '{}'", top.field(key)),
+                ));
+            };
+            let sub = top.class.and_then(|c| c.sub_config(key));
+            return vq_model(&Scope::new(obj, &format!("{key}."), sub), true);
+        }
+        if name == "vq_encoder:self" {
+            return vq_model(self.scopes[0], false);
+        }
+        if name == "seanet:self" {
+            return seanet(self.scopes[0]);
         }
         if name == "conv_stages:self" {
             return conv_stages(self.scopes[0]);
@@ -303,29 +316,24 @@ impl Names<'_> {
     }
 }
 
-/// The parameters of the VQ-GAN image tokenizer a nested config `key` describes
-/// (models/janus/modeling_janus.py JanusVQVAE, the Chameleon VQ-VAE layout): an encoder of
-/// conv_in, per resolution level `num_res_blocks` ResNet blocks (GroupNorm, 3×3 convs with
-/// biases, a 1×1 shortcut when the width changes), attention blocks (GroupNorm, 1×1 q/k/v/proj
-/// with biases) at the last level, a downsampling conv between levels, a mid block (two ResNet
-/// blocks around an attention block), norm_out and conv_out; the quantizer's codebook and the
-/// 1×1 quant/post-quant convs; a decoder mirroring the encoder with `num_res_blocks` + 1 blocks
-/// per level and upsampling convs. Written as code: the widths follow `channel_multiplier`
-/// level by level, which a formula cannot loop over.
-fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
-    let Some(obj) = top.object(key)? else {
-        return Err(ArchError::field(
-            &top.field(key),
-            format!("missing required field '{}'", top.field(key)),
-        ));
-    };
-    let v = Scope::new(obj, &format!("{key}."), top.class.and_then(|c| c.sub_config(key)));
+/// The parameters of a VQ-GAN image tokenizer (models/janus/modeling_janus.py JanusVQVAE, the
+/// Chameleon layout; models/apertus1p5/modeling_apertus1p5.py Apertus1p5VisionTokenizerModel, its
+/// encoder half): an encoder of conv_in, per resolution level `num_res_blocks` ResNet blocks
+/// (GroupNorm, 3×3 convs with biases, a 1×1 shortcut when the width changes), attention blocks
+/// (GroupNorm, 1×1 q/k/v/proj with biases) at the levels whose resolution is in
+/// `attn_resolutions` (the last level when the config has none), a downsampling conv between
+/// levels, a mid block (two ResNet blocks around an attention block), norm_out and conv_out; the
+/// quantizer's codebook and the 1×1 quant conv; with `decoder`, the post-quant conv and a decoder
+/// mirroring the encoder with `num_res_blocks` + 1 blocks per level and upsampling convs. Written
+/// as code: the widths follow `channel_multiplier` level by level, which a formula cannot loop
+/// over.
+fn vq_model(v: &Scope, decoder: bool) -> Result<u64, ArchError> {
     let base = v.req_u64(&["base_channels"])?;
     let (_, mult) = v.u64s(&["channel_multiplier"])?.unwrap_or_default();
     let blocks = v.req_u64(&["num_res_blocks"])?;
     let latent = v.req_u64(&["latent_channels"])?;
     let embed = v.req_u64(&["embed_dim"])?;
-    let codes = v.req_u64(&["num_embeddings"])?;
+    let codes = v.req_u64(&["num_embeddings", "codebook_size"])?;
     let in_ch = v.u64_or(&["in_channels"], 3)?;
     let out_ch = v.u64_or(&["out_channels"], in_ch)?;
     let double = v.flag(&["double_latent"])?;
@@ -338,6 +346,14 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
             ),
         ));
     }
+    let levels = mult.len();
+    // The levels with attention blocks: by resolution, or the last.
+    let attn_at: Vec<bool> = match (v.u64s(&["attn_resolutions"])?, v.u64(&["resolution"])?) {
+        (Some((_, res)), Some(r)) => (0..levels)
+            .map(|l| res.contains(&(r >> l.min(63))))
+            .collect(),
+        _ => (0..levels).map(|l| l == levels - 1).collect(),
+    };
     let conv3 = |o: u64, i: u64| o.saturating_mul(i).saturating_mul(9).saturating_add(o);
     let res = |i: u64, o: u64| {
         let shortcut = if i != o { o * i + o } else { 0 };
@@ -345,7 +361,6 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
     };
     let attn = |c: u64| 4 * c * c + 6 * c;
     let mid = |c: u64| 2 * res(c, c) + attn(c);
-    let levels = mult.len();
     let top_width = base.saturating_mul(mult[levels - 1]);
     // Encoder.
     let mut n = conv3(base, in_ch);
@@ -355,7 +370,7 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
         for _ in 0..blocks {
             n = n.saturating_add(res(c, out));
             c = out;
-            if l == levels - 1 {
+            if attn_at[l] {
                 n = n.saturating_add(attn(c));
             }
         }
@@ -368,12 +383,15 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
         .saturating_add(mid(c))
         .saturating_add(2 * c)
         .saturating_add(conv3(z, c));
-    // Quantizer and the 1×1 convs around it.
+    // Quantizer and the 1×1 conv before it.
     n = n
         .saturating_add(codes.saturating_mul(embed))
-        .saturating_add(embed * latent + embed)
-        .saturating_add(latent * embed + latent);
-    // Decoder.
+        .saturating_add(embed * latent + embed);
+    if !decoder {
+        return Ok(n);
+    }
+    // The 1×1 conv after the quantizer, and the decoder.
+    n = n.saturating_add(latent * embed + latent);
     let mut c = top_width;
     n = n.saturating_add(conv3(c, latent)).saturating_add(mid(c));
     for l in (0..levels).rev() {
@@ -381,7 +399,7 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
         for _ in 0..=blocks {
             n = n.saturating_add(res(c, out));
             c = out;
-            if l == levels - 1 {
+            if attn_at[l] {
                 n = n.saturating_add(attn(c));
             }
         }
@@ -390,6 +408,59 @@ fn vqgan(top: &Scope, key: &str) -> Result<u64, ArchError> {
         }
     }
     Ok(n.saturating_add(2 * c).saturating_add(conv3(out_ch, c)))
+}
+
+/// The parameters of a SEANet audio encoder (models/wavtokenizer/modeling_wavtokenizer.py
+/// WavTokenizerEncoder, the EnCodec layout): convolutions of `num_filters` channels doubling per
+/// `upsampling_ratios` entry (taken in reverse), each stage `num_residual_layers` residual blocks
+/// (a `residual_kernel_size` conv to dim / compress and a 1×1 conv back, a 1×1 shortcut conv when
+/// use_conv_shortcut) and a strided conv of kernel 2 × ratio; an LSTM of `num_lstm_layers`; a
+/// final conv to hidden_size. Each conv has a bias, and under weight_norm a gain per output
+/// channel (norm_type "time_group_norm" instead adds a GroupNorm's weight and bias). Code
+/// because the stages follow a list.
+fn seanet(v: &Scope) -> Result<u64, ArchError> {
+    let (_, ratios) = v.u64s(&["upsampling_ratios"])?.unwrap_or_default();
+    if ratios.len() > 16 {
+        return Err(ArchError::field(
+            &v.field("upsampling_ratios"),
+            format!("{} has more than 16 stages", v.field("upsampling_ratios")),
+        ));
+    }
+    let filters = v.req_u64(&["num_filters"])?;
+    let channels = v.u64_or(&["audio_channels"], 1)?;
+    let kernel = v.req_u64(&["kernel_size"])?;
+    let last_kernel = v.u64_or(&["last_kernel_size"], kernel)?;
+    let res_kernel = v.req_u64(&["residual_kernel_size"])?;
+    let residual = v.u64_or(&["num_residual_layers"], 1)?;
+    let compress = v.u64_or(&["compress"], 2)?.max(1);
+    let shortcut = v.flag(&["use_conv_shortcut"])?;
+    let lstm_layers = v.u64_or(&["num_lstm_layers"], 0)?;
+    let hidden = v.req_u64(&["hidden_size"])?;
+    let per_channel = match v.string(&["norm_type"])?.as_deref() {
+        Some("weight_norm") => 1,
+        Some("time_group_norm") => 2,
+        _ => 0,
+    };
+    let conv = |i: u64, o: u64, k: u64| {
+        o.saturating_mul(i)
+            .saturating_mul(k)
+            .saturating_add(o * (1 + per_channel))
+    };
+    let mut n = conv(channels, filters, kernel);
+    let mut dim = filters;
+    for &ratio in ratios.iter().rev() {
+        let block = conv(dim, dim / compress, res_kernel)
+            + conv(dim / compress, dim, 1)
+            + if shortcut { conv(dim, dim, 1) } else { 0 };
+        n = n
+            .saturating_add(residual.saturating_mul(block))
+            .saturating_add(conv(dim, 2 * dim, 2 * ratio));
+        dim *= 2;
+    }
+    let lstm = 8 * dim * dim + 8 * dim;
+    Ok(n
+        .saturating_add(lstm_layers.saturating_mul(lstm))
+        .saturating_add(conv(dim, hidden, last_kernel)))
 }
 
 /// The parameters of Muse Spark's audio encoder (models/muse_spark/modeling_muse_spark.py
