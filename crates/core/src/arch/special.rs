@@ -14,6 +14,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
         "lfm2" | "lfm2_moe" => lfm2(t, fam),
         "idefics" => idefics(t, fam),
         "molmo2_text" => molmo2(t, fam),
+        "modernbert-decoder" => modernbert_decoder(t, fam),
         _ => Ok(()),
     }
 }
@@ -99,5 +100,12 @@ fn molmo2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
         Some("olmo") => Some("full".into()),
         _ => None,
     };
+    Ok(())
+}
+
+/// models/modernbert_decoder/modeling_modernbert_decoder.py: every LayerNorm has a bias only
+/// when `norm_bias`.
+fn modernbert_decoder(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    fam.norm = Some(if t.flag(&["norm_bias"])? { "layer" } else { "layer_nobias" }.into());
     Ok(())
 }
