@@ -118,6 +118,25 @@ pub struct Family {
     /// Whether transformers caches the image tokens' K and V (Mllama: yes).
     #[serde(default)]
     pub cross_cached: Option<bool>,
+    /// The config lists each layer as two blocks, an attention one and an "mlp" one (Dory's
+    /// released configs: its config class halves layer_types and the layer counts).
+    #[serde(default)]
+    pub paired_blocks: Option<bool>,
+    /// A section of layers run several times over with the same weights (Dory's recurrent
+    /// section): the config keys of its first layer, its length, the number of runs, and the
+    /// cache mode ("per_loop": each run caches its own K/V; "last_loop": one cache per layer).
+    #[serde(default)]
+    pub loop_start_key: Option<String>,
+    #[serde(default)]
+    pub loop_count_key: Option<String>,
+    #[serde(default)]
+    pub loop_times_key: Option<String>,
+    #[serde(default)]
+    pub loop_cache_key: Option<String>,
+    /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
+    /// `num_layers_per_stack` layers (reuse.rs).
+    #[serde(default)]
+    pub hrm_cycles: Option<bool>,
     /// Multi-query attention when this key is true (Falcon's `multi_query`).
     #[serde(default)]
     pub multi_query_key: Option<String>,
@@ -279,6 +298,12 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         attention_gate,
         attention_experts,
         cross_layers_key,
+        paired_blocks,
+        loop_start_key,
+        loop_count_key,
+        loop_times_key,
+        loop_cache_key,
+        hrm_cycles,
         cross_interval_key,
         cross_all,
         cross_replaces_attention,

@@ -18,6 +18,7 @@ mod layers;
 mod pattern;
 mod quant;
 mod recurrent;
+mod reuse;
 mod special;
 mod towers;
 

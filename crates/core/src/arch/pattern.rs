@@ -135,7 +135,7 @@ pub(crate) fn plans(
     }
     let ffns = ffns(b, basics, &kinds)?;
     let overrides = per_layer_overrides(b, n)?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.max(kinds.len()));
     for (i, (mixer, mut ffn)) in mixers.into_iter().zip(ffns).enumerate() {
         let o = overrides.get(i).cloned().unwrap_or_default();
         if let (FfnPlan::Dense(_), Some(w)) = (ffn, o.intermediate) {
@@ -153,11 +153,11 @@ pub(crate) fn plans(
             } else {
                 basics.v_head_dim
             },
-            cross: cross[i],
+            cross: cross.get(i).copied().unwrap_or(false),
             weights_from: None,
         });
     }
-    Ok(out)
+    super::reuse::expand(b, out)
 }
 
 /// Which layers have cross-attention to the vision encoder: those the family's list key names
@@ -283,6 +283,19 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
                 ),
             ));
         }
+        // Dory's released configs list every layer as an attention block and an "mlp" block;
+        // its config class keeps every other entry (configuration_dory.py __post_init__).
+        let types: Vec<String> =
+            if b.fam.paired_blocks == Some(true) && types.iter().any(|x| x == "mlp") {
+                types.into_iter().step_by(2).collect()
+            } else {
+                types
+            };
+        let n = if b.fam.paired_blocks == Some(true) {
+            n.min(types.len())
+        } else {
+            n
+        };
         let mut out = Vec::with_capacity(n);
         for (i, name) in types.iter().take(n).enumerate() {
             out.push(kind_of(name).ok_or_else(|| {
