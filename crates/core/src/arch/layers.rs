@@ -257,6 +257,10 @@ fn attention(
                 topk,
             });
         }
+        if b.fam.attention_gate.as_deref() == Some("linear") {
+            // An output gate over the heads' values (HY-V4: gate_proj [heads × v_head_dim, h]).
+            out.push(Tensor::matrix(a, heads * m.v_head_dim, h, Split::Rows));
+        }
         (qk, m.v_head_dim)
     } else {
         let gate = match b.fam.attention_gate.as_deref() {

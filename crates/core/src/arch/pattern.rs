@@ -125,6 +125,7 @@ pub(crate) fn plans(
         });
     }
     kv_sharing(b, &kinds, &mut mixers)?;
+    shared_indexers(b, &mut mixers)?;
     let cross = cross_layers(b, n)?;
     if b.fam.cross_replaces_attention == Some(true) {
         for (m, &c) in mixers.iter_mut().zip(&cross) {
@@ -158,6 +159,35 @@ pub(crate) fn plans(
         });
     }
     super::reuse::expand(b, out)
+}
+
+/// HY-V4's `indexer_types`: a "shared" layer reuses the previous "full" layer's top-k selection
+/// and has no indexer of its own, neither weights nor indexer keys in the cache
+/// (modeling_hy_v4.py HYV4Attention `skip_topk`).
+fn shared_indexers(b: &Builder, mixers: &mut [Mixer]) -> Result<(), ArchError> {
+    let Some((field, types)) = b.text.strings(&["indexer_types"])? else {
+        return Ok(());
+    };
+    for (i, m) in mixers.iter_mut().enumerate() {
+        match types.get(i).map(String::as_str) {
+            Some("shared") => {
+                if let Mixer::Attention { indexed, .. } = m {
+                    *indexed = false;
+                }
+            }
+            Some("full") | None => {}
+            Some(other) => {
+                return Err(ArchError::field(
+                    &field,
+                    format!(
+                        "{field}[{i}] = \"{}\" is neither \"full\" nor \"shared\"",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Which layers have cross-attention to the vision encoder: those the family's list key names
