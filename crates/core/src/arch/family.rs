@@ -78,6 +78,12 @@ pub struct Family {
     pub qk_norm_key: Option<String>,
     #[serde(default)]
     pub sinks: Option<bool>,
+    /// Sinks only on sliding-window layers (MiMo-V2-Flash).
+    #[serde(default)]
+    pub sliding_only_sinks: Option<bool>,
+    /// Sliding-window layers have this many times the config's KV heads (MiMo-V2-Flash: 2).
+    #[serde(default)]
+    pub sliding_kv_factor: Option<u64>,
     /// Layers that read another layer's KV have no k/v projections (nor a k norm) of their
     /// own (Gemma 3n, Gemma 4).
     #[serde(default)]
@@ -295,6 +301,8 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         qk_norm,
         qk_norm_key,
         sinks,
+        sliding_only_sinks,
+        sliding_kv_factor,
         attention_gate,
         attention_experts,
         cross_layers_key,

@@ -331,7 +331,8 @@ fn attention(
         }
         _ => false,
     };
-    let sinks = b.fam.sinks == Some(true);
+    let sinks = b.fam.sinks == Some(true)
+        && (b.fam.sliding_only_sinks != Some(true) || matches!(span, Span::Window(_)));
     if sinks {
         out.push(Tensor::vector(heads));
     }

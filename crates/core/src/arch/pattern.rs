@@ -147,7 +147,14 @@ pub(crate) fn plans(
             mixer,
             ffn,
             heads: o.heads.unwrap_or(basics.heads.get(i)),
-            kv_heads: o.kv_heads.unwrap_or(basics.kv_heads.get(i)),
+            kv_heads: o.kv_heads.unwrap_or(basics.kv_heads.get(i))
+                * match mixer {
+                    Mixer::Attention {
+                        span: Span::Window(_),
+                        ..
+                    } => b.fam.sliding_kv_factor.unwrap_or(1),
+                    _ => 1,
+                },
             head_dim,
             v_head_dim: if o.head_dim.is_some() {
                 head_dim
