@@ -127,6 +127,7 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
         "moe_shared_expert_intermediate_size",
         "shared_intermediate_size",
         "shared_experts_intermediate_size",
+        "share_expert_dim",
     ])?;
     let shared = if shared == 0 {
         b.fam.shared_experts.unwrap_or(0)

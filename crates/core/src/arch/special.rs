@@ -15,6 +15,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
         "idefics" => idefics(t, fam),
         "molmo2_text" => molmo2(t, fam),
         "modernbert-decoder" => modernbert_decoder(t, fam),
+        "step3p5" => step3p5(t, fam),
         _ => Ok(()),
     }
 }
@@ -107,5 +108,20 @@ fn molmo2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
 /// when `norm_bias`.
 fn modernbert_decoder(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
     fam.norm = Some(if t.flag(&["norm_bias"])? { "layer" } else { "layer_nobias" }.into());
+    Ok(())
+}
+
+/// models/step3p7/modeling_step3p7.py Step3p7Attention: g_proj [heads, hidden] for `gating`
+/// true or "per-head", else [heads × head_dim, hidden]; sliding layers' head count comes through
+/// `per_layer_config` (configuration_step3p7.py), so `num_sliding_attention_heads` is read there.
+fn step3p5(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    let per_head = match t.find(&["gating"]).map(|f| f.value.clone()) {
+        None => true,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::String(s)) => s == "per-head",
+        Some(_) => false,
+    };
+    fam.layer_extra = Some(if per_head { "heads * h" } else { "heads * d * h" }.into());
+    t.mark_read(&["num_sliding_attention_heads"]);
     Ok(())
 }
