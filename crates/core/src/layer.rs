@@ -58,8 +58,9 @@ pub struct Latent {
     pub v_head_dim: u64,
 }
 
-/// DeepSeek-V3.2's sparse-attention indexer ("lightning indexer"): it caches one key of
-/// `head_dim` per token per layer, apart from the latent.
+/// A sparse-attention indexer: DeepSeek-V3.2's "lightning indexer" beside the latent, or
+/// MiniMax-M3's block indexer beside K and V. It caches one key of `head_dim` per token per
+/// layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Indexer {
     pub heads: u64,
@@ -172,6 +173,7 @@ impl Attention {
             (false, _, _) => "kv_shared_attention",
             (true, Some(_), _) if self.indexer.is_some() => "latent_attention_indexed",
             (true, Some(_), _) => "latent_attention",
+            (true, None, _) if self.indexer.is_some() => "indexed_attention",
             (true, None, Span::Full) => "full_attention",
             (true, None, Span::Window(_)) => "sliding_attention",
             (true, None, Span::Chunk(_)) => "chunked_attention",
@@ -399,6 +401,7 @@ impl Layer {
                 (false, _, _) => 'X',
                 (true, Some(_), _) if a.indexer.is_some() => 'I',
                 (true, Some(_), _) => 'L',
+                (true, None, _) if a.indexer.is_some() => 'I',
                 (true, None, Span::Full) => 'F',
                 (true, None, Span::Window(_)) => 'S',
                 (true, None, Span::Chunk(_)) => 'C',

@@ -206,7 +206,8 @@ pub struct LayerSummary {
     /// Decoder layers (MTP layers apart).
     pub total: u64,
     /// Layers of each kind: "full_attention", "sliding_attention", "chunked_attention",
-    /// "kv_shared_attention", "latent_attention", "latent_attention_indexed", "mamba",
+    /// "kv_shared_attention", "latent_attention", "latent_attention_indexed",
+    /// "indexed_attention", "mamba",
     /// "mamba2", "gated_deltanet", "kimi_delta_attention", "short_conv", "lightning_attention",
     /// "<recurrent>+<attention>" for hybrid layers, "cross_attention" (Mllama) or
     /// "<kind>+cross_attention" (IDEFICS), "mlp_only", "moe_only".
@@ -223,7 +224,7 @@ pub struct LayerSummary {
     pub mtp_layers: u64,
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
-    /// I latent with indexer, R recurrent, H hybrid, A cross-attention only (Mllama), M
+    /// I with a sparse-attention indexer (latent or not), R recurrent, H hybrid, A cross-attention only (Mllama), M
     /// mixer-less (MLP/MoE only).
     pub pattern: String,
 }
@@ -320,12 +321,20 @@ impl ModelDesc {
     }
 
     /// The first layer kind an engine profile cannot size, named for its one-line refusal:
-    /// cross-attention to image tokens, or a recurrent mixer outside `recurrent_ok` (the kinds
-    /// the profile sizes).
+    /// cross-attention to image tokens, attention with an indexer key cache beside K and V, or
+    /// a recurrent mixer outside `recurrent_ok` (the kinds the profile sizes).
     pub fn kind_beyond(&self, recurrent_ok: &[RecurrentKind]) -> Option<String> {
         self.inventory.kinds.iter().find_map(|k| {
             if k.cross.is_some() {
                 return Some("cross-attention".to_string());
+            }
+            // An indexer's key cache beside K and V (MiniMax-M3 sparse layers).
+            if k
+                .attention
+                .as_ref()
+                .is_some_and(|a| a.indexer.is_some() && a.latent.is_none())
+            {
+                return Some("indexed_attention".to_string());
             }
             match &k.recurrent {
                 Some(r) if !recurrent_ok.contains(&r.kind) => Some(r.kind.name().to_string()),

@@ -300,6 +300,23 @@ fn attention(
             Some(e) => out.push(Tensor::matrix(Role::Expert, e * h, kv * dv, Split::Cols)),
             None => out.push(Tensor::matrix(a, h, heads * dv, Split::Cols)),
         }
+        if indexed {
+            // MiniMax-M3's block-sparse indexer (modeling_minimax_m3_vl.py MiniMaxM3VLIndexer):
+            // q_proj [index_n_heads × index_head_dim, h], k_proj [index_head_dim, h], q/k
+            // RMSNorms; its keys [batch, 1, tokens, index_head_dim] cached beside K and V
+            // (MiniMaxM3VLSparseCacheLayer idx_keys).
+            let ih = t.req_u64(&["index_n_heads"])?;
+            let id = t.req_u64(&["index_head_dim"])?;
+            out.push(Tensor::matrix(a, ih * id, h, Split::Replicated));
+            out.push(Tensor::matrix(a, id, h, Split::Replicated));
+            out.push(Tensor::vector(2 * id));
+            let block = t.u64_or(&["index_block_size"], 1)?;
+            indexer = Some(Indexer {
+                heads: ih,
+                head_dim: id,
+                topk: t.u64_or(&["index_topk_blocks"], 0)?.saturating_mul(block),
+            });
+        }
         if qkv_bias {
             out.push(Tensor::vector(heads * d + kv * d + kv * dv));
         }

@@ -36,7 +36,10 @@ fn kind_of(name: &str) -> Option<Kind> {
             Kind::Sliding
         }
         "chunked_attention" => Kind::Chunked,
-        "indexed_attention" | "deepseek_sparse_attention" | "qwen_sparse_attention" => {
+        "indexed_attention"
+        | "deepseek_sparse_attention"
+        | "qwen_sparse_attention"
+        | "minimax_m3_sparse" => {
             Kind::Indexed
         }
         "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" => Kind::Linear,

@@ -54,7 +54,10 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if let Some(kind) = model.kind_beyond(&[]).filter(|k| k == "cross-attention") {
+    if let Some(kind) = model
+        .kind_beyond(&[])
+        .filter(|k| k == "cross-attention" || k == "indexed_attention")
+    {
         return Err(format!(
             "{} has {kind} layers; the SGLang profile models attention KV pools only (use --engine generic)",
             model.id

@@ -620,9 +620,12 @@ pub fn estimate(
     args: &VllmArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if let Some(kind) = model.kind_beyond(&[]).filter(|k| k == "cross-attention") {
+    if let Some(kind) = model
+        .kind_beyond(&[])
+        .filter(|k| k == "cross-attention" || k == "indexed_attention")
+    {
         return Err(format!(
-            "{} has {kind} layers (their image tokens' K and V); the vLLM profile does not model vLLM's encoder-decoder cache yet (use --engine generic)",
+            "{} has {kind} layers, whose cache beside the text tokens' K and V the vLLM profile does not size yet (use --engine generic)",
             model.id
         ));
     }
