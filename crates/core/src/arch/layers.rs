@@ -31,6 +31,9 @@ pub struct Plan {
     pub cross: bool,
     /// The layer whose weights this one runs again (HRM): no tensors of its own.
     pub weights_from: Option<u32>,
+    /// The layer's own latent widths (`per_layer_config`: dots3's sliding layers).
+    pub kv_lora_rank: Option<u64>,
+    pub qk_nope_head_dim: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,12 +194,15 @@ fn attention(
         None => qkv_bias,
         some => b.toggle(some, "attention_bias")?,
     };
-    let latent = match t.u64(&["kv_lora_rank"])? {
+    let latent = match p.kv_lora_rank.or(t.u64(&["kv_lora_rank"])?) {
         Some(r) if r > 0 => Some(Latent {
             kv_lora_rank: r,
             q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
             qk_rope_head_dim: t.req_u64(&["qk_rope_head_dim"])?,
-            qk_nope_head_dim: t.req_u64(&["qk_nope_head_dim"])?,
+            qk_nope_head_dim: match p.qk_nope_head_dim {
+                Some(n) => n,
+                None => t.req_u64(&["qk_nope_head_dim"])?,
+            },
             v_head_dim: t.req_u64(&["v_head_dim"])?,
         }),
         _ => None,

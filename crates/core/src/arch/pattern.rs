@@ -166,6 +166,8 @@ pub(crate) fn plans(
             },
             cross: cross.get(i).copied().unwrap_or(false),
             weights_from: None,
+            kv_lora_rank: o.kv_lora_rank,
+            qk_nope_head_dim: o.qk_nope_head_dim,
         });
     }
     super::reuse::expand(b, out)
@@ -240,6 +242,8 @@ struct Overrides {
     heads: Option<u64>,
     kv_heads: Option<u64>,
     intermediate: Option<u64>,
+    kv_lora_rank: Option<u64>,
+    qk_nope_head_dim: Option<u64>,
 }
 
 fn per_layer_overrides(b: &Builder, n: usize) -> Result<Vec<Overrides>, ArchError> {
@@ -279,6 +283,8 @@ fn per_layer_overrides(b: &Builder, n: usize) -> Result<Vec<Overrides>, ArchErro
                 "num_attention_heads" => o.heads = Some(num),
                 "num_key_value_heads" => o.kv_heads = Some(num),
                 "intermediate_size" => o.intermediate = Some(num),
+                "kv_lora_rank" => o.kv_lora_rank = Some(num),
+                "qk_nope_head_dim" => o.qk_nope_head_dim = Some(num),
                 other => {
                     return Err(ArchError::field(
                         &field,

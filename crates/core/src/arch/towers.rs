@@ -39,7 +39,7 @@ struct Encoder {
     k_bias: Option<bool>,
     #[serde(default)]
     o_bias: Option<Toggle>,
-    /// "plain" (fc1, fc2) or "gated" (gate, up, down).
+    /// "plain" (fc1, fc2), "gated" (gate, up, down) or "none" (counted by a part).
     #[serde(default)]
     mlp: Option<String>,
     #[serde(default)]
@@ -288,6 +288,9 @@ impl Names<'_> {
         if name == "vq_encoder:self" {
             return vq_model(self.scopes[0], false);
         }
+        if name == "moe_blocks:self" {
+            return moe_blocks(self.scopes[0]);
+        }
         if name == "seanet:self" {
             return seanet(self.scopes[0]);
         }
@@ -408,6 +411,37 @@ fn vq_model(v: &Scope, decoder: bool) -> Result<u64, ArchError> {
         }
     }
     Ok(n.saturating_add(2 * c).saturating_add(conv3(out_ch, c)))
+}
+
+/// The MLPs of an encoder whose blocks are dense or routed by `mlp_layer_types`, with per-block
+/// expert counts from `per_layer_config` (models/dots3_note/modeling_dots3_note.py
+/// Dots3NoteVisionBlock: a gated MLP of intermediate_size, or a router [experts, h] and gated
+/// experts of moe_intermediate_size, no biases). Code because the counts vary block by block.
+fn moe_blocks(v: &Scope) -> Result<u64, ArchError> {
+    let (_, types) = v.strings(&["mlp_layer_types"])?.unwrap_or_default();
+    let h = v.req_u64(&["hidden_size"])?;
+    let i = v.req_u64(&["intermediate_size"])?;
+    let mi = v.u64_or(&["moe_intermediate_size"], i)?;
+    let experts = v.u64_or(&["num_local_experts", "num_experts"], 0)?;
+    let per_layer = v.object("per_layer_config")?;
+    let mut n = 0u64;
+    for (l, t) in types.iter().enumerate() {
+        n = n.saturating_add(if t == "sparse" {
+            let e = per_layer
+                .and_then(|o| {
+                    o.iter()
+                        .find(|(k, _)| k.trim().parse::<usize>().ok() == Some(l))
+                })
+                .and_then(|(_, v)| v.get("num_local_experts"))
+                .and_then(super::fields::as_u64)
+                .unwrap_or(experts);
+            super::check_limit(&v.field("num_local_experts"), e, super::limits::MAX_EXPERTS)?;
+            e * h + e * 3 * h * mi
+        } else {
+            3 * h * i
+        });
+    }
+    Ok(n)
 }
 
 /// The parameters of a SEANet audio encoder (models/wavtokenizer/modeling_wavtokenizer.py
@@ -678,9 +712,13 @@ fn encoder(
         if e.pre_norm.unwrap_or(false) {
             t.push(vector(norm(h)));
         }
-        // Blocks: two norms, q/k/v/o, MLP.
+        // Blocks: two norms, q/k/v/o, MLP ("none": the MLPs are a part of their own).
         let gated = e.mlp.as_deref() == Some("gated");
-        let mlp_rows = if gated { 3 * i } else { 2 * i };
+        let mlp_rows = match e.mlp.as_deref() {
+            Some("gated") => 3 * i,
+            Some("none") => 0,
+            _ => 2 * i,
+        };
         // Width of the k and v projections: h, or kv_heads × head_dim when grouped.
         let kv_width = match &e.kv_heads_key {
             Some(k) => v.u64_or(&[k.as_str()], heads)? * h.checked_div(heads).unwrap_or(0),
@@ -699,7 +737,7 @@ fn encoder(
         if toggle(&e.o_bias, v, true)? {
             small += h;
         }
-        if toggle(&e.mlp_bias, v, true)? {
+        if toggle(&e.mlp_bias, v, true)? && mlp_rows > 0 {
             small += if gated { 2 * i + h } else { i + h };
         }
         if e.layer_scale == Some(true) {
