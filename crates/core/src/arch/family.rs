@@ -139,6 +139,11 @@ pub struct Family {
     pub loop_times_key: Option<String>,
     #[serde(default)]
     pub loop_cache_key: Option<String>,
+    /// Each config layer is two attention sublayers, each with its own cache, a dense MLP of
+    /// its own and two norms, the layer's MoE on the first (LongCat-Flash): described as two
+    /// layers (reuse.rs).
+    #[serde(default)]
+    pub paired_sublayers: Option<bool>,
     /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
     /// `num_layers_per_stack` layers (reuse.rs).
     #[serde(default)]
@@ -312,6 +317,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
+        paired_sublayers,
         cross_interval_key,
         cross_all,
         cross_replaces_attention,

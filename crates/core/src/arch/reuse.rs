@@ -7,17 +7,31 @@
 //!   `n_input_layers` on run `n_recurrent_loops` times; with `recurrent_kv_cache_mode` "per_loop"
 //!   each run appends its own copies of those cache layers (`cache.layers += [copy.deepcopy(c)
 //!   ...]`), with "last_loop" only the last run writes and the earlier ones read it.
+//! - LongCat-Flash (`modeling_longcat_flash.py` LongcatFlashDecoderLayer): each config layer
+//!   holds two MLA sublayers (cache slots `layer_idx * 2 + i`), two dense MLPs and the layer's
+//!   MoE: described as two layers, the MoE on the first.
 //! - HRM (`modeling_hrm_text.py` HrmTextModel.forward): `num_hidden_layers` cache slots, slot
 //!   (h × (L_cycles + 1) + l) × num_layers_per_stack + layer running layer `layer` of the L stack
 //!   for l < L_cycles and of the H stack for l = L_cycles, over H_cycles.
 
-use super::layers::{Mixer, Plan};
+use super::layers::{FfnPlan, Mixer, Plan};
 use super::{ArchError, Builder};
 
 /// The plans with every rerun section expanded.
 pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchError> {
     if b.fam.hrm_cycles == Some(true) {
         return hrm(b, plans);
+    }
+    if b.fam.paired_sublayers == Some(true) {
+        let dense = b.text.req_u64(&["ffn_hidden_size", "intermediate_size"])?;
+        let mut out = Vec::with_capacity(plans.len().saturating_mul(2));
+        for p in plans {
+            let mut second = p.clone();
+            second.ffn = FfnPlan::Dense(dense);
+            out.push(p);
+            out.push(second);
+        }
+        return Ok(out);
     }
     let (Some(start), Some(count), Some(times)) = (
         &b.fam.loop_start_key,
