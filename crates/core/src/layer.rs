@@ -95,14 +95,20 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Whether the layer keeps a cache of its own.
+    /// Whether the layer reads another layer's K and V instead of keeping its own.
+    pub fn shares_kv(&self) -> bool {
+        self.kv_source.is_some()
+    }
+
+    /// Whether the layer keeps a cache of its own: its K and V, or, reading another layer's,
+    /// its own indexer keys (Mistral Large 4's "reuse_but_indexer" layers).
     pub fn caches(&self) -> bool {
-        self.kv_source.is_none()
+        !self.shares_kv() || self.indexer.is_some()
     }
 
     /// Key elements cached per token for the whole layer (latent attention: the latent).
     pub fn k_width(&self) -> u64 {
-        if !self.caches() {
+        if self.shares_kv() {
             return 0;
         }
         match &self.latent {
@@ -114,7 +120,7 @@ impl Attention {
     /// Value elements cached per token for the whole layer (latent attention: the rope key,
     /// stored where transformers stores values).
     pub fn v_width(&self) -> u64 {
-        if !self.caches() {
+        if self.shares_kv() {
             return 0;
         }
         match &self.latent {
@@ -123,12 +129,10 @@ impl Attention {
         }
     }
 
-    /// Indexer key elements cached per token (DeepSeek-V3.2).
+    /// Indexer key elements cached per token (DeepSeek-V3.2, MiniMax-M3): the layer's own, even
+    /// when its K and V are another layer's.
     pub fn indexer_width(&self) -> u64 {
-        match (&self.indexer, self.caches()) {
-            (Some(i), true) => i.head_dim,
-            _ => 0,
-        }
+        self.indexer.as_ref().map_or(0, |i| i.head_dim)
     }
 
     /// KV heads each of `tp` ranks holds: max(1, K / tp), replicated when there are more ranks
@@ -140,19 +144,19 @@ impl Attention {
 
     /// K row elements per token on one of `tp` ranks.
     pub fn k_width_per_rank(&self, tp: u64) -> u64 {
-        match (&self.latent, self.caches()) {
-            (_, false) => 0,
-            (Some(_), true) => self.k_width(),
-            (None, true) => self.kv_heads_per_rank(tp).saturating_mul(self.k_head_dim),
+        match (&self.latent, self.shares_kv()) {
+            (_, true) => 0,
+            (Some(_), false) => self.k_width(),
+            (None, false) => self.kv_heads_per_rank(tp).saturating_mul(self.k_head_dim),
         }
     }
 
     /// V row elements per token on one of `tp` ranks.
     pub fn v_width_per_rank(&self, tp: u64) -> u64 {
-        match (&self.latent, self.caches()) {
-            (_, false) => 0,
-            (Some(_), true) => self.v_width(),
-            (None, true) => self.kv_heads_per_rank(tp).saturating_mul(self.v_head_dim),
+        match (&self.latent, self.shares_kv()) {
+            (_, true) => 0,
+            (Some(_), false) => self.v_width(),
+            (None, false) => self.kv_heads_per_rank(tp).saturating_mul(self.v_head_dim),
         }
     }
 
@@ -169,7 +173,7 @@ impl Attention {
 
     /// The name of this attention's kind, as `layers` in the estimate JSON counts it.
     pub fn kind_name(&self) -> &'static str {
-        match (self.caches(), &self.latent, self.span) {
+        match (!self.shares_kv(), &self.latent, self.span) {
             (false, _, _) => "kv_shared_attention",
             (true, Some(_), _) if self.indexer.is_some() => "latent_attention_indexed",
             (true, Some(_), _) => "latent_attention",
@@ -397,7 +401,7 @@ impl Layer {
             (Some(_), Some(_)) => 'H',
             (None, Some(_)) => 'R',
             (None, None) => 'M',
-            (Some(a), None) => match (a.caches(), &a.latent, a.span) {
+            (Some(a), None) => match (!a.shares_kv(), &a.latent, a.span) {
                 (false, _, _) => 'X',
                 (true, Some(_), _) if a.indexer.is_some() => 'I',
                 (true, Some(_), _) => 'L',

@@ -328,12 +328,11 @@ impl ModelDesc {
             if k.cross.is_some() {
                 return Some("cross-attention".to_string());
             }
-            // An indexer's key cache beside K and V (MiniMax-M3 sparse layers).
-            if k
-                .attention
-                .as_ref()
-                .is_some_and(|a| a.indexer.is_some() && a.latent.is_none())
-            {
+            // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
+            // reading another layer's K and V (Mistral Large 4).
+            if k.attention.as_ref().is_some_and(|a| {
+                a.indexer.is_some() && (a.latent.is_none() || a.shares_kv())
+            }) {
                 return Some("indexed_attention".to_string());
             }
             match &k.recurrent {
@@ -350,7 +349,12 @@ impl ModelDesc {
         self.inventory
             .kinds
             .iter()
-            .all(|k| k.recurrent.is_none() && k.attention.as_ref().is_some_and(|a| a.caches()))
+            .all(|k| {
+                k.recurrent.is_none()
+                    && k.attention
+                        .as_ref()
+                        .is_some_and(|a| a.caches() && !a.shares_kv())
+            })
     }
 
     /// Total parameters as transformers counts them (towers included, tied weights once, MTP

@@ -144,6 +144,10 @@ pub struct Family {
     /// layers (reuse.rs).
     #[serde(default)]
     pub paired_sublayers: Option<bool>,
+    /// A per-layer 0/1 list where 0 marks a layer without rotary positions (Mistral Large 4's
+    /// `no_rope_layers`, whose latent layers then cache no rope key).
+    #[serde(default)]
+    pub rope_flags_key: Option<String>,
     /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
     /// `num_layers_per_stack` layers (reuse.rs).
     #[serde(default)]
@@ -317,6 +321,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
+        rope_flags_key,
         paired_sublayers,
         cross_interval_key,
         cross_all,

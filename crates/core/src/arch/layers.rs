@@ -34,6 +34,9 @@ pub struct Plan {
     /// The layer's own latent widths (`per_layer_config`: dots3's sliding layers).
     pub kv_lora_rank: Option<u64>,
     pub qk_nope_head_dim: Option<u64>,
+    /// A latent-attention layer without rotary positions (Mistral Large 4's `no_rope_layers`
+    /// 0 entries): its rope key width folds into the nope part and nothing rope-wide is cached.
+    pub no_rope: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,16 +198,22 @@ fn attention(
         some => b.toggle(some, "attention_bias")?,
     };
     let latent = match p.kv_lora_rank.or(t.u64(&["kv_lora_rank"])?) {
-        Some(r) if r > 0 => Some(Latent {
-            kv_lora_rank: r,
-            q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
-            qk_rope_head_dim: t.req_u64(&["qk_rope_head_dim"])?,
-            qk_nope_head_dim: match p.qk_nope_head_dim {
+        Some(r) if r > 0 => {
+            let rope = t.req_u64(&["qk_rope_head_dim"])?;
+            let nope = match p.qk_nope_head_dim {
                 Some(n) => n,
                 None => t.req_u64(&["qk_nope_head_dim"])?,
-            },
-            v_head_dim: t.req_u64(&["v_head_dim"])?,
-        }),
+            };
+            // modeling_mistral_large4.py: qk_rope_head_dim 0 and the nope part widened by it.
+            let (rope, nope) = if p.no_rope { (0, nope + rope) } else { (rope, nope) };
+            Some(Latent {
+                kv_lora_rank: r,
+                q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
+                qk_rope_head_dim: rope,
+                qk_nope_head_dim: nope,
+                v_head_dim: t.req_u64(&["v_head_dim"])?,
+            })
+        }
         _ => None,
     };
     let mut indexer = None;
@@ -230,13 +239,15 @@ fn attention(
         } else {
             out.push(Tensor::matrix(a, heads * qk, h, Split::Rows));
         }
-        out.push(Tensor::matrix(
-            a,
-            m.kv_lora_rank + m.qk_rope_head_dim,
-            h,
-            Split::Replicated,
-        ));
-        out.push(Tensor::vector(m.kv_lora_rank));
+        if !drops_kv {
+            out.push(Tensor::matrix(
+                a,
+                m.kv_lora_rank + m.qk_rope_head_dim,
+                h,
+                Split::Replicated,
+            ));
+            out.push(Tensor::vector(m.kv_lora_rank));
+        }
         out.push(Tensor::matrix(
             a,
             heads * (m.qk_nope_head_dim + m.v_head_dim),

@@ -565,6 +565,11 @@ impl Builder<'_> {
                 ("i", _) => basics.intermediate.get(0),
                 // 1 on a layer with routed experts, else 0.
                 ("moe", Some(p)) => u64::from(p.ffn == layers::FfnPlan::Moe),
+                // 1 on a layer with a sparse-attention indexer, else 0.
+                ("indexed", Some(p)) => u64::from(matches!(
+                    p.mixer,
+                    layers::Mixer::Attention { indexed: true, .. }
+                )),
                 // 1 on a layer with (self-)attention, else 0.
                 ("attn", Some(p)) => u64::from(matches!(
                     p.mixer,

@@ -139,6 +139,11 @@ pub(crate) fn plans(
     }
     let ffns = ffns(b, basics, &kinds)?;
     let overrides = per_layer_overrides(b, n)?;
+    // Per-layer rotary flags (1: rotary positions) for the families that have them.
+    let rope_flags = match &b.fam.rope_flags_key {
+        Some(k) => t.u64s(&[k.as_str()])?.map(|(_, f)| f),
+        None => None,
+    };
     let mut out = Vec::with_capacity(n.max(kinds.len()));
     for (i, (mixer, mut ffn)) in mixers.into_iter().zip(ffns).enumerate() {
         let o = overrides.get(i).cloned().unwrap_or_default();
@@ -168,6 +173,7 @@ pub(crate) fn plans(
             weights_from: None,
             kv_lora_rank: o.kv_lora_rank,
             qk_nope_head_dim: o.qk_nope_head_dim,
+            no_rope: rope_flags.as_ref().is_some_and(|f| f.get(i) == Some(&0)),
         });
     }
     super::reuse::expand(b, out)
@@ -512,6 +518,26 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
 /// Gemma 3n / Gemma 4 KV sharing: the last `num_kv_shared_layers` layers read the cache of the
 /// last earlier layer of the same type (configuration_gemma3n.py `kv_sharing_modes`).
 fn kv_sharing(b: &Builder, kinds: &[Kind], mixers: &mut [Mixer]) -> Result<(), ArchError> {
+    // Mistral Large 4 (configuration_mistral_large4.py): layer i reads the latent cache of
+    // kv_source_layers[i], an earlier layer that keeps its own.
+    if let Some((field, sources)) = b.text.u64s(&["kv_source_layers"])? {
+        for (i, m) in mixers.iter_mut().enumerate() {
+            let Some(&src) = sources.get(i) else { break };
+            if src as usize == i {
+                continue;
+            }
+            if src as usize > i || sources.get(src as usize) != Some(&src) {
+                return Err(ArchError::field(
+                    &field,
+                    format!("{field}[{i}] = {src} is not an earlier layer keeping its own cache"),
+                ));
+            }
+            if let Mixer::Attention { source, .. } = m {
+                *source = Some(src as u32);
+            }
+        }
+        return Ok(());
+    }
     let shared = b.text.u64_or(&["num_kv_shared_layers"], 0)? as usize;
     let n = mixers.len();
     if shared == 0 || n == 0 {
