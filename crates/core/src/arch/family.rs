@@ -148,6 +148,10 @@ pub struct Family {
     /// `no_rope_layers`, whose latent layers then cache no rope key).
     #[serde(default)]
     pub rope_flags_key: Option<String>,
+    /// The hybrid layers run a transformer block shared between them (Zamba "zamba", Zamba 2
+    /// "zamba2": shared.rs).
+    #[serde(default)]
+    pub shared_block: Option<String>,
     /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
     /// `num_layers_per_stack` layers (reuse.rs).
     #[serde(default)]
@@ -321,6 +325,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
+        shared_block,
         rope_flags_key,
         paired_sublayers,
         cross_interval_key,

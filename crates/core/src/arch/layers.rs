@@ -34,6 +34,9 @@ pub struct Plan {
     /// The layer's own latent widths (`per_layer_config`: dots3's sliding layers).
     pub kv_lora_rank: Option<u64>,
     pub qk_nope_head_dim: Option<u64>,
+    /// The hybrid layer whose copy of the shared transformer block this layer runs (Zamba: the
+    /// block's weights are counted there).
+    pub block_from: Option<u32>,
     /// A latent-attention layer without rotary positions (Mistral Large 4's `no_rope_layers`
     /// 0 entries): its rope key width folds into the nope part and nothing rope-wide is cached.
     pub no_rope: bool,
@@ -414,6 +417,10 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             None,
         ),
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
+        Mixer::Hybrid(kind, span) if b.fam.shared_block.is_some() => {
+            let r = recurrent::build(b, basics, kind, &mut t)?;
+            (Some(super::shared::hybrid(b, basics, p, span, &mut t)?), Some(r))
+        }
         Mixer::Hybrid(kind, span) => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
             (
@@ -533,7 +540,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
         attention: attention_desc,
         recurrent: recurrent_desc,
         cross,
-        weights_from: p.weights_from,
+        weights_from: p.weights_from.or(p.block_from),
         ffn,
         tensors: t,
         inactive_params: inactive,

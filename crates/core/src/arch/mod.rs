@@ -19,6 +19,7 @@ mod pattern;
 mod quant;
 mod recurrent;
 mod reuse;
+mod shared;
 mod special;
 mod towers;
 

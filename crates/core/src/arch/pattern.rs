@@ -174,7 +174,11 @@ pub(crate) fn plans(
             kv_lora_rank: o.kv_lora_rank,
             qk_nope_head_dim: o.qk_nope_head_dim,
             no_rope: rope_flags.as_ref().is_some_and(|f| f.get(i) == Some(&0)),
+            block_from: None,
         });
+    }
+    if b.fam.shared_block.is_some() {
+        super::shared::assign_blocks(b, &mut out)?;
     }
     super::reuse::expand(b, out)
 }
@@ -325,6 +329,7 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
             "no_rope_layer_interval",
             "global_attn_every_n_layers",
             "layer_group_size",
+            "hybrid_layer_ids",
         ]);
         if types.len() < n {
             return Err(ArchError::field(
@@ -592,6 +597,8 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
             Kind::FfnOnly(_) => FfnPlan::Dense(dense_width(i)?),
             // Mamba-only layers of Nemotron-H and hybrids that interleave mixers and MLPs.
             Kind::Linear | Kind::Conv if b.fam.recurrent_ffn == Some(false) => FfnPlan::None,
+            // Zamba: the hybrid layers' MLP is in their shared transformer block.
+            Kind::Hybrid if b.fam.shared_block.is_some() => FfnPlan::None,
             Kind::Full | Kind::Sliding | Kind::Chunked | Kind::Indexed
                 if b.fam.attention_ffn == Some(false) =>
             {

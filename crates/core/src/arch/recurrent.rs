@@ -98,6 +98,9 @@ pub(crate) fn build(
             };
             let n = t.req_u64(&["mamba_d_state", "state_size", "ssm_state_size"])?;
             let k = t.req_u64(&["mamba_d_conv", "conv_kernel", "d_conv"])?;
+            // Zamba's multi-head Mamba (modeling_zamba.py ZambaMambaMixer) splits x_proj,
+            // dt_proj, A_log and D over n_mamba_heads: the same elements, the same state.
+            t.mark_read(&["n_mamba_heads"]);
             let rank = match t.find(&["mamba_dt_rank", "time_step_rank"]) {
                 Some(f) if f.value.is_string() => h.div_ceil(16),
                 Some(f) => super::fields::as_u64(f.value).unwrap_or(h.div_ceil(16)),
