@@ -152,6 +152,17 @@ pub struct Family {
     /// "zamba2": shared.rs).
     #[serde(default)]
     pub shared_block: Option<String>,
+    /// The layer-type list is one period of the pattern, repeated over the layers
+    /// (RecurrentGemma's `block_types`).
+    #[serde(default)]
+    pub cycle_block_types: Option<bool>,
+    /// Every attention layer is local, over the config's window (RecurrentGemma).
+    #[serde(default)]
+    pub local_attention: Option<bool>,
+    /// No context limit in the architecture (local attention and recurrent layers only): a
+    /// config without one is taken as unbounded, as for models without positions.
+    #[serde(default)]
+    pub unbounded_context: Option<bool>,
     /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
     /// `num_layers_per_stack` layers (reuse.rs).
     #[serde(default)]
@@ -325,6 +336,9 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
+        cycle_block_types,
+        local_attention,
+        unbounded_context,
         shared_block,
         rope_flags_key,
         paired_sublayers,

@@ -479,7 +479,9 @@ impl Builder<'_> {
             }
             // Without positions of their own (ALiBi, recurrent models) a context limit is not
             // part of the architecture; with rotary ones it must be stated.
-            _ if self.fam.positions.as_deref() == Some("none") => {
+            _ if self.fam.positions.as_deref() == Some("none")
+                || self.fam.unbounded_context == Some(true) =>
+            {
                 warnings.push(
                     "the config gives no context length (max_position_embeddings); the model's own limit is taken as 1,048,576 tokens".into(),
                 );

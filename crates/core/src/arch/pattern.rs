@@ -42,7 +42,9 @@ fn kind_of(name: &str) -> Option<Kind> {
         | "minimax_m3_sparse" => {
             Kind::Indexed
         }
-        "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" => Kind::Linear,
+        "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" | "recurrent" => {
+            Kind::Linear
+        }
         "conv" => Kind::Conv,
         "moe" | "e" => Kind::FfnOnly(Some(true)),
         "mlp" | "-" => Kind::FfnOnly(Some(false)),
@@ -97,6 +99,12 @@ pub(crate) fn plans(
     let mut mixers = Vec::with_capacity(n);
     for k in &kinds {
         mixers.push(match k {
+            // RecurrentGemma: every attention block is local (attention_window_size).
+            Kind::Full if b.fam.local_attention == Some(true) => Mixer::Attention {
+                span: window_span(&field)?,
+                indexed: false,
+                source: None,
+            },
             Kind::Full => Mixer::Attention {
                 span: Span::Full,
                 indexed: false,
@@ -331,6 +339,13 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
             "layer_group_size",
             "hybrid_layer_ids",
         ]);
+        // RecurrentGemma lists one period of its pattern (configuration_recurrent_gemma.py
+        // `layers_block_type`: (block_types × 100)[:num_hidden_layers]).
+        let types: Vec<String> = if b.fam.cycle_block_types == Some(true) && !types.is_empty() {
+            types.iter().cycle().take(n).cloned().collect()
+        } else {
+            types
+        };
         if types.len() < n {
             return Err(ArchError::field(
                 &field,

@@ -26,6 +26,11 @@
 //!   [hidden] vectors per layer (`RwkvModel` state list: two in the model dtype, three in float32).
 //! - Lightning attention (`modeling_minimax.py` MiniMaxLightningAttention): qkv_proj [3·H·d, h],
 //!   out_proj [h, H·d], output_gate [H·d, h], norm [H·d]; state recurrent [H, d, d].
+//! - RG-LRU (`modeling_recurrent_gemma.py` RecurrentGemmaRecurrentBlock): linear_y, linear_x
+//!   [w, h] and linear_out [h, w] with biases, conv_1d [w, 1, k] with bias, RG-LRU
+//!   recurrent_param [w] and input/recurrent gates [heads, w / heads, w / heads] with biases
+//!   (w = lru_width); state conv1d_state [w, k − 1] in the model dtype and recurrent_states [w]
+//!   in float32.
 
 use super::{ArchError, Basics, Builder};
 use crate::layer::{Recurrent, RecurrentKind, StateDtype, StateTensor};
@@ -41,6 +46,7 @@ pub enum RecKind {
     ShortConv,
     Lightning,
     Rwkv,
+    Rglru,
 }
 
 impl RecKind {
@@ -55,6 +61,7 @@ impl RecKind {
             Some("short_conv") => Some(RecKind::ShortConv),
             Some("lightning") => Some(RecKind::Lightning),
             Some("rwkv") => Some(RecKind::Rwkv),
+            Some("rg_lru") => Some(RecKind::Rglru),
             Some(other) => {
                 return Err(ArchError::model(format!(
                     "architectures.toml: unknown linear_attention '{other}' for {}",
@@ -249,6 +256,24 @@ pub(crate) fn build(
                     state("state2", &[h], StateDtype::F32),
                     state("state3", &[h], StateDtype::F32),
                     state("state4", &[h], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Rglru => {
+            let w = t.u64_or(&["lru_width"], h)?;
+            let k = t.req_u64(&["conv1d_width"])?;
+            let heads = basics.heads.get(0).max(1);
+            let bw = w / heads;
+            out.push(Tensor::matrix(r, w, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, h, w, Split::Cols));
+            out.push(Tensor::matrix(Role::Small, w, k, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, heads * bw, bw, Split::Rows).times(2));
+            out.push(Tensor::vector(2 * w + h + w + w + 2 * heads * bw));
+            Ok(Recurrent {
+                kind: RecurrentKind::Rglru,
+                states: vec![
+                    state("conv", &[w, k.saturating_sub(1)], StateDtype::Model),
+                    state("recurrent", &[w], StateDtype::F32),
                 ],
             })
         }
