@@ -31,6 +31,11 @@
 //!   recurrent_param [w] and input/recurrent gates [heads, w / heads, w / heads] with biases
 //!   (w = lru_width); state conv1d_state [w, k − 1] in the model dtype and recurrent_states [w]
 //!   in float32.
+//! - mLSTM (`modeling_xlstm.py` xLSTMLayer): q, k [qk_dim, h], v and ogate_preact [v_dim, h]
+//!   (biases with use_bias), igate/fgate_preact [heads, h] with biases, multihead_norm [v_dim],
+//!   out_proj [h, v_dim]; qk_dim and v_dim are h × their factor rounded up to 64
+//!   (configuration_xlstm.py); state per layer (xLSTMCache, in the cache dtype = the model's) C
+//!   [heads, qk_dim / heads, v_dim / heads], n [heads, qk_dim / heads], m [heads, 1].
 
 use super::{ArchError, Basics, Builder};
 use crate::layer::{Recurrent, RecurrentKind, StateDtype, StateTensor};
@@ -47,6 +52,7 @@ pub enum RecKind {
     Lightning,
     Rwkv,
     Rglru,
+    Xlstm,
 }
 
 impl RecKind {
@@ -62,6 +68,7 @@ impl RecKind {
             Some("lightning") => Some(RecKind::Lightning),
             Some("rwkv") => Some(RecKind::Rwkv),
             Some("rg_lru") => Some(RecKind::Rglru),
+            Some("mlstm") => Some(RecKind::Xlstm),
             Some(other) => {
                 return Err(ArchError::model(format!(
                     "architectures.toml: unknown linear_attention '{other}' for {}",
@@ -274,6 +281,27 @@ pub(crate) fn build(
                 states: vec![
                     state("conv", &[w, k.saturating_sub(1)], StateDtype::Model),
                     state("recurrent", &[w], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Xlstm => {
+            let heads = t.req_u64(&["num_heads"])?.max(1);
+            let round64 = |f: f64| -> u64 { ((h as f64 * f) as u64).div_ceil(64) * 64 };
+            let qk = round64(t.f64(&["qk_dim_factor"])?.unwrap_or(0.5));
+            let v = round64(t.f64(&["v_dim_factor"])?.unwrap_or(1.0));
+            let bias = t.flag(&["use_bias"])?;
+            out.push(Tensor::matrix(r, qk, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, v, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, heads, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, h, v, Split::Cols));
+            let biases = if bias { 2 * qk + 2 * v + h } else { 0 };
+            out.push(Tensor::vector(2 * heads + v + biases));
+            Ok(Recurrent {
+                kind: RecurrentKind::Xlstm,
+                states: vec![
+                    state("C", &[heads, qk / heads, v / heads], StateDtype::Model),
+                    state("n", &[heads, qk / heads], StateDtype::Model),
+                    state("m", &[heads, 1], StateDtype::Model),
                 ],
             })
         }

@@ -16,6 +16,7 @@ pub(crate) fn adjust(model_type: &str, t: &Scope, fam: &mut Family) -> Result<()
         "molmo2_text" => molmo2(t, fam),
         "modernbert-decoder" => modernbert_decoder(t, fam),
         "step3p5" => step3p5(t, fam),
+        "xlstm" => xlstm(t, fam),
         _ => Ok(()),
     }
 }
@@ -123,5 +124,15 @@ fn step3p5(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
     };
     fam.layer_extra = Some(if per_head { "heads * h" } else { "heads * d * h" }.into());
     t.mark_read(&["num_sliding_attention_heads"]);
+    Ok(())
+}
+
+/// models/xlstm/modeling_xlstm.py xLSTMFeedForward: proj_up_gate and proj_up of
+/// round_up(hidden × ffn_proj_factor, ffn_round_up_to_multiple_of), proj_down.
+fn xlstm(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
+    let h = t.req_u64(&["hidden_size", "embedding_dim"])?;
+    let f = t.f64(&["ffn_proj_factor"])?.unwrap_or(2.667);
+    let of = t.u64_or(&["ffn_round_up_to_multiple_of"], 64)?.max(1);
+    fam.intermediate_override = Some(((h as f64 * f) as u64).div_ceil(of) * of);
     Ok(())
 }
