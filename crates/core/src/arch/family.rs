@@ -215,6 +215,10 @@ pub struct Family {
     /// "kimi_delta", "lightning", "short_conv".
     #[serde(default)]
     pub linear_attention: Option<String>,
+    /// Kimi Delta Attention's forget and output gates: "low_rank" (f_a/f_b, g_a/g_b: Kimi
+    /// Linear) or "full" (f_proj, g_proj [heads × head_dim, hidden]: Bailing hybrid).
+    #[serde(default)]
+    pub delta_gates: Option<String>,
     /// Whether attention layers have a feed-forward block (Nemotron-H: each block is one mixer
     /// or one MLP/MoE).
     #[serde(default)]
@@ -365,6 +369,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         positions_offset,
         lm_head_bias,
         linear_attention,
+        delta_gates,
         attention_ffn,
         layers_from_pattern,
         flatten,

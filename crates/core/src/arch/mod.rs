@@ -713,6 +713,7 @@ mod unread {
         "moe_norm_min",
         "moe_router_enable_expert_bias",
         "expert_selection_fn",
+        "num_expert_group",
         "use_mamba_kernels",
         "mamba_chunk_size",
         "chunk_size",

@@ -224,8 +224,14 @@ pub(crate) fn build(
             let qkv = heads * d;
             out.push(Tensor::matrix(r, qkv, h, Split::Rows).times(3));
             out.push(Tensor::matrix(Role::Small, 3 * qkv, k, Split::Rows));
-            out.push(Tensor::matrix(r, d, h, Split::Replicated).times(2));
-            out.push(Tensor::matrix(r, qkv, d, Split::Rows).times(2));
+            if b.fam.delta_gates.as_deref() == Some("full") {
+                // Bailing hybrid (modeling_bailing_hybrid.py BailingHybridDeltaAttention):
+                // forget_gate.f_proj and g_proj full rank [H·d, h].
+                out.push(Tensor::matrix(r, qkv, h, Split::Rows).times(2));
+            } else {
+                out.push(Tensor::matrix(r, d, h, Split::Replicated).times(2));
+                out.push(Tensor::matrix(r, qkv, d, Split::Rows).times(2));
+            }
             out.push(Tensor::matrix(r, heads, h, Split::Rows));
             out.push(Tensor::vector(qkv + heads + d));
             out.push(Tensor::matrix(r, h, qkv, Split::Cols));
