@@ -66,6 +66,9 @@ pub struct Indexer {
     pub heads: u64,
     pub head_dim: u64,
     pub topk: u64,
+    /// Elements cached per token: the key (head_dim), or with GLM-5-next's key pooling the key,
+    /// its pooling gate scores and a validity channel (2 × head_dim + 1).
+    pub cached_width: u64,
 }
 
 /// Softmax attention: multi-head, grouped-query, multi-query or latent.
@@ -132,7 +135,7 @@ impl Attention {
     /// Indexer key elements cached per token (DeepSeek-V3.2, MiniMax-M3): the layer's own, even
     /// when its K and V are another layer's.
     pub fn indexer_width(&self) -> u64 {
-        self.indexer.as_ref().map_or(0, |i| i.head_dim)
+        self.indexer.as_ref().map_or(0, |i| i.cached_width)
     }
 
     /// KV heads each of `tp` ranks holds: max(1, K / tp), replicated when there are more ranks

@@ -272,10 +272,19 @@ fn attention(
             out.push(Tensor::matrix(a, id, h, Split::Replicated));
             out.push(Tensor::vector(2 * id));
             out.push(Tensor::matrix(a, ih, h, Split::Replicated));
+            // GLM-5-next's key pooling (modeling_glm5_next.py Glm5NextTextIndexer):
+            // index_kpool_compress_ape [kpool, id] and index_kpool_compress_gate [id, h]; the
+            // cache packs the key, its gate scores and a validity channel per token.
+            let kpool = t.u64(&["index_kpool"])?.filter(|&k| k > 0);
+            if let Some(kp) = kpool {
+                out.push(Tensor::matrix(a, kp, id, Split::Replicated));
+                out.push(Tensor::matrix(a, id, h, Split::Replicated));
+            }
             indexer = Some(Indexer {
                 heads: ih,
                 head_dim: id,
                 topk,
+                cached_width: if kpool.is_some() { 2 * id + 1 } else { id },
             });
         }
         if b.fam.attention_gate.as_deref() == Some("linear") {
@@ -335,6 +344,7 @@ fn attention(
                 heads: ih,
                 head_dim: id,
                 topk: t.u64_or(&["index_topk_blocks"], 0)?.saturating_mul(block),
+                cached_width: id,
             });
         }
         if qkv_bias {
