@@ -163,6 +163,9 @@ pub struct Family {
     /// config without one is taken as unbounded, as for models without positions.
     #[serde(default)]
     pub unbounded_context: Option<bool>,
+    /// The code that builds the family's hybrid layers ("inkling": inkling.rs).
+    #[serde(default)]
+    pub hybrid_block: Option<String>,
     /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
     /// `num_layers_per_stack` layers (reuse.rs).
     #[serde(default)]
@@ -340,6 +343,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
+        hybrid_block,
         cycle_block_types,
         local_attention,
         unbounded_context,

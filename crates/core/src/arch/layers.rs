@@ -427,6 +427,10 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             None,
         ),
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
+        Mixer::Hybrid(_, span) if b.fam.hybrid_block.as_deref() == Some("inkling") => {
+            let (a, r) = super::inkling::hybrid(b, basics, p, span, &mut t)?;
+            (Some(a), Some(r))
+        }
         Mixer::Hybrid(kind, span) if b.fam.shared_block.is_some() => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
             (Some(super::shared::hybrid(b, basics, p, span, &mut t)?), Some(r))

@@ -14,6 +14,7 @@ mod expr;
 pub mod family;
 pub mod fields;
 pub mod gguf;
+mod inkling;
 mod layers;
 mod pattern;
 mod quant;

@@ -69,6 +69,8 @@ impl RecKind {
             Some("rwkv") => Some(RecKind::Rwkv),
             Some("rg_lru") => Some(RecKind::Rglru),
             Some("mlstm") => Some(RecKind::Xlstm),
+            // Built by the family's own hybrid code (inkling.rs); never by `build`.
+            Some("inkling_convs") => Some(RecKind::ShortConv),
             Some(other) => {
                 return Err(ArchError::model(format!(
                     "architectures.toml: unknown linear_attention '{other}' for {}",
