@@ -135,6 +135,9 @@ pub struct Family {
     pub loop_start_key: Option<String>,
     #[serde(default)]
     pub loop_count_key: Option<String>,
+    /// Or the config key of the index one past the section's last layer (Inkling 2 loop).
+    #[serde(default)]
+    pub loop_end_key: Option<String>,
     #[serde(default)]
     pub loop_times_key: Option<String>,
     #[serde(default)]
@@ -163,6 +166,9 @@ pub struct Family {
     /// config without one is taken as unbounded, as for models without positions.
     #[serde(default)]
     pub unbounded_context: Option<bool>,
+    /// The config key of the head's vocabulary when it differs from the embedding's.
+    #[serde(default)]
+    pub head_vocab_key: Option<String>,
     /// The code that builds the family's hybrid layers ("inkling": inkling.rs).
     #[serde(default)]
     pub hybrid_block: Option<String>,
@@ -340,10 +346,12 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         paired_blocks,
         loop_start_key,
         loop_count_key,
+        loop_end_key,
         loop_times_key,
         loop_cache_key,
         hrm_cycles,
         hybrid_block,
+        head_vocab_key,
         cycle_block_types,
         local_attention,
         unbounded_context,

@@ -37,6 +37,10 @@ pub struct Plan {
     /// The hybrid layer whose copy of the shared transformer block this layer runs (Zamba: the
     /// block's weights are counted there).
     pub block_from: Option<u32>,
+    /// The model's first layer (Inkling 2's block residuals start after it).
+    pub first_layer: bool,
+    /// A layer of a section run several times (its first run; reuse.rs).
+    pub in_loop: bool,
     /// A latent-attention layer without rotary positions (Mistral Large 4's `no_rope_layers`
     /// 0 entries): its rope key width folds into the nope part and nothing rope-wide is cached.
     pub no_rope: bool,
@@ -427,7 +431,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             None,
         ),
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
-        Mixer::Hybrid(_, span) if b.fam.hybrid_block.as_deref() == Some("inkling") => {
+        Mixer::Hybrid(_, span) if b.fam.hybrid_block.is_some() => {
             let (a, r) = super::inkling::hybrid(b, basics, p, span, &mut t)?;
             (Some(a), Some(r))
         }

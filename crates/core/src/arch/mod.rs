@@ -574,6 +574,8 @@ impl Builder<'_> {
                     p.mixer,
                     layers::Mixer::Attention { indexed: true, .. }
                 )),
+                // 1 on a layer of a section run several times (reuse.rs), else 0.
+                ("looped", Some(p)) => u64::from(p.in_loop),
                 // 1 on a layer with (self-)attention, else 0.
                 ("attn", Some(p)) => u64::from(matches!(
                     p.mixer,
@@ -647,7 +649,16 @@ impl Builder<'_> {
             g.push((Stage::Last, Tensor::vector(self.norm_params(basics, h))));
         }
         if !basics.tie {
-            g.push((Stage::Last, Tensor::matrix(Role::LmHead, v, e, Split::Rows)));
+            // The head's own vocabulary when the family gives it one (Inkling 2's
+            // unpadded_vocab_size against a padded embedding table).
+            let head_rows = match &self.fam.head_vocab_key {
+                Some(k) => self.text.u64(&[k.as_str()])?.unwrap_or(v),
+                None => v,
+            };
+            g.push((
+                Stage::Last,
+                Tensor::matrix(Role::LmHead, head_rows, e, Split::Rows),
+            ));
         }
         if self.toggle(&self.fam.lm_head_bias, "lm_head_bias")? {
             g.push((Stage::Last, Tensor::vector(v)));

@@ -7,6 +7,9 @@
 //!   `n_input_layers` on run `n_recurrent_loops` times; with `recurrent_kv_cache_mode` "per_loop"
 //!   each run appends its own copies of those cache layers (`cache.layers += [copy.deepcopy(c)
 //!   ...]`), with "last_loop" only the last run writes and the earlier ones read it.
+//! - Inkling 2 loop (`modeling_inkling2_loop.py`): layers loop_layer_index_start ≤ i <
+//!   loop_layer_index_end run loop_num_passes times, each pass in its own cache slots
+//!   (`cache_offset`).
 //! - LongCat-Flash (`modeling_longcat_flash.py` LongcatFlashDecoderLayer): each config layer
 //!   holds two MLA sublayers (cache slots `layer_idx * 2 + i`), two dense MLPs and the layer's
 //!   MoE: described as two layers, the MoE on the first.
@@ -33,11 +36,7 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
         }
         return Ok(out);
     }
-    let (Some(start), Some(count), Some(times)) = (
-        &b.fam.loop_start_key,
-        &b.fam.loop_count_key,
-        &b.fam.loop_times_key,
-    ) else {
+    let (Some(start), Some(times)) = (&b.fam.loop_start_key, &b.fam.loop_times_key) else {
         return Ok(plans);
     };
     let t = b.text;
@@ -48,10 +47,23 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
     let div = if halve { 2 } else { 1 };
     let n = plans.len();
     let start_at = t.req_u64(&[start.as_str()])? as usize / div;
-    let len = match t.u64(&[count.as_str()])? {
-        Some(c) => c as usize / div,
-        // configuration_dory.py: the layers between the input and output sections.
-        None => n.saturating_sub(start_at + t.u64_or(&["n_output_layers"], 0)? as usize / div),
+    let count_field = b
+        .fam
+        .loop_count_key
+        .as_deref()
+        .or(b.fam.loop_end_key.as_deref())
+        .unwrap_or(start.as_str());
+    let len = match (&b.fam.loop_count_key, &b.fam.loop_end_key) {
+        (Some(count), _) => match t.u64(&[count.as_str()])? {
+            Some(c) => c as usize / div,
+            // configuration_dory.py: the layers between the input and output sections.
+            None => {
+                n.saturating_sub(start_at + t.u64_or(&["n_output_layers"], 0)? as usize / div)
+            }
+        },
+        // Inkling 2 loop: layers loop_layer_index_start ≤ i < loop_layer_index_end.
+        (None, Some(end)) => (t.req_u64(&[end.as_str()])? as usize).saturating_sub(start_at),
+        (None, None) => 0,
     };
     let runs = t.u64_or(&[times.as_str()], 1)?;
     let field = t.field(times);
@@ -63,12 +75,16 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
     }
     if start_at + len > n {
         return Err(ArchError::field(
-            &t.field(count),
+            &t.field(count_field),
             format!(
                 "{} layers from layer {start_at} run past the model's {n}",
-                t.field(count)
+                t.field(count_field)
             ),
         ));
+    }
+    let mut plans = plans;
+    for p in &mut plans[start_at..start_at + len] {
+        p.in_loop = true;
     }
     let shared_cache = match &b.fam.loop_cache_key {
         Some(k) => t.string(&[k.as_str()])?.as_deref() == Some("last_loop"),
@@ -80,6 +96,7 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
         for i in start_at..start_at + len {
             let mut p = plans[i].clone();
             p.weights_from = Some(i as u32);
+            p.in_loop = false;
             if shared_cache {
                 if let Mixer::Attention { source, .. } = &mut p.mixer {
                     *source = Some(i as u32);
