@@ -288,6 +288,9 @@ impl Names<'_> {
         if name == "vq_encoder:self" {
             return vq_model(self.scopes[0], false);
         }
+        if name == "hmlp:self" {
+            return hmlp(self.scopes[0]);
+        }
         if name == "moe_blocks:self" {
             return moe_blocks(self.scopes[0]);
         }
@@ -411,6 +414,113 @@ fn vq_model(v: &Scope, decoder: bool) -> Result<u64, ArchError> {
         }
     }
     Ok(n.saturating_add(2 * c).saturating_add(conv3(out_ch, c)))
+}
+
+/// Inkling's hierarchical-MLP vision encoder (models/inkling/modeling_inkling.py
+/// InklingVisionModel, `plan_out_scales`): the (t, h, w, channels) scale of each of
+/// `num_hidden_layers` + 1 stages is picked, by the least |log| distance to an even log-spaced
+/// progression of the patch's size, among a base scale, spatial scales growing by the prime
+/// factors of patch_size (channels h² × channels rounded up to 64) and temporal ones by those of
+/// temporal_patch_size; each stage is a Linear [its channels, the previous channels × its
+/// fold] without bias and an RMSNorm (the last projects to text_hidden_size, without a norm);
+/// a final RMSNorm. Computed in f32 as torch does. Configs with fewer layers than candidate
+/// scales need a linear-sum assignment (scipy), which is not reproduced: refused.
+fn hmlp(v: &Scope) -> Result<u64, ArchError> {
+    let patch = v.req_u64(&["patch_size"])?;
+    let tpatch = v.u64_or(&["temporal_patch_size"], 1)?;
+    let layers = v.req_u64(&["num_hidden_layers", "n_layers"])? as usize;
+    let c = v.u64_or(&["num_channels"], 3)?;
+    let text = v.req_u64(&["text_hidden_size"])?;
+    if patch == 0 || patch > 4096 || tpatch == 0 || tpatch > 64 || layers == 0 || layers > 256 {
+        return Err(ArchError::field(
+            &v.field("patch_size"),
+            format!(
+                "{} / temporal_patch_size / num_hidden_layers are beyond any real model",
+                v.field("patch_size")
+            ),
+        ));
+    }
+    let primes = |mut n: u64| {
+        let mut f = Vec::new();
+        while n % 2 == 0 && n > 0 {
+            f.push(2);
+            n /= 2;
+        }
+        let mut p = 3;
+        while p * p <= n {
+            while n % p == 0 {
+                f.push(p);
+                n /= p;
+            }
+            p += 2;
+        }
+        if n > 1 {
+            f.push(n);
+        }
+        f
+    };
+    let cumprod = |f: Vec<u64>| -> Vec<u64> {
+        let mut acc = 1u64;
+        f.into_iter()
+            .rev()
+            .map(|x| {
+                acc = acc.saturating_mul(x);
+                acc
+            })
+            .collect()
+    };
+    let hs = cumprod(primes(patch));
+    let ts = cumprod(primes(tpatch));
+    let h_last = *hs.last().unwrap_or(&1);
+    // (t, h, w, channels): base, spatial, temporal.
+    let mut scales: Vec<[u64; 4]> = vec![[1, 1, 1, c]];
+    for &h in &hs {
+        scales.push([1, h, h, ((h * h * c) as f64 / 64.0).ceil() as u64 * 64]);
+    }
+    for &t in &ts {
+        scales.push([t, h_last, h_last, (h_last * h_last * c * t) * 64]);
+    }
+    if layers < scales.len() {
+        return Err(ArchError::field(
+            &v.field("num_hidden_layers"),
+            format!(
+                "{} = {layers} is fewer than the encoder's {} candidate scales: its plan needs a linear-sum assignment vramplan does not reproduce",
+                v.field("num_hidden_layers"),
+                scales.len()
+            ),
+        ));
+    }
+    let total = (patch * patch * tpatch * c) as f32;
+    let log_total = total.ln();
+    let sizes: Vec<f32> = scales
+        .iter()
+        .map(|s| ((s[0] * s[1] * s[2]) as f32).ln())
+        .collect();
+    let mut picks: Vec<usize> = (0..=layers)
+        .map(|i| {
+            let ideal = log_total * i as f32 / layers as f32;
+            let mut best = 0;
+            for (j, &sz) in sizes.iter().enumerate() {
+                if (ideal - sz).abs() < (ideal - sizes[best]).abs() {
+                    best = j;
+                }
+            }
+            best
+        })
+        .collect();
+    picks[0] = 0;
+    picks[layers] = scales.len() - 1;
+    let mut n = 0u64;
+    for i in 0..layers {
+        let (a, e) = (scales[picks[i]], scales[picks[i + 1]]);
+        let fold = (e[0] / a[0].max(1)) * (e[1] / a[1].max(1)) * (e[2] / a[2].max(1));
+        let last = i == layers - 1;
+        let out = if last { text } else { e[3] };
+        n = n
+            .saturating_add(a[3].saturating_mul(fold).saturating_mul(out))
+            .saturating_add(if last { 0 } else { out });
+    }
+    Ok(n.saturating_add(text))
 }
 
 /// The MLPs of an encoder whose blocks are dense or routed by `mlp_layer_types`, with per-block
