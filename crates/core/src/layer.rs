@@ -17,6 +17,10 @@
 use crate::model::Tensor;
 use crate::precision::KvDtype;
 
+/// `Attention::kv_source` of a layer reading its target model's cache: a speculative-decoding
+/// assistant (Gemma 4 unified assistant) that keeps no cache of its own.
+pub const TARGET_MODEL_CACHE: u32 = u32::MAX;
+
 /// How far back an attention layer looks, which bounds what it caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {
@@ -83,7 +87,7 @@ pub struct Attention {
     pub v_head_dim: u64,
     pub span: Span,
     /// The decoder layer whose cache this layer reads instead of keeping its own (Gemma 3n's
-    /// `num_kv_shared_layers`, Gemma 4's `kv_sharing_modes`).
+    /// `num_kv_shared_layers`, Gemma 4's `kv_sharing_modes`), or [`TARGET_MODEL_CACHE`].
     pub kv_source: Option<u32>,
     pub latent: Option<Latent>,
     pub indexer: Option<Indexer>,

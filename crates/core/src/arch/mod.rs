@@ -251,6 +251,15 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     };
     desc.summarise();
     cross_warning(&mut desc);
+    if desc.layers().any(|l| {
+        l.attention
+            .as_ref()
+            .is_some_and(|a| a.kv_source == Some(crate::layer::TARGET_MODEL_CACHE))
+    }) {
+        desc.warnings.push(
+            "every attention layer reads its target model's K/V cache (a speculative-decoding assistant): it keeps no cache of its own; size the target model's".into(),
+        );
+    }
     unread::check(&b, known, &mut desc.warnings)?;
     desc.validate().map_err(ArchError::model)?;
     Ok(desc)

@@ -566,6 +566,16 @@ fn kv_sharing(b: &Builder, kinds: &[Kind], mixers: &mut [Mixer]) -> Result<(), A
         return Ok(());
     }
     let field = b.text.field("num_kv_shared_layers");
+    // A speculative-decoding assistant whose every layer reads its target model's cache
+    // (modeling_gemma4_unified_assistant.py: `shared_kv_states` from the backbone).
+    if shared >= n && b.top.model_type().is_some_and(|m| m.ends_with("_assistant")) {
+        for m in mixers.iter_mut() {
+            if let Mixer::Attention { source, .. } = m {
+                *source = Some(crate::layer::TARGET_MODEL_CACHE);
+            }
+        }
+        return Ok(());
+    }
     if shared >= n {
         return Err(ArchError::field(
             &field,
