@@ -30,21 +30,25 @@ pub enum Span {
     Window(u64),
     /// Tokens of the current chunk of `n` (Llama 4 chunked local attention); caches at most `n`.
     Chunk(u64),
+    /// Every prompt (prefill) token and the last `n` generated ones (Unlimited-OCR's reference
+    /// sliding-window attention, UnlimitedOcrDynamicReferenceSlidingWindowLayer): bounded only
+    /// by the context, which it equals when the context is all prompt.
+    PrefillWindow(u64),
 }
 
 impl Span {
     /// Tokens of a `context`-token sequence this layer keeps.
     pub fn tokens(&self, context: u64) -> u64 {
         match *self {
-            Span::Full => context,
+            Span::Full | Span::PrefillWindow(_) => context,
             Span::Window(n) | Span::Chunk(n) => context.min(n),
         }
     }
 
-    /// The window or chunk length, if any.
+    /// The window or chunk length, if any (none for a prefill window: the prompt is kept).
     pub fn limit(&self) -> Option<u64> {
         match *self {
-            Span::Full => None,
+            Span::Full | Span::PrefillWindow(_) => None,
             Span::Window(n) | Span::Chunk(n) => Some(n),
         }
     }
@@ -188,6 +192,7 @@ impl Attention {
             (true, None, Span::Full) => "full_attention",
             (true, None, Span::Window(_)) => "sliding_attention",
             (true, None, Span::Chunk(_)) => "chunked_attention",
+            (true, None, Span::PrefillWindow(_)) => "reference_sliding_attention",
         }
     }
 }
@@ -416,6 +421,7 @@ impl Layer {
                 (true, None, Span::Full) => 'F',
                 (true, None, Span::Window(_)) => 'S',
                 (true, None, Span::Chunk(_)) => 'C',
+                (true, None, Span::PrefillWindow(_)) => 'P',
             },
         }
     }

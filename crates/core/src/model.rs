@@ -224,7 +224,8 @@ pub struct LayerSummary {
     pub mtp_layers: u64,
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
-    /// I with a sparse-attention indexer (latent or not), R recurrent, H hybrid, A cross-attention only (Mllama), M
+    /// I with a sparse-attention indexer (latent or not), P reference sliding window (every
+    /// prompt token and a window of generated ones), R recurrent, H hybrid, A cross-attention only (Mllama), M
     /// mixer-less (MLP/MoE only).
     pub pattern: String,
 }
@@ -327,6 +328,13 @@ impl ModelDesc {
         self.inventory.kinds.iter().find_map(|k| {
             if k.cross.is_some() {
                 return Some("cross-attention".to_string());
+            }
+            if k
+                .attention
+                .as_ref()
+                .is_some_and(|a| matches!(a.span, crate::layer::Span::PrefillWindow(_)))
+            {
+                return Some("reference_sliding_attention".to_string());
             }
             // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
             // reading another layer's K and V (Mistral Large 4).

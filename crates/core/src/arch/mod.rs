@@ -251,6 +251,20 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     };
     desc.summarise();
     cross_warning(&mut desc);
+    let prefill = desc
+        .layers()
+        .filter_map(|l| l.attention.as_ref())
+        .filter_map(|a| match a.span {
+            crate::layer::Span::PrefillWindow(w) => Some(w),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    if let Some(w) = prefill.first() {
+        desc.warnings.push(format!(
+            "{} reference sliding-window layers keep every prompt token and the last {w} generated ones: their cache is counted as full attention, exact when the context is all prompt",
+            prefill.len()
+        ));
+    }
     if desc.layers().any(|l| {
         l.attention
             .as_ref()

@@ -20,6 +20,8 @@ enum Kind {
     Full,
     Sliding,
     Chunked,
+    /// Every prompt token and a window of generated ones (Unlimited-OCR).
+    PrefillSliding,
     Indexed,
     Linear,
     Conv,
@@ -36,6 +38,7 @@ fn kind_of(name: &str) -> Option<Kind> {
             Kind::Sliding
         }
         "chunked_attention" => Kind::Chunked,
+        "reference_sliding_attention" => Kind::PrefillSliding,
         "indexed_attention"
         | "deepseek_sparse_attention"
         | "qwen_sparse_attention"
@@ -126,6 +129,14 @@ pub(crate) fn plans(
             Kind::Indexed => Mixer::Attention {
                 span: Span::Full,
                 indexed: true,
+                source: None,
+            },
+            Kind::PrefillSliding => Mixer::Attention {
+                span: match window_span(&field)? {
+                    Span::Window(w) => Span::PrefillWindow(w),
+                    other => other,
+                },
+                indexed: false,
                 source: None,
             },
             Kind::Linear => Mixer::Recurrent(linear_kind(&field)?),
@@ -626,7 +637,7 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
             Kind::Linear | Kind::Conv if b.fam.recurrent_ffn == Some(false) => FfnPlan::None,
             // Zamba: the hybrid layers' MLP is in their shared transformer block.
             Kind::Hybrid if b.fam.shared_block.is_some() => FfnPlan::None,
-            Kind::Full | Kind::Sliding | Kind::Chunked | Kind::Indexed
+            Kind::Full | Kind::Sliding | Kind::Chunked | Kind::PrefillSliding | Kind::Indexed
                 if b.fam.attention_ffn == Some(false) =>
             {
                 FfnPlan::None

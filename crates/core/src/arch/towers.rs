@@ -65,6 +65,10 @@ struct Encoder {
     /// false: the encoder is not ViT-shaped and its `parts` are all of it.
     #[serde(default)]
     skeleton: Option<bool>,
+    /// Encoders nested in this one's config under these keys (Unlimited-OCR's `sam_config` and
+    /// `encoder_config`), each described by its own entry, counted in this one.
+    #[serde(default)]
+    nested: Vec<String>,
     /// A timm model named by the config's `architecture` (transformers' TimmWrapperModel): its
     /// size is the `[timm.<architecture>]` entry's.
     #[serde(default)]
@@ -898,6 +902,27 @@ fn encoder(
         if let Some(k) = &e.out_key {
             out_width = v.u64_or(&[k.as_str()], h)?;
         }
+    }
+    for key in &e.nested {
+        let Some(obj) = v.object(key)? else {
+            return Err(ArchError::field(
+                &v.field(key),
+                format!("missing required field '{}'", v.field(key)),
+            ));
+        };
+        let sub = v.class.and_then(|c| c.sub_config(key));
+        let n = Scope::new(obj, &v.field(&format!("{key}.")), sub);
+        let nt = n.model_type().unwrap_or_default().to_string();
+        let inner = table().encoder.get(&nt).ok_or_else(|| {
+            ArchError::field(
+                &n.field("model_type"),
+                format!("the nested encoder '{}' is not described in towers.toml", nt.chars().take(60).collect::<String>()),
+            )
+        })?;
+        let mut inner_out = Vec::new();
+        let (p, w, _, _) = encoder(inner, &n, b, text_hidden, &mut inner_out)?;
+        let _ = w;
+        t.push(vector(p));
     }
     let own = parts(&e.parts, &names, "an encoder", &mut t, out)?;
     let params = t.iter().map(Tensor::elements).sum();

@@ -56,7 +56,9 @@ pub fn estimate(
     config.check(model)?;
     if let Some(kind) = model
         .kind_beyond(&[])
-        .filter(|k| k == "cross-attention" || k == "indexed_attention")
+        .filter(|k| {
+            k == "cross-attention" || k == "indexed_attention" || k == "reference_sliding_attention"
+        })
     {
         return Err(format!(
             "{} has {kind} layers; the SGLang profile models attention KV pools only (use --engine generic)",

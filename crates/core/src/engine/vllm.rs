@@ -343,6 +343,12 @@ impl Groups {
                 Span::Full => Kind::Full,
                 Span::Window(w) => Kind::Window(w),
                 Span::Chunk(c) => Kind::Chunk(c),
+                Span::PrefillWindow(_) => {
+                    return Err(format!(
+                        "{} has reference sliding-window layers (every prompt token and a window of generated ones); the vLLM profile does not size them (use --engine generic)",
+                        model.id
+                    ))
+                }
             };
             match counts.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, n)) => *n += 1,
@@ -622,7 +628,9 @@ pub fn estimate(
     config.check(model)?;
     if let Some(kind) = model
         .kind_beyond(&[])
-        .filter(|k| k == "cross-attention" || k == "indexed_attention")
+        .filter(|k| {
+            k == "cross-attention" || k == "indexed_attention" || k == "reference_sliding_attention"
+        })
     {
         return Err(format!(
             "{} has {kind} layers, whose cache beside the text tokens' K and V the vLLM profile does not size yet (use --engine generic)",
