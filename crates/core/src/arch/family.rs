@@ -166,6 +166,10 @@ pub struct Family {
     /// config without one is taken as unbounded, as for models without positions.
     #[serde(default)]
     pub unbounded_context: Option<bool>,
+    /// The head is never tied, whatever `tie_word_embeddings` says (CPM-Ant: its head is a
+    /// vocabulary-sized slice of a larger embedding, shipped as its own tensor).
+    #[serde(default)]
+    pub untied_head: Option<bool>,
     /// The config key of the head's vocabulary when it differs from the embedding's.
     #[serde(default)]
     pub head_vocab_key: Option<String>,
@@ -352,6 +356,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         hrm_cycles,
         hybrid_block,
         head_vocab_key,
+        untied_head,
         cycle_block_types,
         local_attention,
         unbounded_context,

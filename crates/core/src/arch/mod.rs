@@ -538,7 +538,7 @@ impl Builder<'_> {
         let tie = match self.top.bool(&["tie_word_embeddings"])? {
             Some(b) => b,
             None => t.flag(&["tie_word_embeddings", "tie_embeddings"])?,
-        };
+        } && self.fam.untied_head != Some(true);
         let (norm, norm_bias, no_norm) = match self.fam.norm.as_deref() {
             None | Some("rms") => (NormKind::Rms, false, false),
             Some("layer") => (NormKind::Layer, true, false),
