@@ -279,6 +279,9 @@ pub enum RecurrentKind {
     Rglru,
     /// xLSTM mLSTM blocks.
     Xlstm,
+    /// ZAYA's compressed convolutional attention: the q/k convolution's last inputs and the
+    /// delayed value beside the attention's K/V cache.
+    Cca,
     /// Another recurrent mixer (named in `Recurrent::name`).
     Other,
 }
@@ -295,6 +298,7 @@ impl RecurrentKind {
             RecurrentKind::Rwkv => "rwkv",
             RecurrentKind::Rglru => "rg_lru",
             RecurrentKind::Xlstm => "mlstm",
+            RecurrentKind::Cca => "cca",
             RecurrentKind::Other => "recurrent",
         }
     }

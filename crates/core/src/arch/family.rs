@@ -200,6 +200,13 @@ pub struct Family {
     /// Shared experts when the config names none (Llama 4: one, as wide as a routed expert).
     #[serde(default)]
     pub shared_experts: Option<u64>,
+    /// The router is an MLP described by `layer_extra` rather than one [experts, hidden]
+    /// matrix (ZAYA).
+    #[serde(default)]
+    pub router_mlp: Option<bool>,
+    /// The first layer differs from the others (formulas see `first`).
+    #[serde(default)]
+    pub first_layer_differs: Option<bool>,
     /// Qwen-MoE's sigmoid gate on the shared expert (hidden → 1).
     #[serde(default)]
     pub shared_expert_gate: Option<bool>,
@@ -379,6 +386,8 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         expert_bias,
         shared_experts,
         shared_expert_gate,
+        router_mlp,
+        first_layer_differs,
         expert_mlp,
         moe_groups,
         expert_hidden_key,

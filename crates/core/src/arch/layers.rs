@@ -466,12 +466,15 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 ArchError::field(&b.text.field("num_experts"), "a MoE layer without experts")
             })?;
             let egated = b.fam.expert_mlp.as_deref() != Some("plain");
-            t.push(Tensor::matrix(
-                Role::Router,
-                m.experts,
-                h,
-                Split::Replicated,
-            ));
+            // ZAYA's router is an MLP of its own (layer_extra).
+            if b.fam.router_mlp != Some(true) {
+                t.push(Tensor::matrix(
+                    Role::Router,
+                    m.experts,
+                    h,
+                    Split::Replicated,
+                ));
+            }
             if b.fam.router_bias == Some(true) {
                 t.push(Tensor::vector(m.experts));
             }

@@ -597,6 +597,8 @@ impl Builder<'_> {
                     p.mixer,
                     layers::Mixer::Attention { indexed: true, .. }
                 )),
+                // 1 on the first layer of a family whose first layer differs, else 0.
+                ("first", Some(p)) => u64::from(p.first_layer),
                 // 1 on a layer of a section run several times (reuse.rs), else 0.
                 ("looped", Some(p)) => u64::from(p.in_loop),
                 // 1 on a layer with (self-)attention, else 0.

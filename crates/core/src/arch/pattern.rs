@@ -194,7 +194,9 @@ pub(crate) fn plans(
             qk_nope_head_dim: o.qk_nope_head_dim,
             no_rope: rope_flags.as_ref().is_some_and(|f| f.get(i) == Some(&0)),
             block_from: None,
-            first_layer: i == 0 && b.fam.hybrid_block.as_deref() == Some("inkling2"),
+            first_layer: i == 0
+                && (b.fam.hybrid_block.as_deref() == Some("inkling2")
+                    || b.fam.first_layer_differs == Some(true)),
             in_loop: false,
         });
     }

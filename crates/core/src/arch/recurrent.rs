@@ -31,6 +31,12 @@
 //!   recurrent_param [w] and input/recurrent gates [heads, w / heads, w / heads] with biases
 //!   (w = lru_width); state conv1d_state [w, k − 1] in the model dtype and recurrent_states [w]
 //!   in float32.
+//! - Compressed convolutional attention (`modeling_zaya.py` ZayaCCAProjection), beside the
+//!   layer's attention (whose q/k/v/o it shapes: v split into current and delayed halves):
+//!   conv_qk_depthwise [C, 1, cca_time0] and conv_qk_grouped [C, head_dim, cca_time1] with
+//!   biases over C = (heads + kv_heads) × head_dim, qk_norm temperatures [kv_heads]; state the
+//!   last (cca_time0 − 1) + (cca_time1 − 1) q/k inputs [C, that] and the delayed value
+//!   [kv_heads × head_dim / 2], in the model dtype.
 //! - mLSTM (`modeling_xlstm.py` xLSTMLayer): q, k [qk_dim, h], v and ogate_preact [v_dim, h]
 //!   (biases with use_bias), igate/fgate_preact [heads, h] with biases, multihead_norm [v_dim],
 //!   out_proj [h, v_dim]; qk_dim and v_dim are h × their factor rounded up to 64
@@ -53,6 +59,7 @@ pub enum RecKind {
     Rwkv,
     Rglru,
     Xlstm,
+    Cca,
 }
 
 impl RecKind {
@@ -69,6 +76,7 @@ impl RecKind {
             Some("rwkv") => Some(RecKind::Rwkv),
             Some("rg_lru") => Some(RecKind::Rglru),
             Some("mlstm") => Some(RecKind::Xlstm),
+            Some("cca") => Some(RecKind::Cca),
             // Built by the family's own hybrid code (inkling.rs); never by `build`.
             Some("inkling_convs") => Some(RecKind::ShortConv),
             Some(other) => {
@@ -310,6 +318,27 @@ pub(crate) fn build(
                     state("C", &[heads, qk / heads, v / heads], StateDtype::Model),
                     state("n", &[heads, qk / heads], StateDtype::Model),
                     state("m", &[heads, 1], StateDtype::Model),
+                ],
+            })
+        }
+        RecKind::Cca => {
+            let heads = basics.heads.get(0);
+            let kv = basics.kv_heads.get(0);
+            let d = basics.head_dim;
+            let t0 = t.req_u64(&["cca_time0"])?;
+            let t1 = t.req_u64(&["cca_time1"])?;
+            let c = (heads + kv) * d;
+            out.push(Tensor::matrix(Role::Small, c, t0 + d * t1, Split::Rows));
+            out.push(Tensor::vector(2 * c + kv));
+            Ok(Recurrent {
+                kind: RecurrentKind::Cca,
+                states: vec![
+                    state(
+                        "conv",
+                        &[c, t0.saturating_sub(1) + t1.saturating_sub(1)],
+                        StateDtype::Model,
+                    ),
+                    state("recurrent", &[kv * d / 2], StateDtype::Model),
                 ],
             })
         }
