@@ -103,6 +103,9 @@ pub struct Attention {
     pub o_bias: bool,
     /// Per-head RMSNorm of q and k (Qwen3, Gemma 3, OLMo 2...).
     pub qk_norm: bool,
+    /// The layer caches its input hidden states rather than K and V (XLNet's Transformer-XL
+    /// memory: the last `mem_len` rows of d_model, in `k_width`, no `v_width`).
+    pub hidden_memory: bool,
 }
 
 impl Attention {
@@ -184,6 +187,9 @@ impl Attention {
 
     /// The name of this attention's kind, as `layers` in the estimate JSON counts it.
     pub fn kind_name(&self) -> &'static str {
+        if self.hidden_memory {
+            return "memory_attention";
+        }
         match (!self.shares_kv(), &self.latent, self.span) {
             (false, _, _) => "kv_shared_attention",
             (true, Some(_), _) if self.indexer.is_some() => "latent_attention_indexed",
@@ -417,6 +423,7 @@ impl Layer {
             (Some(_), Some(_)) => 'H',
             (None, Some(_)) => 'R',
             (None, None) => 'M',
+            (Some(a), None) if a.hidden_memory => 'Y',
             (Some(a), None) => match (!a.shares_kv(), &a.latent, a.span) {
                 (false, _, _) => 'X',
                 (true, Some(_), _) if a.indexer.is_some() => 'I',

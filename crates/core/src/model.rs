@@ -225,7 +225,7 @@ pub struct LayerSummary {
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
     /// I with a sparse-attention indexer (latent or not), P reference sliding window (every
-    /// prompt token and a window of generated ones), R recurrent, H hybrid, A cross-attention only (Mllama), M
+    /// prompt token and a window of generated ones), Y a memory of hidden states (XLNet), R recurrent, H hybrid, A cross-attention only (Mllama), M
     /// mixer-less (MLP/MoE only).
     pub pattern: String,
 }
@@ -335,6 +335,9 @@ impl ModelDesc {
                 .is_some_and(|a| matches!(a.span, crate::layer::Span::PrefillWindow(_)))
             {
                 return Some("reference_sliding_attention".to_string());
+            }
+            if k.attention.as_ref().is_some_and(|a| a.hidden_memory) {
+                return Some("memory_attention".to_string());
             }
             // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
             // reading another layer's K and V (Mistral Large 4).

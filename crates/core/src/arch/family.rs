@@ -173,6 +173,10 @@ pub struct Family {
     /// The config key of the head's vocabulary when it differs from the embedding's.
     #[serde(default)]
     pub head_vocab_key: Option<String>,
+    /// Layers cache their last N input hidden states instead of K and V, N from this key
+    /// (XLNet's `mem_len`).
+    #[serde(default)]
+    pub memory_len_key: Option<String>,
     /// The code that builds the family's hybrid layers ("inkling": inkling.rs).
     #[serde(default)]
     pub hybrid_block: Option<String>,
@@ -362,6 +366,7 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         loop_cache_key,
         hrm_cycles,
         hybrid_block,
+        memory_len_key,
         head_vocab_key,
         untied_head,
         cycle_block_types,

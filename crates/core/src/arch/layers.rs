@@ -414,6 +414,7 @@ fn attention(
         qkv_bias,
         o_bias,
         qk_norm,
+        hidden_memory: false,
     })
 }
 
@@ -426,10 +427,20 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             span,
             indexed,
             source,
-        } => (
-            Some(attention(b, basics, p, span, indexed, source, &mut t)?),
-            None,
-        ),
+        } => {
+            let mut a = attention(b, basics, p, span, indexed, source, &mut t)?;
+            // XLNet (modeling_xlnet.py XLNetModel.cache_mem): each layer keeps its last mem_len
+            // input hidden states, one d_model row per token, whatever the heads.
+            if let Some(key) = &b.fam.memory_len_key {
+                let len = b.text.req_u64(&[key.as_str()])?;
+                a.hidden_memory = true;
+                a.kv_heads = a.heads;
+                a.k_head_dim = basics.hidden / a.heads.max(1);
+                a.v_head_dim = 0;
+                a.span = if len > 0 { Span::Window(len) } else { Span::Full };
+            }
+            (Some(a), None)
+        }
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
         Mixer::Hybrid(_, span) if b.fam.hybrid_block.is_some() => {
             let (a, r) = super::inkling::hybrid(b, basics, p, span, &mut t)?;

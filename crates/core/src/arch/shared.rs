@@ -89,5 +89,6 @@ pub(crate) fn hybrid(
         qkv_bias: false,
         o_bias: false,
         qk_norm: false,
+            hidden_memory: false,
     })
 }

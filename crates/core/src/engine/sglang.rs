@@ -57,7 +57,10 @@ pub fn estimate(
     if let Some(kind) = model
         .kind_beyond(&[])
         .filter(|k| {
-            k == "cross-attention" || k == "indexed_attention" || k == "reference_sliding_attention"
+            k == "cross-attention"
+                || k == "indexed_attention"
+                || k == "reference_sliding_attention"
+                || k == "memory_attention"
         })
     {
         return Err(format!(
