@@ -134,6 +134,18 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
             break;
         }
     }
+    // A vision-language-action model whose language model sits in a nested VLM config
+    // (pi0: vlm_config.text_config, modeling_pi0.py PI0Model.vlm).
+    if text_scope.is_none() {
+        if let Some(vlm) = top.object("vlm_config")? {
+            let vlm_class = top.class.and_then(|c| c.sub_config("vlm_config"));
+            let vs = Scope::new(vlm, "vlm_config.", vlm_class);
+            if let Some(obj) = vs.object("text_config")? {
+                let sub = vs.class.and_then(|c| c.sub_config("text_config"));
+                text_scope = Some(Scope::new(obj, "vlm_config.text_config.", sub));
+            }
+        }
+    }
     let text_sub = top.class.and_then(|c| c.sub_config("text_config"));
     if text_scope.is_none() {
         if let Some(sub) = text_sub {

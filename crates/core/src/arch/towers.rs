@@ -1046,12 +1046,28 @@ pub(crate) fn towers(
         ("high_res_vision_config", TowerKind::Vision),
         ("audio_config", TowerKind::Audio),
     ] {
-        let sub = top.class.and_then(|c| c.sub_config(key));
-        let obj = match top.object(key)? {
-            Some(o) => o,
-            None => continue,
+        // The encoder's config: at the top level, or in a nested VLM config (pi0).
+        let vlm = match top.object("vlm_config")? {
+            Some(o) => Some(Scope::new(
+                o,
+                "vlm_config.",
+                top.class.and_then(|c| c.sub_config("vlm_config")),
+            )),
+            None => None,
         };
-        let v = Scope::new(obj, &format!("{key}."), sub);
+        let (obj, path, sub) = match (top.object(key)?, &vlm) {
+            (Some(o), _) => (o, key.to_string(), top.class.and_then(|c| c.sub_config(key))),
+            (None, Some(vs)) => match vs.object(key)? {
+                Some(o) => (
+                    o,
+                    format!("vlm_config.{key}"),
+                    vs.class.and_then(|c| c.sub_config(key)),
+                ),
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        let v = Scope::new(obj, &format!("{path}."), sub);
         let vt = v.model_type().unwrap_or_default().to_string();
         let Some(e) = doc.encoder.get(&vt) else {
             warnings.push(format!(
