@@ -79,6 +79,17 @@ pub struct Indexer {
     pub cached_width: u64,
 }
 
+/// DeepSeek-V4's compressed attention: beside a sliding window of uncompressed K/V, every
+/// `rate` tokens are folded into one compressed entry of `width` (and, for its sparse variant,
+/// an indexer entry of `indexer_width`), kept for the whole context
+/// (`modeling_deepseek_v4.py` DeepseekV4HCACache / DeepseekV4CSACache `compressed_kv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Compression {
+    pub rate: u64,
+    pub width: u64,
+    pub indexer_width: u64,
+}
+
 /// Softmax attention: multi-head, grouped-query, multi-query or latent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Attention {
@@ -103,6 +114,8 @@ pub struct Attention {
     pub o_bias: bool,
     /// Per-head RMSNorm of q and k (Qwen3, Gemma 3, OLMo 2...).
     pub qk_norm: bool,
+    /// A compressed cache beside the window (DeepSeek-V4), growing at 1 / rate of the context.
+    pub compressed: Option<Compression>,
     /// The layer caches its input hidden states rather than K and V (XLNet's Transformer-XL
     /// memory: the last `mem_len` rows of d_model, in `k_width`, no `v_width`).
     pub hidden_memory: bool,
@@ -185,10 +198,23 @@ impl Attention {
             .saturating_add(row(self.indexer_width()))
     }
 
+    /// Bytes per token of the compressed cache (rounded up: one entry per `rate` tokens).
+    pub fn compressed_bytes_per_token(&self, dtype: KvDtype) -> u64 {
+        match &self.compressed {
+            Some(c) if !self.shares_kv() => dtype
+                .row_bytes(c.width.saturating_add(c.indexer_width))
+                .div_ceil(c.rate.max(1)),
+            _ => 0,
+        }
+    }
+
     /// The name of this attention's kind, as `layers` in the estimate JSON counts it.
     pub fn kind_name(&self) -> &'static str {
         if self.hidden_memory {
             return "memory_attention";
+        }
+        if self.compressed.is_some() {
+            return "compressed_attention";
         }
         match (!self.shares_kv(), &self.latent, self.span) {
             (false, _, _) => "kv_shared_attention",
@@ -424,6 +450,7 @@ impl Layer {
             (None, Some(_)) => 'R',
             (None, None) => 'M',
             (Some(a), None) if a.hidden_memory => 'Y',
+            (Some(a), _) if a.compressed.is_some() => 'Z',
             (Some(a), None) => match (!a.shares_kv(), &a.latent, a.span) {
                 (false, _, _) => 'X',
                 (true, Some(_), _) if a.indexer.is_some() => 'I',

@@ -101,6 +101,7 @@ pub(crate) fn hybrid(
             qkv_bias: false,
             o_bias: false,
             qk_norm: true,
+            compressed: None,
             hidden_memory: false,
         },
         Recurrent {

@@ -414,6 +414,7 @@ fn attention(
         qkv_bias,
         o_bias,
         qk_norm,
+        compressed: None,
         hidden_memory: false,
     })
 }
@@ -442,6 +443,10 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             (Some(a), None)
         }
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
+        Mixer::Hybrid(RecKind::Compressor { sparse }, span) => {
+            let (a, r) = super::compressed::build(b, basics, p, sparse, span, &mut t)?;
+            (Some(a), Some(r))
+        }
         Mixer::Hybrid(_, span) if b.fam.hybrid_block.is_some() => {
             let (a, r) = super::inkling::hybrid(b, basics, p, span, &mut t)?;
             (Some(a), Some(r))

@@ -10,6 +10,7 @@
 //! change memory is refused in one line naming the field, or warned about in `warnings`.
 
 pub mod classes;
+mod compressed;
 mod expr;
 pub mod family;
 pub mod fields;

@@ -22,6 +22,8 @@ enum Kind {
     Chunked,
     /// Every prompt token and a window of generated ones (Unlimited-OCR).
     PrefillSliding,
+    /// DeepSeek-V4's compressed attention, sparse (with an indexer) or heavily compressed.
+    Compressed(bool),
     Indexed,
     Linear,
     Conv,
@@ -39,6 +41,8 @@ fn kind_of(name: &str) -> Option<Kind> {
         }
         "chunked_attention" => Kind::Chunked,
         "reference_sliding_attention" => Kind::PrefillSliding,
+        "heavily_compressed_attention" => Kind::Compressed(false),
+        "compressed_sparse_attention" => Kind::Compressed(true),
         "indexed_attention"
         | "deepseek_sparse_attention"
         | "qwen_sparse_attention"
@@ -131,6 +135,10 @@ pub(crate) fn plans(
                 indexed: true,
                 source: None,
             },
+            Kind::Compressed(sparse) => Mixer::Hybrid(
+                RecKind::Compressor { sparse: *sparse },
+                window_span(&field)?,
+            ),
             Kind::PrefillSliding => Mixer::Attention {
                 span: match window_span(&field)? {
                     Span::Window(w) => Span::PrefillWindow(w),
@@ -639,6 +647,7 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
             Kind::Linear | Kind::Conv if b.fam.recurrent_ffn == Some(false) => FfnPlan::None,
             // Zamba: the hybrid layers' MLP is in their shared transformer block.
             Kind::Hybrid if b.fam.shared_block.is_some() => FfnPlan::None,
+            Kind::Compressed(_) if is_moe[i] => FfnPlan::Moe,
             Kind::Full | Kind::Sliding | Kind::Chunked | Kind::PrefillSliding | Kind::Indexed
                 if b.fam.attention_ffn == Some(false) =>
             {
@@ -677,7 +686,8 @@ fn moe_schedule(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
         for i in 0..n {
             let name = types.get(i).map(String::as_str).unwrap_or("");
             out.push(match name {
-                "sparse" | "moe" => true,
+                // DeepSeek-V4's first layers route by a token-id hash table (a buffer).
+                "sparse" | "moe" | "hash_moe" => true,
                 "dense" | "mlp" => false,
                 other => {
                     return Err(ArchError::field(

@@ -60,6 +60,9 @@ pub enum RecKind {
     Rglru,
     Xlstm,
     Cca,
+    /// DeepSeek-V4's compressors (heavily compressed / compressed sparse attention), built
+    /// with their attention by compressed.rs.
+    Compressor { sparse: bool },
 }
 
 impl RecKind {
@@ -321,6 +324,9 @@ pub(crate) fn build(
                 ],
             })
         }
+        RecKind::Compressor { .. } => Err(ArchError::model(
+            "a compressed-attention layer is built with its attention (compressed.rs)",
+        )),
         RecKind::Cca => {
             let heads = basics.heads.get(0);
             let kv = basics.kv_heads.get(0);

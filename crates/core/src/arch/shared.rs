@@ -89,6 +89,7 @@ pub(crate) fn hybrid(
         qkv_bias: false,
         o_bias: false,
         qk_norm: false,
+            compressed: None,
             hidden_memory: false,
     })
 }
