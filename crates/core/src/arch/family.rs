@@ -170,6 +170,12 @@ pub struct Family {
     /// vocabulary-sized slice of a larger embedding, shipped as its own tensor).
     #[serde(default)]
     pub untied_head: Option<bool>,
+    /// The text model has no token embedding, final norm or head of its own (BLT).
+    #[serde(default)]
+    pub no_embeddings: Option<bool>,
+    /// A caveat every description of the family carries in `warnings`.
+    #[serde(default)]
+    pub warning: Option<String>,
     /// The config key of the head's vocabulary when it differs from the embedding's.
     #[serde(default)]
     pub head_vocab_key: Option<String>,
@@ -368,6 +374,8 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         hybrid_block,
         memory_len_key,
         head_vocab_key,
+        no_embeddings,
+        warning,
         untied_head,
         cycle_block_types,
         local_attention,

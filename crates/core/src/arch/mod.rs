@@ -87,6 +87,8 @@ const TEXT_KEYS: &[&str] = &[
     "llm_config",
     "language_config",
     "text_model_config",
+    // BLT's global transformer over byte patches.
+    "global_config",
 ];
 
 /// Encoder-decoder and encoder-only model types, refused with their reason (transformers lists
@@ -181,6 +183,9 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         None => text,
     };
     special::adjust(&text_type, &text, &mut fam)?;
+    if let Some(w) = &fam.warning {
+        warnings.push(w.clone());
+    }
     if !known {
         warnings.push(format!(
             "model_type '{}' is not among the architectures vramplan describes; sized as a Llama-style decoder from its standard fields (transformers {})",
@@ -657,6 +662,11 @@ impl Builder<'_> {
             Some(k) => self.text.u64(&[k.as_str()])?.unwrap_or(h),
             None => h,
         };
+        // A text model without embeddings or head of its own (BLT's global transformer: the
+        // byte embeddings and head are the local encoder's and decoder's, counted as towers).
+        if self.fam.no_embeddings == Some(true) {
+            return Ok(Vec::new());
+        }
         let mut g = vec![(
             Stage::First,
             Tensor::matrix(Role::Embedding, v, e, Split::Rows),
