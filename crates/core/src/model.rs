@@ -339,6 +339,9 @@ impl ModelDesc {
             if k.attention.as_ref().is_some_and(|a| a.hidden_memory) {
                 return Some("memory_attention".to_string());
             }
+            if k.attention.as_ref().is_some_and(|a| a.compressed.is_some()) {
+                return Some("compressed_attention".to_string());
+            }
             // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
             // reading another layer's K and V (Mistral Large 4).
             if k.attention.as_ref().is_some_and(|a| {

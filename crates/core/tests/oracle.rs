@@ -234,6 +234,60 @@ fn kv_is_bounded_and_state_is_constant() {
     }
 }
 
+/// The layer kinds the engine profiles cannot size — cross-attention with an image-token
+/// cache (Mllama), RG-LRU recurrences (RecurrentGemma), DeepSeek-V4's compressed attention,
+/// reference sliding windows (Unlimited-OCR), hidden-state memories (XLNet), short-convolution
+/// hybrids (Inkling) — make vLLM, SGLang and llama.cpp refuse in one line naming them, while
+/// the generic profile sizes them from the description.
+#[test]
+fn engines_refuse_the_kinds_they_cannot_size() {
+    use vramplan_core::engine::llamacpp::{self, LlamaCppArgs, TypeMix};
+    use vramplan_core::engine::sglang::{self, SglangArgs};
+    use vramplan_core::engine::vllm::{self, Release, VllmArgs};
+    use vramplan_core::ggml::GgmlType;
+    use vramplan_core::{catalogue, Config, WeightFormat};
+    let cat = catalogue();
+    let gpu = cat.gpu("h100").unwrap();
+    let dir = oracle_dir();
+    for (mt, kind) in [
+        ("mllama", "cross-attention"),
+        ("recurrent_gemma", "rg_lru"),
+        ("deepseek_v4", "compressed_attention"),
+        ("unlimited_ocr", "reference_sliding_attention"),
+        ("xlnet", "memory_attention"),
+        ("inkling_text", "recurrent"),
+    ] {
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{mt}.json"))).unwrap())
+                .unwrap();
+        let mut d = vramplan_core::arch::describe(&r["config"]).unwrap();
+        d.id = mt.to_string();
+        let c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 4096, 1);
+        let v = vllm::estimate(&d, gpu, c, &VllmArgs::new(Release::parse("0.20").unwrap()));
+        let s = sglang::estimate(
+            &d,
+            gpu,
+            c,
+            &SglangArgs {
+                mem_fraction_static: None,
+            },
+        );
+        let mix = TypeMix::uniform(GgmlType::by_name("Q8_0").unwrap());
+        let l = llamacpp::estimate(&d, gpu, c, &mix, &LlamaCppArgs::default());
+        for (engine, out) in [("vllm", v.err()), ("sglang", s.err()), ("llama.cpp", l.err())] {
+            let msg = out.unwrap_or_else(|| panic!("{mt}: {engine} sized a kind it cannot"));
+            assert!(!msg.contains('\n'), "{mt}: {engine}: {msg}");
+            assert!(
+                msg.contains(mt) && (msg.contains(kind) || msg.contains("recurrent")),
+                "{mt}: {engine} refused without naming the kind: {msg}"
+            );
+        }
+        // The generic profile sizes every kind from the description.
+        let g = vramplan_core::estimate::estimate(&d, gpu, c).unwrap();
+        assert!(g.kv_cache_bytes > 0 || d.layer_summary().state_bytes_per_sequence > 0, "{mt}");
+    }
+}
+
 /// Where the mapping and transformers differ, for the types named in `ORACLE_TYPES`
 /// (comma-separated): `ORACLE_TYPES=jetmoe cargo test -p vramplan-core --test oracle diagnose --
 /// --ignored --nocapture` prints transformers' counts by component and per layer beside the

@@ -61,10 +61,11 @@ pub fn estimate(
                 || k == "indexed_attention"
                 || k == "reference_sliding_attention"
                 || k == "memory_attention"
+                || k == "compressed_attention"
         })
     {
         return Err(format!(
-            "{} has {kind} layers; the SGLang profile models attention KV pools only (use --engine generic)",
+            "{} has {kind} layers, whose cache the SGLang profile does not size (use --engine generic)",
             model.id
         ));
     }

@@ -633,10 +633,11 @@ pub fn estimate(
                 || k == "indexed_attention"
                 || k == "reference_sliding_attention"
                 || k == "memory_attention"
+                || k == "compressed_attention"
         })
     {
         return Err(format!(
-            "{} has {kind} layers, whose cache beside the text tokens' K and V the vLLM profile does not size yet (use --engine generic)",
+            "{} has {kind} layers, whose cache the vLLM profile does not size yet (use --engine generic)",
             model.id
         ));
     }
