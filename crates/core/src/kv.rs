@@ -68,7 +68,8 @@ impl KvLayout {
             let compressed = a.compressed_bytes_per_token(dtype);
             if compressed > 0 {
                 layout.full_layers += 1;
-                layout.full_bytes_per_token = layout.full_bytes_per_token.saturating_add(compressed);
+                layout.full_bytes_per_token =
+                    layout.full_bytes_per_token.saturating_add(compressed);
             }
             match a.span.limit() {
                 None => {

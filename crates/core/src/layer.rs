@@ -249,7 +249,8 @@ impl CrossAttention {
     /// Cache elements per encoder (image) token when cached: K and V rows.
     pub fn elements_per_encoder_token(&self) -> u64 {
         if self.cached {
-            2u64.saturating_mul(self.kv_heads).saturating_mul(self.head_dim)
+            2u64.saturating_mul(self.kv_heads)
+                .saturating_mul(self.head_dim)
         } else {
             0
         }
@@ -468,7 +469,10 @@ impl Layer {
     /// has both, or the feed-forward kind when it has no mixer.
     pub fn kind_name(&self) -> String {
         let base = self.mixer_name();
-        match (&self.cross, self.attention.is_some() || self.recurrent.is_some()) {
+        match (
+            &self.cross,
+            self.attention.is_some() || self.recurrent.is_some(),
+        ) {
             (Some(_), true) => format!("{base}+cross_attention"),
             (Some(_), false) => "cross_attention".to_string(),
             (None, _) => base,

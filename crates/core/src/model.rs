@@ -329,8 +329,7 @@ impl ModelDesc {
             if k.cross.is_some() {
                 return Some("cross-attention".to_string());
             }
-            if k
-                .attention
+            if k.attention
                 .as_ref()
                 .is_some_and(|a| matches!(a.span, crate::layer::Span::PrefillWindow(_)))
             {
@@ -344,9 +343,10 @@ impl ModelDesc {
             }
             // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
             // reading another layer's K and V (Mistral Large 4).
-            if k.attention.as_ref().is_some_and(|a| {
-                a.indexer.is_some() && (a.latent.is_none() || a.shares_kv())
-            }) {
+            if k.attention
+                .as_ref()
+                .is_some_and(|a| a.indexer.is_some() && (a.latent.is_none() || a.shares_kv()))
+            {
                 return Some("indexed_attention".to_string());
             }
             match &k.recurrent {
@@ -360,15 +360,12 @@ impl ModelDesc {
     /// layer has a recurrent state: the models the engine rules written for attention alone
     /// describe exactly.
     pub fn attention_only(&self) -> bool {
-        self.inventory
-            .kinds
-            .iter()
-            .all(|k| {
-                k.recurrent.is_none()
-                    && k.attention
-                        .as_ref()
-                        .is_some_and(|a| a.caches() && !a.shares_kv())
-            })
+        self.inventory.kinds.iter().all(|k| {
+            k.recurrent.is_none()
+                && k.attention
+                    .as_ref()
+                    .is_some_and(|a| a.caches() && !a.shares_kv())
+        })
     }
 
     /// Total parameters as transformers counts them (towers included, tied weights once, MTP

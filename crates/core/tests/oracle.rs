@@ -274,7 +274,11 @@ fn engines_refuse_the_kinds_they_cannot_size() {
         );
         let mix = TypeMix::uniform(GgmlType::by_name("Q8_0").unwrap());
         let l = llamacpp::estimate(&d, gpu, c, &mix, &LlamaCppArgs::default());
-        for (engine, out) in [("vllm", v.err()), ("sglang", s.err()), ("llama.cpp", l.err())] {
+        for (engine, out) in [
+            ("vllm", v.err()),
+            ("sglang", s.err()),
+            ("llama.cpp", l.err()),
+        ] {
             let msg = out.unwrap_or_else(|| panic!("{mt}: {engine} sized a kind it cannot"));
             assert!(!msg.contains('\n'), "{mt}: {engine}: {msg}");
             assert!(
@@ -284,7 +288,10 @@ fn engines_refuse_the_kinds_they_cannot_size() {
         }
         // The generic profile sizes every kind from the description.
         let g = vramplan_core::estimate::estimate(&d, gpu, c).unwrap();
-        assert!(g.kv_cache_bytes > 0 || d.layer_summary().state_bytes_per_sequence > 0, "{mt}");
+        assert!(
+            g.kv_cache_bytes > 0 || d.layer_summary().state_bytes_per_sequence > 0,
+            "{mt}"
+        );
     }
 }
 
@@ -340,7 +347,12 @@ fn diagnose() {
                 if let Some((f, pp, pk)) = prev {
                     println!("   layers {f}..{}: {pp} {pk}", kinds.len());
                 }
-                let g: Vec<u64> = d.inventory.global.iter().map(|(_, t)| t.elements()).collect();
+                let g: Vec<u64> = d
+                    .inventory
+                    .global
+                    .iter()
+                    .map(|(_, t)| t.elements())
+                    .collect();
                 println!("   globals {g:?}");
                 let kv: u64 = d
                     .layers()

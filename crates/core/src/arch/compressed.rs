@@ -51,10 +51,7 @@ pub(crate) fn build(
         .and_then(super::fields::as_u64)
         .filter(|&r| r > 0)
         .ok_or_else(|| {
-            ArchError::field(
-                &field,
-                format!("{field} has no positive rate for {key}"),
-            )
+            ArchError::field(&field, format!("{field} has no positive rate for {key}"))
         })?;
     super::check_limit(&field, rate, 1 << 20)?;
     let a = Role::Attention;
@@ -62,7 +59,12 @@ pub(crate) fn build(
     out.push(Tensor::matrix(a, q_lora, h, Split::Replicated));
     out.push(Tensor::matrix(a, heads * d, q_lora, Split::Rows));
     out.push(Tensor::matrix(a, d, h, Split::Replicated));
-    out.push(Tensor::matrix(a, groups * o_lora, heads * d / groups, Split::Rows));
+    out.push(Tensor::matrix(
+        a,
+        groups * o_lora,
+        heads * d / groups,
+        Split::Rows,
+    ));
     out.push(Tensor::matrix(a, h, groups * o_lora, Split::Cols));
     // The compressor: kv and gate projections, position bias, norm.
     let series = if sparse { 2 } else { 1 };

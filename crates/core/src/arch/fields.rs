@@ -344,7 +344,9 @@ impl<'a> Scope<'a> {
         {
             return Ok(match self.find(&[key]) {
                 Some(f) => match f.value {
-                    Value::Array(a) => Some(a.iter().filter(|x| x.as_str() == Some(value)).count() as u64),
+                    Value::Array(a) => {
+                        Some(a.iter().filter(|x| x.as_str() == Some(value)).count() as u64)
+                    }
                     _ => return Err(self.wrong(&f, "a list")),
                 },
                 None => None,
@@ -369,10 +371,7 @@ impl<'a> Scope<'a> {
                         .ok()
                         .and_then(|i| v.as_array()?.get(i))
                         .ok_or_else(|| {
-                            ArchError::field(
-                                &f.field,
-                                format!("{} has no entry {rest}", f.field),
-                            )
+                            ArchError::field(&f.field, format!("{} has no entry {rest}", f.field))
                         })?;
                 }
                 return as_u64(v)

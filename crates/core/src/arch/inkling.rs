@@ -41,11 +41,7 @@ pub(crate) fn hybrid(
             t.req_u64(&["swa_head_dim"])?,
         )
     } else {
-        (
-            basics.heads.get(0),
-            basics.kv_heads.get(0),
-            basics.head_dim,
-        )
+        (basics.heads.get(0), basics.kv_heads.get(0), basics.head_dim)
     };
     let d_rel = t.req_u64(&["d_rel"])?;
     let extent = match span {
@@ -72,7 +68,13 @@ pub(crate) fn hybrid(
         // the MLP's; per-head q and relative-bias scales; q/k/v input norms on full layers
         // beside the post-attention norm, the input norm on sliding ones (the family's two).
         let first = p.first_layer;
-        let queries = if first { 0 } else if sliding { h } else { 3 * h };
+        let queries = if first {
+            0
+        } else if sliding {
+            h
+        } else {
+            3 * h
+        };
         let norms = if sliding { 0 } else { 2 * h };
         out.push(Tensor::vector(
             d_rel * extent + heads * d + heads * d_rel + queries + h + norms,

@@ -12,9 +12,7 @@
 use super::fields;
 use super::recurrent::{self, RecKind};
 use super::{ArchError, Basics, Builder};
-use crate::layer::{
-    Attention, CrossAttention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span,
-};
+use crate::layer::{Attention, CrossAttention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span};
 use crate::model::{Mtp, Role, Split, Tensor};
 
 /// What one decoder layer is, before its tensors are built. Layers with equal plans share one
@@ -212,7 +210,11 @@ fn attention(
                 None => t.req_u64(&["qk_nope_head_dim"])?,
             };
             // modeling_mistral_large4.py: qk_rope_head_dim 0 and the nope part widened by it.
-            let (rope, nope) = if p.no_rope { (0, nope + rope) } else { (rope, nope) };
+            let (rope, nope) = if p.no_rope {
+                (0, nope + rope)
+            } else {
+                (rope, nope)
+            };
             Some(Latent {
                 kv_lora_rank: r,
                 q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
@@ -438,7 +440,11 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 a.kv_heads = a.heads;
                 a.k_head_dim = basics.hidden / a.heads.max(1);
                 a.v_head_dim = 0;
-                a.span = if len > 0 { Span::Window(len) } else { Span::Full };
+                a.span = if len > 0 {
+                    Span::Window(len)
+                } else {
+                    Span::Full
+                };
             }
             (Some(a), None)
         }
@@ -453,7 +459,10 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
         }
         Mixer::Hybrid(kind, span) if b.fam.shared_block.is_some() => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
-            (Some(super::shared::hybrid(b, basics, p, span, &mut t)?), Some(r))
+            (
+                Some(super::shared::hybrid(b, basics, p, span, &mut t)?),
+                Some(r),
+            )
         }
         Mixer::Hybrid(kind, span) => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
@@ -525,9 +534,16 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             // experts for image tokens, with its own router, per further `moe_intermediate_size`
             // entry. A text token runs none of them.
             if b.fam.moe_groups == Some(true) {
-                if let Some((_, fields::PerLayer::List(widths))) = b.text.per_layer(&["moe_intermediate_size"])? {
+                if let Some((_, fields::PerLayer::List(widths))) =
+                    b.text.per_layer(&["moe_intermediate_size"])?
+                {
                     for &w in widths.iter().skip(1) {
-                        t.push(Tensor::matrix(Role::Router, m.experts, h, Split::Replicated));
+                        t.push(Tensor::matrix(
+                            Role::Router,
+                            m.experts,
+                            h,
+                            Split::Replicated,
+                        ));
                         if b.fam.router_bias == Some(true) {
                             t.push(Tensor::vector(m.experts));
                         }

@@ -46,9 +46,7 @@ fn kind_of(name: &str) -> Option<Kind> {
         "indexed_attention"
         | "deepseek_sparse_attention"
         | "qwen_sparse_attention"
-        | "minimax_m3_sparse" => {
-            Kind::Indexed
-        }
+        | "minimax_m3_sparse" => Kind::Indexed,
         "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" | "recurrent" => {
             Kind::Linear
         }
@@ -589,7 +587,11 @@ fn kv_sharing(b: &Builder, kinds: &[Kind], mixers: &mut [Mixer]) -> Result<(), A
     let field = b.text.field("num_kv_shared_layers");
     // A speculative-decoding assistant whose every layer reads its target model's cache
     // (modeling_gemma4_unified_assistant.py: `shared_kv_states` from the backbone).
-    if shared >= n && b.top.model_type().is_some_and(|m| m.ends_with("_assistant")) {
+    if shared >= n
+        && b.top
+            .model_type()
+            .is_some_and(|m| m.ends_with("_assistant"))
+    {
         for m in mixers.iter_mut() {
             if let Mixer::Attention { source, .. } = m {
                 *source = Some(crate::layer::TARGET_MODEL_CACHE);

@@ -62,7 +62,9 @@ pub enum RecKind {
     Cca,
     /// DeepSeek-V4's compressors (heavily compressed / compressed sparse attention), built
     /// with their attention by compressed.rs.
-    Compressor { sparse: bool },
+    Compressor {
+        sparse: bool,
+    },
 }
 
 impl RecKind {

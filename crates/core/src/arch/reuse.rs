@@ -41,8 +41,7 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
     };
     let t = b.text;
     let halve = b.fam.paired_blocks == Some(true)
-        && t
-            .strings(&["layer_types"])?
+        && t.strings(&["layer_types"])?
             .is_some_and(|(_, l)| l.iter().any(|x| x == "mlp"));
     let div = if halve { 2 } else { 1 };
     let n = plans.len();
@@ -57,9 +56,7 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
         (Some(count), _) => match t.u64(&[count.as_str()])? {
             Some(c) => c as usize / div,
             // configuration_dory.py: the layers between the input and output sections.
-            None => {
-                n.saturating_sub(start_at + t.u64_or(&["n_output_layers"], 0)? as usize / div)
-            }
+            None => n.saturating_sub(start_at + t.u64_or(&["n_output_layers"], 0)? as usize / div),
         },
         // Inkling 2 loop: layers loop_layer_index_start ≤ i < loop_layer_index_end.
         (None, Some(end)) => (t.req_u64(&[end.as_str()])? as usize).saturating_sub(start_at),
@@ -93,8 +90,8 @@ pub(crate) fn expand(b: &Builder, plans: Vec<Plan>) -> Result<Vec<Plan>, ArchErr
     let mut out = Vec::with_capacity(n + len * (runs as usize - 1));
     out.extend(plans[..start_at + len].iter().cloned());
     for _ in 1..runs {
-        for i in start_at..start_at + len {
-            let mut p = plans[i].clone();
+        for (i, plan) in plans.iter().enumerate().skip(start_at).take(len) {
+            let mut p = plan.clone();
             p.weights_from = Some(i as u32);
             p.in_loop = false;
             if shared_cache {

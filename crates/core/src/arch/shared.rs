@@ -56,14 +56,23 @@ pub(crate) fn hybrid(
     let kv_width = kv * d;
     out.push(Tensor::matrix(Role::Small, h, h, Split::Replicated));
     let zamba2 = b.fam.shared_block.as_deref() == Some("zamba2");
-    let rank = if zamba2 { t.u64_or(&["adapter_rank"], 0)? } else { 0 };
+    let rank = if zamba2 {
+        t.u64_or(&["adapter_rank"], 0)?
+    } else {
+        0
+    };
     if rank > 0 {
         out.push(Tensor::matrix(Role::Small, rank, h, Split::Replicated));
         out.push(Tensor::matrix(Role::Small, 2 * i, rank, Split::Replicated));
         if t.flag(&["use_shared_attention_adapter"])? {
             out.push(Tensor::matrix(Role::Small, rank, 2 * h, Split::Replicated).times(3));
             out.push(Tensor::matrix(Role::Small, a, rank, Split::Replicated).times(2));
-            out.push(Tensor::matrix(Role::Small, kv_width, rank, Split::Replicated));
+            out.push(Tensor::matrix(
+                Role::Small,
+                kv_width,
+                rank,
+                Split::Replicated,
+            ));
         }
     }
     if p.block_from.is_none() {
@@ -89,7 +98,7 @@ pub(crate) fn hybrid(
         qkv_bias: false,
         o_bias: false,
         qk_norm: false,
-            compressed: None,
-            hidden_memory: false,
+        compressed: None,
+        hidden_memory: false,
     })
 }

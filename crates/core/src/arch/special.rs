@@ -108,7 +108,14 @@ fn molmo2(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
 /// models/modernbert_decoder/modeling_modernbert_decoder.py: every LayerNorm has a bias only
 /// when `norm_bias`.
 fn modernbert_decoder(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
-    fam.norm = Some(if t.flag(&["norm_bias"])? { "layer" } else { "layer_nobias" }.into());
+    fam.norm = Some(
+        if t.flag(&["norm_bias"])? {
+            "layer"
+        } else {
+            "layer_nobias"
+        }
+        .into(),
+    );
     Ok(())
 }
 
@@ -122,7 +129,14 @@ fn step3p5(t: &Scope, fam: &mut Family) -> Result<(), ArchError> {
         Some(serde_json::Value::String(s)) => s == "per-head",
         Some(_) => false,
     };
-    fam.layer_extra = Some(if per_head { "heads * h" } else { "heads * d * h" }.into());
+    fam.layer_extra = Some(
+        if per_head {
+            "heads * h"
+        } else {
+            "heads * d * h"
+        }
+        .into(),
+    );
     t.mark_read(&["num_sliding_attention_heads"]);
     Ok(())
 }

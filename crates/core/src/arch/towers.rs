@@ -446,13 +446,13 @@ fn hmlp(v: &Scope) -> Result<u64, ArchError> {
     }
     let primes = |mut n: u64| {
         let mut f = Vec::new();
-        while n % 2 == 0 && n > 0 {
+        while n > 0 && n.is_multiple_of(2) {
             f.push(2);
             n /= 2;
         }
         let mut p = 3;
         while p * p <= n {
-            while n % p == 0 {
+            while n.is_multiple_of(p) {
                 f.push(p);
                 n /= p;
             }
@@ -606,8 +606,7 @@ fn seanet(v: &Scope) -> Result<u64, ArchError> {
         dim *= 2;
     }
     let lstm = 8 * dim * dim + 8 * dim;
-    Ok(n
-        .saturating_add(lstm_layers.saturating_mul(lstm))
+    Ok(n.saturating_add(lstm_layers.saturating_mul(lstm))
         .saturating_add(conv(dim, hidden, last_kernel)))
 }
 
@@ -739,7 +738,10 @@ fn encoder(
         },
         super::limits::MAX_HIDDEN,
     )?;
-    let i = match (&e.intermediate_key, v.u64(&["intermediate_size", "mlp_dim", "encoder_ffn_dim"])?) {
+    let i = match (
+        &e.intermediate_key,
+        v.u64(&["intermediate_size", "mlp_dim", "encoder_ffn_dim"])?,
+    ) {
         (Some(k), _) => v.u64_or(&[k.as_str()], 0)?,
         (None, Some(w)) => w,
         (None, None) => match &e.mlp_ratio_key {
@@ -754,7 +756,14 @@ fn encoder(
     )?;
     let p = size_of(v, "patch_size", 14)?.max(1);
     let channels = v.u64_or(&["num_channels", "in_channels", "num_mel_bins"], 3)?;
-    let heads = v.u64_or(&["num_attention_heads", "num_heads", "encoder_attention_heads"], 0)?;
+    let heads = v.u64_or(
+        &[
+            "num_attention_heads",
+            "num_heads",
+            "encoder_attention_heads",
+        ],
+        0,
+    )?;
     let names = Names {
         fixed: vec![
             ("h", h),
@@ -916,7 +925,10 @@ fn encoder(
         let inner = table().encoder.get(&nt).ok_or_else(|| {
             ArchError::field(
                 &n.field("model_type"),
-                format!("the nested encoder '{}' is not described in towers.toml", nt.chars().take(60).collect::<String>()),
+                format!(
+                    "the nested encoder '{}' is not described in towers.toml",
+                    nt.chars().take(60).collect::<String>()
+                ),
             )
         })?;
         let mut inner_out = Vec::new();
@@ -1047,16 +1059,19 @@ pub(crate) fn towers(
         ("audio_config", TowerKind::Audio),
     ] {
         // The encoder's config: at the top level, or in a nested VLM config (pi0).
-        let vlm = match top.object("vlm_config")? {
-            Some(o) => Some(Scope::new(
+        let vlm = top.object("vlm_config")?.map(|o| {
+            Scope::new(
                 o,
                 "vlm_config.",
                 top.class.and_then(|c| c.sub_config("vlm_config")),
-            )),
-            None => None,
-        };
+            )
+        });
         let (obj, path, sub) = match (top.object(key)?, &vlm) {
-            (Some(o), _) => (o, key.to_string(), top.class.and_then(|c| c.sub_config(key))),
+            (Some(o), _) => (
+                o,
+                key.to_string(),
+                top.class.and_then(|c| c.sub_config(key)),
+            ),
             (None, Some(vs)) => match vs.object(key)? {
                 Some(o) => (
                     o,
