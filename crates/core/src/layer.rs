@@ -122,6 +122,29 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// Attention caching `kv_heads` K rows of `k_head_dim` and V rows of `v_head_dim` over
+    /// `span`, without latent, indexer, sinks, biases, norms or rotary positions (callers set
+    /// what differs).
+    pub fn plain(heads: u64, kv_heads: u64, k_head_dim: u64, v_head_dim: u64, span: Span) -> Self {
+        Attention {
+            heads,
+            kv_heads,
+            k_head_dim,
+            v_head_dim,
+            span,
+            kv_source: None,
+            latent: None,
+            indexer: None,
+            sinks: false,
+            rotary_dim: 0,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: false,
+            compressed: None,
+            hidden_memory: false,
+        }
+    }
+
     /// Whether the layer reads another layer's K and V instead of keeping its own.
     pub fn shares_kv(&self) -> bool {
         self.kv_source.is_some()

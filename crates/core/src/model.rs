@@ -356,6 +356,22 @@ impl ModelDesc {
         })
     }
 
+    /// The first layer kind whose cache is not K and V rows an attention pool holds (cross-
+    /// attention to image tokens, indexer keys beside K and V, reference windows, hidden-state
+    /// memories, compressed caches): what the vLLM and SGLang profiles refuse, naming it.
+    pub fn cache_beyond_kv_pools(&self) -> Option<String> {
+        self.kind_beyond(&[]).filter(|k| {
+            [
+                "cross-attention",
+                "indexed_attention",
+                "reference_sliding_attention",
+                "memory_attention",
+                "compressed_attention",
+            ]
+            .contains(&k.as_str())
+        })
+    }
+
     /// Whether every layer is an attention layer caching its own full/windowed K and V and no
     /// layer has a recurrent state: the models the engine rules written for attention alone
     /// describe exactly.

@@ -117,25 +117,14 @@ pub(crate) fn build(
     }
     Ok((
         Attention {
-            heads,
-            kv_heads: 1,
-            k_head_dim: d,
-            v_head_dim: d,
-            span,
-            kv_source: None,
-            latent: None,
-            indexer: None,
             sinks: true,
             rotary_dim: t.u64(&["qk_rope_head_dim"])?.unwrap_or(0),
-            qkv_bias: false,
-            o_bias: false,
-            qk_norm: false,
             compressed: Some(Compression {
                 rate,
                 width: d,
                 indexer_width,
             }),
-            hidden_memory: false,
+            ..Attention::plain(heads, 1, d, d, span)
         },
         Recurrent {
             kind: RecurrentKind::Other,

@@ -111,6 +111,19 @@ impl Parser<'_> {
         Ok(v)
     }
 
+    /// Consumes the `)` that closes a group, giving the group's value.
+    fn close(&mut self, v: u64) -> Result<u64, ArchError> {
+        match self.peek() {
+            Some(Tok::Op(')')) => {
+                self.pos += 1;
+                Ok(v)
+            }
+            _ => Err(ArchError::model(
+                "architecture table: unbalanced parentheses",
+            )),
+        }
+    }
+
     fn atom(&mut self) -> Result<u64, ArchError> {
         let t = self.peek().cloned();
         self.pos += 1;
@@ -154,28 +167,12 @@ impl Parser<'_> {
                         }
                     },
                 };
-                match self.peek() {
-                    Some(Tok::Op(')')) => {
-                        self.pos += 1;
-                        Ok(v)
-                    }
-                    _ => Err(ArchError::model(
-                        "architecture table: unbalanced parentheses",
-                    )),
-                }
+                self.close(v)
             }
             Some(Tok::Name(n)) => (self.name)(&n),
             Some(Tok::Op('(')) => {
                 let v = self.sum()?;
-                match self.peek() {
-                    Some(Tok::Op(')')) => {
-                        self.pos += 1;
-                        Ok(v)
-                    }
-                    _ => Err(ArchError::model(
-                        "architecture table: unbalanced parentheses",
-                    )),
-                }
+                self.close(v)
             }
             _ => Err(ArchError::model("architecture table: a formula ends early")),
         }

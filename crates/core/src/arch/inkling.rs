@@ -90,21 +90,8 @@ pub(crate) fn hybrid(
     };
     Ok((
         Attention {
-            heads,
-            kv_heads: kv,
-            k_head_dim: d,
-            v_head_dim: d,
-            span,
-            kv_source: None,
-            latent: None,
-            indexer: None,
-            sinks: false,
-            rotary_dim: 0,
-            qkv_bias: false,
-            o_bias: false,
             qk_norm: true,
-            compressed: None,
-            hidden_memory: false,
+            ..Attention::plain(heads, kv, d, d, span)
         },
         Recurrent {
             kind: RecurrentKind::Other,

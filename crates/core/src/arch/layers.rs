@@ -493,14 +493,8 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             let egated = b.fam.expert_mlp.as_deref() != Some("plain");
             // ZAYA's router is an MLP of its own (layer_extra).
             if b.fam.router_mlp != Some(true) {
-                t.push(Tensor::matrix(
-                    Role::Router,
-                    m.experts,
-                    h,
-                    Split::Replicated,
-                ));
-            }
-            if b.fam.router_bias == Some(true) {
+                router(&mut t, b, m.experts, h);
+            } else if b.fam.router_bias == Some(true) {
                 t.push(Tensor::vector(m.experts));
             }
             let ebias = b.fam.expert_bias == Some(true);
@@ -538,15 +532,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                     b.text.per_layer(&["moe_intermediate_size"])?
                 {
                     for &w in widths.iter().skip(1) {
-                        t.push(Tensor::matrix(
-                            Role::Router,
-                            m.experts,
-                            h,
-                            Split::Replicated,
-                        ));
-                        if b.fam.router_bias == Some(true) {
-                            t.push(Tensor::vector(m.experts));
-                        }
+                        router(&mut t, b, m.experts, h);
                         mlp_tensors(&mut t, Role::Expert, h, w, egated, ebias, m.experts);
                         inactive = inactive.saturating_add(
                             m.experts.saturating_mul(mlp_params(h, w, egated, ebias)),
@@ -598,6 +584,14 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
         tensors: t,
         inactive_params: inactive,
     })
+}
+
+/// A router [experts, h], with its per-expert bias when the family has one.
+fn router(out: &mut Vec<Tensor>, b: &Builder, experts: u64, h: u64) {
+    out.push(Tensor::matrix(Role::Router, experts, h, Split::Replicated));
+    if b.fam.router_bias == Some(true) {
+        out.push(Tensor::vector(experts));
+    }
 }
 
 /// A cross-attention block's tensors (q [heads × d, h], k and v [kv × d, kv_input], o, optional

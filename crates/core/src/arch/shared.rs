@@ -85,20 +85,7 @@ pub(crate) fn hybrid(
         out.push(Tensor::vector(2 * h + h));
     }
     Ok(Attention {
-        heads,
-        kv_heads: kv,
-        k_head_dim: d,
-        v_head_dim: d,
-        span,
-        kv_source: None,
-        latent: None,
-        indexer: None,
-        sinks: false,
         rotary_dim: if t.flag(&["use_mem_rope"])? { d } else { 0 },
-        qkv_bias: false,
-        o_bias: false,
-        qk_norm: false,
-        compressed: None,
-        hidden_memory: false,
+        ..Attention::plain(heads, kv, d, d, span)
     })
 }

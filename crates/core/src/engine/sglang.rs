@@ -54,13 +54,7 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if let Some(kind) = model.kind_beyond(&[]).filter(|k| {
-        k == "cross-attention"
-            || k == "indexed_attention"
-            || k == "reference_sliding_attention"
-            || k == "memory_attention"
-            || k == "compressed_attention"
-    }) {
+    if let Some(kind) = model.cache_beyond_kv_pools() {
         return Err(format!(
             "{} has {kind} layers, whose cache the SGLang profile does not size (use --engine generic)",
             model.id

@@ -626,13 +626,7 @@ pub fn estimate(
     args: &VllmArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if let Some(kind) = model.kind_beyond(&[]).filter(|k| {
-        k == "cross-attention"
-            || k == "indexed_attention"
-            || k == "reference_sliding_attention"
-            || k == "memory_attention"
-            || k == "compressed_attention"
-    }) {
+    if let Some(kind) = model.cache_beyond_kv_pools() {
         return Err(format!(
             "{} has {kind} layers, whose cache the vLLM profile does not size yet (use --engine generic)",
             model.id
