@@ -88,8 +88,9 @@ pub struct Family {
     /// own (Gemma 3n, Gemma 4).
     #[serde(default)]
     pub kv_shared_drops_kv: Option<bool>,
-    /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next) or
-    /// "linear" (a gate_proj [heads × head_dim, hidden]).
+    /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next),
+    /// "linear" (a gate_proj [heads × head_dim, hidden], latent attention included: HY-V4) or
+    /// "latent_fused" (AXK2: q_gate_proj from the normed and raw q latents, no q_b_proj).
     #[serde(default)]
     pub attention_gate: Option<String>,
     /// The query and output projections are routed experts of kv_heads × head_dim (JetMoE's
