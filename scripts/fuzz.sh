@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of the file readers for a bounded time each.
+# Runs every cargo-fuzz target (each file reader, and model_desc: file → reader → mapping →
+# model description → every engine's estimate) for a bounded time each.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]      (default 20)
 #
@@ -15,7 +16,7 @@ case "$SECONDS_PER_TARGET" in
 esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(gguf_header safetensors_header hf_config)
+TARGETS=(gguf_header safetensors_header hf_config model_desc)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "cargo-fuzz not found: installing it (cargo install cargo-fuzz --locked)"
@@ -36,6 +37,7 @@ seed_dir() {
         gguf_header) pattern='*.gguf' ;;
         safetensors_header) pattern='*.safetensors' ;;
         hf_config) pattern='*.json' ;;
+        model_desc) pattern='*' ;;
     esac
     find "$fx" -name "$pattern" -size -1024k \( -type f -o -type l \) 2>/dev/null | head -50 |
         while read -r f; do cp -L "$f" "$out/$(basename "$f")-$(cksum <"$f" | cut -d' ' -f1)"; done
@@ -62,8 +64,9 @@ for t in "${TARGETS[@]}"; do
         -timeout=10 -print_final_stats=1) >"$log" 2>&1
     rc=$?
     set -e
-    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-    secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}' | tail -1)
+    # A crash leaves no final stats: the summary must still be printed (|| true under pipefail).
+    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+    secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}' | tail -1 || true)
     if [ $rc -ne 0 ]; then
         tail -40 "$log" >&2
         summary+=("$t: FAILED (exit $rc) after ${execs:-?} executions; see fuzz/artifacts/$t/")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README quick start, .ci/run): installs what the tests need on a fresh
 # machine, idempotently, then runs every test: unit, property, golden, CLI end-to-end, file
-# readers against fixtures made by the reference writers, bounded fuzzing, API and browser tests.
+# readers against fixtures made by the reference writers, the README's examples, the Python wheel,
+# bounded fuzzing, API and browser tests. It leaves the working tree as it was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,6 +41,9 @@ if [ -x scripts/fuzz.sh ]; then
     step "Bounded fuzzing of every file reader"
     scripts/fuzz.sh "${VRAMPLAN_FUZZ_SECONDS:-15}"
 fi
+
+step "Python wheel: built with maturin, installed in a fresh venv, checked against the binary"
+VENV="$VENV" tests/python/run.sh
 
 if [ -x tests/browser/run.sh ]; then
     step "API and browser end-to-end tests (headless Chromium)"

@@ -2,7 +2,8 @@
 # Browser end-to-end tests of the calculator page (issue 5): installs what is missing (Debian's
 # chromium and chromedriver; selenium and pytest in a venv), builds vramplan, starts
 # `vramplan serve` on a free loopback port, runs tests/browser with pytest (they save
-# docs/screenshot.png), and always stops the server. Extra arguments go to pytest.
+# screenshots to target/screenshots, or to $VRAMPLAN_SCREENSHOTS), and always stops the server.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -48,5 +49,4 @@ done
 [ -n "$URL" ] || { cat "$LOG"; echo "vramplan serve printed no address" >&2; exit 1; }
 echo "==> server at $URL"
 
-mkdir -p "$ROOT/docs"
 VRAMPLAN_URL="$URL" VRAMPLAN_BIN="$BIN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/browser "$@"

@@ -16,6 +16,11 @@ from selenium.webdriver.support.ui import Select
 
 from conftest import ROOT
 
+# Screenshots go to target/screenshots: the test command leaves the working tree clean. The
+# README's images in docs/ are refreshed only by scripts/update_readme.sh (VRAMPLAN_SCREENSHOTS=docs).
+SHOTS = os.environ.get("VRAMPLAN_SCREENSHOTS") or os.path.join(ROOT, "target", "screenshots")
+os.makedirs(SHOTS, exist_ok=True)
+
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 BYTE_FIGURES = {
     "weights": "weights_bytes",
@@ -73,7 +78,8 @@ def assert_figures(page, est):
     assert int(raw) == est["margin_bytes"] and text == gb_gib(abs(est["margin_bytes"]))
     raw, text = page.figure("max_concurrency")
     assert int(raw) == est["max_concurrency"]
-    assert text == f"{est['max_concurrency']:,} sequences of {est['context']:,} tokens"
+    noun = "sequence" if est["max_concurrency"] == 1 else "sequences"
+    assert text == f"{est['max_concurrency']:,} {noun} of {est['context']:,} tokens"
     raw, text = page.figure("max_context")
     assert int(raw) == est["max_context"] and text.startswith(f"{est['max_context']:,} tokens")
     raw, text = page.figure("min_gpus")
@@ -480,7 +486,8 @@ def test_copy_the_engine_launch_command(page, cli):
         est = estimate(cli, engine="llamacpp", quant="q4_k", kv_dtype="q8_0", gpus=1, context=32768)
         settings = {s["name"]: s["value"] for s in est["engine_settings"]}
         command = page.el("#launch").text.splitlines()[-1]
-        assert command.startswith(f"llama-server -m Llama-3.1-8B-Instruct-Q4_K.gguf -c 32768 -np 1 "
+        # q4_k is llama-quantize's alias of the Q4_K_M file type (tools/quantize/quantize.cpp).
+        assert command.startswith(f"llama-server -m Llama-3.1-8B-Instruct-Q4_K_M.gguf -c 32768 -np 1 "
                                   f"-ngl {settings['n_gpu_layers']} -ctk ")
 
 
@@ -591,7 +598,7 @@ def test_phone_sized_screen(page, cli):
         if button.is_displayed():
             assert button.size["height"] >= 36, "touch targets of at least 36 px"
     page.d.execute_script("window.scrollTo(0, 0)")
-    page.d.save_screenshot(os.path.join(ROOT, "docs", "screenshot-phone.png"))
+    page.d.save_screenshot(os.path.join(SHOTS, "screenshot-phone.png"))
 
 
 def luminance(css_color):
@@ -683,9 +690,42 @@ def test_screenshot_for_the_readme(page, cli):
     page.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 1280, "height": min(height, 3000), "deviceScaleFactor": 1, "mobile": False})
     try:
-        path = os.path.join(ROOT, "docs", "screenshot.png")
+        path = os.path.join(SHOTS, "screenshot.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         assert page.d.save_screenshot(path)
         assert os.path.getsize(path) > 20_000
     finally:
         page.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_what_fits_panel_is_the_cli_answer(page, cli):
+    """The "What fits" panel (issue 16): the GPU, context and sequences of the form, the panel's
+    GPU count and engine; every row and every reason as `vramplan fit --no-local --json` gives them."""
+    page.open("model=llama-3.1-8b-instruct&gpu=rtx-4090&context=8192&batch=2")
+    gpus = page.el("#fit-gpus")
+    gpus.clear()
+    gpus.send_keys("2")
+    Select(page.el("#fit-engine")).select_by_value("sglang")
+    page.el("#fit-run").click()
+    end = time.time() + 60
+    while page.d.execute_script("return document.getElementById('fit').dataset.state || ''") != "done":
+        assert time.time() < end, f"the fit panel did not answer: {page.el('#fit-error').text!r}"
+        time.sleep(0.05)
+    want = cli("fit", "--gpu", "rtx-4090", "--gpus", "2", "--context", "8192", "--concurrency", "2",
+               "--engine", "sglang", "--no-local", "--json")
+    runs = [m for m in want["models"] if m["fits"]]
+    misses = [m for m in want["models"] if not m["fits"]]
+    assert runs and misses
+    rows = page.d.find_elements("css selector", "#fit-table tr.fit-row")
+    assert [r.get_attribute("data-model") for r in rows] == [m["model"] for m in runs]
+    first = [td.text for td in rows[0].find_elements("css selector", "td")]
+    assert first[0] == runs[0]["model"]
+    assert first[3:5] == [runs[0]["quant"], runs[0]["kv_dtype"]]
+    assert first[6] == f"{runs[0]['max_context']:,}"
+    assert first[7] == f"{runs[0]['max_concurrency']:,}"
+    page.el("#fit-misses summary").click()
+    reasons = page.d.find_elements("css selector", "#fit-miss-list li")
+    assert len(reasons) == len(misses)
+    assert reasons[0].text.endswith(misses[0]["reason"])
+    assert "2 × NVIDIA GeForce RTX 4090" in page.el("#fit-summary").text
+    assert not page.console_errors()

@@ -2,8 +2,10 @@
 //! module under `commands/`; this file only wires them to clap and maps errors to exit codes.
 
 mod commands;
+mod hardware;
 mod model_source;
 mod render;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ enum Command {
     Gpus(commands::catalogue::GpusArgs),
     /// Read a model file or directory (safetensors, GGUF, config.json, HF cache, ollama): header only.
     Inspect(commands::inspect::InspectArgs),
+    /// The models that run on this machine (or on named GPUs): best precision, KV dtype, max
+    /// context and concurrency for every catalogue and local model.
+    Fit(commands::fit::FitArgs),
     /// Find models in local stores and folders and say whether each fits.
     Scan(commands::scan::ScanArgs),
     /// Simulate KV-cache allocation under a request trace: contiguous vs paged, sharing, preemption.
@@ -64,25 +69,53 @@ impl Failure {
 
 fn main() -> ExitCode {
     // llama.cpp's single-dash flags (-ngl, -np, -ctk, ...) are rewritten to their long forms first.
-    let cli = Cli::parse_from(commands::estimate::expand_engine_short_flags(
-        std::env::args_os(),
-    ));
+    let args = commands::estimate::expand_engine_short_flags(std::env::args_os());
+    if let Some(message) = usage::negative_value(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage::report(e),
+    };
     let result = match cli.command {
         Command::Estimate(a) => commands::estimate::run(a),
         Command::Models(a) => commands::catalogue::models(a),
         Command::Gpus(a) => commands::catalogue::gpus(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Scan(a) => commands::scan::run(a),
+        Command::Fit(a) => commands::fit::run(a),
         Command::Simulate(a) => commands::simulate::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Plan(a) => commands::plan::run(a),
         Command::Calibrate(a) => commands::calibrate::run(a),
     };
+    record_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.message.replace('\n', " "));
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// With `VRAMPLAN_PEAK_MEMORY_FILE=PATH`, writes the process's peak resident memory in bytes
+/// (Linux `VmHWM`) to PATH when the command ends: how the tests of issue 11 assert that hostile
+/// inputs are read in bounded memory. (A parent's `wait4` cannot tell: Linux carries the spawning
+/// process's peak into the child's across `execve`.)
+fn record_peak_memory() {
+    let Some(path) = std::env::var_os("VRAMPLAN_PEAK_MEMORY_FILE") else {
+        return;
+    };
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    if let Some(kib) = peak_kib {
+        let _ = std::fs::write(path, (kib * 1024).to_string());
     }
 }

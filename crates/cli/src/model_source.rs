@@ -22,13 +22,34 @@ fn file_failure(e: FormatError) -> Failure {
     }
 }
 
-/// Catalogue first (exact id or alias); then a path on disk, an HF repo id in the local cache
-/// or an ollama model name. An unknown name that is none of these gets the catalogue's error
-/// with the nearest names.
+/// What `--model` accepts, for the commands' `--help`.
+pub const MODEL_HELP: &str = "Model: a catalogue id or alias in any case, with or without its organisation or punctuation (meta-llama/Llama-3.1-8B-Instruct, Llama-3.1-8B-Instruct, llama3.1-8b-instruct; see `vramplan models`); or a model on disk: a .safetensors or .gguf file, a sharded checkpoint's index.json, a Hugging Face model folder or a config.json alone; an HF repo id in the local cache; an ollama model name (llama3.1:8b)";
+
+/// A `--model` written as a path rather than a name: it starts at a folder (`./`, `../`,
+/// `/`, `~`), or names a model file by its extension. `org/name` is a repository id, not a
+/// path.
+pub fn looks_like_path(query: &str) -> bool {
+    let q = query.trim();
+    let lower = q.to_ascii_lowercase();
+    q.starts_with("./")
+        || q.starts_with("../")
+        || q.starts_with('/')
+        || q.starts_with('~')
+        || q.starts_with(".\\")
+        || q.contains('\\')
+        || q.matches('/').count() > 1
+        || [".gguf", ".safetensors", ".json", ".bin"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+}
+
+/// The catalogue by exact id or alias first; then a model on disk (a path, an HF repo id in
+/// the local cache, an ollama model name), so that a local `llama3.1:8b` is the ollama file
+/// and not the catalogue's bf16 checkpoint; then the catalogue by the names people type
+/// (names.rs). A path that does not exist is "no such file", not an unknown model.
 pub fn resolve(query: &str) -> Result<Resolved, Failure> {
     let cat = catalogue();
-    let from_catalogue = cat.model(query);
-    if let Ok(m) = from_catalogue {
+    if let Some(m) = cat.model_exact(query) {
         return Ok(Resolved {
             desc: m.clone(),
             origin: None,
@@ -36,6 +57,11 @@ pub fn resolve(query: &str) -> Result<Resolved, Failure> {
         });
     }
     let is_path = Path::new(query).exists();
+    if !is_path && looks_like_path(query) {
+        return Err(Failure::input(format!(
+            "no such file: {query} (--model takes a catalogue id, or a path to a model file, folder or config.json that exists)"
+        )));
+    }
     match inspect(query) {
         Ok(file) => {
             let fm = to_model_desc(&file).map_err(file_failure)?;
@@ -56,7 +82,15 @@ pub fn resolve(query: &str) -> Result<Resolved, Failure> {
             })
         }
         Err(e) if is_path => Err(file_failure(e)),
-        // Neither in the catalogue nor a local model: the catalogue's error names the nearest.
-        Err(_) => Err(Failure::input(from_catalogue.err().unwrap_or_default())),
+        // Not a local model: the catalogue by the names people type, whose error names the
+        // nearest entries.
+        Err(_) => cat
+            .model(query)
+            .map(|m| Resolved {
+                desc: m.clone(),
+                origin: None,
+                notes: Vec::new(),
+            })
+            .map_err(Failure::input),
     }
 }

@@ -268,7 +268,11 @@ fn estimate_equals_the_cli_json_for_the_same_flags() {
     for body in cases {
         let r = s.estimate(&body);
         assert_eq!(r.status, 200, "{body}: {}", r.text());
-        let args = flags(&body);
+        let mut args = flags(&body);
+        if body["engine"] == "llamacpp" {
+            // The CLI checks this machine's memory by default; the API only a given size.
+            args.extend(["--host-memory".to_string(), "none".to_string()]);
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_eq!(r.json(), cli_json(&args), "API and CLI differ for {body}");
     }
@@ -608,10 +612,10 @@ fn bodies_over_the_limit_get_413() {
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("65536 bytes"));
     // A declared size over the limit is refused before the body is read.
-    let r = s.raw(b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    let r = s.raw(b"POST /api/v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
     assert_eq!(r.status, 413);
     // A chunked body that grows past the limit.
-    let mut req = b"POST /api/v1/estimate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut req = b"POST /api/v1/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for _ in 0..20 {
         req.extend_from_slice(format!("{:x}\r\n{}\r\n", 8192, " ".repeat(8192)).as_bytes());
     }
@@ -781,11 +785,13 @@ fn openapi_documents_the_plan_endpoint() {
             "gpu",
             "gpu_memory_utilization",
             "kv_dtype",
+            "max_candidates",
             "max_gpus",
             "model",
             "output_tokens",
             "quant",
             "rate",
+            "time_budget",
             "top",
             "vllm_version"
         ]
@@ -1024,7 +1030,7 @@ fn bad_plan_requests_get_a_400_naming_the_field() {
     // The body limit.
     let big = format!("{{\"model\": [\"{}\"]}}", "x".repeat(65_536));
     assert_eq!(s.post("/api/v1/plan", big.as_bytes()).status, 413);
-    let r = s.raw(b"POST /api/v1/plan HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
+    let r = s.raw(b"POST /api/v1/plan HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\nConnection: close\r\n\r\n{");
     assert_eq!(r.status, 413);
     assert_eq!(s.get("/api/v1/plan").status, 405);
     s.assert_alive();
@@ -1060,5 +1066,43 @@ fn plan_searches_do_not_stop_estimates() {
     assert!(plans.windows(2).all(|w| w[0] == w[1]));
     // Once they are done, the next search runs.
     assert_eq!(s.post("/api/v1/plan", body.as_bytes()).status, 200);
+    s.assert_alive();
+}
+
+// ---------------------------------------------------------------- POST /api/v1/fit
+
+#[test]
+fn fit_equals_the_cli_json_for_the_same_flags() {
+    let s = Server::start();
+    let post = |body: &Value| s.post("/api/v1/fit", body.to_string().as_bytes());
+    let r = post(
+        &json!({"gpu": "RTX 4090", "host_memory": "64GiB", "family": "llama-3.1", "engine": ["vllm", "llamacpp"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cli = cli_json(&[
+        "fit",
+        "--gpu",
+        "RTX 4090",
+        "--host-memory",
+        "64GiB",
+        "--family",
+        "llama-3.1",
+        "--engine",
+        "vllm",
+        "--engine",
+        "llamacpp",
+        "--no-local",
+        "--json",
+    ]);
+    assert_eq!(r.json(), cli);
+    assert_eq!(cli["hardware"]["gpu"], "rtx-4090");
+    // The server detects nothing: gpu is required, named as the field at fault.
+    let r = post(&json!({"context": 8192}));
+    assert_field_error(&r, Some("gpu"));
+    // The local stores are not the visitor's to ask for.
+    let r = post(&json!({"gpu": "h100", "no_local": false}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = post(&json!({"gpu": "h100", "min_params": "lots"}));
+    assert_field_error(&r, Some("min_params"));
     s.assert_alive();
 }

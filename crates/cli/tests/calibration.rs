@@ -1,19 +1,20 @@
-//! `vramplan calibrate` over shared/calibration: the issue's targets where the profiles meet
-//! them, and the measured figures where they do not (so that a regression shows).
+//! `vramplan calibrate` over the repository's data/calibration (embedded in the binary): the
+//! issue's targets where the profiles meet them, and the measured figures where they do not (so
+//! that a regression shows).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn data_dir() -> PathBuf {
-    // crates/cli → the workspace → its parent holds shared/calibration.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/calibration")
+    // crates/cli → the workspace root holds data/calibration.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/calibration")
 }
 
-fn report() -> serde_json::Value {
-    let dir = data_dir();
+/// `vramplan calibrate --json` with `extra` arguments (none: the embedded records).
+fn calibrate_json(extra: &[&std::ffi::OsStr]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_vramplan"))
-        .args(["calibrate", "--json", "--data"])
-        .arg(&dir)
+        .args(["calibrate", "--json"])
+        .args(extra)
         .output()
         .expect("run vramplan");
     assert!(
@@ -22,6 +23,10 @@ fn report() -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn report() -> serde_json::Value {
+    calibrate_json(&[])
 }
 
 fn summary<'a>(r: &'a serde_json::Value, engine: &str, figure: &str) -> &'a serde_json::Value {
@@ -33,28 +38,91 @@ fn summary<'a>(r: &'a serde_json::Value, engine: &str, figure: &str) -> &'a serd
         .unwrap_or_else(|| panic!("no {engine}/{figure} in the summary"))
 }
 
+/// The vLLM rows of the report whose record's `vllm_version` passes `keep`.
+fn vllm_rows(r: &serde_json::Value, keep: impl Fn(Option<&str>) -> bool) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(data_dir().join("vllm.jsonl")).unwrap();
+    let versions: Vec<Option<String>> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["vllm_version"].as_str().map(String::from)
+        })
+        .collect();
+    r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| {
+            let record = row["record"].as_str().unwrap();
+            let Some(rest) = record.strip_prefix("vllm.jsonl:") else {
+                return false;
+            };
+            let line: usize = rest.split(' ').next().unwrap().parse().unwrap();
+            keep(versions[line - 1].as_deref())
+        })
+        .cloned()
+        .collect()
+}
+
+/// Median and worst absolute relative error of `figure` over `rows`, and the row count.
+fn median_worst(rows: &[serde_json::Value], figure: &str) -> (f64, f64, usize) {
+    let mut errs: Vec<f64> = rows
+        .iter()
+        .filter(|row| row["figure"] == figure)
+        .map(|row| row["rel_error"].as_f64().unwrap().abs())
+        .collect();
+    errs.sort_by(f64::total_cmp);
+    let n = errs.len();
+    if n == 0 {
+        return (0.0, 0.0, 0);
+    }
+    let median = if n % 2 == 1 {
+        errs[n / 2]
+    } else {
+        (errs[n / 2 - 1] + errs[n / 2]) / 2.0
+    };
+    (median, errs[n - 1], n)
+}
+
 #[test]
 fn targets_of_the_issue() {
-    if !data_dir().is_dir() {
-        eprintln!("shared/calibration not present; skipping");
-        return;
-    }
     let r = report();
+    assert_eq!(r["data"], "data/calibration (embedded at build time)");
     // llama.cpp KV buffers: exact on every CPU-run record, cells and MiB.
     for fig in ["kv_cells", "kv_buffer"] {
         let s = summary(&r, "llamacpp", fig);
         assert_eq!(s["met"], true, "{s}");
         assert!(s["records"].as_u64().unwrap() >= 700, "{s}");
     }
-    // Weights within 1% for both engines.
-    assert_eq!(summary(&r, "vllm", "weights")["met"], true);
+    // Weights within 1% for llama.cpp.
     assert_eq!(summary(&r, "llamacpp", "weights")["met"], true);
-    // vLLM KV cache: 3% median, 8% worst.
-    let kv = summary(&r, "vllm", "kv_cache");
-    assert_eq!(kv["met"], true, "{kv}");
-    assert!(kv["records"].as_u64().unwrap() >= 30);
-    // vLLM activation peaks within 15%.
-    assert_eq!(summary(&r, "vllm", "activation")["met"], true);
+    // vLLM: the issue-4 targets (weights within 1%, KV cache 3% median and 8% worst, activation
+    // peaks within 15%) on the vLLM 0.19 H100 records the profile was built from.
+    let v019 = vllm_rows(&r, |version| version == Some("0.19.0"));
+    for (figure, median, worst) in [
+        ("weights", 0.01, 0.01),
+        ("kv_cache", 0.03, 0.08),
+        ("activation", 0.15, 0.15),
+    ] {
+        let (m, w, n) = median_worst(&v019, figure);
+        assert!(n >= 30, "{figure}: {n} rows");
+        assert!(
+            m <= median && w <= worst,
+            "vLLM 0.19 {figure}: median {m}, worst {w}"
+        );
+    }
+    // Other releases (0.11, 0.15, 0.17, 0.24, added to data/calibration later) are not met yet:
+    // issue 14 fits the profile to them. Today's figures are bounds, so that a regression shows:
+    // KV cache worst +73.6% (Qwen3-32B on 0.11), gpt-oss-20b MXFP4 weights +189%.
+    let others = vllm_rows(&r, |version| version.is_some_and(|v| v != "0.19.0"));
+    for (figure, worst) in [("kv_cache", 0.74), ("weights", 1.90), ("activation", 0.62)] {
+        let (_, w, n) = median_worst(&others, figure);
+        assert!(n >= 4, "{figure}: {n} rows");
+        assert!(
+            w <= worst,
+            "vLLM other releases {figure}: worst {w} > {worst}"
+        );
+    }
     // llama.cpp compute buffers within 15% (the issue's target). On the CPU-run records the
     // ggml-alloc simulation of the reserve graph is exact: every one of the 470 rows within
     // 0.05% (the log prints two decimals of MiB: 0.005 MiB of ~70 MiB is 0.007%).
@@ -86,13 +154,131 @@ fn targets_of_the_issue() {
         .unwrap()
         .iter()
         .filter(|s| {
+            s["engine"] == "llamacpp"
+                && s["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the profile refuses too")
+        })
+        .count();
+    assert_eq!(refused, 3);
+}
+
+/// The embedded copy is the repository's files: reading them with --data gives the same rows.
+#[test]
+fn embedded_records_are_the_repository_files() {
+    let embedded = report();
+    let dir = data_dir();
+    let from_dir = calibrate_json(&["--data".as_ref(), dir.as_os_str()]);
+    assert_eq!(from_dir["data"], dir.display().to_string());
+    for key in ["rows", "summary", "skipped"] {
+        assert_eq!(embedded[key], from_dir[key], "{key}");
+    }
+    // Every record file of the repository is read: 56 vLLM + 473 CPU runs + 28 llama.cpp logs
+    // (the sglang file is not calibrated yet), each either compared or skipped with a reason.
+    let mut records: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for row in embedded["rows"].as_array().unwrap() {
+        records.insert(row["record"].as_str().unwrap().to_string());
+    }
+    for s in embedded["skipped"].as_array().unwrap() {
+        records.insert(s["record"].as_str().unwrap().to_string());
+    }
+    let count = |prefix: &str| records.iter().filter(|r| r.starts_with(prefix)).count();
+    let lines = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert_eq!(count("vllm.jsonl:"), lines("vllm.jsonl"));
+    assert_eq!(
+        count("llamacpp_cpu_runs.jsonl:"),
+        lines("llamacpp_cpu_runs.jsonl")
+    );
+    assert_eq!(count("llamacpp.jsonl:"), lines("llamacpp.jsonl"));
+    assert_eq!(
+        count("llamacpp_truth/cpu_runs.jsonl:"),
+        lines("llamacpp_truth/cpu_runs.jsonl")
+    );
+    // --truth DIR reads the ground-truth records from another folder: the same rows here.
+    let truth = dir.join("llamacpp_truth");
+    let from_truth = calibrate_json(&["--truth".as_ref(), truth.as_os_str()]);
+    assert_eq!(embedded["rows"], from_truth["rows"]);
+}
+
+#[test]
+fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
+    let r = report();
+    // KV and output buffers to the log's 0.01 MiB on every context of every architecture the
+    // description covers: llama, mistral (llama and mistral3), qwen2, qwen3, phi3 (its window
+    // ignored), gemma2 (with and without its window key: the loader's default 4096), gemma3,
+    // gemma3n (KV only in the first 20 layers), falcon, starcoder2, qwen3moe, mixtral, gpt-oss,
+    // deepseek2 (MLA) and llama4 (chunked).
+    for fig in ["kv_buffer", "output_buffer"] {
+        let s = summary(&r, "llamacpp-truth", fig);
+        assert_eq!(s["met"], true, "{s}");
+        assert!(s["records"].as_u64().unwrap() >= 390, "{s}");
+    }
+    let rows = r["rows"].as_array().unwrap();
+    let mut archs: Vec<&str> = rows
+        .iter()
+        .filter(|x| x["engine"] == "llamacpp-truth" && x["figure"] == "kv_buffer")
+        .filter_map(|x| x["record"].as_str()?.split_whitespace().nth(1))
+        .collect();
+    archs.sort();
+    archs.dedup();
+    assert!(archs.len() >= 17, "{archs:?}");
+    // The simulated graphs have llama.cpp's node count on every run they cover.
+    let nodes = summary(&r, "llamacpp-truth", "graph_nodes");
+    assert_eq!(nodes["met"], true, "{nodes}");
+    assert!(nodes["records"].as_u64().unwrap() >= 160, "{nodes}");
+    // Compute buffers: the reserve graph is simulated for llama, qwen2, qwen3 and gemma2 (exact);
+    // the others are the phase estimate, measured here (issue 15's target of 1% median and 5%
+    // worst is not met until each builder's graph is simulated: step 4 of the issue).
+    let cb = summary(&r, "llamacpp-truth", "compute_buffer");
+    assert!(cb["median_abs_error"].as_f64().unwrap() < 0.06, "{cb}");
+    for row in rows.iter().filter(|x| {
+        x["engine"] == "llamacpp-truth"
+            && x["figure"] == "compute_buffer"
+            && [
+                "llama ",
+                "qwen2 ",
+                "qwen3 ",
+                "gemma2 ",
+                "gemma2_nowindowkey ",
+                "mistral_llama ",
+                "mistral3 ",
+            ]
+            .iter()
+            .any(|a| x["record"].as_str().unwrap().contains(&format!(" {a}")))
+    }) {
+        assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
+    }
+    // The recurrent and hybrid models are skipped with the reason, not mispredicted.
+    let skipped = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"] == "llamacpp-truth")
+        .filter(|s| !s["reason"].as_str().unwrap().contains("refused"))
+        .count();
+    assert_eq!(skipped, 6 * 24);
+    // The nine runs llama.cpp refused (an MLA model with different K and V cache types) are
+    // refused by the profile too.
+    let refused = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["engine"] == "llamacpp-truth")
+        .filter(|s| {
             s["reason"]
                 .as_str()
                 .unwrap()
                 .contains("the profile refuses too")
         })
         .count();
-    assert_eq!(refused, 3);
+    assert_eq!(refused, 9);
 }
 
 #[test]

@@ -140,3 +140,331 @@ fn bad_input_is_one_line_and_exit_2() {
     let out = vramplan(&["estimate", "--context", "lots"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Names as people type them (issue 16), through the binary.
+#[test]
+fn names_as_people_type_them() {
+    let id = |args: &[&str]| json(args)["model"].as_str().unwrap().to_string();
+    assert_eq!(
+        id(&[
+            "estimate",
+            "-m",
+            "Mistral-Small-24B-Instruct-2501",
+            "--json"
+        ]),
+        "mistralai/Mistral-Small-24B-Instruct-2501"
+    );
+    assert_eq!(
+        id(&["estimate", "-m", "llama3.1-8b-instruct", "--json"]),
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
+    let gpu = |name: &str| json(&["estimate", "-g", name, "--json"])["gpu"].clone();
+    for (typed, want) in [
+        ("RTX 4090", "rtx-4090"),
+        ("4090", "rtx-4090"),
+        ("H100 SXM", "h100"),
+        ("A100 80GB", "a100-80gb"),
+        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+        ("NVIDIA H100 80GB HBM3", "h100"),
+        ("AMD Instinct MI300X OAM", "mi300x"),
+    ] {
+        assert_eq!(gpu(typed), want, "{typed}");
+    }
+    // `gpus` and `models` search the same way.
+    let hits = json(&["gpus", "rtx 4090", "--json"]);
+    assert_eq!(hits[0]["id"], "rtx-4090");
+    // Suggestions share a word with what was typed; GLM-4.7 is not near gemma-3-4b (GLM-4.6 is
+    // in the catalogue).
+    let out = vramplan(&["estimate", "-m", "GLM-4.7"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!err.contains("gemma"), "{err}");
+    assert!(err.contains("zai-org/GLM-4.6"), "{err}");
+    fails_with(
+        &["estimate", "-m", "lama-3.1-8b-instruct"],
+        "nearest: meta-llama/Llama-3.1-8B-Instruct,",
+    );
+}
+
+#[test]
+fn mistakes_get_one_line_each() {
+    // A path that does not exist is a missing file, not an unknown catalogue model.
+    fails_with(
+        &["estimate", "--model", "./missing/config.json"],
+        "no such file: ./missing/config.json",
+    );
+    fails_with(&["plan", "-m", "/nowhere/model.gguf"], "no such file");
+    // Negative numbers: our message, naming the flag, not clap's "unexpected argument".
+    fails_with(
+        &["estimate", "--context", "-5"],
+        "--context -5: the value cannot be negative",
+    );
+    fails_with(
+        &["plan", "-m", "llama-3.1-8b", "--concurrency=-2"],
+        "cannot be negative",
+    );
+    fails_with(&["simulate", "--rate", "-1"], "cannot be negative");
+    // clap's own mistakes, on one line too.
+    fails_with(
+        &["estimate", "--contxt", "5"],
+        "similar argument exists: '--context'",
+    );
+    fails_with(&["plan"], "required arguments were not provided: --model");
+    // A catalogue GPU and a custom memory size are refused together.
+    fails_with(
+        &["estimate", "--gpu", "h100", "--gpu-memory", "24GiB"],
+        "cannot be used with",
+    );
+}
+
+/// `--help` of every command that takes --model says what it accepts.
+#[test]
+fn help_says_what_model_accepts() {
+    for cmd in ["estimate", "plan", "simulate"] {
+        let out = vramplan(&[cmd, "--help"]);
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for needle in [
+            "catalogue id",
+            "config.json",
+            ".gguf",
+            "ollama",
+            "HF repo id",
+        ] {
+            assert!(help.contains(needle), "{cmd} --help lacks {needle}");
+        }
+    }
+}
+
+/// Nothing misleading (issue 16): counts in the right number, a context beyond the model's
+/// limit flagged, the SGLang fix never the value that failed.
+#[test]
+fn answers_do_not_mislead() {
+    let out = vramplan(&["estimate", "-m", "llama-3.1-8b", "--batch", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 sequence ×") && !text.contains("1 sequences"),
+        "{text}"
+    );
+    let out = vramplan(&["gpus", "rtx-4090"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\n1 GPU\n"));
+    // Llama-3.1-8B's limit is 131,072: a warning, and advice that is the context only.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--context",
+        "1000000",
+        "--json",
+    ]);
+    assert!(v["warnings"][0].as_str().unwrap().contains("beyond"), "{v}");
+    let advice = v["advice"].as_array().unwrap();
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0]["change"], "context of 131,072 tokens");
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--context",
+        "1000000",
+        "--engine",
+        "sglang",
+        "--json",
+    ]);
+    assert!(v["startup_error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("greater than the derived context_length (131072)"));
+    // SGLang, DeepSeek-V3 at TP 8 with --mem-fraction-static 0.95: no share is enough, and the
+    // fix says so instead of repeating 0.95.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "deepseek-v3",
+        "--engine",
+        "sglang",
+        "--tp",
+        "8",
+        "--mem-fraction-static",
+        "0.95",
+        "--json",
+    ]);
+    let fix = v["startup_error"]["fix"].as_str().unwrap();
+    assert!(
+        !fix.contains("0.95") && fix.contains("larger --tp"),
+        "{fix}"
+    );
+    // plan names the model that had no plan.
+    let v = json(&[
+        "plan",
+        "-m",
+        "llama-3.1-8b",
+        "-m",
+        "llama-3.1-405b",
+        "-g",
+        "rtx-4090",
+        "--max-gpus",
+        "2",
+        "--json",
+    ]);
+    assert!(!v["plans"].as_array().unwrap().is_empty());
+    assert_eq!(v["no_plan"][0]["model"], "meta-llama/Llama-3.1-405B");
+    let out = vramplan(&[
+        "plan",
+        "-m",
+        "llama-3.1-8b",
+        "-m",
+        "llama-3.1-405b",
+        "-g",
+        "rtx-4090",
+        "--max-gpus",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("No plan for meta-llama/Llama-3.1-405B"),
+        "{text}"
+    );
+    assert!(!text.contains("Nothing in the search space"), "{text}");
+}
+
+#[test]
+fn llamacpp_host_memory_is_checked() {
+    // -c 2^34 on Llama-3.1-8B: 2 PiB of KV; with no layer fitting the card it all lands in host
+    // memory, which is checked like the GPU's.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--engine",
+        "llamacpp",
+        "-g",
+        "rtx-4090",
+        "--context",
+        "17179869184",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(v["fits"], false, "{v}");
+    let host = v["devices"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (host["kind"].as_str(), host["fits"].as_bool()),
+        (Some("host"), Some(false))
+    );
+    assert_eq!(host["memory_bytes"], 64u64 << 30);
+    // 32 layers × 2^34 cells × 2048 B: 1 PiB of KV (2 PiB with the K and V of 1024 each).
+    assert_eq!(
+        host["kv_bytes"].as_u64().unwrap(),
+        32 * (1u64 << 34) * 2048 * 2
+    );
+    assert!(v["warnings"].to_string().contains("host memory"), "{v}");
+    // The same with a context that fits, on a machine with enough memory.
+    let ok = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-8b",
+        "--engine",
+        "llamacpp",
+        "-g",
+        "rtx-4090",
+        "--context",
+        "8192",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(ok["fits"], true);
+}
+
+#[test]
+fn llamacpp_two_gpus_and_experts_on_the_host() {
+    // An RTX 4090 beside an RTX 5090 with -ts 1,1: 81 layers split 41 / 40.
+    let v = json(&[
+        "estimate",
+        "-m",
+        "llama-3.1-70b-instruct",
+        "--engine",
+        "llamacpp",
+        "-q",
+        "q4_k_m",
+        "-g",
+        "rtx-4090",
+        "-g",
+        "rtx-5090",
+        "--tensor-split",
+        "1,1",
+        "-c",
+        "8192",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    let d = v["devices"].as_array().unwrap();
+    assert_eq!(d.len(), 3);
+    assert_eq!(
+        (d[0]["layers"].as_u64(), d[1]["layers"].as_u64()),
+        (Some(41), Some(40))
+    );
+    assert!(d[1]["name"].as_str().unwrap().contains("5090"));
+    // Qwen3-30B-A3B Q8_0 on one 24 GB card: every layer on the GPU, and the fewest layers'
+    // experts in host memory that leave 1 GiB free.
+    let m = json(&[
+        "estimate",
+        "-m",
+        "qwen3-30b-a3b",
+        "--engine",
+        "llamacpp",
+        "-q",
+        "q8_0",
+        "-g",
+        "rtx-4090",
+        "-c",
+        "32768",
+        "--host-memory",
+        "64GiB",
+        "--json",
+    ]);
+    assert_eq!(m["gpu_layers"], 49);
+    let n = m["engine_settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "n_cpu_moe")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(n > 0 && n < 48, "{n}");
+    assert!(m["margin_bytes"].as_i64().unwrap() >= 1 << 30, "{m}");
+    // A dense model has no experts to keep on the host.
+    fails_with(
+        &[
+            "estimate",
+            "-m",
+            "llama-3.1-8b",
+            "--engine",
+            "llamacpp",
+            "--n-cpu-moe",
+            "4",
+        ],
+        "has none",
+    );
+    fails_with(
+        &[
+            "estimate",
+            "-m",
+            "llama-3.1-8b",
+            "--engine",
+            "llamacpp",
+            "-g",
+            "rtx-4090",
+            "-g",
+            "rtx-4090",
+            "--tensor-split",
+            "1,2,3",
+        ],
+        "-ts has 3 values",
+    );
+}

@@ -31,6 +31,21 @@ fn vramplan(args: &[&str], env: &[(&str, PathBuf)]) -> Output {
     c.output().expect("run vramplan")
 }
 
+/// The fixtures' HF cache and ollama store as the default stores.
+fn store_env(exp: &serde_json::Value, fx: &std::path::Path) -> [(&'static str, PathBuf); 3] {
+    [
+        ("HF_HOME", fx.join("hf_cache")),
+        (
+            "HF_HUB_CACHE",
+            fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
+        ),
+        (
+            "OLLAMA_MODELS",
+            fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
+        ),
+    ]
+}
+
 fn json(args: &[&str], env: &[(&str, PathBuf)]) -> serde_json::Value {
     let out = vramplan(args, env);
     assert!(
@@ -163,17 +178,7 @@ fn scan_finds_every_store_and_checks_the_gpu() {
             "4096",
             "--json",
         ],
-        &[
-            ("HF_HOME", fx.join("hf_cache")),
-            (
-                "HF_HUB_CACHE",
-                fx.join(exp["hf_cache"]["hub"].as_str().unwrap()),
-            ),
-            (
-                "OLLAMA_MODELS",
-                fx.join(exp["ollama"]["models_dir"].as_str().unwrap()),
-            ),
-        ],
+        &store_env(&exp, &fx),
     );
     let models = v["models"].as_array().unwrap();
     let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
@@ -230,4 +235,41 @@ fn hostile_and_sparse_files() {
         v["header_bytes_read"]
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `vramplan fit` checks the local stores' models too: GGUF (ollama) under llama.cpp, an HF
+/// cache snapshot under vLLM, each in its own precision.
+#[test]
+fn fit_includes_the_local_stores() {
+    let exp = expected();
+    let fx = fixtures();
+    let v = json(
+        &[
+            "fit",
+            "--gpu",
+            "a10g",
+            "--host-memory",
+            "16GiB",
+            "--max-params",
+            "1B",
+            // The fixtures' models declare a 4,096-token limit.
+            "--context",
+            "2048",
+            "--json",
+        ],
+        &store_env(&exp, &fx),
+    );
+    let rows = v["models"].as_array().unwrap();
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r["model"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {rows:?}"))
+    };
+    let ollama = find("tiny:latest");
+    assert_eq!(ollama["source"], "ollama");
+    assert_eq!(ollama["engine"], "llamacpp");
+    assert_eq!(ollama["fits"], true, "{ollama}");
+    let hf = find("test-org/tiny-llama");
+    assert_eq!(hf["source"], "hf-cache");
+    assert_eq!(hf["engine"], "vllm");
 }

@@ -237,3 +237,45 @@ fn simulate_svg_and_bad_input() {
     .unwrap();
     fails_with(&["simulate", "--workload", bad.to_str().unwrap()], "line 3");
 }
+
+/// A request that can never be admitted is reported, not hidden in a table of zeros.
+#[test]
+fn simulate_reports_requests_never_admitted() {
+    let dir = std::env::temp_dir().join(format!("vramplan-never-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("trace.csv");
+    // One request of 50,010 tokens: longer than --max-seq-len 2048.
+    std::fs::write(
+        &trace,
+        "arrival_s,prompt_tokens,output_tokens\n0.1,50000,10\n",
+    )
+    .unwrap();
+    let args = [
+        "simulate",
+        "--model",
+        "opt-13b",
+        "--gpu",
+        "a100-40gb",
+        "--workload",
+        trace.to_str().unwrap(),
+        "--rate",
+        "1",
+        "--requests",
+        "1",
+        "--allocator",
+        "paged",
+        "--kv-pool",
+        "1GiB",
+    ];
+    let out = vramplan(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("paged: 1 of 1 request never admitted, left out of every figure above: 1 longer than --max-seq-len 2,048."),
+        "{text}"
+    );
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let v = json(&with_json);
+    assert_eq!(v["allocators"][0]["rejected"], 1);
+    assert_eq!(v["allocators"][0]["rejected_too_long"], 1);
+}

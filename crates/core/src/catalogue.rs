@@ -2,7 +2,7 @@
 //! Each model is its own config.json (`data/catalogue/<org>/<name>/config.json`), described by
 //! the one config.json mapping (`crate::arch`), plus `meta.toml` for what a config does not say
 //! (names, the published parameter count, base and quantization of derived checkpoints).
-//! Lookups are case-insensitive on ids and aliases; a miss lists the three nearest names.
+//! Lookups take names as people type them (names.rs); a miss lists the three nearest entries.
 
 use crate::gpu::{Gpu, Price};
 use crate::model::{ModelDesc, QuantSpec};
@@ -191,60 +191,114 @@ fn normalise(s: &str) -> String {
     s.trim().to_ascii_lowercase()
 }
 
-/// The three catalogue names nearest to `query` (by Jaro-Winkler similarity).
-pub fn nearest<'a>(query: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let q = normalise(query);
-    let mut scored: Vec<(f64, String)> = names
-        .map(|n| {
-            let ln = normalise(n);
-            // Prefer names that contain the query (a short alias typed inside a long id).
-            let bonus = if !q.is_empty() && ln.contains(&q) {
-                0.5
-            } else {
-                0.0
-            };
-            (strsim::jaro_winkler(&q, &ln) + bonus, n.to_string())
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
-}
-
 impl Catalogue {
-    pub fn model(&self, query: &str) -> Result<&ModelDesc, String> {
+    /// The nearest model entries to `query`, each shown by its id (names::suggest_entries).
+    pub fn nearest_models(&self, query: &str) -> Vec<String> {
+        crate::names::suggest_entries(
+            query,
+            self.models.iter().map(|m| {
+                let names = std::iter::once(m.id.as_str())
+                    .chain(m.aliases.iter().map(String::as_str))
+                    .collect();
+                (m.id.as_str(), names)
+            }),
+        )
+    }
+
+    /// The nearest GPU entries to `query`, each shown by its id.
+    pub fn nearest_gpus(&self, query: &str) -> Vec<String> {
+        crate::names::suggest_entries(
+            query,
+            self.gpus.iter().map(|g| {
+                let names = std::iter::once(g.id.as_str())
+                    .chain(g.aliases.iter().map(String::as_str))
+                    .chain(std::iter::once(g.name.as_str()))
+                    .collect();
+                (g.id.as_str(), names)
+            }),
+        )
+    }
+
+    /// The entry whose id or alias is `query`, ignoring case only.
+    pub fn model_exact(&self, query: &str) -> Option<&ModelDesc> {
         let q = normalise(query);
-        let hit = self
-            .models
+        self.models
             .iter()
             .find(|m| normalise(&m.id) == q)
             .or_else(|| {
                 self.models
                     .iter()
                     .find(|m| m.aliases.iter().any(|a| normalise(a) == q))
-            });
-        hit.ok_or_else(|| {
-            let names = self.models.iter().flat_map(|m| std::iter::once(m.id.as_str()).chain(m.aliases.iter().map(String::as_str)));
-            format!(
-                "unknown model '{query}'; nearest: {}. See `vramplan models` for the catalogue, or pass a path to a model file or config.json",
-                nearest(query, names).join(", ")
-            )
-        })
+            })
     }
 
+    /// A model as people type it: its id or alias in any case; the same without punctuation
+    /// (`llama3.1-8b-instruct`); the repository name without its organisation
+    /// (`Mistral-Small-24B-Instruct-2501`). A name that fits several entries is refused with
+    /// their ids; a miss lists the nearest names.
+    pub fn model(&self, query: &str) -> Result<&ModelDesc, String> {
+        if let Some(m) = self.model_exact(query) {
+            return Ok(m);
+        }
+        let k = crate::names::key(query);
+        let repo_name = |id: &str| {
+            id.rsplit_once('/')
+                .map(|(_, n)| n)
+                .unwrap_or(id)
+                .to_string()
+        };
+        let hits: Vec<&ModelDesc> = if k.is_empty() {
+            Vec::new()
+        } else {
+            self.models
+                .iter()
+                .filter(|m| {
+                    crate::names::key(&m.id) == k
+                        || crate::names::key(&repo_name(&m.id)) == k
+                        || m.aliases.iter().any(|a| crate::names::key(a) == k)
+                })
+                .collect()
+        };
+        match hits.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "unknown model '{query}'{}. See `vramplan models` for the catalogue, or pass a path to a model file or config.json",
+                crate::names::nearest_clause(&self.nearest_models(query))
+            )),
+            many => Err(format!(
+                "'{query}' names {} catalogue models: {}; give the full id",
+                many.len(),
+                many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    /// A GPU as people write it: catalogue id, alias, full name or the name nvidia-smi or
+    /// rocm-smi prints, compared without case, punctuation or the vendor's words (`RTX 4090`,
+    /// `4090`, `H100 SXM`, `A100 80GB`, `NVIDIA GeForce RTX 4090`, `AMD Instinct MI300X OAM`).
     pub fn gpu(&self, query: &str) -> Result<&Gpu, String> {
         let q = normalise(query);
-        let hit = self.gpus.iter().find(|g| {
+        let exact = self.gpus.iter().find(|g| {
             normalise(&g.id) == q
                 || g.aliases.iter().any(|a| normalise(a) == q)
                 || g.smi_names.iter().any(|a| normalise(a) == q)
                 || normalise(&g.name) == q
         });
+        if let Some(g) = exact {
+            return Ok(g);
+        }
+        let k = crate::names::gpu_key(query);
+        let same = |name: &str| !k.is_empty() && crate::names::gpu_key(name) == k;
+        let hit = self.gpus.iter().find(|g| {
+            same(&g.id)
+                || g.aliases.iter().any(|a| same(a))
+                || g.smi_names.iter().any(|a| same(a))
+                || same(&g.name)
+        });
         hit.ok_or_else(|| {
-            let names = self.gpus.iter().flat_map(|g| std::iter::once(g.id.as_str()).chain(g.aliases.iter().map(String::as_str)));
             format!(
-                "unknown GPU '{query}'; nearest: {}. See `vramplan gpus`, or give --gpu-memory 24GiB for another card",
-                nearest(query, names).join(", ")
+                "unknown GPU '{query}'{}. See `vramplan gpus`, or give --gpu-memory 24GiB for another card",
+                crate::names::nearest_clause(&self.nearest_gpus(query))
             )
         })
     }

@@ -59,6 +59,7 @@ impl Config {
                 self.batch
             ));
         }
+        check_cached_tokens(self.context, self.batch)?;
         if !(self.utilization > 0.0 && self.utilization <= 1.0) {
             return Err(format!(
                 "GPU memory utilization {} must be in (0, 1]",
@@ -70,6 +71,20 @@ impl Config {
         }
         self.parallel.check(model)
     }
+}
+
+/// Context × batch against the tokens a KV cache can hold (limits.rs `MAX_CACHED_TOKENS`): each
+/// may be in range and their product still beyond any deployment, where every byte figure would
+/// saturate at 2^64.
+pub fn check_cached_tokens(context: u64, batch: u64) -> Result<(), String> {
+    let tokens = u128::from(context) * u128::from(batch);
+    if tokens > u128::from(crate::limits::MAX_CACHED_TOKENS) {
+        return Err(format!(
+            "context {context} × batch {batch} = {tokens} tokens in the KV cache is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CACHED_TOKENS
+        ));
+    }
+    Ok(())
 }
 
 /// The parts of the memory of the busiest GPU that do not depend on batch and context,
@@ -275,6 +290,31 @@ pub struct StageFigures {
     pub kv_available_bytes: i64,
 }
 
+/// One device's share of a llama.cpp run (a GPU, or the host): its buffers and whether they
+/// fit its memory.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceBuffers {
+    /// llama.cpp's name for it (CUDA0, CUDA1…, CPU).
+    pub device: String,
+    /// The catalogue's name (the GPU model, or "host memory").
+    pub name: String,
+    /// "gpu" or "host".
+    pub kind: &'static str,
+    /// Its memory (0 for the host when its size is not known).
+    pub memory_bytes: u64,
+    /// Layers whose weights it holds (llama.cpp's count: the output layer is one).
+    pub layers: u64,
+    pub model_bytes: u64,
+    pub kv_bytes: u64,
+    pub compute_bytes: u64,
+    /// The logits buffer (host only).
+    pub output_bytes: u64,
+    /// Memory the process holds outside llama.cpp's buffers (a GPU's CUDA context).
+    pub reserve_bytes: u64,
+    pub total_bytes: u64,
+    pub fits: bool,
+}
+
 /// The estimate as printed and as JSON (`vramplan estimate --json`). Byte figures are per GPU.
 /// The keys after `assumptions` appear only for the engine profiles that produce them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -318,8 +358,6 @@ pub struct Estimate {
     pub min_gpus: Option<u64>,
     pub naive: NaiveComparison,
     pub assumptions: Vec<Assumption>,
-    /// What the description could not say exactly (empty when nothing).
-    pub warnings: Vec<String>,
     /// The decoder layers by kind, with their caches.
     pub layers: crate::model::LayerSummary,
     /// Vision/audio towers and projectors, each with its parameters.
@@ -385,6 +423,14 @@ pub struct Estimate {
     /// When it does not fit: the smallest changes that would (crate::plan::advise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<crate::plan::Advice>,
+    /// What the description could not say exactly (the mapping's warnings, first), what the
+    /// figures cannot say and the engine would (a context beyond the model's limit), what they
+    /// assume that the input did not say, and where they are estimated rather than exact: one
+    /// sentence each; empty when there is nothing to flag. Always serialized.
+    pub warnings: Vec<String>,
+    /// llama.cpp: every device's buffers, one object per GPU and one for the host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceBuffers>,
 }
 
 impl Estimate {
@@ -467,6 +513,7 @@ impl Estimate {
             engine_settings: Vec::new(),
             stages: Vec::new(),
             advice: Vec::new(),
+            devices: Vec::new(),
         }
     }
 
@@ -657,7 +704,25 @@ pub fn estimate(model: &ModelDesc, gpu: &Gpu, config: Config) -> Result<Estimate
     e.max_context_limit = limit;
     e.min_gpus = f.min_gpus;
     e.assumptions = assumptions(model, &config);
+    if let Some(w) = context_beyond_limit(model, config.context) {
+        e.warnings.push(w);
+    }
     Ok(e)
+}
+
+/// The warning for a context longer than the model was built for (`max_position_embeddings`
+/// in its config.json): the memory figures hold, but vLLM (vllm/config/model.py) and SGLang
+/// (python/sglang/srt/configs/model_config.py `_derive_context_length`) refuse to start with
+/// it, and llama.cpp warns "possible training context overflow" (src/llama-context.cpp).
+pub fn context_beyond_limit(model: &ModelDesc, context: u64) -> Option<String> {
+    (context > model.max_context).then(|| {
+        format!(
+            "context {} is beyond {}'s limit of {} tokens (max_position_embeddings): vLLM and SGLang refuse to start with it, llama.cpp warns of a training-context overflow; the memory figures are for the context as given",
+            crate::units::thousands(context),
+            model.id,
+            crate::units::thousands(model.max_context)
+        )
+    })
 }
 
 fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
@@ -680,7 +745,7 @@ fn assumptions(model: &ModelDesc, config: &Config) -> Vec<Assumption> {
         Assumption {
             figure: "overhead",
             formula: "CUDA context 400 MiB + runtime buffers 0.25 GiB (+2 GiB communication buffers per GPU when split)".into(),
-            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (shared/calibration/vllm.jsonl)",
+            source: "pytorch/pytorch#109888; vLLM 0.19 non-torch memory (data/calibration/vllm.jsonl)",
         },
         Assumption {
             figure: "usable",

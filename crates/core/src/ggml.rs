@@ -1,7 +1,7 @@
 //! ggml tensor types: block size and bytes per block, the exact storage of every GGUF quant type.
 //! Source: ggml-org/ggml `src/ggml.c` type_traits[] and `src/ggml-common.h` block structs,
 //! cross-checked with llama.cpp `gguf-py/gguf/constants.py` GGML_QUANT_SIZES
-//! (summarised in shared/reference/gguf_and_quant.md §1.2).
+//! (summarised in docs/reference/gguf_and_quant.md §1.2).
 
 use crate::units::div_ceil;
 

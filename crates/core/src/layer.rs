@@ -437,6 +437,10 @@ pub struct Layer {
     pub ffn: Ffn,
     /// Every weight tensor of the layer.
     pub tensors: Vec<Tensor>,
+    /// Norms of the layer's input width (input, post-attention, Gemma's extra two...), each of
+    /// the model's norm size (`ModelDesc::norm`: a weight, and a bias for LayerNorm); part of
+    /// `tensors`. Zero for models without per-layer norms.
+    pub norms: u64,
     /// Parameters of routed experts not active for a token.
     pub inactive_params: u64,
 }

@@ -51,6 +51,11 @@ pub struct QuantSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MeasuredWeights {
     pub layer_bytes: Vec<u64>,
+    /// Bytes of each layer's routed-expert tensors (GGUF `*_exps`), part of `layer_bytes`.
+    pub expert_bytes: Vec<u64>,
+    /// Every tensor by name (GGUF files), for placement rules that name tensors (llama.cpp
+    /// `-ot`).
+    pub tensors: Vec<MeasuredTensor>,
     pub input_bytes: u64,
     pub output_bytes: u64,
 }
@@ -62,6 +67,16 @@ impl MeasuredWeights {
             |a, b| a.saturating_add(*b),
         )
     }
+}
+
+/// One tensor of a model file: its name, bytes, and where it counts (decoder layer, or the
+/// output side; neither = the input side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasuredTensor {
+    pub name: String,
+    pub bytes: u64,
+    pub layer: Option<u64>,
+    pub output: bool,
 }
 
 /// How a tensor is divided under tensor parallelism (vLLM's column/row-parallel linears).
@@ -506,6 +521,28 @@ impl ModelDesc {
                 return Err(format!("model '{id}': {name} must be positive"));
             }
         }
+        // The same bounds every reader and the mapping check before allocating (limits.rs).
+        use crate::limits::*;
+        let limits = [
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN_SIZE),
+            (
+                "num_attention_heads",
+                self.num_attention_heads,
+                MAX_ATTENTION_HEADS,
+            ),
+            ("head_dim", self.head_dim, MAX_HEAD_DIM),
+            (
+                "intermediate_size",
+                self.intermediate_size,
+                MAX_INTERMEDIATE_SIZE,
+            ),
+            ("vocab_size", self.vocab_size, MAX_VOCAB_SIZE),
+            ("max_context", self.max_context, MAX_CONTEXT),
+        ];
+        for (name, v, max) in limits {
+            check(name, v, max).map_err(|e| format!("model '{id}': {e}"))?;
+        }
         for (i, k) in self.inventory.kinds.iter().enumerate() {
             if let Some(a) = &k.attention {
                 if a.heads == 0 || a.k_head_dim == 0 {
@@ -531,9 +568,10 @@ impl ModelDesc {
                 if m.num_experts == 0
                     || m.experts_per_token == 0
                     || m.experts_per_token > m.num_experts
+                    || m.num_experts > MAX_EXPERTS
                 {
                     return Err(format!(
-                        "model '{id}': MoE needs 1 <= num_experts_per_tok ({}) <= num_experts ({})",
+                        "model '{id}': MoE needs 1 <= num_experts_per_tok ({}) <= num_experts ({}) <= {MAX_EXPERTS}",
                         m.experts_per_token, m.num_experts
                     ));
                 }

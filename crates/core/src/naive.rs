@@ -1,7 +1,7 @@
 //! `--formula naive`: the seed articles' arithmetic, reproduced exactly, mistakes included, so
 //! that their worked examples can be checked and the difference from reality shown.
 //!
-//! Article formulas (shared/seeds/): weights = parameters × 2 bytes (fp16); KV cache =
+//! Article formulas (the three seed articles, DEVELOPERS.md): weights = parameters × 2 bytes (fp16); KV cache =
 //! 2 × 2 × layers × hidden × sequence × batch; max concurrent requests =
 //! free × 1024³ / (2 × 2 × layers × hidden × sequence), where `free` is "GPU GB − weights GB".
 //! The last one multiplies a figure in GB (10^9) by 1024³: that inflates the answer by 7.4%.

@@ -254,7 +254,42 @@ pub fn search(
     work: &Workload,
     launch: &dyn Fn(&ModelDesc, &Deployment) -> String,
 ) -> Vec<Deployment> {
+    search_within(eval, space, work, launch, &|_| None).0
+}
+
+/// Candidates (model × GPU kind × precision × KV dtype × tp × pp) a search of `space` visits:
+/// what a caller checks against its budget before searching.
+pub fn candidate_count(space: &Space) -> u64 {
+    let per_gpu_option: u64 = space
+        .models
+        .iter()
+        .map(|model| {
+            tp_options(model, space.max_gpus)
+                .iter()
+                .map(|&tp| (space.max_gpus / tp).min(64).min(model.num_layers))
+                .sum::<u64>()
+        })
+        .sum();
+    per_gpu_option
+        .saturating_mul(space.gpus.len() as u64)
+        .saturating_mul(space.quants.len() as u64)
+        .saturating_mul(space.kv_dtypes.len() as u64)
+}
+
+/// [`search`] that asks `stop(candidates evaluated so far)` before each candidate and ends early
+/// when it answers with a reason: the deployments found until then (sorted as usual) and that
+/// reason. The caller's stop holds its budget (a deadline, a cancelled request), so that the
+/// core itself reads no clock.
+pub fn search_within(
+    eval: &Evaluator,
+    space: &Space,
+    work: &Workload,
+    launch: &dyn Fn(&ModelDesc, &Deployment) -> String,
+    stop: &dyn Fn(u64) -> Option<String>,
+) -> (Vec<Deployment>, Option<String>) {
     let mut plans = Vec::new();
+    let mut visited = 0u64;
+    let mut stopped = None;
     for &model in &space.models {
         let tps = tp_options(model, space.max_gpus);
         for &(gpu, price) in &space.gpus {
@@ -265,6 +300,13 @@ pub fn search(
                             if tp * pp > space.max_gpus || pp > model.num_layers {
                                 continue;
                             }
+                            if stopped.is_none() {
+                                stopped = stop(visited);
+                            }
+                            if stopped.is_some() {
+                                break;
+                            }
+                            visited += 1;
                             if let Some(d) = candidate(
                                 eval, model, gpu, price, quant, kv, tp, pp, work, space, launch,
                             ) {
@@ -277,7 +319,7 @@ pub fn search(
         }
     }
     sort_plans(&mut plans);
-    keep_cheapest_per_option(plans)
+    (keep_cheapest_per_option(plans), stopped)
 }
 
 /// One row per model × GPU kind × precision × KV dtype: its cheapest shape (the list is sorted,
@@ -320,6 +362,19 @@ pub fn advise(
     other_gpus: &[(&Gpu, Option<f64>)],
 ) -> Vec<Advice> {
     use crate::units::gb_gib;
+    // Beyond the model's own context limit no hardware helps: the one change is the context.
+    if config.context > model.max_context {
+        return vec![Advice {
+            change: format!(
+                "context of {} tokens",
+                crate::units::thousands(model.max_context)
+            ),
+            detail: format!(
+                "{}'s own limit (max_position_embeddings); no GPU or precision serves a longer one",
+                model.id
+            ),
+        }];
+    }
     let mut advice = Vec::new();
     let fits = |c: Config, g: &Gpu| eval(model, g, c).ok().filter(|e| e.fits);
     let current = config.weights;
@@ -338,10 +393,10 @@ pub fn advise(
             advice.push(Advice {
                 change: format!("weights in {q}"),
                 detail: format!(
-                    "{} per GPU ({} weights); serves {} sequences of {} tokens",
+                    "{} per GPU ({} weights); serves {} of {} tokens",
                     gb_gib(e.total_bytes),
                     gb_gib(e.weights_bytes),
-                    e.max_concurrency,
+                    crate::units::count(e.max_concurrency, "sequence"),
                     config.context
                 ),
             });
@@ -371,11 +426,14 @@ pub fn advise(
         if e.max_context > 0 && e.max_context < config.context {
             advice.push(Advice {
                 change: format!("context of {} tokens", e.max_context),
-                detail: format!("the longest that fits {} sequences", config.batch),
+                detail: format!(
+                    "the longest that fits {}",
+                    crate::units::count(config.batch, "sequence")
+                ),
             });
         } else if e.max_concurrency > 0 && e.max_concurrency < config.batch {
             advice.push(Advice {
-                change: format!("{} concurrent sequences", e.max_concurrency),
+                change: crate::units::count(e.max_concurrency, "concurrent sequence"),
                 detail: format!("the most of {} tokens that fit", config.context),
             });
         }

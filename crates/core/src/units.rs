@@ -56,6 +56,16 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A count with its noun in the right number: `1 sequence`, `16 sequences`, `1,024 tokens`.
+/// `noun` is the singular; the plural adds "s" (every noun vramplan counts takes one).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// `8.03B`, `124.4M`: parameter counts, decimal as model cards print them.
 pub fn params_short(n: u64) -> String {
     let f = n as f64;
@@ -72,45 +82,60 @@ pub fn params_short(n: u64) -> String {
 
 /// Parses a memory size with an explicit unit: `24GiB`, `80GB`, `512MiB`, `1.5TB`, `24e9B`.
 /// A bare number is refused: the GB/GiB ambiguity is exactly what this tool exists to remove.
+/// Every error quotes the text as given.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+    // The unit is the trailing run of letters; an exponent's `e` belongs to the number only
+    // when digits follow it (`24e9B`), so `1EiB` is 1 of the unit EiB.
+    let unit_start = t
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphabetic())
+        .last()
+        .map(|(i, _)| i)
         .ok_or_else(|| {
             format!("memory size '{text}' has no unit: write e.g. 24GiB (2^30 bytes) or 24GB (10^9 bytes)")
         })?;
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("memory size '{text}': '{num}' is not a number"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let (num, unit) = t.split_at(unit_start);
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "b" => 1.0,
         "kb" => 1e3,
         "mb" => 1e6,
         "gb" => 1e9,
         "tb" => 1e12,
+        "pb" => 1e15,
+        "eb" => 1e18,
         "kib" => KIB as f64,
         "mib" => MIB as f64,
         "gib" => GIB as f64,
         "tib" => (GIB as f64) * 1024.0,
-        other => {
+        "pib" => (GIB as f64) * 1024.0 * 1024.0,
+        "eib" => (GIB as f64) * 1024.0 * 1024.0 * 1024.0,
+        _ => {
             return Err(format!(
-                "memory size '{text}': unknown unit '{other}'; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+                "memory size '{text}': unknown unit '{unit}'; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
             ))
         }
     };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("memory size '{text}': '{}' is not a number", num.trim()))?;
     let bytes = value * scale;
     if !bytes.is_finite() || bytes <= 0.0 {
         return Err(format!("memory size '{text}' must be a positive amount"));
     }
-    if bytes > (1u64 << 60) as f64 {
+    if bytes > MAX_MEMORY_BYTES as f64 {
         return Err(format!(
-            "memory size '{text}' is absurdly large (over 1 EiB)"
+            "memory size '{text}' is beyond any GPU (limit 1 PiB)"
         ));
     }
     Ok(bytes.round() as u64)
 }
+
+/// Largest memory size accepted: 1 PiB, ×5,000 the largest GPU (a 192 GB B200) and far from
+/// where byte sums could overflow.
+pub const MAX_MEMORY_BYTES: u64 = 1 << 50;
 
 /// Ceiling division for u64 that cannot overflow.
 pub fn div_ceil(a: u64, b: u64) -> u64 {
@@ -154,7 +179,21 @@ mod tests {
         assert!(parse_size("24").unwrap_err().contains("no unit"));
         assert!(parse_size("-3GB").is_err());
         assert!(parse_size("3XB").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("1e30GB").unwrap_err().contains("absurd"));
+        assert_eq!(
+            parse_size("1e30GB").unwrap_err(),
+            "memory size '1e30GB' is beyond any GPU (limit 1 PiB)"
+        );
+        // The unit is the trailing letters: EiB is a unit (not "1E" and "iB"), and refused
+        // with what the user wrote.
+        assert_eq!(
+            parse_size("1EiB").unwrap_err(),
+            "memory size '1EiB' is beyond any GPU (limit 1 PiB)"
+        );
+        assert_eq!(parse_size("1PiB").unwrap(), 1 << 50);
+        assert_eq!(
+            parse_size("x GB").unwrap_err(),
+            "memory size 'x GB': 'x' is not a number"
+        );
     }
 
     #[test]

@@ -125,11 +125,90 @@ fn unknown_names_list_three_nearest() {
         "{e}"
     );
     assert!(
-        e.contains("llama-3.1-8b"),
-        "the nearest names should include llama-3.1-8b: {e}"
+        e.contains("nearest: meta-llama/Llama-3.1-8B,"),
+        "the nearest entry should be Llama-3.1-8B: {e}"
     );
     let e = cat.gpu("h1000").unwrap_err();
     assert!(e.contains("h100"), "{e}");
+}
+
+/// Names as people type them (issue 16): repository names without the organisation, ids
+/// without case or punctuation, GPUs as written in specifications and by nvidia-smi/rocm-smi.
+#[test]
+fn names_as_people_type_them() {
+    let cat = catalogue();
+    let model = |q: &str| {
+        cat.model(q)
+            .map(|m| m.id.as_str())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(
+        model("Mistral-Small-24B-Instruct-2501"),
+        "mistralai/Mistral-Small-24B-Instruct-2501"
+    );
+    assert_eq!(
+        model("llama3.1-8b-instruct"),
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
+    assert_eq!(
+        model("LLAMA_3.1_8B_INSTRUCT"),
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
+    assert_eq!(
+        model("Llama-3.1-8B-Instruct"),
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
+    assert_eq!(model("deepseek v3"), "deepseek-ai/DeepSeek-V3");
+    let gpu = |q: &str| {
+        cat.gpu(q)
+            .map(|g| g.id.as_str())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for (typed, id) in [
+        ("RTX 4090", "rtx-4090"),
+        ("4090", "rtx-4090"),
+        ("GeForce RTX 4090", "rtx-4090"),
+        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+        ("H100 SXM", "h100"),
+        ("H100", "h100"),
+        ("H100 80GB", "h100"),
+        ("H100 PCIe", "h100-pcie"),
+        ("A100 80GB", "a100-80gb"),
+        ("A100 40GB", "a100-40gb"),
+        ("A100", "a100-80gb"),
+        ("Tesla T4", "t4"),
+        ("MI300X", "mi300x"),
+        ("AMD Instinct MI300X OAM", "mi300x"),
+        ("RTX 6000 Ada", "rtx-6000-ada"),
+        ("M2 Ultra", "m2-ultra-192gb"),
+    ] {
+        assert_eq!(gpu(typed), id, "{typed}");
+    }
+    // Every name nvidia-smi or rocm-smi prints for a catalogue card finds that card, with or
+    // without the vendor's words and in any case.
+    for g in &cat.gpus {
+        for smi in &g.smi_names {
+            assert_eq!(gpu(smi), g.id, "{smi}");
+            assert_eq!(gpu(&smi.to_uppercase()), g.id, "{smi}");
+        }
+    }
+}
+
+/// Suggestions share a word with what was typed: GLM-4.7 is not near gemma-3-4b (GLM-4.6,
+/// which joined the catalogue with its stored config.json, is).
+#[test]
+fn suggestions_are_likely_meanings() {
+    let cat = catalogue();
+    let e = cat.model("GLM-4.7").unwrap_err();
+    assert!(!e.contains("gemma"), "{e}");
+    assert!(e.contains("zai-org/GLM-4.6"), "{e}");
+    let e = cat.model("lama-3.1-70b-instruct").unwrap_err();
+    assert!(
+        e.contains("nearest: meta-llama/Llama-3.1-70B-Instruct,"),
+        "{e}"
+    );
+    let e = cat.gpu("RTX 4080").unwrap_err();
+    assert!(e.contains("nearest: rtx-"), "{e}");
 }
 
 #[test]

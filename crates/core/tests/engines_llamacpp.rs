@@ -1,5 +1,5 @@
 //! llama.cpp and ollama profiles against hand-computed buffer sizes and log lines from
-//! shared/calibration/llamacpp.jsonl.
+//! data/calibration/llamacpp.jsonl.
 
 use vramplan_core::engine::llamacpp::{self, FlashAttn, GgufWeights, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::ollama::{self, OllamaArgs};
@@ -64,7 +64,8 @@ fn estimate_reports_buffers_and_largest_ngl() {
         e.kv_buffer_bytes.unwrap() + e.cpu_kv_buffer_bytes.unwrap(),
         80 * 8192 * 2048 * 2
     );
-    assert_eq!(e.kv_buffer_bytes.unwrap(), ngl * 8192 * 2048 * 2);
+    // -ngl N holds the output layer and N − 1 blocks (src/llama-model.cpp at 0c1e57098).
+    assert_eq!(e.kv_buffer_bytes.unwrap(), (ngl - 1) * 8192 * 2048 * 2);
     // Forcing every layer on the card does not fit.
     let all = LlamaCppArgs {
         n_gpu_layers: Some(81),
@@ -101,7 +102,7 @@ fn ollama_offload_prefers_the_last_layers() {
     assert_eq!(o.graph, partial);
 }
 
-/// The synthetic models of shared/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
+/// The synthetic models of data/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
 /// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
 fn toy(arch: &str) -> vramplan_core::ModelDesc {
@@ -208,12 +209,31 @@ fn unmodelled_builders_keep_the_phase_estimate() {
     use llamacpp::reserve_graph::{builder_for, Builder};
     let cat = catalogue();
     let b = |id: &str| builder_for(cat.model(id).unwrap());
-    assert_eq!(b("llama-3.1-8b"), Some(Builder::Llama { qkv_bias: false }));
-    assert_eq!(b("qwen2.5-7b"), Some(Builder::Llama { qkv_bias: true }));
+    assert_eq!(
+        b("llama-3.1-8b"),
+        Some(Builder::Llama {
+            qkv_bias: false,
+            qk_norm: false
+        })
+    );
+    assert_eq!(
+        b("qwen2.5-7b"),
+        Some(Builder::Llama {
+            qkv_bias: true,
+            qk_norm: false
+        })
+    );
+    // Qwen3's QK-norm is simulated (exact on the harness's qwen3 runs).
+    assert_eq!(
+        b("qwen3-8b"),
+        Some(Builder::Llama {
+            qkv_bias: false,
+            qk_norm: true
+        })
+    );
     assert_eq!(b("gemma-2-9b"), Some(Builder::Gemma2));
-    // MoE, QK-norm and fused-QKV builders are not modelled.
+    // MoE and fused-QKV builders are not modelled.
     assert_eq!(b("mixtral-8x7b"), None);
-    assert_eq!(b("qwen3-8b"), None);
     assert_eq!(b("phi-3-mini-4k"), None);
     // The CPU estimate uses the simulation exactly when a builder is modelled.
     let m = cat.model("llama-3.1-8b").unwrap();

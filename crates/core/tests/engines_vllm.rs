@@ -1,5 +1,5 @@
 //! vLLM profile against hand-computed values and the 0.19 H100 logs
-//! (shared/calibration/vllm.jsonl). Values in comments are worked out by hand.
+//! (data/calibration/vllm.jsonl). Values in comments are worked out by hand.
 
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::units::GIB;

@@ -44,7 +44,7 @@ fn mqa_falcon_7b() {
 
 #[test]
 fn mla_deepseek_v3() {
-    // 61 layers × (512 latent + 64 rope) × 2 B = 70,272 B (shared/reference/papers.md §4.2).
+    // 61 layers × (512 latent + 64 rope) × 2 B = 70,272 B (docs/reference/papers.md §4.2).
     assert_eq!(
         kv_bytes_per_token(model("deepseek-ai/DeepSeek-V3"), KvDtype::Bf16),
         70_272

@@ -147,8 +147,14 @@ fn absurd_inputs_are_refused_not_overflowed() {
     assert!(vramplan_core::estimate(model, gpu, zero)
         .unwrap_err()
         .contains("at least 1"));
-    // The largest allowed values saturate instead of overflowing.
+    // Each in range, their product beyond any KV cache (limits.rs MAX_CACHED_TOKENS): refused
+    // rather than saturated at 2^64 − 1 bytes.
     let big = Config::new(WeightFormat::Bf16, KvDtype::F16, 1 << 34, 1 << 32);
-    let e = vramplan_core::estimate(model, gpu, big).unwrap();
-    assert!(!e.fits && e.total_bytes == u64::MAX);
+    assert!(vramplan_core::estimate(model, gpu, big)
+        .unwrap_err()
+        .contains("tokens in the KV cache is beyond any deployment (limit 2^34"));
+    // The largest product allowed gives a figure, far below 2^64: 2^34 tokens × 128 KiB.
+    let edge = Config::new(WeightFormat::Bf16, KvDtype::F16, 1 << 17, 1 << 17);
+    let e = vramplan_core::estimate(model, gpu, edge).unwrap();
+    assert!(!e.fits && e.kv_cache_bytes == (1 << 34) * 131_072);
 }

@@ -71,6 +71,9 @@ pub enum FormatError {
         first_end: u64,
         second_start: u64,
     },
+    /// A FIFO, device, socket or directory where a model file was expected: never opened.
+    #[error("{file}: {kind}")]
+    NotRegularFile { file: String, kind: String },
     /// The header is structurally wrong in a way the other variants do not name.
     #[error("{file}: {message}")]
     Malformed { file: String, message: String },
@@ -145,6 +148,17 @@ impl FormatError {
             target: one_line(target),
             message: one_line(&message.into()),
         }
+    }
+}
+
+/// A tensor the list would not take, as the error line of the file that held it.
+pub(crate) fn over_limit(file: &str, limit: &crate::tensors::TensorLimit) -> FormatError {
+    let (what, value, cap) = limit.describe();
+    FormatError::OverLimit {
+        file: file.to_string(),
+        what,
+        value,
+        cap,
     }
 }
 

@@ -1,7 +1,7 @@
 //! GGUF header reader (our own: no crate of standing reads GGUF headers, and we need hard bounds).
 //!
 //! Layout, per the GGUF specification (ggml `docs/gguf.md`, `src/gguf.cpp`; summarised in
-//! shared/reference/gguf_and_quant.md Part 1.1):
+//! docs/reference/gguf_and_quant.md Part 1.1):
 //!
 //! ```text
 //! u32 magic "GGUF" | u32 version (1..=3) | tensor_count | metadata_kv_count     (counts: u64, v1: u32)
@@ -18,19 +18,23 @@
 //! *before* anything is allocated for it; strings, arrays, nesting and kept metadata have caps;
 //! element counts and byte sizes use checked arithmetic; tensor data must be aligned, inside the
 //! data section, and non-overlapping. Only the header is read: we never seek into tensor data.
+//!
+//! The header is read through a [`ByteSource`] in ranges of growing size ([`SourceReader`]): a
+//! GGUF header's length is only known once it has been parsed. Tensors go into the caller's
+//! [`TensorList`] (compact: memory follows the header's size); metadata values are kept within a
+//! budget that grows with the bytes read, so no header keeps more than a few times its size.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, ErrorKind};
 
 use serde::Serialize;
 
 use crate::error::{quoted, FormatError};
+use crate::source::{ByteSource, SourceReader};
+use crate::tensors::{TensorList, MAX_TENSORS, MAX_TENSOR_NAME_BYTES};
 
 /// Longest metadata key: the spec limits keys to 65535 bytes.
 pub const MAX_KEY_BYTES: u64 = 65_535;
-/// Longest tensor name. ggml itself requires < 64 bytes (GGML_MAX_NAME); we allow more so an odd
-/// writer still gets inspected, but keep it small because names are stored per tensor.
-pub const MAX_TENSOR_NAME_BYTES: u64 = 1024;
 /// Longest string value we read (chat templates are tens of KiB; gguf.cpp allows 1 GiB, which
 /// would let one header field allocate 1 GiB here).
 pub const MAX_STRING_VALUE_BYTES: u64 = 16 * 1024 * 1024;
@@ -40,15 +44,24 @@ pub const MAX_ARRAY_LEN: u64 = 1 << 30;
 pub const MAX_ARRAY_DEPTH: u32 = 8;
 /// ggml tensors have at most 4 dimensions (GGML_MAX_DIMS).
 pub const MAX_DIMS: u32 = 4;
-/// Numeric arrays up to this length are kept whole (per-layer head counts, FFN widths).
-pub const KEEP_ALL_NUMBERS_UP_TO: u64 = 65_536;
+/// Numeric arrays up to this length are kept whole: per-layer head counts and FFN widths, one
+/// entry per layer (limits.rs). Longer ones (token scores and types) keep their length and
+/// samples: nothing reads them whole.
+pub const KEEP_ALL_NUMBERS_UP_TO: u64 = vramplan_core::limits::MAX_PER_LAYER_ENTRIES;
 /// String (and nested) arrays up to this length are kept whole; longer ones (a 128k-token
 /// vocabulary) keep only their length and the first [`SAMPLES_KEPT`] elements.
 pub const KEEP_ALL_STRINGS_UP_TO: u64 = 256;
 /// Elements kept from an array that is too long to keep whole.
 pub const SAMPLES_KEPT: u64 = 8;
-/// Total memory we let kept metadata use (approximate, counted per value).
-pub const MAX_KEPT_METADATA_BYTES: u64 = 256 * 1024 * 1024;
+/// Total memory kept metadata may use (counted per value: its in-memory size, and a string's
+/// bytes). Real headers keep well under 1 MiB: the tokenizer's long arrays keep only samples.
+pub const MAX_KEPT_METADATA_BYTES: u64 = 48 * 1024 * 1024;
+/// Kept metadata may also not exceed this many times the header bytes read so far (plus
+/// [`KEPT_METADATA_FLOOR`]): a value kept whole takes more memory than its encoding (a u8 array
+/// element becomes a 32-byte value), and this keeps a header made of such values proportional.
+pub const KEPT_METADATA_PER_BYTE_READ: u64 = 2;
+/// What kept metadata may use whatever was read (small headers, per-layer arrays).
+pub const KEPT_METADATA_FLOOR: u64 = 1024 * 1024;
 /// GGUF_DEFAULT_ALIGNMENT (gguf.h).
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
@@ -201,7 +214,8 @@ pub enum MetaValue {
     F64(f64),
     Bool(bool),
     String(String),
-    Array(MetaArray),
+    /// Boxed, so that a scalar value takes 32 bytes rather than an array's size.
+    Array(Box<MetaArray>),
 }
 
 /// An array value. Long string arrays keep only their length and a few samples.
@@ -240,7 +254,7 @@ impl MetaValue {
 
     pub fn as_array(&self) -> Option<&MetaArray> {
         match self {
-            MetaValue::Array(a) => Some(a),
+            MetaValue::Array(a) => Some(a.as_ref()),
             _ => None,
         }
     }
@@ -269,27 +283,15 @@ impl MetaValue {
 // Header
 // ------------------------------------------------------------------------------------------
 
-/// One tensor info record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GgufTensorInfo {
-    pub name: String,
-    /// Dimensions in ggml order: `dims[0]` is the innermost (row) length, the reverse of numpy.
-    pub dims: Vec<u64>,
-    pub ggml_type: GgmlType,
-    /// Offset relative to the start of the data section.
-    pub offset: u64,
-    pub n_elements: u64,
-    pub n_bytes: u64,
-}
-
-/// A parsed GGUF header.
+/// A parsed GGUF header (its tensors went to the caller's [`TensorList`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct GgufHeader {
     pub version: u32,
     pub big_endian: bool,
     pub alignment: u64,
     pub metadata: BTreeMap<String, MetaValue>,
-    pub tensors: Vec<GgufTensorInfo>,
+    /// Tensor infos in the header.
+    pub tensor_count: u64,
     /// Absolute file offset of the data section.
     pub data_offset: u64,
     pub file_len: u64,
@@ -309,24 +311,31 @@ impl GgufHeader {
             .and_then(MetaValue::as_u64)
             .and_then(|v| u32::try_from(v).ok())
     }
-
-    /// Sum of tensor element counts (saturating: a header cannot make this panic).
-    pub fn total_params(&self) -> u64 {
-        self.tensors
-            .iter()
-            .fold(0u64, |acc, ti| acc.saturating_add(ti.n_elements))
-    }
 }
 
-/// Reads a GGUF header from `reader`, which must be positioned at the file's first byte.
-/// `file_len` is the file's true length (from the file system); `file` names it in errors.
-pub fn read_header<R: BufRead>(
-    reader: &mut R,
-    file_len: u64,
-    file: &str,
+/// The header of a GGUF held in memory, with its tensors (tests, the fuzzer).
+pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<(GgufHeader, TensorList), FormatError> {
+    let mut tensors = TensorList::new();
+    let header = read_header(
+        &crate::source::MemorySource::new(name, bytes),
+        &mut tensors,
+        0,
+    )?;
+    Ok((header, tensors))
+}
+
+/// Reads the GGUF header of `src`, appending its tensors to `tensors` with file index
+/// `file_index`. `src.name()` starts every error line.
+pub fn read_header(
+    src: &dyn ByteSource,
+    tensors: &mut TensorList,
+    file_index: usize,
 ) -> Result<GgufHeader, FormatError> {
+    let file_len = src.len()?;
+    let file = src.name();
+    let mut reader = SourceReader::new(src, 0, file_len)?;
     let mut cur = Cursor {
-        reader,
+        reader: &mut reader,
         file,
         pos: 0,
         len: file_len,
@@ -371,6 +380,15 @@ pub fn read_header<R: BufRead>(
     let min_tensor_info = len_field + 4 + 4 + 8;
     cur.check_count("metadata key/value count", kv_count, min_kv)?;
     cur.check_count("tensor count", tensor_count, min_tensor_info)?;
+    let total = (tensors.len() as u64).saturating_add(tensor_count);
+    if total > MAX_TENSORS {
+        return Err(FormatError::OverLimit {
+            file: file.to_string(),
+            what: "tensor count".to_string(),
+            value: total,
+            cap: MAX_TENSORS,
+        });
+    }
 
     // ---- metadata ----
     let mut metadata = BTreeMap::new();
@@ -416,9 +434,9 @@ pub fn read_header<R: BufRead>(
     };
 
     // ---- tensor infos ----
-    let mut tensors: Vec<GgufTensorInfo> =
-        Vec::with_capacity(usize::try_from(tensor_count.min(1 << 16)).unwrap_or(0));
-    let mut names: HashSet<String> = HashSet::with_capacity(tensors.capacity());
+    let first = tensors.len();
+    // Offsets, for the data-section checks once every tensor is read (8 bytes per tensor).
+    let mut offsets: Vec<u64> = Vec::new();
     for index in 0..tensor_count {
         let name_bytes = cur.string_bytes(MAX_TENSOR_NAME_BYTES, &|| {
             format!("name of tensor #{index}")
@@ -436,8 +454,8 @@ pub fn read_header<R: BufRead>(
                 ),
             ));
         }
-        let mut dims = Vec::with_capacity(n_dims as usize);
-        for _ in 0..n_dims {
+        let mut dims = [0u64; MAX_DIMS as usize];
+        for slot in dims.iter_mut().take(n_dims as usize) {
             let d = cur.len_field(|| format!("a dimension of tensor {}", quoted(&name)))?;
             // gguf.cpp reads dims as int64 and rejects negative ones.
             if d > i64::MAX as u64 {
@@ -446,8 +464,9 @@ pub fn read_header<R: BufRead>(
                     format!("tensor {} has dimension {d}, above 2^63-1", quoted(&name)),
                 ));
             }
-            dims.push(d);
+            *slot = d;
         }
+        let dims = &dims[..n_dims as usize];
         let type_id = cur.u32(|| format!("type of tensor {}", quoted(&name)))?;
         let offset = cur.u64(|| format!("data offset of tensor {}", quoted(&name)))?;
         let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
@@ -493,28 +512,23 @@ pub fn read_header<R: BufRead>(
                 format!("tensor {} byte size overflows 64 bits", quoted(&name)),
             )
         })?;
-        if !names.insert(name.clone()) {
-            return Err(FormatError::malformed(
-                file,
-                format!("duplicate tensor name {}", quoted(&name)),
-            ));
-        }
-        cur.keep((name.len() as u64).saturating_mul(2).saturating_add(128))?;
-        tensors.push(GgufTensorInfo {
-            name,
-            dims,
-            ggml_type,
-            offset,
-            n_elements,
-            n_bytes,
-        });
+        tensors
+            .push(&name, ggml_type.name, dims, n_elements, n_bytes, file_index)
+            .map_err(|l| crate::error::over_limit(file, &l))?;
+        offsets.push(offset);
+    }
+    if let Some((name, _)) = tensors.duplicate_name(first) {
+        return Err(FormatError::malformed(
+            file,
+            format!("duplicate tensor name {}", quoted(name)),
+        ));
     }
 
     // ---- data section ----
     let end_of_infos = cur.pos;
     let data_offset = align_up(end_of_infos, alignment)
         .ok_or_else(|| FormatError::malformed(file, "data section offset overflows 64 bits"))?;
-    if !tensors.is_empty() {
+    if tensor_count > 0 {
         if data_offset > file_len {
             return Err(FormatError::Truncated {
                 file: file.to_string(),
@@ -524,7 +538,15 @@ pub fn read_header<R: BufRead>(
                 file_len,
             });
         }
-        validate_tensor_data(file, &tensors, alignment, data_offset, file_len)?;
+        validate_tensor_data(
+            file,
+            tensors,
+            first,
+            &offsets,
+            alignment,
+            data_offset,
+            file_len,
+        )?;
     }
 
     Ok(GgufHeader {
@@ -532,7 +554,7 @@ pub fn read_header<R: BufRead>(
         big_endian: cur.big_endian,
         alignment,
         metadata,
-        tensors,
+        tensor_count,
         data_offset,
         file_len,
     })
@@ -548,35 +570,36 @@ fn align_up(x: u64, align: u64) -> Option<u64> {
     }
 }
 
-/// Every tensor aligned, inside the data section, and not overlapping another.
+/// Every tensor of this file (`tensors[first..]`, at `offsets`) aligned, inside the data
+/// section, and not overlapping another.
 fn validate_tensor_data(
     file: &str,
-    tensors: &[GgufTensorInfo],
+    tensors: &TensorList,
+    first: usize,
+    offsets: &[u64],
     alignment: u64,
     data_offset: u64,
     file_len: u64,
 ) -> Result<(), FormatError> {
     let data_size = file_len.saturating_sub(data_offset);
-    for ti in tensors {
-        if ti.offset % alignment != 0 {
+    for (ti, &offset) in tensors.iter_from(first).zip(offsets) {
+        if offset % alignment != 0 {
             return Err(FormatError::malformed(
                 file,
                 format!(
-                    "tensor {} data offset {} is not a multiple of the alignment {alignment}",
-                    quoted(&ti.name),
-                    ti.offset
+                    "tensor {} data offset {offset} is not a multiple of the alignment {alignment}",
+                    quoted(ti.name),
                 ),
             ));
         }
-        let in_range = ti
-            .offset
+        let in_range = offset
             .checked_add(ti.n_bytes)
             .is_some_and(|end| end <= data_size);
         if !in_range {
             return Err(FormatError::TensorOutOfRange {
                 file: file.to_string(),
-                tensor: quoted(&ti.name),
-                offset: ti.offset,
+                tensor: quoted(ti.name),
+                offset,
                 nbytes: ti.n_bytes,
                 data_size,
                 file_len,
@@ -584,21 +607,25 @@ fn validate_tensor_data(
         }
     }
     // Sort by offset; each tensor must end at or before the next one starts. Zero-byte tensors
-    // occupy nothing and cannot overlap.
-    let mut order: Vec<&GgufTensorInfo> = tensors.iter().filter(|ti| ti.n_bytes > 0).collect();
-    order.sort_by_key(|ti| ti.offset);
+    // occupy nothing and cannot overlap. 4 bytes per tensor.
+    let entry = |i: u32| tensors.get(first + i as usize);
+    let mut order: Vec<u32> = (0..offsets.len() as u32)
+        .filter(|&i| entry(i).is_some_and(|t| t.n_bytes > 0))
+        .collect();
+    order.sort_unstable_by_key(|&i| offsets[i as usize]);
     for pair in order.windows(2) {
-        if let [a, b] = pair {
+        if let ([a, b], Some(ta), Some(tb)) = (pair, entry(pair[0]), entry(pair[1])) {
+            let (a_start, b_start) = (offsets[*a as usize], offsets[*b as usize]);
             // In range was checked above, so this add cannot overflow.
-            let a_end = a.offset.saturating_add(a.n_bytes);
-            if a_end > b.offset {
+            let a_end = a_start.saturating_add(ta.n_bytes);
+            if a_end > b_start {
                 return Err(FormatError::TensorOverlap {
                     file: file.to_string(),
-                    first: quoted(&a.name),
-                    second: quoted(&b.name),
-                    first_start: a.offset,
+                    first: quoted(ta.name),
+                    second: quoted(tb.name),
+                    first_start: a_start,
                     first_end: a_end,
-                    second_start: b.offset,
+                    second_start: b_start,
                 });
             }
         }
@@ -607,8 +634,8 @@ fn validate_tensor_data(
 }
 
 /// Position-tracking reader over the header with every bound check in one place.
-struct Cursor<'a, R> {
-    reader: &'a mut R,
+struct Cursor<'a, 'src> {
+    reader: &'a mut SourceReader<'src>,
     file: &'a str,
     pos: u64,
     len: u64,
@@ -617,7 +644,7 @@ struct Cursor<'a, R> {
     kept_bytes: u64,
 }
 
-impl<R: BufRead> Cursor<'_, R> {
+impl Cursor<'_, '_> {
     fn remaining(&self) -> u64 {
         self.len.saturating_sub(self.pos)
     }
@@ -654,31 +681,49 @@ impl<R: BufRead> Cursor<'_, R> {
         Ok(())
     }
 
-    /// Account for memory kept from the header; fail once past the budget.
+    /// Account for memory kept from the header; fail once past the budget (an absolute cap,
+    /// and a multiple of the bytes read so far).
     fn keep(&mut self, bytes: u64) -> Result<(), FormatError> {
         self.kept_bytes = self.kept_bytes.saturating_add(bytes);
-        if self.kept_bytes > MAX_KEPT_METADATA_BYTES {
+        let cap = MAX_KEPT_METADATA_BYTES.min(
+            KEPT_METADATA_FLOOR
+                .saturating_add(self.pos.saturating_mul(KEPT_METADATA_PER_BYTE_READ)),
+        );
+        if self.kept_bytes > cap {
             return Err(FormatError::OverLimit {
                 file: self.file.to_string(),
                 what: "metadata kept in memory (bytes)".to_string(),
                 value: self.kept_bytes,
-                cap: MAX_KEPT_METADATA_BYTES,
+                cap,
             });
         }
         Ok(())
     }
 
+    /// An error from the reader: the source's own error when it was one.
+    fn read_error(&mut self, e: std::io::Error, what: String, n: u64) -> FormatError {
+        if let Some(source_error) = self.reader.take_error() {
+            if !matches!(source_error, FormatError::Truncated { .. }) {
+                return source_error;
+            }
+        }
+        if e.kind() == ErrorKind::UnexpectedEof {
+            self.truncated(what, n)
+        } else {
+            FormatError::io(self.file, e)
+        }
+    }
+
     fn fill(&mut self, buf: &mut [u8], what: &dyn Fn() -> String) -> Result<(), FormatError> {
         let n = buf.len() as u64;
         self.need(n, what)?;
-        match self.reader.read_exact(buf) {
+        match std::io::Read::read_exact(self.reader, buf) {
             Ok(()) => {
                 self.pos += n;
                 Ok(())
             }
             // The file shrank under us (or the caller's length was wrong): still "truncated".
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Err(self.truncated(what(), n)),
-            Err(e) => Err(FormatError::io(self.file, e)),
+            Err(e) => Err(self.read_error(e, what(), n)),
         }
     }
 
@@ -696,7 +741,7 @@ impl<R: BufRead> Cursor<'_, R> {
             let available = match self.reader.fill_buf() {
                 Ok(buf) => buf.len(),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(FormatError::io(self.file, e)),
+                Err(e) => return Err(self.read_error(e, what(), left)),
             };
             if available == 0 {
                 return Err(self.truncated(what(), left));
@@ -809,7 +854,7 @@ impl<R: BufRead> Cursor<'_, R> {
                     )
                 })?)
             }
-            ValueType::Array => MetaValue::Array(self.array_value(depth + 1, key)?),
+            ValueType::Array => MetaValue::Array(Box::new(self.array_value(depth + 1, key)?)),
         })
     }
 
@@ -923,6 +968,61 @@ pub fn split_part_name(prefix: &str, part: u32, count: u32) -> String {
 // vramplan_core::arch::gguf, data/gguf/keys.toml)
 // ------------------------------------------------------------------------------------------
 
+/// The architecture keys whose values size allocations (one entry per layer, per token of the
+/// vocabulary, per expert), checked against `vramplan_core::limits` before the header is
+/// translated: a value beyond its bound is refused naming the GGUF key, a value of the wrong
+/// type too.
+struct ArchKeys<'a> {
+    header: &'a GgufHeader,
+    arch: &'a str,
+    file: &'a str,
+}
+
+impl ArchKeys<'_> {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.arch)
+    }
+
+    fn wrong(&self, key: &str, expected: &str, value: &MetaValue) -> FormatError {
+        FormatError::WrongFieldType {
+            file: self.file.to_string(),
+            field: key.to_string(),
+            expected: expected.to_string(),
+            found: format!("{} {}", value.type_name(), short_value(value)),
+        }
+    }
+
+    /// A non-negative integer at most `max` (limits.rs), refused naming its key before
+    /// anything is sized by it.
+    fn bounded(&self, suffix: &str, max: u64) -> Result<Option<u64>, FormatError> {
+        let key = self.key(suffix);
+        match self.header.get(&key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                None => Err(self.wrong(&key, "a non-negative integer", v)),
+                Some(n) if n > max => Err(FormatError::OverLimit {
+                    file: self.file.to_string(),
+                    what: format!("key '{key}'"),
+                    value: n,
+                    cap: max,
+                }),
+                Some(n) => Ok(Some(n)),
+            },
+        }
+    }
+}
+
+fn short_value(v: &MetaValue) -> String {
+    match v {
+        MetaValue::String(s) => quoted(s),
+        MetaValue::Array(a) => format!("of {} {:?} elements", a.len, a.elem_type),
+        other => format!("{other:?}")
+            .split_once('(')
+            .map(|(_, rest)| rest.trim_end_matches(')').to_string())
+            .unwrap_or_default(),
+    }
+}
+
 /// A metadata value as JSON (arrays only when kept whole).
 fn json_of(v: &MetaValue) -> Option<serde_json::Value> {
     use serde_json::Value;
@@ -955,7 +1055,8 @@ fn json_of(v: &MetaValue) -> Option<serde_json::Value> {
 }
 
 /// The config.json a GGUF header stands for, or why there is none (a vision projector or
-/// vocabulary-only file has no `{arch}.block_count`).
+/// vocabulary-only file has no `{arch}.block_count`); a key that sizes an allocation and is of
+/// the wrong type or beyond its limit is an error naming the key.
 ///
 /// `has_output_weight`: whether any tensor (in any split part) is `output.weight`; `None` when
 /// the file has no tensors. GGUF has no tie flag: llama.cpp reuses token_embd when output.weight
@@ -963,13 +1064,19 @@ fn json_of(v: &MetaValue) -> Option<serde_json::Value> {
 pub fn model_config(
     header: &GgufHeader,
     has_output_weight: Option<bool>,
-) -> Result<serde_json::Value, String> {
+    file: &str,
+) -> Result<Result<serde_json::Value, String>, FormatError> {
     let Some(arch) = header.architecture() else {
-        return Err("no general.architecture key".to_string());
+        return Ok(Err("no general.architecture key".to_string()));
     };
-    if header.get(&format!("{arch}.block_count")).is_none() {
-        return Err(format!("no {arch}.block_count key"));
+    use vramplan_core::limits;
+    let k = ArchKeys { header, arch, file };
+    if k.bounded("block_count", limits::MAX_LAYERS)?.is_none() {
+        return Ok(Err(format!("no {arch}.block_count key")));
     }
+    k.bounded("embedding_length", limits::MAX_HIDDEN_SIZE)?;
+    k.bounded("vocab_size", limits::MAX_VOCAB_SIZE)?;
+    k.bounded("expert_count", limits::MAX_EXPERTS)?;
     let mut meta = std::collections::BTreeMap::new();
     let prefix = format!("{arch}.");
     for (k, v) in &header.metadata {
@@ -989,5 +1096,8 @@ pub fn model_config(
             serde_json::Value::from(n),
         );
     }
-    vramplan_core::arch::gguf::config_from_gguf(&meta, has_output_weight).map_err(|e| e.message)
+    Ok(
+        vramplan_core::arch::gguf::config_from_gguf(&meta, has_output_weight)
+            .map_err(|e| e.message),
+    )
 }

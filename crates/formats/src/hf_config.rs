@@ -2,15 +2,16 @@
 //! about the architecture is the config.json mapping's business (`vramplan_core::arch`), the
 //! one place a config becomes a model description; this module only gets the bytes to it.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::error::{show_path, FormatError};
 
-/// config.json files are a few KiB; refuse anything absurd before reading it.
-pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// config.json files are a few KiB (the largest, with long label maps, under 1 MiB); refuse
+/// anything absurd before reading it. The parsed tree of a JSON text can take ~16× its size
+/// (a list of one-digit numbers), so this cap also bounds the tree: 4 MiB → 64 MiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Reads a config.json from disk (size-capped) as a JSON object.
 pub fn read_config_file(path: &Path) -> Result<Value, FormatError> {
@@ -19,25 +20,10 @@ pub fn read_config_file(path: &Path) -> Result<Value, FormatError> {
     parse_config(&bytes, &file)
 }
 
-/// Reads a small JSON file whole, refusing files above `cap` bytes.
+/// Reads a small JSON file whole (a regular file only), refusing files above `cap` bytes.
 pub(crate) fn read_json_file(path: &Path, cap: u64) -> Result<Vec<u8>, FormatError> {
-    let file = show_path(path);
-    let f = std::fs::File::open(path).map_err(|e| FormatError::io(&file, e))?;
-    let len = f.metadata().map_err(|e| FormatError::io(&file, e))?.len();
-    if len > cap {
-        return Err(FormatError::OverLimit {
-            file,
-            what: "JSON file size (bytes)".to_string(),
-            value: len,
-            cap,
-        });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    // take(cap + 1) bounds the read even if the file grows after the length check.
-    f.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| FormatError::io(&file, e))?;
-    Ok(bytes)
+    let src = crate::source::LocalFile::open(path)?;
+    crate::source::read_capped(&src, cap, "JSON file")
 }
 
 /// Parses config.json bytes: a JSON object. `file` names the file in errors.

@@ -9,20 +9,25 @@
 //!
 //! Only headers are read: inspecting a 40 GB file costs what a 40 MB one does
 //! ([`ModelFile::header_bytes_read`] records what was read). Hostile input yields a one-line
-//! [`FormatError`], never a panic and never an allocation sized by an unchecked count.
+//! [`FormatError`], never a panic and never an allocation sized by an unchecked count; memory
+//! follows the header's size ([`tensors`]) and only regular files are opened ([`source`]).
+//!
+//! Every reader reads through a [`ByteSource`] (module [`source`]): a local file today, an HTTP
+//! object read by ranges next, with one reader per format.
 
 #![forbid(unsafe_code)]
 
-pub mod counting;
 pub mod detect;
 pub mod error;
 pub mod gguf;
 pub mod hf_config;
 pub mod safetensors;
+pub mod source;
 pub mod stores;
+pub mod tensors;
 pub mod to_model_desc;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -30,9 +35,10 @@ use serde::Serialize;
 pub use crate::detect::{FileKind, JsonKind};
 pub use crate::error::FormatError;
 pub use crate::gguf::{GgmlType, GgufHeader, MetaValue};
+pub use crate::source::{ByteSource, LocalFile, MemorySource};
+pub use crate::tensors::{TensorEntry, TensorList};
 pub use crate::to_model_desc::{to_model_desc, FileModel, FileWeights};
 
-use crate::counting::OpenedFile;
 use crate::error::{quoted, show_path};
 
 /// The weights format of an inspected model.
@@ -62,20 +68,6 @@ pub enum Origin {
     Ollama { name: String, manifest: PathBuf },
 }
 
-/// One tensor, with its size as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TensorEntry {
-    pub name: String,
-    /// safetensors dtype ("BF16") or ggml type name ("Q4_K").
-    pub dtype: String,
-    /// As stored: numpy order for safetensors, ggml order (innermost first) for GGUF.
-    pub shape: Vec<u64>,
-    pub n_elements: u64,
-    pub n_bytes: u64,
-    /// Index into [`ModelFile::files`].
-    pub file_index: usize,
-}
-
 /// Totals for one dtype / quant type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DtypeStats {
@@ -96,15 +88,15 @@ pub struct TensorSummary {
 }
 
 impl TensorSummary {
-    pub fn from_tensors(tensors: &[TensorEntry]) -> TensorSummary {
+    pub fn from_tensors(tensors: &TensorList) -> TensorSummary {
         let mut by: BTreeMap<&str, DtypeStats> = BTreeMap::new();
         let mut s = TensorSummary::default();
-        for t in tensors {
+        for t in tensors.iter() {
             s.tensor_count = s.tensor_count.saturating_add(1);
             s.total_params = s.total_params.saturating_add(t.n_elements);
             s.total_bytes = s.total_bytes.saturating_add(t.n_bytes);
-            let e = by.entry(&t.dtype).or_insert_with(|| DtypeStats {
-                dtype: t.dtype.clone(),
+            let e = by.entry(t.dtype).or_insert_with(|| DtypeStats {
+                dtype: t.dtype.to_string(),
                 tensors: 0,
                 params: 0,
                 bytes: 0,
@@ -149,7 +141,7 @@ pub struct ModelFile {
     pub architecture: Option<String>,
     /// GGUF general.name, the repo id, or the folder / file name.
     pub name: Option<String>,
-    pub tensors: Vec<TensorEntry>,
+    pub tensors: TensorList,
     pub summary: TensorSummary,
     /// Total size of the files read.
     pub bytes_on_disk: u64,
@@ -174,7 +166,7 @@ impl ModelFile {
             files: Vec::new(),
             architecture: None,
             name: None,
-            tensors: Vec::new(),
+            tensors: TensorList::new(),
             summary: TensorSummary::default(),
             bytes_on_disk: 0,
             header_bytes_read: 0,
@@ -236,6 +228,38 @@ pub fn inspect(target: impl AsRef<Path>) -> Result<ModelFile, FormatError> {
         &shown,
         "no such file or directory, Hugging Face cache entry, or ollama model",
     ))
+}
+
+/// One model file from any [`ByteSource`] (a GGUF, a safetensors file or a config.json; no
+/// siblings or split parts are looked for): what [`inspect`] gives for a single file.
+pub fn inspect_source(src: &dyn ByteSource, target: &str) -> Result<ModelFile, FormatError> {
+    let mut m = match detect::detect_source(src)? {
+        FileKind::Gguf => {
+            let mut m = ModelFile::new(target, Format::Gguf);
+            let header = gguf::read_header(src, &mut m.tensors, 0)?;
+            m.bytes_on_disk = header.file_len;
+            m.header_bytes_read = src.bytes_read();
+            gguf_model_file(m, header, 1, src.name())?
+        }
+        FileKind::Safetensors => {
+            let mut m = ModelFile::new(target, Format::Safetensors);
+            let header = safetensors::read_header(src, &mut m.tensors, 0)?;
+            m.bytes_on_disk = header.file_len;
+            m.header_bytes_read = src.bytes_read();
+            m.safetensors_metadata = header.metadata;
+            m.finish()
+        }
+        FileKind::Json => {
+            let bytes = source::read_capped(src, hf_config::MAX_CONFIG_BYTES, "config.json")?;
+            let mut m = ModelFile::new(target, Format::ConfigOnly);
+            m.config = Some(hf_config::parse_config(&bytes, src.name())?);
+            m.bytes_on_disk = bytes.len() as u64;
+            m.header_bytes_read = src.bytes_read();
+            m.finish()
+        }
+    };
+    m.name.get_or_insert_with(|| target.to_string());
+    Ok(m)
 }
 
 /// A config.json given as bytes rather than a path (pasted into the web calculator) → the model
@@ -307,9 +331,21 @@ fn inspect_file(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
 fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     let file = show_path(path);
     let bytes = hf_config::read_json_file(path, safetensors::MAX_INDEX_BYTES)?;
-    let root: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| FormatError::json(&file, e))?;
-    match detect::classify_json(&root) {
+    // Classified without building the document's tree: an index may be tens of MB.
+    let kind = detect::classify_json_bytes(&bytes).map_err(|e| FormatError::json(&file, e))?;
+    // A manifest or a config is parsed as a tree; both have their own, smaller caps.
+    let small = |cap: u64| -> Result<serde_json::Value, FormatError> {
+        if bytes.len() as u64 > cap {
+            return Err(FormatError::OverLimit {
+                file: file.clone(),
+                what: "JSON file size (bytes)".to_string(),
+                value: bytes.len() as u64,
+                cap,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| FormatError::json(&file, e))
+    };
+    match kind {
         Some(JsonKind::SafetensorsIndex) => {
             let dir = path.parent().unwrap_or_else(|| Path::new("."));
             let index = safetensors::parse_index(&bytes, dir, &file)?;
@@ -325,10 +361,14 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let root = small(stores::MAX_MANIFEST_BYTES)?;
             let model = stores::parse_ollama_manifest(&root, &models_dir, path, &name)?;
             inspect_ollama(model, target)
         }
         Some(JsonKind::HfConfig) => {
+            if bytes.len() as u64 > hf_config::MAX_CONFIG_BYTES {
+                small(hf_config::MAX_CONFIG_BYTES)?;
+            }
             let config = hf_config::parse_config(&bytes, &file)?;
             // A config.json alone is only its architecture: one the mapping refuses is an error.
             vramplan_core::arch::describe(&config)
@@ -472,6 +512,9 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
     Ok(m)
 }
 
+/// Starts the note that says why a config.json next to the weights was not read.
+pub(crate) const CONFIG_NOT_USED: &str = "config.json next to the weights was not used: ";
+
 /// Adds config.json from the same folder, if there is one; a broken one becomes a note, since
 /// the weights file itself was readable.
 fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
@@ -499,9 +542,7 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
             m.config = Some(config);
             m.set_architecture_from_config();
         }
-        Err(e) => m
-            .notes
-            .push(format!("config.json next to the weights was not used: {e}")),
+        Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
     }
 }
 
@@ -512,8 +553,6 @@ fn inspect_safetensors_files(
     target: &str,
 ) -> Result<ModelFile, FormatError> {
     let mut m = ModelFile::new(target, Format::Safetensors);
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut per_shard: Vec<HashSet<String>> = Vec::with_capacity(paths.len());
     for (file_index, path) in paths.iter().enumerate() {
         if !path.is_file() {
             let from = index.map(|(_, p)| show_path(p)).unwrap_or_default();
@@ -522,60 +561,52 @@ fn inspect_safetensors_files(
                 format!("shard listed in {from} is missing"),
             ));
         }
-        let mut f = OpenedFile::open(path)?;
-        let header = safetensors::read_header(&mut f.reader, f.len, &f.name)?;
-        m.header_bytes_read = m.header_bytes_read.saturating_add(f.bytes_read());
-        m.bytes_on_disk = m.bytes_on_disk.saturating_add(f.len);
+        let src = LocalFile::open(path)?;
+        let header = safetensors::read_header(&src, &mut m.tensors, file_index)?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(src.bytes_read());
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(header.file_len);
         if file_index == 0 {
-            m.safetensors_metadata = header.metadata.clone();
+            m.safetensors_metadata = header.metadata;
         }
-        let mut names = HashSet::with_capacity(header.tensors.len());
-        for t in header.tensors {
-            if !seen.insert(t.name.clone()) {
-                return Err(FormatError::malformed(
-                    &f.name,
-                    format!(
-                        "tensor {} also appears in an earlier shard",
-                        quoted(&t.name)
-                    ),
-                ));
-            }
-            names.insert(t.name.clone());
-            m.tensors.push(TensorEntry {
-                name: t.name,
-                dtype: t.dtype,
-                shape: t.shape,
-                n_elements: t.n_elements,
-                n_bytes: t.n_bytes,
-                file_index,
-            });
-        }
-        per_shard.push(names);
         m.files.push(path.clone());
+    }
+    if let Some((name, shard)) = m.tensors.duplicate_name(0) {
+        let shard = m.files.get(shard).map(|p| show_path(p)).unwrap_or_default();
+        return Err(FormatError::malformed(
+            &shard,
+            format!("tensor {} also appears in another shard", quoted(name)),
+        ));
     }
     if let Some((index, index_path)) = index {
         let index_file = show_path(index_path);
+        // The shards' tensors sorted by (shard, name): 4 bytes per tensor, binary-searched for
+        // each weight_map entry.
+        let order = m.tensors.sorted_by_file_and_name();
         let mut mapped = 0usize;
-        let mut missing: Vec<(&String, usize)> = Vec::new();
-        for (tensor, &shard) in &index.weight_map {
-            match per_shard.get(shard) {
-                Some(names) if names.contains(tensor) => mapped += 1,
-                _ => missing.push((tensor, shard)),
+        let mut missing: Option<(&str, usize)> = None;
+        let mut missing_count = 0usize;
+        for (tensor, shard) in index.weight_map() {
+            if m.tensors.find_in(&order, shard, tensor) {
+                mapped += 1;
+            } else {
+                missing_count += 1;
+                if missing.is_none_or(|(t, _)| tensor < t) {
+                    missing = Some((tensor, shard));
+                }
             }
         }
-        missing.sort();
-        if let Some((tensor, shard)) = missing.first() {
+        drop(order);
+        if let Some((tensor, shard)) = missing {
             let shard_name = index
                 .shards
-                .get(*shard)
+                .get(shard)
                 .map(|p| show_path(p))
                 .unwrap_or_default();
             return Err(FormatError::malformed(
                 &index_file,
                 format!(
-                    "weight_map puts tensor {} in {shard_name}, whose header has no such tensor ({} such entries)",
+                    "weight_map puts tensor {} in {shard_name}, whose header has no such tensor ({missing_count} such entries)",
                     quoted(tensor),
-                    missing.len()
                 ),
             ));
         }
@@ -597,10 +628,8 @@ fn inspect_safetensors_files(
             }
         }
         m.files.insert(0, index_path.to_path_buf());
-        // Every TensorEntry.file_index refers to the shards; shift past the index entry.
-        for t in &mut m.tensors {
-            t.file_index += 1;
-        }
+        // Every tensor's file index refers to the shards; shift past the index entry.
+        m.tensors.shift_file_index(1);
         m.bytes_on_disk = m.bytes_on_disk.saturating_add(
             std::fs::metadata(index_path)
                 .map(|md| md.len())
@@ -628,7 +657,6 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     };
     let mut m = ModelFile::new(target, Format::Gguf);
     let mut first: Option<GgufHeader> = None;
-    let mut names: HashSet<String> = HashSet::new();
     for (file_index, part) in parts.iter().enumerate() {
         if !part.is_file() {
             return Err(FormatError::not_found(
@@ -640,31 +668,24 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                 ),
             ));
         }
-        let mut f = OpenedFile::open(part)?;
-        let header = gguf::read_header(&mut f.reader, f.len, &f.name)?;
-        m.header_bytes_read = m.header_bytes_read.saturating_add(f.bytes_read());
-        m.bytes_on_disk = m.bytes_on_disk.saturating_add(f.len);
+        let src = LocalFile::open(part)?;
+        let before = m.tensors.len();
+        let header = gguf::read_header(&src, &mut m.tensors, file_index)?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(src.bytes_read());
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(header.file_len);
         if parts.len() > 1 {
-            check_split_keys(&header, file_index, parts.len(), &f.name)?;
-        }
-        for ti in &header.tensors {
-            if !names.insert(ti.name.clone()) {
-                return Err(FormatError::malformed(
-                    &f.name,
-                    format!(
-                        "tensor {} also appears in an earlier split part",
-                        quoted(&ti.name)
-                    ),
-                ));
+            check_split_keys(&header, file_index, parts.len(), src.name())?;
+            if before > 0 {
+                if let Some((name, _)) = m.tensors.duplicate_name(0) {
+                    return Err(FormatError::malformed(
+                        src.name(),
+                        format!(
+                            "tensor {} also appears in an earlier split part",
+                            quoted(name)
+                        ),
+                    ));
+                }
             }
-            m.tensors.push(TensorEntry {
-                name: ti.name.clone(),
-                dtype: ti.ggml_type.name.to_string(),
-                shape: ti.dims.clone(),
-                n_elements: ti.n_elements,
-                n_bytes: ti.n_bytes,
-                file_index,
-            });
         }
         m.files.push(part.clone());
         if first.is_none() {
@@ -692,6 +713,31 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
             }
         }
     }
+    gguf_model_file(m, header, parts.len(), &first_name)
+}
+
+/// A model from a GGUF header and its tensor list held in memory (one file; `target` names
+/// it), as [`inspect`] reads one from disk: for callers that have a file's metadata and tensor
+/// list without the file (the llama.cpp calibration records).
+pub fn model_file_from_gguf_header(
+    target: &str,
+    header: GgufHeader,
+    tensors: TensorList,
+) -> Result<ModelFile, FormatError> {
+    let mut m = ModelFile::new(target, Format::Gguf);
+    m.tensors = tensors;
+    m.bytes_on_disk = header.file_len;
+    m.files.push(PathBuf::from(target));
+    gguf_model_file(m, header, 1, target)
+}
+
+/// What the first (or only) part's header says, once every part's tensors are in `m`.
+fn gguf_model_file(
+    mut m: ModelFile,
+    header: GgufHeader,
+    split_count: usize,
+    first_name: &str,
+) -> Result<ModelFile, FormatError> {
     m.architecture = header.architecture().map(str::to_string);
     m.name = header
         .get("general.name")
@@ -701,7 +747,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     // live in any split part, so look at all tensors).
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
-    match gguf::model_config(&header, has_output) {
+    match gguf::model_config(&header, has_output, first_name)? {
         Ok(config) => {
             // The header's architecture keys must describe a model; a refusal names the GGUF
             // key the faulty field came from.
@@ -718,7 +764,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                         .replace(&format!("'{field}'"), &format!("'{key}'"));
                     e.field = Some(key);
                 }
-                return Err(FormatError::architecture(&first_name, e));
+                return Err(FormatError::architecture(first_name, e));
             }
             m.config = Some(config)
         }
@@ -740,7 +786,7 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
         quantization_version: header
             .get("general.quantization_version")
             .and_then(MetaValue::as_u64),
-        split_count: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+        split_count: u32::try_from(split_count).unwrap_or(u32::MAX),
         metadata: header.metadata,
     });
     Ok(m.finish())
@@ -779,7 +825,7 @@ fn check_split_keys(
 /// Lists tensors by file for callers that need per-file grouping (e.g. shard sizes).
 pub fn bytes_per_file(m: &ModelFile) -> HashMap<usize, u64> {
     let mut out = HashMap::new();
-    for t in &m.tensors {
+    for t in m.tensors.iter() {
         let e = out.entry(t.file_index).or_insert(0u64);
         *e = e.saturating_add(t.n_bytes);
     }

@@ -29,7 +29,10 @@ pub const OLLAMA_PROJECTOR_MEDIA_TYPE: &str = "application/vnd.ollama.image.proj
 pub const OLLAMA_DEFAULT_HOST: &str = "registry.ollama.ai";
 pub const OLLAMA_DEFAULT_NAMESPACE: &str = "library";
 /// Manifests are a few KiB.
-const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A ref file (`refs/main`) holds a commit hash: 40 hex characters and a newline.
+pub const MAX_REF_BYTES: u64 = 1024;
 
 /// Which store a found model came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,7 +121,21 @@ pub fn hf_repo_dir_name(repo_id: &str) -> Option<String> {
 pub fn hf_snapshot(repo_dir: &Path) -> Result<(PathBuf, String), FormatError> {
     let target = show_path(repo_dir);
     let snapshots = repo_dir.join("snapshots");
-    if let Ok(rev) = std::fs::read_to_string(repo_dir.join("refs").join("main")) {
+    let refs_main = repo_dir.join("refs").join("main");
+    // refs/main holds a 40-character commit hash: read as a small regular file (a FIFO there
+    // would block the read, a link to /dev/zero would never end).
+    let rev = match std::fs::symlink_metadata(&refs_main) {
+        Err(_) => None,
+        Ok(_) => {
+            let src = crate::source::LocalFile::open(&refs_main)?;
+            Some(crate::source::read_capped(
+                &src,
+                MAX_REF_BYTES,
+                "refs/main",
+            )?)
+        }
+    };
+    if let Some(rev) = rev.and_then(|b| String::from_utf8(b).ok()) {
         let rev = rev.trim();
         let plain = !rev.is_empty() && rev.chars().all(|c| c.is_ascii_alphanumeric());
         if plain && snapshots.join(rev).is_dir() {
@@ -188,13 +205,15 @@ pub fn scan_hf_cache(hub: &Path) -> Vec<FoundModel> {
             continue;
         };
         let repo = rest.replacen("--", "/", 1);
-        if let Ok((snapshot, _)) = hf_snapshot(&entry.path()) {
-            out.push(FoundModel {
-                name: repo,
-                store: StoreKind::HuggingFaceCache,
-                path: snapshot,
-            });
-        }
+        // A repo whose snapshot cannot be found (a hostile refs/main) is still listed, by its
+        // folder, so that inspecting it reports why.
+        out.push(FoundModel {
+            name: repo,
+            store: StoreKind::HuggingFaceCache,
+            path: hf_snapshot(&entry.path())
+                .map(|(snapshot, _)| snapshot)
+                .unwrap_or_else(|_| entry.path()),
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -470,13 +489,14 @@ pub fn scan_dir(dir: &Path, limits: ScanLimits) -> ScanResult {
                 .filter(|_| path.join("snapshots").is_dir())
                 .map(|r| r.replacen("--", "/", 1));
             if let Some(repo) = hf_repo {
-                if let Ok((snapshot, _)) = hf_snapshot(path) {
-                    result.models.push(FoundModel {
-                        name: repo,
-                        store: StoreKind::HuggingFaceCache,
-                        path: snapshot,
-                    });
-                }
+                // Listed even when its snapshot cannot be found, so inspecting says why.
+                result.models.push(FoundModel {
+                    name: repo,
+                    store: StoreKind::HuggingFaceCache,
+                    path: hf_snapshot(path)
+                        .map(|(snapshot, _)| snapshot)
+                        .unwrap_or_else(|_| path.to_path_buf()),
+                });
                 walker.skip_current_dir();
                 continue;
             }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use vramplan_core::limits::MAX_LAYERS;
 use vramplan_core::model::QuantSpec;
 use vramplan_core::{ModelDesc, WeightFormat};
 
@@ -69,6 +70,19 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
         .map(|p| crate::error::show_path(p))
         .unwrap_or_else(|| m.target.clone());
     let Some(c) = &m.config else {
+        // A config.json that was there but refused: its own error is the reason.
+        if let Some(why) = m
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix(crate::CONFIG_NOT_USED))
+        {
+            return Err(FormatError::NotFound {
+                target: file,
+                message: format!(
+                    "no architecture fields: the config.json beside it was refused: {why}"
+                ),
+            });
+        }
         return Err(FormatError::NotFound {
             target: file,
             message: "no architecture fields (no config.json next to the weights, or a GGUF without llama.cpp architecture keys)".into(),
@@ -87,6 +101,10 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
             m.format.name()
         ));
     }
+    // Before anything is computed from the description (the mapping already checked every
+    // field that sizes an allocation against vramplan_core::limits).
+    desc.validate()
+        .map_err(|e| FormatError::malformed(&file, e))?;
     let mut notes = Vec::new();
     let weights = if m.format == Format::ConfigOnly {
         None
@@ -115,8 +133,6 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
             ));
         }
     }
-    desc.validate()
-        .map_err(|e| FormatError::malformed(&file, e))?;
     Ok(FileModel {
         desc,
         weights,
@@ -125,10 +141,10 @@ pub fn to_model_desc(m: &ModelFile) -> Result<FileModel, FormatError> {
 }
 
 fn file_weights(m: &ModelFile, desc: &ModelDesc) -> FileWeights {
-    let mut layer_bytes = vec![0u64; usize::try_from(desc.num_layers.min(100_000)).unwrap_or(0)];
+    let mut layer_bytes = vec![0u64; usize::try_from(desc.num_layers.min(MAX_LAYERS)).unwrap_or(0)];
     let mut other = 0u64;
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        match layer_index(t.name).and_then(|i| layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
             None => other = other.saturating_add(t.n_bytes),
         }
@@ -167,13 +183,28 @@ fn is_output_tensor(name: &str) -> bool {
 /// The file's tensor bytes by decoder layer, input side and output side.
 fn measured_weights(m: &ModelFile, num_layers: u64) -> vramplan_core::model::MeasuredWeights {
     let mut w = vramplan_core::model::MeasuredWeights {
-        layer_bytes: vec![0u64; usize::try_from(num_layers.min(100_000)).unwrap_or(0)],
+        layer_bytes: vec![0u64; usize::try_from(num_layers.min(MAX_LAYERS)).unwrap_or(0)],
         ..Default::default()
     };
-    for t in &m.tensors {
-        match layer_index(&t.name).and_then(|i| w.layer_bytes.get_mut(i)) {
+    for t in m.tensors.iter() {
+        let layer = layer_index(t.name).filter(|&i| i < w.layer_bytes.len());
+        w.tensors.push(vramplan_core::model::MeasuredTensor {
+            name: t.name.to_string(),
+            bytes: t.n_bytes,
+            layer: layer.map(|i| i as u64),
+            output: layer.is_none() && is_output_tensor(t.name),
+        });
+        if let Some(i) = layer {
+            if t.name.contains("_exps.") {
+                if w.expert_bytes.len() < w.layer_bytes.len() {
+                    w.expert_bytes.resize(w.layer_bytes.len(), 0);
+                }
+                w.expert_bytes[i] = w.expert_bytes[i].saturating_add(t.n_bytes);
+            }
+        }
+        match layer.and_then(|i| w.layer_bytes.get_mut(i)) {
             Some(slot) => *slot = slot.saturating_add(t.n_bytes),
-            None if is_output_tensor(&t.name) => {
+            None if is_output_tensor(t.name) => {
                 w.output_bytes = w.output_bytes.saturating_add(t.n_bytes)
             }
             None => w.input_bytes = w.input_bytes.saturating_add(t.n_bytes),
@@ -197,7 +228,7 @@ fn dominant_format(m: &ModelFile, desc: &ModelDesc) -> Option<WeightFormat> {
     // Largest byte share, over matrices (1-D tensors are F32 in every GGUF).
     let mut by: BTreeMap<&str, u64> = BTreeMap::new();
     for t in m.tensors.iter().filter(|t| t.shape.len() >= 2) {
-        let e = by.entry(t.dtype.as_str()).or_insert(0);
+        let e = by.entry(t.dtype).or_insert(0);
         *e = e.saturating_add(t.n_bytes);
     }
     let (dtype, _) = by.into_iter().max_by_key(|(_, b)| *b)?;

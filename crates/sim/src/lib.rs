@@ -33,8 +33,8 @@ pub use config::{Placement, Preemption, SimConfig};
 pub use error::SimError;
 pub use report::{AllocatorReport, Report, TimelinePoint};
 pub use workload::{
-    load_trace, parse_trace, LengthDistribution, Request, SharedPrefix, SyntheticWorkload,
-    TraceFormat,
+    load_trace, parse_trace, LengthDistribution, Request, SharedPrefix, SyntheticStream,
+    SyntheticWorkload, TraceFormat,
 };
 
 use allocator::{ContiguousAllocator, PagedAllocator, ReservationPolicy};
@@ -52,7 +52,7 @@ pub fn simulate(
     allocators: &[AllocatorKind],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, SimError> {
-    run_all(config, requests, allocators, progress, false, true)
+    run_slice(config, requests, allocators, progress, false, true)
 }
 
 /// Like [`simulate`], but checks every allocator invariant after every step (no block owned
@@ -63,7 +63,7 @@ pub fn simulate_audited(
     requests: &[Request],
     allocators: &[AllocatorKind],
 ) -> Result<Report, SimError> {
-    run_all(config, requests, allocators, &mut |_, _| {}, true, true)
+    run_slice(config, requests, allocators, &mut |_, _| {}, true, true)
 }
 
 /// Like [`simulate`] but stepping through every decode step one by one, without the
@@ -74,30 +74,50 @@ pub fn simulate_step_by_step(
     requests: &[Request],
     allocators: &[AllocatorKind],
 ) -> Result<Report, SimError> {
-    run_all(config, requests, allocators, &mut |_, _| {}, false, false)
+    run_slice(config, requests, allocators, &mut |_, _| {}, false, false)
+}
+
+/// One request's own checks (the trace loader's, for requests built through the API or
+/// streamed): lengths, arrival time, samples or beams, prefix. `count` bounds prefix ids.
+pub(crate) fn check_request(r: &Request, count: u64) -> Result<(), SimError> {
+    let bad = |why: &str| Err(SimError::InvalidWorkload(format!("{why}, got {r:?}")));
+    if r.prompt_tokens == 0 || r.output_tokens == 0 {
+        return bad("every request needs >= 1 prompt and output token");
+    }
+    if !(r.arrival_s.is_finite() && (0.0..=workload::MAX_ARRIVAL_S).contains(&r.arrival_s)) {
+        return bad(&format!(
+            "arrival times must be from 0 to {:e} s",
+            workload::MAX_ARRIVAL_S
+        ));
+    }
+    if r.parallel_samples > 1 && r.beam_width > 1 {
+        return bad("a request uses either parallel samples or beam search, not both");
+    }
+    if let Some(p) = r.prefix {
+        if p.tokens == 0 || p.tokens > r.prompt_tokens {
+            return bad("a shared prefix needs 1..=prompt_tokens tokens");
+        }
+        // Allocators index prefixes by id: dense ids, at most one per request.
+        if u64::from(p.id) >= count {
+            return bad("shared-prefix ids must be dense (below the number of requests)");
+        }
+    }
+    Ok(())
 }
 
 /// Checks what the trace loader checks for requests built through the API, and renumbers
 /// shared-prefix ids densely (0, 1, ...) so allocators can index them.
 fn checked_requests(requests: &[Request]) -> Result<std::borrow::Cow<'_, [Request]>, SimError> {
-    let bad = |r: &Request, why: &str| Err(SimError::InvalidWorkload(format!("{why}, got {r:?}")));
     let mut has_prefix = false;
     for r in requests {
-        if r.prompt_tokens == 0 || r.output_tokens == 0 {
-            return bad(r, "every request needs >= 1 prompt and output token");
-        }
-        if !(r.arrival_s.is_finite() && r.arrival_s >= 0.0) {
-            return bad(r, "arrival times must be finite and >= 0");
-        }
-        if r.parallel_samples > 1 && r.beam_width > 1 {
-            return bad(
-                r,
-                "a request uses either parallel samples or beam search, not both",
-            );
-        }
+        // Prefix ids are renumbered below: check them against no bound here.
+        let unprefixed = Request { prefix: None, ..*r };
+        check_request(&unprefixed, 0)?;
         if let Some(p) = r.prefix {
             if p.tokens == 0 || p.tokens > r.prompt_tokens {
-                return bad(r, "a shared prefix needs 1..=prompt_tokens tokens");
+                return Err(SimError::InvalidWorkload(format!(
+                    "a shared prefix needs 1..=prompt_tokens tokens, got {r:?}"
+                )));
             }
             has_prefix = true;
         }
@@ -124,7 +144,24 @@ fn checked_requests(requests: &[Request]) -> Result<std::borrow::Cow<'_, [Reques
     Ok(std::borrow::Cow::Owned(out))
 }
 
-fn run_all(
+/// Like [`simulate`], for requests from a stream: any iterator that can be cloned to replay it
+/// (each allocator's run and the scheduler's waiting queue read it again), such as
+/// [`SyntheticWorkload::stream`]. Memory does not grow with the number of requests. The
+/// stream must give requests sorted by arrival with dense shared-prefix ids; each is checked as
+/// it arrives. `count` is the number of requests (for progress and prefix ids).
+pub fn simulate_stream<I: Iterator<Item = Request> + Clone>(
+    config: &SimConfig,
+    requests: I,
+    count: u64,
+    allocators: &[AllocatorKind],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, SimError> {
+    config.validate()?;
+    run_all(config, requests, count, allocators, progress, false, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_slice(
     config: &SimConfig,
     requests: &[Request],
     allocators: &[AllocatorKind],
@@ -139,11 +176,32 @@ fn run_all(
         ));
     }
     let requests = checked_requests(requests)?;
-    let requests: &[Request] = &requests;
+    let count = requests.len() as u64;
+    run_all(
+        config,
+        requests.iter().copied(),
+        count,
+        allocators,
+        hook,
+        audit,
+        fast_path,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_all<I: Iterator<Item = Request> + Clone>(
+    config: &SimConfig,
+    requests: I,
+    count: u64,
+    allocators: &[AllocatorKind],
+    hook: &mut dyn FnMut(u64, u64),
+    audit: bool,
+    fast_path: bool,
+) -> Result<Report, SimError> {
     let mut progress = Progress {
         hook,
         done: 0,
-        total: requests.len() as u64 * allocators.len() as u64,
+        total: count.saturating_mul(allocators.len() as u64),
     };
     let slots = config.pool_slots() as u32;
     let mut out = Vec::with_capacity(allocators.len());
@@ -172,7 +230,8 @@ fn run_all(
             AllocatorKind::ContiguousMax => scheduler::run(
                 name,
                 config,
-                requests,
+                requests.clone(),
+                count,
                 contiguous(ReservationPolicy::Max),
                 &mut progress,
                 audit,
@@ -181,7 +240,8 @@ fn run_all(
             AllocatorKind::ContiguousPow2 => scheduler::run(
                 name,
                 config,
-                requests,
+                requests.clone(),
+                count,
                 contiguous(ReservationPolicy::Pow2),
                 &mut progress,
                 audit,
@@ -190,7 +250,8 @@ fn run_all(
             AllocatorKind::ContiguousOracle => scheduler::run(
                 name,
                 config,
-                requests,
+                requests.clone(),
+                count,
                 contiguous(ReservationPolicy::Oracle),
                 &mut progress,
                 audit,
@@ -199,7 +260,8 @@ fn run_all(
             AllocatorKind::Paged => scheduler::run(
                 name,
                 config,
-                requests,
+                requests.clone(),
+                count,
                 paged(false),
                 &mut progress,
                 audit,
@@ -208,7 +270,8 @@ fn run_all(
             AllocatorKind::PagedSharing => scheduler::run(
                 name,
                 config,
-                requests,
+                requests.clone(),
+                count,
                 paged(true),
                 &mut progress,
                 audit,

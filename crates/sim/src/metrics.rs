@@ -192,11 +192,14 @@ pub(crate) struct Collector {
     pub steps: u64,
     batch_sum: u64,
     batch_max: u64,
-    ttft: Vec<f64>,
-    tpot: Vec<f64>,
-    e2e: Vec<f64>,
+    ttft: Latencies,
+    tpot: Latencies,
+    e2e: Latencies,
     pub completed: u64,
     pub rejected: u64,
+    pub rejected_too_long: u64,
+    pub rejected_too_many_sequences: u64,
+    pub rejected_larger_than_pool: u64,
     output_tokens: u64,
     pub swaps: u64,
     pub recomputations: u64,
@@ -214,11 +217,14 @@ impl Collector {
             steps: 0,
             batch_sum: 0,
             batch_max: 0,
-            ttft: Vec::with_capacity(expected_requests),
-            tpot: Vec::with_capacity(expected_requests),
-            e2e: Vec::with_capacity(expected_requests),
+            ttft: Latencies::new(expected_requests),
+            tpot: Latencies::new(expected_requests),
+            e2e: Latencies::new(expected_requests),
             completed: 0,
             rejected: 0,
+            rejected_too_long: 0,
+            rejected_too_many_sequences: 0,
+            rejected_larger_than_pool: 0,
             output_tokens: 0,
             swaps: 0,
             recomputations: 0,
@@ -306,9 +312,9 @@ impl Collector {
                 0.0
             }
         };
-        let (ttft_p50, ttft_p90, ttft_p99) = percentiles(&mut self.ttft);
-        let (tpot_p50, tpot_p90, tpot_p99) = percentiles(&mut self.tpot);
-        let (e2e_p50, e2e_p90, e2e_p99) = percentiles(&mut self.e2e);
+        let (ttft_p50, ttft_p90, ttft_p99) = self.ttft.percentiles();
+        let (tpot_p50, tpot_p90, tpot_p99) = self.tpot.percentiles();
+        let (e2e_p50, e2e_p90, e2e_p99) = self.e2e.percentiles();
         AllocatorReport {
             name: name.to_string(),
             pool_slots: self.capacity_slots,
@@ -337,6 +343,9 @@ impl Collector {
             throughput_tps: per_s(self.output_tokens as f64),
             completed: self.completed,
             rejected: self.rejected,
+            rejected_too_long: self.rejected_too_long,
+            rejected_too_many_sequences: self.rejected_too_many_sequences,
+            rejected_larger_than_pool: self.rejected_larger_than_pool,
             preemptions: self.swaps + self.recomputations,
             swaps: self.swaps,
             recomputations: self.recomputations,
@@ -353,6 +362,70 @@ impl Collector {
             e2e_p90,
             e2e_p99,
             timeline: self.timeline.points(self.capacity_slots as f64, duration_s),
+        }
+    }
+}
+
+/// Latency samples: kept exactly up to [`EXACT_SAMPLES`] (nearest-rank percentiles, as every
+/// test and short run sees them), then moved into an HDR histogram (the `hdrhistogram` crate) of
+/// nanoseconds with [`HISTOGRAM_SIGNIFICANT_DIGITS`] significant digits, so that memory stays
+/// bounded whatever the number of requests: 512 KiB of samples, then ~2.4 MiB of buckets.
+#[derive(Debug, Clone)]
+pub(crate) struct Latencies {
+    exact: Vec<f64>,
+    histogram: Option<hdrhistogram::Histogram<u32>>,
+}
+
+/// Longest latency the histogram tells apart: 2^50 ns, 13 days (longer ones count as 13 days).
+/// u32 counts (a bucket saturates at 4×10^9 samples, above the 5×10^7-request cap): ~2.4 MiB.
+const MAX_LATENCY_NANOS: u64 = 1 << 50;
+/// Samples kept exactly before the histogram takes over.
+pub(crate) const EXACT_SAMPLES: usize = 1 << 16;
+/// 4 significant digits: a percentile within 0.01% of the exact one (±0.1 ms on a 1 s TTFT),
+/// below the printed precision (TTFT to 10 ms, TPOT to 1 ms, end-to-end to 100 ms).
+pub(crate) const HISTOGRAM_SIGNIFICANT_DIGITS: u8 = 4;
+
+impl Latencies {
+    fn new(expected: usize) -> Latencies {
+        Latencies {
+            exact: Vec::with_capacity(expected.min(EXACT_SAMPLES)),
+            histogram: None,
+        }
+    }
+
+    fn nanos(seconds: f64) -> u64 {
+        (seconds * 1e9).round().clamp(1.0, MAX_LATENCY_NANOS as f64) as u64
+    }
+
+    pub(crate) fn push(&mut self, seconds: f64) {
+        if let Some(h) = &mut self.histogram {
+            h.saturating_record(Self::nanos(seconds));
+            return;
+        }
+        self.exact.push(seconds);
+        if self.exact.len() > EXACT_SAMPLES {
+            let mut h = hdrhistogram::Histogram::<u32>::new_with_bounds(
+                1,
+                MAX_LATENCY_NANOS,
+                HISTOGRAM_SIGNIFICANT_DIGITS,
+            )
+            .expect("valid bounds and precision");
+            for &v in &self.exact {
+                h.saturating_record(Self::nanos(v));
+            }
+            self.exact = Vec::new();
+            self.histogram = Some(h);
+        }
+    }
+
+    /// p50, p90, p99 in seconds (zeros when there are no samples).
+    pub(crate) fn percentiles(&mut self) -> (f64, f64, f64) {
+        match &self.histogram {
+            None => percentiles(&mut self.exact),
+            Some(h) => {
+                let q = |p: f64| h.value_at_quantile(p) as f64 / 1e9;
+                (q(0.5), q(0.9), q(0.99))
+            }
         }
     }
 }
@@ -381,6 +454,23 @@ fn nearest_rank(values: &mut [f64], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_beyond_the_exact_samples_keep_four_digits() {
+        // 0.001 s .. 2.000 s in 1 ms steps, repeated: the exact p50/p90/p99 are known.
+        let mut l = Latencies::new(0);
+        let n = EXACT_SAMPLES + 1000;
+        for i in 0..n {
+            l.push(((i % 2000) + 1) as f64 / 1000.0);
+        }
+        assert!(l.histogram.is_some() && l.exact.capacity() == 0);
+        let mut exact: Vec<f64> = (0..n).map(|i| ((i % 2000) + 1) as f64 / 1000.0).collect();
+        let (e50, e90, e99) = percentiles(&mut exact);
+        let (h50, h90, h99) = l.percentiles();
+        for (e, h) in [(e50, h50), (e90, h90), (e99, h99)] {
+            assert!((h - e).abs() <= 1e-4 * e, "{h} vs {e}");
+        }
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -47,8 +47,17 @@ pub struct AllocatorReport {
     /// Requests that finished.
     pub completed: u64,
     /// Requests refused at arrival: longer than `max_seq_len`, more sequences than
-    /// `max_num_seqs`, or larger than the whole pool.
+    /// `max_num_seqs`, or larger than the whole pool. They take no part in any other figure.
     pub rejected: u64,
+    /// Of `rejected`: prompt + output longer than `max_seq_len`.
+    #[serde(default)]
+    pub rejected_too_long: u64,
+    /// Of `rejected`: more sequences (samples, beams) than `max_num_seqs`.
+    #[serde(default)]
+    pub rejected_too_many_sequences: u64,
+    /// Of `rejected`: needing more KV than this allocator can ever give one request.
+    #[serde(default)]
+    pub rejected_larger_than_pool: u64,
     /// Preemptions (swap-outs + recomputations).
     pub preemptions: u64,
     /// Preemptions served by swapping to the CPU pool.

@@ -23,6 +23,11 @@
 //! queue is blocked or the queue is empty with no arrival due), decode-only steps run in a
 //! tight loop that keeps the memory integrals as a linear model ([`crate::allocator::QuietModel`])
 //! and commits them at once; `simulate_step_by_step` exists to test that this changes nothing.
+//!
+//! Memory does not grow with the number of requests: they arrive from a replayable stream
+//! (an iterator the scheduler clones), only requests in flight are stored ([`InFlight`]), and
+//! the FCFS queue of requests that arrived but never ran is a second cursor over the same stream
+//! (a count, not a list): its head is re-read from the stream when it is admitted.
 
 use crate::allocator::{AdmitSpec, KvAllocator};
 use crate::config::{Preemption, SimConfig};
@@ -39,12 +44,9 @@ const PROGRESS_EVERY: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
-    NotArrived,
     Waiting,
     Running,
     Swapped,
-    Done,
-    Rejected,
 }
 
 /// Why admission stopped in a step.
@@ -75,6 +77,116 @@ struct RequestState {
     first_token_s: f64,
 }
 
+impl RequestState {
+    fn waiting() -> RequestState {
+        RequestState {
+            status: Status::Waiting,
+            handle: 0,
+            pos: 0,
+            epoch: 0,
+            generated_base: 0,
+            generated: 0,
+            first_token_s: f64::NAN,
+        }
+    }
+}
+
+type IdMap<V> = std::collections::HashMap<u32, V, foldhash::fast::FixedState>;
+
+/// The requests the scheduler holds: those in flight (admitted once and not finished) with
+/// their state, and the FCFS waiting queue — preempted requests in front (`front`), then the
+/// requests that arrived and never ran, in arrival order, held as a count and re-read from a
+/// second cursor over the stream (`lag`) when one reaches the head.
+struct InFlight<I: Iterator> {
+    /// The next arrival, and its id.
+    arrivals: std::iter::Peekable<I>,
+    next_arrival: u32,
+    /// Second cursor: the next fresh request to reach the head of the queue, and its id.
+    lag: I,
+    lag_next: u32,
+    /// Fresh requests that arrived, were accepted, and are not yet in `front` or `live`.
+    fresh_waiting: u64,
+    /// Waiting requests with state: preempted ones, and at most one fresh head.
+    front: VecDeque<u32>,
+    live: IdMap<(Request, RequestState)>,
+}
+
+impl<I: Iterator<Item = Request> + Clone> InFlight<I> {
+    fn new(requests: I) -> Self {
+        InFlight {
+            arrivals: requests.clone().peekable(),
+            next_arrival: 0,
+            lag: requests,
+            lag_next: 0,
+            fresh_waiting: 0,
+            front: VecDeque::new(),
+            live: IdMap::default(),
+        }
+    }
+
+    fn next_arrival_s(&mut self) -> f64 {
+        self.arrivals.peek().map_or(f64::INFINITY, |r| r.arrival_s)
+    }
+
+    fn all_arrived(&mut self) -> bool {
+        self.arrivals.peek().is_none()
+    }
+
+    fn waiting_is_empty(&self) -> bool {
+        self.front.is_empty() && self.fresh_waiting == 0
+    }
+
+    fn waiting_len(&self) -> u64 {
+        self.front.len() as u64 + self.fresh_waiting
+    }
+
+    /// The head of the waiting queue (a fresh head is read from the stream again and given
+    /// state). `accepted` must be the predicate arrivals were accepted with.
+    fn waiting_front(&mut self, accepted: impl Fn(&Request) -> bool) -> Option<u32> {
+        if self.front.is_empty() && self.fresh_waiting > 0 {
+            // Requests before the leading cursor: the ones it rejected are skipped again.
+            for r in self.lag.by_ref() {
+                let id = self.lag_next;
+                self.lag_next += 1;
+                if accepted(&r) {
+                    self.live.insert(id, (r, RequestState::waiting()));
+                    self.front.push_back(id);
+                    self.fresh_waiting -= 1;
+                    break;
+                }
+            }
+        }
+        self.front.front().copied()
+    }
+
+    fn pop_waiting(&mut self) {
+        self.front.pop_front();
+    }
+
+    fn push_waiting_front(&mut self, id: u32) {
+        self.front.push_front(id);
+    }
+
+    fn req(&self, id: u32) -> Request {
+        self.live[&id].0
+    }
+
+    fn st(&mut self, id: u32) -> &mut RequestState {
+        &mut self.live.get_mut(&id).expect("request in flight").1
+    }
+}
+
+/// Why a request is refused at arrival (each counted in the report).
+#[derive(Clone, Copy)]
+enum Rejection {
+    /// Prompt + output longer than `max_seq_len`.
+    TooLong,
+    /// More sequences (samples, beams) than `max_num_seqs`.
+    TooManySequences,
+    /// More KV than the allocator can ever give one request.
+    LargerThanPool,
+}
+
 /// Progress reporting shared by the runs of several allocators.
 pub(crate) struct Progress<'p> {
     pub hook: &'p mut dyn FnMut(u64, u64),
@@ -85,37 +197,30 @@ pub(crate) struct Progress<'p> {
 /// Runs one allocator over the requests. `audit_every_step` checks the allocator's
 /// invariants and the pool bound after every step (tests); `fast_path` enables the quiet-step
 /// loop (off only to test that it changes nothing).
-pub(crate) fn run<A: KvAllocator>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<A: KvAllocator, I: Iterator<Item = Request> + Clone>(
     name: &str,
     config: &SimConfig,
-    requests: &[Request],
+    requests: I,
+    expected_requests: u64,
     mut alloc: A,
     progress: &mut Progress<'_>,
     audit_every_step: bool,
     fast_path: bool,
 ) -> Result<AllocatorReport, SimError> {
     let cost = StepCost::new(config);
-    let mut metrics = Collector::new(alloc.capacity_slots(), requests.len());
-    let mut state = vec![
-        RequestState {
-            status: Status::NotArrived,
-            handle: 0,
-            pos: 0,
-            epoch: 0,
-            generated_base: 0,
-            generated: 0,
-            first_token_s: f64::NAN,
-        };
-        requests.len()
-    ];
+    let mut metrics = Collector::new(
+        alloc.capacity_slots(),
+        usize::try_from(expected_requests).unwrap_or(usize::MAX),
+    );
+    let mut q = InFlight::new(requests);
     let mut running: Vec<u32> = Vec::new();
-    let mut waiting: VecDeque<u32> = VecDeque::new();
     let mut swapped: VecDeque<u32> = VecDeque::new();
     // (finish step, request, epoch), earliest first.
     let mut finishes: BinaryHeap<Reverse<(u64, u32, u32)>> = BinaryHeap::new();
     let mut newly_started: Vec<u32> = Vec::new();
-    let mut next_arrival = 0usize;
     let mut now = 0.0f64;
+    let mut last_arrival_s = 0.0f64;
     let mut steps_done = 0u64;
     let mut last_reported = progress.done;
     // Set when step 3 found nothing to do and cannot find anything until a request leaves,
@@ -125,40 +230,65 @@ pub(crate) fn run<A: KvAllocator>(
     let mut stuck_memory_blocked = false;
     let max_seqs = u64::from(config.max_num_seqs);
     let budget = u64::from(config.max_num_batched_tokens);
+    // Why a request can never run, or None when it can (checked at arrival; a pure function of
+    // the request, so the queue's second cursor skips the same ones).
+    let rejection = |alloc: &A, r: &Request| {
+        if r.final_len() > config.max_seq_len {
+            Some(Rejection::TooLong)
+        } else if u64::from(r.num_seqs()) > max_seqs {
+            Some(Rejection::TooManySequences)
+        } else if !alloc.can_ever_fit(&final_spec(r)) {
+            Some(Rejection::LargerThanPool)
+        } else {
+            None
+        }
+    };
+    let accepted = |alloc: &A, r: &Request| rejection(alloc, r).is_none();
 
     loop {
         // 1. Arrivals.
-        while next_arrival < requests.len() && requests[next_arrival].arrival_s <= now {
-            let r = &requests[next_arrival];
-            let spec = final_spec(r);
-            let fits = r.final_len() <= config.max_seq_len
-                && u64::from(r.num_seqs()) <= max_seqs
-                && alloc.can_ever_fit(&spec);
-            if fits {
-                if waiting.is_empty() {
-                    admission_stuck = false;
-                }
-                state[next_arrival].status = Status::Waiting;
-                waiting.push_back(next_arrival as u32);
-            } else {
-                state[next_arrival].status = Status::Rejected;
+        while q.next_arrival_s() <= now {
+            let Some(r) = q.arrivals.next() else { break };
+            if q.next_arrival == u32::MAX {
+                return Err(SimError::InvalidWorkload(
+                    "more than 2^32 - 1 requests".into(),
+                ));
+            }
+            // What `simulate` checks up front for a slice, checked as a stream goes by.
+            if r.arrival_s < last_arrival_s {
+                return Err(SimError::InvalidWorkload(
+                    "requests must be sorted by arrival time".into(),
+                ));
+            }
+            last_arrival_s = r.arrival_s;
+            crate::check_request(&r, expected_requests)?;
+            q.next_arrival += 1;
+            // The first cause that makes the request impossible, counted by kind.
+            if let Some(cause) = rejection(&alloc, &r) {
+                *match cause {
+                    Rejection::TooLong => &mut metrics.rejected_too_long,
+                    Rejection::TooManySequences => &mut metrics.rejected_too_many_sequences,
+                    Rejection::LargerThanPool => &mut metrics.rejected_larger_than_pool,
+                } += 1;
                 metrics.rejected += 1;
                 progress.done += 1;
+            } else {
+                if q.waiting_is_empty() {
+                    admission_stuck = false;
+                }
+                q.fresh_waiting += 1;
             }
-            next_arrival += 1;
         }
-        if running.is_empty() && waiting.is_empty() && swapped.is_empty() {
-            if next_arrival == requests.len() {
+        if running.is_empty() && q.waiting_is_empty() && swapped.is_empty() {
+            if q.all_arrived() {
                 break;
             }
-            let t = requests[next_arrival].arrival_s;
+            let t = q.next_arrival_s();
             metrics.idle(now, t - now);
             now = t;
             continue;
         }
-        let next_arrival_s = requests
-            .get(next_arrival)
-            .map_or(f64::INFINITY, |r| r.arrival_s);
+        let next_arrival_s = q.next_arrival_s();
         let next_finish = finishes.peek().map_or(u64::MAX, |f| f.0 .0);
 
         // Fast path: while admission is stuck, steps only decode. Loop over them with
@@ -166,7 +296,7 @@ pub(crate) fn run<A: KvAllocator>(
         // until a request finishes, an arrival could be admitted, or memory runs short.
         let mut quiet_steps = 0u64;
         if admission_stuck && fast_path && !running.is_empty() {
-            let arrivals_matter = waiting.is_empty() && swapped.is_empty();
+            let arrivals_matter = q.waiting_is_empty() && swapped.is_empty();
             let seqs = alloc.running_seqs();
             let free0 = alloc.free_units();
             let tokens0 = alloc.logical_tokens();
@@ -231,11 +361,11 @@ pub(crate) fn run<A: KvAllocator>(
                         alloc.decode_demand()
                     )));
                 };
-                remove_running(&mut running, &mut state, victim);
-                let st = &mut state[victim as usize];
+                remove_running(&mut running, &mut q, victim);
+                let req = q.req(victim);
+                let st = q.st(victim);
                 st.epoch = st.epoch.wrapping_add(1);
                 st.generated = (st.generated_base + step as i64) as u32;
-                let req = &requests[victim as usize];
                 let try_swap = config.preemption == Preemption::Swap || req.num_seqs() > 1;
                 let swapped_bytes = if try_swap {
                     alloc.swap_out(st.handle)
@@ -260,7 +390,7 @@ pub(crate) fn run<A: KvAllocator>(
                         metrics.preemption_seconds += cost.recompute_seconds(tokens);
                         metrics.recomputations += 1;
                         st.status = Status::Waiting;
-                        waiting.push_front(victim);
+                        q.push_waiting_front(victim);
                     }
                 }
                 preempted = true;
@@ -283,13 +413,13 @@ pub(crate) fn run<A: KvAllocator>(
                 memory_blocked = stuck_memory_blocked;
             } else if !preempted {
                 while let Some(&r) = swapped.front() {
-                    let req = &requests[r as usize];
+                    let req = q.req(r);
                     let n = u64::from(req.num_seqs());
                     if step_seqs + n > max_seqs {
                         stop = Stop::Persistent;
                         break;
                     }
-                    let st = &mut state[r as usize];
+                    let st = q.st(r);
                     match alloc.try_swap_in(st.handle) {
                         Some(bytes) => {
                             let t = cost.transfer_seconds(bytes);
@@ -299,7 +429,7 @@ pub(crate) fn run<A: KvAllocator>(
                             step_seqs += n;
                             decode_seqs += n;
                             kv_read += n * u64::from(req.prompt_tokens + st.generated);
-                            start_running(&mut running, st, r, step, &mut finishes, req);
+                            start_running(&mut running, st, r, step, &mut finishes, &req);
                         }
                         None => {
                             memory_blocked = true;
@@ -310,14 +440,14 @@ pub(crate) fn run<A: KvAllocator>(
                 }
             }
             if !admission_stuck && !preempted && swapped.is_empty() {
-                while let Some(&r) = waiting.front() {
-                    let req = &requests[r as usize];
+                while let Some(r) = q.waiting_front(|r| accepted(&alloc, r)) {
+                    let req = q.req(r);
                     let n = u64::from(req.num_seqs());
                     if step_seqs + n > max_seqs {
                         stop = Stop::Persistent;
                         break;
                     }
-                    let st = &mut state[r as usize];
+                    let st = q.st(r);
                     let tokens = u64::from(req.prompt_tokens) + n * u64::from(st.generated);
                     // The budget bounds the prefill tokens of a step (vLLM v0 without chunked
                     // prefill); it is waived for a step's first prefill so nothing can stall,
@@ -336,14 +466,15 @@ pub(crate) fn run<A: KvAllocator>(
                     };
                     match alloc.try_admit(&spec) {
                         Some(admitted) => {
-                            waiting.pop_front();
+                            q.pop_waiting();
+                            let st = q.st(r);
                             st.handle = admitted.handle;
                             prefill_tokens += tokens - u64::from(admitted.cached_prompt_tokens);
                             step_seqs += n;
                             if st.first_token_s.is_nan() {
                                 newly_started.push(r);
                             }
-                            start_running(&mut running, st, r, step, &mut finishes, req);
+                            start_running(&mut running, st, r, step, &mut finishes, &req);
                         }
                         None => {
                             memory_blocked = true;
@@ -360,7 +491,7 @@ pub(crate) fn run<A: KvAllocator>(
             if running.is_empty() {
                 return Err(SimError::InvariantViolated(format!(
                     "step {step}: scheduler stalled with {} waiting and {} swapped requests",
-                    waiting.len(),
+                    q.waiting_len(),
                     swapped.len()
                 )));
             }
@@ -382,7 +513,7 @@ pub(crate) fn run<A: KvAllocator>(
             alloc.end_step();
             steps_done += 1;
             for &r in &newly_started {
-                state[r as usize].first_token_s = now;
+                q.st(r).first_token_s = now;
             }
         }
 
@@ -393,14 +524,15 @@ pub(crate) fn run<A: KvAllocator>(
                 break;
             }
             finishes.pop();
-            let st = &mut state[r as usize];
+            // A stale event: the request was preempted since, or has finished.
+            let Some(&(req, st)) = q.live.get(&r) else {
+                continue;
+            };
             if st.epoch != epoch || st.status != Status::Running {
                 continue;
             }
-            st.status = Status::Done;
             alloc.release(st.handle);
             admission_stuck = false;
-            let req = &requests[r as usize];
             metrics.complete(
                 req.arrival_s,
                 st.first_token_s,
@@ -408,7 +540,8 @@ pub(crate) fn run<A: KvAllocator>(
                 req.output_tokens,
                 req.num_seqs(),
             );
-            remove_running(&mut running, &mut state, r);
+            remove_running(&mut running, &mut q, r);
+            q.live.remove(&r);
             progress.done += 1;
         }
         if progress.done - last_reported >= PROGRESS_EVERY {
@@ -418,10 +551,7 @@ pub(crate) fn run<A: KvAllocator>(
     }
     (progress.hook)(progress.done, progress.total);
     if audit_every_step {
-        let unfinished = state
-            .iter()
-            .filter(|s| !matches!(s.status, Status::Done | Status::Rejected))
-            .count();
+        let unfinished = q.live.len() as u64 + q.fresh_waiting;
         if unfinished > 0 {
             return Err(SimError::InvariantViolated(format!(
                 "{unfinished} requests never finished"
@@ -488,11 +618,15 @@ fn start_running(
     finishes.push(Reverse((finish, r, st.epoch)));
 }
 
-fn remove_running(running: &mut Vec<u32>, state: &mut [RequestState], r: u32) {
-    let pos = state[r as usize].pos as usize;
+fn remove_running<I: Iterator<Item = Request> + Clone>(
+    running: &mut Vec<u32>,
+    q: &mut InFlight<I>,
+    r: u32,
+) {
+    let pos = q.st(r).pos as usize;
     running.swap_remove(pos);
     if pos < running.len() {
         let moved = running[pos];
-        state[moved as usize].pos = pos as u32;
+        q.st(moved).pos = pos as u32;
     }
 }

@@ -17,8 +17,13 @@ use std::path::Path;
 
 /// Most parallel samples or beams one request may ask for.
 pub const MAX_SEQS_PER_REQUEST: u16 = 256;
-/// Most requests a synthetic workload may generate (32 B each: 1.6 GB at this cap).
+/// Most requests a synthetic workload may generate. They are streamed
+/// ([`SyntheticWorkload::stream`]): the simulator's memory does not grow with their number.
 pub const MAX_SYNTHETIC_REQUESTS: u64 = 50_000_000;
+/// Latest arrival time, in seconds: 10^9 s, ~32 years of simulated serving. Beyond it the
+/// run's duration would swamp the f64 sums of step times (a trace row at 10^308 s made every
+/// memory share NaN).
+pub const MAX_ARRIVAL_S: f64 = 1e9;
 
 /// A prompt prefix shared by several requests (e.g. a few-shot header), cached as whole
 /// blocks by the `paged-sharing` allocator.
@@ -125,6 +130,19 @@ impl SyntheticWorkload {
     /// Draws the requests. Lengths are rounded, at least 1 token, and clipped so that
     /// prompt + output <= `max_seq_len` (the paper truncates to the model's context).
     pub fn generate(&self, max_seq_len: u32) -> Result<Vec<Request>, SimError> {
+        let stream = self.stream(max_seq_len)?;
+        let out: Vec<Request> = stream.collect();
+        if out.last().is_some_and(|r| r.arrival_s > MAX_ARRIVAL_S) {
+            return Err(SimError::InvalidWorkload(format!(
+                "the last arrival comes after {MAX_ARRIVAL_S:e} s: raise the rate"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The same requests as [`SyntheticWorkload::generate`], drawn one at a time: a cloneable
+    /// iterator, so a run of any length keeps none of them in memory.
+    pub fn stream(&self, max_seq_len: u32) -> Result<SyntheticStream, SimError> {
         let bad = |m: String| Err(SimError::InvalidWorkload(m));
         if !(self.rate.is_finite() && self.rate > 0.0) {
             return bad(format!(
@@ -138,6 +156,16 @@ impl SyntheticWorkload {
                 self.requests
             ));
         }
+        // The expected last arrival is requests / rate; half the bound leaves room for chance.
+        if self.requests as f64 / self.rate > MAX_ARRIVAL_S / 2.0 {
+            return bad(format!(
+                "{} requests at {} requests/s arrive over {:.3e} s, beyond the {:e} s a run may span: raise the rate",
+                self.requests,
+                self.rate,
+                self.requests as f64 / self.rate,
+                MAX_ARRIVAL_S
+            ));
+        }
         check_seqs(self.parallel_samples, self.beam_width).map_err(SimError::InvalidWorkload)?;
         if max_seq_len < 2 {
             return bad(format!("max_seq_len must be >= 2, got {max_seq_len}"));
@@ -149,26 +177,69 @@ impl SyntheticWorkload {
             .expect("constant parameters are valid");
         let output_dist = LogNormal::new(mean_out.ln() - sigma_out * sigma_out / 2.0, sigma_out)
             .expect("constant parameters are valid");
-        let gap_dist = Exp::new(self.rate).expect("rate checked positive");
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut out = Vec::with_capacity(self.requests as usize);
-        let mut t = 0.0f64;
-        let max_prompt = f64::from(max_seq_len - 1);
-        for _ in 0..self.requests {
-            t += gap_dist.sample(&mut rng);
-            let prompt = prompt_dist.sample(&mut rng).round().clamp(1.0, max_prompt) as u32;
-            let max_out = f64::from(max_seq_len - prompt);
-            let output = output_dist.sample(&mut rng).round().clamp(1.0, max_out) as u32;
-            out.push(Request {
-                arrival_s: t,
-                prompt_tokens: prompt,
-                output_tokens: output,
-                parallel_samples: self.parallel_samples.max(1),
-                beam_width: self.beam_width.max(1),
-                prefix: None,
-            });
+        Ok(SyntheticStream {
+            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            prompt_dist,
+            output_dist,
+            gap_dist: Exp::new(self.rate).expect("rate checked positive"),
+            t: 0.0,
+            left: self.requests,
+            max_seq_len,
+            parallel_samples: self.parallel_samples.max(1),
+            beam_width: self.beam_width.max(1),
+        })
+    }
+}
+
+/// The requests of a [`SyntheticWorkload`], drawn as they are read; cloning it replays the
+/// rest of the same sequence (the RNG state is copied).
+#[derive(Debug, Clone)]
+pub struct SyntheticStream {
+    rng: ChaCha8Rng,
+    prompt_dist: LogNormal<f64>,
+    output_dist: LogNormal<f64>,
+    gap_dist: Exp<f64>,
+    t: f64,
+    left: u64,
+    max_seq_len: u32,
+    parallel_samples: u16,
+    beam_width: u16,
+}
+
+impl Iterator for SyntheticStream {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        if self.left == 0 {
+            return None;
         }
-        Ok(out)
+        self.left -= 1;
+        let max_prompt = f64::from(self.max_seq_len - 1);
+        self.t += self.gap_dist.sample(&mut self.rng);
+        let prompt = self
+            .prompt_dist
+            .sample(&mut self.rng)
+            .round()
+            .clamp(1.0, max_prompt) as u32;
+        let max_out = f64::from(self.max_seq_len - prompt);
+        let output = self
+            .output_dist
+            .sample(&mut self.rng)
+            .round()
+            .clamp(1.0, max_out) as u32;
+        Some(Request {
+            arrival_s: self.t,
+            prompt_tokens: prompt,
+            output_tokens: output,
+            parallel_samples: self.parallel_samples,
+            beam_width: self.beam_width,
+            prefix: None,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.left).unwrap_or(usize::MAX);
+        (n, Some(n))
     }
 }
 
@@ -377,9 +448,15 @@ struct PrefixIds {
 
 fn validate_row(raw: RawRow, prefixes: &mut PrefixIds) -> Result<Request, String> {
     let arrival = raw.arrival_s.ok_or("missing arrival_s")?;
-    if !(arrival.is_finite() && arrival >= 0.0) {
+    if !(arrival.is_finite() && (0.0..=MAX_ARRIVAL_S).contains(&arrival)) {
         return Err(format!(
-            "arrival_s must be a finite number of seconds >= 0, got {arrival}"
+            "arrival_s must be a number of seconds from 0 to {MAX_ARRIVAL_S:e}, got {}",
+            // As written in the trace: 1e308, not 309 digits.
+            if arrival.abs() < 1e15 {
+                arrival.to_string()
+            } else {
+                format!("{arrival:e}")
+            }
         ));
     }
     let prompt = raw.prompt_tokens.ok_or("missing prompt_tokens")?;

@@ -2,7 +2,10 @@
 
 mod common;
 
-use vramplan_sim::{simulate, AllocatorKind, LengthDistribution, SyntheticWorkload};
+use vramplan_sim::{
+    simulate, simulate_audited, simulate_stream, AllocatorKind, LengthDistribution,
+    SyntheticWorkload,
+};
 
 fn json_for(seed: u64, beam: u16) -> String {
     let mut config = common::opt13b_a100();
@@ -83,4 +86,38 @@ fn workload_is_reproducible_and_matches_published_means() {
         / n;
     assert!((mean_in / 19.31 - 1.0).abs() < 0.03, "{mean_in}");
     assert!((mean_out / 58.45 - 1.0).abs() < 0.03, "{mean_out}");
+}
+
+#[test]
+fn a_streamed_workload_gives_the_report_of_the_same_requests_in_memory() {
+    // Overloaded (rate 60/s on OPT-13B) so the waiting queue grows long and preemption happens:
+    // the queue's second cursor over the stream must replay exactly the requests kept in memory.
+    for beam in [1, 4] {
+        let config = common::opt13b_a100();
+        let w = SyntheticWorkload {
+            lengths: LengthDistribution::ShareGpt,
+            rate: 60.0,
+            requests: 1500,
+            parallel_samples: 1,
+            beam_width: beam,
+            seed: 11,
+        };
+        let requests = w.generate(config.max_seq_len).unwrap();
+        let in_memory = simulate(&config, &requests, &AllocatorKind::ALL, &mut |_, _| {}).unwrap();
+        let streamed = simulate_stream(
+            &config,
+            w.stream(config.max_seq_len).unwrap(),
+            w.requests,
+            &AllocatorKind::ALL,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&in_memory).unwrap(),
+            serde_json::to_string(&streamed).unwrap()
+        );
+        assert!(in_memory.allocators.iter().any(|a| a.preemptions > 0));
+        // And every allocator invariant holds on that run.
+        simulate_audited(&config, &requests[..300], &AllocatorKind::ALL).unwrap();
+    }
 }

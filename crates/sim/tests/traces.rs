@@ -59,7 +59,12 @@ fn bad_rows_name_their_line() {
     );
     assert_eq!(
         err(&format!("{header}-1,10,5\n"), TraceFormat::Csv),
-        "t.csv line 2: arrival_s must be a finite number of seconds >= 0, got -1"
+        "t.csv line 2: arrival_s must be a number of seconds from 0 to 1e9, got -1"
+    );
+    // 1e308 s made every memory share NaN ("free NaN%"): refused with its bound.
+    assert_eq!(
+        err(&format!("{header}0,10,5\n1e308,10,5\n"), TraceFormat::Csv),
+        "t.csv line 3: arrival_s must be a number of seconds from 0 to 1e9, got 1e308"
     );
     assert_eq!(
         err("arrival_s,prompt_tokens\n0,10\n", TraceFormat::Csv),

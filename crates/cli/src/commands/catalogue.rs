@@ -5,12 +5,14 @@ use crate::render::table;
 use crate::Failure;
 use clap::Args;
 use vramplan_core::kv::kv_bytes_per_token;
-use vramplan_core::units::{gib, params_short, thousands};
+use vramplan_core::names::{has_words, nearest_clause};
+use vramplan_core::units::{count, gib, params_short, thousands};
 use vramplan_core::{catalogue, KvDtype};
 
 #[derive(Args)]
 pub struct ModelsArgs {
-    /// Show only entries whose id, alias or family contains this text.
+    /// Show only entries whose id, alias or family contains this text (case and punctuation
+    /// ignored: `llama3.1` finds Llama-3.1-8B).
     pub search: Option<String>,
     #[arg(long)]
     pub json: bool,
@@ -18,18 +20,24 @@ pub struct ModelsArgs {
 
 #[derive(Args)]
 pub struct GpusArgs {
-    /// Show only entries whose id, name or alias contains this text.
+    /// Show only entries whose id, name, alias or nvidia-smi/rocm-smi name contains this text
+    /// (case and punctuation ignored: `rtx 4090` finds the GeForce RTX 4090).
     pub search: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
 
+/// A field contains the query as text (any case), or the query's words in a row, compared
+/// without punctuation (`rtx 4090` finds "NVIDIA GeForce RTX 4090", `llama3.1` finds
+/// "Llama-3.1-8B"; `qwen3` does not find "Qwen-32B").
 fn matches(query: &Option<String>, fields: &[&str]) -> bool {
     match query {
         None => true,
         Some(q) => {
-            let q = q.to_ascii_lowercase();
-            fields.iter().any(|f| f.to_ascii_lowercase().contains(&q))
+            let lower = q.to_ascii_lowercase();
+            fields
+                .iter()
+                .any(|f| f.to_ascii_lowercase().contains(&lower) || has_words(f, q))
         }
     }
 }
@@ -47,10 +55,9 @@ pub fn models(a: ModelsArgs) -> Result<(), Failure> {
         .collect();
     if hits.is_empty() {
         let q = a.search.unwrap_or_default();
-        let names = cat.models.iter().map(|m| m.id.as_str());
         return Err(Failure::input(format!(
-            "no model matches '{q}'; nearest: {}",
-            vramplan_core::catalogue::nearest(&q, names).join(", ")
+            "no model matches '{q}'{}",
+            nearest_clause(&cat.nearest_models(&q))
         )));
     }
     #[derive(serde::Serialize)]
@@ -103,7 +110,7 @@ pub fn models(a: ModelsArgs) -> Result<(), Failure> {
             &cells,
             &[false, false, true, false, true, true],
         );
-        s.push_str(&format!("{} models\n", rows.len()));
+        s.push_str(&format!("{}\n", count(rows.len() as u64, "model")));
         s
     })
 }
@@ -122,10 +129,9 @@ pub fn gpus(a: GpusArgs) -> Result<(), Failure> {
         .collect();
     if hits.is_empty() {
         let q = a.search.unwrap_or_default();
-        let names = cat.gpus.iter().map(|g| g.id.as_str());
         return Err(Failure::input(format!(
-            "no GPU matches '{q}'; nearest: {}",
-            vramplan_core::catalogue::nearest(&q, names).join(", ")
+            "no GPU matches '{q}'{}",
+            nearest_clause(&cat.nearest_gpus(&q))
         )));
     }
     print_json_or(a.json, &hits, || {
@@ -158,7 +164,7 @@ pub fn gpus(a: GpusArgs) -> Result<(), Failure> {
             &cells,
             &[false, false, true, true, true, true],
         );
-        s.push_str(&format!("{} GPUs\n", hits.len()));
+        s.push_str(&format!("{}\n", count(hits.len() as u64, "GPU")));
         s
     })
 }

@@ -12,7 +12,7 @@ use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::ggml::GgmlType;
 use vramplan_core::naive::{naive_estimate, NaiveEstimate};
-use vramplan_core::units::{bytes_kib, gb_gib, gib, params_short, thousands};
+use vramplan_core::units::{bytes_kib, count, gb_gib, gib, params_short, thousands};
 use vramplan_core::{
     catalogue, estimate, Config, Estimate, Gpu, KvDtype, ModelDesc, Parallelism, WeightFormat,
 };
@@ -42,8 +42,7 @@ pub enum EngineChoice {
 
 #[derive(Args)]
 pub struct EstimateArgs {
-    /// Catalogue id or alias (see `vramplan models`).
-    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct")]
+    #[arg(long, short = 'm', default_value = "meta-llama/Llama-3.1-8B-Instruct", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// Weight precision: fp32, fp16, bf16, fp8, int8, awq, gptq, w4a16, nf4, bnb-int8, mxfp4,
     /// or a GGUF type (q4_0, q4_k, q8_0, ...). Default: the checkpoint's own. vLLM's
@@ -69,10 +68,13 @@ pub struct EstimateArgs {
     #[arg(long, short = 'b', default_value_t = 1)]
     pub batch: u64,
     /// GPU kind: catalogue id, alias or the name nvidia-smi prints (see `vramplan gpus`).
+    /// llama.cpp: repeat it for a machine with different GPUs (--gpu rtx-4090 --gpu rtx-5090),
+    /// one per device in llama.cpp's order.
     #[arg(long, short = 'g', default_value = "h100")]
-    pub gpu: String,
-    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB.
-    #[arg(long)]
+    pub gpu: Vec<String>,
+    /// Memory of a GPU not in the catalogue, with its unit: 24GiB, 80GB. Not with --gpu: a
+    /// catalogue card's memory is known (refused rather than one silently overriding the other).
+    #[arg(long, conflicts_with = "gpu")]
     pub gpu_memory: Option<String>,
     /// GPUs used with tensor parallelism (same as --tp).
     #[arg(long)]
@@ -158,6 +160,33 @@ pub struct EstimateArgs {
     /// llama.cpp --no-kv-offload: keep the KV cache in host memory.
     #[arg(long)]
     pub no_kv_offload: bool,
+    /// llama.cpp -ts: each GPU's proportion of the layers, e.g. 3,1 (default: by free memory).
+    #[arg(long, alias = "ts")]
+    pub tensor_split: Option<String>,
+    /// llama.cpp -sm none|layer|row (default layer).
+    #[arg(long, alias = "sm", default_value = "layer")]
+    pub split_mode: String,
+    /// llama.cpp -mg: the GPU of -sm none|row (default 0).
+    #[arg(long, alias = "mg", default_value_t = 0)]
+    pub main_gpu: usize,
+    /// llama.cpp --n-cpu-moe N: keep the experts of the first N layers in host memory.
+    #[arg(long, alias = "ncmoe")]
+    pub n_cpu_moe: Option<u64>,
+    /// llama.cpp --cpu-moe: keep every layer's experts in host memory.
+    #[arg(long, alias = "cmoe")]
+    pub cpu_moe: bool,
+    /// llama.cpp -ot PATTERN=DEVICE,...: tensors whose name matches the regular expression go
+    /// to that device (CPU, CUDA0, CUDA1…), e.g. "blk\.([0-9]|1[0-9])\.ffn_.*_exps\.=CPU".
+    #[arg(long, alias = "ot")]
+    pub override_tensor: Option<String>,
+    /// llama.cpp --no-mmap: read the weights into host buffers instead of mapping the file.
+    #[arg(long)]
+    pub no_mmap: bool,
+    /// Host memory, checked like GPU memory for llama.cpp's host buffers, with its unit: 64GiB;
+    /// none to skip the check (default: this machine's, from /proc/meminfo, on the command
+    /// line; not checked by the web API unless given).
+    #[arg(long)]
+    pub host_memory: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -168,8 +197,14 @@ pub struct EstimateArgs {
 /// parsing: `-ngl 99` → `--n-gpu-layers 99`. Everything else passes through unchanged.
 #[allow(dead_code)] // called by main.rs once it parses with Cli::parse_from (see the report)
 pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    const LONG: [(&str, &str); 6] = [
+    const LONG: [(&str, &str); 12] = [
         ("-ngl", "--n-gpu-layers"),
+        ("-ot", "--override-tensor"),
+        ("-ts", "--tensor-split"),
+        ("-sm", "--split-mode"),
+        ("-mg", "--main-gpu"),
+        ("-ncmoe", "--n-cpu-moe"),
+        ("-cmoe", "--cpu-moe"),
         ("-np", "--parallel"),
         ("-ctk", "--cache-type-k"),
         ("-ctv", "--cache-type-v"),
@@ -198,6 +233,32 @@ pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
 }
 
 /// A GPU from the catalogue, or a custom size.
+/// The first `--gpu` (the one every engine but llama.cpp uses).
+pub fn first_gpu(a: &EstimateArgs) -> &str {
+    a.gpu.first().map_or("h100", String::as_str)
+}
+
+/// llama.cpp's devices: every `--gpu` given, or `--gpus N` of the one kind.
+fn llamacpp_gpus(a: &EstimateArgs, first: &Gpu) -> Result<Vec<Gpu>, Failure> {
+    if a.gpu.len() > 1 {
+        if a.gpu_memory.is_some() {
+            return Err(Failure::input(
+                "--gpu-memory sizes one custom GPU; with several --gpu, name catalogue GPUs",
+            ));
+        }
+        if a.gpus.is_some_and(|n| n != a.gpu.len() as u64) {
+            return Err(Failure::input(format!(
+                "--gpus {} disagrees with the {} --gpu given; give one or make them agree",
+                a.gpus.unwrap_or(0),
+                a.gpu.len()
+            )));
+        }
+        return a.gpu.iter().map(|g| resolve_gpu(g, None)).collect();
+    }
+    let n = a.gpus.or(a.tp).unwrap_or(1).clamp(1, 64);
+    Ok(vec![first.clone(); n as usize])
+}
+
 pub fn resolve_gpu(query: &str, memory: Option<&str>) -> Result<Gpu, Failure> {
     match memory {
         Some(m) => vramplan_core::units::parse_size(m)
@@ -236,7 +297,7 @@ pub fn parallelism(
 /// Exactly what `vramplan estimate --json` prints, as a JSON value (the web API calls this).
 pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
     let model = resolve_model(&a.model)?;
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
@@ -252,7 +313,21 @@ fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate
     if a.context == 0 || a.batch == 0 {
         return Err(Failure::input("context and batch must each be at least 1"));
     }
-    Ok(naive_estimate(model, gpu.memory_bytes, a.context, a.batch))
+    // The exact path's bounds (estimate.rs Config::check), so both formulas refuse alike.
+    if a.context > 1 << 34 || a.batch > 1 << 32 {
+        return Err(Failure::input(format!(
+            "context {} (limit 2^34) or batch {} (limit 2^32) is beyond any deployment",
+            a.context, a.batch
+        )));
+    }
+    vramplan_core::estimate::check_cached_tokens(a.context, a.batch).map_err(Failure::input)?;
+    let n = naive_estimate(model, gpu.memory_bytes, a.context, a.batch);
+    not_saturated(&[
+        ("weights", n.weights_bytes),
+        ("KV cache", n.kv_cache_bytes),
+        ("total", n.total_bytes),
+    ])?;
+    Ok(n)
 }
 
 /// vLLM's --quantization names and vramplan's: the marlin kernels load the same layouts;
@@ -351,6 +426,27 @@ fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
         swa_full: a.swa_full,
         n_gpu_layers: a.n_gpu_layers,
         offload_kqv: !a.no_kv_offload,
+        tensor_split: match &a.tensor_split {
+            Some(t) => llamacpp::parse_tensor_split(t).map_err(Failure::input)?,
+            None => Vec::new(),
+        },
+        split_mode: llamacpp::devices::SplitMode::parse(&a.split_mode).map_err(Failure::input)?,
+        main_gpu: a.main_gpu,
+        n_cpu_moe: if a.cpu_moe {
+            u64::MAX
+        } else {
+            a.n_cpu_moe.unwrap_or(0)
+        },
+        tensor_overrides: match &a.override_tensor {
+            Some(t) => llamacpp::parse_tensor_overrides(t).map_err(Failure::input)?,
+            None => Vec::new(),
+        },
+        use_mmap: !a.no_mmap,
+        // The machine's memory by default (hardware.rs, as `vramplan fit` reads it); none skips.
+        host_memory: match a.host_memory.as_deref() {
+            Some(t) if t.trim().eq_ignore_ascii_case("none") => None,
+            given => crate::hardware::host_memory_or(given).map_err(Failure::input)?,
+        },
     })
 }
 
@@ -361,7 +457,7 @@ pub fn estimate_for_model(
     model: &ModelDesc,
     gpu: &Gpu,
 ) -> Result<Estimate, Failure> {
-    match a.engine {
+    let e = match a.engine {
         EngineChoice::Generic => {
             let kv = KvDtype::parse(&a.kv_dtype).map_err(Failure::input)?;
             let config = base_config(a, weight_format(a, model)?, kv)?;
@@ -389,26 +485,38 @@ pub fn estimate_for_model(
             vllm::estimate(model, gpu, config, &v).map_err(Failure::input)
         }
         EngineChoice::Llamacpp => {
-            let weights = match &a.quant {
-                Some(_) => weight_format(a, model)?,
+            // A llama.cpp file type (q4_k_m, q3_k_s, iq4_xs…): the quantizer's mix.
+            let file_mix = a.quant.as_deref().and_then(TypeMix::parse_file_type);
+            let weights = match (&a.quant, &file_mix) {
+                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
+                (Some(_), None) => weight_format(a, model)?,
                 // An unquantized GGUF conversion keeps the checkpoint's 16-bit type.
-                None => match model.native_format() {
+                (None, _) => match model.native_format() {
                     WeightFormat::F32 | WeightFormat::F16 => WeightFormat::F16,
                     _ => WeightFormat::Bf16,
                 },
             };
-            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            let mix = match file_mix {
+                Some(m) => m,
+                None => TypeMix::from_format(weights).map_err(Failure::input)?,
+            };
             let l = llamacpp_args(a)?;
             let config = base_config(a, weights, l.type_k)?;
-            llamacpp::estimate(model, gpu, config, &mix, &l).map_err(Failure::input)
+            let gpus = llamacpp_gpus(a, gpu)?;
+            llamacpp::estimate_on(model, &gpus, config, &mix, &l).map_err(Failure::input)
         }
         EngineChoice::Ollama => {
-            // ollama's library models are mostly Q4_K_M: the default is Q4_K.
-            let weights = match &a.quant {
-                Some(_) => weight_format(a, model)?,
-                None => WeightFormat::parse("q4_k").map_err(Failure::input)?,
+            // ollama's library models are Q4_K_M files unless a tag names another type.
+            let file_mix = TypeMix::parse_file_type(a.quant.as_deref().unwrap_or("q4_k_m"));
+            let weights = match (&a.quant, &file_mix) {
+                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
+                (Some(_), None) => weight_format(a, model)?,
+                (None, None) => WeightFormat::parse("q4_k").map_err(Failure::input)?,
             };
-            let mix = TypeMix::from_format(weights).map_err(Failure::input)?;
+            let mix = match file_mix {
+                Some(m) => m,
+                None => TypeMix::from_format(weights).map_err(Failure::input)?,
+            };
             // ollama's OLLAMA_FLASH_ATTENTION is off unless set: "auto" keeps it off.
             let flash = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)? == FlashAttn::On;
             let o = OllamaArgs {
@@ -441,6 +549,26 @@ pub fn estimate_for_model(
             )
             .map_err(Failure::input)
         }
+    }?;
+    not_saturated(&[
+        ("weights", e.weights_bytes),
+        ("KV cache", e.kv_cache_bytes),
+        ("activations", e.activation_bytes),
+        ("total", e.total_bytes),
+    ])?;
+    Ok(e)
+}
+
+/// A byte figure that saturated at 2^64 − 1 is not an answer (it would print as
+/// 18,446,744,073.71 GB): refused, naming the figure, before anything is printed. The inputs'
+/// own limits (limits.rs) keep real models far from it; an absurd model within them can still
+/// reach it.
+fn not_saturated(figures: &[(&str, u64)]) -> Result<(), Failure> {
+    match figures.iter().find(|(_, v)| *v == u64::MAX) {
+        Some((name, _)) => Err(Failure::input(format!(
+            "the {name} figure overflows 2^64 bytes (18.4 EB): the context, batch or model sizes are beyond any deployment"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -450,7 +578,7 @@ pub fn compute_with_model(
     a: &EstimateArgs,
     model: &ModelDesc,
 ) -> Result<serde_json::Value, Failure> {
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
@@ -527,7 +655,7 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
     }
     let resolved = crate::model_source::resolve(&a.model)?;
     let model = resolved.desc;
-    let gpu = resolve_gpu(&a.gpu, a.gpu_memory.as_deref())?;
+    let gpu = resolve_gpu(first_gpu(&a), a.gpu_memory.as_deref())?;
     let mut text = match a.formula {
         Formula::Naive => render_naive(&naive(&a, &model, &gpu)?),
         Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
@@ -624,8 +752,11 @@ fn footer(out: &mut String, e: &Estimate) {
             params_short(l.mtp_params)
         ));
     }
-    for w in &e.warnings {
-        out.push_str(&format!("  warning: {w}\n"));
+    if !e.warnings.is_empty() {
+        out.push('\n');
+        for w in &e.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
     }
     if let Some(err) = &e.startup_error {
         out.push_str(&format!(
@@ -659,7 +790,7 @@ fn setting<'a>(e: &'a Estimate, name: &str) -> &'a str {
 
 fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} sequence{} × {} tokens{}\n\n",
+        "{} on {} × {} ({}), engine: {}\n  weights {}, KV cache {}, {} × {} tokens{}\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -667,10 +798,13 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
-        if e.batch == 1 { "" } else { "s" },
+        count(e.batch, "sequence"),
         thousands(e.context),
-        if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp) } else { String::new() },
+        if e.gpus > 1 {
+            format!("; TP {} × PP {} × DP {}; figures per GPU", e.tp, e.pp, e.dp)
+        } else {
+            String::new()
+        },
     );
     let mut r = Rows::default();
     let active = if e.active_params != e.params {
@@ -723,7 +857,7 @@ fn render_generic(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max context",
         thousands(e.max_context),
-        format!("tokens at {} sequence(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "sequence")),
     );
     r.add(
         "fewest GPUs",
@@ -825,8 +959,8 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         "KV for the batch",
         gb_gib(e.kv_cache_bytes),
         format!(
-            "{} request(s) of {} tokens",
-            thousands(e.batch),
+            "{} of {} tokens",
+            count(e.batch, "request"),
             thousands(e.context)
         ),
     );
@@ -839,7 +973,7 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
     r.add(
         "max model len",
         thousands(e.max_context),
-        format!("tokens at {} request(s){limit}", thousands(e.batch)),
+        format!("tokens at {}{limit}", count(e.batch, "request")),
     );
     r.add(
         "fewest GPUs",
@@ -872,16 +1006,26 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
 
 fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     let layers = e.model_layers.unwrap_or(0);
+    let gpus: Vec<String> = e
+        .devices
+        .iter()
+        .filter(|d| d.kind == "gpu")
+        .map(|d| format!("{} ({})", d.name, gib(d.memory_bytes)))
+        .collect();
+    let on = if gpus.len() > 1 {
+        format!("{} GPUs: {}", gpus.len(), gpus.join(" + "))
+    } else {
+        format!("{} ({})", gpu.name, gib(gpu.memory_bytes))
+    };
     let mut out = format!(
-        "{} on {} ({}), engine: {}\n  weights {}, KV cache {}, n_ctx {} over {} sequence(s), offloaded {}/{} layers\n\n",
+        "{} on {}, engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
         e.model,
-        gpu.name,
-        gib(gpu.memory_bytes),
+        on,
         e.engine,
         e.quant,
         e.kv_dtype,
         thousands(e.context),
-        e.batch,
+        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );
@@ -944,6 +1088,39 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
         gb_gib(e.output_buffer_bytes.unwrap_or(0)),
         "logits, host memory",
     );
+    if let Some(host) = e.devices.iter().find(|d| d.kind == "host") {
+        r.add(
+            "host total",
+            gb_gib(host.total_bytes),
+            if host.memory_bytes > 0 {
+                format!(
+                    "of {} host memory{}",
+                    gib(host.memory_bytes),
+                    if host.fits { "" } else { ": DOES NOT FIT" }
+                )
+            } else {
+                "host memory not checked (--host-memory)".to_string()
+            },
+        );
+    }
+    let gpus: Vec<_> = e.devices.iter().filter(|d| d.kind == "gpu").collect();
+    if gpus.len() > 1 {
+        for d in gpus {
+            r.add(
+                &format!("{} ({} layers)", d.device, d.layers),
+                gb_gib(d.total_bytes),
+                format!(
+                    "{}: model {}, KV {}, compute {}, of {}{}",
+                    d.name,
+                    gib(d.model_bytes),
+                    gib(d.kv_bytes),
+                    gib(d.compute_bytes),
+                    gib(d.memory_bytes),
+                    if d.fits { "" } else { ": DOES NOT FIT" }
+                ),
+            );
+        }
+    }
     verdict_rows(&mut r, e);
     r.add(
         "largest -ngl that fits",
@@ -954,6 +1131,13 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
             ""
         },
     );
+    if let Some(n) = e.engine_settings.iter().find(|s| s.name == "n_cpu_moe") {
+        r.add(
+            "--n-cpu-moe",
+            format!("{}/{}", n.value, layers.saturating_sub(1)),
+            "layers whose experts stay in host memory",
+        );
+    }
     let limit = if e.max_context_limit == "model" {
         " (the model's own limit)"
     } else {
@@ -971,7 +1155,7 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
 
 fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
     let mut out = format!(
-        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} request(s) × {} tokens\n\n",
+        "{} on {} × {} ({}), engine: SGLang, --mem-fraction-static {}\n  weights {}, KV cache {}, {} × {} tokens\n\n",
         e.model,
         e.gpus,
         gpu.name,
@@ -979,7 +1163,7 @@ fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
         e.utilization,
         e.quant,
         e.kv_dtype,
-        thousands(e.batch),
+        count(e.batch, "request"),
         thousands(e.context)
     );
     let mut r = Rows::default();

@@ -70,7 +70,7 @@ struct Report<'a> {
     fields_error: Option<String>,
     notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tensors: Option<&'a [vramplan_formats::TensorEntry]>,
+    tensors: Option<&'a vramplan_formats::TensorList>,
 }
 
 fn report<'a>(m: &'a ModelFile, with_tensors: bool) -> Report<'a> {
@@ -123,7 +123,7 @@ fn report<'a>(m: &'a ModelFile, with_tensors: bool) -> Report<'a> {
         fields,
         fields_error,
         notes,
-        tensors: with_tensors.then_some(m.tensors.as_slice()),
+        tensors: with_tensors.then_some(&m.tensors),
     }
 }
 

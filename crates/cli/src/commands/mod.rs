@@ -2,6 +2,7 @@
 pub mod calibrate;
 pub mod catalogue;
 pub mod estimate;
+pub mod fit;
 pub mod inspect;
 pub mod plan;
 pub mod scan;

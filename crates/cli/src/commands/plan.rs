@@ -9,8 +9,8 @@ use serde::Serialize;
 use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
 use vramplan_core::engine::sglang::{self, SglangArgs};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
-use vramplan_core::plan::{advise, search, Advice, Deployment, Evaluator, Space, Workload};
-use vramplan_core::units::{gib, thousands};
+use vramplan_core::plan::{advise, search_within, Advice, Deployment, Evaluator, Space, Workload};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{catalogue, Config, Gpu, KvDtype, ModelDesc, WeightFormat};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -23,9 +23,8 @@ pub enum PlanEngine {
 
 #[derive(Args)]
 pub struct PlanArgs {
-    /// Model(s) to compare (catalogue id or alias); repeat to compare a quantized larger model
-    /// against a smaller one.
-    #[arg(long, short = 'm', required = true)]
+    /// Repeat to compare a quantized larger model against a smaller one.
+    #[arg(long, short = 'm', required = true, help = crate::model_source::MODEL_HELP, long_help = format!("{}. Repeat --model to compare a quantized larger model against a smaller one.", crate::model_source::MODEL_HELP))]
     pub model: Vec<String>,
     /// Tokens per sequence (prompt + output).
     #[arg(long, short = 'c', default_value_t = 8192)]
@@ -63,14 +62,70 @@ pub struct PlanArgs {
     /// Plans to print (JSON prints all).
     #[arg(long, default_value_t = 12)]
     pub top: usize,
+    /// Seconds the search may run; past them it answers with the plans found so far and says
+    /// it was cut short (`truncated`). The web API caps it at the server's own budget.
+    #[arg(long, default_value_t = 60.0)]
+    pub time_budget: f64,
+    /// Most candidates (model × GPU kind × precision × KV dtype × tp × pp) one request may ask
+    /// to search; a larger search is refused before it starts.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    pub max_candidates: u64,
     #[arg(long)]
     pub json: bool,
 }
+
+/// A search size that covers every catalogue GPU × 3 precisions × 2 KV dtypes × every shape up
+/// to 8 GPUs for a dozen models (~2,700 candidates each), and refuses the 16 models × 16
+/// precisions × 11 KV dtypes × 512 GPUs (tens of millions) that held the server for minutes.
+pub const DEFAULT_MAX_CANDIDATES: u64 = 50_000;
+/// Longest `--time-budget` accepted: a day.
+const MAX_TIME_BUDGET_S: f64 = 86_400.0;
 
 #[derive(Serialize)]
 struct PlanOutput {
     plans: Vec<Deployment>,
     advice: Vec<Advice>,
+    /// The models given with `--model` that no plan serves, each with the reason.
+    no_plan: Vec<NoPlan>,
+    /// Why the search stopped before covering its space (time budget spent, request
+    /// cancelled), or null when it covered everything.
+    truncated: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NoPlan {
+    model: String,
+    reason: String,
+}
+
+/// What may end a search early: its deadline, and a flag the caller sets when the answer is no
+/// longer wanted (the web client went away, the server is stopping).
+pub struct Budget<'a> {
+    pub deadline: std::time::Instant,
+    pub seconds: f64,
+    pub cancelled: &'a [&'a std::sync::atomic::AtomicBool],
+}
+
+impl Budget<'_> {
+    fn stop(&self, visited: u64) -> Option<String> {
+        if self
+            .cancelled
+            .iter()
+            .any(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Some(format!(
+                "cancelled (the client went away or the server is stopping) after {} candidates",
+                thousands(visited)
+            ));
+        }
+        (std::time::Instant::now() >= self.deadline).then(|| {
+            format!(
+                "time budget of {} s spent after {} candidates",
+                self.seconds,
+                thousands(visited)
+            )
+        })
+    }
 }
 
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
@@ -100,7 +155,7 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
 
 /// llama-server args for `slots` sequences of `context` tokens, every layer on the GPU (a plan
 /// that leaves layers on the CPU is not a GPU deployment), flash attention on.
-fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
+pub(crate) fn llama_server_args(c: &Config, slots: u64, layers: u64) -> LlamaCppArgs {
     LlamaCppArgs {
         n_ctx: c.context.saturating_mul(slots),
         n_seq: slots,
@@ -131,7 +186,7 @@ fn llamacpp_evaluator(
 
 /// Weight formats to search for a model: its own, and fp8 / AWQ int4 when lighter; for
 /// llama.cpp the common GGUF types.
-fn quant_options(
+pub(crate) fn quant_options(
     model: &ModelDesc,
     given: &[String],
     engine: PlanEngine,
@@ -251,7 +306,12 @@ fn llama_server(model: &ModelDesc, d: &Deployment, context: u64, seqs: u64) -> S
 }
 
 pub fn run(a: PlanArgs) -> Result<(), Failure> {
-    let out = plans(&a)?;
+    let budget = Budget {
+        deadline: deadline(a.time_budget)?,
+        seconds: a.time_budget,
+        cancelled: &[],
+    };
+    let out = plans(&a, &budget)?;
     let work = Workload {
         context: a.context,
         concurrency: a.concurrency,
@@ -261,12 +321,23 @@ pub fn run(a: PlanArgs) -> Result<(), Failure> {
     print_json_or(a.json, &out, || render(&out, &work, a.top))
 }
 
-/// What `vramplan plan --json` prints, as a JSON value (the web API's `POST /api/v1/plan`).
-pub fn compute(a: &PlanArgs) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(plans(a)?).map_err(|e| Failure::runtime(e.to_string()))
+/// The deadline `seconds` from now, refused unless positive and at most a day.
+pub fn deadline(seconds: f64) -> Result<std::time::Instant, Failure> {
+    if !(seconds > 0.0 && seconds <= MAX_TIME_BUDGET_S) {
+        return Err(Failure::input(format!(
+            "--time-budget {seconds} must be a number of seconds in (0, {MAX_TIME_BUDGET_S}]"
+        )));
+    }
+    Ok(std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds))
 }
 
-fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
+/// What `vramplan plan --json` prints, as a JSON value (the web API's `POST /api/v1/plan`),
+/// within `budget`.
+pub fn compute(a: &PlanArgs, budget: &Budget) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(plans(a, budget)?).map_err(|e| Failure::runtime(e.to_string()))
+}
+
+fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     let cat = catalogue();
     if a.context == 0 || a.concurrency == 0 {
         return Err(Failure::input(
@@ -294,10 +365,10 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         ));
     }
     let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
-    let models: Vec<&ModelDesc> = a
+    let models: Vec<ModelDesc> = a
         .model
         .iter()
-        .map(|m| cat.model(m).map_err(Failure::input))
+        .map(|m| crate::commands::estimate::resolve_model(m))
         .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
         cat.gpus
@@ -348,17 +419,70 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
     let launch = launch_command(a.engine, utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
+    let mut no_plan = Vec::new();
+    let mut spaces = Vec::with_capacity(models.len());
     for model in &models {
-        let space = Space {
-            models: vec![*model],
+        if a.context > model.max_context {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "--context {} is beyond its limit of {} tokens (max_position_embeddings)",
+                    thousands(a.context),
+                    thousands(model.max_context)
+                ),
+            });
+            let c = Config::new(
+                model.native_format(),
+                kv_dtypes[0],
+                a.context,
+                a.concurrency,
+            );
+            for mut adv in advise(&*eval, model, &Gpu::custom(0), c, &[]) {
+                adv.change = format!("{}: {}", model.id, adv.change);
+                advice.push(adv);
+            }
+            continue;
+        }
+        spaces.push(Space {
+            models: vec![model],
             gpus: gpus.clone(),
             quants: quant_options(model, &a.quant, a.engine)?,
             kv_dtypes: kv_dtypes.clone(),
             max_gpus: a.max_gpus,
             utilization,
-        };
-        let found = search(&*eval, &space, &work, &launch);
-        if found.is_empty() {
+        });
+    }
+    // The search's size, refused before it starts when over the limit.
+    let size = spaces
+        .iter()
+        .map(vramplan_core::plan::candidate_count)
+        .fold(0u64, u64::saturating_add);
+    if size > a.max_candidates {
+        return Err(Failure::input(format!(
+            "the search covers {} candidates (model × GPU kind × precision × KV dtype × tp × pp), over the limit of {} (--max-candidates): name fewer models, GPU kinds, precisions or KV dtypes, or lower --max-gpus",
+            thousands(size),
+            thousands(a.max_candidates)
+        )));
+    }
+    let mut truncated = None;
+    let mut visited_before = 0u64;
+    for space in &spaces {
+        let model = space.models[0];
+        if truncated.is_some() {
+            break;
+        }
+        let stop = |visited: u64| budget.stop(visited_before + visited);
+        let (found, stopped) = search_within(&*eval, space, &work, &launch, &stop);
+        visited_before += vramplan_core::plan::candidate_count(space);
+        truncated = stopped;
+        if found.is_empty() && truncated.is_none() {
+            no_plan.push(NoPlan {
+                model: model.id.clone(),
+                reason: format!(
+                    "no GPU kind, count (up to --max-gpus {}), precision and KV dtype searched serves it",
+                    a.max_gpus
+                ),
+            });
             // Advice for the most natural configuration: the first GPU kind, as many GPUs as allowed.
             let gpu = gpus
                 .first()
@@ -390,16 +514,22 @@ fn plans(a: &PlanArgs) -> Result<PlanOutput, Failure> {
         plans.extend(found);
     }
     vramplan_core::plan::sort_plans(&mut plans);
-    Ok(PlanOutput { plans, advice })
+    Ok(PlanOutput {
+        plans,
+        advice,
+        no_plan,
+        truncated,
+    })
 }
 
 fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
-    let mut s =
-        format!(
-        "Deployments serving {} concurrent sequences of {} tokens{}, cheapest first ({} found)\n\n",
-        thousands(work.concurrency),
+    let mut s = format!(
+        "Deployments serving {} of {} tokens{}, cheapest first ({} found)\n\n",
+        count(work.concurrency, "concurrent sequence"),
         thousands(work.context),
-        work.rate.map(|r| format!(" at {r} requests/s")).unwrap_or_default(),
+        work.rate
+            .map(|r| format!(" at {r} requests/s"))
+            .unwrap_or_default(),
         out.plans.len()
     );
     let rows: Vec<Vec<String>> = out
@@ -448,12 +578,33 @@ fn render(out: &PlanOutput, work: &Workload, top: usize) -> String {
         }
         s.push_str("\ndecode tok/s: memory-bandwidth roofline with every sequence at full context (an upper bound on speed). Prices: crates/core/data/prices.toml (date and source per entry).\n");
     }
-    if !out.advice.is_empty() {
-        s.push_str(
-            "\nNothing in the search space serves this workload. Smallest changes that would:\n",
-        );
-        for a in &out.advice {
-            s.push_str(&format!("  - {}: {}\n", a.change, a.detail));
+    if let Some(why) = &out.truncated {
+        s.push_str(&format!(
+            "\nThe search was cut short ({why}): these are the plans found until then.\n"
+        ));
+    }
+    if out.plans.is_empty() && !out.no_plan.is_empty() {
+        s.push_str("Nothing in the search space serves this workload.\n");
+    }
+    for np in &out.no_plan {
+        s.push_str(&format!("\nNo plan for {}: {}.\n", np.model, np.reason));
+        let prefix = format!("{}: ", np.model);
+        let own: Vec<&Advice> = out
+            .advice
+            .iter()
+            .filter(|a| a.change.starts_with(&prefix))
+            .collect();
+        if own.is_empty() {
+            s.push_str("  No single change found; allow more GPUs or other GPU kinds.\n");
+        } else {
+            s.push_str("  Smallest changes that would serve it:\n");
+            for a in own {
+                s.push_str(&format!(
+                    "  - {}: {}\n",
+                    &a.change[prefix.len()..],
+                    a.detail
+                ));
+            }
         }
     }
     s

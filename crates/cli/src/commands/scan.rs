@@ -9,9 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-use vramplan_core::units::{gib, parse_size, thousands};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{catalogue, estimate, Config, Gpu, KvDtype};
 use vramplan_formats::stores::{scan_default_stores, scan_dir, FoundModel, ScanLimits};
 use vramplan_formats::{inspect, to_model_desc};
@@ -20,7 +19,8 @@ use vramplan_formats::{inspect, to_model_desc};
 pub struct ScanArgs {
     /// Folders to search besides the default stores.
     pub dirs: Vec<PathBuf>,
-    /// GPU kind(s) to check against (default: the GPUs nvidia-smi reports, else h100).
+    /// GPU kinds to check against (default: the GPUs nvidia-smi, rocm-smi or macOS report, else
+    /// h100).
     #[arg(long, short = 'g')]
     pub gpu: Vec<String>,
     /// Tokens per sequence.
@@ -56,36 +56,6 @@ struct Row {
     error: Option<String>,
 }
 
-/// GPUs from nvidia-smi, when it is installed: names resolved in the catalogue, others by the
-/// memory it reports (MiB).
-fn smi_gpus() -> Vec<Gpu> {
-    let Ok(out) = Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,memory.total",
-            "--format=csv,noheader,nounits",
-        ])
-        .output()
-    else {
-        return Vec::new();
-    };
-    if !out.status.success() {
-        return Vec::new();
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (name, mib) = line.rsplit_once(',')?;
-            let name = name.trim();
-            catalogue().gpu(name).cloned().ok().or_else(|| {
-                let bytes = parse_size(&format!("{}MiB", mib.trim())).ok()?;
-                let mut g = Gpu::custom(bytes);
-                g.id = name.to_string();
-                Some(g)
-            })
-        })
-        .collect()
-}
-
 pub fn run(a: ScanArgs) -> Result<(), Failure> {
     if a.context == 0 || a.context > 1 << 34 {
         return Err(Failure::input(
@@ -100,10 +70,15 @@ pub fn run(a: ScanArgs) -> Result<(), Failure> {
         .collect::<Result<_, _>>()?;
     let mut notes = Vec::new();
     if gpus.is_empty() {
-        gpus = smi_gpus();
+        let found = crate::hardware::detect_gpus();
+        gpus = found.gpus;
+        notes.extend(found.notes);
         if gpus.is_empty() {
             gpus.push(catalogue().gpu("h100").map_err(Failure::input)?.clone());
-            notes.push("no --gpu given and nvidia-smi not found: checked against h100".to_string());
+            notes.push(
+                "no --gpu given and no GPU found (nvidia-smi, rocm-smi, Apple silicon): checked against h100"
+                    .to_string(),
+            );
         }
     }
     for d in &a.dirs {
@@ -234,7 +209,7 @@ fn render(rows: &[Row], gpus: &[Gpu], context: u64, notes: &[String]) -> String 
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut right = vec![false, false, false, true, true];
     right.extend(gpus.iter().map(|_| true));
-    let mut s = format!("{} models found\n\n", rows.len());
+    let mut s = format!("{} found\n\n", count(rows.len() as u64, "model"));
     s.push_str(&table(&h, &cells, &right));
     for r in rows.iter().filter(|r| r.error.is_some()) {
         s.push_str(&format!(

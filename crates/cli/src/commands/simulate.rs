@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::kv::kv_bytes_per_token;
-use vramplan_core::units::{gib, thousands};
+use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{Config, KvDtype, WeightFormat};
 use vramplan_sim::allocator::Placement;
 use vramplan_sim::{
-    load_trace, simulate, AllocatorKind, LengthDistribution, Preemption, Report, SimConfig,
-    SyntheticWorkload,
+    load_trace, simulate, simulate_stream, AllocatorKind, LengthDistribution, Preemption, Report,
+    SimConfig, SyntheticWorkload,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,8 +34,7 @@ pub enum PlacementArg {
 
 #[derive(Args)]
 pub struct SimulateArgs {
-    /// Catalogue id or alias.
-    #[arg(long, short = 'm', default_value = "facebook/opt-13b")]
+    #[arg(long, short = 'm', default_value = "facebook/opt-13b", help = crate::model_source::MODEL_HELP)]
     pub model: String,
     /// GPU kind.
     #[arg(long, short = 'g', default_value = "a100-40gb")]
@@ -151,7 +150,13 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         PlacementArg::FirstFit => Placement::FirstFit,
         PlacementArg::Buddy => Placement::Buddy,
     };
-    let requests = match a.workload.to_ascii_lowercase().as_str() {
+    // Built-in workloads are streamed (memory does not grow with --requests); a trace is read
+    // whole, since it is sorted by arrival after reading.
+    enum Workload {
+        Stream(SyntheticWorkload),
+        Trace(Vec<vramplan_sim::Request>),
+    }
+    let workload = match a.workload.to_ascii_lowercase().as_str() {
         "sharegpt" | "alpaca" => {
             let lengths = if a.workload.eq_ignore_ascii_case("alpaca") {
                 LengthDistribution::Alpaca
@@ -163,16 +168,18 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
                     "--requests must be between 1 and 50,000,000",
                 ));
             }
-            SyntheticWorkload {
+            let w = SyntheticWorkload {
                 lengths,
                 rate: a.rate,
                 requests: a.requests,
                 parallel_samples: a.n,
                 beam_width: a.beam_width,
                 seed: a.seed,
-            }
-            .generate(max_seq_len)
-            .map_err(|e| Failure::input(e.to_string()))?
+            };
+            // Checks the workload's inputs before the run.
+            w.stream(max_seq_len)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            Workload::Stream(w)
         }
         _ => {
             let path = PathBuf::from(&a.workload);
@@ -182,8 +189,12 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
                     a.workload
                 )));
             }
-            load_trace(&path).map_err(|e| Failure::input(e.to_string()))?
+            Workload::Trace(load_trace(&path).map_err(|e| Failure::input(e.to_string()))?)
         }
+    };
+    let request_count = match &workload {
+        Workload::Stream(w) => w.requests,
+        Workload::Trace(t) => t.len() as u64,
     };
     // A progress bar only for runs that last more than a second, on standard error.
     let start = Instant::now();
@@ -201,8 +212,18 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
             b.set_position(done);
         }
     };
-    let report = simulate(&sim, &requests, &kinds, &mut progress)
-        .map_err(|e| Failure::input(e.to_string()))?;
+    let report = match &workload {
+        Workload::Stream(w) => simulate_stream(
+            &sim,
+            w.stream(max_seq_len)
+                .map_err(|e| Failure::input(e.to_string()))?,
+            w.requests,
+            &kinds,
+            &mut progress,
+        ),
+        Workload::Trace(requests) => simulate(&sim, requests, &kinds, &mut progress),
+    }
+    .map_err(|e| Failure::input(e.to_string()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -213,25 +234,71 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
             a.gpus,
             gpu.id,
             gib(pool),
-            requests.len(),
+            request_count,
             a.rate
         );
         std::fs::write(path, vramplan_sim::svg::render(&report, &title))
             .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
     }
     let header = format!(
-        "{} on {} × {}: KV pool {} = {} tokens of {} B; {} requests; block {} tokens; {} preemption\n\n",
+        "{} on {} × {}: KV pool {} = {} tokens of {} B; {}; block {} tokens; {} preemption\n\n",
         model.id,
         a.gpus,
         gpu.name,
         gib(pool),
         thousands(pool / kv_per_token.max(1)),
         thousands(kv_per_token),
-        thousands(requests.len() as u64),
+        count(request_count, "request"),
         a.block_size,
-        if sim.preemption == Preemption::Swap { "swap" } else { "recompute" },
+        if sim.preemption == Preemption::Swap {
+            "swap"
+        } else {
+            "recompute"
+        },
     );
-    print_json_or(a.json, &report, || render(&header, &report))
+    print_json_or(a.json, &report, || {
+        let mut text = render(&header, &report);
+        text.push_str(&never_admitted(&report, request_count, &sim));
+        text
+    })
+}
+
+/// The requests an allocator refused at arrival, by cause: they are in no other figure, so a
+/// table of zeros must not pass for an idle engine.
+fn never_admitted(r: &Report, total: u64, sim: &SimConfig) -> String {
+    let mut out = String::new();
+    for a in r.allocators.iter().filter(|a| a.rejected > 0) {
+        let mut causes = Vec::new();
+        if a.rejected_too_long > 0 {
+            causes.push(format!(
+                "{} longer than --max-seq-len {}",
+                thousands(a.rejected_too_long),
+                thousands(u64::from(sim.max_seq_len))
+            ));
+        }
+        if a.rejected_too_many_sequences > 0 {
+            causes.push(format!(
+                "{} with more sequences (--n, --beam-width) than max_num_seqs {}",
+                thousands(a.rejected_too_many_sequences),
+                sim.max_num_seqs
+            ));
+        }
+        if a.rejected_larger_than_pool > 0 {
+            causes.push(format!(
+                "{} needing more KV than {} can ever give one request",
+                thousands(a.rejected_larger_than_pool),
+                a.name
+            ));
+        }
+        out.push_str(&format!(
+            "\n{}: {} of {} never admitted, left out of every figure above: {}.\n",
+            a.name,
+            thousands(a.rejected),
+            count(total, "request"),
+            causes.join("; ")
+        ));
+    }
+    out
 }
 
 fn pct(x: f64) -> String {

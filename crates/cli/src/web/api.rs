@@ -10,8 +10,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use vramplan_core::kv::kv_bytes_per_token;
 use vramplan_core::{catalogue, KvDtype};
 
@@ -97,8 +97,24 @@ fn internal_error(doing: &str) -> ApiError {
     )
 }
 
-/// A request body as JSON, refused with 413 over `BODY_LIMIT_BYTES` and 400 when malformed.
+/// A request body as JSON: refused with 415 unless sent as `application/json` (so that a page on
+/// another site cannot post it as a "simple" cross-origin request), 413 over
+/// `BODY_LIMIT_BYTES`, 408 when it takes longer than the body timeout, 400 when malformed.
 async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "send the body as Content-Type: application/json (got '{}')",
+                request::clip(content_type)
+            ),
+        ));
+    }
     let too_large = || {
         ApiError::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,8 +134,18 @@ async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
         return Err(too_large());
     }
     // The limit also holds for chunked bodies, which declare no length.
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
+    let timeout = super::settings().body_timeout;
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT_BYTES))
         .await
+        .map_err(|_| {
+            ApiError::with_status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
         .map_err(|_| too_large())?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(None, format!("malformed JSON: {e}")))
 }
@@ -142,8 +168,12 @@ fn failure_to_error<'a, A: clap::Args>(
 
 /// Parses a request body and computes its estimate.
 pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
-    let req = request::ESTIMATE.parse(body)?;
-    let failure = failure_to_error(&request::ESTIMATE, &req.given);
+    let mut req = request::ESTIMATE.parse(body)?;
+    // The server's own memory is not the requester's machine: host memory is checked only
+    // when the request gives it.
+    if req.args.host_memory.is_none() {
+        req.args.host_memory = Some("none".into());
+    }
     let config = match req.extra.get(request::CONFIG_FIELD) {
         None => None,
         Some(Value::Object(c)) => Some(c),
@@ -162,14 +192,14 @@ pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
         Some(cfg) => {
             let model = hf_config::model_from_config(cfg)?;
             // The CLI's own steps for a model given as a description, engine profiles included.
-            compute_with_model(&req.args, &model).map_err(failure)
+            compute_with_model(&req.args, &model)
+                .map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
         None => {
-            // Only catalogue names reach the estimator: a model given as a path is never opened.
-            catalogue()
-                .model(&req.args.model)
-                .map_err(|e| ApiError::bad(Some("model"), e))?;
-            compute(&req.args).map_err(failure)
+            // Only catalogue names reach the estimator, as their ids: a model given as a path or
+            // a local store's name is never opened.
+            req.args.model = catalogue_id(&req.args.model)?;
+            compute(&req.args).map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
     }
 }
@@ -211,10 +241,24 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    run_search("plan searches", "planning", move |cancelled| {
+        plan_args_value(req, cancelled)
+    })
+    .await
+}
+
+/// Runs a search (plan, fit) in one of the search slots, off the async workers so that
+/// estimates keep being answered; 503 with Retry-After when every slot is taken. The search is
+/// given a flag that is set when its client goes away.
+async fn run_search(
+    kind: &'static str,
+    what: &'static str,
+    search: impl FnOnce(&AtomicBool) -> Result<Value, ApiError> + Send + 'static,
+) -> Response {
     let Some(slot) = PlanSlot::take() else {
         let mut r = ApiError::with_status(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_PLANS_RUNNING} plan searches are already running; try again in a moment"),
+            format!("{MAX_PLANS_RUNNING} {kind} are already running; try again in a moment"),
         )
         .into_response();
         r.headers_mut()
@@ -222,25 +266,66 @@ pub async fn plan_handler(headers: HeaderMap, body: Body) -> Response {
         return r;
     };
     // The search is blocking CPU work: off the async workers, so estimates keep being answered.
+    // If the client goes away, hyper drops this future: the guard then cancels the search, which
+    // stops at its next candidate instead of running on for nobody.
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        catch_unwind(AssertUnwindSafe(|| plan_args_value(req)))
-            .unwrap_or_else(|_| Err(internal_error("planning")))
+        catch_unwind(AssertUnwindSafe(|| search(&cancelled)))
+            .unwrap_or_else(|_| Err(internal_error(what)))
     })
     .await
-    .unwrap_or_else(|_| Err(internal_error("planning")));
+    .unwrap_or_else(|_| Err(internal_error(what)));
     json_answer(answer)
 }
+
+/// Sets its flag when dropped: when the request's future is dropped before it finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Set when the server stops: every search running ends at its next candidate.
+pub static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
 /// Parses a plan request body and computes its plans (synchronously; the handler runs this off
 /// the async workers).
 pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
-    plan_args_value(request::PLAN.parse(body)?)
+    plan_args_value(request::PLAN.parse(body)?, &AtomicBool::new(false))
 }
 
-fn plan_args_value(req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
+/// The catalogue id of a model named as people type it; the server never reads a model from
+/// its own disk.
+fn catalogue_id(name: &str) -> Result<String, ApiError> {
+    catalogue()
+        .model(name)
+        .map(|m| m.id.clone())
+        .map_err(|e| ApiError::bad(Some("model"), e))
+}
+
+fn plan_args_value(
+    mut req: request::Request<PlanArgs>,
+    cancelled: &AtomicBool,
+) -> Result<Value, ApiError> {
+    for m in req.args.model.iter_mut() {
+        *m = catalogue_id(m)?;
+    }
+    // A request may ask for a smaller search than the server allows, not a larger one.
+    req.args.max_candidates = req.args.max_candidates.min(plan::DEFAULT_MAX_CANDIDATES);
     let a = &req.args;
-    plan::compute(a).map_err(|f| {
+    // The request's own budget, at most the server's.
+    let seconds = a.time_budget.min(super::settings().plan_time_budget);
+    let flags = [cancelled, &SHUTTING_DOWN];
+    let budget = plan::deadline(seconds).map(|deadline| plan::Budget {
+        deadline,
+        seconds,
+        cancelled: &flags,
+    });
+    budget.and_then(|b| plan::compute(a, &b)).map_err(|f| {
         let mut e = failure_to_error(&request::PLAN, &req.given)(f);
         // plan.rs refuses context and concurrency in one message ("--context and --concurrency
         // must each be at least 1"; "... (limit 2^24) or ... (limit 2^20) is absurd"): name the
@@ -261,6 +346,32 @@ fn plan_args_value(req: request::Request<PlanArgs>) -> Result<Value, ApiError> {
         }
         e
     })
+}
+
+/// `POST /api/v1/fit`: the same JSON object as `vramplan fit --no-local --json` for the GPU the
+/// body names (the server detects nothing and reads no local store). A search over the whole
+/// catalogue, so it takes a plan slot and runs off the async workers.
+pub async fn fit_handler(headers: HeaderMap, body: Body) -> Response {
+    let value = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let req = match request::FIT.parse(&value) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if req.args.gpu.is_none() {
+        return ApiError::bad(Some("gpu"), "give gpu: the server does not detect GPUs")
+            .into_response();
+    }
+    run_search("searches", "fit", move |_cancelled| fit_args_value(req)).await
+}
+
+fn fit_args_value(req: request::Request<crate::commands::fit::FitArgs>) -> Result<Value, ApiError> {
+    let out = crate::commands::fit::compute(&req.args, false)
+        .map_err(failure_to_error(&request::FIT, &req.given))?;
+    serde_json::to_value(out)
+        .map_err(|e| ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Anything else under any path: 404 with a JSON error.

@@ -7,10 +7,94 @@ pub mod hf_config;
 pub mod openapi;
 pub mod request;
 
-use axum::http::{header, HeaderValue};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// What `vramplan serve`'s flags set for the handlers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Longest a client may take to send a request body.
+    pub body_timeout: Duration,
+    /// Longest a plan search may run (a request may ask for less).
+    pub plan_time_budget: f64,
+    /// Host names answered besides IP literals and `localhost` (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// The one origin allowed to call the API from its pages (CORS), if any.
+    pub cors: Option<HeaderValue>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            body_timeout: Duration::from_secs(10),
+            plan_time_budget: 10.0,
+            allowed_hosts: Vec::new(),
+            cors: None,
+        }
+    }
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Sets the server's settings (once, before serving).
+pub fn configure(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
+pub fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(Settings::default)
+}
+
+/// Whether a Host header names this server: an IP address (a DNS-rebinding attack needs a
+/// name), `localhost`, or a name given with `--allowed-host`.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:8080
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// Refuses (403) a request whose Host is not this server's (see [`host_allowed`]).
+async fn check_host(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    if host_allowed(host, &settings().allowed_hosts) {
+        return next.run(req).await;
+    }
+    error::ApiError::with_status(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host '{}' is not this server's name; start it with --allowed-host NAME to answer to a name",
+            request::clip(host)
+        ),
+    )
+    .into_response()
+}
 
 /// Largest request body accepted (413 above). A config.json is a few KiB; 64 KiB leaves room for
 /// long ones and keeps a hostile body cheap to refuse.
@@ -45,7 +129,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub fn router() -> Router {
-    Router::new()
+    let router = Router::new()
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
@@ -66,7 +150,20 @@ pub fn router() -> Router {
         .route("/api/v1/gpus", get(api::gpus))
         .route("/api/v1/estimate", post(api::estimate_handler))
         .route("/api/v1/plan", post(api::plan_handler))
+        .route("/api/v1/fit", post(api::fit_handler))
         .route("/api/v1/openapi.json", get(api::openapi_json))
         .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed)
+        .method_not_allowed_fallback(api::method_not_allowed);
+    // No CORS headers at all unless --cors names an origin: browsers then refuse other sites'
+    // pages the answers.
+    let router = match &settings().cors {
+        Some(origin) => router.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origin.clone())
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE]),
+        ),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn(check_host))
 }

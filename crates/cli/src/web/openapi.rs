@@ -2,7 +2,7 @@
 //! parse with (request.rs: `ESTIMATE`, `PLAN`), so the two cannot drift apart. The response
 //! schemas are read off the commands' own answers for small configurations.
 
-use super::request::{self, CommandSpec, FieldKind, CONFIG_FIELD, ESTIMATE, PLAN};
+use super::request::{self, CommandSpec, FieldKind, CONFIG_FIELD, ESTIMATE, FIT, PLAN};
 use super::BODY_LIMIT_BYTES;
 use serde_json::{json, Map, Value};
 
@@ -29,6 +29,10 @@ fn example(name: &str) -> Option<Value> {
         "flash_attn" => json!("on"),
         "ubatch_size" => json!(512),
         "batch_size" => json!(2048),
+        "tensor_split" => json!("3,1"),
+        "n_cpu_moe" => json!(10),
+        "host_memory" => json!("64GiB"),
+        "override_tensor" => json!("blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"),
         _ => return None,
     })
 }
@@ -225,10 +229,12 @@ fn plan_schemas() -> Vec<(String, Value)> {
     );
     let result = json!({
         "type": "object",
-        "required": ["plans", "advice"],
+        "required": ["plans", "advice", "no_plan", "truncated"],
         "properties": {
             "plans": {"type": "array", "items": {"$ref": "#/components/schemas/Deployment"}, "description": "every deployment found, cheapest first (sizes in bytes, throughput a roofline upper bound, cost in USD per hour)"},
-            "advice": {"type": "array", "items": {"$ref": "#/components/schemas/Advice"}, "description": "when no deployment serves the workload: the smallest changes that would (may be empty)"}
+            "advice": {"type": "array", "items": {"$ref": "#/components/schemas/Advice"}, "description": "for each model no deployment serves: the smallest changes that would, each change prefixed with the model id (may be empty)"},
+            "no_plan": {"type": "array", "items": {"type": "object", "required": ["model", "reason"], "properties": {"model": {"type": "string"}, "reason": {"type": "string"}}}, "description": "the models given that no deployment in the search space serves, each with the reason"},
+            "truncated": {"type": "string", "nullable": true, "description": "null when the search covered its whole space; else why it stopped early (its time budget spent, the request cancelled) and after how many candidates: `plans` holds what was found until then"}
         }
     });
     vec![
@@ -238,13 +244,25 @@ fn plan_schemas() -> Vec<(String, Value)> {
     ]
 }
 
-/// The 400 / 413 / 500 answers every POST endpoint shares.
+/// The 400 / 403 / 408 / 413 / 415 / 500 answers every POST endpoint shares.
 fn error_responses(responses: &mut Value, what: &str) {
     let r = responses.as_object_mut().expect("object literal");
     r.insert("400".into(), error_response("malformed JSON, an unknown field, a wrong type, an out-of-range value or a pasted object that is not a config.json; `field` names the culprit"));
     r.insert(
         "413".into(),
         error_response(&format!("body over {BODY_LIMIT_BYTES} bytes")),
+    );
+    r.insert(
+        "403".into(),
+        error_response("the Host header is not this server's (IP addresses and localhost are; other names only with `vramplan serve --allowed-host NAME`)"),
+    );
+    r.insert(
+        "408".into(),
+        error_response("the body did not arrive within the server's body timeout"),
+    );
+    r.insert(
+        "415".into(),
+        error_response("the body was not sent as Content-Type: application/json"),
     );
     r.insert(
         "500".into(),
@@ -294,6 +312,11 @@ pub fn document() -> Value {
             super::api::MAX_PLANS_RUNNING
         )),
     );
+    let mut fit_responses = json_ok(
+        "the answer, exactly as `vramplan fit --no-local --json` prints it for the same flags: {hardware, context, concurrency, models: [{model, source, family, params, engine, fits, offload, quant, kv_dtype, tp, pp, memory_per_gpu_bytes, host_bytes, gpu_layers, model_layers, max_context, max_concurrency, reason}], notes}",
+        json!({"type": "object", "required": ["hardware", "context", "concurrency", "models", "notes"]}),
+    );
+    error_responses(&mut fit_responses, "fit search");
     let mut components = Map::new();
     for (name, schema) in schemas.into_iter().chain(plan_schemas()) {
         components.insert(name, schema);
@@ -311,6 +334,14 @@ pub fn document() -> Value {
         request_schema(
             &PLAN,
             "Each field is the `vramplan plan` flag of the same name (`max_gpus` is `--max-gpus`), with the CLI's defaults and validation; a flag the CLI takes several times (model, gpu, quant, kv_dtype) is an array, one entry per flag, and an empty array is the flag not given. A null field is the same as an absent one. Models are catalogue ids or aliases. `top` only trims the CLI's table: like `--json`, the API returns every plan.",
+            &[],
+        ),
+    );
+    components.insert(
+        "FitRequest".into(),
+        request_schema(
+            &FIT,
+            "Each field is the `vramplan fit` flag of the same name (`min_params` is `--min-params`), with the CLI's defaults and validation; `engine` is an array, one entry per flag. `gpu` is required: the server detects no GPUs and reads no local model store, so the answer covers the catalogue.",
             &[],
         ),
     );
@@ -345,6 +376,11 @@ pub fn document() -> Value {
                 "summary": "The cheapest deployments that serve a workload, or the changes that would make one",
                 "requestBody": request_body("PlanRequest"),
                 "responses": plan_responses
+            }},
+            "/api/v1/fit": {"post": {
+                "summary": "The catalogue models that run on gpus × gpu: best weights and KV dtype, max context and sequences, or why not",
+                "requestBody": request_body("FitRequest"),
+                "responses": fit_responses
             }},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3 document"}}}}
         },

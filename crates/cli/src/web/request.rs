@@ -17,6 +17,7 @@
 
 use super::error::ApiError;
 use crate::commands::estimate::EstimateArgs;
+use crate::commands::fit::FitArgs;
 use crate::commands::plan::PlanArgs;
 use clap::{ArgAction, Args};
 use serde_json::{Map, Value};
@@ -25,7 +26,8 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// CLI flags that are about output, not the configuration; the API does not take them.
-const NOT_IN_API: &[&str] = &["json"];
+/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor.
+const NOT_IN_API: &[&str] = &["json", "no-local"];
 
 /// The request field that carries a pasted Hugging Face config.json instead of `model`.
 pub const CONFIG_FIELD: &str = "config";
@@ -43,6 +45,8 @@ pub const MAX_LIST_ITEMS: usize = 16;
 pub static ESTIMATE: CommandSpec<EstimateArgs> = CommandSpec::new("estimate", &[CONFIG_FIELD]);
 /// The request fields of the `plan` command.
 pub static PLAN: CommandSpec<PlanArgs> = CommandSpec::new("plan", &[]);
+/// The request fields of the `fit` command (the catalogue on named GPUs: no detection).
+pub static FIT: CommandSpec<FitArgs> = CommandSpec::new("fit", &[]);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
@@ -241,16 +245,22 @@ fn to_flags(f: &Field, value: &Value, argv: &mut Vec<String>) -> Result<(), ApiE
         argv.extend(to_flag(f, value, &f.name)?);
         return Ok(());
     }
-    let Value::Array(items) = value else {
-        return Err(ApiError::bad(
-            Some(&f.name),
-            format!(
-                "{} must be an array of {}, got {}",
-                f.name,
-                kind_plural(&f.kind),
-                json_type(value)
-            ),
-        ));
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        // A list field with a default (estimate's `gpu`, a single value before `--gpu` could
+        // be repeated) also takes one value: `"gpu": "h100"` stays valid.
+        Value::String(_) | Value::Number(_) if f.default.is_some() => std::slice::from_ref(value),
+        _ => {
+            return Err(ApiError::bad(
+                Some(&f.name),
+                format!(
+                    "{} must be an array of {}, got {}",
+                    f.name,
+                    kind_plural(&f.kind),
+                    json_type(value)
+                ),
+            ))
+        }
     };
     if items.len() > MAX_LIST_ITEMS {
         return Err(ApiError::bad(
@@ -349,8 +359,13 @@ fn to_flag(f: &Field, value: &Value, label: &str) -> Result<Option<String>, ApiE
     }
     // No endpoint touches files a request names. `model` is checked against the catalogue before
     // an estimate runs (the planner only looks names up in the catalogue); no other value is ever
-    // a path, so a path separator is refused outright.
-    if f.name != "model" && (text.contains('/') || text.contains('\\')) {
+    // a path, so a path separator is refused outright. `override_tensor` (llama.cpp -ot) is a
+    // regular expression, whose backslashes escape dots; the regex crate matches in linear time
+    // within its size limits, so a hostile pattern cannot stall the server.
+    if f.name != "model"
+        && f.name != "override_tensor"
+        && (text.contains('/') || text.contains('\\'))
+    {
         return Err(ApiError::bad(
             Some(&f.name),
             format!("{} must be a name, not a path", label),
@@ -518,7 +533,9 @@ mod tests {
                 "quant",
                 "kv_dtype",
                 "gpu_memory_utilization",
-                "top"
+                "top",
+                "time_budget",
+                "max_candidates"
             ]
         );
         for list in ["model", "gpu", "quant", "kv_dtype"] {

@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-/// Lists read from a config are capped at this length before anything is allocated per entry
-/// (a 10,000-layer model is refused earlier by `limits::MAX_LAYERS`).
-pub const MAX_LIST_LEN: usize = 65_536;
+/// Lists read from a config (`layer_types`, per-layer head counts and widths, layer indices) hold
+/// at most one entry per layer: capped at the layer bound before anything is allocated per entry.
+pub const MAX_LIST_LEN: usize = crate::limits::MAX_PER_LAYER_ENTRIES as usize;
 
 /// One JSON object of the config (the top level, `text_config`, `vision_config`...), with the
 /// class that reads it.
@@ -173,7 +173,7 @@ impl<'a> Scope<'a> {
         })
     }
 
-    fn wrong(&self, f: &Found, expected: &str) -> ArchError {
+    pub(crate) fn wrong(&self, f: &Found, expected: &str) -> ArchError {
         ArchError::field(
             &f.field,
             format!(
@@ -266,7 +266,11 @@ impl<'a> Scope<'a> {
         let Value::Array(items) = f.value else {
             return Err(self.wrong(&f, what));
         };
-        check_len(&f, items.len())?;
+        if items.len() > MAX_LIST_LEN {
+            let at_most =
+                what.replacen("a list of", &format!("a list of at most {MAX_LIST_LEN}"), 1);
+            return Err(self.wrong(&f, &at_most));
+        }
         let mut out = Vec::with_capacity(items.len());
         for v in items {
             out.push(convert(v).ok_or_else(|| self.wrong(&f, what))?);
@@ -426,19 +430,6 @@ impl<'a> Scope<'a> {
 fn names_of<'f>(f: &'f Found) -> &'f str {
     let key = f.field.rsplit('.').next().unwrap_or(&f.field);
     key.split(' ').next().unwrap_or(key)
-}
-
-fn check_len(f: &Found, len: usize) -> Result<(), ArchError> {
-    if len > MAX_LIST_LEN {
-        return Err(ArchError::field(
-            &f.field,
-            format!(
-                "{} has {len} entries, more than any real model (limit {MAX_LIST_LEN})",
-                f.field
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// A per-model quantity given once or per layer.

@@ -17,6 +17,23 @@ const FILE: &str = include_str!("../../data/gguf/keys.toml");
 struct Table {
     keys: HashMap<String, String>,
     architectures: HashMap<String, String>,
+    /// llama.cpp's loader defaults by GGUF architecture (keys.toml `[loader.<arch>]`).
+    #[serde(default)]
+    loader: HashMap<String, LoaderDefaults>,
+}
+
+/// What llama.cpp's loader assumes for keys a GGUF leaves out (data/gguf/keys.toml, with the
+/// llama.cpp source of each).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LoaderDefaults {
+    sliding_window: Option<u64>,
+    swa_period: Option<u64>,
+    chunk: Option<u64>,
+    chunk_period: Option<u64>,
+    #[serde(default)]
+    ignore_sliding_window: bool,
+    kv_layers_from_start: Option<u64>,
 }
 
 fn table() -> &'static Table {
@@ -85,7 +102,12 @@ pub fn config_from_gguf(
         c.insert("tie_word_embeddings".into(), Value::Bool(!has));
     }
     let get = |suffix: &str| meta.get(&format!("{arch}.{suffix}"));
-    let n_layers = get("block_count").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let block_count = get("block_count").and_then(Value::as_u64).unwrap_or(0);
+    // Checked before anything below is allocated per layer (limits.rs).
+    let key = format!("{arch}.block_count");
+    crate::limits::check(&key, block_count, crate::limits::MAX_LAYERS)
+        .map_err(|e| ArchError::field(&key, e))?;
+    let n_layers = block_count as usize;
 
     // Per-layer KV heads: zeros mark recurrent layers (llama.cpp llama-model.cpp: hparams
     // n_head_kv_arr, `is_recurrent(il)` for Jamba, Granite hybrid, Nemotron-H, LFM2...).
@@ -129,6 +151,7 @@ pub fn config_from_gguf(
         }
         _ => {}
     }
+    apply_loader_defaults(arch, n_layers, &mut c);
     // Latent attention: the rope part is rope.dimension_count; key_length_mla / value_length_mla
     // (or key_length / value_length in older files) are the per-head widths before absorption.
     if c.get("kv_lora_rank")
@@ -166,4 +189,71 @@ pub fn config_from_gguf(
         }
     }
     Ok(Value::Object(c))
+}
+
+/// llama.cpp's loader defaults for `arch` (keys.toml `[loader.<arch>]`), written into the config
+/// as explicit `layer_types` and window keys, so that the description is the model llama.cpp
+/// loads. A per-layer pattern the file gives is kept; a period it gives replaces the default.
+fn apply_loader_defaults(arch: &str, n_layers: usize, c: &mut Map<String, Value>) {
+    let Some(d) = table().loader.get(arch) else {
+        return;
+    };
+    if d.ignore_sliding_window {
+        c.remove("sliding_window");
+    }
+    if let Some(w) = d.sliding_window {
+        c.entry("sliding_window").or_insert(Value::from(w));
+    }
+    let window = c.get("sliding_window").and_then(Value::as_u64);
+    let explicit = c.contains_key("layer_types");
+    let given_period = c.get("sliding_window_pattern").and_then(Value::as_u64);
+    let types = |period: u64, local: &str| -> Value {
+        let n = period.max(1);
+        Value::Array(
+            (0..n_layers as u64)
+                .map(|il| {
+                    Value::String(
+                        if il % n < n - 1 {
+                            local
+                        } else {
+                            "full_attention"
+                        }
+                        .into(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    // Without a window the loader leaves every layer global (a class default of transformers
+    // must not bring one back).
+    let all_full = || Value::Array(vec![Value::String("full_attention".into()); n_layers]);
+    if let Some(period) = d.swa_period {
+        if !explicit {
+            c.remove("sliding_window_pattern");
+            let t = if window.is_some_and(|w| w > 0) {
+                types(given_period.unwrap_or(period), "sliding_attention")
+            } else {
+                all_full()
+            };
+            c.insert("layer_types".into(), t);
+        }
+    }
+    if let (Some(chunk), Some(period)) = (d.chunk, d.chunk_period) {
+        if !explicit {
+            c.remove("sliding_window_pattern");
+            let t = if window == Some(0) {
+                all_full()
+            } else {
+                types(given_period.unwrap_or(period), "chunked_attention")
+            };
+            c.insert("layer_types".into(), t);
+        }
+        if window != Some(0) {
+            c.insert("attention_chunk_size".into(), Value::from(chunk));
+        }
+    }
+    if let Some(own) = d.kv_layers_from_start {
+        let n = n_layers as u64;
+        c.insert("num_kv_shared_layers".into(), Value::from(n - own.min(n)));
+    }
 }

@@ -564,6 +564,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
     if norms > 0 && norm > 0 {
         t.push(Tensor::vector(norm).times(norms));
     }
+    let norm_count = if norm > 0 { norms } else { 0 };
     if let Some(f) = &b.fam.layer_extra {
         let n = b.formula(f, basics, Some(p))?;
         if n > 0 {
@@ -582,6 +583,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
         weights_from: p.weights_from.or(p.block_from),
         ffn,
         tensors: t,
+        norms: norm_count,
         inactive_params: inactive,
     })
 }

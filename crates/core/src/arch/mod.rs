@@ -35,20 +35,16 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
 
-/// The largest layer count, head count, width and vocabulary the mapping accepts: beyond any
-/// real model, and checked before anything is allocated per layer.
-pub mod limits {
-    pub const MAX_LAYERS: u64 = 10_000;
-    pub const MAX_HIDDEN: u64 = 1 << 20;
-    pub const MAX_HEADS: u64 = 1 << 14;
-    pub const MAX_HEAD_DIM: u64 = 1 << 14;
-    pub const MAX_INTERMEDIATE: u64 = 1 << 24;
-    pub const MAX_VOCAB: u64 = 1 << 24;
-    pub const MAX_CONTEXT: u64 = 1 << 34;
-    pub const MAX_EXPERTS: u64 = 1 << 14;
-    /// Layers of a vision or audio tower.
-    pub const MAX_TOWER_LAYERS: u64 = 1_000;
-}
+/// The bounds the mapping checks every field against before anything is allocated per layer,
+/// per expert or per token of the vocabulary: the crate's one table of limits.
+pub use crate::limits;
+
+/// `torch_dtype` values a checkpoint's weights are sized from (torch dtype names as transformers
+/// writes them, `str(torch.bfloat16)` without the `torch.` prefix, plus the short names some
+/// writers use).
+pub const KNOWN_TORCH_DTYPES: &[&str] = &[
+    "bfloat16", "float16", "float32", "bf16", "fp16", "fp32", "half", "float",
+];
 
 /// Why a config could not be described: one line, naming the field when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,11 +346,13 @@ pub(crate) struct Builder<'a> {
     pub model_type: String,
 }
 
+/// A field against its bound (limits.rs), refused in the readers' words ("field 'x' is N, above
+/// the limit of M") before anything is sized by it.
 fn check_limit(field: &str, value: u64, max: u64) -> Result<u64, ArchError> {
     if value > max {
         return Err(ArchError::field(
             field,
-            format!("{field} = {value} is beyond any real model (limit {max})"),
+            format!("field '{field}' is {value}, above the limit of {max}"),
         ));
     }
     Ok(value)
@@ -394,7 +392,7 @@ impl Builder<'_> {
         let hidden = check_limit(
             &t.field("hidden_size"),
             t.req_u64(&["hidden_size", "n_embd", "d_model", "dim", "embed_dim"])?,
-            limits::MAX_HIDDEN,
+            limits::MAX_HIDDEN_SIZE,
         )?;
         let heads = match t.per_layer(&[
             "num_attention_heads",
@@ -410,7 +408,7 @@ impl Builder<'_> {
         check_limit(
             &t.field("num_attention_heads"),
             heads_max,
-            limits::MAX_HEADS,
+            limits::MAX_ATTENTION_HEADS,
         )?;
         let mut kv_heads = match t.per_layer(&[
             "num_key_value_heads",
@@ -490,13 +488,13 @@ impl Builder<'_> {
         check_limit(
             &t.field("intermediate_size"),
             per_layer_max(&intermediate, layers),
-            limits::MAX_INTERMEDIATE,
+            limits::MAX_INTERMEDIATE_SIZE,
         )?;
         let vocab = match t
             .u64(&["vocab_size", "padded_vocab_size", "n_vocab"])?
             .or(self.top.u64(&["vocab_size"])?)
         {
-            Some(v) if v > 0 => check_limit(&t.field("vocab_size"), v, limits::MAX_VOCAB)?,
+            Some(v) if v > 0 => check_limit(&t.field("vocab_size"), v, limits::MAX_VOCAB_SIZE)?,
             _ => {
                 let field = t.field("vocab_size");
                 return Err(ArchError::field(
@@ -541,11 +539,29 @@ impl Builder<'_> {
             Some(d) => Some(d),
             None => t.string(&["torch_dtype", "dtype"])?,
         };
-        let dtype = match dtype_text
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        // Only a dtype weights are sized from; anything else (float64, float8_e4m3fn, a typo)
+        // is refused naming the field rather than read as bf16.
+        let dtype_lower = dtype_text.as_deref().map(|d| {
+            let d = d.to_ascii_lowercase();
+            d.strip_prefix("torch.").map(str::to_string).unwrap_or(d)
+        });
+        if let Some(d) = &dtype_lower {
+            if !KNOWN_TORCH_DTYPES.contains(&d.as_str()) {
+                let scope = if self.top.string(&["torch_dtype", "dtype"])?.is_some() {
+                    self.top
+                } else {
+                    t
+                };
+                let f = scope
+                    .find(&["torch_dtype", "dtype"])
+                    .expect("a dtype was read from this scope");
+                return Err(scope.wrong(
+                    &f,
+                    &format!("one of {}", KNOWN_TORCH_DTYPES[..3].join(", ")),
+                ));
+            }
+        }
+        let dtype = match dtype_lower.as_deref() {
             Some("float16") | Some("fp16") | Some("half") => "fp16",
             Some("float32") | Some("fp32") | Some("float") => "fp32",
             _ => "bf16",

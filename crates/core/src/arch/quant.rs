@@ -9,14 +9,43 @@ use super::fields::Scope;
 use super::ArchError;
 use crate::model::QuantSpec;
 
-fn bounded(field: String, v: Option<u64>, max: u64) -> Result<Option<u32>, ArchError> {
-    match v {
+/// Widest quantized weight a `bits` may name: 1-bit (BitNet) to 16-bit (compressed-tensors'
+/// unquantized groups); 32 leaves room and stays a plain integer width.
+pub const MAX_QUANT_BITS: u64 = 32;
+/// Largest quantization group (`group_size`): a group lies within one row, so at most the
+/// widest row (`limits::MAX_INTERMEDIATE_SIZE`); -1 means one group per output channel (GPTQ).
+pub const MAX_QUANT_GROUP: u64 = crate::limits::MAX_INTERMEDIATE_SIZE;
+
+/// A quantized weight's bit width: 1 to [`MAX_QUANT_BITS`], refused naming its field otherwise
+/// (a `bits` of 2^40 must not be read as 4-bit GPTQ).
+fn quant_bits(s: &Scope, names: &[&str]) -> Result<Option<u64>, ArchError> {
+    match s.find(names) {
         None => Ok(None),
-        Some(x) if x <= max => Ok(Some(x as u32)),
-        Some(x) => Err(ArchError::field(
-            &field,
-            format!("{field} = {x} is not a quantization setting (at most {max})"),
-        )),
+        Some(f) => match super::fields::as_u64(f.value) {
+            None => Err(s.wrong(&f, "a non-negative integer")),
+            Some(b) if (1..=MAX_QUANT_BITS).contains(&b) => Ok(Some(b)),
+            Some(_) => Err(s.wrong(&f, &format!("a bit width from 1 to {MAX_QUANT_BITS}"))),
+        },
+    }
+}
+
+/// A quantization group size: -1 (one group per output channel: `None`) or 1 to
+/// [`MAX_QUANT_GROUP`], refused naming its field otherwise.
+fn quant_group(s: &Scope, names: &[&str]) -> Result<Option<u64>, ArchError> {
+    match s.find(names) {
+        None => Ok(None),
+        // GPTQ writes -1 for per-channel scales.
+        Some(f) if f.value.as_i64() == Some(-1) => Ok(None),
+        Some(f) if f.value.as_i64().is_none() && f.value.as_u64().is_none() => {
+            Err(s.wrong(&f, "an integer"))
+        }
+        Some(f) => match super::fields::as_u64(f.value) {
+            Some(g) if (1..=MAX_QUANT_GROUP).contains(&g) => Ok(Some(g)),
+            _ => Err(s.wrong(
+                &f,
+                &format!("-1 (per channel) or a group size from 1 to {MAX_QUANT_GROUP}"),
+            )),
+        },
     }
 }
 
@@ -38,30 +67,35 @@ pub(crate) fn quant_spec(top: &Scope, text: &Scope) -> Result<Option<QuantSpec>,
         .string(&["quant_method"])?
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let mut bits = q.u64(&["bits", "w_bit", "num_bits"])?;
-    let mut group = match q.find(&["group_size", "q_group_size"]) {
-        // GPTQ writes -1 for per-channel scales.
-        Some(f) if f.value.as_i64() == Some(-1) => None,
-        Some(_) => q.u64(&["group_size", "q_group_size"])?,
-        None => None,
-    };
+    let mut bits = quant_bits(&q, &["bits", "w_bit", "num_bits"])?;
+    let mut group = quant_group(&q, &["group_size", "q_group_size"])?;
     let mut format = q.string(&["fmt", "format"])?;
     // compressed-tensors keeps the scheme in config_groups.<group>.weights.
     if let Some(groups) = q.object("config_groups")? {
         if let Some((name, serde_json::Value::Object(g))) = groups.iter().next() {
             if let Some(serde_json::Value::Object(w)) = g.get("weights") {
                 let ws = Scope::new(w, &format!("{}config_groups.{name}.weights.", q.path), None);
-                bits = bits.or(ws.u64(&["num_bits"])?);
-                group = group.or(ws.u64(&["group_size"])?);
+                bits = bits.or(quant_bits(&ws, &["num_bits"])?);
+                group = group.or(quant_group(&ws, &["group_size"])?);
                 if format.is_none() {
                     format = ws.string(&["type"])?;
                 }
             }
         }
     }
-    let block = q
-        .u64s(&["weight_block_size"])?
-        .and_then(|(_, v)| v.first().copied());
+    let block = match q.u64s(&["weight_block_size"])? {
+        Some((field, v)) => {
+            let first = v.first().copied();
+            if let Some(b) = first.filter(|&b| b == 0 || b > MAX_QUANT_GROUP) {
+                let why = format!(
+                    "field '{field}' must list block sizes from 1 to {MAX_QUANT_GROUP}, found {b}"
+                );
+                return Err(ArchError::field(&field, why));
+            }
+            first
+        }
+        None => None,
+    };
     let method = match method.as_str() {
         "compressed-tensors" => match (bits, format.as_deref()) {
             (Some(4), _) => "w4a16".to_string(),
@@ -79,8 +113,9 @@ pub(crate) fn quant_spec(top: &Scope, text: &Scope) -> Result<Option<QuantSpec>,
     };
     Ok(Some(QuantSpec {
         method,
-        bits: bounded(q.field("bits"), bits, 64)?,
-        group_size: bounded(q.field("group_size"), group, 1 << 20)?,
+        // Both within u32 by the bounds above (32 bits; groups and blocks of 2^24 columns).
+        bits: bits.map(|b| b as u32),
+        group_size: group.map(|g| g as u32),
         source: Some(format!("{}{key}", scope.path)),
         notes: None,
     }))

@@ -736,7 +736,7 @@ fn encoder(
             Some(k) => v.u64_or(&[k.as_str()], 0)?,
             None => v.u64_or(&["hidden_size", "embed_dim", "d_model", "width"], 0)?,
         },
-        super::limits::MAX_HIDDEN,
+        super::limits::MAX_HIDDEN_SIZE,
     )?;
     let i = match (
         &e.intermediate_key,
@@ -752,7 +752,7 @@ fn encoder(
     super::check_limit(
         &v.field("intermediate_size"),
         i,
-        super::limits::MAX_INTERMEDIATE,
+        super::limits::MAX_INTERMEDIATE_SIZE,
     )?;
     let p = size_of(v, "patch_size", 14)?.max(1);
     let channels = v.u64_or(&["num_channels", "in_channels", "num_mel_bins"], 3)?;

@@ -10,12 +10,12 @@ use crate::units::{GIB, MIB};
 pub const CUDA_CONTEXT_BYTES: u64 = 400 * MIB;
 
 /// Non-torch runtime buffers at one GPU (cuBLAS/cuBLASLt workspaces, allocator pools): vLLM 0.19
-/// logs 0.24–0.27 GiB of non-torch memory at TP=1 on H100 (shared/calibration/vllm.jsonl).
+/// logs 0.24–0.27 GiB of non-torch memory at TP=1 on H100 (data/calibration/vllm.jsonl).
 pub const RUNTIME_BUFFERS_BYTES: u64 = GIB / 4;
 
 /// Collective-communication buffers per GPU when a model spans GPUs (NCCL, custom all-reduce):
 /// vLLM 0.19 logs ≈2.0–2.2 GiB of non-torch memory per GPU at TP=2/4 on H100
-/// (shared/reference/vllm_memory_model.md §2.3).
+/// (docs/reference/vllm_memory_model.md §2.3).
 pub const COMMUNICATION_BYTES: u64 = 2 * GIB;
 
 /// Prefill chunk: tokens processed in one forward pass. 2048 is llama.cpp's default n_batch

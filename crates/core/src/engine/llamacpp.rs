@@ -1,14 +1,19 @@
 //! llama.cpp: the buffers llama.cpp allocates for a GGUF model — model buffers per device for
 //! `-ngl` offloaded layers, the KV cache for `-c` cells over `-np` sequences with
 //! `-ctk`/`-ctv`, the compute buffers of the worst-case graph, and the logits buffer.
-//! Rules from shared/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
+//! Rules from docs/reference/gguf_and_quant.md Part 2, each citing the llama.cpp file.
 //!
 //! The KV buffer is exact (cells, padding, streams, SWA sizes, quantized row sizes). The compute
 //! buffer of a graph that runs on the CPU is simulated: the reserve graph node by node
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
+pub mod devices;
 pub mod ggml_alloc;
+pub mod gguf_layout;
+pub mod quant_mix;
 pub mod reserve_graph;
+
+pub use devices::{parse_tensor_overrides, parse_tensor_split, SplitMode, TensorOverride};
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;
@@ -84,6 +89,21 @@ pub struct LlamaCppArgs {
     pub n_gpu_layers: Option<u64>,
     /// `--no-kv-offload` clears it: the KV cache stays in host memory.
     pub offload_kqv: bool,
+    /// `-ts`: each GPU's proportion of the layers (empty = by free memory).
+    pub tensor_split: Vec<f64>,
+    /// `-sm none|layer|row`.
+    pub split_mode: devices::SplitMode,
+    /// `-mg`: the GPU of `-sm none|row` (KV cache and compute under row split).
+    pub main_gpu: usize,
+    /// `--n-cpu-moe N`: the experts of layers 0..N stay in host memory (`--cpu-moe`: all).
+    pub n_cpu_moe: u64,
+    /// `-ot PATTERN=DEVICE,...`: tensors whose name matches go to that device (first match).
+    pub tensor_overrides: Vec<devices::TensorOverride>,
+    /// `--no-mmap` clears it. The host buffers are the same size either way (mapped pages or
+    /// a read copy); with mmap they are page cache the kernel may evict and re-read.
+    pub use_mmap: bool,
+    /// The host's memory, checked like a GPU's (None = not checked).
+    pub host_memory: Option<u64>,
 }
 
 impl Default for LlamaCppArgs {
@@ -100,6 +120,13 @@ impl Default for LlamaCppArgs {
             swa_full: false,
             n_gpu_layers: None,
             offload_kqv: true,
+            tensor_split: Vec::new(),
+            split_mode: devices::SplitMode::Layer,
+            main_gpu: 0,
+            n_cpu_moe: 0,
+            tensor_overrides: Vec::new(),
+            use_mmap: true,
+            host_memory: None,
         }
     }
 }
@@ -121,6 +148,9 @@ pub struct TypeMix {
     pub experts: GgmlType,
     /// Everything else 2-D (routers, Mamba projections, vision).
     pub other: GgmlType,
+    /// A llama.cpp file type (`-q q4_k_m`): every tensor at the type llama.cpp's quantizer
+    /// picks for it ([`quant_mix`]); the fields above then hold the file type's default type.
+    pub file_type: Option<quant_mix::Ftype>,
 }
 
 impl TypeMix {
@@ -133,6 +163,60 @@ impl TypeMix {
             ffn: t,
             experts: t,
             other: t,
+            file_type: None,
+        }
+    }
+
+    /// The mix of a llama.cpp file type.
+    pub fn from_file_type(ft: quant_mix::Ftype) -> TypeMix {
+        TypeMix {
+            file_type: Some(ft),
+            ..TypeMix::uniform(ft.default_type())
+        }
+    }
+
+    /// A `--quant` name that is a llama.cpp file type (q4_k_m, q3_k_s, iq4_xs, q8_0, f16…).
+    pub fn parse_file_type(text: &str) -> Option<TypeMix> {
+        quant_mix::Ftype::parse(text).map(TypeMix::from_file_type)
+    }
+
+    /// The tensors of `model`'s GGUF file with the type each gets under this file type
+    /// ([`gguf_layout`] quantized by [`quant_mix`]); None without a file type.
+    pub fn file_tensors(&self, model: &ModelDesc) -> Option<Result<Vec<FileTensor>, String>> {
+        let ft = self.file_type?;
+        let tensors = gguf_layout::gguf_tensors(model);
+        let list: Vec<quant_mix::GgufTensor> = tensors.iter().map(|t| t.1.clone()).collect();
+        let qm = gguf_layout::quant_model(model);
+        // Types that need an importance matrix (Q2_K_S, IQ2_XXS…) exist only as files made with
+        // one: size those as made with one (see [`TypeMix::needs_imatrix`]).
+        let chosen = quant_mix::choose_types(ft, &qm, &list, false)
+            .or_else(|_| quant_mix::choose_types(ft, &qm, &list, true));
+        Some(chosen.map(|types| {
+            tensors
+                .into_iter()
+                .zip(types)
+                .map(|((p, t), ty)| (p, t, ty))
+                .collect()
+        }))
+    }
+
+    /// Whether llama.cpp's quantizer makes this file type only with an importance matrix.
+    pub fn needs_imatrix(&self, model: &ModelDesc) -> bool {
+        self.file_type.is_some_and(|ft| {
+            let list: Vec<quant_mix::GgufTensor> = gguf_layout::gguf_tensors(model)
+                .into_iter()
+                .map(|t| t.1)
+                .collect();
+            quant_mix::choose_types(ft, &gguf_layout::quant_model(model), &list, false).is_err()
+        })
+    }
+
+    /// The name the estimate reports.
+    pub fn name(&self) -> String {
+        match self.file_type {
+            Some(ft) => ft.name.to_ascii_lowercase(),
+            None if *self == TypeMix::uniform(self.ffn) => self.ffn.name.to_ascii_lowercase(),
+            None => "mixed".into(),
         }
     }
 
@@ -191,6 +275,23 @@ pub struct GgufWeights {
     /// output_norm + output (for tied embeddings llama.cpp loads token_embd a second time as
     /// the output tensor, TENSOR_DUPLICATED, llama-model.cpp `load_tensors`).
     pub output: u64,
+    /// Each layer's routed-expert bytes (part of `layers`), which `--n-cpu-moe` keeps in host
+    /// memory.
+    pub experts: Vec<u64>,
+    /// Every tensor by name where names are known (a GGUF file, or a llama.cpp file type's
+    /// layout), for `-ot`; empty otherwise.
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// A tensor of a file type's layout: where it is placed, the tensor, and its chosen type.
+pub type FileTensor = (gguf_layout::Place, quant_mix::GgufTensor, GgmlType);
+
+/// One tensor's name, bytes and where llama.cpp places it by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTensor {
+    pub place: gguf_layout::Place,
+    pub name: String,
+    pub bytes: u64,
 }
 
 impl GgufWeights {
@@ -202,11 +303,60 @@ impl GgufWeights {
                 // No output tensor in the file: llama.cpp loads token_embd again as the head.
                 output = output.saturating_add(m.input_bytes);
             }
+            let mut experts = m.expert_bytes.clone();
+            experts.resize(m.layer_bytes.len(), 0);
+            let tensors = m
+                .tensors
+                .iter()
+                .map(|t| NamedTensor {
+                    place: match (t.layer, t.output) {
+                        (Some(i), _) => gguf_layout::Place::Layer(i),
+                        (None, true) => gguf_layout::Place::Output,
+                        (None, false) => gguf_layout::Place::Input,
+                    },
+                    name: t.name.clone(),
+                    bytes: t.bytes,
+                })
+                .collect();
             return GgufWeights {
                 input: m.input_bytes,
                 layers: m.layer_bytes.clone(),
                 output,
+                experts,
+                tensors,
             };
+        }
+        if let Some(Ok(tensors)) = mix.file_tensors(model) {
+            let mut w = GgufWeights {
+                input: 0,
+                layers: vec![0; model.num_layers as usize],
+                output: 0,
+                experts: vec![0; model.num_layers as usize],
+                tensors: Vec::with_capacity(tensors.len()),
+            };
+            for (place, t, ty) in &tensors {
+                let b = t.bytes_as(*ty);
+                w.tensors.push(NamedTensor {
+                    place: *place,
+                    name: t.name.clone(),
+                    bytes: b,
+                });
+                match place {
+                    gguf_layout::Place::Input => w.input += b,
+                    gguf_layout::Place::Output => w.output += b,
+                    gguf_layout::Place::Layer(i) => {
+                        w.layers[*i as usize] += b;
+                        if t.name.contains("_exps.") {
+                            w.experts[*i as usize] += b;
+                        }
+                    }
+                }
+                if model.tie_embeddings && t.name == "token_embd.weight" {
+                    // No output tensor in the file: llama.cpp loads token_embd again as the head.
+                    w.output += b;
+                }
+            }
+            return w;
         }
         let inv = model.inventory();
         let per_kind: Vec<u64> = inv
@@ -218,6 +368,22 @@ impl GgufWeights {
             .layer_kind
             .iter()
             .map(|&k| per_kind[k as usize])
+            .collect();
+        let per_kind_experts: Vec<u64> = inv
+            .kinds
+            .iter()
+            .map(|k| {
+                k.tensors
+                    .iter()
+                    .filter(|t| t.role == Role::Expert)
+                    .map(|t| mix.tensor_bytes(t))
+                    .sum()
+            })
+            .collect();
+        let experts = inv
+            .layer_kind
+            .iter()
+            .map(|&k| per_kind_experts[k as usize])
             .collect();
         let (mut input, mut output) = (0u64, 0u64);
         for (stage, t) in &inv.global {
@@ -235,12 +401,16 @@ impl GgufWeights {
             input,
             layers,
             output,
+            experts,
+            tensors: Vec::new(),
         }
     }
 
     pub fn total_in_file(&self, model: &ModelDesc, mix: &TypeMix) -> u64 {
         // The file stores the tied embedding once.
-        let dup = if model.tie_embeddings {
+        let dup = if model.tie_embeddings && mix.file_type.is_some() && model.measured.is_none() {
+            self.input
+        } else if model.tie_embeddings {
             mix.output
                 .row_bytes(model.hidden_size)
                 .saturating_mul(model.vocab_size)
@@ -309,14 +479,22 @@ pub fn context_sizes(model: &ModelDesc, a: &LlamaCppArgs) -> ContextSizes {
     }
 }
 
-/// Whether llama.cpp gives this architecture sliding-window caches: it does for Gemma 2/3,
+/// Whether llama.cpp gives this architecture sliding-window caches: it does for Gemma 2/3/3n,
 /// Cohere 2, gpt-oss and Llama 4 (chunked); for others it ignores the config's window — Phi-3:
 /// "Phi SWA is currently disabled", and the llama architecture (Mistral 7B v0.1) has no SWA
 /// (src/llama-model.cpp `load_hparams`, per-architecture `swa_type`).
 pub fn honours_sliding_window(model: &ModelDesc) -> bool {
     matches!(
         model.model_type.as_str(),
-        "gemma2" | "gemma3" | "gemma3_text" | "cohere2" | "gpt_oss" | "llama4" | "llama4_text"
+        "gemma2"
+            | "gemma3"
+            | "gemma3_text"
+            | "gemma3n"
+            | "gemma3n_text"
+            | "cohere2"
+            | "gpt_oss"
+            | "llama4"
+            | "llama4_text"
     )
 }
 
@@ -351,6 +529,17 @@ pub fn recurrent_state_bytes(layer: &Layer) -> u64 {
             elements.saturating_mul(4)
         })
         .fold(0u64, u64::saturating_add)
+}
+
+/// Layers that keep a KV cache of their own (the others read an earlier layer's, or have no
+/// attention): from the description's `Attention::kv_source`. Gemma 3n keeps KV in its first 20
+/// layers (`n_layer_kv_from_start = 20`, src/models/gemma3n.cpp `load_arch_hparams`; a GGUF
+/// without `attention.shared_kv_layers` gets that from the GGUF → config.json translation).
+pub fn layers_with_own_kv(model: &ModelDesc) -> u64 {
+    model
+        .layers()
+        .filter(|l| l.attention.as_ref().is_some_and(|a| a.caches()))
+        .count() as u64
 }
 
 /// The KV caches of `layers` (llama-kv-cache.cpp: per layer K = [n_embd_k_gqa, kv_size,
@@ -604,14 +793,16 @@ impl Buffers {
     }
 }
 
-/// Buffers for `ngl` layers on one GPU (llama-model.cpp `load_tensors`: layer il is on the GPU
-/// when il ≥ n_layer − ngl; the output layer when ngl > n_layer; KV of each layer on that
-/// layer's device when offload_kqv, llama-kv-cache.cpp).
+/// Buffers for `ngl` layers on one GPU (src/llama-model.cpp `load_tensors` at 0c1e57098:
+/// i_gpu_start = n_layer + 1 − ngl, and layer il — the output layer being il = n_layer — is on
+/// the GPU when il ≥ i_gpu_start, so `-ngl 1` offloads the output layer alone and `-ngl N`
+/// the output layer and the last N − 1 blocks; KV of each layer on that layer's device when
+/// offload_kqv, llama-kv-cache.cpp).
 pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: u64) -> Buffers {
     let n_layer = model.num_layers;
     let ngl = ngl.min(n_layer + 1);
-    let first_gpu = n_layer.saturating_sub(ngl);
-    let output_on_gpu = ngl > n_layer;
+    let first_gpu = (n_layer + 1).saturating_sub(ngl).min(n_layer);
+    let output_on_gpu = ngl > 0;
     let gpu_layer_weights: u64 = weights.layers[first_gpu as usize..].iter().sum();
     let cpu_layer_weights: u64 = weights.layers[..first_gpu as usize].iter().sum();
     let (gpu_model, mut cpu_model) = (gpu_layer_weights, weights.input + cpu_layer_weights);
@@ -712,6 +903,9 @@ pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
             return Err(format!("a {} K cache needs the head size ({}) to be a multiple of {} (src/llama-context.cpp)", g.name, model.head_dim, g.block));
         }
     }
+    if model.mla.is_some() && a.type_k != a.type_v {
+        return Err(format!("llama.cpp refuses different K ({}) and V ({}) cache types for an MLA model (\"model does not support different K and V cache types\", src/llama-context.cpp): give -ctk and -ctv the same type", a.type_k.name(), a.type_v.name()));
+    }
     if a.n_seq == 0 || a.n_seq > 4096 {
         return Err("-np must be between 1 and 4096 sequences".into());
     }
@@ -724,8 +918,12 @@ pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The llama.cpp estimate on one GPU. `config.context` is `-c` (total cells) and
-/// `config.batch` is `-np`.
+/// The margin `llama-fit-params` leaves free on every device (common/common.h
+/// `fit_params_target`, 1 GiB; llama-server's `--fit on` is the default).
+pub const FIT_TARGET_BYTES: u64 = 1024 * MIB;
+
+/// The llama.cpp estimate on `config.parallel.gpus()` GPUs of one kind (`--gpus N`).
+/// `config.context` is `-c` (total cells) and `config.batch` is `-np`.
 pub fn estimate(
     model: &ModelDesc,
     gpu: &Gpu,
@@ -733,56 +931,156 @@ pub fn estimate(
     mix: &TypeMix,
     a: &LlamaCppArgs,
 ) -> Result<Estimate, String> {
+    let n = config.parallel.gpus().clamp(1, 64) as usize;
+    estimate_on(model, &vec![gpu.clone(); n], config, mix, a)
+}
+
+/// The llama.cpp estimate on the GPUs listed (llama.cpp's device order; alike or not): every
+/// device's buffers in `devices`, the host included; the top-level figures are the GPU with
+/// the least room left, and the verdict holds only if every device holds its buffers.
+pub fn estimate_on(
+    model: &ModelDesc,
+    gpus: &[Gpu],
+    config: Config,
+    mix: &TypeMix,
+    a: &LlamaCppArgs,
+) -> Result<Estimate, String> {
     check(model, a)?;
-    if config.parallel.gpus() > 1 {
-        return Err("the llama.cpp profile models one GPU (llama.cpp splits layers with --tensor-split, not tensor parallelism); use --engine vllm or sglang for TP/PP".into());
+    if let Some(Err(e)) = mix.file_tensors(model) {
+        return Err(e);
     }
+    let Some(gpu) = gpus.first() else {
+        return Err("llama.cpp needs at least one GPU here (-ngl 0 runs on the CPU alone)".into());
+    };
     let weights = GgufWeights::of(model, mix);
+    if a.n_cpu_moe > 0 && weights.experts.iter().all(|&x| x == 0) {
+        return Err(
+            "--cpu-moe / --n-cpu-moe keep routed experts in host memory, and this model has none"
+                .into(),
+        );
+    }
     let inv = model.inventory();
-    let best = max_gpu_layers(model, &weights, a, gpu.memory_bytes);
-    let ngl = a
-        .n_gpu_layers
-        .map(|n| n.min(model.num_layers + 1))
-        .unwrap_or(best);
-    let b = buffers(model, &weights, a, ngl);
+    // llama-server's --fit (on by default) picks -ngl and, for MoE, the experts kept in host
+    // memory, unless -ngl or --n-cpu-moe is given.
+    let fitted = devices::fit(model, &weights, a, gpus, FIT_TARGET_BYTES)?;
+    let (ngl, a_eff) = match a.n_gpu_layers {
+        // A user's -ngl makes --fit stand down ("n_gpu_layers already set by user").
+        Some(n) => (n.min(model.num_layers + 1), a.clone()),
+        None => (
+            fitted.0,
+            LlamaCppArgs {
+                n_cpu_moe: fitted.1,
+                ..a.clone()
+            },
+        ),
+    };
+    let a_given_cpu_moe = a.n_cpu_moe > 0;
+    let a = &a_eff;
+    let devs = devices::device_buffers(model, &weights, a, gpus, ngl)?;
+    let host = devs.last().expect("host entry").clone();
+    // The GPU with the least room left stands for all in the top-level figures.
+    let worst = devs
+        .iter()
+        .filter(|d| d.kind == "gpu")
+        .min_by_key(|d| crate::estimate::signed_difference(d.memory_bytes, d.total_bytes))
+        .expect("a GPU")
+        .clone();
     let mut e = Estimate::skeleton(model, inv, gpu, &config, "llamacpp");
     let cs = context_sizes(model, a);
     e.context = cs.n_ctx;
     e.batch = a.n_seq;
+    // llama_context's constructor (src/llama-context.cpp) compares each sequence's cells with
+    // the training context and warns, then runs: "n_ctx_seq (N) > n_ctx_train (M) -- possible
+    // training context overflow" (the "<" twin of this line is in the CPU-run logs of
+    // data/calibration/llamacpp_cpu_runs.jsonl).
+    if cs.n_ctx_seq > model.max_context {
+        e.warnings.push(format!(
+            "llama.cpp warns \"n_ctx_seq ({}) > n_ctx_train ({}) -- possible training context overflow\" (src/llama-context.cpp): each sequence's context is beyond the model's limit",
+            cs.n_ctx_seq, model.max_context
+        ));
+    }
     e.kv_dtype = if a.type_k == a.type_v {
         a.type_k.name()
     } else {
         format!("{}/{}", a.type_k.name(), a.type_v.name())
     };
-    e.quant = if *mix == TypeMix::uniform(mix.ffn) {
-        mix.ffn.name.to_ascii_lowercase()
-    } else {
-        "mixed".into()
-    };
-    e.weights_bytes = b.gpu_model;
-    e.kv_cache_bytes = b.gpu_kv + b.cpu_kv;
-    e.activation_bytes = b.gpu_compute;
+    e.quant = mix.name();
+    if model.measured.is_none() {
+        if let Some(ft) = mix.file_type {
+            e.warnings.push(format!(
+                "weights sized as the {} file llama.cpp's quantizer writes for this architecture (src/llama-quant.cpp rules at 0c1e57098{}); a file on disk gives its exact bytes",
+                ft.name,
+                if mix.needs_imatrix(model) { ", made with an importance matrix as this type requires" } else { "" }
+            ));
+            let unmodelled = gguf_layout::unmodelled_params(model);
+            if unmodelled > 0 {
+                e.warnings.push(format!(
+                    "{} of the model's matrix parameters are in tensors whose llama.cpp names vramplan does not know (gguf_layout.rs): counted at F16, unquantized, so the weights may be overstated",
+                    crate::units::params_short(unmodelled)
+                ));
+            }
+        }
+    }
+    e.gpu = worst.name.clone();
+    e.weights_bytes = worst.model_bytes;
+    e.kv_cache_bytes = devs.iter().map(|d| d.kv_bytes).sum();
+    e.activation_bytes = worst.compute_bytes;
     e.overhead_bytes = GPU_RESERVE_BYTES;
-    e.gpu_model_buffer_bytes = Some(b.gpu_model);
-    e.cpu_model_buffer_bytes = Some(b.cpu_model);
-    e.kv_buffer_bytes = Some(b.gpu_kv);
-    e.cpu_kv_buffer_bytes = Some(b.cpu_kv);
-    e.compute_buffer_bytes = Some(b.gpu_compute);
-    e.cpu_compute_buffer_bytes = Some(b.cpu_compute);
-    e.output_buffer_bytes = Some(b.output);
+    e.gpu_model_buffer_bytes = Some(worst.model_bytes);
+    e.cpu_model_buffer_bytes = Some(host.model_bytes);
+    e.kv_buffer_bytes = Some(worst.kv_bytes);
+    e.cpu_kv_buffer_bytes = Some(host.kv_bytes);
+    e.compute_buffer_bytes = Some(worst.compute_bytes);
+    e.cpu_compute_buffer_bytes = Some(host.compute_bytes);
+    e.output_buffer_bytes = Some(host.output_bytes);
     e.gpu_layers = Some(ngl);
-    e.max_gpu_layers = Some(best);
+    e.max_gpu_layers = Some(fitted.0);
     e.model_layers = Some(model.num_layers + 1);
     e.utilization = 1.0;
-    let needed = b.gpu_total() + GPU_RESERVE_BYTES;
-    e.set_verdict(needed, gpu.memory_bytes);
+    e.set_verdict(worst.total_bytes, worst.memory_bytes);
+    e.fits = e.fits && devices::all_fit(&devs);
+    if worst.fits && !host.fits {
+        // The host is what does not fit: the shortfall is its.
+        e.margin_bytes = crate::estimate::signed_difference(host.memory_bytes, host.total_bytes);
+    }
+    if !host.fits {
+        e.warnings.push(format!(
+            "host memory: llama.cpp's host buffers need {:.2} GiB and the host has {:.2} GiB",
+            host.total_bytes as f64 / crate::units::GIB as f64,
+            host.memory_bytes as f64 / crate::units::GIB as f64
+        ));
+    }
+    if a.host_memory.is_none() {
+        e.warnings.push(format!(
+            "host memory not checked ({:.2} GiB of host buffers): pass --host-memory",
+            host.total_bytes as f64 / crate::units::GIB as f64
+        ));
+    }
+    if devices::pipeline_parallel(model, a, gpus.len(), ngl) {
+        e.warnings.push("several GPUs with every layer offloaded: llama.cpp runs them as a pipeline, whose scheduler keeps extra copies of the graph inputs (GGML_SCHED_MAX_COPIES) that the compute figures do not count".into());
+    }
+    if ngl > 0 || !simulates_cpu_graph(model) {
+        e.warnings.push(format!(
+            "compute buffers are the phase estimate ({}): on the llama.cpp ground-truth CPU runs of unsimulated architectures it is off by up to 69%",
+            if simulates_cpu_graph(model) {
+                "the reserve graph is simulated for graphs that run on the CPU alone"
+            } else {
+                "this architecture's reserve graph is not simulated"
+            }
+        ));
+    }
+    if model.has_recurrent_layers() {
+        e.warnings.push("recurrent-state buffers (llama-memory-recurrent: conv and recurrent states per sequence, f32) are counted from the description's state shapes, not yet checked against llama.cpp's own figures".into());
+    }
     // Sequences of n_ctx_seq cells that the cache holds: -np slots (each its own cells).
     e.max_concurrency = if e.fits { a.n_seq } else { 0 };
-    // Largest -c whose buffers still fit with this -ngl.
+    // Largest -c whose buffers still fit every device with this -ngl.
     let fits_ctx = |c: u64| {
         let mut t = a.clone();
         t.n_ctx = c;
-        buffers(model, &weights, &t, ngl).gpu_total() + GPU_RESERVE_BYTES <= gpu.memory_bytes
+        devices::device_buffers(model, &weights, &t, gpus, ngl)
+            .map(|d| devices::all_fit(&d))
+            .unwrap_or(false)
     };
     let mut max_ctx = 0;
     if fits_ctx(CTX_PAD) {
@@ -814,6 +1112,7 @@ pub fn estimate(
     } else {
         "memory"
     };
+    e.devices = devs;
     e.min_gpus = None;
     e.engine_settings = vec![
         Setting {
@@ -868,7 +1167,8 @@ pub fn estimate(
             origin: if a.n_gpu_layers.is_some() {
                 "-ngl".into()
             } else {
-                "largest that fits the GPU".into()
+                "llama-server --fit: the most that fits every GPU with 1 GiB free (common/fit.cpp)"
+                    .into()
             },
         },
         Setting {
@@ -892,10 +1192,41 @@ pub fn estimate(
             }
         },
     ];
+    if model.moe.is_some() {
+        e.engine_settings.push(Setting {
+            name: "n_cpu_moe",
+            value: a.n_cpu_moe.min(model.num_layers).to_string(),
+            origin: if a_given_cpu_moe {
+                "--n-cpu-moe / --cpu-moe: these layers' experts in host memory".into()
+            } else {
+                "llama-server --fit: the fewest layers' experts in host memory that fit (common/fit.cpp)".into()
+            },
+        });
+    }
+    if gpus.len() > 1 {
+        e.engine_settings.push(Setting {
+            name: "split_mode",
+            value: a.split_mode.name().into(),
+            origin: "-sm (default layer)".into(),
+        });
+        e.engine_settings.push(Setting {
+            name: "tensor_split",
+            value: if a.tensor_split.is_empty() {
+                "by free memory".into()
+            } else {
+                a.tensor_split
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+            origin: "-ts (default: each GPU's free memory, src/llama-model.cpp)".into(),
+        });
+    }
     e.assumptions = vec![
         Assumption {
             figure: "model buffers",
-            formula: "token_embd on the CPU; layer il on the GPU when il ≥ n_layer − ngl; output layer (output_norm + output, a second copy of token_embd when tied) on the GPU when ngl > n_layer".into(),
+            formula: "token_embd on the CPU; layer il (the output layer is il = n_layer: output_norm + output, a second copy of token_embd when tied) on a GPU when il ≥ n_layer + 1 − ngl, on the first GPU whose split point exceeds (il − i_gpu_start)/ngl; --n-cpu-moe keeps the experts of the first N layers in host memory".into(),
             source: MODEL,
         },
         Assumption {
@@ -910,6 +1241,11 @@ pub fn estimate(
         },
         Assumption { figure: "reserve", formula: "457 MiB per GPU outside llama.cpp's buffers (CUDA context)".into(), source: "ollama ml/device.go MinimumMemory" },
         Assumption { figure: "sliding window", formula: "SWA cache size".into(), source: KV_ISWA },
+        Assumption {
+            figure: "flash attention",
+            formula: "-fa auto counts as on; llama.cpp probes the backend at start-up and turns it off where the device cannot run it for this model, and then the compute buffers grow (KQ scores [n_kv, n_ubatch, n_head] f32 and f32 masks instead of f16): give -fa off for such a device".into(),
+            source: CONTEXT,
+        },
     ];
     Ok(e)
 }
@@ -1011,13 +1347,16 @@ mod tests {
         let all = buffers(m, &w, &a, 33);
         assert_eq!(all.cpu_model, w.input);
         assert_eq!(all.gpu_model, w.layers.iter().sum::<u64>() + w.output);
-        // -ngl 32: the output layer moves to the CPU; -ngl 0: everything on the CPU, no GPU compute.
-        let no_out = buffers(m, &w, &a, 32);
-        assert_eq!(no_out.cpu_model, w.input + w.output);
+        // -ngl 32: the output layer stays on the GPU and block 0 moves to the CPU (i_gpu_start
+        // = 33 − 32 = 1); -ngl 1: the output layer alone; -ngl 0: everything on the CPU.
+        let one_less = buffers(m, &w, &a, 32);
+        assert_eq!(one_less.cpu_model, w.input + w.layers[0]);
+        let out_only = buffers(m, &w, &a, 1);
+        assert_eq!((out_only.gpu_model, out_only.gpu_kv), (w.output, 0));
         let none = buffers(m, &w, &a, 0);
         assert_eq!((none.gpu_model, none.gpu_kv, none.gpu_compute), (0, 0, 0));
-        // Half the layers offloaded carry half the KV.
-        let half = buffers(m, &w, &a, 16);
+        // -ngl 17: the output layer and 16 of 32 blocks, so half the KV.
+        let half = buffers(m, &w, &a, 17);
         assert_eq!(half.gpu_kv, half.cpu_kv);
     }
 

@@ -1,6 +1,6 @@
 //! ollama: how ollama's scheduler decides how many layers to offload before it starts the
 //! llama.cpp runner (ollama/ollama llm/memory.go `estimateGPULayers` and fs/ggml/ggml.go
-//! `GraphSize`, read at commit 4372d0bf; shared/reference/gguf_and_quant.md §2.3). ollama
+//! `GraphSize`, read at commit 4372d0bf; docs/reference/gguf_and_quant.md §2.3). ollama
 //! estimates with its own formulas, not llama.cpp's buffer sizes: this profile reproduces the
 //! estimate (what `msg=offload` logs), and the buffers the runner then allocates follow
 //! the llama.cpp profile with the chosen layer count.
@@ -202,6 +202,15 @@ pub fn estimate(
     if a.num_ctx == 0 || a.num_parallel == 0 {
         return Err("num_ctx and OLLAMA_NUM_PARALLEL must each be at least 1".into());
     }
+    // The runner gets num_ctx × parallel cells (llama.cpp's -c): refused here in ollama's own
+    // terms, before llama.cpp's check would quote the product as if it were -c.
+    let cells = u128::from(a.num_ctx) * u128::from(a.num_parallel);
+    if cells > 1 << 34 {
+        return Err(format!(
+            "num_ctx {} × OLLAMA_NUM_PARALLEL {} = {cells} KV cells is beyond any deployment (limit 2^34)",
+            a.num_ctx, a.num_parallel
+        ));
+    }
     let weights = GgufWeights::of(model, mix);
     // ollama reads the GPU's free memory; an idle card is taken as fully free.
     let o = offload(model, &weights, a, gpu.memory_bytes);
@@ -232,6 +241,7 @@ pub fn estimate(
     let b = llamacpp::buffers(model, &weights, &runner, o.layers);
     let inv = model.inventory();
     let mut e = Estimate::skeleton(model, inv, gpu, &config, "ollama");
+    e.quant = mix.name();
     e.context = a.num_ctx;
     e.batch = a.num_parallel;
     e.kv_dtype = runner.type_k.name();

@@ -16,6 +16,26 @@ use crate::units::GIB;
 
 const MODEL_RUNNER: &str = "python/sglang/srt/model_executor/model_runner.py";
 const SERVER_ARGS: &str = "python/sglang/srt/server_args.py";
+const MODEL_CONFIG: &str = "python/sglang/srt/configs/model_config.py";
+
+/// The flag that gets past "Not enough memory": a static share 5 points above what the
+/// weights and the start-up memory take, if that is above the share that failed and leaves
+/// SGLang at least 5% of the card for activations and CUDA graphs. When no share does, the
+/// fix says so rather than repeat the value that failed.
+fn mem_fraction_fix(static_bytes: u64, total: u64, failed: f64) -> String {
+    let needed = static_bytes as f64 / total.max(1) as f64;
+    let proposal = (needed + 0.05).max(failed + 0.01);
+    if proposal <= 0.95 {
+        format!("--mem-fraction-static {proposal:.2}")
+    } else {
+        format!(
+            "none of --mem-fraction-static: the weights and start-up memory take {:.0}% of each GPU ({} of {}); spread the weights over more GPUs (a larger --tp) or use a lower precision",
+            needed * 100.0,
+            crate::units::gb_gib(static_bytes),
+            crate::units::gb_gib(total)
+        )
+    }
+}
 
 /// `--mem-fraction-static` default by tensor-parallel size (server_args.py `__post_init__`):
 /// TP ≥ 16: 0.79, ≥ 8: 0.81, ≥ 4: 0.85, ≥ 2: 0.87, else 0.88.
@@ -109,16 +129,27 @@ pub fn estimate(
         .saturating_mul(config.batch);
     // Activations come out of the (1 − mem_fraction_static) share, not the static pool.
     e.activation_bytes = 0;
-    if tokens == 0 {
+    if config.context > model.max_context {
+        // ModelConfig._derive_context_length raises unless
+        // SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN is set.
+        e.startup_error = Some(StartupError {
+            message: format!(
+                "ValueError: User-specified context_length ({}) is greater than the derived context_length ({}). This may lead to incorrect model outputs or CUDA errors.",
+                config.context, model.max_context
+            ),
+            source: MODEL_CONFIG,
+            fix: format!(
+                "--context-length {} (or SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1 at the risk the message names)",
+                model.max_context
+            ),
+        });
+    } else if tokens == 0 {
         e.startup_error = Some(StartupError {
             message:
                 "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
                     .into(),
             source: MODEL_RUNNER,
-            fix: format!(
-                "--mem-fraction-static {:.2}",
-                ((weights + used_before_load(par.tp)) as f64 / total as f64 + 0.05).min(0.95)
-            ),
+            fix: mem_fraction_fix(weights + used_before_load(par.tp), total, mfs),
         });
     }
     let static_budget = (total as f64 * mfs) as u64;
@@ -158,7 +189,7 @@ pub fn estimate(
         Assumption {
             figure: "free after weights",
             formula: "total − CUDA context 0.51 GiB (− 2.1 GiB NCCL with TP) − weights".into(),
-            source: "CUDA context as measured in the vLLM 0.19 logs (shared/calibration/vllm.jsonl); no SGLang logs to check against",
+            source: "CUDA context as measured in the vLLM 0.19 logs (data/calibration/vllm.jsonl); no SGLang logs to check against",
         },
     ];
     Ok(e)

@@ -1,6 +1,6 @@
 //! vLLM, V1 engine (0.10 and later): how a worker turns the card's memory into KV-cache blocks,
 //! and what it prints at start-up. Every rule cites the vLLM file it follows; the version
-//! history is summarised in shared/reference/vllm_memory_model.md.
+//! history is summarised in docs/reference/vllm_memory_model.md.
 //!
 //! Per worker (vllm/v1/worker/gpu_worker.py `determine_available_memory`, 0.9.2+):
 //!   available = total × gpu_memory_utilization − weights − activation peak − non-torch
@@ -33,7 +33,7 @@ impl Release {
         minor: 10,
         patch: 0,
     };
-    /// The newest release whose accounting shared/reference/vllm_memory_model.md records.
+    /// The newest release whose accounting docs/reference/vllm_memory_model.md records.
     pub const NEWEST: Release = Release {
         minor: 33,
         patch: 0,
@@ -62,7 +62,7 @@ impl Release {
         let r = Release { minor, patch };
         if major != 0 || r < Release::OLDEST {
             return Err(format!(
-                "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see shared/reference/vllm_memory_model.md §1)",
+                "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see docs/reference/vllm_memory_model.md §1)",
                 Release::NEWEST.name()
             ));
         }
@@ -146,11 +146,11 @@ impl VllmArgs {
 
 /// Memory already held when a vLLM worker starts: the CUDA context and allocator of the
 /// process. Measured in the 0.19 H100 logs: "Free memory on device (78.68/79.19 GiB) on
-/// startup" = 0.51 GiB (shared/calibration/vllm.jsonl, every single-GPU record).
+/// startup" = 0.51 GiB (data/calibration/vllm.jsonl, every single-GPU record).
 pub const STARTUP_USED_BYTES: u64 = 51 * GIB / 100;
 
 /// Non-torch memory charged to the budget ("non-torch forward increase memory"), as the 0.19
-/// H100 logs show it (shared/calibration/vllm.jsonl): 0.24–0.26 GiB on a single GPU (cuBLAS
+/// H100 logs show it (data/calibration/vllm.jsonl): 0.24–0.26 GiB on a single GPU (cuBLAS
 /// workspaces and allocator pools; the CUDA context is in the baseline and not charged),
 /// 2.06–2.21 GiB per GPU with tensor parallelism (NCCL communicators and custom all-reduce
 /// buffers), 0.07 GiB with pipeline parallelism only. These are measurements, not derived.
@@ -641,6 +641,23 @@ pub fn estimate(
     if args.max_num_seqs == Some(0) || args.max_num_batched_tokens == Some(0) {
         return Err("--max-num-seqs and --max-num-batched-tokens must be at least 1".into());
     }
+    // Bounded like the context and the batch (limits.rs): beyond them the profile's byte
+    // figures would overflow.
+    if let Some(n) = args
+        .max_num_batched_tokens
+        .filter(|&n| n > crate::limits::MAX_CONTEXT)
+    {
+        return Err(format!(
+            "--max-num-batched-tokens {n} is beyond any deployment (limit 2^34 = {})",
+            crate::limits::MAX_CONTEXT
+        ));
+    }
+    if let Some(n) = args.max_num_seqs.filter(|&n| n > crate::limits::MAX_BATCH) {
+        return Err(format!(
+            "--max-num-seqs {n} is beyond any deployment (limit 2^32 = {})",
+            crate::limits::MAX_BATCH
+        ));
+    }
     let par = config.parallel;
     check_quant_alignment(model, config.weights, par.tp)?;
     let inv = model.inventory();
@@ -926,12 +943,12 @@ fn assumptions(
                 plan.max_num_seqs.min(plan.max_num_batched_tokens),
                 model.vocab_size
             ),
-            source: "vllm/v1/worker/gpu_model_runner.py profile_run, _dummy_run, _dummy_sampler_run; sized against shared/calibration/vllm.jsonl (0.19)",
+            source: "vllm/v1/worker/gpu_model_runner.py profile_run, _dummy_run, _dummy_sampler_run; sized against data/calibration/vllm.jsonl (0.19)",
         },
         Assumption {
             figure: "non_torch",
             formula: format!("{} per GPU: measured 0.25 GiB alone, 2.1 GiB with tensor parallelism, 0.07 GiB with pipeline parallelism only", crate::units::gib(w.non_torch)),
-            source: "vLLM 0.19 'non-torch forward increase memory' (shared/calibration/vllm.jsonl)",
+            source: "vLLM 0.19 'non-torch forward increase memory' (data/calibration/vllm.jsonl)",
         },
         Assumption {
             figure: "kv_cache",
@@ -951,7 +968,7 @@ fn assumptions(
         a.push(Assumption {
             figure: "cuda_graphs",
             formula: "estimate: 0.35 GiB + 17 MiB per decoder layer on the worker (±0.3 GiB between models)".into(),
-            source: "0.19 'Estimated CUDA graph memory' lines (shared/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py)",
+            source: "0.19 'Estimated CUDA graph memory' lines (data/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py)",
         });
     }
     if !args.utilization_given && args.release.minor >= 20 {

@@ -82,6 +82,8 @@ const gb = (b) => `${fixed(b / 1e9, 2)} GB`;
 const gib = (b) => `${fixed(b / GIB, 2)} GiB`;
 const gbGib = (b) => `${gb(b)} (${gib(b)})`;
 const thousands = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+// A count with its noun in the right number, as the CLI prints it (units::count): 1 sequence, 2 sequences.
+const count = (n, noun) => `${thousands(n)} ${noun}${Number(n) === 1 ? '' : 's'}`;
 function paramsShort(n) {
   if (n >= 1e12) return `${fixed(n / 1e12, 2)}T`;
   if (n >= 1e9) return `${fixed(n / 1e9, 2)}B`;
@@ -134,6 +136,9 @@ function requestBody(over) {
     const spec = fieldSpec(name);
     if (!spec || raw === '' || raw === null || raw === undefined) continue;
     if (name === 'model' && page.config) continue;
+    // A custom memory size stands for a card not in the catalogue: --gpu and --gpu-memory
+    // are refused together.
+    if (name === 'gpu' && s.gpu_memory !== '' && s.gpu_memory !== null && s.gpu_memory !== undefined) continue;
     const text = String(raw).trim();
     if (spec.type === 'integer') body[name] = /^\d+$/.test(text) ? Number(text) : text;
     else if (spec.type === 'number') body[name] = text !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
@@ -620,7 +625,7 @@ function drawFigures(e) {
   figureRow(dl, 'total', 'total', gbGib(e.total_bytes), e.total_bytes, 'total', e);
   figureRow(dl, 'usable', 'usable', `${gbGib(e.usable_bytes)} = ${gib(e.gpu_memory_bytes)} × ${e.utilization}`, e.usable_bytes, 'usable', e);
   figureRow(dl, 'margin', e.fits ? 'to spare' : 'short by', gbGib(Math.abs(e.margin_bytes)), e.margin_bytes, 'margin', e);
-  figureRow(dl, 'max_concurrency', 'max concurrency', `${thousands(e.max_concurrency)} sequences of ${thousands(e.context)} tokens`, e.max_concurrency, 'max_concurrency', e);
+  figureRow(dl, 'max_concurrency', 'max concurrency', `${count(e.max_concurrency, 'sequence')} of ${thousands(e.context)} tokens`, e.max_concurrency, 'max_concurrency', e);
   const limit = e.max_context_limit === 'model' ? ' (the model\'s own limit)' : '';
   figureRow(dl, 'max_context', 'max context', `${thousands(e.max_context)} tokens at ${thousands(e.batch)} sequence(s)${limit}`, e.max_context, 'max_context', e);
   const minGpus = e.min_gpus === null || e.min_gpus === undefined
@@ -685,7 +690,7 @@ async function drawContextChart(e, gen) {
     g.appendChild(svg('rect', { x, y: H - bottom - h, width: bw * 0.7, height: Math.max(h, 0), class: 'ctx-bar' }));
     g.appendChild(svg('text', { x: x + bw * 0.35, y: H - bottom - h - 5, 'text-anchor': 'middle', class: 'ctx-value' }, p.n === null ? '–' : thousands(p.n)));
     g.appendChild(svg('text', { x: x + bw * 0.35, y: H - bottom + 16, 'text-anchor': 'middle', class: 'ctx-label' }, shortTokens(p.c)));
-    g.appendChild(svg('title', {}, `${thousands(p.c)} tokens: ${p.n === null ? 'error' : thousands(p.n) + ' sequences'}`));
+    g.appendChild(svg('title', {}, `${thousands(p.c)} tokens: ${p.n === null ? 'error' : count(p.n, 'sequence')}`));
     s.appendChild(g);
   });
   s.appendChild(svg('text', { x: W / 2, y: H - 4, 'text-anchor': 'middle', class: 'ctx-label' }, 'context length (tokens per sequence)'));
@@ -909,7 +914,7 @@ async function runPlan() {
 function drawPlans(result, body) {
   const plans = result.plans || [];
   const shown = plans.slice(0, Number(planSpec('top').default) || 12);
-  const workload = `${thousands(body.concurrency)} concurrent sequences of ${thousands(body.context)} tokens`;
+  const workload = `${count(body.concurrency, 'concurrent sequence')} of ${thousands(body.context)} tokens`;
   el('plan-found').hidden = plans.length === 0;
   el('plan-none').hidden = plans.length !== 0;
   if (plans.length === 0) {
@@ -1010,6 +1015,75 @@ function setupPlan() {
   }
 }
 
+// ---------------------------------------------------------------- what fits
+
+/// The fit request: the GPU, context and sequences of the main form, the panel's count and engine.
+function fitBody() {
+  const body = {
+    gpu: String(page.state.gpu || defaultOf('gpu')),
+    gpus: Number(el('fit-gpus').value) || el('fit-gpus').value,
+    context: Number(page.state.context || defaultOf('context')),
+    concurrency: Number(page.state.batch || defaultOf('batch')),
+  };
+  if (el('fit-engine').value) body.engine = [el('fit-engine').value];
+  return body;
+}
+
+async function runFit() {
+  const panel = el('fit');
+  if (panel.dataset.state === 'running') return;
+  const body = fitBody();
+  panel.dataset.state = 'running';
+  panel.setAttribute('aria-busy', 'true');
+  el('fit-status').textContent = `Checking every catalogue model on ${body.gpus} × ${body.gpu}…`;
+  const res = await api('/fit', body);
+  panel.removeAttribute('aria-busy');
+  const errorBox = el('fit-error');
+  if (!res.ok) {
+    errorBox.textContent = `${res.data.field ? `${res.data.field}: ` : ''}${res.data.error}`;
+    errorBox.hidden = false;
+    el('fit-found').hidden = true;
+    el('fit-status').textContent = 'No answer: the request was refused.';
+    panel.dataset.state = 'error';
+    return;
+  }
+  errorBox.hidden = true;
+  const out = res.data;
+  const runs = out.models.filter((m) => m.fits);
+  const misses = out.models.filter((m) => !m.fits);
+  el('fit-summary').textContent = `${count(runs.length, 'model')} run on ${out.hardware.gpus} × ${out.hardware.gpu_name} at ${count(out.concurrency, 'sequence')} of ${thousands(out.context)} tokens, largest first`;
+  const tbody = el('fit-table').querySelector('tbody');
+  tbody.replaceChildren();
+  for (const m of runs) {
+    const tr = document.createElement('tr');
+    tr.className = 'fit-row';
+    tr.dataset.model = m.model;
+    for (const v of [m.model, paramsShort(m.params), m.engine, m.quant, m.kv_dtype, gib(m.memory_per_gpu_bytes),
+      thousands(m.max_context), thousands(m.max_concurrency)]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+  el('fit-misses-summary').textContent = `Does not run: ${count(misses.length, 'model')}`;
+  const list = el('fit-miss-list');
+  list.replaceChildren();
+  for (const m of misses) {
+    const li = document.createElement('li');
+    li.dataset.model = m.model;
+    li.textContent = `${m.model} (${paramsShort(m.params)}, ${m.engine}): ${m.reason}`;
+    list.appendChild(li);
+  }
+  el('fit-found').hidden = false;
+  el('fit-status').textContent = '';
+  panel.dataset.state = 'done';
+}
+
+function setupFit() {
+  el('fit-run').addEventListener('click', runFit);
+}
+
 // ---------------------------------------------------------------- copy, share, theme
 
 async function copyText(text) {
@@ -1092,6 +1166,7 @@ async function start() {
   setupButtons();
   setupDrop();
   setupPlan();
+  setupFit();
   await update();
 }
 

@@ -4,7 +4,7 @@
 //! be simulated ([`super::ggml_alloc`]). Sources: src/llama-graph.cpp (`build_inp_embd`,
 //! `build_attn`, `build_attn_mha`, `build_ffn`, `build_inp_out_ids`), src/llama-kv-cache.cpp
 //! (`cpy_k`, `cpy_v`, `get_k`, `get_v`, the Hadamard rotation of quantized caches),
-//! src/models/llama.cpp, qwen2.cpp, gemma.cpp and gemma2-iswa.cpp.
+//! src/models/llama.cpp, qwen2.cpp, qwen3.cpp, gemma.cpp and gemma2-iswa.cpp.
 
 use super::ggml_alloc::{Dtype, Graph, Id, Layout, Op};
 use crate::layer::{Ffn, Span};
@@ -14,8 +14,9 @@ use crate::model::{ModelDesc, NormKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
     /// llm_build_llama (also Mistral, Yi, the Llama-based distills); `qkv_bias` gives
-    /// llm_build_qwen2's bias adds.
-    Llama { qkv_bias: bool },
+    /// llm_build_qwen2's bias adds, `qk_norm` src/models/qwen3.cpp's RMS norms of Q and K
+    /// before RoPE.
+    Llama { qkv_bias: bool, qk_norm: bool },
     /// llm_build_gemma: embeddings scaled by sqrt(n_embd), Q scaled after RoPE.
     Gemma,
     /// llm_build_gemma2_iswa: Gemma plus post-attention and post-FFN norms, attention and final
@@ -24,13 +25,15 @@ pub enum Builder {
 }
 
 /// The builder llama.cpp uses for `model`, when it is one of those modelled: a dense decoder
-/// with RMSNorm, a gated MLP and separate q/k/v projections. MoE, MLA, recurrent and vision
-/// models, QK-norm (Qwen3, Gemma 3), fused-QKV (Phi-3) and scaled-residual (Granite) builders are
-/// not modelled and get `None`.
+/// with RMSNorm, a gated MLP and separate q/k/v projections, QK-norm for Qwen3. MoE, MLA,
+/// recurrent and vision models, Gemma 3, fused-QKV (Phi-3) and scaled-residual (Granite)
+/// builders are not modelled and get `None`.
 pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
     let inv = model.inventory();
+    // QK-norm is read for Qwen3 only (Gemma 3's builder differs in more than that).
+    let qk_norm_ok = model.model_type == "qwen3";
     // Every layer a plain attention layer caching its own K and V, with a gated dense MLP
-    // without biases, and no q/k norms, output bias or sinks.
+    // without biases, and no q/k norms (but Qwen3's), output bias or sinks.
     let plain_layers = inv.kinds.iter().all(|k| {
         k.recurrent.is_none()
             && matches!(
@@ -44,7 +47,7 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
             && k.attention.as_ref().is_some_and(|a| {
                 a.caches()
                     && a.latent.is_none()
-                    && !a.qk_norm
+                    && (!a.qk_norm || qk_norm_ok)
                     && !a.o_bias
                     && !a.sinks
                     && a.k_head_dim == a.v_head_dim
@@ -58,11 +61,12 @@ pub fn builder_for(model: &ModelDesc) -> Option<Builder> {
         return None;
     }
     let qkv_bias = model.first_attention().is_some_and(|a| a.qkv_bias);
+    let qk_norm = model.first_attention().is_some_and(|a| a.qk_norm);
     match model.model_type.as_str() {
         "gemma2" => Some(Builder::Gemma2),
         "gemma" => Some(Builder::Gemma),
-        "llama" | "mistral" if !qkv_bias => Some(Builder::Llama { qkv_bias }),
-        "qwen2" => Some(Builder::Llama { qkv_bias }),
+        "llama" | "mistral" if !qkv_bias => Some(Builder::Llama { qkv_bias, qk_norm }),
+        "qwen2" | "qwen3" => Some(Builder::Llama { qkv_bias, qk_norm }),
         _ => None,
     }
     .filter(|b| *b == Builder::Gemma2 || !super::honours_sliding_window(model))
@@ -124,7 +128,8 @@ pub fn build(model: &ModelDesc, builder: Builder, s: &ReserveShape) -> Graph {
     let (ff, vocab) = (model.intermediate_size, model.vocab_size);
     let gemma = matches!(builder, Builder::Gemma | Builder::Gemma2);
     let gemma2 = builder == Builder::Gemma2;
-    let qkv_bias = matches!(builder, Builder::Llama { qkv_bias: true });
+    let qkv_bias = matches!(builder, Builder::Llama { qkv_bias: true, .. });
+    let qk_norm = matches!(builder, Builder::Llama { qk_norm: true, .. });
 
     // build_inp_embd: token ids → get_rows, or embeddings given directly; ggml_build_forward_select
     // expands both, so the unused [n_embd, tokens] input is reserved too (and never freed).
@@ -219,10 +224,16 @@ pub fn build(model: &ModelDesc, builder: Builder, s: &ReserveShape) -> Graph {
         let q = proj(&mut g, nh.saturating_mul(d));
         let k = proj(&mut g, kvd);
         let v = proj(&mut g, kvd);
-        let q = g.view(q, [d, nh, t, 1], false);
-        let k = g.view(k, [d, nhk, t, 1], false);
+        let mut q = g.view(q, [d, nh, t, 1], false);
+        let mut k = g.view(k, [d, nhk, t, 1], false);
         let v = g.view(v, [d, nhk, t, 1], false);
+        if qk_norm {
+            q = rms_norm(&mut g, q);
+        }
         let mut q = g.like(Op::Rope, q, &[pos]);
+        if qk_norm {
+            k = rms_norm(&mut g, k);
+        }
         let mut k = g.like(Op::Rope, k, &[pos]);
         let mut v = v;
         if gemma {
