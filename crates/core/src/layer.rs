@@ -506,6 +506,24 @@ impl Layer {
         }
     }
 
+    /// The layer's cache kind when it is not K and V rows an attention pool holds, named as
+    /// `layers` counts it: cross-attention to encoder tokens, reference sliding windows,
+    /// hidden-state memories, compressed caches, or an indexer's key cache beside K and V
+    /// (MiniMax-M3's sparse layers) or on a layer reading another layer's K and V (Mistral
+    /// Large 4). Latent attention with its indexer (DeepSeek-V3.2) is not among them.
+    pub fn cache_beyond_kv_rows(&self) -> Option<&'static str> {
+        if self.cross.is_some() {
+            return Some("cross_attention");
+        }
+        let a = self.attention.as_ref()?;
+        if matches!(a.span, Span::PrefillWindow(_)) || a.hidden_memory || a.compressed.is_some() {
+            // reference_sliding_attention, memory_attention, compressed_attention
+            return Some(a.kind_name());
+        }
+        (a.indexer.is_some() && (a.latent.is_none() || a.shares_kv()))
+            .then_some("indexed_attention")
+    }
+
     fn mixer_name(&self) -> String {
         match (&self.attention, &self.recurrent) {
             (Some(a), None) => a.kind_name().to_string(),

@@ -222,9 +222,10 @@ pub struct LayerSummary {
     pub total: u64,
     /// Layers of each kind: "full_attention", "sliding_attention", "chunked_attention",
     /// "kv_shared_attention", "latent_attention", "latent_attention_indexed",
-    /// "indexed_attention", "mamba",
-    /// "mamba2", "gated_deltanet", "kimi_delta_attention", "short_conv", "lightning_attention",
-    /// "<recurrent>+<attention>" for hybrid layers, "cross_attention" (Mllama) or
+    /// "indexed_attention", "compressed_attention", "memory_attention",
+    /// "reference_sliding_attention", "mamba", "mamba2", "gated_deltanet",
+    /// "kimi_delta_attention", "short_conv", "lightning_attention", "rwkv", "rg_lru", "mlstm",
+    /// "cca", "<recurrent>+<attention>" for hybrid layers, "cross_attention" (Mllama) or
     /// "<kind>+cross_attention" (IDEFICS), "mlp_only", "moe_only".
     pub kinds: std::collections::BTreeMap<String, u64>,
     /// Sliding-window or chunk lengths and how many layers use each.
@@ -239,9 +240,10 @@ pub struct LayerSummary {
     pub mtp_layers: u64,
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
-    /// I with a sparse-attention indexer (latent or not), P reference sliding window (every
-    /// prompt token and a window of generated ones), Y a memory of hidden states (XLNet), R recurrent, H hybrid, A cross-attention only (Mllama), M
-    /// mixer-less (MLP/MoE only).
+    /// I with a sparse-attention indexer (latent or not), Z compressed (DeepSeek-V4), P reference
+    /// sliding window (every prompt token and a window of generated ones), Y a memory of hidden
+    /// states (XLNet), R recurrent, H hybrid, A cross-attention only (Mllama), M mixer-less
+    /// (MLP/MoE only).
     pub pattern: String,
 }
 
@@ -336,55 +338,25 @@ impl ModelDesc {
         self.inventory.kinds.iter().any(|k| k.recurrent.is_some())
     }
 
-    /// The first layer kind an engine profile cannot size, named for its one-line refusal:
-    /// cross-attention to image tokens, attention with an indexer key cache beside K and V, or
-    /// a recurrent mixer outside `recurrent_ok` (the kinds the profile sizes).
-    pub fn kind_beyond(&self, recurrent_ok: &[RecurrentKind]) -> Option<String> {
+    /// The first layer kind an engine profile cannot size, named for its one-line refusal: a
+    /// cache that is not K and V rows (see [`Layer::cache_beyond_kv_rows`]) or a recurrent
+    /// mixer outside `recurrent_ok` (the kinds the profile sizes).
+    pub fn kind_beyond(&self, recurrent_ok: &[RecurrentKind]) -> Option<&'static str> {
         self.inventory.kinds.iter().find_map(|k| {
-            if k.cross.is_some() {
-                return Some("cross-attention".to_string());
-            }
-            if k.attention
-                .as_ref()
-                .is_some_and(|a| matches!(a.span, crate::layer::Span::PrefillWindow(_)))
-            {
-                return Some("reference_sliding_attention".to_string());
-            }
-            if k.attention.as_ref().is_some_and(|a| a.hidden_memory) {
-                return Some("memory_attention".to_string());
-            }
-            if k.attention.as_ref().is_some_and(|a| a.compressed.is_some()) {
-                return Some("compressed_attention".to_string());
-            }
-            // An indexer's key cache beside K and V (MiniMax-M3 sparse layers), or on a layer
-            // reading another layer's K and V (Mistral Large 4).
-            if k.attention
-                .as_ref()
-                .is_some_and(|a| a.indexer.is_some() && (a.latent.is_none() || a.shares_kv()))
-            {
-                return Some("indexed_attention".to_string());
-            }
-            match &k.recurrent {
-                Some(r) if !recurrent_ok.contains(&r.kind) => Some(r.kind.name().to_string()),
+            k.cache_beyond_kv_rows().or(match &k.recurrent {
+                Some(r) if !recurrent_ok.contains(&r.kind) => Some(r.kind.name()),
                 _ => None,
-            }
+            })
         })
     }
 
-    /// The first layer kind whose cache is not K and V rows an attention pool holds (cross-
-    /// attention to image tokens, indexer keys beside K and V, reference windows, hidden-state
-    /// memories, compressed caches): what the vLLM and SGLang profiles refuse, naming it.
-    pub fn cache_beyond_kv_pools(&self) -> Option<String> {
-        self.kind_beyond(&[]).filter(|k| {
-            [
-                "cross-attention",
-                "indexed_attention",
-                "reference_sliding_attention",
-                "memory_attention",
-                "compressed_attention",
-            ]
-            .contains(&k.as_str())
-        })
+    /// The first layer kind whose cache is not K and V rows an attention pool holds: what the
+    /// vLLM and SGLang profiles refuse, naming it (recurrent mixers are refused apart).
+    pub fn cache_beyond_kv_pools(&self) -> Option<&'static str> {
+        self.inventory
+            .kinds
+            .iter()
+            .find_map(Layer::cache_beyond_kv_rows)
     }
 
     /// Whether every layer is an attention layer caching its own full/windowed K and V and no

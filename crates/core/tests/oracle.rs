@@ -237,8 +237,9 @@ fn kv_is_bounded_and_state_is_constant() {
 /// The layer kinds the engine profiles cannot size — cross-attention with an image-token
 /// cache (Mllama), RG-LRU recurrences (RecurrentGemma), DeepSeek-V4's compressed attention,
 /// reference sliding windows (Unlimited-OCR), hidden-state memories (XLNet), short-convolution
-/// hybrids (Inkling) — make vLLM, SGLang and llama.cpp refuse in one line naming them, while
-/// the generic profile sizes them from the description.
+/// hybrids (Inkling), compressed convolutional attention (ZAYA), gated cross-attention blocks
+/// (IDEFICS) — make vLLM, SGLang and llama.cpp refuse in one line naming them, while the
+/// generic profile sizes them from the description.
 #[test]
 fn engines_refuse_the_kinds_they_cannot_size() {
     use vramplan_core::engine::llamacpp::{self, LlamaCppArgs, TypeMix};
@@ -250,12 +251,14 @@ fn engines_refuse_the_kinds_they_cannot_size() {
     let gpu = cat.gpu("h100").unwrap();
     let dir = oracle_dir();
     for (mt, kind) in [
-        ("mllama", "cross-attention"),
+        ("mllama", "cross_attention"),
         ("recurrent_gemma", "rg_lru"),
         ("deepseek_v4", "compressed_attention"),
         ("unlimited_ocr", "reference_sliding_attention"),
         ("xlnet", "memory_attention"),
         ("inkling_text", "recurrent"),
+        ("idefics", "cross_attention"),
+        ("zaya", "cca"),
     ] {
         let r: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{mt}.json"))).unwrap())
