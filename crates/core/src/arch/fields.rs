@@ -382,20 +382,19 @@ impl<'a> Scope<'a> {
                     .map(Some)
                     .ok_or_else(|| self.wrong(&f, "a list of integers"));
             }
-            let Some(obj) = self.object(head)? else {
-                // A nested config left at its class default.
-                return match self.class.and_then(|c| c.sub_config(head)) {
-                    Some(sub) => Scope::new(
-                        super::empty_map(),
-                        &format!("{}{head}.", self.path),
-                        Some(sub),
-                    )
-                    .formula_value(rest),
-                    None => Ok(None),
-                };
+            if let Some(nested) = self.nested(head)? {
+                return nested.formula_value(rest);
+            }
+            // A nested config left at its class default.
+            return match self.class.and_then(|c| c.sub_config(head)) {
+                Some(sub) => Scope::new(
+                    super::empty_map(),
+                    &format!("{}{head}.", self.path),
+                    Some(sub),
+                )
+                .formula_value(rest),
+                None => Ok(None),
             };
-            let sub = self.class.and_then(|c| c.sub_config(head));
-            return Scope::new(obj, &format!("{}{head}.", self.path), sub).formula_value(rest);
         }
         match self.find(&[name]) {
             None => Ok(None),
@@ -406,6 +405,15 @@ impl<'a> Scope<'a> {
                     .ok_or_else(|| self.wrong(&f, "an integer or a boolean")),
             },
         }
+    }
+
+    /// A nested config (`vision_config`) as a scope of its own, if present: its path under this
+    /// one's, read with the class this scope's class gives that key (`sub_configs`).
+    pub fn nested(&self, name: &str) -> Result<Option<Scope<'a>>, ArchError> {
+        let sub = self.class.and_then(|c| c.sub_config(name));
+        Ok(self
+            .object(name)?
+            .map(|obj| Scope::new(obj, &self.field(&format!("{name}.")), sub)))
     }
 
     /// A nested object (`vision_config`), if present.

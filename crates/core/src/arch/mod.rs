@@ -127,22 +127,16 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     let empty = empty_map();
     let mut text_scope = None;
     for key in TEXT_KEYS {
-        if let Some(obj) = top.object(key)? {
-            let sub_type = top.class.and_then(|c| c.sub_config(key));
-            text_scope = Some(Scope::new(obj, &format!("{key}."), sub_type));
+        if let Some(s) = top.nested(key)? {
+            text_scope = Some(s);
             break;
         }
     }
     // A vision-language-action model whose language model sits in a nested VLM config
     // (pi0: vlm_config.text_config, modeling_pi0.py PI0Model.vlm).
     if text_scope.is_none() {
-        if let Some(vlm) = top.object("vlm_config")? {
-            let vlm_class = top.class.and_then(|c| c.sub_config("vlm_config"));
-            let vs = Scope::new(vlm, "vlm_config.", vlm_class);
-            if let Some(obj) = vs.object("text_config")? {
-                let sub = vs.class.and_then(|c| c.sub_config("text_config"));
-                text_scope = Some(Scope::new(obj, "vlm_config.text_config.", sub));
-            }
+        if let Some(vlm) = top.nested("vlm_config")? {
+            text_scope = vlm.nested("text_config")?;
         }
     }
     let text_sub = top.class.and_then(|c| c.sub_config("text_config"));
@@ -264,52 +258,49 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         measured: None,
     };
     desc.summarise();
-    cross_warning(&mut desc);
-    let prefill = desc
-        .layers()
-        .filter_map(|l| l.attention.as_ref())
-        .filter_map(|a| match a.span {
-            crate::layer::Span::PrefillWindow(w) => Some(w),
-            _ => None,
-        })
-        .collect::<Vec<_>>();
+    kind_warnings(&mut desc);
+    unread::check(&b, known, &mut desc.warnings)?;
+    desc.validate().map_err(ArchError::model)?;
+    Ok(desc)
+}
+
+/// What the KV figures of some layer kinds leave out or approximate, said in `warnings`:
+/// cross-attention layers that cache the image tokens' K and V (Mllama, BLIP, TrOCR) hold, per
+/// sequence, an amount set by its images rather than its context; reference sliding windows
+/// are counted as full attention; a speculative-decoding assistant keeps no cache of its own.
+fn kind_warnings(desc: &mut ModelDesc) {
+    let (mut cross_layers, mut per_token) = (0u64, 0u64);
+    let mut prefill = Vec::new();
+    let mut reads_target = false;
+    for l in desc.layers() {
+        if let Some(c) = l.cross.filter(|c| c.cached) {
+            cross_layers += 1;
+            per_token = per_token.saturating_add(c.elements_per_encoder_token());
+        }
+        if let Some(a) = &l.attention {
+            if let crate::layer::Span::PrefillWindow(w) = a.span {
+                prefill.push(w);
+            }
+            reads_target |= a.kv_source == Some(crate::layer::TARGET_MODEL_CACHE);
+        }
+    }
+    if cross_layers > 0 {
+        desc.warnings.push(format!(
+            "{cross_layers} cross-attention layers also cache the K and V of every image token a sequence holds ({per_token} elements, {} bytes in {}, per image token): not in the KV figures, which count text tokens",
+            per_token.saturating_mul(desc.dtype_bytes()),
+            desc.dtype
+        ));
+    }
     if let Some(w) = prefill.first() {
         desc.warnings.push(format!(
             "{} reference sliding-window layers keep every prompt token and the last {w} generated ones: their cache is counted as full attention, exact when the context is all prompt",
             prefill.len()
         ));
     }
-    if desc.layers().any(|l| {
-        l.attention
-            .as_ref()
-            .is_some_and(|a| a.kv_source == Some(crate::layer::TARGET_MODEL_CACHE))
-    }) {
+    if reads_target {
         desc.warnings.push(
             "every attention layer reads its target model's K/V cache (a speculative-decoding assistant): it keeps no cache of its own; size the target model's".into(),
         );
-    }
-    unread::check(&b, known, &mut desc.warnings)?;
-    desc.validate().map_err(ArchError::model)?;
-    Ok(desc)
-}
-
-/// Cross-attention layers that cache the image tokens' K and V (Mllama) hold, per sequence,
-/// an amount set by its images rather than its context: said, since the KV figures count
-/// text tokens.
-fn cross_warning(desc: &mut ModelDesc) {
-    let (mut layers, mut per_token) = (0u64, 0u64);
-    for l in desc.layers() {
-        if let Some(c) = l.cross.filter(|c| c.cached) {
-            layers += 1;
-            per_token = per_token.saturating_add(c.elements_per_encoder_token());
-        }
-    }
-    if layers > 0 {
-        desc.warnings.push(format!(
-            "{layers} cross-attention layers also cache the K and V of every image token a sequence holds ({per_token} elements, {} bytes in {}, per image token): not in the KV figures, which count text tokens",
-            per_token.saturating_mul(desc.dtype_bytes()),
-            desc.dtype
-        ));
     }
 }
 

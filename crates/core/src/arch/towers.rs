@@ -280,29 +280,23 @@ impl Names<'_> {
         }
         if let Some(key) = name.strip_prefix("vqgan:") {
             let top = self.scopes[self.scopes.len().saturating_sub(2)];
-            let Some(obj) = top.object(key)? else {
+            let Some(vq) = top.nested(key)? else {
                 return Err(ArchError::field(
                     &top.field(key),
                     format!("missing required field '{}'", top.field(key)),
                 ));
             };
-            let sub = top.class.and_then(|c| c.sub_config(key));
-            return vq_model(&Scope::new(obj, &format!("{key}."), sub), true);
+            return vq_model(&vq, true);
         }
-        if name == "vq_encoder:self" {
-            return vq_model(self.scopes[0], false);
-        }
-        if name == "hmlp:self" {
-            return hmlp(self.scopes[0]);
-        }
-        if name == "moe_blocks:self" {
-            return moe_blocks(self.scopes[0]);
-        }
-        if name == "seanet:self" {
-            return seanet(self.scopes[0]);
-        }
-        if name == "conv_stages:self" {
-            return conv_stages(self.scopes[0]);
+        // The modules sized by code (`f(self)`: of the encoder's own config).
+        let own = self.scopes[0];
+        match name {
+            "vq_encoder:self" => return vq_model(own, false),
+            "hmlp:self" => return hmlp(own),
+            "moe_blocks:self" => return moe_blocks(own),
+            "seanet:self" => return seanet(own),
+            "conv_stages:self" => return conv_stages(own),
+            _ => {}
         }
         // `top.<key>`: the top-level config's own key, which an encoder's may shadow.
         let (scopes, name) = match name.strip_prefix("top.") {
@@ -913,14 +907,12 @@ fn encoder(
         }
     }
     for key in &e.nested {
-        let Some(obj) = v.object(key)? else {
+        let Some(n) = v.nested(key)? else {
             return Err(ArchError::field(
                 &v.field(key),
                 format!("missing required field '{}'", v.field(key)),
             ));
         };
-        let sub = v.class.and_then(|c| c.sub_config(key));
-        let n = Scope::new(obj, &v.field(&format!("{key}.")), sub);
         let nt = n.model_type().unwrap_or_default().to_string();
         let inner = table().encoder.get(&nt).ok_or_else(|| {
             ArchError::field(
@@ -931,9 +923,8 @@ fn encoder(
                 ),
             )
         })?;
-        let mut inner_out = Vec::new();
-        let (p, w, _, _) = encoder(inner, &n, b, text_hidden, &mut inner_out)?;
-        let _ = w;
+        // Counted as one vector in this encoder: its tensors are not split across ranks apart.
+        let (p, ..) = encoder(inner, &n, b, text_hidden, &mut Vec::new())?;
         t.push(vector(p));
     }
     let own = parts(&e.parts, &names, "an encoder", &mut t, out)?;
@@ -1052,6 +1043,7 @@ pub(crate) fn towers(
     // The width and scope of the first encoder described (the vision encoder if there is one),
     // which the projector reads.
     let mut first: Option<(u64, Scope)> = None;
+    let vlm = top.nested("vlm_config")?;
     for (key, kind) in [
         ("vision_config", TowerKind::Vision),
         // DeepSeek-VL hybrid's SAM encoder beside its SigLIP one.
@@ -1059,30 +1051,14 @@ pub(crate) fn towers(
         ("audio_config", TowerKind::Audio),
     ] {
         // The encoder's config: at the top level, or in a nested VLM config (pi0).
-        let vlm = top.object("vlm_config")?.map(|o| {
-            Scope::new(
-                o,
-                "vlm_config.",
-                top.class.and_then(|c| c.sub_config("vlm_config")),
-            )
-        });
-        let (obj, path, sub) = match (top.object(key)?, &vlm) {
-            (Some(o), _) => (
-                o,
-                key.to_string(),
-                top.class.and_then(|c| c.sub_config(key)),
-            ),
-            (None, Some(vs)) => match vs.object(key)? {
-                Some(o) => (
-                    o,
-                    format!("vlm_config.{key}"),
-                    vs.class.and_then(|c| c.sub_config(key)),
-                ),
+        let v = match (top.nested(key)?, &vlm) {
+            (Some(v), _) => v,
+            (None, Some(vlm)) => match vlm.nested(key)? {
+                Some(v) => v,
                 None => continue,
             },
             (None, None) => continue,
         };
-        let v = Scope::new(obj, &format!("{path}."), sub);
         let vt = v.model_type().unwrap_or_default().to_string();
         let Some(e) = doc.encoder.get(&vt) else {
             warnings.push(format!(
