@@ -19,10 +19,9 @@
 //! `Recurrent` states describe.
 
 use super::layers::Plan;
+use super::recurrent::state;
 use super::{ArchError, Basics, Builder};
-use crate::layer::{
-    Attention, Compression, Recurrent, RecurrentKind, Span, StateDtype, StateTensor,
-};
+use crate::layer::{Attention, Compression, Recurrent, RecurrentKind, Span, StateDtype};
 use crate::model::{Role, Split, Tensor};
 
 pub(crate) fn build(
@@ -72,16 +71,8 @@ pub(crate) fn build(
     out.push(Tensor::vector(q_lora + d + heads + rate * series * d + d));
     let mut states = vec![
         // Pending tokens' kv and gate, at most rate − 1 of them.
-        StateTensor {
-            name: "buffer_kv",
-            shape: vec![rate - 1, series * d],
-            dtype: StateDtype::Model,
-        },
-        StateTensor {
-            name: "buffer_gate",
-            shape: vec![rate - 1, series * d],
-            dtype: StateDtype::Model,
-        },
+        state("buffer_kv", &[rate - 1, series * d], StateDtype::Model),
+        state("buffer_gate", &[rate - 1, series * d], StateDtype::Model),
     ];
     let mut indexer_width = 0;
     if sparse {
@@ -93,26 +84,10 @@ pub(crate) fn build(
         out.push(Tensor::vector(rate * 2 * id + id));
         indexer_width = id;
         states.extend([
-            StateTensor {
-                name: "buffer_kv",
-                shape: vec![rate - 1, 2 * id],
-                dtype: StateDtype::Model,
-            },
-            StateTensor {
-                name: "buffer_gate",
-                shape: vec![rate - 1, 2 * id],
-                dtype: StateDtype::Model,
-            },
-            StateTensor {
-                name: "overlap_kv",
-                shape: vec![rate, d + id],
-                dtype: StateDtype::Model,
-            },
-            StateTensor {
-                name: "overlap_gate",
-                shape: vec![rate, d + id],
-                dtype: StateDtype::F32,
-            },
+            state("buffer_kv", &[rate - 1, 2 * id], StateDtype::Model),
+            state("buffer_gate", &[rate - 1, 2 * id], StateDtype::Model),
+            state("overlap_kv", &[rate, d + id], StateDtype::Model),
+            state("overlap_gate", &[rate, d + id], StateDtype::F32),
         ]);
     }
     Ok((

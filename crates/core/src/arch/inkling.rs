@@ -18,8 +18,9 @@
 //! [h, 1, k]. The same four conv states.
 
 use super::layers::Plan;
+use super::recurrent::state;
 use super::{ArchError, Basics, Builder};
-use crate::layer::{Attention, Recurrent, RecurrentKind, Span, StateDtype, StateTensor};
+use crate::layer::{Attention, Recurrent, RecurrentKind, Span, StateDtype};
 use crate::model::{Role, Split, Tensor};
 
 /// The layer's attention, its conv states and tensors.
@@ -83,11 +84,7 @@ pub(crate) fn hybrid(
         out.push(Tensor::matrix(Role::Small, kv * d, k, Split::Rows).times(2));
         out.push(Tensor::vector(2 * d + d_rel * extent));
     }
-    let conv = |c: u64| StateTensor {
-        name: "conv",
-        shape: vec![c, k],
-        dtype: StateDtype::F32,
-    };
+    let conv = |c: u64| state("conv", &[c, k], StateDtype::F32);
     Ok((
         Attention {
             qk_norm: true,

@@ -94,7 +94,8 @@ impl RecKind {
     }
 }
 
-fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
+/// A state tensor of `shape` (per sequence) in `dtype`.
+pub(crate) fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
     StateTensor {
         name,
         shape: shape.to_vec(),
