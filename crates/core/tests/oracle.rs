@@ -96,6 +96,8 @@ fn every_decoder_type_matches_transformers() {
     let mut failures = Vec::new();
     let mut errors: Vec<(f64, String)> = Vec::new();
     let mut stale = Vec::new();
+    let mut refused = Vec::new();
+    let (mut kv_checked, mut kv_exact, mut state_checked, mut state_exact) = (0, 0, 0, 0);
     let (mut decoders, mut accepted) = (0, 0);
     for r in &recs {
         let gap = gaps.get(&r.model_type);
@@ -111,6 +113,7 @@ fn every_decoder_type_matches_transformers() {
         let d = match (described, gap.and_then(|g| g.refused.as_ref())) {
             (Err(e), Some(_)) => {
                 assert!(!e.message.contains('\n'));
+                refused.push(r.model_type.as_str());
                 continue;
             }
             (Err(e), None) => {
@@ -145,6 +148,8 @@ fn every_decoder_type_matches_transformers() {
             .sum();
         let kv_gap = gap.and_then(|g| g.kv.as_ref()).is_some();
         if let Some(want) = r.kv {
+            kv_checked += 1;
+            kv_exact += usize::from(kv == want);
             match (kv != want, kv_gap) {
                 (true, false) => failures.push(format!(
                     "{}: KV {kv} elements per token, transformers caches {want}",
@@ -157,6 +162,8 @@ fn every_decoder_type_matches_transformers() {
         let state = d.layer_summary().state_bytes_per_sequence;
         let state_gap = gap.and_then(|g| g.state.as_ref()).is_some();
         if let Some(want) = r.state {
+            state_checked += 1;
+            state_exact += usize::from(state == want);
             match (state != want, state_gap) {
                 (true, false) => failures.push(format!(
                     "{}: state {state} B per sequence, transformers allocates {want}",
@@ -180,6 +187,17 @@ fn every_decoder_type_matches_transformers() {
     );
     for (_, e) in errors.iter().take_while(|e| e.0 > 0.001) {
         println!("  outside 0.1%: {e}");
+    }
+    println!(
+        "  KV elements per token equal to transformers' cache: {kv_exact} of {kv_checked}; state bytes per sequence: {state_exact} of {state_checked}"
+    );
+    println!("  refused (oracle_gaps.toml): {}", refused.join(", "));
+    for (mt, g) in &gaps {
+        for (what, reason) in [("KV", &g.kv), ("state", &g.state), ("params", &g.params)] {
+            if let Some(reason) = reason {
+                println!("  {what} gap: {mt}: {reason}");
+            }
+        }
     }
     assert!(
         failures.is_empty() && stale.is_empty(),
