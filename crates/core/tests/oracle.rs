@@ -261,7 +261,7 @@ fn kv_is_bounded_and_state_is_constant() {
 #[test]
 fn engines_refuse_the_kinds_they_cannot_size() {
     use vramplan_core::engine::llamacpp::{self, LlamaCppArgs, TypeMix};
-    use vramplan_core::engine::sglang::{self, SglangArgs};
+    use vramplan_core::engine::sglang::{self, SglangArgs, SglangRelease};
     use vramplan_core::engine::vllm::{self, Release, VllmArgs};
     use vramplan_core::ggml::GgmlType;
     use vramplan_core::{catalogue, Config, WeightFormat};
@@ -285,14 +285,7 @@ fn engines_refuse_the_kinds_they_cannot_size() {
         d.id = mt.to_string();
         let c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 4096, 1);
         let v = vllm::estimate(&d, gpu, c, &VllmArgs::new(Release::parse("0.20").unwrap()));
-        let s = sglang::estimate(
-            &d,
-            gpu,
-            c,
-            &SglangArgs {
-                mem_fraction_static: None,
-            },
-        );
+        let s = sglang::estimate(&d, gpu, c, &SglangArgs::new(SglangRelease::NEWEST));
         let mix = TypeMix::uniform(GgmlType::by_name("Q8_0").unwrap());
         let l = llamacpp::estimate(&d, gpu, c, &mix, &LlamaCppArgs::default());
         for (engine, out) in [
