@@ -553,8 +553,13 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     if !config_path.is_file() {
         return;
     }
-    let read = hf_config::read_json_file(&config_path, hf_config::MAX_CONFIG_BYTES)
-        .and_then(|bytes| Ok((described_config(&bytes, &show_path(&config_path))?, bytes.len())));
+    let read =
+        hf_config::read_json_file(&config_path, hf_config::MAX_CONFIG_BYTES).and_then(|bytes| {
+            Ok((
+                described_config(&bytes, &show_path(&config_path))?,
+                bytes.len(),
+            ))
+        });
     match read {
         // Local files count the config in the bytes on disk, not in the headers read (as
         // before the Hub: `inspect` shows the tensor headers read).

@@ -137,6 +137,23 @@ pub struct EstimateArgs {
     /// vLLM 0.34: --no-enable-extensible-kv-cache (size it from the profiling run).
     #[arg(long)]
     pub no_enable_extensible_kv_cache: bool,
+    /// vLLM: --mamba-cache-dtype (auto, float32, float16): the Mamba / linear-attention conv
+    /// state of hybrid models (and their SSM state unless --mamba-ssm-cache-dtype is given).
+    #[arg(long, default_value = "auto")]
+    pub mamba_cache_dtype: String,
+    /// vLLM: --mamba-ssm-cache-dtype (auto, float32, float16): hybrid models' temporal state.
+    #[arg(long, default_value = "auto")]
+    pub mamba_ssm_cache_dtype: String,
+    /// vLLM 0.16+: --mamba-cache-mode (none, all, align): how hybrid models cache their state
+    /// for prefix caching (default: none without prefix caching).
+    #[arg(long)]
+    pub mamba_cache_mode: Option<String>,
+    /// vLLM: --enable-prefix-caching (hybrid models: off by default until 0.25, on from 0.26).
+    #[arg(long, conflicts_with = "no_enable_prefix_caching")]
+    pub enable_prefix_caching: bool,
+    /// vLLM: --no-enable-prefix-caching.
+    #[arg(long)]
+    pub no_enable_prefix_caching: bool,
     /// vLLM/SGLang: --dtype (auto, bfloat16, float16, float32): the activation and unquantized
     /// weight dtype; auto is the checkpoint's (fp32 checkpoints are served in bf16).
     #[arg(long, default_value = "auto")]
@@ -412,6 +429,16 @@ pub fn vllm_flags(a: &EstimateArgs) -> VllmFlags {
         extensible_kv_cache: if a.enable_extensible_kv_cache {
             Some(true)
         } else if a.no_enable_extensible_kv_cache {
+            Some(false)
+        } else {
+            None
+        },
+        mamba_cache_dtype: a.mamba_cache_dtype.clone(),
+        mamba_ssm_cache_dtype: a.mamba_ssm_cache_dtype.clone(),
+        mamba_cache_mode: a.mamba_cache_mode.clone(),
+        enable_prefix_caching: if a.enable_prefix_caching {
+            Some(true)
+        } else if a.no_enable_prefix_caching {
             Some(false)
         } else {
             None

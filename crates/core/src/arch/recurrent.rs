@@ -87,6 +87,24 @@ pub(crate) fn build(
         .bool(&["use_conv_bias", "mamba_conv_bias", "conv_bias"])?
         .unwrap_or(kind == RecKind::Mamba || kind == RecKind::Mamba2);
     let proj_bias = t.flag(&["use_bias", "mamba_proj_bias", "mamba_bias"])?;
+    // Facts engines size their state pages from (vLLM: model_config.get_mamba_chunk_size;
+    // NemotronHForCausalLMConfig / Qwen3_5ForConditionalGenerationConfig read the SSM dtype).
+    let chunk_size = t.u64(&["mamba_chunk_size", "chunk_size"])?;
+    let config_ssm_dtype_bytes = match t
+        .string(&["mamba_ssm_cache_dtype", "mamba_ssm_dtype"])?
+        .as_deref()
+    {
+        Some("float32") => Some(4),
+        Some("float16" | "bfloat16") => Some(2),
+        _ => None,
+    };
+    let rec = |kind: RecurrentKind, states: Vec<StateTensor>, groups: u64| Recurrent {
+        kind,
+        states,
+        groups,
+        chunk_size,
+        config_ssm_dtype_bytes,
+    };
     match kind {
         RecKind::Mamba => {
             let di = match t.u64(&["mamba_expand", "expand"])? {
@@ -117,13 +135,14 @@ pub(crate) fn build(
             }
             out.push(Tensor::vector(small));
             out.push(Tensor::matrix(r, h, di, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::Mamba,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Mamba,
+                vec![
                     state("conv", &[di, k], StateDtype::Model),
                     state("recurrent", &[di, n], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Mamba2 => {
             let heads = t.req_u64(&[
@@ -163,13 +182,14 @@ pub(crate) fn build(
             }
             out.push(Tensor::vector(small));
             out.push(Tensor::matrix(r, h, di, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::Mamba2,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Mamba2,
+                vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
                     state("recurrent", &[heads, head_dim, n], StateDtype::F32),
                 ],
-            })
+                groups,
+            ))
         }
         RecKind::GatedDeltaNet => {
             let kh = t.req_u64(&["linear_num_key_heads"])?;
@@ -189,13 +209,14 @@ pub(crate) fn build(
             out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
             out.push(Tensor::vector(2 * vh + vd));
             out.push(Tensor::matrix(r, h, value_dim, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::GatedDeltaNet,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::GatedDeltaNet,
+                vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
                     state("recurrent", &[vh, kd, vd], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::KimiDelta => {
             let heads = t.req_u64(&["linear_num_heads", "num_linear_heads"])?;
@@ -209,13 +230,14 @@ pub(crate) fn build(
             out.push(Tensor::matrix(r, heads, h, Split::Rows));
             out.push(Tensor::vector(qkv + heads + d));
             out.push(Tensor::matrix(r, h, qkv, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::KimiDelta,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::KimiDelta,
+                vec![
                     state("conv", &[3 * qkv, k], StateDtype::Model),
                     state("recurrent", &[heads, d, d], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::ShortConv => {
             let l = t.req_u64(&["conv_L_cache", "conv_kernel", "short_conv_kernel_size"])?;
@@ -225,26 +247,28 @@ pub(crate) fn build(
             if conv_bias {
                 out.push(Tensor::vector(3 * h + h + h));
             }
-            Ok(Recurrent {
-                kind: RecurrentKind::ShortConv,
-                states: vec![state("conv", &[h, l], StateDtype::Model)],
-            })
+            Ok(rec(
+                RecurrentKind::ShortConv,
+                vec![state("conv", &[h, l], StateDtype::Model)],
+                1,
+            ))
         }
         RecKind::Rwkv => {
             let a = t.u64_or(&["attention_hidden_size"], h)?;
             out.push(Tensor::matrix(r, a, h, Split::Rows).times(3));
             out.push(Tensor::matrix(r, h, a, Split::Cols));
             out.push(Tensor::vector(5 * a));
-            Ok(Recurrent {
-                kind: RecurrentKind::Rwkv,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Rwkv,
+                vec![
                     state("state0", &[h], StateDtype::Model),
                     state("state1", &[h], StateDtype::Model),
                     state("state2", &[h], StateDtype::F32),
                     state("state3", &[h], StateDtype::F32),
                     state("state4", &[h], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Lightning => {
             let heads = basics.heads.get(0);
@@ -253,10 +277,11 @@ pub(crate) fn build(
             out.push(Tensor::matrix(r, h, heads * d, Split::Cols));
             out.push(Tensor::matrix(r, heads * d, h, Split::Rows));
             out.push(Tensor::vector(heads * d));
-            Ok(Recurrent {
-                kind: RecurrentKind::Lightning,
-                states: vec![state("recurrent", &[heads, d, d], StateDtype::Model)],
-            })
+            Ok(rec(
+                RecurrentKind::Lightning,
+                vec![state("recurrent", &[heads, d, d], StateDtype::Model)],
+                1,
+            ))
         }
     }
 }

@@ -132,6 +132,39 @@ pub enum KvTokensReport {
     Concurrency,
 }
 
+/// Whether hybrid models run with prefix caching (and so a Mamba cache mode other than
+/// "none") by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridPrefixCaching {
+    /// Always disabled for hybrid models (0.10–0.11).
+    ForcedOff,
+    /// Off unless --enable-prefix-caching; then kept only for Mamba/Mamba-2 models (0.12–0.15).
+    OffByDefault,
+    /// Off unless asked; --mamba-cache-mode all/align (0.16–0.25).
+    OffByDefaultModes,
+    /// On by default: "all" for Mamba/Mamba-2 models, "align" for the others (0.26+).
+    OnByDefault,
+}
+
+/// The kernel alignment of the unified hybrid block size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridAlignment {
+    /// 16 tokens whatever the attention (≤ 0.11).
+    Sixteen,
+    /// The attention backend's: 16, 64 for MLA (0.12+).
+    Backend,
+}
+
+/// Which models take the SSM-state dtype from their config when --mamba-ssm-cache-dtype is auto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HfSsmDtype {
+    None,
+    /// Nemotron-H: config.json's mamba_ssm_cache_dtype, else float16 (0.13+).
+    NemotronH,
+    /// and Qwen3.5: config.json's mamba_ssm_dtype (0.17+).
+    NemotronHQwen35,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileLog {
     NonTorch,
@@ -154,6 +187,9 @@ pub struct Rules {
     pub kv_tokens_report: KvTokensReport,
     pub profile_log: ProfileLog,
     pub kv_group_size: KvGroupSize,
+    pub hybrid_prefix_caching: HybridPrefixCaching,
+    pub hybrid_alignment: HybridAlignment,
+    pub hf_ssm_dtype: HfSsmDtype,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
     /// The same as `engine_settings` rows, built once (the planner asks for thousands).
@@ -243,6 +279,27 @@ impl Rules {
             "max_within_1_5x" => KvGroupSize::MaxWithin1_5x,
             _ => return Err(bad(e)),
         };
+        let e = get("hybrid_prefix_caching")?;
+        let hybrid_prefix_caching = match e.value.as_str() {
+            "forced_off" => HybridPrefixCaching::ForcedOff,
+            "off_by_default" => HybridPrefixCaching::OffByDefault,
+            "off_by_default_modes" => HybridPrefixCaching::OffByDefaultModes,
+            "on_by_default" => HybridPrefixCaching::OnByDefault,
+            _ => return Err(bad(e)),
+        };
+        let e = get("hybrid_block_alignment")?;
+        let hybrid_alignment = match e.value.as_str() {
+            "16" => HybridAlignment::Sixteen,
+            "backend" => HybridAlignment::Backend,
+            _ => return Err(bad(e)),
+        };
+        let e = get("hf_ssm_cache_dtype")?;
+        let hf_ssm_dtype = match e.value.as_str() {
+            "none" => HfSsmDtype::None,
+            "nemotron_h" => HfSsmDtype::NemotronH,
+            "nemotron_h_qwen3_5" => HfSsmDtype::NemotronHQwen35,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -258,6 +315,9 @@ impl Rules {
                 kv_tokens_report,
                 profile_log,
                 kv_group_size,
+                hybrid_prefix_caching,
+                hybrid_alignment,
+                hf_ssm_dtype,
                 applied: Vec::new(),
                 settings: Vec::new(),
             },
@@ -380,7 +440,39 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 13);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 16);
+        // Hybrid models: prefix caching forced off to 0.11, off by default to 0.25, on from
+        // 0.26 (config.py MambaModelConfig; config/model.py is_prefix_caching_supported).
+        assert_eq!(
+            Rules::of(rel("0.11")).hybrid_prefix_caching,
+            HybridPrefixCaching::ForcedOff
+        );
+        assert_eq!(
+            Rules::of(rel("0.14")).hybrid_prefix_caching,
+            HybridPrefixCaching::OffByDefault
+        );
+        assert_eq!(
+            Rules::of(rel("0.19")).hybrid_prefix_caching,
+            HybridPrefixCaching::OffByDefaultModes
+        );
+        assert_eq!(
+            Rules::of(rel("0.26")).hybrid_prefix_caching,
+            HybridPrefixCaching::OnByDefault
+        );
+        assert_eq!(
+            Rules::of(rel("0.11")).hybrid_alignment,
+            HybridAlignment::Sixteen
+        );
+        assert_eq!(
+            Rules::of(rel("0.12")).hybrid_alignment,
+            HybridAlignment::Backend
+        );
+        assert_eq!(Rules::of(rel("0.12")).hf_ssm_dtype, HfSsmDtype::None);
+        assert_eq!(Rules::of(rel("0.13")).hf_ssm_dtype, HfSsmDtype::NemotronH);
+        assert_eq!(
+            Rules::of(rel("0.17")).hf_ssm_dtype,
+            HfSsmDtype::NemotronHQwen35
+        );
     }
 
     #[test]
