@@ -20,6 +20,7 @@ pub use hybrid::{HybridFlags, MambaCacheMode, MambaDtype, StateLayout};
 pub use rules::{
     table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvGroupSize,
     KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
+    WindowInFlight,
 };
 pub use weights::{Lora, Speculative, SpeculativeMethod};
 
@@ -643,6 +644,9 @@ pub struct Plan {
     pub block_size: u64,
     pub max_num_seqs: u64,
     pub max_num_batched_tokens: u64,
+    /// Tokens scheduled but not yet freed that sliding-window and chunked-local layers keep
+    /// besides their window (`max_in_flight_tokens`, 0.26+; max_num_batched_tokens before).
+    pub in_flight_tokens: u64,
     pub utilization: f64,
     pub requested_bytes: u64,
     pub num_blocks: u64,
@@ -857,6 +861,8 @@ impl Plan {
             block_size: block,
             max_num_seqs,
             max_num_batched_tokens,
+            in_flight_tokens: max_num_batched_tokens
+                .saturating_mul(concurrent_batches(rules, args, par.pp, v2)),
             utilization,
             requested_bytes,
             num_blocks,
@@ -875,7 +881,7 @@ impl Plan {
     pub fn blocks_per_request(&self, len: u64) -> u64 {
         self.first()
             .groups
-            .blocks_per_request(len, self.block_size, self.max_num_batched_tokens)
+            .blocks_per_request(len, self.block_size, self.in_flight_tokens)
             .max(1)
     }
 
@@ -913,7 +919,7 @@ impl Plan {
     /// `check_enough_kv_cache_memory` sums `max_memory_usage_bytes` over the worker's layers).
     fn request_bytes(&self, w: &Worker, len: u64) -> u64 {
         w.groups
-            .blocks_per_request(len, self.block_size, self.max_num_batched_tokens)
+            .blocks_per_request(len, self.block_size, self.in_flight_tokens)
             .saturating_mul(w.page)
             .saturating_mul(w.groups.tensors)
     }
@@ -924,6 +930,26 @@ impl Plan {
         let fits =
             |len: u64| self.blocks_per_request(len).saturating_mul(requests) <= self.num_blocks;
         crate::estimate::largest_fitting_near(1, 1 << 34, fits)
+    }
+}
+
+/// Batches in flight at once (vllm/config/vllm.py `max_concurrent_batches`, 0.26+): with async
+/// scheduling (on by default from 0.26, off with draft-model and CPU n-gram speculation,
+/// `VllmConfig.__post_init__`) 2 on Model Runner V1 without PP, PP + 1 on Model Runner V2 (and
+/// on every runner from 0.34); the PP size without it. Before 0.26 the window specs reserve one
+/// batch (`WindowInFlight::Batched`).
+fn concurrent_batches(rules: &Rules, args: &VllmArgs, pp: u64, v2: bool) -> u64 {
+    let async_scheduling = !matches!(
+        args.speculative.as_ref().map(|s| &s.method),
+        Some(SpeculativeMethod::DraftModel(_) | SpeculativeMethod::Ngram)
+    );
+    match rules.window_in_flight {
+        WindowInFlight::Batched => 1,
+        _ if !async_scheduling => pp.max(1),
+        WindowInFlight::ConcurrentBatchesPpPlus1 => pp + 1,
+        WindowInFlight::ConcurrentBatches if v2 => pp + 1,
+        WindowInFlight::ConcurrentBatches if pp <= 1 => 2,
+        WindowInFlight::ConcurrentBatches => pp,
     }
 }
 

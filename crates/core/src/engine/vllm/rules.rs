@@ -132,6 +132,18 @@ pub enum KvTokensReport {
     Concurrency,
 }
 
+/// Tokens in flight that sliding-window and chunked-local layers reserve beyond their window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowInFlight {
+    /// max_num_batched_tokens (≤ 0.25).
+    Batched,
+    /// max_concurrent_batches × max_num_batched_tokens; 2 batches with async scheduling on
+    /// Model Runner V1, PP + 1 on V2 (0.26–0.33).
+    ConcurrentBatches,
+    /// PP + 1 batches with async scheduling on every runner (0.34).
+    ConcurrentBatchesPpPlus1,
+}
+
 /// Whether hybrid models run with prefix caching (and so a Mamba cache mode other than
 /// "none") by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +202,7 @@ pub struct Rules {
     pub hybrid_prefix_caching: HybridPrefixCaching,
     pub hybrid_alignment: HybridAlignment,
     pub hf_ssm_dtype: HfSsmDtype,
+    pub window_in_flight: WindowInFlight,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
     /// The same as `engine_settings` rows, built once (the planner asks for thousands).
@@ -300,6 +313,13 @@ impl Rules {
             "nemotron_h_qwen3_5" => HfSsmDtype::NemotronHQwen35,
             _ => return Err(bad(e)),
         };
+        let e = get("window_in_flight_tokens")?;
+        let window_in_flight = match e.value.as_str() {
+            "batched" => WindowInFlight::Batched,
+            "concurrent_batches" => WindowInFlight::ConcurrentBatches,
+            "concurrent_batches_pp_plus_1" => WindowInFlight::ConcurrentBatchesPpPlus1,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -318,6 +338,7 @@ impl Rules {
                 hybrid_prefix_caching,
                 hybrid_alignment,
                 hf_ssm_dtype,
+                window_in_flight,
                 applied: Vec::new(),
                 settings: Vec::new(),
             },
@@ -440,7 +461,17 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 16);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 17);
+        // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
+        assert_eq!(Rules::of(rel("0.25")).window_in_flight, WindowInFlight::Batched);
+        assert_eq!(
+            Rules::of(rel("0.26")).window_in_flight,
+            WindowInFlight::ConcurrentBatches
+        );
+        assert_eq!(
+            Rules::of(rel("0.34")).window_in_flight,
+            WindowInFlight::ConcurrentBatchesPpPlus1
+        );
         // Hybrid models: prefix caching forced off to 0.11, off by default to 0.25, on from
         // 0.26 (config.py MambaModelConfig; config/model.py is_prefix_caching_supported).
         assert_eq!(
