@@ -463,7 +463,10 @@ mod tests {
         // Every rule in force is listed once.
         assert_eq!(Rules::of(rel("0.19")).applied.len(), 17);
         // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
-        assert_eq!(Rules::of(rel("0.25")).window_in_flight, WindowInFlight::Batched);
+        assert_eq!(
+            Rules::of(rel("0.25")).window_in_flight,
+            WindowInFlight::Batched
+        );
         assert_eq!(
             Rules::of(rel("0.26")).window_in_flight,
             WindowInFlight::ConcurrentBatches
