@@ -64,7 +64,7 @@ fn qwen3_next_80b_tp4_on_h100_at_019() {
     assert_eq!(e.kv_cache_tokens, Some(blocks / 4 * 272));
     assert_eq!(e.engine_max_concurrency, Some(concurrency(blocks, 124)));
     assert_eq!(setting(&e, "mamba_cache_mode"), "none");
-    assert!(setting(&e, "mamba_state_page").starts_with("274432 B"));
+    assert!(setting(&e, "mamba_state_page").starts_with("274,432 B"));
     // One request's KV: 124 blocks × 12 × 278,528 B.
     assert_eq!(e.kv_cache_bytes, 124 * 12 * 278_528);
 
@@ -104,7 +104,7 @@ fn qwen3_next_with_its_mtp_layer() {
     );
     let e = run("Qwen/Qwen3-Next-80B-A3B-Instruct", 32768, 4, &a);
     assert_eq!(e.block_size, Some(272));
-    assert!(setting(&e, "mamba_state_page").starts_with("278528 B"));
+    assert!(setting(&e, "mamba_state_page").starts_with("278,528 B"));
     let blocks = e.kv_cache_blocks.unwrap();
     assert_eq!(e.kv_pool_bytes, Some(blocks * 13 * 278_528));
     assert_eq!(e.engine_max_concurrency, Some(concurrency(blocks, 127)));
@@ -122,7 +122,7 @@ fn nemotron_h_block_size_by_release_and_flags() {
     // 16 × ceil(2,695,168 / 65,536) = 16 × 42 = 672.
     let e = run(m, 32768, 1, &args("0.12"));
     assert_eq!(e.block_size, Some(672));
-    assert!(setting(&e, "mamba_state_page").starts_with("2695168 B"));
+    assert!(setting(&e, "mamba_state_page").starts_with("2,695,168 B"));
     // 0.13+: NemotronHForCausalLMConfig takes the config's mamba_ssm_cache_dtype (float32 in
     // the transformers class defaults): 73,728 + 5,242,880 = 5,316,608 B; 16 × 82 = 1,312.
     let e = run(m, 32768, 1, &args("0.19"));
@@ -182,7 +182,7 @@ fn jamba_mamba1_state_sharded_over_tp() {
     // ceil(155,648 / 32,768) = 80. Groups of 4: 1 + 7, 4 tensors.
     let e = run("ai21labs/Jamba-v0.1", 16384, 2, &args("0.19"));
     assert_eq!(e.block_size, Some(80));
-    assert!(setting(&e, "mamba_state_page").starts_with("155648 B"));
+    assert!(setting(&e, "mamba_state_page").starts_with("155,648 B"));
     let blocks = e.kv_cache_blocks.unwrap();
     assert_eq!(e.kv_pool_bytes, Some(blocks * 4 * 80 * 2048));
     // ceil(16,384 / 80) = 205 attention blocks + 7 state blocks.

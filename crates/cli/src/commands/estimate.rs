@@ -945,6 +945,18 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
             bytes_kib(e.kv_bytes_per_token)
         ),
     );
+    // Hybrid models: the Mamba / linear-attention state in the same pages (engine/vllm/hybrid.rs).
+    if let Some(state) = e
+        .engine_settings
+        .iter()
+        .find(|s| s.name == "mamba_state_page")
+    {
+        r.add(
+            "state pages",
+            format!("mode {}", setting(e, "mamba_cache_mode")),
+            state.value.clone(),
+        );
+    }
     r.add(
         "GPU KV cache size",
         format!("{} tokens", thousands(e.kv_cache_tokens.unwrap_or(0))),

@@ -1310,10 +1310,14 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
         v.push(Setting {
             name: "mamba_state_page",
             value: format!(
-                "{} B per layer and sequence, padded to the {} B attention page of {} tokens",
-                st.state_page,
-                plan.first().page,
-                plan.block_size
+                "{} B per layer and sequence on each GPU, padded to the {} B attention page of {} tokens; {} per sequence in each state group",
+                crate::units::thousands(st.state_page),
+                crate::units::thousands(plan.first().page),
+                plan.block_size,
+                match st.mode {
+                    MambaCacheMode::All => "one page per block of context".to_string(),
+                    _ => crate::units::count(st.blocks_per_request(config.context), "page"),
+                }
             ),
             origin: "vllm/model_executor/layers/mamba/mamba_utils.py state shapes; HybridAttentionMambaModelConfig / Platform._align_hybrid_block_size".into(),
         });
