@@ -154,6 +154,9 @@ pub struct EstimateArgs {
     /// vLLM: --no-enable-prefix-caching.
     #[arg(long)]
     pub no_enable_prefix_caching: bool,
+    /// vLLM 0.10.1+: --skip-mm-profiling (no vision/audio encoder run in the profiling run).
+    #[arg(long)]
+    pub skip_mm_profiling: bool,
     /// vLLM/SGLang: --dtype (auto, bfloat16, float16, float32): the activation and unquantized
     /// weight dtype; auto is the checkpoint's (fp32 checkpoints are served in bf16).
     #[arg(long, default_value = "auto")]
@@ -436,6 +439,7 @@ pub fn vllm_flags(a: &EstimateArgs) -> VllmFlags {
         mamba_cache_dtype: a.mamba_cache_dtype.clone(),
         mamba_ssm_cache_dtype: a.mamba_ssm_cache_dtype.clone(),
         mamba_cache_mode: a.mamba_cache_mode.clone(),
+        skip_mm_profiling: a.skip_mm_profiling,
         enable_prefix_caching: if a.enable_prefix_caching {
             Some(true)
         } else if a.no_enable_prefix_caching {

@@ -29,7 +29,7 @@ use crate::estimate::{
 };
 use crate::gpu::Gpu;
 use crate::layer::Span;
-use crate::model::{Inventory, MlpKind, ModelDesc};
+use crate::model::{Inventory, MlpKind, ModelDesc, TowerKind};
 use crate::parallel::{weight_bytes_per_stage_with, ExpertSplit, Parallelism};
 use crate::precision::{KvDtype, WeightFormat};
 use crate::units::{div_ceil, GIB, MIB};
@@ -123,6 +123,8 @@ pub struct VllmArgs {
     /// --mamba-cache-dtype, --mamba-ssm-cache-dtype, --mamba-cache-mode, --enable-prefix-caching
     /// (hybrid and attention-free models).
     pub hybrid: HybridFlags,
+    /// --skip-mm-profiling (0.10.1+): no multimodal encoder run in the profiling run.
+    pub skip_mm_profiling: bool,
 }
 
 impl VllmArgs {
@@ -142,6 +144,7 @@ impl VllmArgs {
             model_runner_v2: None,
             extensible_kv_cache: None,
             hybrid: HybridFlags::default(),
+            skip_mm_profiling: false,
         }
     }
 
@@ -1178,6 +1181,17 @@ pub fn estimate(
                 kv_available_bytes: w.available,
             })
             .collect();
+    }
+    // The multimodal encoder's share of the profiling run is not modelled: say so rather than
+    // print a KV pool that is too large by it (docs/reference/vllm_releases.md §2.4).
+    let encoder = model
+        .towers
+        .iter()
+        .any(|t| matches!(t.kind, TowerKind::Vision | TowerKind::Audio));
+    if encoder && !args.skip_mm_profiling {
+        e.warnings.push(
+            "vLLM's profiling run also runs the vision/audio encoder on its largest dummy inputs and holds their outputs in the encoder cache (gpu_model_runner.py profile_run); that peak is not modelled, so the KV pool may be a few percent too large (a Qwen3-VL 0.20 log: +6.4%); --skip-mm-profiling (vLLM 0.10.1+) makes vLLM skip it and these figures exact".into(),
+        );
     }
     e.engine_settings = settings(gpu, &config, args, &plan);
     e.assumptions = assumptions(model, &config, args, &plan);

@@ -88,6 +88,8 @@ pub struct VllmFlags {
     /// `--enable-prefix-caching` / `--no-enable-prefix-caching`; None = the release's default
     /// (for hybrid models: off until 0.25, on from 0.26).
     pub enable_prefix_caching: Option<bool>,
+    /// `--skip-mm-profiling` (0.10.1+).
+    pub skip_mm_profiling: bool,
 }
 
 impl Default for VllmFlags {
@@ -112,6 +114,7 @@ impl Default for VllmFlags {
             mamba_ssm_cache_dtype: "auto".into(),
             mamba_cache_mode: None,
             enable_prefix_caching: None,
+            skip_mm_profiling: false,
         }
     }
 }
@@ -161,6 +164,18 @@ impl VllmFlags {
                 .transpose()?,
             prefix_caching: self.enable_prefix_caching,
         };
+        if self.skip_mm_profiling
+            && release
+                < (Release {
+                    minor: 10,
+                    patch: 1,
+                })
+        {
+            return Err(
+                "--skip-mm-profiling arrives in vLLM 0.10.1 (vllm/engine/arg_utils.py)".into(),
+            );
+        }
+        a.skip_mm_profiling = self.skip_mm_profiling;
         // Without --enable-lora vLLM builds no LoRA config and ignores the sizes
         // (vllm/engine/arg_utils.py `create_engine_config`: the LoRA config only `if
         // self.enable_lora`).
