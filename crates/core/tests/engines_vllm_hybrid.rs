@@ -226,3 +226,37 @@ fn sliding_window_reserve_follows_the_batches_in_flight() {
         );
     }
 }
+
+#[test]
+fn attention_free_mamba_keeps_one_state_page_per_sequence() {
+    // A Falcon-Mamba-shaped model (64 Mamba layers, d_inner 8,192, state 16, conv 4), no
+    // attention: no page unification (not is_hybrid), no prefix caching by default even on
+    // 0.26 (is_prefix_caching_supported: False for "attention_free"). State page: conv
+    // (3, 8,192) × 2 B + (8,192, 16) × 2 B = 311,296 B; one group of 64 layers; each request
+    // holds one block; the state groups' block size is max_model_len, so the tokens line is
+    // blocks × 8,192.
+    let config = serde_json::json!({
+        "architectures": ["FalconMambaForCausalLM"], "model_type": "falcon_mamba",
+        "hidden_size": 4096, "num_hidden_layers": 64, "state_size": 16, "conv_kernel": 4,
+        "expand": 2, "intermediate_size": 8192, "vocab_size": 65024, "time_step_rank": 256,
+        "use_bias": false, "use_conv_bias": true, "layer_norm_epsilon": 1e-5,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": false, "mixer_rms_eps": 1e-6,
+        "max_position_embeddings": 8192
+    });
+    let m = vramplan_core::arch::describe(&config).unwrap();
+    let cat = catalogue();
+    for version in ["0.19", "0.26"] {
+        let e = vllm::estimate(
+            &m,
+            cat.gpu("h100").unwrap(),
+            config(8192, 1),
+            &args(version),
+        )
+        .unwrap();
+        assert_eq!(setting(&e, "mamba_cache_mode"), "none", "{version}");
+        let blocks = e.kv_cache_blocks.unwrap();
+        assert_eq!(e.kv_pool_bytes, Some(blocks * 64 * 311_296));
+        assert_eq!(e.kv_cache_tokens, Some(blocks * 8192));
+        assert_eq!(e.engine_max_concurrency, Some(concurrency(blocks, 1)));
+    }
+}

@@ -936,6 +936,21 @@ impl Plan {
     }
 }
 
+/// Whether the plan's model has attention pages (hybrid) or only state pages (attention-free).
+fn page_bytes_of_attention(plan: &Plan) -> u64 {
+    if plan
+        .first()
+        .groups
+        .kinds
+        .iter()
+        .all(|(k, _)| matches!(k, Kind::State(_)))
+    {
+        0
+    } else {
+        plan.first().page
+    }
+}
+
 /// Batches in flight at once (vllm/config/vllm.py `max_concurrent_batches`, 0.26+): with async
 /// scheduling (on by default from 0.26, off with draft-model and CPU n-gram speculation,
 /// `VllmConfig.__post_init__`) 2 on Model Runner V1 without PP, PP + 1 on Model Runner V2 (and
@@ -995,8 +1010,8 @@ fn state_layout(
             ));
         }
     }
-    let mode = hybrid::cache_mode(rules, &args.hybrid, rec.kind)?;
     let attn_1 = page_bytes(model, config.kv_dtype, tp, 1);
+    let mode = hybrid::cache_mode(rules, &args.hybrid, rec.kind, attn_1 == 0)?;
     let block_size = hybrid::unified_block_size(
         rules,
         model.mla.is_some(),
@@ -1324,10 +1339,17 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
         v.push(Setting {
             name: "mamba_state_page",
             value: format!(
-                "{} B per layer and sequence on each GPU, padded to the {} B attention page of {} tokens; {} per sequence in each state group",
+                "{} B per layer and sequence on each GPU, {}; {} per sequence in each state group",
                 crate::units::thousands(st.state_page),
-                crate::units::thousands(plan.first().page),
-                plan.block_size,
+                if plan.first().page == st.state_page && page_bytes_of_attention(plan) == 0 {
+                    "the page itself (no attention layers)".to_string()
+                } else {
+                    format!(
+                        "padded to the {} B attention page of {} tokens",
+                        crate::units::thousands(plan.first().page),
+                        plan.block_size
+                    )
+                },
                 match st.mode {
                     MambaCacheMode::All => "one page per block of context".to_string(),
                     _ => crate::units::count(st.blocks_per_request(config.context), "page"),

@@ -144,8 +144,19 @@ pub fn cache_mode(
     rules: &Rules,
     flags: &HybridFlags,
     kind: RecurrentKind,
+    attention_free: bool,
 ) -> Result<MambaCacheMode, String> {
     let prefix = match rules.hybrid_prefix_caching {
+        // Attention-free models (Mamba, Mamba-2 alone) never default to prefix caching
+        // (@v0.26.0:vllm/config/model.py is_prefix_caching_supported: False for
+        // "attention_free"); from 0.12 it can be asked for.
+        HybridPrefixCaching::OffByDefault
+        | HybridPrefixCaching::OffByDefaultModes
+        | HybridPrefixCaching::OnByDefault
+            if attention_free =>
+        {
+            flags.prefix_caching.unwrap_or(false)
+        }
         // v0.10.2–v0.11.x: "Hybrid or mamba-based model detected: disabling prefix caching".
         HybridPrefixCaching::ForcedOff => false,
         HybridPrefixCaching::OffByDefault | HybridPrefixCaching::OffByDefaultModes => {
