@@ -235,7 +235,7 @@ fn attention_free_mamba_keeps_one_state_page_per_sequence() {
     // (3, 8,192) × 2 B + (8,192, 16) × 2 B = 311,296 B; one group of 64 layers; each request
     // holds one block; the state groups' block size is max_model_len, so the tokens line is
     // blocks × 8,192.
-    let config = serde_json::json!({
+    let hf = serde_json::json!({
         "architectures": ["FalconMambaForCausalLM"], "model_type": "falcon_mamba",
         "hidden_size": 4096, "num_hidden_layers": 64, "state_size": 16, "conv_kernel": 4,
         "expand": 2, "intermediate_size": 8192, "vocab_size": 65024, "time_step_rank": 256,
@@ -243,7 +243,7 @@ fn attention_free_mamba_keeps_one_state_page_per_sequence() {
         "torch_dtype": "bfloat16", "tie_word_embeddings": false, "mixer_rms_eps": 1e-6,
         "max_position_embeddings": 8192
     });
-    let m = vramplan_core::arch::describe(&config).unwrap();
+    let m = vramplan_core::arch::describe(&hf).unwrap();
     let cat = catalogue();
     for version in ["0.19", "0.26"] {
         let e = vllm::estimate(
