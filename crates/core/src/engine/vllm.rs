@@ -1130,6 +1130,19 @@ pub fn estimate(
         0
     };
     e.overhead_bytes = w.non_torch + w.cuda_graph + margin;
+    // DeepSeek-V3.2 under vLLM: the indexer's key cache is fp8 with fp32 scales (132 B a token
+    // a layer), not transformers' bf16 row, so the per-token figure is vLLM's own.
+    if inv
+        .kinds
+        .iter()
+        .any(|k| k.attention.as_ref().is_some_and(|a| a.indexer.is_some()))
+    {
+        let caching = model
+            .layers()
+            .filter(|l| l.attention.as_ref().is_some_and(|a| a.caches()))
+            .count() as u64;
+        e.kv_bytes_per_token = page_bytes(model, config.kv_dtype, 1, 1).saturating_mul(caching);
+    }
     e.block_size = Some(plan.block_size);
     e.kv_cache_blocks = Some(plan.num_blocks);
     e.kv_cache_tokens = Some(plan.kv_cache_tokens(len));
