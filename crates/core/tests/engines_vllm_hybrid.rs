@@ -199,9 +199,12 @@ fn deepseek_v32_indexer_cache_joins_the_mla_page() {
     // fp8: FlashMLA-sparse's fp8_ds_mla row of 656 B (512 fp8 + 4 fp32 scales + 64 bf16).
     assert_eq!(vllm::page_bytes(m, KvDtype::Fp8, 8, 64), 64 * (656 + 132));
     // The estimate's per-token figure is vLLM's: 61 layers × 1,284 B = 78,324 B.
-    let e = vllm::estimate(m, cat.gpu("h200").unwrap(), config(32768, 8), &args("0.19")).unwrap();
+    let mut c = config(32768, 8);
+    c.weights = m.native_format();
+    let e = vllm::estimate(m, cat.gpu("h200").unwrap(), c, &args("0.19")).unwrap();
     assert_eq!(e.kv_bytes_per_token, 61 * 1284);
     let blocks = e.kv_cache_blocks.unwrap();
+    assert!(blocks > 1000, "{blocks}");
     assert_eq!(e.kv_pool_bytes, Some(blocks * 61 * 64 * 1284));
     // DeepSeek-V3 (no indexer) keeps the plain latent row.
     let v3 = cat.model("deepseek-ai/DeepSeek-V3").unwrap();
