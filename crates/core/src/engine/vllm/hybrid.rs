@@ -192,7 +192,7 @@ pub fn cache_mode(
 }
 
 fn divide(what: &str, n: u64, tp: u64) -> Result<u64, String> {
-    if tp == 0 || n % tp != 0 {
+    if tp == 0 || !n.is_multiple_of(tp) {
         return Err(format!(
             "vLLM shards the {what} ({n}) over the TP ranks and needs it divisible by --tensor-parallel-size {tp} (mamba_utils.py divide); choose a TP size that divides it"
         ));
@@ -245,7 +245,7 @@ pub fn state_page_bytes(
             let (conv_dim, k) = (dim(0, 0), dim(0, 1));
             let (heads, head_dim, n) = (dim(1, 0), dim(1, 1), dim(1, 2));
             let g = rec.groups;
-            let extra = if g % tp == 0 { 0 } else { tp.saturating_sub(g) };
+            let extra = if g.is_multiple_of(tp.max(1)) { 0 } else { tp.saturating_sub(g) };
             let conv_dim = conv_dim + 2 * extra * n;
             let conv_dim = divide("Mamba-2 conv width", conv_dim, tp)?;
             let heads = divide("Mamba-2 heads", heads, tp)?;
