@@ -140,6 +140,11 @@ fn main() {
     let file = vramplan_formats::inspect(path).expect("GGUF");
     let model = vramplan_formats::to_model_desc(&file).expect("model").desc;
     let a = args_from(&argv[2..]);
+    if std::env::var_os("SHOW_LAYERS").is_some() {
+        for i in 0..model.num_layers {
+            println!("layer {i}: {:?}", model.layer(i));
+        }
+    }
     let Some(ours) = llamacpp::cpu_reserve_graph(&model, &a) else {
         println!("no simulated builder for {}", model.model_type);
         return;

@@ -498,25 +498,116 @@ pub fn honours_sliding_window(model: &ModelDesc) -> bool {
     )
 }
 
-/// A recurrent layer's state in llama.cpp's recurrent memory, per sequence: the conv state
-/// keeps d_conv − 1 columns (`n_embd_r()` = (d_conv − 1) × channels) and the recurrent state
-/// all of its elements (`n_embd_s()`), both f32 (src/llama-hparams.cpp, src/llama-memory-recurrent.cpp
-/// type_r = type_s = GGML_TYPE_F32).
+/// One recurrent layer's rows in llama.cpp's recurrent memory (src/llama-memory-recurrent.cpp:
+/// per layer `cache_r_l` [n_embd_r, mem_size] and `cache_s_l` [n_embd_s, mem_size], both f32,
+/// mem_size = max(1, n_seq_max), src/llama-model.cpp `create_memory`), in elements per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateRow {
+    /// n_embd_r: the convolution's last d_conv − 1 columns.
+    pub r: u64,
+    /// n_embd_s: the recurrent (SSM, delta-rule, linear-attention) state.
+    pub s: u64,
+}
+
+impl StateRow {
+    /// Bytes per sequence (f32 rows).
+    pub fn bytes(&self) -> u64 {
+        self.r.saturating_add(self.s).saturating_mul(4)
+    }
+}
+
+/// n_embd_r and n_embd_s of a recurrent layer as llama.cpp sizes them (src/llama-hparams.cpp at
+/// 0c1e57098), from the description's state tensors, whose shapes are transformers':
+/// - the conv state [channels, d_conv] keeps d_conv − 1 columns in llama.cpp ("the first column
+///   of the conv_state is shifted out each time, it's not actually needed"): n_embd_r =
+///   (d_conv − 1) × channels, channels being d_inner + 2·n_group·d_state for Mamba/Mamba-2 and
+///   the delta rules (Mamba-1: n_group = 0), 3·n_head·head_dim for Kimi's KDA, n_embd for LFM2's
+///   short conv ((L_cache − 1) × n_embd);
+/// - the recurrent state is whole: n_embd_s = d_state × d_inner (Mamba's [d_inner, d_state],
+///   Mamba-2's [heads, head_dim, d_state], Gated DeltaNet's [v_heads, k_dim, v_dim]), head_dim² ×
+///   n_head for KDA and lightning attention.
+///
+/// None for mixers whose llama.cpp rows differ from transformers' state (RWKV: token_shift_count
+/// × n_embd and n_embd × wkv_head_size) or that llama.cpp does not run.
+pub fn recurrent_state_row(layer: &Layer) -> Option<StateRow> {
+    use crate::layer::RecurrentKind as K;
+    let r = layer.recurrent.as_ref()?;
+    if !matches!(
+        r.kind,
+        K::Mamba | K::Mamba2 | K::GatedDeltaNet | K::KimiDelta | K::ShortConv | K::Lightning
+    ) {
+        return None;
+    }
+    let mut row = StateRow::default();
+    for st in &r.states {
+        if st.name == "conv" && st.shape.len() == 2 {
+            row.r = row
+                .r
+                .saturating_add(st.shape[0].saturating_mul(st.shape[1].saturating_sub(1)));
+        } else {
+            row.s = row.s.saturating_add(st.elements());
+        }
+    }
+    Some(row)
+}
+
+/// A recurrent layer's state bytes per sequence in llama.cpp ([`recurrent_state_row`]; a mixer
+/// it does not size like transformers counts its description's states, f32).
 pub fn recurrent_state_bytes(layer: &Layer) -> u64 {
-    let Some(r) = &layer.recurrent else {
-        return 0;
+    match recurrent_state_row(layer) {
+        Some(row) => row.bytes(),
+        None => layer
+            .recurrent
+            .as_ref()
+            .map_or(0, |r| r.elements().saturating_mul(4)),
+    }
+}
+
+/// The recurrent memory of `layers` (llama_memory_recurrent, or the recurrent half of
+/// llama_memory_hybrid): one row per sequence, mem_size = max(1, n_seq_max), whatever the
+/// context; layers without a recurrent mixer have none (the hybrid's layer filters:
+/// src/llama-model.cpp `create_memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecurrentCache {
+    pub cells: u64,
+    pub layers: u64,
+    pub r_bytes: u64,
+    pub s_bytes: u64,
+}
+
+impl RecurrentCache {
+    pub fn bytes(&self) -> u64 {
+        self.r_bytes.saturating_add(self.s_bytes)
+    }
+}
+
+pub fn recurrent_cache(
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    layers: impl Iterator<Item = u64>,
+) -> RecurrentCache {
+    let cells = a.n_seq.max(1);
+    let mut c = RecurrentCache {
+        cells,
+        ..RecurrentCache::default()
     };
-    r.states
-        .iter()
-        .map(|s| {
-            let elements = if s.name == "conv" && s.shape.len() == 2 {
-                s.shape[0].saturating_mul(s.shape[1].saturating_sub(1))
-            } else {
-                s.elements()
-            };
-            elements.saturating_mul(4)
-        })
-        .fold(0u64, u64::saturating_add)
+    for i in layers {
+        let layer = model.layer(i);
+        if layer.recurrent.is_none() {
+            continue;
+        }
+        c.layers += 1;
+        match recurrent_state_row(layer) {
+            Some(row) => {
+                c.r_bytes = c.r_bytes.saturating_add(row.r.saturating_mul(4));
+                c.s_bytes = c.s_bytes.saturating_add(row.s.saturating_mul(4));
+            }
+            None => c.s_bytes = c.s_bytes.saturating_add(recurrent_state_bytes(layer)),
+        }
+    }
+    c.r_bytes = c.r_bytes.saturating_mul(cells);
+    c.s_bytes = c.s_bytes.saturating_mul(cells);
+    c
 }
 
 /// Layers that keep a KV cache of their own (the others read an earlier layer's, or have no
@@ -773,6 +864,8 @@ pub struct Buffers {
     pub cpu_compute: u64,
     pub output: u64,
     pub caches: Vec<KvCache>,
+    /// The recurrent memory of every recurrent layer (in `gpu_kv` / `cpu_kv` by device).
+    pub states: RecurrentCache,
 }
 
 impl Buffers {
@@ -804,14 +897,8 @@ pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: 
     }
     let gpu_caches = kv_caches(model, a, first_gpu..n_layer);
     let cpu_caches = kv_caches(model, a, 0..first_gpu);
-    // Recurrent layers' states: one cell per sequence (llama-memory-recurrent.cpp, mem_size =
-    // max(1, n_seq_max)), on the layer's device like the KV cache.
-    let states = |range: std::ops::Range<u64>| -> u64 {
-        range
-            .map(|i| recurrent_state_bytes(model.layer(i)))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul(a.n_seq.max(1))
-    };
+    // Recurrent layers' states: one cell per sequence, on the layer's device like the KV cache.
+    let states = |range: std::ops::Range<u64>| recurrent_cache(model, a, range).bytes();
     let gpu_kv_raw: u64 = gpu_caches
         .iter()
         .map(KvCache::bytes)
@@ -850,6 +937,7 @@ pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: 
         cpu_compute,
         output: output_buffer_bytes(model, a),
         caches: kv_caches(model, a, 0..n_layer),
+        states: recurrent_cache(model, a, 0..n_layer),
     }
 }
 
