@@ -173,20 +173,49 @@ fn main() {
         });
         format!("{label}{:?} {:?} {:?} <- {}", t.op, t.ne, t.dtype, srcs.join(", "))
     };
+    // Each node as its op, shape and sources, the sources named by position: N<i> a node,
+    // I<j> the j-th input leaf, W an external leaf (weights, caches).
+    let key = |g: &Graph, i: usize| -> Option<String> {
+        let &id = g.nodes.get(i)?;
+        let pos_n: std::collections::HashMap<usize, usize> =
+            g.nodes.iter().enumerate().map(|(k, &v)| (v, k)).collect();
+        let inputs: Vec<usize> = g
+            .leafs
+            .iter()
+            .copied()
+            .filter(|&l| g.tensors[l].input)
+            .collect();
+        let t = &g.tensors[id];
+        let srcs: Vec<String> = t
+            .srcs
+            .iter()
+            .map(|s| match pos_n.get(s) {
+                Some(k) => format!("N{k}"),
+                None => match inputs.iter().position(|x| x == s) {
+                    Some(j) => format!("I{j}"),
+                    None => "W".into(),
+                },
+            })
+            .collect();
+        Some(format!(
+            "{:?} {:?} {}{} [{}]",
+            t.op,
+            t.ne,
+            if t.output { "out " } else { "" },
+            if t.view_src.is_some() { "view" } else { "" },
+            srcs.join(",")
+        ))
+    };
     for i in 0..n {
-        let (x, y) = (theirs.nodes.get(i), ours.nodes.get(i));
-        let same = match (x, y) {
-            (Some(&x), Some(&y)) => {
-                let (tx, ty) = (&theirs.tensors[x], &ours.tensors[y]);
-                tx.op == ty.op && tx.ne == ty.ne
-            }
-            _ => false,
-        };
-        if !same {
+        if key(theirs, i) != key(&ours, i) {
             println!("first difference at node {i}:");
             for j in i.saturating_sub(4)..(i + 6).min(n) {
-                println!("  llama.cpp {j:4}: {}", show(theirs, j, Some(names)));
-                println!("  simulated {j:4}: {}", show(&ours, j, None));
+                println!(
+                    "  llama.cpp {j:4}: {} | {}",
+                    key(theirs, j).unwrap_or_default(),
+                    show(theirs, j, Some(names))
+                );
+                println!("  simulated {j:4}: {}", key(&ours, j).unwrap_or_default());
             }
             return;
         }

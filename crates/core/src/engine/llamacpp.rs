@@ -806,8 +806,10 @@ pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_all
     let builder = simulated_builder(model)?;
     let cs = context_sizes(model, a);
     let streams = cs.streams.max(1);
-    // graph_reserve: "making n_tokens a multiple of n_seqs"; the outputs stay n_ubatch.
-    let tokens = crate::units::div_ceil(cs.n_ubatch, streams).saturating_mul(streams);
+    // graph_reserve(n_tokens, n_seqs = n_seq_max, n_outputs): "making n_tokens a multiple of
+    // n_seqs"; the outputs stay n_ubatch (n_outputs_max defaults to n_batch).
+    let n_seq = a.n_seq.max(1);
+    let tokens = crate::units::div_ceil(cs.n_ubatch, n_seq).saturating_mul(n_seq);
     let caches = kv_caches(model, a, 0..model.num_layers);
     let swa_cells = caches
         .iter()
@@ -818,11 +820,14 @@ pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_all
         tokens,
         outputs: cs.n_ubatch,
         streams,
+        // graph_reserve: ubatch_reserve(n_tokens / n_seqs, n_seqs) with n_seqs = n_seq_max.
+        seqs: a.n_seq.max(1),
         flash_attn: a.flash_attn.enabled(),
         cells: cs.n_ctx_seq,
         swa_cells,
-        k_rot: reserve_graph::rotation_width(quantized(a.type_k), model.head_dim, false),
-        v_rot: reserve_graph::rotation_width(quantized(a.type_v), model.head_dim, true),
+        rs_size: a.n_seq.max(1),
+        k_quantized: quantized(a.type_k),
+        v_quantized: quantized(a.type_v),
     };
     Some(reserve_graph::build(model, builder, &shape))
 }

@@ -291,6 +291,28 @@ impl Graph {
         }
     }
 
+    /// An op that writes into `target`'s memory and returns a view of it (ggml's `*_inplace`
+    /// ops, ggml_cpy into a destination, the recurrent ops' state writes): no memory of its own.
+    pub fn op_into(&mut self, op: Op, srcs: &[Id], target: Id, ne: [u64; 4]) -> Id {
+        let d = &self.tensors[target];
+        let t = Tensor {
+            dtype: d.dtype,
+            layout: d.layout,
+            view_src: Some(d.view_src.unwrap_or(target)),
+            view_offs: d.view_offs,
+            external: d.external,
+            ..Self::tensor(op, srcs.to_vec(), ne)
+        };
+        self.push(t)
+    }
+
+    /// A new contiguous tensor of another element type (ggml_cast, argsort's I32 indices).
+    pub fn op_typed(&mut self, op: Op, srcs: &[Id], ne: [u64; 4], dtype: Dtype) -> Id {
+        let id = self.op(op, srcs, ne);
+        self.tensors[id].dtype = dtype;
+        id
+    }
+
     pub fn set_output(&mut self, t: Id) {
         self.tensors[t].output = true;
     }
