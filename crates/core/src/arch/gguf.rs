@@ -63,6 +63,10 @@ pub fn gguf_key_of(arch: &str, field: &str) -> Option<String> {
     Some(format!("{arch}.{suffix}"))
 }
 
+fn get_key<'m>(meta: &'m BTreeMap<String, Value>, arch: &str, suffix: &str) -> Option<&'m Value> {
+    meta.get(&format!("{arch}.{suffix}"))
+}
+
 /// The config.json a GGUF header stands for. `meta` holds the header's keys as JSON values
 /// (arrays whole; the caller leaves out arrays it did not keep, and gives the vocabulary size
 /// as `tokenizer.ggml.tokens` = its entry count); `has_output_weight` says whether any tensor is
@@ -97,6 +101,12 @@ pub fn config_from_gguf(
         if let Some(n) = meta.get("tokenizer.ggml.tokens") {
             c.insert("vocab_size".into(), n.clone());
         }
+    }
+    // No expert_count: llama.cpp's n_expert stays 0, a dense model (a class default of
+    // transformers — GraniteMoeHybrid's 8 local experts — must not make it routed).
+    if get_key(meta, arch, "expert_count").is_none() {
+        c.insert("num_local_experts".into(), Value::from(0u64));
+        c.insert("num_experts".into(), Value::from(0u64));
     }
     if let Some(has) = has_output_weight {
         c.insert("tie_word_embeddings".into(), Value::Bool(!has));
@@ -205,6 +215,11 @@ pub fn config_from_gguf(
             c.insert("v_head_dim".into(), Value::from(v));
         }
         c.remove("head_dim");
+    }
+    // LFM2: the converter writes the feed-forward width after block_auto_adjust_ff_dim
+    // (conversion/lfm2.py `_add_feed_forward_length`); it must not be adjusted again.
+    if model_type == "lfm2" {
+        c.insert("block_auto_adjust_ff_dim".into(), Value::Bool(false));
     }
     // Gated DeltaNet (Qwen3-Next, Qwen3.5): llama.cpp's converter writes conv_kernel =
     // linear_conv_kernel_dim, state_size = linear_key_head_dim, group_count =

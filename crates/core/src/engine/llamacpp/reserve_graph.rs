@@ -234,6 +234,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) ns: u64,
     pub(crate) seqs: u64,
     pub(crate) seq_tokens: u64,
+    /// Whether RoPE takes frequency factors (a GGUF file with rope_freqs tensors).
+    pub(crate) rope_factors: bool,
 }
 
 /// ggml's element count of `ne`.
@@ -252,6 +254,10 @@ impl<'a> Ctx<'a> {
             ns: s.streams.max(1),
             seqs,
             seq_tokens: s.tokens / seqs,
+            rope_factors: m
+                .measured
+                .as_ref()
+                .is_some_and(|w| w.tensors.iter().any(|t| t.name.starts_with("rope_freqs") || t.name.contains(".rope_freqs"))),
         }
     }
 
@@ -363,8 +369,15 @@ impl<'a> Ctx<'a> {
         self.norm(x, true, true, false)
     }
 
+    /// ggml_rope_ext, with the file's rope_freqs tensor as the frequency factors when it has
+    /// one (`get_rope_factors`; a weight, no memory of the compute buffer's).
     pub(crate) fn rope(&mut self, x: Id, pos: Id) -> Id {
-        self.g.like(Op::Rope, x, &[pos])
+        if self.rope_factors {
+            let f = self.weight();
+            self.g.like(Op::Rope, x, &[pos, f])
+        } else {
+            self.g.like(Op::Rope, x, &[pos])
+        }
     }
 
     // ---- inputs ------------------------------------------------------------------------

@@ -447,13 +447,23 @@ fn llama4(c: &mut Ctx) {
     let mut x = c.inp_embd();
     let pos = c.inp_pos();
     let attn_scale = c.g.input(Dtype::F32, [1, 1, c.t, 1]);
+    // use_kq_norm = type != LLM_TYPE_17B_128E (128 experts: Maverick).
+    let experts = c.m.moe.as_ref().map_or(0, |m| m.num_experts);
+    let kq_norm = experts != 128;
+    // n_no_rope_layer_step: 4 with chunked attention (the global layers are NoPE), n_layer
+    // when the file turns chunking off (sliding_window = 0: the last layer only).
+    let chunked = c
+        .m
+        .layers()
+        .any(|l| l.attention.as_ref().is_some_and(|a| a.span != Span::Full));
+    let no_rope_step = if chunked { 4 } else { c.m.num_layers };
     let inp = c.attn_inp(iswa(c));
     let out_ids = c.inp_out_ids();
     let n = c.m.num_layers;
     for il in 0..n {
         let a = att(c, il);
         let mut residual = x;
-        let use_rope = a.rotary_dim > 0;
+        let use_rope = no_rope_step > 0 && (il + 1) % no_rope_step != 0;
         let normed = c.rms(x);
         let (mut q, mut k, v) = c.qkv(normed, &a, false);
         if use_rope {
@@ -462,7 +472,7 @@ fn llama4(c: &mut Ctx) {
         } else {
             q = c.binary(Op::Mul, q, attn_scale);
         }
-        if use_rope && a.qk_norm {
+        if use_rope && kq_norm {
             q = c.unary(Op::RmsNorm, q);
             k = c.unary(Op::RmsNorm, k);
         }
@@ -545,6 +555,9 @@ fn gpt_oss(c: &mut Ctx) {
         };
         x = c.binary(Op::Add, out, ffn_inp);
     }
+    // res->t_h_nextn (the last layer's output, kept for a multi-token-prediction head) is an
+    // output too.
+    c.g.set_output(x);
     let x = c.out_rows(x, out_ids);
     let (norm, logits) = head(c, x, true, false);
     c.finish(norm, logits);
@@ -632,17 +645,17 @@ fn deepseek2(c: &mut Ctx) {
     c.finish(norm, logits);
 }
 
-/// DeepSeek's routing: V2 softmax without a selection bias, V3 sigmoid with one
-/// (expert_gating_func, ffn_exp_probs_b), weights renormalised and scaled (routed_scaling_factor
-/// 2.5 in V3, 16 in V2) — V2-Lite scales by 1.0 and does not renormalise.
+/// DeepSeek's routing in llama.cpp: build_moe_ffn with the file's expert_gating_func
+/// (softmax for V2, sigmoid for V3: the same shapes), the selection bias `ffn_exp_probs_b`
+/// when the file has it (V3's e_score_correction_bias), expert_weights_norm and
+/// expert_weights_scale (V3: renormalised, scaled by 2.5). The description is V3's; a GGUF
+/// file's own tensor list decides the bias.
 fn deepseek_routing(c: &Ctx) -> (Gating, bool, bool, bool) {
-    let v3 = c.m.model_type == "deepseek_v3";
-    // V3 and its descendants route by sigmoid with a bias, renormalised, scaled by 2.5.
-    if v3 {
-        (Gating::Sigmoid, true, true, true)
-    } else {
-        (Gating::Softmax, false, false, true)
-    }
+    let bias = match &c.m.measured {
+        Some(m) if !m.tensors.is_empty() => m.tensors.iter().any(|t| t.name.contains("exp_probs_b")),
+        _ => true,
+    };
+    (Gating::Sigmoid, bias, true, true)
 }
 
 // ---- recurrent layers ------------------------------------------------------------------
@@ -736,14 +749,6 @@ fn build_rs(
     out
 }
 
-/// ggml_cpy of `src` into a view of `cache` (a state write-back).
-fn store(c: &mut Ctx, src: Id, cache: Id) {
-    let ne = c.ne(src);
-    let dst = c.reshape(cache, ne);
-    let cpy = c.g.op_into(Op::Cpy, &[src, dst], dst, ne);
-    c.expand(cpy);
-}
-
 /// mamba-base.cpp `build_mamba_layer` (Mamba-1; `dt_b_c_rms`: Jamba's and Falcon-Mamba's RMS
 /// norms of dt, B and C).
 fn mamba_layer(c: &mut Ctx, rs: RsInp, x: Id, d: SsmDims, dt_b_c_rms: bool) -> Id {
@@ -763,7 +768,7 @@ fn mamba_layer(c: &mut Ctx, rs: RsInp, x: Id, d: SsmDims, dt_b_c_rms: bool) -> I
     let xt = c.transpose(xs);
     let conv_x = c.concat0(conv, xt);
     let last = c.strided(conv_x, [d.d_conv - 1, d.d_inner, ns, 1]);
-    store(c, last, conv_all);
+    store_rows(c, last, conv_all, n_embd_r * ns, 1);
     let cw = c.weight();
     let xc = c.g.op(Op::SsmConv, &[conv_x, cw], [d.d_inner, st, ns, 1]);
     let xc = c.with_weight(Op::Add, xc);
@@ -792,7 +797,7 @@ fn mamba_layer(c: &mut Ctx, rs: RsInp, x: Id, d: SsmDims, dt_b_c_rms: bool) -> I
         )
     });
     let y_states = c.strided(y_ssm, [d.d_state * d.d_inner * ns, 1, 1, 1]);
-    store(c, y_states, ssm_all);
+    store_rows(c, y_states, ssm_all, n_embd_s * ns, 1);
     let y = c.strided(y_ssm, [d.d_inner, st, ns, 1]);
     let xd = c.with_weight(Op::Mul, xs);
     let y = c.binary(Op::Add, y, xd);
@@ -1003,8 +1008,9 @@ fn nemotron_h(c: &mut Ctx) {
         };
         x = c.binary(Op::Add, cur, residual);
     }
-    let norm_in = x;
-    let norm = c.rms(norm_in);
+    let norm = c.rms(x);
+    // res->t_h_nextn: the normed states before the output rows are taken, an output too.
+    c.g.set_output(norm);
     let rows = c.out_rows(norm, out_ids);
     let logits = c.mm(rows, c.m.vocab_size);
     c.finish(rows, logits);
