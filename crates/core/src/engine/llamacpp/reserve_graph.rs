@@ -421,8 +421,12 @@ impl<'a> Ctx<'a> {
             mask: self
                 .g
                 .input(mask_type, [cells, t / self.ns, 1, self.ns]),
-            k_rot: rotation_width(self.s.k_quantized, k_head, false)
-                .map(|n| self.g.input(Dtype::F32, [n, n, 1, 1])),
+            k_rot: if with_v {
+                rotation_width(self.s.k_quantized, k_head, false)
+                    .map(|n| self.g.input(Dtype::F32, [n, n, 1, 1]))
+            } else {
+                None
+            },
             v_rot: if with_v {
                 rotation_width(self.s.v_quantized, v_head, true)
                     .map(|n| self.g.input(Dtype::F32, [n, n, 1, 1]))
@@ -469,9 +473,11 @@ impl<'a> Ctx<'a> {
         AttnInp { base, swa }
     }
 
-    /// build_attn_inp_k (MLA's K-only cache).
+    /// build_attn_inp_k (MLA's K-only cache): indices and mask, no rotation
+    /// (`build_attn_inp_k_impl` builds none, and that `build_attn` rotates nothing).
     pub(crate) fn attn_inp_k(&mut self) -> AttnInp {
-        let base = self.kv_inp(self.s.cells, false);
+        let mut base = self.kv_inp(self.s.cells, false);
+        base.k_rot = None;
         AttnInp { base, swa: None }
     }
 
@@ -597,11 +603,6 @@ impl<'a> Ctx<'a> {
         if let Some(r) = kv.v_rot {
             cur = self.hadamard(cur, r);
         }
-        if k_only {
-            if let Some(r) = kv.k_rot {
-                cur = self.hadamard(cur, r);
-            }
-        }
         if o.wo_rows > 0 {
             cur = self.mm(cur, o.wo_rows);
         }
@@ -684,7 +685,7 @@ impl<'a> Ctx<'a> {
     /// `bias`.
     pub(crate) fn qkv(&mut self, x: Id, att: &Attention, bias: bool) -> (Id, Id, Id) {
         let t = self.t;
-        let mut proj = |c: &mut Self, rows: u64| {
+        let proj = |c: &mut Self, rows: u64| {
             let m = c.mm(x, rows);
             if bias {
                 c.with_weight(Op::Add, m)
