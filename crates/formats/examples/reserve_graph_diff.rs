@@ -168,10 +168,14 @@ fn main() {
             .iter()
             .map(|&s| format!("{:?}{:?}", g.tensors[s].op, g.tensors[s].ne))
             .collect();
-        let label = names.map_or(String::new(), |n| {
-            format!("{} {} ", n[id].op, n[id].name)
-        });
-        format!("{label}{:?} {:?} {:?} <- {}", t.op, t.ne, t.dtype, srcs.join(", "))
+        let label = names.map_or(String::new(), |n| format!("{} {} ", n[id].op, n[id].name));
+        format!(
+            "{label}{:?} {:?} {:?} <- {}",
+            t.op,
+            t.ne,
+            t.dtype,
+            srcs.join(", ")
+        )
     };
     // Each node as its op, shape and sources, the sources named by position: N<i> a node,
     // I<j> the j-th input leaf, W an external leaf (weights, caches).

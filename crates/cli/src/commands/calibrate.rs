@@ -1052,7 +1052,14 @@ fn truth_run(report: &mut Report, id: &str, model: &ModelDesc, r: &Value) {
         Some(rs) => {
             for (key, predicted) in [("R_MiB", b.states.r_bytes), ("S_MiB", b.states.s_bytes)] {
                 if let Some(x) = f64_of(rs, key) {
-                    report.push(&label, "llamacpp-truth", "rs_buffer", "MiB", x, mib2(predicted));
+                    report.push(
+                        &label,
+                        "llamacpp-truth",
+                        "rs_buffer",
+                        "MiB",
+                        x,
+                        mib2(predicted),
+                    );
                 }
             }
             if let Some(cells) = u64_of(rs, "cells") {

@@ -90,7 +90,10 @@ pub(crate) fn build(
     match kind {
         RecKind::Mamba => {
             // A GGUF file states the inner width (ssm.inner_size, as mamba_d_ssm): Jamba's.
-            let di = match (t.u64(&["mamba_d_ssm"])?, t.u64(&["mamba_expand", "expand"])?) {
+            let di = match (
+                t.u64(&["mamba_d_ssm"])?,
+                t.u64(&["mamba_expand", "expand"])?,
+            ) {
                 (Some(d), _) => d,
                 (None, Some(e)) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => {
                     e * h

@@ -134,9 +134,7 @@ impl Op {
             "VIEW" | "RESHAPE" | "PERMUTE" | "TRANSPOSE" => Op::View,
             "ABS" | "SGN" | "NEG" | "STEP" | "TANH" | "ELU" | "RELU" | "SIGMOID" | "GELU"
             | "GELU_QUICK" | "SILU" | "HARDSWISH" | "HARDSIGMOID" | "EXP" | "EXPM1"
-            | "SOFTPLUS" | "GELU_ERF" | "XIELU" | "FLOOR" | "CEIL" | "ROUND" | "TRUNC" => {
-                Op::Unary
-            }
+            | "SOFTPLUS" | "GELU_ERF" | "XIELU" | "FLOOR" | "CEIL" | "ROUND" | "TRUNC" => Op::Unary,
             "REGLU" | "GEGLU" | "SWIGLU" | "SWIGLU_OAI" | "GEGLU_ERF" | "GEGLU_QUICK" => Op::Glu,
             _ => Op::Other,
         }

@@ -254,10 +254,11 @@ impl<'a> Ctx<'a> {
             ns: s.streams.max(1),
             seqs,
             seq_tokens: s.tokens / seqs,
-            rope_factors: m
-                .measured
-                .as_ref()
-                .is_some_and(|w| w.tensors.iter().any(|t| t.name.starts_with("rope_freqs") || t.name.contains(".rope_freqs"))),
+            rope_factors: m.measured.as_ref().is_some_and(|w| {
+                w.tensors
+                    .iter()
+                    .any(|t| t.name.starts_with("rope_freqs") || t.name.contains(".rope_freqs"))
+            }),
         }
     }
 
@@ -418,9 +419,7 @@ impl<'a> Ctx<'a> {
                 let n = if fa { t } else { t.saturating_mul(v_row_max) };
                 self.g.input(Dtype::I64, [n, 1, 1, 1])
             }),
-            mask: self
-                .g
-                .input(mask_type, [cells, t / self.ns, 1, self.ns]),
+            mask: self.g.input(mask_type, [cells, t / self.ns, 1, self.ns]),
             k_rot: if with_v {
                 rotation_width(self.s.k_quantized, k_head, false)
                     .map(|n| self.g.input(Dtype::F32, [n, n, 1, 1]))
@@ -514,15 +513,7 @@ impl<'a> Ctx<'a> {
     /// The attention of layer `il` through its cache (llama-graph.cpp `build_attn` for a KV,
     /// an iSWA or a K-only input): rotate for a quantized cache, expand q/v/k (q/k/v for
     /// iSWA), store K and V, attend (`build_attn_mha`), rotate back, project.
-    pub(crate) fn attn(
-        &mut self,
-        inp: &AttnInp,
-        il: u64,
-        q: Id,
-        k: Id,
-        v: Id,
-        o: AttnOpts,
-    ) -> Id {
+    pub(crate) fn attn(&mut self, inp: &AttnInp, il: u64, q: Id, k: Id, v: Id, o: AttnOpts) -> Id {
         let layer = self.m.layer(il);
         let att = layer.attention.as_ref().expect("an attention layer");
         let windowed = matches!(att.span, Span::Window(_) | Span::Chunk(_));
@@ -786,7 +777,9 @@ impl<'a> Ctx<'a> {
             selection = logits;
         }
         // ggml_argsort_top_k: argsort, then a view of the first k indices.
-        let sorted = self.g.op_typed(Op::ArgSort, &[selection], [n_exp, t, 1, 1], Dtype::I32);
+        let sorted = self
+            .g
+            .op_typed(Op::ArgSort, &[selection], [n_exp, t, 1, 1], Dtype::I32);
         let selected = self.strided(sorted, [k, t, 1, 1]);
         let probs3 = self.reshape(probs, [1, n_exp, t, 1]);
         let mut weights = self.get_rows(probs3, selected);

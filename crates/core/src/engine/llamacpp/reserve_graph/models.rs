@@ -13,7 +13,10 @@ fn plain_attention(model: &ModelDesc) -> bool {
     model.layers().all(|l| {
         l.recurrent.is_none()
             && l.attention.as_ref().is_some_and(|a| {
-                a.caches() && a.latent.is_none() && a.indexer.is_none() && a.k_head_dim == a.v_head_dim
+                a.caches()
+                    && a.latent.is_none()
+                    && a.indexer.is_none()
+                    && a.k_head_dim == a.v_head_dim
             })
     })
 }
@@ -36,11 +39,9 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
     let first = model.first_attention();
     let qkv_bias = first.is_some_and(|a| a.qkv_bias);
     let qk_norm = first.is_some_and(|a| a.qk_norm);
-    let windowed = model.layers().any(|l| {
-        l.attention
-            .as_ref()
-            .is_some_and(|a| a.span != Span::Full)
-    });
+    let windowed = model
+        .layers()
+        .any(|l| l.attention.as_ref().is_some_and(|a| a.span != Span::Full));
     let honours_swa = super::super::honours_sliding_window(model);
     let rms = model.norm == NormKind::Rms;
     let ffn_ok = |dense_gated: bool, moe_gated: bool| {
@@ -73,11 +74,15 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
         "nemotron_h" => Builder::NemotronH,
         "jamba" => Builder::Jamba,
         "lfm2" => Builder::Lfm2,
+        "qwen3_next" => Builder::Qwen3Next,
         _ => return None,
     };
     let ok = match b {
         Builder::Llama { .. } => {
-            rms && plain_attention(model) && no_sinks && !(windowed && honours_swa) && ffn_ok(true, true)
+            rms && plain_attention(model)
+                && no_sinks
+                && !(windowed && honours_swa)
+                && ffn_ok(true, true)
         }
         Builder::Gemma | Builder::Gemma2 | Builder::Gemma3 => {
             rms && plain_attention(model) && no_sinks && model.layers().all(|l| gated_dense(&l.ffn))
@@ -107,13 +112,13 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
             }) && ffn_ok(true, true)
         }
         Builder::Mamba => model.layers().all(|l| {
-            l.attention.is_none()
-                && matches!(l.ffn, Ffn::None)
-                && ssm_dims(model, l).is_some()
+            l.attention.is_none() && matches!(l.ffn, Ffn::None) && ssm_dims(model, l).is_some()
         }),
         Builder::GraniteHybrid | Builder::Jamba => model.layers().all(|l| {
             (l.attention.is_some() != l.recurrent.is_some())
-                && l.recurrent.as_ref().is_none_or(|_| ssm_dims(model, l).is_some())
+                && l.recurrent
+                    .as_ref()
+                    .is_none_or(|_| ssm_dims(model, l).is_some())
                 && !matches!(l.ffn, Ffn::None)
         }),
         Builder::NemotronH => model.layers().all(|l| {
@@ -121,7 +126,9 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
                 + usize::from(l.recurrent.is_some())
                 + usize::from(!matches!(l.ffn, Ffn::None));
             mixers == 1
-                && l.recurrent.as_ref().is_none_or(|_| ssm_dims(model, l).is_some())
+                && l.recurrent
+                    .as_ref()
+                    .is_none_or(|_| ssm_dims(model, l).is_some())
                 && matches!(l.ffn, Ffn::None | Ffn::Dense { gated: false, .. })
         }),
         Builder::Lfm2 => model.layers().all(|l| {
@@ -131,7 +138,21 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
                     .is_some_and(|r| r.kind == RecurrentKind::ShortConv))
                 && gated_dense(&l.ffn)
         }),
-        Builder::Gemma3n | Builder::Qwen3Next => false,
+        Builder::Qwen3Next => {
+            rms && model.layers().all(|l| {
+                let gdn = l
+                    .recurrent
+                    .as_ref()
+                    .is_some_and(|r| r.kind == RecurrentKind::GatedDeltaNet);
+                let attn = l.attention.as_ref().is_some_and(|a| {
+                    a.caches() && a.latent.is_none() && a.k_head_dim == a.v_head_dim && a.qk_norm
+                });
+                (gdn != attn)
+                    && (!gdn || gdn_dims(l).is_some())
+                    && matches!(l.ffn, Ffn::Moe { gated: true, .. })
+            })
+        }
+        Builder::Gemma3n => false,
     };
     ok.then_some(b)
 }
@@ -151,7 +172,8 @@ pub(super) fn build(c: &mut Ctx, b: Builder) {
         Builder::NemotronH => nemotron_h(c),
         Builder::Jamba => jamba(c),
         Builder::Lfm2 => lfm2(c),
-        Builder::Gemma3n | Builder::Qwen3Next => unreachable!("not offered by builder_for"),
+        Builder::Qwen3Next => qwen3next(c),
+        Builder::Gemma3n => unreachable!("not offered by builder_for"),
     }
 }
 
@@ -452,10 +474,9 @@ fn llama4(c: &mut Ctx) {
     let kq_norm = experts != 128;
     // n_no_rope_layer_step: 4 with chunked attention (the global layers are NoPE), n_layer
     // when the file turns chunking off (sliding_window = 0: the last layer only).
-    let chunked = c
-        .m
-        .layers()
-        .any(|l| l.attention.as_ref().is_some_and(|a| a.span != Span::Full));
+    let chunked =
+        c.m.layers()
+            .any(|l| l.attention.as_ref().is_some_and(|a| a.span != Span::Full));
     let no_rope_step = if chunked { 4 } else { c.m.num_layers };
     let inp = c.attn_inp(iswa(c));
     let out_ids = c.inp_out_ids();
@@ -652,7 +673,9 @@ fn deepseek2(c: &mut Ctx) {
 /// file's own tensor list decides the bias.
 fn deepseek_routing(c: &Ctx) -> (Gating, bool, bool, bool) {
     let bias = match &c.m.measured {
-        Some(m) if !m.tensors.is_empty() => m.tensors.iter().any(|t| t.name.contains("exp_probs_b")),
+        Some(m) if !m.tensors.is_empty() => {
+            m.tensors.iter().any(|t| t.name.contains("exp_probs_b"))
+        }
         _ => true,
     };
     (Gating::Sigmoid, bias, true, true)
@@ -744,7 +767,8 @@ fn build_rs(
     let extra = c.get_rows(states, rs.copy_extra);
     let extra_n = rs_size.saturating_sub(c.seqs);
     let dst = c.reshape(s, [state_size, extra_n, 1, 1]);
-    let cpy = c.g.op_into(Op::Cpy, &[extra, dst], dst, [state_size, extra_n, 1, 1]);
+    let cpy =
+        c.g.op_into(Op::Cpy, &[extra, dst], dst, [state_size, extra_n, 1, 1]);
     c.expand(cpy);
     out
 }
@@ -914,10 +938,9 @@ fn granite_hybrid(c: &mut Ctx) {
     let mut x = c.inp_embd();
     let (rs, inp) = hybrid_inp(c);
     let out_ids = c.inp_out_ids();
-    let rope = c
-        .m
-        .layers()
-        .any(|l| l.attention.as_ref().is_some_and(|a| a.rotary_dim > 0));
+    let rope =
+        c.m.layers()
+            .any(|l| l.attention.as_ref().is_some_and(|a| a.rotary_dim > 0));
     let pos = rope.then(|| c.inp_pos());
     let n = c.m.num_layers;
     for il in 0..n {
@@ -1094,7 +1117,9 @@ fn lfm2(c: &mut Ctx) {
             let bx = c.binary(Op::Mul, bm, xm);
             let bx = c.transpose(bx);
             let conv_state = c.g.external(Dtype::F32, [d_conv * e, rs_size, 1, 1]);
-            let conv_rs = build_rs(c, rs, conv_state, d_conv * e, |c, s, ids| c.get_rows(s, ids));
+            let conv_rs = build_rs(c, rs, conv_state, d_conv * e, |c, s, ids| {
+                c.get_rows(s, ids)
+            });
             let conv = c.reshape(conv_rs, [d_conv, e, ns, 1]);
             let bx = c.concat0(conv, bx);
             let snap = c.strided(bx, [d_conv, e, ns, 1]);
@@ -1135,4 +1160,179 @@ fn lfm2(c: &mut Ctx) {
     }
     let (norm, logits) = head(c, x, true, false);
     c.finish(norm, logits);
+}
+
+/// A Gated DeltaNet mixer's sizes as llama.cpp reads them (qwen3next.cpp: head_k_dim =
+/// ssm_d_state, n_k_heads = ssm_n_group, n_v_heads = ssm_dt_rank, head_v_dim = d_inner /
+/// n_v_heads), from the description's states: conv [2·n_k·d_k + n_v·d_v, d_conv], recurrent
+/// [n_v, d_k, d_v]. llama.cpp's fused op needs d_k == d_v.
+#[derive(Debug, Clone, Copy)]
+struct GdnDims {
+    d_conv: u64,
+    k_heads: u64,
+    v_heads: u64,
+    head: u64,
+}
+
+fn gdn_dims(l: &crate::layer::Layer) -> Option<GdnDims> {
+    let r = l.recurrent.as_ref()?;
+    let conv = r.states.iter().find(|s| s.name == "conv")?;
+    let state = r.states.iter().find(|s| s.name != "conv")?;
+    let (channels, d_conv) = (*conv.shape.first()?, *conv.shape.get(1)?);
+    let (v_heads, d_k, d_v) = (
+        *state.shape.first()?,
+        *state.shape.get(1)?,
+        *state.shape.get(2)?,
+    );
+    if d_k != d_v || d_k == 0 || v_heads == 0 || d_conv < 2 {
+        return None;
+    }
+    let k_heads = channels.checked_sub(v_heads * d_v)? / (2 * d_k);
+    (k_heads > 0
+        && v_heads.is_multiple_of(k_heads)
+        && 2 * k_heads * d_k + v_heads * d_v == channels)
+        .then_some(GdnDims {
+            d_conv,
+            k_heads,
+            v_heads,
+            head: d_k,
+        })
+}
+
+/// qwen3next.cpp `build_layer_attn_linear` with delta-net-base.cpp's `build_conv_state` and
+/// `build_recurrent_attn` (n_rs_seq = 0) over the fused GATED_DELTA_NET op, which the CPU and
+/// CUDA backends take (`fused_gdn_ch`, llama-context.cpp): fused q/k/v projection through
+/// the causal conv, L2-normed Q and K repeated to the value heads, the new state written back,
+/// the output RMS-normed and gated by SiLU(z).
+fn gdn_layer(c: &mut Ctx, rs: RsInp, x: Id, d: GdnDims) -> Id {
+    let (st, ns) = (c.seq_tokens, c.seqs);
+    let rs_size = c.s.rs_size.max(1);
+    let e = c.m.hidden_size;
+    let (hk, hv) = (d.head, d.head);
+    let (key_dim, value_dim) = (hk * d.k_heads, hv * d.v_heads);
+    let channels = 2 * key_dim + value_dim;
+    let n_embd_r = (d.d_conv - 1) * channels;
+    let n_embd_s = hv * hv * d.v_heads;
+    let conv_all = c.g.external(Dtype::F32, [n_embd_r, rs_size, 1, 1]);
+    let ssm_all = c.g.external(Dtype::F32, [n_embd_s, rs_size, 1, 1]);
+    // build_qkvz (the fused attn_qkv and attn_gate path), mixed_ba, beta and the gate.
+    let qkv = c.mm(x, channels);
+    let qkv = c.reshape(qkv, [channels, st, ns, 1]);
+    let z = c.mm(x, value_dim);
+    let ba = c.mm(x, 2 * d.v_heads);
+    let per = d.v_heads / d.k_heads;
+    let ba = c.reshape(ba, [2 * per, d.k_heads, st, ns]);
+    let b = c.strided(ba, [per, d.k_heads, st, ns]);
+    let a = c.strided(ba, [per, d.k_heads, st, ns]);
+    let b = c.cont(b, [per, d.k_heads, st, ns]);
+    let beta = c.g.like(Op::Unary, b, &[]);
+    let alpha = c.cont(a, [d.v_heads, st, ns, 1]);
+    let alpha = c.with_weight(Op::Add, alpha);
+    let alpha = c.unary(Op::Unary, alpha);
+    let gate = c.with_weight(Op::Mul, alpha);
+    let beta = c.reshape(beta, [1, d.v_heads, st, ns]);
+    let gate = c.reshape(gate, [1, d.v_heads, st, ns]);
+    // build_conv_state: the cached columns before the new ones, the last d_conv-1 stored.
+    let conv = build_rs(c, rs, conv_all, n_embd_r, |c, s, ids| c.get_rows(s, ids));
+    let conv = c.reshape(conv, [d.d_conv - 1, channels, ns, 1]);
+    let qkv_t = c.transpose(qkv);
+    let conv_in = c.concat0(conv, qkv_t);
+    let last = c.strided(conv_in, [d.d_conv - 1, channels, ns, 1]);
+    store_rows(c, last, conv_all, n_embd_r, ns);
+    let state = build_rs(c, rs, ssm_all, n_embd_s, |c, s, ids| c.get_rows(s, ids));
+    let state = c.reshape(state, [hv, hv, d.v_heads, ns]);
+    let kernel = c.weight();
+    let conv_out =
+        c.g.op(Op::SsmConv, &[conv_in, kernel], [channels, st, ns, 1]);
+    let conv_out = c.unary(Op::Unary, conv_out);
+    // build_gdn_l2_norm (rms_norm, scale), then repeat_4d to the value heads.
+    let mut qk = [0; 2];
+    for slot in &mut qk {
+        let v = c.strided(conv_out, [hk, d.k_heads, st, ns]);
+        let n = c.unary(Op::RmsNorm, v);
+        let mut n = c.unary(Op::Scale, n);
+        if d.k_heads != d.v_heads {
+            let r = c.reshape(n, [hk, 1, d.k_heads, st * ns]);
+            let r = c.g.op(Op::Repeat, &[r], [hk, per, d.k_heads, st * ns]);
+            n = c.reshape(r, [hk, d.v_heads, st, ns]);
+        }
+        *slot = n;
+    }
+    let v = c.strided(conv_out, [hv, d.v_heads, st, ns]);
+    let out = c.g.op(
+        Op::GatedDeltaNet,
+        &[qk[0], qk[1], v, gate, beta, state],
+        [hv * d.v_heads, st * ns + hv * ns, 1, 1],
+    );
+    let new_state = c.strided(out, [hv, hv, d.v_heads, ns]);
+    store_rows(c, new_state, ssm_all, n_embd_s, ns);
+    let o = c.strided(out, [hv, d.v_heads, st, ns]);
+    // build_norm_gated: RMS norm with ssm_norm, times SiLU(z).
+    let o = c.rms(o);
+    let z = c.reshape(z, [hv, d.v_heads, st, ns]);
+    let z = c.unary(Op::Unary, z);
+    let o = c.binary(Op::Mul, o, z);
+    let o = c.reshape(o, [value_dim, st, ns, 1]);
+    let o = c.mm(o, e);
+    c.reshape(o, [e, st * ns, 1, 1])
+}
+
+/// qwen3next.cpp: gated delta net or gated attention (Q projected with its gate, QK norms,
+/// sigmoid gate before the output projection), a post-attention norm, routed experts
+/// (softmax, renormalised) plus a sigmoid-gated shared expert; the output rows are taken
+/// after the final norm (res->t_h_nextn is an output).
+fn qwen3next(c: &mut Ctx) {
+    let mut x = c.inp_embd();
+    let (rs, inp) = hybrid_inp(c);
+    let pos = c.inp_pos();
+    let out_ids = c.inp_out_ids();
+    let n = c.m.num_layers;
+    for il in 0..n {
+        let residual = x;
+        let normed = c.rms(x);
+        c.expand(normed);
+        let cur = if let Some(d) = gdn_dims(c.layer(il)) {
+            gdn_layer(c, rs, normed, d)
+        } else {
+            let a = att(c, il);
+            let hd = a.k_head_dim;
+            let q_full = c.mm(normed, 2 * hd * a.heads);
+            let q_full = c.reshape(q_full, [2 * hd, a.heads, c.t, 1]);
+            let q = c.strided(q_full, [hd, a.heads, c.t, 1]);
+            let gate = c.strided(q_full, [hd, a.heads, c.t, 1]);
+            let k = c.mm(normed, hd * a.kv_heads);
+            let v = c.mm(normed, hd * a.kv_heads);
+            let k = c.reshape(k, [hd, a.kv_heads, c.t, 1]);
+            let v = c.reshape(v, [hd, a.kv_heads, c.t, 1]);
+            let q = c.rms(q);
+            let k = c.rms(k);
+            let q = c.rope(q, pos);
+            let k = c.rope(k, pos);
+            let o = c.attn(&inp, il, q, k, v, AttnOpts::default());
+            let gate = c.cont(gate, [hd * a.heads, c.t, 1, 1]);
+            let gate = c.unary(Op::Unary, gate);
+            let o = c.binary(Op::Mul, o, gate);
+            c.mm(o, c.m.hidden_size)
+        };
+        let attn_res = c.binary(Op::Add, cur, residual);
+        let normed = c.rms(attn_res);
+        let o = moe_opts(c, il, Gating::Softmax, true).expect("checked by builder_for");
+        let moe = c.moe(normed, o);
+        let shared = shared_width(c, il);
+        let ffn = if shared > 0 {
+            let sh = c.ffn(normed, FfnKind::Parallel, shared, false);
+            let g = c.mm(normed, 1);
+            let g = c.unary(Op::Unary, g);
+            let sh = c.binary(Op::Mul, sh, g);
+            c.binary(Op::Add, moe, sh)
+        } else {
+            moe
+        };
+        x = c.binary(Op::Add, ffn, attn_res);
+    }
+    let norm = c.rms(x);
+    c.g.set_output(norm);
+    let rows = c.out_rows(norm, out_ids);
+    let logits = c.mm(rows, c.m.vocab_size);
+    c.finish(rows, logits);
 }
