@@ -514,6 +514,24 @@ impl<'a> Ctx<'a> {
     /// an iSWA or a K-only input): rotate for a quantized cache, expand q/v/k (q/k/v for
     /// iSWA), store K and V, attend (`build_attn_mha`), rotate back, project.
     pub(crate) fn attn(&mut self, inp: &AttnInp, il: u64, q: Id, k: Id, v: Id, o: AttnOpts) -> Id {
+        self.attn_kv(inp, il, q, Some((k, v)), o)
+    }
+
+    /// build_attn with Q alone: a layer reading the cache of an earlier one (Gemma 3n's
+    /// KV-sharing layers): Q rotated for a quantized cache, nothing stored, the cache viewed
+    /// as the layer's own attention describes it.
+    pub(crate) fn attn_reuse(&mut self, inp: &AttnInp, il: u64, q: Id, o: AttnOpts) -> Id {
+        self.attn_kv(inp, il, q, None, o)
+    }
+
+    fn attn_kv(
+        &mut self,
+        inp: &AttnInp,
+        il: u64,
+        q: Id,
+        kv_cur: Option<(Id, Id)>,
+        o: AttnOpts,
+    ) -> Id {
         let layer = self.m.layer(il);
         let att = layer.attention.as_ref().expect("an attention layer");
         let windowed = matches!(att.span, Span::Window(_) | Span::Chunk(_));
@@ -523,9 +541,36 @@ impl<'a> Ctx<'a> {
             _ => inp.base,
         };
         let k_only = kv.v_idxs.is_none();
-        let (mut q, mut k, mut v) = (q, k, v);
+        let mut q = q;
         if let Some(r) = kv.k_rot {
             q = self.hadamard(q, r);
+        }
+        let Some((k, v)) = kv_cur else {
+            self.expand(q);
+            let (kd, kh, vd) = (att.k_head_dim, att.kv_heads, att.v_head_dim);
+            let (cells, ns, fa) = (kv.cells, self.ns, self.s.flash_attn);
+            let k_cache = self.g.external(Dtype::F16, [kd * kh, cells, ns, 1]);
+            let v_cache = self.g.external(Dtype::F16, [vd * kh, cells, ns, 1]);
+            let k_all = self.strided(k_cache, [kd, kh, cells, ns]);
+            let v_all = if fa {
+                self.strided(v_cache, [vd, kh, cells, ns])
+            } else {
+                self.strided(v_cache, [cells, kh, vd, ns])
+            };
+            let mut cur = self.attn_mha(q, k_all, v_all, kv.mask, fa, !fa, o);
+            if let Some(r) = kv.v_rot {
+                cur = self.hadamard(cur, r);
+            }
+            if o.wo_rows > 0 {
+                cur = self.mm(cur, o.wo_rows);
+            }
+            if o.wo_bias {
+                cur = self.with_weight(Op::Add, cur);
+            }
+            return cur;
+        };
+        let (mut k, mut v) = (k, v);
+        if let Some(r) = kv.k_rot {
             k = self.hadamard(k, r);
         }
         if let Some(r) = kv.v_rot {

@@ -75,6 +75,7 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
         "jamba" => Builder::Jamba,
         "lfm2" => Builder::Lfm2,
         "qwen3_next" => Builder::Qwen3Next,
+        "gemma3n" | "gemma3n_text" => Builder::Gemma3n,
         _ => return None,
     };
     let ok = match b {
@@ -152,7 +153,15 @@ pub(super) fn builder_for(model: &ModelDesc) -> Option<Builder> {
                     && matches!(l.ffn, Ffn::Moe { gated: true, .. })
             })
         }
-        Builder::Gemma3n => false,
+        Builder::Gemma3n => {
+            rms && model.layers().all(|l| {
+                l.recurrent.is_none()
+                    && gated_dense(&l.ffn)
+                    && l.attention.as_ref().is_some_and(|a| {
+                        a.latent.is_none() && a.k_head_dim == a.v_head_dim && !a.sinks
+                    })
+            })
+        }
     };
     ok.then_some(b)
 }
@@ -173,7 +182,7 @@ pub(super) fn build(c: &mut Ctx, b: Builder) {
         Builder::Jamba => jamba(c),
         Builder::Lfm2 => lfm2(c),
         Builder::Qwen3Next => qwen3next(c),
-        Builder::Gemma3n => unreachable!("not offered by builder_for"),
+        Builder::Gemma3n => gemma3n(c),
     }
 }
 
@@ -1335,4 +1344,190 @@ fn qwen3next(c: &mut Ctx) {
     let rows = c.out_rows(norm, out_ids);
     let logits = c.mm(rows, c.m.vocab_size);
     c.finish(rows, logits);
+}
+
+/// Gemma 3n's AltUp, LAuReL and per-layer-input sizes as llama.cpp fixes them at 0c1e57098:
+/// src/llama-hparams.h `n_altup = 4`, `i_altup_act = 0`, `laurel_rank = 64`, `n_embd_altup =
+/// 256` (not read from the file), and src/models/models.h `n_layer_sparsity = 10` (the first
+/// ten layers apply gaussian_topk to the gate).
+const GEMMA3N_ALTUP: u64 = 4;
+const GEMMA3N_LAUREL_RANK: u64 = 64;
+const GEMMA3N_EMBD_ALTUP: u64 = 256;
+const GEMMA3N_SPARSE_LAYERS: u64 = 10;
+
+/// gemma3n_view_2d_slice: slice `i` of the third dimension, [ne0, ne1].
+fn slice2d(c: &mut Ctx, x: Id) -> Id {
+    let [a, b, _, _] = c.ne(x);
+    c.strided(x, [a, b, 1, 1])
+}
+
+/// calc_magnitude: sqrt(sum_rows(x²)).
+fn magnitude(c: &mut Ctx, x: Id) -> Id {
+    let sq = c.unary(Op::Sqr, x);
+    let [_, b, cc, d] = c.ne(sq);
+    let sum = c.g.op(Op::SumRows, &[sq], [1, b, cc, d]);
+    c.unary(Op::Sqrt, sum)
+}
+
+/// altup_compute_router_modalities: RMS norm, scale, router, tanh ([n_altup, tokens]).
+fn altup_router(c: &mut Ctx, x: Id) -> Id {
+    let r = c.rms(x);
+    let r = c.unary(Op::Scale, r);
+    let r = c.mm(r, GEMMA3N_ALTUP);
+    c.unary(Op::Unary, r)
+}
+
+/// gemma3n.cpp (at 0c1e57098): per-layer inputs (their own token embeddings plus a projection
+/// of the scaled embeddings), four AltUp streams predicted and corrected around each layer,
+/// LAuReL beside attention, QK norms and an unweighted V norm, layers past the KV layers
+/// reading an earlier layer's cache, gaussian top-k on the first layers' gates, the streams
+/// merged back before the head, final logit soft-capping.
+fn gemma3n(c: &mut Ctx) {
+    let (e, t) = (c.m.hidden_size, c.t);
+    let n = c.m.num_layers;
+    let (na, ea) = (GEMMA3N_ALTUP, GEMMA3N_EMBD_ALTUP);
+    let embd = c.inp_embd();
+    let inp_l = c.unary(Op::Scale, embd);
+    let pos = c.inp_pos();
+    let inp = c.attn_inp(true);
+    // build_inp_per_layer: get_rows of per_layer_token_embd, reshaped, scaled; expanded.
+    let tokens = c.g.input(Dtype::I32, [t, 1, 1, 1]);
+    let table = c.weight();
+    let per = c.g.op(Op::GetRows, &[table, tokens], [ea * n, t, 1, 1]);
+    let per = c.reshape(per, [ea, n, t, 1]);
+    let per = c.unary(Op::Scale, per);
+    c.expand(per);
+    // project_per_layer_inputs.
+    let proj = c.mm(inp_l, ea * n);
+    let proj = c.unary(Op::Scale, proj);
+    let proj = c.reshape(proj, [ea, n, t, 1]);
+    let proj = c.rms(proj);
+    let per = c.binary(Op::Add, proj, per);
+    let per = c.unary(Op::Scale, per);
+    let per = c.strided(per, [ea, t, n, 1]);
+    let per_layer = c.cont(per, [ea, t, n, 1]);
+    // The other AltUp streams: the embeddings projected, rescaled to their magnitude.
+    let target = magnitude(c, inp_l);
+    let rep = c.g.op(Op::Repeat, &[inp_l], [e, t, na - 1, 1]);
+    let added = c.mm(rep, e);
+    let new_mag = magnitude(c, added);
+    let added = c.binary(Op::Mul, added, target);
+    let added = c.binary(Op::Div, added, new_mag);
+    let mut x = c.g.op(Op::Concat, &[inp_l, added], [e, t, na, 1]);
+    for il in 0..n {
+        // altup_predict.
+        let active = slice2d(c, x);
+        let modalities = altup_router(c, active);
+        let coefs = c.mm(modalities, na * na);
+        let coefs = c.reshape(coefs, [na, na, t, 1]);
+        let xp = c.strided(x, [na, e, t, 1]);
+        let xp = c.cont(xp, [na, e, t, 1]);
+        let pred = c.mul_mat(xp, coefs);
+        let pred = c.strided(pred, [e, t, na, 1]);
+        let pred = c.cont(pred, [e, t, na, 1]);
+        let predictions = c.binary(Op::Add, pred, x);
+        let active = slice2d(c, predictions);
+        let cur = c.rms(active);
+        // laurel.
+        let lr = c.mm(cur, GEMMA3N_LAUREL_RANK);
+        let lr = c.mm(lr, e);
+        let lr = c.rms(lr);
+        let laurel = c.binary(Op::Add, lr, cur);
+        let layer_att = c
+            .layer(il)
+            .attention
+            .clone()
+            .expect("checked by builder_for");
+        let o = AttnOpts {
+            wo_rows: e,
+            ..AttnOpts::default()
+        };
+        let att_out = if layer_att.caches() {
+            let (q, k, v) = c.qkv(cur, &layer_att, false);
+            let q = c.rms(q);
+            let k = c.rms(k);
+            let v = c.unary(Op::RmsNorm, v);
+            let q = c.rope(q, pos);
+            let k = c.rope(k, pos);
+            c.attn(&inp, il, q, k, v, o)
+        } else {
+            let q = c.mm(cur, layer_att.heads * layer_att.k_head_dim);
+            let q = c.reshape(q, [layer_att.k_head_dim, layer_att.heads, t, 1]);
+            let q = c.rms(q);
+            let q = c.rope(q, pos);
+            c.attn_reuse(&inp, il, q, o)
+        };
+        let cur = c.rms(att_out);
+        let cur = c.binary(Op::Add, cur, active);
+        let sum = c.binary(Op::Add, cur, laurel);
+        let attn_laurel = c.unary(Op::Scale, sum);
+        let cur = c.rms(attn_laurel);
+        // The feed-forward block: up, gate (gaussian top-k on the first layers), GELU, down.
+        let w = c.dense_width(il);
+        let up = c.mm(cur, w);
+        let mut gate = c.mm(cur, w);
+        if il < GEMMA3N_SPARSE_LAYERS {
+            let mean = c.g.op(Op::Mean, &[gate], [1, t, 1, 1]);
+            let dev = c.binary(Op::Sub, gate, mean);
+            let sq = c.unary(Op::Sqr, dev);
+            let sum = c.g.op(Op::SumRows, &[sq], [1, t, 1, 1]);
+            let var = c.unary(Op::Scale, sum);
+            let std = c.unary(Op::Sqrt, var);
+            let std = c.unary(Op::Scale, std);
+            let cutoff = c.binary(Op::Add, mean, std);
+            let cut = c.binary(Op::Sub, gate, cutoff);
+            gate = c.unary(Op::Unary, cut);
+        }
+        let gate = c.unary(Op::Unary, gate);
+        let h = c.binary(Op::Mul, up, gate);
+        let ffn = c.mm(h, e);
+        let ffn = c.rms(ffn);
+        let activated = c.binary(Op::Add, ffn, attn_laurel);
+        // altup_correct.
+        let modalities = altup_router(c, activated);
+        let active = slice2d(c, predictions);
+        let innovation = c.binary(Op::Sub, activated, active);
+        let coefs = c.mm(modalities, na);
+        let coefs = c.unary(Op::Scale, coefs);
+        let coefs = c.transpose(coefs);
+        let coefs = c.cont(coefs, [1, t, na, 1]);
+        let innovation = c.g.op(Op::Repeat, &[innovation], [e, t, na, 1]);
+        let corrected = c.binary(Op::Mul, innovation, coefs);
+        let corrected = c.binary(Op::Add, corrected, predictions);
+        // The per-layer input joins the other streams.
+        let first = slice2d(c, corrected);
+        let first = c.with_weight(Op::Mul, first);
+        let first = c.mm(first, ea);
+        let first = c.unary(Op::Unary, first);
+        let this_layer = slice2d(c, per_layer);
+        let first = c.binary(Op::Mul, first, this_layer);
+        let first = c.mm(first, e);
+        let first = c.rms(first);
+        let slice_first = slice2d(c, corrected);
+        let rest = c.strided(corrected, [e, t, na - 1, 1]);
+        let tmp = c.binary(Op::Add, rest, first);
+        x = c.g.op(Op::Concat, &[slice_first, tmp], [e, t, na, 1]);
+    }
+    // The streams merged back: the others unembedded to the active one's magnitude, averaged.
+    let active = slice2d(c, x);
+    let target = magnitude(c, active);
+    let alt = c.strided(x, [e, t, na - 1, 1]);
+    let unembd = c.mm(alt, e);
+    let new_mag = magnitude(c, unembd);
+    let unembd = c.binary(Op::Mul, unembd, target);
+    let unembd = c.binary(Op::Div, unembd, new_mag);
+    let mut cur = slice2d(c, x);
+    for _ in 0..na - 1 {
+        let s = slice2d(c, unembd);
+        cur = c.binary(Op::Add, cur, s);
+    }
+    let cur = c.unary(Op::Scale, cur);
+    let out_ids = c.inp_out_ids();
+    let cur = c.out_rows(cur, out_ids);
+    let norm = c.rms(cur);
+    let logits = c.mm(norm, c.m.vocab_size);
+    let logits = c.unary(Op::Scale, logits);
+    let logits = c.unary(Op::Unary, logits);
+    let logits = c.unary(Op::Scale, logits);
+    c.finish(norm, logits);
 }
