@@ -164,7 +164,7 @@ fn cpu_compute_buffer_reproduces_the_logged_sizes() {
 
 #[test]
 fn reserve_graph_node_counts_match_the_logs() {
-    use llamacpp::reserve_graph::{build, builder_for, rotation_width, ReserveShape};
+    use llamacpp::reserve_graph::{build, builder_for, ReserveShape};
     // "graph: nodes = N" of the CPU-run records, per builder, flash attention, cache type and
     // streams (non-unified caches of 4 sequences add a 2-D view of each stored cache).
     let cases = [
@@ -192,8 +192,10 @@ fn reserve_graph_node_counts_match_the_logs() {
             flash_attn: fa,
             cells: 4096,
             swa_cells: 4096,
-            k_rot: rotation_width(q(k), m.head_dim, false),
-            v_rot: rotation_width(q(v), m.head_dim, true),
+            seqs: streams,
+            rs_size: streams,
+            k_quantized: q(k),
+            v_quantized: q(v),
         };
         let g = build(&m, builder_for(&m).unwrap(), &shape);
         assert_eq!(
@@ -232,9 +234,35 @@ fn unmodelled_builders_keep_the_phase_estimate() {
         })
     );
     assert_eq!(b("gemma-2-9b"), Some(Builder::Gemma2));
-    // MoE and fused-QKV builders are not modelled.
-    assert_eq!(b("mixtral-8x7b"), None);
-    assert_eq!(b("phi-3-mini-4k"), None);
+    // MoE, fused QKV, gated delta nets: each builder is simulated (node for node with
+    // llama.cpp's graphs on the ground-truth runs).
+    assert_eq!(
+        b("mixtral-8x7b"),
+        Some(Builder::Llama {
+            qkv_bias: false,
+            qk_norm: false
+        })
+    );
+    assert_eq!(b("phi-3-mini-4k"), Some(Builder::Phi3));
+    assert_eq!(b("qwen3-next"), Some(Builder::Qwen3Next));
+    assert_eq!(b("gemma-3n-e4b"), Some(Builder::Gemma3n));
+    // Builders not written (Command-R's cohere2.cpp) keep the phase estimate, with a warning.
+    assert_eq!(b("CohereForAI/c4ai-command-r-v01"), None);
+    let cr = cat.model("CohereForAI/c4ai-command-r-v01").unwrap();
+    let c = Config::new(WeightFormat::parse("q4_k").unwrap(), KvDtype::F16, 4096, 1);
+    let mix = TypeMix::uniform(GgmlType::by_name("Q4_K").unwrap());
+    let args = LlamaCppArgs {
+        n_ctx: 4096,
+        ..LlamaCppArgs::default()
+    };
+    let e = llamacpp::estimate(cr, cat.gpu("rtx-4090").unwrap(), c, &mix, &args).unwrap();
+    assert!(
+        e.warnings
+            .iter()
+            .any(|w| w.contains("phase estimate") && w.contains("model_type \"cohere\"")),
+        "{:?}",
+        e.warnings
+    );
     // The CPU estimate uses the simulation exactly when a builder is modelled.
     let m = cat.model("llama-3.1-8b").unwrap();
     let a = cpu_args(8192, 1, true, "f16", "f16");
