@@ -102,6 +102,58 @@ fn ollama_offload_prefers_the_last_layers() {
     assert_eq!(o.graph, partial);
 }
 
+#[test]
+fn ollama_today_starts_llama_server_and_lets_fit_place_the_layers() {
+    // ollama llm/llama_server.go @869e7249: -c num_ctx × OLLAMA_NUM_PARALLEL, -np parallel,
+    // --cache-type-k/-v OLLAMA_KV_CACHE_TYPE, -b num_batch; -ngl only for num_gpu.
+    let cat = catalogue();
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let gpu = cat.gpu("rtx-3090").unwrap();
+    let mix = TypeMix::uniform(GgmlType::by_name("Q4_K").unwrap());
+    let a = OllamaArgs {
+        num_ctx: 4096,
+        num_parallel: 4,
+        kv_type: KvDtype::parse("q8_0").unwrap(),
+        ..OllamaArgs::default()
+    };
+    let r = ollama::llama_server_args(&a);
+    assert_eq!(
+        (r.n_ctx, r.n_seq, r.n_batch, r.n_ubatch),
+        (16384, 4, 512, 512)
+    );
+    assert_eq!(
+        (r.type_k.name(), r.type_v.name()),
+        ("q8_0".into(), "q8_0".into())
+    );
+    assert_eq!((r.flash_attn, r.n_gpu_layers), (FlashAttn::Auto, None));
+    let c = Config::new(WeightFormat::parse("q4_k").unwrap(), a.kv_type, 4096, 4);
+    let e = ollama::estimate(m, gpu, c.clone(), &mix, &a).unwrap();
+    assert_eq!(e.engine, "ollama");
+    // --fit puts all 33 layers on the 24 GB card; the KV is the 16,384 cells' q8_0 rows:
+    // 32 layers × 16384 × 1024 × 2 (K, V) × 34/32 B (q8_0 blocks of 32 in 34 B) = 1,140,850,688 B.
+    assert_eq!(e.gpu_layers, Some(33));
+    assert_eq!(e.kv_buffer_bytes, Some(32 * 16384 * 1024 * 2 * 34 / 32));
+    // num_gpu is passed as -ngl.
+    let forced = OllamaArgs {
+        num_gpu: Some(20),
+        ..a.clone()
+    };
+    assert_eq!(
+        ollama::estimate(m, gpu, c.clone(), &mix, &forced)
+            .unwrap()
+            .gpu_layers,
+        Some(20)
+    );
+    // The estimate of ollama before its llama-server switch stays available.
+    let legacy = OllamaArgs {
+        scheduler: ollama::Scheduler::Estimate,
+        flash_attention: true,
+        ..a
+    };
+    let l = ollama::estimate(m, gpu, c, &mix, &legacy).unwrap();
+    assert!(l.engine_settings.iter().any(|s| s.name == "layers.offload"));
+}
+
 /// The synthetic models of data/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
 /// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
