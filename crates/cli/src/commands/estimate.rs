@@ -527,6 +527,7 @@ pub fn estimate_for_model(
                 flash_attention: flash,
                 gpu_overhead: 0,
                 num_gpu: a.n_gpu_layers,
+                ..OllamaArgs::default()
             };
             let config = base_config(a, weights, o.kv_type)?;
             ollama::estimate(model, gpu, config, &mix, &o).map_err(Failure::input)
