@@ -64,7 +64,8 @@ for t in "${TARGETS[@]}"; do
         -timeout=10 -print_final_stats=1) >"$log" 2>&1
     rc=$?
     set -e
-    # A crash leaves no final stats: the summary must still be printed (|| true under pipefail).
+    # `|| true`: a crashed run prints no "Done" line, and under pipefail grep's miss would end
+    # the script before the crash is reported below.
     execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
     secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}' | tail -1 || true)
     if [ $rc -ne 0 ]; then

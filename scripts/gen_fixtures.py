@@ -16,6 +16,15 @@ Writes, under OUTDIR:
   hf_cache/hub/models--test-org--tiny-llama/   refs/main, snapshots/REV -> blobs (symlinks)
   ollama/models/             manifests/registry.ollama.ai/library/tiny/latest + blobs/sha256-*
   configs/*.json             config.json variants (VLM text_config, MoE + MLA, AWQ, Mixtral)
+  hub/repos.json, hub/registry.json   repositories and ollama models for the loopback Hub
+                             (crates/testhub): the files above arranged as Hub repos (sharded,
+                             single, GGUF with tags and a split set, gated, private, config-only,
+                             pickle-only, a hostile header), and two real-shaped models kept as
+                             their first bytes and a length: a Llama-3.1-70B-shaped bf16
+                             checkpoint in 30 shards (headers to the safetensors layout, checked
+                             by the package's reader on sparse files) and a 70B Q4_K_M GGUF
+                             (header, metadata and tensor infos by gguf-py's GGUFWriter, checked
+                             by its GGUFReader), whose tokenizer makes a ~9 MB header
   expected.json              what each writer was given: per tensor name, type, shape, element
                              count and bytes; totals; metadata keys with types and values; the
                              config fields the reader must find.
@@ -460,6 +469,247 @@ CONFIGS = {
 }
 
 
+# ----------------------------------------------------------------------------------------------
+# The loopback Hub (crates/testhub): repositories, and real-shaped models kept as heads
+# ----------------------------------------------------------------------------------------------
+
+# Llama-3.1-70B's config.json (https://huggingface.co/meta-llama/Llama-3.1-70B/blob/main/config.json).
+LLAMA_70B_CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu", "hidden_size": 8192,
+    "initializer_range": 0.02, "intermediate_size": 28672, "max_position_embeddings": 131072,
+    "mlp_bias": False, "model_type": "llama", "num_attention_heads": 64,
+    "num_hidden_layers": 80, "num_key_value_heads": 8, "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.0.dev0", "use_cache": True, "vocab_size": 128256,
+}
+
+
+def sparse_ok(path: Path) -> bool:
+    """Whether a file truncated to a large size takes (almost) no disk: only then is a
+    real-shaped file checked with the reference readers (which want the whole length)."""
+    st = os.stat(path)
+    return getattr(st, "st_blocks", 0) * 512 < (64 << 20)
+
+
+def llama70_tensors():
+    h, f, v, kv = 8192, 28672, 128256, 1024
+    t = [("model.embed_tokens.weight", [v, h])]
+    for i in range(80):
+        p = f"model.layers.{i}."
+        t += [(p + "self_attn.q_proj.weight", [h, h]), (p + "self_attn.k_proj.weight", [kv, h]),
+              (p + "self_attn.v_proj.weight", [kv, h]), (p + "self_attn.o_proj.weight", [h, h]),
+              (p + "mlp.gate_proj.weight", [f, h]), (p + "mlp.up_proj.weight", [f, h]),
+              (p + "mlp.down_proj.weight", [h, f]), (p + "input_layernorm.weight", [h]),
+              (p + "post_attention_layernorm.weight", [h])]
+    t += [("model.norm.weight", [h]), ("lm_head.weight", [v, h])]
+    return t
+
+
+def safetensors_head(tensors):
+    """The 8-byte length and the JSON header of a bf16 safetensors file holding `tensors`
+    (name, shape), to the format's layout (safetensors README; the package's serializer pads
+    the header with spaces to 8 bytes). Returns (head bytes, file length)."""
+    header = {"__metadata__": {"format": "pt"}}
+    off = 0
+    for name, shape in sorted(tensors):
+        n = 2 * int(np.prod(shape, dtype=np.int64))
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + n]}
+        off += n
+    js = json.dumps(header, separators=(",", ":")).encode()
+    js += b" " * (-len(js) % 8)
+    head = len(js).to_bytes(8, "little") + js
+    return head, len(head) + off
+
+
+def write_llama70_shards(hub: Path, n_shards=30):
+    d = hub / "heads" / "llama70-30"
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = llama70_tensors()
+    total = sum(2 * int(np.prod(s, dtype=np.int64)) for _, s in tensors)
+    per, shards, cur, cur_bytes = total / n_shards, [], [], 0
+    for name, shape in tensors:
+        n = 2 * int(np.prod(shape, dtype=np.int64))
+        if cur and cur_bytes + n > per and len(shards) < n_shards - 1:
+            shards.append(cur)
+            cur, cur_bytes = [], 0
+        cur.append((name, shape))
+        cur_bytes += n
+    shards.append(cur)
+    assert len(shards) == n_shards, len(shards)
+    files, weight_map = [], {}
+    for i, shard in enumerate(shards, 1):
+        fname = f"model-{i:05d}-of-{n_shards:05d}.safetensors"
+        head, size = safetensors_head(shard)
+        (d / fname).write_bytes(head)
+        # The reference reader on the real length (a sparse file), then only the head is kept.
+        full = d / (fname + ".sparse")
+        with open(full, "wb") as f:
+            f.write(head)
+            f.truncate(size)
+        if sparse_ok(full):
+            from safetensors import safe_open
+            with safe_open(str(full), framework="numpy") as sf:
+                assert sorted(sf.keys()) == sorted(n for n, _ in shard)
+                for name, shape in shard:
+                    assert list(sf.get_slice(name).get_shape()) == shape
+        full.unlink()
+        files.append({"path": fname, "head": f"heads/llama70-30/{fname}", "size": size})
+        for name, _ in shard:
+            weight_map[name] = fname
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    (d / "config.json").write_text(json.dumps(LLAMA_70B_CONFIG, indent=2))
+    files += [{"path": "model.safetensors.index.json",
+               "local": "heads/llama70-30/model.safetensors.index.json"},
+              {"path": "config.json", "local": "heads/llama70-30/config.json"}]
+    params = sum(int(np.prod(s, dtype=np.int64)) for _, s in tensors)
+    return files, {"tensors": len(tensors), "params": params, "weights_bytes": total,
+                   "shards": n_shards}
+
+
+def use_more_bits(i, n):
+    """llama.cpp llama-quant.cpp use_more_bits: the layers Q4_K_M gives Q6_K."""
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def write_llama70_gguf(hub: Path):
+    """A Llama-3.1-70B-shaped Q4_K_M GGUF: header, metadata (a 128256-token vocabulary and
+    280147 merges, as Llama 3's) and tensor infos by GGUFWriter; the data is only a length."""
+    d = hub / "heads" / "llama70-gguf"
+    d.mkdir(parents=True, exist_ok=True)
+    name = "Llama-3.1-70B-shaped-Q4_K_M.gguf"
+    path = d / name
+    w = gguf.GGUFWriter(str(path), "llama")
+    h, f, v, kv, layers = 8192, 28672, 128256, 1024, 80
+    w.add_name("Llama 3.1 70B shaped")
+    w.add_uint32("general.file_type", 15)  # MOSTLY_Q4_K_M
+    w.add_quantization_version(2)
+    w.add_uint32("llama.block_count", layers)
+    w.add_uint32("llama.context_length", 131072)
+    w.add_uint32("llama.embedding_length", h)
+    w.add_uint32("llama.feed_forward_length", f)
+    w.add_uint32("llama.attention.head_count", 64)
+    w.add_uint32("llama.attention.head_count_kv", 8)
+    w.add_uint32("llama.rope.dimension_count", 128)
+    w.add_float32("llama.rope.freq_base", 500000.0)
+    w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    w.add_uint32("llama.vocab_size", v)
+    w.add_string("tokenizer.ggml.model", "gpt2")
+    w.add_string("tokenizer.ggml.pre", "llama-bpe")
+    w.add_array("tokenizer.ggml.tokens", [f"\u0120t{i:06d}" for i in range(v)])
+    w.add_array("tokenizer.ggml.token_type", [1] * v)
+    w.add_array("tokenizer.ggml.merges", [f"\u0120m{i:05x} n{i:05x}" for i in range(280147)])
+    w.add_uint32("tokenizer.ggml.bos_token_id", 128000)
+    w.add_uint32("tokenizer.ggml.eos_token_id", 128009)
+
+    def q(name, rows, cols, qt):
+        block, size = gguf.GGML_QUANT_SIZES[qt]
+        w.add_tensor_info(name, (rows, cols // block * size), np.dtype(np.uint8),
+                          rows * (cols // block) * size, raw_dtype=qt)
+
+    def f32(name, n):
+        w.add_tensor_info(name, (n,), np.dtype(np.float32), 4 * n)
+
+    q("token_embd.weight", v, h, Q.Q4_K)
+    for i in range(layers):
+        p = f"blk.{i}."
+        f32(p + "attn_norm.weight", h)
+        q(p + "attn_q.weight", h, h, Q.Q4_K)
+        q(p + "attn_k.weight", kv, h, Q.Q4_K)
+        q(p + "attn_v.weight", kv, h, Q.Q6_K if use_more_bits(i, layers) else Q.Q4_K)
+        q(p + "attn_output.weight", h, h, Q.Q4_K)
+        f32(p + "ffn_norm.weight", h)
+        q(p + "ffn_gate.weight", f, h, Q.Q4_K)
+        q(p + "ffn_up.weight", f, h, Q.Q4_K)
+        q(p + "ffn_down.weight", h, f, Q.Q6_K if use_more_bits(i, layers) else Q.Q4_K)
+    f32("output_norm.weight", h)
+    q("output.weight", v, h, Q.Q6_K)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    infos = w.tensors[0].values()
+    head_len = path.stat().st_size
+    data_start = gguf.GGUFWriter.ggml_pad(head_len, 32)
+    size = data_start + sum(gguf.GGUFWriter.ggml_pad(t.nbytes, 32) for t in infos)
+    full = d / (name + ".sparse")
+    shutil.copyfile(path, full)
+    with open(full, "r+b") as fh:
+        fh.truncate(size)
+    if sparse_ok(full):
+        r = gguf.GGUFReader(str(full))
+        assert len(r.tensors) == 3 + layers * 9, len(r.tensors)
+    full.unlink()
+    return ({"path": name, "head": f"heads/llama70-gguf/{name}", "size": size},
+            {"header_bytes": head_len, "tensors": 3 + layers * 9,
+             "weights_bytes": sum(t.nbytes for t in infos)})
+
+
+def fake_sha(name: str) -> str:
+    return hashlib.sha1(f"vramplan hub fixture {name}".encode()).hexdigest()
+
+
+def write_hub(out: Path, expected: dict):
+    hub = out / "hub"
+    hub.mkdir(parents=True, exist_ok=True)
+    (hub / "README.md").write_text("A fixture repository for vramplan's loopback Hub.\n")
+    (hub / "pytorch_model.bin").write_bytes(b"PK\x03\x04 not read" + bytes(1000))
+    cfg = "../safetensors/single/config.json"
+    hostile = hub / "hostile.safetensors"
+    # A header length of 2^62: refused before anything is allocated for it.
+    hostile.write_bytes((1 << 62).to_bytes(8, "little") + b"{" + bytes(4095))
+    sh = expected["safetensors_sharded"]
+    split = expected["gguf_split"]["part_paths"]
+    readme = {"path": "README.md", "local": "README.md"}
+    single = [{"path": "model.safetensors", "local": "../safetensors/single/model.safetensors"},
+              {"path": "config.json", "local": cfg}, readme]
+    big_files, big = write_llama70_shards(hub)
+    gguf_file, gguf_big = write_llama70_gguf(hub)
+    repos = [
+        {"id": "test-org/tiny-sharded", "files": [
+            {"path": p, "local": f"../{sh['dir']}/{p}"} for p in sh["shards"]
+        ] + [{"path": "model.safetensors.index.json", "local": f"../{sh['index']}"},
+             {"path": "config.json", "local": f"../{sh['dir']}/config.json"}, readme]},
+        {"id": "test-org/tiny-llama", "revisions": ["v1.0"], "files": single},
+        {"id": "test-org/gated-llama", "gated": "manual", "files": single},
+        {"id": "test-org/private-llama", "private": True, "files": single},
+        {"id": "test-org/tiny-gguf", "files": [
+            {"path": "tiny-Q4_K_M.gguf", "local": "../gguf/basic.gguf"},
+            {"path": "Q8_0/tiny-Q8_0-00001-of-00002.gguf", "local": f"../{split[0]}"},
+            {"path": "Q8_0/tiny-Q8_0-00002-of-00002.gguf", "local": f"../{split[1]}"},
+            {"path": "mmproj-tiny-F16.gguf", "local": "../gguf/align64.gguf"}, readme]},
+        {"id": "test-org/tiny-gguf-one", "files": [
+            {"path": "tiny-Q4_K_M.gguf", "local": "../gguf/basic.gguf"}, readme]},
+        {"id": "test-org/config-only", "files": [{"path": "config.json", "local": cfg}, readme]},
+        {"id": "test-org/pytorch-only", "files": [
+            {"path": "config.json", "local": cfg},
+            {"path": "pytorch_model.bin", "local": "pytorch_model.bin"}, readme]},
+        {"id": "test-org/hostile-header", "files": [
+            {"path": "model.safetensors", "local": "hostile.safetensors"},
+            {"path": "config.json", "local": cfg}]},
+        {"id": "test-org/no-model", "files": [readme]},
+        {"id": "loopback/Llama-3.1-70B-shaped", "files": big_files + [readme]},
+        {"id": "loopback/Llama-3.1-70B-shaped-GGUF", "files": [gguf_file, readme]},
+    ]
+    for r in repos:
+        r["sha"] = fake_sha(r["id"])
+    (hub / "repos.json").write_text(json.dumps(repos, indent=1))
+    # The ollama registry: the store's manifest and its model blob.
+    ol = expected["ollama"]
+    manifest = json.loads((out / ol["manifest"]).read_text())
+    digest = next(l["digest"] for l in manifest["layers"]
+                  if l["mediaType"] == "application/vnd.ollama.image.model")
+    registry = [{"name": "library/tiny", "tag": "latest", "manifest": f"../{ol['manifest']}",
+                 "blobs": {digest: {"path": digest, "local": f"../{ol['blob']}"}}}]
+    (hub / "registry.json").write_text(json.dumps(registry, indent=1))
+    return {"repos": {r["id"]: r["sha"] for r in repos}, "llama70_shards": big,
+            "llama70_gguf": gguf_big, "ollama": {"name": "tiny:latest", "digest": digest}}
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__.strip().splitlines()[0])
@@ -467,7 +717,7 @@ def main():
         sys.exit(2)
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("gguf", "safetensors", "hf_cache", "ollama", "configs"):
+    for sub in ("gguf", "safetensors", "hf_cache", "ollama", "configs", "hub"):
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "gguf").mkdir()
 
@@ -487,6 +737,7 @@ def main():
     expected["safetensors_sharded"] = write_sharded_safetensors(out, out / "safetensors" / "sharded")
     expected["hf_cache"] = write_hf_cache(out, out / "safetensors" / "single")
     expected["ollama"] = write_ollama(out, out / "gguf" / "basic.gguf")
+    expected["hub"] = write_hub(out, expected)
     (out / "configs").mkdir()
     expected["configs"] = {}
     for name, (cfg, fields) in CONFIGS.items():

@@ -7,6 +7,8 @@
 # that does. Read `git diff` afterwards: a changed figure is a change of behaviour to explain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The Hub examples run against the loopback Hub over the test fixtures (scripts/test.sh makes them).
+export VRAMPLAN_FIXTURES="${VRAMPLAN_FIXTURES:-$PWD/target/fixtures}"
 VRAMPLAN_BLESS=1 cargo test -q -p vramplan --test readme
 if [ "${1:-}" = "--screenshots" ]; then
     VRAMPLAN_SCREENSHOTS="$PWD/docs" tests/browser/run.sh -k "screenshot or phone"

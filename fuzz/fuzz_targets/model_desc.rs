@@ -36,20 +36,24 @@ fuzz_target!(|data: &[u8]| {
         if let Some(e) = one_line(estimate(desc, gpu, config)) {
             assert!(e.total_bytes >= e.weights_bytes);
         }
-        let _ = one_line(vllm::estimate(
-            desc,
-            gpu,
-            config,
-            &vllm::VllmArgs::new(vllm::Release::NEWEST),
-        ));
-        let _ = one_line(sglang::estimate(
-            desc,
-            gpu,
-            config,
-            &sglang::SglangArgs {
-                mem_fraction_static: None,
-            },
-        ));
+        // The oldest and newest releases: their rules differ most (sampler, CUDA graphs,
+        // the extensible KV cache; SGLang's fraction formula).
+        for release in [vllm::Release::OLDEST, vllm::Release::NEWEST] {
+            let _ = one_line(vllm::estimate(
+                desc,
+                gpu,
+                config,
+                &vllm::VllmArgs::new(release),
+            ));
+        }
+        for release in [sglang::SglangRelease::OLDEST, sglang::SglangRelease::NEWEST] {
+            let _ = one_line(sglang::estimate(
+                desc,
+                gpu,
+                config,
+                &sglang::SglangArgs::new(release),
+            ));
+        }
         if let Some(mix) = one_line(llamacpp::TypeMix::from_format(config.weights)) {
             let args = llamacpp::LlamaCppArgs {
                 n_ctx: context,

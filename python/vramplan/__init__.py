@@ -139,8 +139,10 @@ def estimate(
     """Memory breakdown, verdict, max concurrency, max context and fewest GPUs for one
     configuration: ``vramplan estimate --json``.
 
-    ``model`` is a catalogue id or alias as people type it, or a path to a model file, folder or
-    config.json; ``gpu`` a GPU as people write it (``"RTX 4090"``, ``"h100"``); ``engine`` one of
+    ``model`` is a catalogue id or alias as people type it, a path to a model file, folder or
+    config.json, a Hugging Face repo ``"ORG/NAME[@REVISION][:GGUF_TAG]"`` (read from the Hub by
+    its headers; ``offline=True``, ``refresh=True``, ``file="NAME.gguf"`` as the CLI's flags) or
+    an ollama model ``"NAME:TAG"``; ``gpu`` a GPU as people write it (``"RTX 4090"``, ``"h100"``); ``engine`` one of
     ``generic`` (default), ``vllm``, ``llamacpp``, ``ollama``, ``sglang``. Any other flag of
     ``vramplan estimate --help`` is a keyword argument (``tp=2``, ``vllm_version="0.19"``,
     ``enforce_eager=True``). Byte figures are integers, per GPU.
@@ -194,13 +196,15 @@ def plan(
     )
 
 
-def inspect(path: str, *, tensors: bool = False) -> Dict[str, Any]:
+def inspect(path: str, *, tensors: bool = False, **flags: FlagValue) -> Dict[str, Any]:
     """What a model file or folder holds, from its headers only: ``vramplan inspect PATH --json``.
 
     ``path`` is a .safetensors or .gguf file, a checkpoint folder, a config.json, an HF repo id
-    in the local cache or an ollama model name; ``tensors=True`` adds every tensor.
+    (the local cache, else the Hub), or an ollama model name (the local store, else the
+    registry); ``tensors=True`` adds every tensor; ``offline``, ``refresh``, ``file`` and
+    ``timeout`` are the CLI's flags.
     """
-    return run("inspect", path, tensors=tensors)
+    return run("inspect", path, tensors=tensors, **flags)
 
 
 def fit(

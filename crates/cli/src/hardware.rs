@@ -30,14 +30,32 @@ fn run(tool: &str, args: &[&str]) -> Option<String> {
 
 /// A card by the name the tool printed: the catalogue entry (names.rs matching), else a card of
 /// the memory the tool reported, named as printed.
+/// A catalogue card whose memory is not within 10% of what the tool reports is another memory
+/// size sold under the same name (the 8 GB and 16 GB RTX 4060 Ti both print "NVIDIA GeForce
+/// RTX 4060 Ti"): the reported memory is used instead.
 fn card(name: &str, memory_bytes: u64, notes: &mut Vec<String>) -> Gpu {
-    if let Ok(g) = catalogue().gpu(name) {
-        return g.clone();
+    let gib = vramplan_core::units::gib;
+    match catalogue().gpu(name) {
+        Ok(g) => {
+            // The tool's figure is nvidia-smi's (or rocm-smi's) total, a few hundred MiB above
+            // the runtime total the catalogue holds when it has no smi_memory_mib.
+            let listed = g.smi_mib().saturating_mul(1 << 20);
+            if memory_bytes.abs_diff(listed) <= listed / 10 {
+                return g.clone();
+            }
+            notes.push(format!(
+                "'{name}' reports {}, not the {} of the catalogue's {}: another memory size of that name; using the {} it reports, with no bandwidth figures",
+                gib(memory_bytes),
+                gib(listed),
+                g.id,
+                gib(memory_bytes)
+            ));
+        }
+        Err(_) => notes.push(format!(
+            "'{name}' is not in the GPU catalogue: using the {} it reports, with no bandwidth figures",
+            gib(memory_bytes)
+        )),
     }
-    notes.push(format!(
-        "'{name}' is not in the GPU catalogue: using the {} it reports, with no bandwidth figures",
-        vramplan_core::units::gib(memory_bytes)
-    ));
     let mut g = Gpu::custom(memory_bytes);
     g.id = name.to_string();
     g.name = name.to_string();
@@ -214,9 +232,18 @@ mod tests {
         assert_eq!(gpus[0].id, "rtx-4090");
         assert!(notes.is_empty());
         // A card the catalogue lacks keeps the memory nvidia-smi printed (MiB).
-        let gpus = parse_nvidia_smi("NVIDIA GeForce RTX 4060 Ti, 16380", &mut notes);
-        assert_eq!(gpus[0].memory_bytes, 16380 << 20);
+        let gpus = parse_nvidia_smi("NVIDIA GeForce RTX 3050, 8192", &mut notes);
+        assert_eq!(gpus[0].memory_bytes, 8192 << 20);
         assert_eq!(notes.len(), 1);
+        // Two memory sizes under one name: the 16 GB RTX 4060 Ti is the catalogue's card, the
+        // 8 GB one keeps its own memory.
+        let gpus = parse_nvidia_smi(
+            "NVIDIA GeForce RTX 4060 Ti, 16380\nNVIDIA GeForce RTX 4060 Ti, 8188\n",
+            &mut notes,
+        );
+        assert_eq!(gpus[0].id, "rtx-4060-ti-16gb");
+        assert_eq!(gpus[1].memory_bytes, 8188 << 20);
+        assert_eq!(notes.len(), 2, "{notes:?}");
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! Commands run in a scratch folder under target/ (never the working tree): a command that
 //! writes a file there (`--svg docs/simulate-figure2.svg`) has it compared with the repository's
 //! copy, which only the bless run replaces. The local model stores point at empty folders, so
-//! what is cached on the machine running the test cannot change an answer.
+//! what is cached on the machine running the test cannot change an answer; `HF_ENDPOINT` and
+//! the ollama registry point at the loopback Hub of the tests (crates/testhub, over the
+//! fixtures of scripts/gen_fixtures.py), and vramplan's cache at a fresh folder, so the Hub
+//! examples run in README order: the first reads, later ones may use the cache.
 //!
 //! Our own runner rather than trycmd: trycmd runs Markdown cases in the file's own folder (the
 //! working tree) and its overwrite of Markdown is best-effort; here a run never touches the
@@ -63,7 +66,7 @@ fn examples(lines: &[&str]) -> Vec<Example> {
 }
 
 /// Runs one README command in `dir`; stdout, then stderr, as the terminal shows them.
-fn run(command: &str, dir: &Path, empty: &Path) -> String {
+fn run(command: &str, dir: &Path, empty: &Path, hub: &vramplan_testhub::TestHub) -> String {
     let words = shlex::split(command).unwrap_or_else(|| panic!("cannot split: {command}"));
     assert_eq!(
         words[0], "vramplan",
@@ -76,6 +79,13 @@ fn run(command: &str, dir: &Path, empty: &Path) -> String {
         .env("HF_HOME", empty)
         .env("OLLAMA_MODELS", empty)
         .env("HOME", empty)
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("VRAMPLAN_OLLAMA_REGISTRY", hub.registry())
+        .env("VRAMPLAN_CACHE_DIR", dir.join("vramplan-cache"))
+        .env_remove("HF_TOKEN")
+        .env_remove("HUGGING_FACE_HUB_TOKEN")
+        .env_remove("HF_TOKEN_PATH")
+        .env_remove("HF_HUB_OFFLINE")
         .output()
         .unwrap_or_else(|e| panic!("{command}: {e}"));
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -151,11 +161,12 @@ fn readme_examples_print_what_the_readme_shows() {
     std::fs::create_dir_all(scratch.join("docs")).unwrap();
     std::fs::create_dir_all(&empty).unwrap();
     let bless = std::env::var_os("VRAMPLAN_BLESS").is_some();
+    let hub = vramplan_testhub::TestHub::start(&vramplan_testhub::fixtures_dir());
     let mut failures = Vec::new();
     // (range in README lines, new output lines) for a bless.
     let mut rewrites: Vec<(std::ops::Range<usize>, Vec<String>)> = Vec::new();
     for ex in &found {
-        let actual = run(&ex.command, &scratch, &empty);
+        let actual = run(&ex.command, &scratch, &empty, &hub);
         let actual_lines: Vec<&str> = actual.lines().collect();
         let expected: Vec<&str> = lines[ex.output.clone()].to_vec();
         if let Err(why) = matches(&expected, &actual_lines) {

@@ -294,6 +294,9 @@ pub struct Moe {
     pub shared_expert_intermediate_size: u64,
     /// Width of the dense MLP on the model's non-MoE layers (0 when every layer is MoE).
     pub dense_intermediate_size: u64,
+    /// Each routed expert's projections carry biases (gpt-oss): engines that re-lay the
+    /// experts out (vLLM's MXFP4 backends) size the biases apart.
+    pub expert_bias: bool,
 }
 
 /// The feed-forward block of a layer.

@@ -190,3 +190,221 @@ fn sliding_window_groups_multiply_concurrency() {
             < 1e-9
     );
 }
+
+#[test]
+fn qwen3_14b_release_sweep() {
+    // llm-d-planner's version sweep (vllm.jsonl:50, :51): Qwen3-14B bf16 on one H100, util 0.95,
+    // max_model_len 8192. Logged "Available KV cache memory" 41.94 GiB on 0.15, 45.34 GiB on
+    // 0.17; activation peaks 5.64 and 2.23 GiB. By hand, budget 0.95 × 85,028,896,768 B =
+    // 80,777,451,929 B; weights 14,768,307,200 params × 2 B + rotary 40,960 × 128 × 2 B =
+    // 29,547,069,440 B (27.52 GiB); non-torch 133 MiB. Sampler: 1024 × 151,936 = 155,582,464
+    // logits; hidden states 8192 × 5120 × 2 = 83,886,080 B; residue 48 MiB.
+    //  0.15 (sort, 38 B): 5,912,133,632 + 83,886,080 + 50,331,648 = 6,046,351,360 B (5.631 GiB)
+    //  0.17 (Triton, 14 B + 132 × 151,936 × 4 B): 2,178,154,496 + 80,222,208 + 83,886,080 +
+    //       50,331,648 = 2,392,594,432 B (2.228 GiB)
+    // KV: 80,777,451,929 − 29,547,069,440 − 139,460,608 − peak = 45,044,570,529 B (41.95 GiB) on
+    // 0.15 and 48,698,327,449 B (45.35 GiB) on 0.17; pages 40 layers × 65,536 B: 17,183 and
+    // 18,577 blocks (logged 17,178 and 18,572).
+    let cat = catalogue();
+    let m = cat.model("qwen3-14b").unwrap();
+    let h100 = cat.gpu("h100").unwrap();
+    let run = |v: &str| vllm::estimate(m, h100, h100_config(8192, 1, 1), &args(v)).unwrap();
+    let gib = |b: u64| b as f64 / GIB as f64;
+    let (e15, e16, e17, e18) = (run("0.15"), run("0.16"), run("0.17"), run("0.18"));
+    assert_eq!(e15.activation_bytes, 6_046_351_360);
+    assert_eq!(e17.activation_bytes, 2_392_594_432);
+    assert!(within(gib(e15.activation_bytes), 5.64, 0.005));
+    assert!(within(gib(e17.activation_bytes), 2.23, 0.005));
+    assert!(within(e15.kv_cache_blocks.unwrap() as f64, 17_178.0, 0.001));
+    assert!(within(e17.kv_cache_blocks.unwrap() as f64, 18_572.0, 0.001));
+    assert!(within(
+        e15.kv_cache_tokens.unwrap() as f64,
+        274_848.0,
+        0.001
+    ));
+    assert!(within(
+        e17.kv_cache_tokens.unwrap() as f64,
+        297_152.0,
+        0.001
+    ));
+    // 0.16 samples like 0.15 (sort); 0.18 like 0.17 but with the graph profile inside the
+    // profiling context: 123 MiB more non-torch memory, 123 MiB / 2,621,440 B = 49 fewer blocks.
+    assert_eq!(e16.kv_cache_blocks, e15.kv_cache_blocks);
+    assert_eq!(e18.activation_bytes, e17.activation_bytes);
+    assert_eq!(
+        e18.non_torch_bytes.unwrap() - e17.non_torch_bytes.unwrap(),
+        123 << 20
+    );
+    assert_eq!(
+        e17.kv_cache_blocks.unwrap() - e18.kv_cache_blocks.unwrap(),
+        49
+    );
+}
+
+#[test]
+fn non_torch_memory_follows_the_interconnect() {
+    // Llama-3.1-8B at TP 2, vLLM 0.19 (graph profile residue 123 MiB, base 133 MiB):
+    //  H100 SXM (NVSwitch, capability 9.0: NCCL NVLS): 133 + 123 + 1894 = 2150 MiB;
+    //  L40S (PCIe), A100 SXM (NVSwitch without NVLS): 133 + 123 + 82 = 338 MiB.
+    // 0.10 (baseline before the distributed init, no graph profile): A100 TP 2 with custom
+    // all-reduce: 133 + 82 + 16 = 231 MiB; L40S TP 4 (custom all-reduce off beyond two PCIe
+    // GPUs): 133 + 82 = 215 MiB.
+    let cat = catalogue();
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let nt = |gpu: &str, v: &str, tp: u64| {
+        let mut c = h100_config(2048, tp, 1);
+        c.utilization = 0.9;
+        vllm::estimate(m, cat.gpu(gpu).unwrap(), c, &args(v))
+            .unwrap()
+            .non_torch_bytes
+            .unwrap()
+            >> 20
+    };
+    assert_eq!(nt("h100", "0.19", 2), 2150);
+    assert_eq!(nt("l40s", "0.19", 2), 338);
+    assert_eq!(nt("a100-80gb", "0.19", 2), 338);
+    assert_eq!(nt("a100-80gb", "0.10", 2), 231);
+    assert_eq!(nt("l40s", "0.10", 4), 215);
+    // One GPU: 133 MiB (0.17), 256 MiB (0.19), 133 MiB again from 0.27.
+    assert_eq!(nt("h100", "0.17", 1), 133);
+    assert_eq!(nt("h100", "0.19", 1), 256);
+    assert_eq!(nt("h100", "0.27", 1), 133);
+}
+
+#[test]
+fn lora_and_eagle_change_weights_and_blocks_as_built() {
+    let cat = catalogue();
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let h100 = cat.gpu("h100").unwrap();
+    let base = vllm::estimate(m, h100, h100_config(8192, 1, 1), &args("0.19")).unwrap();
+    // LoRA: 80 MiB of slots (weights.rs lora_slots_by_hand), counted in "Model loading took".
+    let mut a = args("0.19");
+    a.lora = Some(vllm::Lora::default());
+    let lora = vllm::estimate(m, h100, h100_config(8192, 1, 1), &a).unwrap();
+    assert_eq!(lora.weights_bytes - base.weights_bytes, 83_886_080);
+    // EAGLE: one more decoder layer of weights (436,224,000 B) + fc 2 × 4096² × 2 B, one more
+    // KV layer (33 instead of 32 per block), and the rejection sampler's 1024 × 128,256 × 2 B
+    // target logits in the profile.
+    let mut a = args("0.19");
+    a.speculative = Some(vllm::Speculative {
+        method: vllm::SpeculativeMethod::Eagle { eagle3: false },
+        num_speculative_tokens: 3,
+    });
+    let eagle = vllm::estimate(m, h100, h100_config(8192, 1, 1), &a).unwrap();
+    assert_eq!(
+        eagle.weights_bytes - base.weights_bytes,
+        436_224_000 + 2 * 4096 * 4096 * 2
+    );
+    assert_eq!(
+        eagle.activation_bytes - base.activation_bytes,
+        1024 * 128_256 * 2
+    );
+    assert_eq!(
+        eagle.kv_pool_bytes.unwrap(),
+        eagle.kv_cache_blocks.unwrap() * 65_536 * 33
+    );
+}
+
+#[test]
+fn the_sampler_warm_up_runs_out_of_memory_with_its_own_message() {
+    // Gemma-2-9B (vocabulary 256,000) on an L4 with vLLM 0.11 and --max-num-seqs 1024: the sort
+    // path holds 1024 × 256,000 × 38 B = 9.96 GB besides 17.2 GiB of weights on a 21.95 GiB card.
+    let cat = catalogue();
+    let m = cat.model("gemma-2-9b-it").unwrap();
+    let mut a = args("0.11");
+    a.max_num_seqs = Some(1024);
+    let mut c = h100_config(4096, 1, 1);
+    c.utilization = 0.9;
+    let e = vllm::estimate(m, cat.gpu("l4").unwrap(), c, &a).unwrap();
+    let err = e.startup_error.unwrap();
+    assert!(
+        err.message
+            .contains("CUDA out of memory occurred when warming up sampler with 1024"),
+        "{}",
+        err.message
+    );
+    // The fix names a --max-num-seqs that fits, and with it the warm-up passes.
+    let n: u64 = err
+        .fix
+        .strip_prefix("--max-num-seqs ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n < 1024);
+    a.max_num_seqs = Some(n);
+    let e = vllm::estimate(m, cat.gpu("l4").unwrap(), c, &a).unwrap();
+    assert!(!e
+        .startup_error
+        .is_some_and(|s| s.message.contains("warming up sampler")));
+}
+
+#[test]
+fn extensible_kv_cache_of_034_by_hand() {
+    // Llama-3.1-8B on an H100 with vLLM 0.34 defaults (utilization 1.0, extensible KV cache,
+    // Model Runner V2). available = min(total − non-KV, total − 522 MiB − non-KV − margin) −
+    // peak = total − 522 MiB − weights − non-torch − graphs − max(1 GiB, 0.75 × peak) − peak.
+    let cat = catalogue();
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let h100 = cat.gpu("h100").unwrap();
+    let mut a = args("0.34");
+    a.utilization_given = false;
+    let e = vllm::estimate(m, h100, h100_config(8192, 1, 1), &a).unwrap();
+    assert_eq!(e.utilization, 1.0);
+    assert!(e.startup_error.is_none());
+    let peak = e.activation_bytes;
+    let margin = GIB.max((peak as f64 * 0.75) as u64);
+    let available = 85_028_896_768
+        - (522 << 20)
+        - e.weights_bytes
+        - e.non_torch_bytes.unwrap()
+        - e.cuda_graph_bytes.unwrap()
+        - margin
+        - peak;
+    assert_eq!(e.kv_cache_blocks.unwrap(), available / (65_536 * 32));
+    // Setting it off returns to the profiling-run sizing at 0.92.
+    a.extensible_kv_cache = Some(false);
+    let e = vllm::estimate(m, h100, h100_config(8192, 1, 1), &a).unwrap();
+    assert_eq!(e.utilization, 0.92);
+}
+
+#[test]
+fn model_runner_v2_follows_each_release_default() {
+    use vramplan_core::engine::vllm::uses_model_runner_v2;
+    let cat = catalogue();
+    let r = |v: &str| vllm::Release::parse(v).unwrap().rules();
+    let qwen3 = cat.model("qwen3-8b").unwrap();
+    let llama = cat.model("llama-3.1-8b").unwrap();
+    let mixtral = cat.model("mixtral-8x7b").unwrap();
+    let bf16 = WeightFormat::Bf16;
+    assert!(!uses_model_runner_v2(qwen3, bf16, r("0.21")));
+    assert!(uses_model_runner_v2(qwen3, bf16, r("0.22")));
+    assert!(!uses_model_runner_v2(
+        qwen3,
+        WeightFormat::Fp8 { block: 0 },
+        r("0.22")
+    ));
+    assert!(!uses_model_runner_v2(llama, bf16, r("0.22")));
+    assert!(uses_model_runner_v2(llama, bf16, r("0.23")));
+    assert!(!uses_model_runner_v2(mixtral, bf16, r("0.29")));
+    assert!(uses_model_runner_v2(mixtral, bf16, r("0.30")));
+}
+
+#[test]
+fn gpt_oss_weights_follow_the_moe_backend() {
+    // vllm.jsonl:52: gpt-oss-20b on an H100 with 0.11 logs 13.47 GiB. The Triton layout (fp32
+    // biases, rotary cache in float32) gives 12.86 GiB: 4.5% short, a gap the 0.11 source does
+    // not explain (docs/reference/vllm_releases.md §6). Marlin (A100) pads I to 2944 and H to
+    // 3072: 24 layers × 38,248,448 B more than Triton's generic layout minus its bias change.
+    let cat = catalogue();
+    let m = cat.model("gpt-oss-20b").unwrap();
+    let mut c = Config::new(WeightFormat::Mxfp4, KvDtype::Bf16, 16000, 1);
+    c.utilization = 0.9;
+    let e = vllm::estimate(m, cat.gpu("h100").unwrap(), c, &args("0.11")).unwrap();
+    let w = e.weights_bytes as f64 / GIB as f64;
+    assert!((12.8..12.9).contains(&w), "{w}");
+    let a100 = vllm::estimate(m, cat.gpu("a100-80gb").unwrap(), c, &args("0.11")).unwrap();
+    assert_eq!(
+        a100.weights_bytes - e.weights_bytes,
+        24 * (38_248_448 - 552_960)
+    );
+}

@@ -21,6 +21,8 @@ pub mod detect;
 pub mod error;
 pub mod gguf;
 pub mod hf_config;
+pub mod layout;
+pub mod parallel;
 pub mod safetensors;
 pub mod source;
 pub mod stores;
@@ -64,8 +66,29 @@ impl Format {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Origin {
     Path,
-    HfCache { repo: String, revision: String },
-    Ollama { name: String, manifest: PathBuf },
+    HfCache {
+        repo: String,
+        revision: String,
+    },
+    Ollama {
+        name: String,
+        manifest: PathBuf,
+    },
+    /// A Hugging Face Hub repository (or a mirror), read by HTTP ranges.
+    Hub {
+        repo: String,
+        /// The revision asked for (`main`, a tag, a branch or a commit).
+        revision: String,
+        /// The commit it resolved to.
+        commit: String,
+    },
+    /// An ollama registry's model, read by HTTP ranges.
+    Registry {
+        name: String,
+        registry: String,
+        /// The model blob's digest (`sha256:...`).
+        digest: String,
+    },
 }
 
 /// Totals for one dtype / quant type.
@@ -155,6 +178,9 @@ pub struct ModelFile {
     pub safetensors_metadata: BTreeMap<String, String>,
     /// Things worth telling the user that are not errors.
     pub notes: Vec<String>,
+    /// Things that change what an estimate can claim (the weights could not be read, so they
+    /// are computed from the config): shown as warnings, in `--json` too.
+    pub warnings: Vec<String>,
 }
 
 impl ModelFile {
@@ -174,6 +200,7 @@ impl ModelFile {
             gguf: None,
             safetensors_metadata: BTreeMap::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -181,6 +208,14 @@ impl ModelFile {
     pub fn context_length(&self) -> Option<u64> {
         let c = self.config.as_ref()?;
         vramplan_core::arch::describe(c).ok().map(|d| d.max_context)
+    }
+
+    /// Takes `config` (already checked by the mapping) as the model's config.json, read from
+    /// `path`.
+    fn use_config(&mut self, config: serde_json::Value, path: PathBuf) {
+        self.files.push(path);
+        self.config = Some(config);
+        self.set_architecture_from_config();
     }
 
     fn set_architecture_from_config(&mut self) {
@@ -369,16 +404,7 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
             if bytes.len() as u64 > hf_config::MAX_CONFIG_BYTES {
                 small(hf_config::MAX_CONFIG_BYTES)?;
             }
-            let config = hf_config::parse_config(&bytes, &file)?;
-            // A config.json alone is only its architecture: one the mapping refuses is an error.
-            vramplan_core::arch::describe(&config)
-                .map_err(|e| FormatError::architecture(&file, e))?;
-            let mut m = ModelFile::new(target, Format::ConfigOnly);
-            m.files.push(path.to_path_buf());
-            m.bytes_on_disk = bytes.len() as u64;
-            m.header_bytes_read = bytes.len() as u64;
-            m.config = Some(config);
-            Ok(m.finish())
+            config_only_model(target, &bytes, path.to_path_buf())
         }
         None => Err(FormatError::UnknownFormat {
             file,
@@ -416,67 +442,25 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
         }
     }
     names.sort();
-    let lower = |n: &str| n.to_ascii_lowercase();
-    let index = if names.iter().any(|n| n == "model.safetensors.index.json") {
-        Some("model.safetensors.index.json".to_string())
-    } else {
-        let idx: Vec<&String> = names
-            .iter()
-            .filter(|n| lower(n).ends_with(".safetensors.index.json"))
-            .collect();
-        match idx.as_slice() {
-            [one] => Some((*one).clone()),
-            _ => None,
-        }
-    };
-    let safetensors_files: Vec<&String> = names
-        .iter()
-        .filter(|n| lower(n).ends_with(".safetensors"))
-        .collect();
-    let gguf_files: Vec<&String> = names
-        .iter()
-        .filter(|n| lower(n).ends_with(".gguf"))
-        .collect();
     let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
 
-    let mut m = if let Some(index) = index {
-        let mut m = inspect_json(&dir.join(index), target)?;
-        m.target = target.to_string();
-        m
-    } else if !safetensors_files.is_empty() {
-        // Without an index, prefer model.safetensors (Mistral repos also ship a
-        // consolidated.safetensors copy of the same weights); else every file counts.
-        let chosen: Vec<PathBuf> = if names.iter().any(|n| n == "model.safetensors") {
-            vec![dir.join("model.safetensors")]
-        } else {
-            safetensors_files.iter().map(|n| dir.join(n)).collect()
-        };
-        let mut m = inspect_safetensors_files(&chosen, None, target)?;
-        if let Some(first) = chosen.first() {
-            attach_sibling_config(&mut m, first);
+    let mut m = match layout::choose(&names) {
+        layout::Weights::Index(index) => {
+            let mut m = inspect_json(&dir.join(index), target)?;
+            m.target = target.to_string();
+            m
         }
-        if chosen.len() < safetensors_files.len() {
-            m.notes.push(format!(
-                "read model.safetensors only; {} other .safetensors file(s) in the folder were not counted",
-                safetensors_files.len() - chosen.len()
-            ));
-        } else if chosen.len() > 1 {
-            m.notes.push(format!(
-                "no index file: counted all {} .safetensors files",
-                chosen.len()
-            ));
-        }
-        m
-    } else if !gguf_files.is_empty() {
-        // Distinct GGUF models: split sets count once.
-        let mut models: Vec<&String> = Vec::new();
-        for n in &gguf_files {
-            match gguf::split_name_parts(n) {
-                Some((_, part, _)) if part != 1 => {}
-                _ => models.push(n),
+        layout::Weights::Safetensors { files, skipped } => {
+            let chosen: Vec<PathBuf> = files.iter().map(|n| dir.join(n)).collect();
+            let mut m = inspect_safetensors_files(&chosen, None, target)?;
+            if let Some(first) = chosen.first() {
+                attach_sibling_config(&mut m, first);
             }
+            m.notes
+                .extend(layout::safetensors_note(chosen.len(), skipped, "folder"));
+            m
         }
-        match models.as_slice() {
+        layout::Weights::Gguf(models) => match models.as_slice() {
             [one] => inspect_gguf(&dir.join(one), target)?,
             _ => {
                 let list: Vec<String> = models.iter().take(5).map(|n| quoted(n)).collect();
@@ -490,14 +474,19 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
                     ),
                 ));
             }
+        },
+        layout::Weights::PickleOnly(files) => {
+            let mut m = inspect_json(&dir.join(layout::CONFIG), target)?;
+            m.warnings.push(layout::pickle_note(&files));
+            m
         }
-    } else if names.iter().any(|n| n == "config.json") {
-        inspect_json(&dir.join("config.json"), target)?
-    } else {
-        return Err(FormatError::not_found(
-            target,
-            "folder has no config.json, *.safetensors or *.gguf file",
-        ));
+        layout::Weights::ConfigOnly => inspect_json(&dir.join(layout::CONFIG), target)?,
+        layout::Weights::Nothing => {
+            return Err(FormatError::not_found(
+                target,
+                "folder has no config.json, *.safetensors or *.gguf file",
+            ))
+        }
     };
     if m.format == Format::Safetensors
         && m.config.is_none()
@@ -510,6 +499,45 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
         m.name = dir_name;
     }
     Ok(m)
+}
+
+/// config.json bytes parsed and checked by the one mapping (`vramplan_core::arch::describe`),
+/// for every source alike (a folder, the HF cache, the Hub): a config the mapping refuses is
+/// refused here, naming the file and the field.
+fn described_config(bytes: &[u8], file: &str) -> Result<serde_json::Value, FormatError> {
+    let config = hf_config::parse_config(bytes, file)?;
+    vramplan_core::arch::describe(&config).map_err(|e| FormatError::architecture(file, e))?;
+    Ok(config)
+}
+
+/// A model's config.json read from any source, given as bytes: a config-only model (no
+/// weights). `path` is how the file is shown. A config.json alone is only its architecture:
+/// one the mapping refuses is an error.
+pub fn config_only_model(
+    target: &str,
+    bytes: &[u8],
+    path: PathBuf,
+) -> Result<ModelFile, FormatError> {
+    let config = described_config(bytes, &show_path(&path))?;
+    let mut m = ModelFile::new(target, Format::ConfigOnly);
+    m.files.push(path);
+    m.bytes_on_disk = bytes.len() as u64;
+    m.header_bytes_read = bytes.len() as u64;
+    m.config = Some(config);
+    Ok(m.finish())
+}
+
+/// Adds a config.json given as bytes to a model read from its weights; a broken one becomes a
+/// note, as a local folder's does ([`CONFIG_NOT_USED`]), since the weights were readable.
+pub fn attach_config(m: &mut ModelFile, bytes: &[u8], path: PathBuf) {
+    match described_config(bytes, &show_path(&path)) {
+        Ok(config) => {
+            m.bytes_on_disk = m.bytes_on_disk.saturating_add(bytes.len() as u64);
+            m.header_bytes_read = m.header_bytes_read.saturating_add(bytes.len() as u64);
+            m.use_config(config, path);
+        }
+        Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
+    }
 }
 
 /// Starts the note that says why a config.json next to the weights was not read.
@@ -525,51 +553,133 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     if !config_path.is_file() {
         return;
     }
-    let read = hf_config::read_config_file(&config_path).and_then(|c| {
-        let file = show_path(&config_path);
-        vramplan_core::arch::describe(&c)
-            .map(|_| c)
-            .map_err(|e| FormatError::architecture(&file, e))
-    });
+    let read =
+        hf_config::read_json_file(&config_path, hf_config::MAX_CONFIG_BYTES).and_then(|bytes| {
+            Ok((
+                described_config(&bytes, &show_path(&config_path))?,
+                bytes.len(),
+            ))
+        });
     match read {
-        Ok(config) => {
-            m.bytes_on_disk = m.bytes_on_disk.saturating_add(
-                std::fs::metadata(&config_path)
-                    .map(|md| md.len())
-                    .unwrap_or(0),
-            );
-            m.files.push(config_path);
-            m.config = Some(config);
-            m.set_architecture_from_config();
+        // Local files count the config in the bytes on disk, not in the headers read (as
+        // before the Hub: `inspect` shows the tensor headers read).
+        Ok((config, len)) => {
+            m.bytes_on_disk = m.bytes_on_disk.saturating_add(len as u64);
+            m.use_config(config, config_path);
         }
         Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
     }
 }
 
-/// Reads the headers of one or more safetensors files (shards of one checkpoint).
-fn inspect_safetensors_files(
-    paths: &[PathBuf],
-    index: Option<(&safetensors::ShardIndex, &Path)>,
+/// Files whose headers are read at once by [`read_safetensors_files`] and [`read_gguf_files`]
+/// when their caller allows it (remote shards: each read is a round trip).
+pub const MAX_PARALLEL_READS: usize = parallel::MAX_IN_FLIGHT;
+
+/// Opens file `i` of a multi-file model (a shard, a split part) for reading.
+pub type OpenFile<'a> =
+    dyn Fn(usize) -> Result<Box<dyn ByteSource + Send + 'a>, FormatError> + Sync + 'a;
+
+/// Reads one opened file's header into its own tensor list (file `i`).
+type ReadFile<'a, H> =
+    dyn Fn(&dyn ByteSource, &mut TensorList, usize) -> Result<H, FormatError> + Sync + 'a;
+
+/// What reading one file gave: its header, its tensors, and the source's counters.
+struct FileRead<H> {
+    header: H,
+    tensors: TensorList,
+    bytes_read: u64,
+    name: String,
+}
+
+/// Reads `count` files with `read`, up to `parallel` at a time, each into its own tensor list;
+/// results in file order, the first file's error if any failed. Files are opened only when
+/// their turn comes, so a checkpoint of thousands of shards never holds thousands open; after a
+/// failure no further file is started.
+fn read_files<H: Send>(
+    count: usize,
+    parallel: usize,
+    open: &OpenFile<'_>,
+    read: &ReadFile<'_, H>,
+) -> Result<Vec<FileRead<H>>, FormatError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failed = AtomicBool::new(false);
+    let one = |i: usize| -> Option<Result<FileRead<H>, FormatError>> {
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let r = (|| {
+            let src = open(i)?;
+            let mut tensors = TensorList::new();
+            let header = read(&*src, &mut tensors, i)?;
+            Ok(FileRead {
+                header,
+                tensors,
+                bytes_read: src.bytes_read(),
+                name: src.name().to_string(),
+            })
+        })();
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        Some(r)
+    };
+    let mut out = Vec::with_capacity(count);
+    for r in parallel::run_bounded(count, parallel, &one) {
+        // Files are started in order, so one skipped after a failure comes after the failed
+        // one: the first error in file order is met before any skipped file.
+        match r {
+            Some(r) => out.push(r?),
+            None => {
+                return Err(FormatError::malformed(
+                    target_of(&out),
+                    "a file was not read (a reader thread stopped)",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn target_of<H>(reads: &[FileRead<H>]) -> &str {
+    reads.first().map(|r| r.name.as_str()).unwrap_or("model")
+}
+
+/// A model's safetensors index, when its shards are read through one.
+pub struct IndexFile<'a> {
+    pub index: &'a safetensors::ShardIndex,
+    /// How the index file is shown in [`ModelFile::files`] and error lines.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub len: u64,
+}
+
+/// Reads the headers of the safetensors shards of one checkpoint, from any source: file `i`
+/// is `paths[i]`, opened by `open(i)`; `parallel` files at a time. With the index, every
+/// `weight_map` entry is checked against the shards' headers. The local and the remote models
+/// both come through here: one safetensors reader.
+pub fn read_safetensors_files(
     target: &str,
+    paths: &[PathBuf],
+    open: &OpenFile<'_>,
+    index: Option<IndexFile<'_>>,
+    parallel: usize,
 ) -> Result<ModelFile, FormatError> {
     let mut m = ModelFile::new(target, Format::Safetensors);
-    for (file_index, path) in paths.iter().enumerate() {
-        if !path.is_file() {
-            let from = index.map(|(_, p)| show_path(p)).unwrap_or_default();
-            return Err(FormatError::not_found(
-                &show_path(path),
-                format!("shard listed in {from} is missing"),
-            ));
-        }
-        let src = LocalFile::open(path)?;
-        let header = safetensors::read_header(&src, &mut m.tensors, file_index)?;
-        m.header_bytes_read = m.header_bytes_read.saturating_add(src.bytes_read());
-        m.bytes_on_disk = m.bytes_on_disk.saturating_add(header.file_len);
+    let read = |src: &dyn ByteSource, tensors: &mut TensorList, i: usize| {
+        safetensors::read_header(src, tensors, i)
+    };
+    let reads = read_files(paths.len(), parallel, open, &read)?;
+    for (file_index, r) in reads.into_iter().enumerate() {
+        m.tensors
+            .append(&r.tensors)
+            .map_err(|l| crate::error::over_limit(&r.name, &l))?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(r.bytes_read);
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(r.header.file_len);
         if file_index == 0 {
-            m.safetensors_metadata = header.metadata;
+            m.safetensors_metadata = r.header.metadata;
         }
-        m.files.push(path.clone());
     }
+    m.files.extend(paths.iter().cloned());
     if let Some((name, shard)) = m.tensors.duplicate_name(0) {
         let shard = m.files.get(shard).map(|p| show_path(p)).unwrap_or_default();
         return Err(FormatError::malformed(
@@ -577,8 +687,13 @@ fn inspect_safetensors_files(
             format!("tensor {} also appears in another shard", quoted(name)),
         ));
     }
-    if let Some((index, index_path)) = index {
-        let index_file = show_path(index_path);
+    if let Some(IndexFile {
+        index,
+        path: index_path,
+        len: index_len,
+    }) = index
+    {
+        let index_file = show_path(&index_path);
         // The shards' tensors sorted by (shard, name): 4 bytes per tensor, binary-searched for
         // each weight_map entry.
         let order = m.tensors.sorted_by_file_and_name();
@@ -627,19 +742,47 @@ fn inspect_safetensors_files(
                 ));
             }
         }
-        m.files.insert(0, index_path.to_path_buf());
+        m.files.insert(0, index_path);
         // Every tensor's file index refers to the shards; shift past the index entry.
         m.tensors.shift_file_index(1);
-        m.bytes_on_disk = m.bytes_on_disk.saturating_add(
-            std::fs::metadata(index_path)
-                .map(|md| md.len())
-                .unwrap_or(0),
-        );
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(index_len);
     }
     Ok(m.finish())
 }
 
-/// Reads a GGUF file, and every part of its split set if its name says it is split.
+/// Opens local file `i` of `paths`, saying what it was for when it is missing.
+fn open_local<'a>(
+    paths: &'a [PathBuf],
+    missing: impl Fn(usize) -> String + Sync + 'a,
+) -> impl Fn(usize) -> Result<Box<dyn ByteSource + Send + 'a>, FormatError> + Sync + 'a {
+    move |i: usize| {
+        let path = &paths[i];
+        if !path.is_file() {
+            return Err(FormatError::not_found(&show_path(path), missing(i)));
+        }
+        Ok(Box::new(LocalFile::open(path)?) as Box<dyn ByteSource + Send>)
+    }
+}
+
+/// Reads the headers of one or more local safetensors files (shards of one checkpoint).
+fn inspect_safetensors_files(
+    paths: &[PathBuf],
+    index: Option<(&safetensors::ShardIndex, &Path)>,
+    target: &str,
+) -> Result<ModelFile, FormatError> {
+    let from = index.map(|(_, p)| show_path(p)).unwrap_or_default();
+    let open = open_local(paths, |_| format!("shard listed in {from} is missing"));
+    let index = index.map(|(index, path)| IndexFile {
+        index,
+        path: path.to_path_buf(),
+        len: std::fs::metadata(path).map(|md| md.len()).unwrap_or(0),
+    });
+    // Local files one at a time: a disk read is not a round trip, and one header in memory at
+    // a time keeps a hostile checkpoint's peak where issue 11 measured it.
+    read_safetensors_files(target, paths, &open, index, 1)
+}
+
+/// Reads a local GGUF file, and every part of its split set if its name says it is split.
 fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
     let file_name = path
         .file_name()
@@ -655,48 +798,61 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
         }
         None => vec![path.to_path_buf()],
     };
+    let count = parts.len();
+    let open = open_local(&parts, move |i| {
+        format!("split part {} of {count} is missing", i + 1)
+    });
+    read_gguf_files(target, &parts, &open, 1)
+}
+
+/// Reads a GGUF model from any source: one file, or every part of a split set (file `i` is
+/// `paths[i]`, opened by `open(i)`), `parallel` parts at a time; the split keys are checked
+/// against the parts. The local and the remote models both come through here: one GGUF reader.
+pub fn read_gguf_files(
+    target: &str,
+    paths: &[PathBuf],
+    open: &OpenFile<'_>,
+    parallel: usize,
+) -> Result<ModelFile, FormatError> {
+    let count = paths.len();
+    let read = |src: &dyn ByteSource, tensors: &mut TensorList, i: usize| {
+        let header = gguf::read_header(src, tensors, i)?;
+        if count > 1 {
+            check_split_keys(&header, i, count, src.name())?;
+        }
+        Ok(header)
+    };
+    let reads = read_files(count, parallel, open, &read)?;
     let mut m = ModelFile::new(target, Format::Gguf);
     let mut first: Option<GgufHeader> = None;
-    for (file_index, part) in parts.iter().enumerate() {
-        if !part.is_file() {
-            return Err(FormatError::not_found(
-                &show_path(part),
-                format!(
-                    "split part {} of {} is missing",
-                    file_index + 1,
-                    parts.len()
-                ),
-            ));
-        }
-        let src = LocalFile::open(part)?;
+    for r in reads {
         let before = m.tensors.len();
-        let header = gguf::read_header(&src, &mut m.tensors, file_index)?;
-        m.header_bytes_read = m.header_bytes_read.saturating_add(src.bytes_read());
-        m.bytes_on_disk = m.bytes_on_disk.saturating_add(header.file_len);
-        if parts.len() > 1 {
-            check_split_keys(&header, file_index, parts.len(), src.name())?;
-            if before > 0 {
-                if let Some((name, _)) = m.tensors.duplicate_name(0) {
-                    return Err(FormatError::malformed(
-                        src.name(),
-                        format!(
-                            "tensor {} also appears in an earlier split part",
-                            quoted(name)
-                        ),
-                    ));
-                }
+        m.tensors
+            .append(&r.tensors)
+            .map_err(|l| crate::error::over_limit(&r.name, &l))?;
+        m.header_bytes_read = m.header_bytes_read.saturating_add(r.bytes_read);
+        m.bytes_on_disk = m.bytes_on_disk.saturating_add(r.header.file_len);
+        if count > 1 && before > 0 {
+            if let Some((name, _)) = m.tensors.duplicate_name(0) {
+                return Err(FormatError::malformed(
+                    &r.name,
+                    format!(
+                        "tensor {} also appears in an earlier split part",
+                        quoted(name)
+                    ),
+                ));
             }
         }
-        m.files.push(part.clone());
         if first.is_none() {
-            first = Some(header);
+            first = Some(r.header);
         }
     }
+    m.files.extend(paths.iter().cloned());
     let Some(header) = first else {
         return Err(FormatError::not_found(target, "no GGUF file to read"));
     };
-    let first_name = show_path(parts.first().map(PathBuf::as_path).unwrap_or(path));
-    if parts.len() > 1 {
+    let first_name = paths.first().map(|p| show_path(p)).unwrap_or_default();
+    if count > 1 {
         if let Some(expected) = header
             .get("split.tensors.count")
             .and_then(MetaValue::as_u64)
@@ -705,15 +861,14 @@ fn inspect_gguf(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
                 return Err(FormatError::malformed(
                     &first_name,
                     format!(
-                        "split.tensors.count says {expected} tensors but the {} parts hold {}",
-                        parts.len(),
+                        "split.tensors.count says {expected} tensors but the {count} parts hold {}",
                         m.tensors.len()
                     ),
                 ));
             }
         }
     }
-    gguf_model_file(m, header, parts.len(), &first_name)
+    gguf_model_file(m, header, count, &first_name)
 }
 
 /// A model from a GGUF header and its tensor list held in memory (one file; `target` names

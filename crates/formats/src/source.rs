@@ -53,6 +53,28 @@ pub trait ByteSource {
     }
 }
 
+/// A borrowed source is a source (so one source can be handed to a reader by reference).
+impl<T: ByteSource + ?Sized> ByteSource for &T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn len(&self) -> Result<u64, FormatError> {
+        (**self).len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
+        (**self).read_at(offset, buf)
+    }
+    fn bytes_read(&self) -> u64 {
+        (**self).bytes_read()
+    }
+    fn first_range(&self) -> usize {
+        (**self).first_range()
+    }
+    fn max_range(&self) -> usize {
+        (**self).max_range()
+    }
+}
+
 /// Fills `buf` from `offset`, or says which bytes were missing.
 pub fn read_exact_at(
     src: &dyn ByteSource,

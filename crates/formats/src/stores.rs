@@ -305,11 +305,8 @@ pub struct OllamaModel {
 
 /// `sha256:<64 hex>` → `blobs/sha256-<hex>`; anything else is rejected (no path tricks).
 pub fn ollama_blob_path(models_dir: &Path, digest: &str) -> Option<PathBuf> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .or_else(|| digest.strip_prefix("sha256-"))?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| models_dir.join("blobs").join(format!("sha256-{hex}")))
+    let hex = digest_hex(digest)?;
+    Some(models_dir.join("blobs").join(format!("sha256-{hex}")))
 }
 
 /// Resolves `name` in the store at `models_dir`; `None` if there is no such manifest.
@@ -344,6 +341,76 @@ pub fn read_ollama_manifest(
     parse_ollama_manifest(&root, models_dir, manifest, name)
 }
 
+/// One layer of an ollama manifest: a content digest (`sha256:<64 hex>`) and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestLayer {
+    pub digest: String,
+    pub size: Option<u64>,
+}
+
+/// The layers of an ollama manifest that hold GGUF: the model and any vision projectors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestModel {
+    pub model: ManifestLayer,
+    pub projectors: Vec<ManifestLayer>,
+}
+
+/// `sha256:<64 hex>` (or ollama's file-name form `sha256-<hex>`) → the 64 hex digits.
+pub fn digest_hex(digest: &str) -> Option<&str> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .or_else(|| digest.strip_prefix("sha256-"))?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// The manifest JSON → its model layer and projector layers (digests checked), wherever the
+/// manifest came from (a local store, a registry). `file` names the manifest in errors.
+pub fn manifest_model(root: &Value, file: &str) -> Result<ManifestModel, FormatError> {
+    let Some(layers) = root.get("layers").and_then(Value::as_array) else {
+        return Err(FormatError::MissingField {
+            file: file.to_string(),
+            field: "layers".to_string(),
+            alternatives: String::new(),
+        });
+    };
+    let mut model = None;
+    let mut projectors = Vec::new();
+    for layer in layers {
+        let media = layer.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        if media != OLLAMA_MODEL_MEDIA_TYPE && media != OLLAMA_PROJECTOR_MEDIA_TYPE {
+            continue;
+        }
+        let digest = layer.get("digest").and_then(Value::as_str).unwrap_or("");
+        if digest_hex(digest).is_none() {
+            return Err(FormatError::malformed(
+                file,
+                format!(
+                    "layer {media} has digest {}, not sha256:<64 hex digits>",
+                    quoted(digest)
+                ),
+            ));
+        }
+        let entry = ManifestLayer {
+            digest: digest.to_string(),
+            size: layer.get("size").and_then(Value::as_u64),
+        };
+        if media == OLLAMA_MODEL_MEDIA_TYPE {
+            if model.is_none() {
+                model = Some(entry);
+            }
+        } else {
+            projectors.push(entry);
+        }
+    }
+    let model = model.ok_or_else(|| {
+        FormatError::malformed(
+            file,
+            format!("no layer with mediaType {OLLAMA_MODEL_MEDIA_TYPE}"),
+        )
+    })?;
+    Ok(ManifestModel { model, projectors })
+}
+
 /// The manifest JSON → blob paths (checked to exist).
 pub fn parse_ollama_manifest(
     root: &Value,
@@ -352,44 +419,18 @@ pub fn parse_ollama_manifest(
     name: &str,
 ) -> Result<OllamaModel, FormatError> {
     let file = show_path(manifest);
-    let Some(layers) = root.get("layers").and_then(Value::as_array) else {
-        return Err(FormatError::MissingField {
-            file,
-            field: "layers".to_string(),
-            alternatives: String::new(),
-        });
+    let layers = manifest_model(root, &file)?;
+    let blob = |l: &ManifestLayer| {
+        ollama_blob_path(models_dir, &l.digest).ok_or_else(|| {
+            FormatError::malformed(&file, format!("digest {} is not sha256", quoted(&l.digest)))
+        })
     };
-    let mut model_blob = None;
-    let mut projector_blobs = Vec::new();
-    for layer in layers {
-        let media = layer.get("mediaType").and_then(Value::as_str).unwrap_or("");
-        if media != OLLAMA_MODEL_MEDIA_TYPE && media != OLLAMA_PROJECTOR_MEDIA_TYPE {
-            continue;
-        }
-        let digest = layer.get("digest").and_then(Value::as_str).unwrap_or("");
-        let blob = ollama_blob_path(models_dir, digest).ok_or_else(|| {
-            FormatError::malformed(
-                &file,
-                format!(
-                    "layer {media} has digest {}, not sha256:<64 hex digits>",
-                    quoted(digest)
-                ),
-            )
-        })?;
-        if media == OLLAMA_MODEL_MEDIA_TYPE {
-            if model_blob.is_none() {
-                model_blob = Some(blob);
-            }
-        } else {
-            projector_blobs.push(blob);
-        }
-    }
-    let model_blob = model_blob.ok_or_else(|| {
-        FormatError::malformed(
-            &file,
-            format!("no layer with mediaType {OLLAMA_MODEL_MEDIA_TYPE}"),
-        )
-    })?;
+    let model_blob = blob(&layers.model)?;
+    let projector_blobs = layers
+        .projectors
+        .iter()
+        .map(blob)
+        .collect::<Result<Vec<_>, _>>()?;
     if !model_blob.is_file() {
         return Err(FormatError::not_found(
             &show_path(&model_blob),

@@ -165,6 +165,29 @@ impl TensorList {
         Ok(())
     }
 
+    /// Appends every tensor of `other` (read apart, e.g. one shard on its own thread), keeping
+    /// their file indices; refused before anything is added if the result would pass a limit.
+    pub fn append(&mut self, other: &TensorList) -> Result<(), TensorLimit> {
+        if (self.records.len() + other.records.len()) as u64 > MAX_TENSORS {
+            return Err(TensorLimit::Count);
+        }
+        let after = self.kept_bytes().saturating_add(other.kept_bytes());
+        if after > MAX_KEPT_TENSOR_BYTES {
+            return Err(TensorLimit::KeptBytes(after));
+        }
+        // Both lists are under MAX_KEPT_TENSOR_BYTES together (< 2^32): the offsets fit in u32.
+        let name_base = self.names.len() as u32;
+        let dims_base = self.dims.len() as u32;
+        self.names.push_str(&other.names);
+        self.dims.extend_from_slice(&other.dims);
+        self.records.extend(other.records.iter().map(|r| Record {
+            name_start: r.name_start + name_base,
+            shape_start: r.shape_start + dims_base,
+            ..*r
+        }));
+        Ok(())
+    }
+
     fn entry(&self, r: &Record) -> TensorEntry<'_> {
         let name_start = r.name_start as usize;
         let shape_start = r.shape_start as usize;
@@ -297,6 +320,27 @@ mod tests {
         assert_eq!(l.kept_bytes(), 3 * 56 + 3 + 3 * 8);
         let json = serde_json::to_string(&l).unwrap();
         assert!(json.starts_with(r#"[{"name":"b","dtype":"F32","shape":[2,3],"n_elements":6,"n_bytes":24,"file_index":0}"#), "{json}");
+    }
+
+    #[test]
+    fn appending_keeps_names_shapes_and_files() {
+        let mut a = TensorList::new();
+        a.push("x", "F32", &[2], 2, 8, 0).unwrap();
+        let mut b = TensorList::new();
+        b.push("long.name", "BF16", &[3, 4], 12, 24, 1).unwrap();
+        b.push("z", "F16", &[], 1, 2, 1).unwrap();
+        a.append(&b).unwrap();
+        let got: Vec<(&str, &[u64], usize)> =
+            a.iter().map(|t| (t.name, t.shape, t.file_index)).collect();
+        assert_eq!(
+            got,
+            [
+                ("x", &[2u64][..], 0),
+                ("long.name", &[3u64, 4][..], 1),
+                ("z", &[][..], 1)
+            ]
+        );
+        assert_eq!(a.kept_bytes(), 3 * 56 + 1 + 9 + 1 + 3 * 8);
     }
 
     #[test]

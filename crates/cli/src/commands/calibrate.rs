@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use vramplan_core::engine::llamacpp::{self, FlashAttn, GgufWeights, LlamaCppArgs, TypeMix};
+use vramplan_core::engine::sglang;
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::ggml::GgmlType;
 use vramplan_core::units::{GIB, MIB};
@@ -50,6 +51,38 @@ pub struct Row {
     pub predicted: f64,
     /// (predicted − observed) / observed.
     pub rel_error: f64,
+    /// The engine's release line ("0.19", SGLang "0.5"; "unstated" when the log does not say).
+    pub release: String,
+    /// The catalogue GPU the record ran on ("cpu" for llama.cpp's CPU runs).
+    pub gpu: String,
+}
+
+/// Median, 90th percentile and worst absolute relative error of one engine's figure on one
+/// release line and GPU.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineSummary {
+    pub engine: &'static str,
+    pub release: String,
+    pub gpu: String,
+    pub figure: &'static str,
+    pub records: usize,
+    pub median_abs_error: f64,
+    pub p90_abs_error: f64,
+    pub worst_abs_error: f64,
+    pub worst_record: String,
+    pub target: &'static str,
+    pub met: Option<bool>,
+}
+
+/// Whether a record started, against whether the profile says it would.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartCheck {
+    pub record: String,
+    pub engine: &'static str,
+    pub started: bool,
+    pub predicted_start: bool,
+    /// The profile's start-up error, when it predicts one.
+    pub predicted_error: Option<String>,
 }
 
 /// Median and worst absolute relative error of one engine's figure.
@@ -79,10 +112,20 @@ pub struct Report {
     pub data: String,
     pub rows: Vec<Row>,
     pub summary: Vec<Summary>,
+    /// Per engine, release line, GPU and figure (issue 14's targets).
+    pub lines: Vec<LineSummary>,
+    pub starts: Vec<StartCheck>,
     pub skipped: Vec<Skipped>,
+    /// The release line and GPU of the record being pushed.
+    #[serde(skip)]
+    context: (String, String),
 }
 
 impl Report {
+    fn context(&mut self, release: impl Into<String>, gpu: impl Into<String>) {
+        self.context = (release.into(), gpu.into());
+    }
+
     fn push(
         &mut self,
         record: &str,
@@ -104,6 +147,8 @@ impl Report {
             observed,
             predicted,
             rel_error,
+            release: self.context.0.clone(),
+            gpu: self.context.1.clone(),
         });
     }
     fn skip(&mut self, record: &str, engine: &'static str, reason: impl Into<String>) {
@@ -134,9 +179,79 @@ fn target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64)>) {
         // Issue 15: every architecture's CPU compute buffer.
         ("llamacpp-truth", "compute_buffer") => ("1% median, 5% worst", Some((0.01, 0.05))),
         ("vllm", "kv_cache") => ("3% median, 8% worst", Some((0.03, 0.08))),
+        ("sglang", "max_total_num_tokens") => ("3% median", Some((0.03, f64::INFINITY))),
         (_, "compute_buffer") | (_, "activation") => ("within 15%", Some((0.15, 0.15))),
         _ => ("reported, no target", None),
     }
+}
+
+/// Issue 14's targets per release line and GPU: (limit on the median, on the 90th percentile,
+/// on the worst).
+fn line_target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64, f64)>) {
+    match (engine, figure) {
+        ("vllm", "kv_tokens") | ("vllm", "kv_cache") => {
+            ("2% median, 5% p90", Some((0.02, 0.05, f64::INFINITY)))
+        }
+        ("vllm", "weights") | ("sglang", "weights") => ("within 1%", Some((0.01, 0.01, 0.01))),
+        ("sglang", "max_total_num_tokens") => {
+            ("3% median", Some((0.03, f64::INFINITY, f64::INFINITY)))
+        }
+        _ => ("reported, no target", None),
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return 0.0;
+    }
+    // Nearest rank.
+    let k = ((q * n as f64).ceil() as usize).clamp(1, n);
+    sorted[k - 1]
+}
+
+fn summarise_lines(rows: &[Row]) -> Vec<LineSummary> {
+    type Key = (&'static str, String, String, &'static str);
+    let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.engine != "llamacpp" && r.engine != "ollama")
+    {
+        groups
+            .entry((r.engine, r.release.clone(), r.gpu.clone(), r.figure))
+            .or_default()
+            .push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((engine, release, gpu, figure), rs)| {
+            let mut errs: Vec<f64> = rs.iter().map(|r| r.rel_error.abs()).collect();
+            errs.sort_by(f64::total_cmp);
+            let median = percentile(&errs, 0.5);
+            let p90 = percentile(&errs, 0.9);
+            let worst = rs
+                .iter()
+                .max_by(|a, b| a.rel_error.abs().total_cmp(&b.rel_error.abs()))
+                .expect("non-empty group");
+            let (text, limits) = line_target(engine, figure);
+            let w = worst.rel_error.abs();
+            let met =
+                limits.map(|(m, p, x)| median <= m + 1e-9 && p90 <= p + 1e-9 && w <= x + 1e-9);
+            LineSummary {
+                engine,
+                release,
+                gpu,
+                figure,
+                records: errs.len(),
+                median_abs_error: median,
+                p90_abs_error: p90,
+                worst_abs_error: w,
+                worst_record: worst.record.clone(),
+                target: text,
+                met,
+            }
+        })
+        .collect()
 }
 
 fn summarise(rows: &[Row]) -> Vec<Summary> {
@@ -219,7 +334,7 @@ impl DataSource<'_> {
         }
     }
 
-    /// Whether the source holds this record file.
+    /// Whether the source holds `name`.
     fn has(&self, name: &str) -> bool {
         match self {
             DataSource::Embedded => CALIBRATION_FILES.iter().any(|(n, _)| *n == name),
@@ -258,7 +373,7 @@ pub fn calibrate(source: &DataSource, truth: Option<&Path>) -> Result<Report, Fa
     if let DataSource::Dir(dir) = source {
         if !dir.is_dir() {
             return Err(Failure::input(format!(
-                "calibration data directory {} not found; pass --data DIR (the folder with vllm.jsonl, llamacpp.jsonl, llamacpp_cpu_runs.jsonl), or omit --data to use the records built into vramplan",
+                "calibration data directory {} not found; pass --data DIR (the folder with vllm.jsonl, llamacpp.jsonl, llamacpp_cpu_runs.jsonl and optionally sglang.jsonl), or omit --data to use the records built into vramplan",
                 dir.display()
             )));
         }
@@ -279,12 +394,19 @@ pub fn calibrate(source: &DataSource, truth: Option<&Path>) -> Result<Report, Fa
     for (i, r) in read_jsonl(source, "llamacpp.jsonl")?.iter().enumerate() {
         llamacpp_log_record(&mut report, i + 1, r);
     }
+    // SGLang's records are optional: an older --data folder has none.
+    if source.has("sglang.jsonl") {
+        for (i, r) in read_jsonl(source, "sglang.jsonl")?.iter().enumerate() {
+            sglang_record(&mut report, i + 1, r);
+        }
+    }
     match truth {
         Some(dir) => truth_records(&mut report, &DataSource::Dir(dir), "")?,
         None if source.has(TRUTH_RUNS) => truth_records(&mut report, source, TRUTH_FOLDER)?,
         None => {}
     }
     report.summary = summarise(&report.rows);
+    report.lines = summarise_lines(&report.rows);
     Ok(report)
 }
 
@@ -382,6 +504,60 @@ pub fn render(report: &Report, rows: bool) -> String {
         &body,
         &[false, false, true, true, true, false, false, false],
     ));
+    let body: Vec<Vec<String>> = report
+        .lines
+        .iter()
+        .filter(|l| l.met.is_some())
+        .map(|l| {
+            vec![
+                l.engine.into(),
+                l.release.clone(),
+                l.gpu.clone(),
+                l.figure.into(),
+                l.records.to_string(),
+                format!("{:.2}%", l.median_abs_error * 100.0),
+                format!("{:.2}%", l.p90_abs_error * 100.0),
+                format!("{:.2}%", l.worst_abs_error * 100.0),
+                l.target.into(),
+                match l.met {
+                    Some(true) => "met".into(),
+                    Some(false) => "NOT MET".into(),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    out.push_str("\nPer release line and GPU (absolute relative error):\n");
+    out.push_str(&table(
+        &[
+            "engine", "release", "gpu", "figure", "rows", "median", "p90", "worst", "target", "",
+        ],
+        &body,
+        &[
+            false, false, false, false, true, true, true, true, false, false,
+        ],
+    ));
+    let wrong: Vec<&StartCheck> = report
+        .starts
+        .iter()
+        .filter(|c| c.started != c.predicted_start)
+        .collect();
+    let failed = report.starts.iter().filter(|c| !c.started).count();
+    out.push_str(&format!(
+        "\nStarts: {} records ({} failed to start); {} predicted wrongly\n",
+        report.starts.len(),
+        failed,
+        wrong.len()
+    ));
+    for c in wrong {
+        out.push_str(&format!(
+            "  {} ({}): {} but predicted {}\n",
+            c.record,
+            c.engine,
+            if c.started { "started" } else { "failed" },
+            c.predicted_error.as_deref().unwrap_or("to start")
+        ));
+    }
     if !report.skipped.is_empty() {
         out.push_str(&format!(
             "\nSkipped {}:\n",
@@ -433,33 +609,81 @@ fn resolve_vllm_model(name: &str) -> Option<(ModelDesc, Option<WeightFormat>)> {
     None
 }
 
-fn vllm_case(r: &Value) -> Result<(ModelDesc, Gpu, Config, VllmArgs), String> {
-    if r.get("failed_run").and_then(Value::as_bool) == Some(true) {
-        return Err("failed run: the log has no memory figures".into());
+/// A record's GPU: "4x NVIDIA L40S (EC2 g6e.12xlarge)" → (l40s, 4). The catalogue name that
+/// appears in the text (its id, aliases, smi names, or its name without the vendor prefix),
+/// the longest match winning.
+pub fn record_gpu(text: &str) -> Result<(Gpu, u64), String> {
+    let norm = |t: &str| {
+        t.to_ascii_lowercase()
+            .replace(['-', '_'], " ")
+            .replace("nvidia ", "")
+            .replace("geforce ", "")
+    };
+    let hay = norm(text);
+    let count = text
+        .trim()
+        .split(['x', 'X', '×'])
+        .next()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    let mut best: Option<(usize, &Gpu)> = None;
+    for g in &catalogue().gpus {
+        let mut names: Vec<String> = vec![norm(&g.name), norm(&g.id)];
+        names.extend(g.aliases.iter().map(|a| norm(a)));
+        names.extend(g.smi_names.iter().map(|a| norm(a)));
+        for n in names {
+            // Short names ("h100") must stand alone; long ones may be followed by a size.
+            if n.len() >= 4 && hay.contains(&n) && best.is_none_or(|b| n.len() > b.0) {
+                best = Some((n.len(), g));
+            }
+        }
     }
+    match best {
+        Some((_, g)) => Ok((g.clone(), count)),
+        None => Err(format!("GPU '{text}' not named in the catalogue")),
+    }
+}
+
+/// Whether the record was started with the offline `LLM` class (its batch defaults differ).
+fn offline_entrypoint(r: &Value) -> bool {
+    let text = |k: &str| match r.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    };
+    let t = format!("{} {}", text("verbatim"), text("note"));
+    t.contains("LLM(") || t.contains("Offline LLM")
+}
+
+fn vllm_case(r: &Value) -> Result<(ModelDesc, Gpu, Config, VllmArgs), String> {
     let version = str_of(r, "vllm_version").ok_or("vLLM version not stated in the log")?;
     let release = Release::parse(version)?;
     let name = str_of(r, "model").ok_or("model not named in the excerpt")?;
     let (model, requant) =
         resolve_vllm_model(name).ok_or_else(|| format!("model {name} is not in the catalogue"))?;
-    let gpu_text = str_of(r, "gpu").unwrap_or_default();
-    let gpu = if gpu_text.contains("H100 80GB") {
-        catalogue().gpu("h100").map_err(|e| e.to_string())?.clone()
-    } else {
-        return Err(format!("GPU '{gpu_text}' not mapped to the catalogue"));
-    };
-    let dtype = str_of(r, "dtype").unwrap_or("torch.bfloat16");
+    let (gpu, _) = record_gpu(str_of(r, "gpu").unwrap_or_default())?;
+    let dtype = str_of(r, "dtype").unwrap_or("auto");
     let act_bytes = if dtype.contains("float32") { 4 } else { 2 };
     let compute_kv = match dtype {
         d if d.contains("float32") => KvDtype::F32,
         d if d.contains("float16") && !d.contains("bfloat16") => KvDtype::F16,
+        d if d.contains("bfloat16") => KvDtype::Bf16,
+        _ if model.dtype == "fp16" => KvDtype::F16,
         _ => KvDtype::Bf16,
     };
-    let weights = match (str_of(r, "quantization"), requant) {
-        (_, Some(f)) => f,
-        (Some("fp8"), None) => WeightFormat::Fp8 { block: 0 },
-        (Some(_), None) => model.native_format(),
-        (None, None) => match act_bytes {
+    let quant = str_of(r, "quantization").unwrap_or("");
+    let weights = match requant {
+        Some(f) => f,
+        None if quant.starts_with("fp8") && model.quantization.is_none() => {
+            WeightFormat::Fp8 { block: 0 }
+        }
+        // A pre-quantized checkpoint (gpt-oss MXFP4, AWQ, …) keeps its layout.
+        None if model.quantization.is_some() => model.native_format(),
+        None => match act_bytes {
             4 => WeightFormat::F32,
             _ if compute_kv == KvDtype::F16 => WeightFormat::F16,
             _ => WeightFormat::Bf16,
@@ -489,15 +713,50 @@ fn vllm_case(r: &Value) -> Result<(ModelDesc, Gpu, Config, VllmArgs), String> {
         .unwrap_or(false);
     args.block_size = u64_of(r, "block_size");
     args.activation_bytes = act_bytes;
+    if offline_entrypoint(r) {
+        args.entrypoint = vllm::Entrypoint::Offline;
+    }
     Ok((model, gpu, config, args))
+}
+
+/// A failed start whose error is vLLM's memory accounting (the others, e.g. a process crash,
+/// say nothing about memory).
+fn memory_failure(r: &Value) -> bool {
+    let e = format!(
+        "{} {}",
+        str_of(r, "error").unwrap_or(""),
+        str_of(r, "note").unwrap_or("")
+    )
+    .to_ascii_lowercase();
+    [
+        "no available memory",
+        "out of memory",
+        "to serve at least one request",
+        "less than desired gpu memory",
+        "not enough memory",
+    ]
+    .iter()
+    .any(|k| e.contains(k))
 }
 
 fn vllm_record(report: &mut Report, line: usize, r: &Value) {
     let id = format!("vllm.jsonl:{line}");
+    let failed = r.get("failed_run").and_then(Value::as_bool) == Some(true);
+    if failed && !memory_failure(r) {
+        return report.skip(
+            &id,
+            "vllm",
+            format!(
+                "failed run whose error is not a memory error (\"{}\"): nothing to check",
+                str_of(r, "error").unwrap_or("no error text")
+            ),
+        );
+    }
     let (model, gpu, config, args) = match vllm_case(r) {
         Ok(c) => c,
         Err(reason) => return report.skip(&id, "vllm", reason),
     };
+    report.context(format!("0.{}", args.release.minor), gpu.id.clone());
     let label = format!(
         "{id} {} tp{}pp{} {}",
         model.id.rsplit('/').next().unwrap_or(&model.id),
@@ -509,6 +768,16 @@ fn vllm_record(report: &mut Report, line: usize, r: &Value) {
         Ok(e) => e,
         Err(reason) => return report.skip(&id, "vllm", format!("profile refused: {reason}")),
     };
+    report.starts.push(StartCheck {
+        record: label.clone(),
+        engine: "vllm",
+        started: !failed,
+        predicted_start: e.startup_error.is_none(),
+        predicted_error: e.startup_error.as_ref().map(|s| s.message.clone()),
+    });
+    if failed {
+        return;
+    }
     // The log's byte figures are rank 0's (the first worker); with PP the profile's first stage.
     let (weights, activation, available) = match e.stages.first() {
         Some(s) => (s.weights_bytes, s.activation_bytes, s.kv_available_bytes),
@@ -577,6 +846,127 @@ fn vllm_record(report: &mut Report, line: usize, r: &Value) {
             mc,
             e.engine_max_concurrency.unwrap_or(0.0),
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SGLang records (sglang.jsonl): the token pool, the weights and the free memory before load.
+
+fn sglang_record(report: &mut Report, line: usize, r: &Value) {
+    let id = format!("sglang.jsonl:{line}");
+    if r.get("failed_run").and_then(Value::as_bool) == Some(true) {
+        return report.skip(&id, "sglang", "failed run: no pool logged");
+    }
+    let Some(name) = str_of(r, "model") else {
+        return report.skip(&id, "sglang", "model not named");
+    };
+    let Some((model, requant)) = resolve_vllm_model(name) else {
+        return report.skip(
+            &id,
+            "sglang",
+            format!("model {name} is not in the catalogue"),
+        );
+    };
+    let release_text = str_of(r, "sglang_version").unwrap_or("");
+    let release = sglang::SglangRelease::parse(release_text).ok();
+    let gib_f = |k: &str| f64_of(r, k).map(|g| (g * GIB as f64) as u64);
+    let tp = u64_of(r, "tp_size").unwrap_or(1);
+    // The GPU, or (not named) a card of unknown size whose free memory before load the log gives.
+    let (gpu, gpu_label, free_before) = match record_gpu(str_of(r, "gpu").unwrap_or_default()) {
+        Ok((g, _)) => (g.clone(), g.id.clone(), None),
+        Err(_) => match gib_f("avail_mem_before_load_gb") {
+            Some(free) => (
+                Gpu::custom(free + sglang::used_before_load(tp)),
+                "unknown (pre-load memory from the log)".to_string(),
+                Some(free),
+            ),
+            None => return report.skip(&id, "sglang", "GPU not named and no pre-load memory"),
+        },
+    };
+    let dtype = str_of(r, "dtype").unwrap_or("auto");
+    let flags = sglang::SglangFlags {
+        sglang_version: release.map(|r| r.name()).unwrap_or_else(|| "latest".into()),
+        mem_fraction_static: f64_of(r, "mem_fraction_static"),
+        chunked_prefill_size: r.get("chunked_prefill_size").and_then(Value::as_i64),
+        cuda_graph_max_bs: u64_of(r, "cuda_graph_max_bs"),
+        dtype: if dtype.contains("float16") && !dtype.contains("bfloat16") {
+            "float16".into()
+        } else {
+            "auto".into()
+        },
+        ..sglang::SglangFlags::default()
+    };
+    let mut req = vramplan_core::engine::Request::new(
+        u64_of(r, "context_length")
+            .unwrap_or(model.max_context)
+            .min(model.max_context),
+        1,
+    );
+    req.parallel.tp = tp;
+    req.kv_dtype = str_of(r, "kv_cache_dtype").unwrap_or("auto").to_string();
+    req.quant = requant.map(|f| f.name());
+    let (config, mut args) = match flags.resolve(&model, &req) {
+        Ok(x) => x,
+        Err(e) => return report.skip(&id, "sglang", format!("flags: {e}")),
+    };
+    args.free_before_load = free_before;
+    report.context(
+        release
+            .map(|r| format!("0.{}", r.minor))
+            .unwrap_or_else(|| "unstated".into()),
+        gpu_label,
+    );
+    let label = format!(
+        "{id} {} tp{tp}",
+        model.id.rsplit('/').next().unwrap_or(&model.id)
+    );
+    let e = match sglang::estimate(&model, &gpu, config, &args) {
+        Ok(e) => e,
+        Err(reason) => return report.skip(&id, "sglang", format!("profile refused: {reason}")),
+    };
+    let gib = |b: u64| b as f64 / GIB as f64;
+    let observed_weights = f64_of(r, "weights_mem_usage_gb").or_else(|| {
+        Some(f64_of(r, "avail_mem_before_load_gb")? - f64_of(r, "avail_mem_after_load_gb")?)
+    });
+    if let Some(w) = observed_weights {
+        report.push(&label, "sglang", "weights", "GiB", w, gib(e.weights_bytes));
+    }
+    if free_before.is_none() {
+        if let Some(b) = f64_of(r, "avail_mem_before_load_gb") {
+            report.push(
+                &label,
+                "sglang",
+                "free_before_load",
+                "GiB",
+                b,
+                gib(gpu.memory_bytes - e.overhead_bytes),
+            );
+        }
+    }
+    if let Some(t) = u64_of(r, "kv_tokens") {
+        report.push(
+            &label,
+            "sglang",
+            "max_total_num_tokens",
+            "tokens",
+            t as f64,
+            e.kv_cache_tokens.unwrap_or(0) as f64,
+        );
+        // The pool formula alone: the same estimate given the log's own pre-load free memory.
+        if let (None, Some(free)) = (free_before, gib_f("avail_mem_before_load_gb")) {
+            let mut given = args.clone();
+            given.free_before_load = Some(free);
+            if let Ok(g) = sglang::estimate(&model, &gpu, config, &given) {
+                report.push(
+                    &label,
+                    "sglang",
+                    "pool_given_free_memory",
+                    "tokens",
+                    t as f64,
+                    g.kv_cache_tokens.unwrap_or(0) as f64,
+                );
+            }
+        }
     }
 }
 
@@ -749,6 +1139,7 @@ fn refusal(r: &Value, profile: Result<(), String>) -> String {
 
 fn cpu_run_record(report: &mut Report, line: usize, r: &Value) {
     let id = format!("llamacpp_cpu_runs.jsonl:{line}");
+    report.context("0c1e57098", "cpu");
     if r.get("ok").and_then(Value::as_bool) != Some(true) {
         // A refusal is a fact too: the profile must refuse the same settings.
         let refused = r
@@ -1122,6 +1513,7 @@ fn verbatim_value(r: &Value, key: &str) -> Option<String> {
 
 fn llamacpp_log_record(report: &mut Report, line: usize, r: &Value) {
     let id = format!("llamacpp.jsonl:{line}");
+    report.context("unstated", "unknown");
     let engine_text = str_of(r, "engine").unwrap_or("");
     let engine: &'static str = if engine_text.starts_with("ollama") {
         "ollama"

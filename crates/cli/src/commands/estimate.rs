@@ -6,11 +6,12 @@ use crate::render::Rows;
 use crate::Failure;
 use clap::{Args, ValueEnum};
 use std::ffi::OsString;
-use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
-use vramplan_core::engine::ollama::{self, OllamaArgs};
-use vramplan_core::engine::sglang::{self, SglangArgs};
-use vramplan_core::engine::vllm::{self, Release, VllmArgs};
-use vramplan_core::ggml::GgmlType;
+use vramplan_core::engine::llamacpp::{self, LlamaCppFlags};
+use vramplan_core::engine::ollama;
+use vramplan_core::engine::sglang::{self, SglangFlags};
+use vramplan_core::engine::vllm::{self, Release, VllmFlags};
+use vramplan_core::engine::Request;
+use vramplan_core::gpu::Interconnect;
 use vramplan_core::naive::{naive_estimate, NaiveEstimate};
 use vramplan_core::units::{bytes_kib, count, gb_gib, gib, params_short, thousands};
 use vramplan_core::{
@@ -88,11 +89,14 @@ pub struct EstimateArgs {
     /// Data-parallel replicas (vLLM: --data-parallel-size).
     #[arg(long, default_value_t = 1, alias = "data-parallel-size")]
     pub dp: u64,
-    /// Share of each GPU's memory the engine may use. Default 0.9; with --engine vllm, a
-    /// release whose own default differs (0.92 from 0.20) uses its default unless another
-    /// value is given.
-    #[arg(long, default_value_t = vramplan_core::engine::generic::DEFAULT_UTILIZATION)]
-    pub gpu_memory_utilization: f64,
+    /// Share of each GPU's memory the engine may use. Default: the engine's own (generic 0.9;
+    /// vLLM 0.90 up to 0.19, 0.92 from 0.20, 1.0 with 0.34's extensible KV cache).
+    #[arg(long)]
+    pub gpu_memory_utilization: Option<f64>,
+    /// GPU-to-GPU link when the model spans GPUs: nvswitch, nvlink, pcie, xgmi (default: the
+    /// card's usual server, data/gpus.toml).
+    #[arg(long)]
+    pub interconnect: Option<String>,
     /// Tokens per prefill forward pass (generic engine).
     #[arg(long, default_value_t = vramplan_core::engine::generic::DEFAULT_PREFILL_CHUNK)]
     pub prefill_chunk: u64,
@@ -102,9 +106,37 @@ pub struct EstimateArgs {
     /// Serving engine whose accounting applies.
     #[arg(long, value_enum, default_value_t = EngineChoice::Generic)]
     pub engine: EngineChoice,
-    /// vLLM: release whose accounting applies (0.10 to 0.33; default the newest modelled).
+    /// vLLM: release whose accounting applies (0.10 to 0.34; default the newest modelled).
     #[arg(long, default_value = "latest")]
     pub vllm_version: String,
+    /// vLLM: serve (vllm serve, the OpenAI server) or llm (the offline LLM class): their batch
+    /// defaults differ.
+    #[arg(long, default_value = "serve")]
+    pub vllm_entrypoint: String,
+    /// vLLM: --enable-lora (LoRA slots on every linear layer).
+    #[arg(long)]
+    pub enable_lora: bool,
+    /// vLLM: --max-loras (default 1; ignored without --enable-lora, as vLLM ignores it).
+    #[arg(long)]
+    pub max_loras: Option<u64>,
+    /// vLLM: --max-lora-rank (default 16).
+    #[arg(long)]
+    pub max_lora_rank: Option<u64>,
+    /// vLLM: --max-cpu-loras (host memory; default --max-loras).
+    #[arg(long)]
+    pub max_cpu_loras: Option<u64>,
+    /// vLLM: --speculative-config JSON, e.g. '{"method": "eagle", "model": "…", "num_speculative_tokens": 3}'.
+    #[arg(long)]
+    pub speculative_config: Option<String>,
+    /// vLLM: the model runner (VLLM_USE_V2_MODEL_RUNNER): auto, v1 or v2.
+    #[arg(long, default_value = "auto")]
+    pub vllm_model_runner: String,
+    /// vLLM 0.34: --enable-extensible-kv-cache (size the KV cache after warmup; on by default).
+    #[arg(long, conflicts_with = "no_enable_extensible_kv_cache")]
+    pub enable_extensible_kv_cache: bool,
+    /// vLLM 0.34: --no-enable-extensible-kv-cache (size it from the profiling run).
+    #[arg(long)]
+    pub no_enable_extensible_kv_cache: bool,
     /// vLLM/SGLang: --dtype (auto, bfloat16, float16, float32): the activation and unquantized
     /// weight dtype; auto is the checkpoint's (fp32 checkpoints are served in bf16).
     #[arg(long, default_value = "auto")]
@@ -124,9 +156,29 @@ pub struct EstimateArgs {
     /// vLLM: --enable-expert-parallel (whole experts over TP × DP ranks).
     #[arg(long)]
     pub enable_expert_parallel: bool,
-    /// SGLang: --mem-fraction-static (default by TP: 0.88 at TP 1 … 0.79 at TP ≥ 16).
+    /// SGLang: --mem-fraction-static (default: the release's, from the GPU memory, TP and the
+    /// prefill and CUDA-graph settings).
     #[arg(long)]
     pub mem_fraction_static: Option<f64>,
+    /// SGLang: release whose accounting applies (0.4.0 to 0.5.23; default the newest modelled).
+    #[arg(long, default_value = "latest")]
+    pub sglang_version: String,
+    /// SGLang: --chunked-prefill-size (default by GPU memory; -1 disables chunking).
+    #[arg(long, allow_hyphen_values = true)]
+    pub chunked_prefill_size: Option<i64>,
+    /// SGLang: --cuda-graph-max-bs (default by GPU memory and TP).
+    #[arg(long)]
+    pub cuda_graph_max_bs: Option<u64>,
+    /// SGLang: --page-size (default 1).
+    #[arg(long)]
+    pub page_size: Option<u64>,
+    /// SGLang: --max-total-tokens (a cap on the token pool).
+    #[arg(long)]
+    pub max_total_tokens: Option<u64>,
+    /// SGLang: --speculative-algorithm (EAGLE, EAGLE3, NEXTN, STANDALONE, NGRAM): its reserve
+    /// enters the default --mem-fraction-static.
+    #[arg(long)]
+    pub speculative_algorithm: Option<String>,
     /// llama.cpp -ngl / ollama num_gpu: layers on the GPU, the output layer counted last
     /// (default: the largest that fits).
     #[arg(long, alias = "gpu-layers", alias = "ngl")]
@@ -187,9 +239,16 @@ pub struct EstimateArgs {
     /// line; not checked by the web API unless given).
     #[arg(long)]
     pub host_memory: Option<String>,
+    /// ollama: which ollama places the layers: llama-server (ollama today: it starts
+    /// llama-server, whose --fit places them) or estimate (ollama before its llama-server
+    /// switch: its own llm/memory.go estimate).
+    #[arg(long, default_value = "llama-server")]
+    pub ollama_scheduler: String,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 /// llama.cpp's single-dash flags (-ngl, -np, -ctk, -ctv, -fa, -ub) are not expressible as
@@ -227,38 +286,20 @@ pub fn expand_engine_short_flags(args: impl IntoIterator<Item = OsString>) -> Ve
         .collect()
 }
 
-/// A model from the catalogue.
-pub fn resolve_model(query: &str) -> Result<ModelDesc, Failure> {
-    crate::model_source::resolve(query).map(|r| r.desc)
+/// A model from the catalogue, a file, the Hub or the ollama registry (model_source.rs).
+pub fn resolve_model(
+    query: &str,
+    hub: &crate::model_source::HubArgs,
+) -> Result<ModelDesc, Failure> {
+    crate::model_source::resolve(query, hub).map(|r| r.desc)
 }
 
-/// A GPU from the catalogue, or a custom size.
 /// The first `--gpu` (the one every engine but llama.cpp uses).
 pub fn first_gpu(a: &EstimateArgs) -> &str {
     a.gpu.first().map_or("h100", String::as_str)
 }
 
-/// llama.cpp's devices: every `--gpu` given, or `--gpus N` of the one kind.
-fn llamacpp_gpus(a: &EstimateArgs, first: &Gpu) -> Result<Vec<Gpu>, Failure> {
-    if a.gpu.len() > 1 {
-        if a.gpu_memory.is_some() {
-            return Err(Failure::input(
-                "--gpu-memory sizes one custom GPU; with several --gpu, name catalogue GPUs",
-            ));
-        }
-        if a.gpus.is_some_and(|n| n != a.gpu.len() as u64) {
-            return Err(Failure::input(format!(
-                "--gpus {} disagrees with the {} --gpu given; give one or make them agree",
-                a.gpus.unwrap_or(0),
-                a.gpu.len()
-            )));
-        }
-        return a.gpu.iter().map(|g| resolve_gpu(g, None)).collect();
-    }
-    let n = a.gpus.or(a.tp).unwrap_or(1).clamp(1, 64);
-    Ok(vec![first.clone(); n as usize])
-}
-
+/// A GPU from the catalogue, or a custom size.
 pub fn resolve_gpu(query: &str, memory: Option<&str>) -> Result<Gpu, Failure> {
     match memory {
         Some(m) => vramplan_core::units::parse_size(m)
@@ -266,6 +307,15 @@ pub fn resolve_gpu(query: &str, memory: Option<&str>) -> Result<Gpu, Failure> {
             .map_err(Failure::input),
         None => catalogue().gpu(query).cloned().map_err(Failure::input),
     }
+}
+
+/// The GPU an estimate runs on: `--gpu` or `--gpu-memory`, with `--interconnect` applied.
+pub fn estimate_gpu(a: &EstimateArgs) -> Result<Gpu, Failure> {
+    let mut gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
+    if let Some(i) = &a.interconnect {
+        gpu.interconnect = Interconnect::parse(i).map_err(Failure::input)?;
+    }
+    Ok(gpu)
 }
 
 pub fn parallelism(
@@ -296,16 +346,20 @@ pub fn parallelism(
 
 /// Exactly what `vramplan estimate --json` prints, as a JSON value (the web API calls this).
 pub fn compute(a: &EstimateArgs) -> Result<serde_json::Value, Failure> {
-    let model = resolve_model(&a.model)?;
-    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
+    let resolved = crate::model_source::resolve(&a.model, &a.hub)?;
+    let model = resolved.desc;
+    let gpu = estimate_gpu(a)?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
     if a.formula == Formula::Naive {
-        let n = naive(a, &model, &gpu)?;
+        let mut n = naive(a, &model, &gpu)?;
+        n.notes.extend(resolved.warnings);
         return to_value(serde_json::to_value(&n));
     }
-    let e = exact(a, &model, &gpu)?;
+    let mut e = exact(a, &model, &gpu)?;
+    // What the model's source could not give (weights not read) is the answer's warning too.
+    e.warnings.extend(resolved.warnings);
     to_value(serde_json::to_value(&e))
 }
 
@@ -330,124 +384,91 @@ fn naive(a: &EstimateArgs, model: &ModelDesc, gpu: &Gpu) -> Result<NaiveEstimate
     Ok(n)
 }
 
-/// vLLM's --quantization names and vramplan's: the marlin kernels load the same layouts;
-/// compressed-tensors and modelopt checkpoints carry their format in the model entry.
-fn weight_format(a: &EstimateArgs, model: &ModelDesc) -> Result<WeightFormat, Failure> {
-    let Some(q) = &a.quant else {
-        return Ok(model.native_format());
-    };
-    let lower = q.trim().to_ascii_lowercase();
-    let name = match lower.as_str() {
-        "awq_marlin" => "awq",
-        "gptq_marlin" | "gptq_marlin_24" => "gptq",
-        "bitsandbytes" => "nf4",
-        "compressed-tensors" | "compressed_tensors" | "modelopt" => {
-            return Ok(model.native_format())
-        }
-        // GGUF file types (llama-quant.cpp): the base type of the mix (Q4_K_M → Q4_K); the
-        // higher-precision output and attn_v/ffn_down tensors of the real files are not counted.
-        other => other
-            .strip_suffix("_m")
-            .or_else(|| other.strip_suffix("_s"))
-            .or_else(|| other.strip_suffix("_l"))
-            .filter(|b| GgmlType::by_name(b).is_some())
-            .unwrap_or(other),
-    };
-    WeightFormat::parse(name).map_err(Failure::input)
-}
-
-/// `--dtype`: bytes per activation element and the unquantized weight format.
-fn vllm_dtype(
-    a: &EstimateArgs,
-    model: &ModelDesc,
-) -> Result<(u64, Option<WeightFormat>, KvDtype), Failure> {
-    let text = a.dtype.trim().to_ascii_lowercase();
-    let native = match model.dtype.to_ascii_lowercase().as_str() {
-        // vLLM serves fp32 checkpoints in bf16/fp16 unless --dtype float32 (config.py _get_and_verify_dtype).
-        "fp16" | "f16" | "float16" => "float16",
-        _ => "bfloat16",
-    };
-    let resolved = if text == "auto" {
-        native
-    } else {
-        text.as_str()
-    };
-    Ok(match resolved {
-        "bfloat16" | "bf16" => (2, Some(WeightFormat::Bf16), KvDtype::Bf16),
-        "float16" | "fp16" | "half" => (2, Some(WeightFormat::F16), KvDtype::F16),
-        "float32" | "fp32" | "float" => (4, Some(WeightFormat::F32), KvDtype::F32),
-        other => {
-            return Err(Failure::input(format!(
-                "--dtype '{other}': use auto, bfloat16, float16 or float32"
-            )))
-        }
+/// The engine-neutral part of the request, as the engines' flags resolve against it.
+pub fn request(a: &EstimateArgs) -> Result<Request, Failure> {
+    Ok(Request {
+        quant: a.quant.clone(),
+        kv_dtype: a.kv_dtype.clone(),
+        context: a.context,
+        batch: a.batch,
+        parallel: parallelism(a.gpus, a.tp, a.pp, a.dp)?,
+        utilization: a.gpu_memory_utilization,
+        prefill_chunk: a.prefill_chunk,
     })
 }
 
-fn kv_or(text: Option<&str>, default: KvDtype) -> Result<KvDtype, Failure> {
-    match text {
-        None => Ok(default),
-        Some(t) if t.eq_ignore_ascii_case("auto") => Ok(default),
-        Some(t) => KvDtype::parse(t).map_err(Failure::input),
+/// vLLM's flags, carried as given (engine/vllm/flags.rs parses them).
+pub fn vllm_flags(a: &EstimateArgs) -> VllmFlags {
+    VllmFlags {
+        vllm_version: a.vllm_version.clone(),
+        dtype: a.dtype.clone(),
+        block_size: a.block_size,
+        max_num_seqs: a.max_num_seqs,
+        max_num_batched_tokens: a.max_num_batched_tokens,
+        enforce_eager: a.enforce_eager,
+        enable_expert_parallel: a.enable_expert_parallel,
+        entrypoint: a.vllm_entrypoint.clone(),
+        enable_lora: a.enable_lora,
+        max_loras: a.max_loras,
+        max_lora_rank: a.max_lora_rank,
+        max_cpu_loras: a.max_cpu_loras,
+        speculative_config: a.speculative_config.clone(),
+        model_runner: a.vllm_model_runner.clone(),
+        extensible_kv_cache: if a.enable_extensible_kv_cache {
+            Some(true)
+        } else if a.no_enable_extensible_kv_cache {
+            Some(false)
+        } else {
+            None
+        },
     }
 }
 
-/// The generic model's inputs, shared by every engine.
-fn base_config(a: &EstimateArgs, weights: WeightFormat, kv: KvDtype) -> Result<Config, Failure> {
-    let mut config = Config::new(weights, kv, a.context, a.batch);
-    config.parallel = parallelism(a.gpus, a.tp, a.pp, a.dp)?;
-    config.utilization = a.gpu_memory_utilization;
-    config.prefill_chunk = a.prefill_chunk;
-    Ok(config)
+/// SGLang's flags, carried as given (engine/sglang.rs parses them).
+pub fn sglang_flags(a: &EstimateArgs) -> SglangFlags {
+    SglangFlags {
+        sglang_version: a.sglang_version.clone(),
+        mem_fraction_static: a.mem_fraction_static,
+        chunked_prefill_size: a.chunked_prefill_size,
+        cuda_graph_max_bs: a.cuda_graph_max_bs,
+        dtype: a.dtype.clone(),
+        page_size: a.page_size,
+        max_total_tokens: a.max_total_tokens,
+        speculative: a.speculative_algorithm.is_some(),
+    }
 }
 
-/// -ctk/-ctv: "auto" falls back to --kv-dtype, whose "auto" is llama.cpp's f16.
-fn cache_type(given: &str, kv_dtype: &str) -> Result<KvDtype, Failure> {
-    let text = if given.eq_ignore_ascii_case("auto") {
-        kv_dtype
-    } else {
-        given
-    };
-    kv_or(Some(text), KvDtype::F16)
-}
-
-fn llamacpp_args(a: &EstimateArgs) -> Result<LlamaCppArgs, Failure> {
-    let fa = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)?;
-    let d = LlamaCppArgs::default();
-    Ok(LlamaCppArgs {
-        n_ctx: a.context,
-        n_seq: a.parallel.unwrap_or(a.batch),
-        kv_unified: a.kv_unified,
-        n_batch: a.batch_size.unwrap_or(d.n_batch),
-        n_ubatch: a.ubatch_size.unwrap_or(d.n_ubatch),
-        type_k: cache_type(&a.cache_type_k, &a.kv_dtype)?,
-        type_v: cache_type(&a.cache_type_v, &a.kv_dtype)?,
-        flash_attn: fa,
-        swa_full: a.swa_full,
+/// llama.cpp's (and ollama's) flags, carried as given (engine/llamacpp/flags.rs parses them).
+pub fn llamacpp_flags(a: &EstimateArgs) -> LlamaCppFlags {
+    LlamaCppFlags {
         n_gpu_layers: a.n_gpu_layers,
-        offload_kqv: !a.no_kv_offload,
-        tensor_split: match &a.tensor_split {
-            Some(t) => llamacpp::parse_tensor_split(t).map_err(Failure::input)?,
-            None => Vec::new(),
-        },
-        split_mode: llamacpp::devices::SplitMode::parse(&a.split_mode).map_err(Failure::input)?,
+        parallel: a.parallel,
+        cache_type_k: a.cache_type_k.clone(),
+        cache_type_v: a.cache_type_v.clone(),
+        flash_attn: a.flash_attn.clone(),
+        ubatch_size: a.ubatch_size,
+        batch_size: a.batch_size,
+        kv_unified: a.kv_unified,
+        swa_full: a.swa_full,
+        no_kv_offload: a.no_kv_offload,
+        gpu: a.gpu.clone(),
+        gpus: a.gpus.or(a.tp),
+        tensor_split: a.tensor_split.clone(),
+        split_mode: a.split_mode.clone(),
         main_gpu: a.main_gpu,
-        n_cpu_moe: if a.cpu_moe {
-            u64::MAX
+        n_cpu_moe: a.n_cpu_moe,
+        cpu_moe: a.cpu_moe,
+        override_tensor: a.override_tensor.clone(),
+        no_mmap: a.no_mmap,
+        host_memory: a.host_memory.clone(),
+        ollama_scheduler: a.ollama_scheduler.clone(),
+        // The machine's memory by default (hardware.rs, as `vramplan fit` reads it).
+        machine_memory: if a.host_memory.is_none() {
+            crate::hardware::host_memory()
         } else {
-            a.n_cpu_moe.unwrap_or(0)
+            None
         },
-        tensor_overrides: match &a.override_tensor {
-            Some(t) => llamacpp::parse_tensor_overrides(t).map_err(Failure::input)?,
-            None => Vec::new(),
-        },
-        use_mmap: !a.no_mmap,
-        // The machine's memory by default (hardware.rs, as `vramplan fit` reads it); none skips.
-        host_memory: match a.host_memory.as_deref() {
-            Some(t) if t.trim().eq_ignore_ascii_case("none") => None,
-            given => crate::hardware::host_memory_or(given).map_err(Failure::input)?,
-        },
-    })
+    }
 }
 
 /// The estimate for a model already resolved (catalogue entry or pasted config.json), under
@@ -457,98 +478,31 @@ pub fn estimate_for_model(
     model: &ModelDesc,
     gpu: &Gpu,
 ) -> Result<Estimate, Failure> {
+    let req = request(a)?;
+    let input = Failure::input;
     let e = match a.engine {
         EngineChoice::Generic => {
-            let kv = KvDtype::parse(&a.kv_dtype).map_err(Failure::input)?;
-            let config = base_config(a, weight_format(a, model)?, kv)?;
-            estimate(model, gpu, config).map_err(Failure::input)
+            let config = req.generic_config(model).map_err(input)?;
+            estimate(model, gpu, config).map_err(input)
         }
         EngineChoice::Vllm => {
-            let (act, float_weights, auto_kv) = vllm_dtype(a, model)?;
-            let weights = match (&a.quant, model.quantization.is_some()) {
-                (None, false) => float_weights.unwrap_or(WeightFormat::Bf16),
-                _ => weight_format(a, model)?,
-            };
-            let kv = kv_or(Some(a.kv_dtype.as_str()), auto_kv)?;
-            let config = base_config(a, weights, kv)?;
-            let release = Release::parse(&a.vllm_version).map_err(Failure::input)?;
-            let mut v = VllmArgs::new(release);
-            v.utilization_given = a.gpu_memory_utilization
-                != vramplan_core::engine::generic::DEFAULT_UTILIZATION
-                || release.default_utilization() == a.gpu_memory_utilization;
-            v.block_size = a.block_size;
-            v.max_num_seqs = a.max_num_seqs;
-            v.max_num_batched_tokens = a.max_num_batched_tokens;
-            v.enforce_eager = a.enforce_eager;
-            v.activation_bytes = act;
-            v.expert_parallel = a.enable_expert_parallel;
-            vllm::estimate(model, gpu, config, &v).map_err(Failure::input)
+            let (config, v) = vllm_flags(a).resolve(model, &req).map_err(input)?;
+            vllm::estimate(model, gpu, config, &v).map_err(input)
         }
         EngineChoice::Llamacpp => {
-            // A llama.cpp file type (q4_k_m, q3_k_s, iq4_xs…): the quantizer's mix.
-            let file_mix = a.quant.as_deref().and_then(TypeMix::parse_file_type);
-            let weights = match (&a.quant, &file_mix) {
-                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
-                (Some(_), None) => weight_format(a, model)?,
-                // An unquantized GGUF conversion keeps the checkpoint's 16-bit type.
-                (None, _) => match model.native_format() {
-                    WeightFormat::F32 | WeightFormat::F16 => WeightFormat::F16,
-                    _ => WeightFormat::Bf16,
-                },
-            };
-            let mix = match file_mix {
-                Some(m) => m,
-                None => TypeMix::from_format(weights).map_err(Failure::input)?,
-            };
-            let l = llamacpp_args(a)?;
-            let config = base_config(a, weights, l.type_k)?;
-            let gpus = llamacpp_gpus(a, gpu)?;
-            llamacpp::estimate_on(model, &gpus, config, &mix, &l).map_err(Failure::input)
+            let flags = llamacpp_flags(a);
+            let (config, mix, l) = flags.resolve(model, &req).map_err(input)?;
+            let gpus = flags.devices(gpu).map_err(input)?;
+            llamacpp::estimate_on(model, &gpus, config, &mix, &l).map_err(input)
         }
         EngineChoice::Ollama => {
-            // ollama's library models are Q4_K_M files unless a tag names another type.
-            let file_mix = TypeMix::parse_file_type(a.quant.as_deref().unwrap_or("q4_k_m"));
-            let weights = match (&a.quant, &file_mix) {
-                (_, Some(m)) => WeightFormat::Gguf(m.ffn),
-                (Some(_), None) => weight_format(a, model)?,
-                (None, None) => WeightFormat::parse("q4_k").map_err(Failure::input)?,
-            };
-            let mix = match file_mix {
-                Some(m) => m,
-                None => TypeMix::from_format(weights).map_err(Failure::input)?,
-            };
-            // ollama's OLLAMA_FLASH_ATTENTION is off unless set: "auto" keeps it off.
-            let flash = FlashAttn::parse(&a.flash_attn).map_err(Failure::input)? == FlashAttn::On;
-            let o = OllamaArgs {
-                num_ctx: a.context,
-                num_parallel: a.parallel.unwrap_or(a.batch),
-                num_batch: a.ubatch_size.unwrap_or(512),
-                kv_type: cache_type(&a.cache_type_k, &a.kv_dtype)?,
-                flash_attention: flash,
-                gpu_overhead: 0,
-                num_gpu: a.n_gpu_layers,
-                ..OllamaArgs::default()
-            };
-            let config = base_config(a, weights, o.kv_type)?;
-            ollama::estimate(model, gpu, config, &mix, &o).map_err(Failure::input)
+            let (config, mix, o) =
+                ollama::resolve_flags(&llamacpp_flags(a), model, &req).map_err(input)?;
+            ollama::estimate(model, gpu, config, &mix, &o).map_err(input)
         }
         EngineChoice::Sglang => {
-            let (_, float_weights, auto_kv) = vllm_dtype(a, model)?;
-            let weights = match (&a.quant, model.quantization.is_some()) {
-                (None, false) => float_weights.unwrap_or(WeightFormat::Bf16),
-                _ => weight_format(a, model)?,
-            };
-            let kv = kv_or(Some(a.kv_dtype.as_str()), auto_kv)?;
-            let config = base_config(a, weights, kv)?;
-            sglang::estimate(
-                model,
-                gpu,
-                config,
-                &SglangArgs {
-                    mem_fraction_static: a.mem_fraction_static,
-                },
-            )
-            .map_err(Failure::input)
+            let (config, s) = sglang_flags(a).resolve(model, &req).map_err(input)?;
+            sglang::estimate(model, gpu, config, &s).map_err(input)
         }
     }?;
     not_saturated(&[
@@ -579,7 +533,7 @@ pub fn compute_with_model(
     a: &EstimateArgs,
     model: &ModelDesc,
 ) -> Result<serde_json::Value, Failure> {
-    let gpu = resolve_gpu(first_gpu(a), a.gpu_memory.as_deref())?;
+    let gpu = estimate_gpu(a)?;
     let to_value = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Failure::runtime(e.to_string()))
     };
@@ -644,7 +598,13 @@ fn advice(
         .iter()
         .map(|g| (g, cat.price(&g.id).map(|p| p.usd_per_hour)))
         .collect();
-    vramplan_core::plan::advise(&*evaluator(engine, release), model, gpu, config, &gpus)
+    vramplan_core::plan::advise(
+        &*evaluator(engine, release, true),
+        model,
+        gpu,
+        config,
+        &gpus,
+    )
 }
 
 pub fn run(a: EstimateArgs) -> Result<(), Failure> {
@@ -654,12 +614,21 @@ pub fn run(a: EstimateArgs) -> Result<(), Failure> {
         crate::render::emit(&format!("{s}\n"));
         return Ok(());
     }
-    let resolved = crate::model_source::resolve(&a.model)?;
+    let resolved = crate::model_source::resolve(&a.model, &a.hub)?;
     let model = resolved.desc;
-    let gpu = resolve_gpu(first_gpu(&a), a.gpu_memory.as_deref())?;
+    let gpu = estimate_gpu(&a)?;
     let mut text = match a.formula {
-        Formula::Naive => render_naive(&naive(&a, &model, &gpu)?),
-        Formula::Exact => render(&exact(&a, &model, &gpu)?, &gpu),
+        Formula::Naive => {
+            let mut n = naive(&a, &model, &gpu)?;
+            n.notes
+                .extend(resolved.warnings.iter().map(|w| format!("warning: {w}")));
+            render_naive(&n)
+        }
+        Formula::Exact => {
+            let mut e = exact(&a, &model, &gpu)?;
+            e.warnings.extend(resolved.warnings.iter().cloned());
+            render(&e, &gpu)
+        }
     };
     if let Some(origin) = &resolved.origin {
         let weights = if model.measured.is_none() {
@@ -887,13 +856,21 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         if e.gpus > 1 { format!("; TP {} × PP {} × DP {}; figures per GPU (the worker with the fewest blocks)", e.tp, e.pp, e.dp) } else { String::new() },
     );
     let mut r = Rows::default();
+    let extensible = setting(e, "kv_cache_sizing").starts_with("extensible");
     r.add(
         "budget",
         gb_gib(e.usable_bytes),
-        format!(
-            "total × {} (the current vLLM instance can use)",
-            e.utilization
-        ),
+        if extensible {
+            format!(
+                "min(total × {}, memory free at start): the extensible KV cache's cap",
+                e.utilization
+            )
+        } else {
+            format!(
+                "total × {} (the current vLLM instance can use)",
+                e.utilization
+            )
+        },
     );
     r.add("weights", gb_gib(e.weights_bytes), "\"Model loading took\"");
     r.add(
@@ -914,7 +891,21 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
         r.add(
             "CUDA graphs",
             gb_gib(e.cuda_graph_bytes.unwrap_or(0)),
-            "estimate, charged from vLLM 0.20",
+            if extensible {
+                "estimate of what warmup captures before the cache is sized"
+            } else {
+                "estimate, charged from vLLM 0.20"
+            },
+        );
+    }
+    let margin = e
+        .overhead_bytes
+        .saturating_sub(e.non_torch_bytes.unwrap_or(0) + e.cuda_graph_bytes.unwrap_or(0));
+    if margin > 0 {
+        r.add(
+            "kept free",
+            gb_gib(margin),
+            "max(1 GiB, 0.75 × activation peak), besides the peak itself",
         );
     }
     let pool = e.kv_pool_bytes.unwrap_or(0);
@@ -1282,8 +1273,9 @@ mod tests {
         }
         let m = catalogue().model("llama-3.1-8b").unwrap();
         let parse = |q: &str| {
-            weight_format(&Cmd::parse_from(["x", "--quantization", q]).args, m)
-                .unwrap_or_else(|f| panic!("{}", f.message))
+            let a = Cmd::parse_from(["x", "--quantization", q]).args;
+            vramplan_core::engine::weight_format(a.quant.as_deref(), m)
+                .unwrap_or_else(|f| panic!("{f}"))
         };
         assert_eq!(parse("awq_marlin"), WeightFormat::Awq { group: 128 });
         assert_eq!(parse("bitsandbytes"), WeightFormat::BnbNf4);

@@ -11,7 +11,6 @@ use crate::Failure;
 use clap::Args;
 use serde::Serialize;
 use vramplan_core::engine::llamacpp::{self, TypeMix};
-use vramplan_core::engine::sglang;
 use vramplan_core::engine::vllm::Release;
 use vramplan_core::fit::{best, Want};
 use vramplan_core::names::has_words;
@@ -337,7 +336,8 @@ fn check(c: &Candidate, engine: PlanEngine, gpu: &Gpu, hw: &Hardware, a: &FitArg
     let release = Release::parse("latest").expect("latest is a release");
     let utilization = match engine {
         PlanEngine::Vllm => release.default_utilization(),
-        PlanEngine::Sglang => sglang::default_mem_fraction_static(hw.gpus),
+        // Unused: each GPU gets SGLang's own release default (plan.rs `evaluator`).
+        PlanEngine::Sglang => 0.88,
         _ => vramplan_core::engine::generic::DEFAULT_UTILIZATION,
     };
     let want = Want {
@@ -361,7 +361,7 @@ fn check(c: &Candidate, engine: PlanEngine, gpu: &Gpu, hw: &Hardware, a: &FitArg
             return row;
         }
     };
-    let eval = evaluator(engine, release);
+    let eval = evaluator(engine, release, false);
     match best(&*eval, &c.desc, gpu, want, &weights, &kvs) {
         Ok(found) => {
             let e = &found.estimate;

@@ -9,19 +9,23 @@ use vramplan_core::kv::kv_bytes_per_token;
 use vramplan_core::model::{LayerSummary, Tower};
 use vramplan_core::units::{bytes_kib, params_short, size, thousands};
 use vramplan_core::KvDtype;
-use vramplan_formats::{inspect, to_model_desc, DtypeStats, ModelFile};
+use vramplan_formats::{to_model_desc, DtypeStats, ModelFile};
 
 #[derive(Args)]
 pub struct InspectArgs {
     /// A .safetensors or .gguf file (split GGUF: its first part), a model folder, a sharded
-    /// checkpoint's index json, a config.json, an HF cache snapshot or repo id, or an ollama
-    /// model name (`llama3.1:8b`).
+    /// checkpoint's index json, a config.json, an HF cache snapshot; a Hugging Face repo
+    /// ORG/NAME[@REVISION][:GGUF_TAG] (the local cache, else the Hub, header-only; a repo of
+    /// several GGUF files without a tag lists them); an ollama model name (`llama3.1:8b`: the
+    /// local store, else the registry; `ollama://NAME:TAG` for the registry).
     pub path: String,
     /// Also list every tensor (name, type, shape, bytes) in the JSON.
     #[arg(long)]
     pub tensors: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 /// The architecture as the config.json mapping describes it.
@@ -128,12 +132,64 @@ fn report<'a>(m: &'a ModelFile, with_tensors: bool) -> Report<'a> {
 }
 
 pub fn run(a: InspectArgs) -> Result<(), Failure> {
-    let m = inspect(&a.path).map_err(|e| match e {
-        vramplan_formats::FormatError::Io { .. } => Failure::runtime(e.to_string()),
-        _ => Failure::input(e.to_string()),
-    })?;
+    use crate::model_source::{locate, Located};
+    // Inspect reads files: the catalogue is not looked at (`vramplan models` lists it).
+    let m = match locate(&a.path, &a.hub, true)? {
+        Located::File(m) => *m,
+        Located::GgufFiles { repo, files } => {
+            let list = GgufList {
+                repo: &repo,
+                gguf_files: &files,
+            };
+            return print_json_or(a.json, &list, || render_list(&list));
+        }
+        Located::Catalogue(m) => {
+            return Err(Failure::input(format!(
+                "{}: a catalogue model ({}), with no files to read",
+                a.path, m.id
+            )))
+        }
+    };
     let r = report(&m, a.tensors);
     print_json_or(a.json, &r, || render(&r))
+}
+
+/// A Hub repository's GGUF models, when no tag chose one.
+#[derive(Serialize)]
+struct GgufList<'a> {
+    repo: &'a str,
+    gguf_files: &'a [vramplan_hub::GgufFile],
+}
+
+fn render_list(l: &GgufList) -> String {
+    let rows: Vec<Vec<String>> = l
+        .gguf_files
+        .iter()
+        .map(|g| {
+            vec![
+                g.file.clone(),
+                g.quant.clone().unwrap_or_else(|| "?".into()),
+                g.parts.to_string(),
+                g.bytes.map(size).unwrap_or_else(|| "?".into()),
+            ]
+        })
+        .collect();
+    let mut s = format!(
+        "{} holds {} GGUF models; pick one with {}:TAG (llama.cpp's -hf convention) or --file NAME\n\n",
+        l.repo,
+        l.gguf_files.len(),
+        l.repo
+    );
+    for line in table(
+        &["file", "quant", "parts", "size"],
+        &rows,
+        &[false, false, true, true],
+    )
+    .lines()
+    {
+        s.push_str(&format!("  {line}\n"));
+    }
+    s
 }
 
 fn render(r: &Report) -> String {

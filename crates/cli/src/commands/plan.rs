@@ -7,7 +7,7 @@ use crate::Failure;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use vramplan_core::engine::llamacpp::{self, FlashAttn, LlamaCppArgs, TypeMix};
-use vramplan_core::engine::sglang::{self, SglangArgs};
+use vramplan_core::engine::sglang::{self, SglangArgs, SglangRelease};
 use vramplan_core::engine::vllm::{self, Release, VllmArgs};
 use vramplan_core::plan::{advise, search_within, Advice, Deployment, Evaluator, Space, Workload};
 use vramplan_core::units::{count, gib, thousands};
@@ -72,6 +72,8 @@ pub struct PlanArgs {
     pub max_candidates: u64,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 /// A search size that covers every catalogue GPU × 3 precisions × 2 KV dtypes × every shape up
@@ -129,7 +131,13 @@ impl Budget<'_> {
 }
 
 /// The evaluator for an engine: every plan is checked by the profile its launch command meets.
-pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>> {
+/// `fraction_given`: whether `--mem-fraction-static` / `--gpu-memory-utilization` was given
+/// (else SGLang takes its release's default for each GPU).
+pub fn evaluator(
+    engine: PlanEngine,
+    release: Release,
+    fraction_given: bool,
+) -> Box<Evaluator<'static>> {
     match engine {
         PlanEngine::Generic => {
             Box::new(|m: &ModelDesc, g: &Gpu, c: Config| vramplan_core::estimate(m, g, c))
@@ -139,15 +147,10 @@ pub fn evaluator(engine: PlanEngine, release: Release) -> Box<Evaluator<'static>
             args.utilization_given = true;
             vllm::estimate(m, g, c, &args)
         }),
-        PlanEngine::Sglang => Box::new(|m: &ModelDesc, g: &Gpu, c: Config| {
-            sglang::estimate(
-                m,
-                g,
-                c,
-                &SglangArgs {
-                    mem_fraction_static: Some(c.utilization),
-                },
-            )
+        PlanEngine::Sglang => Box::new(move |m: &ModelDesc, g: &Gpu, c: Config| {
+            let mut args = SglangArgs::new(SglangRelease::NEWEST);
+            args.mem_fraction_static = fraction_given.then_some(c.utilization);
+            sglang::estimate(m, g, c, &args)
         }),
         PlanEngine::Llamacpp => Box::new(llamacpp_evaluator),
     }
@@ -218,6 +221,7 @@ pub(crate) fn quant_options(
 
 fn launch_command(
     engine: PlanEngine,
+    fraction: Option<f64>,
     utilization: f64,
     work: &Workload,
 ) -> impl Fn(&ModelDesc, &Deployment) -> String {
@@ -259,15 +263,25 @@ fn launch_command(
             // GGUF types are served by llama.cpp whichever profile checked them.
             PlanEngine::Generic if gguf => llama_server(model, d, context, seqs),
             PlanEngine::Vllm | PlanEngine::Generic => format!(
-                "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context} --gpu-memory-utilization {utilization} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
-                d.tp, d.pp
+                "vllm serve {id} --tensor-parallel-size {} --pipeline-parallel-size {} --max-model-len {context}{} --max-num-seqs {seqs}{kv}{quant_flag}{dp}",
+                d.tp,
+                d.pp,
+                // The release's own default when none was asked for (0.34: the extensible KV
+                // cache sizes itself from the memory left after warmup).
+                match (engine, fraction) {
+                    (PlanEngine::Vllm, None) => String::new(),
+                    _ => format!(" --gpu-memory-utilization {utilization}"),
+                }
             ),
             PlanEngine::Sglang => {
                 let kv = if d.kv_dtype == "fp8" { " --kv-cache-dtype fp8_e5m2" } else { "" };
                 let quant = if quant_flag.is_empty() { String::new() } else { " --quantization fp8".to_string() };
                 let dp = if d.replicas > 1 { format!(" --dp-size {}", d.replicas) } else { String::new() };
+                let mfs = fraction
+                    .map(|f| format!(" --mem-fraction-static {f}"))
+                    .unwrap_or_default();
                 format!(
-                    "python -m sglang.launch_server --model-path {id} --tp-size {} --pp-size {} --context-length {context} --mem-fraction-static {utilization} --max-running-requests {seqs}{kv}{quant}{dp}",
+                    "python -m sglang.launch_server --model-path {id} --tp-size {} --pp-size {} --context-length {context}{mfs} --max-running-requests {seqs}{kv}{quant}{dp}",
                     d.tp, d.pp
                 )
             }
@@ -368,7 +382,7 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     let models: Vec<ModelDesc> = a
         .model
         .iter()
-        .map(|m| crate::commands::estimate::resolve_model(m))
+        .map(|m| crate::commands::estimate::resolve_model(m, &a.hub))
         .collect::<Result<_, _>>()?;
     let gpus: Vec<(&Gpu, Option<f64>)> = if a.gpu.is_empty() {
         cat.gpus
@@ -401,7 +415,8 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
     };
     let utilization = a.gpu_memory_utilization.unwrap_or(match a.engine {
         PlanEngine::Vllm => release.default_utilization(),
-        PlanEngine::Sglang => sglang::default_mem_fraction_static(1),
+        // Unused when not given: each GPU gets SGLang's own default (see `evaluator`).
+        PlanEngine::Sglang => 0.88,
         PlanEngine::Generic | PlanEngine::Llamacpp => {
             vramplan_core::engine::generic::DEFAULT_UTILIZATION
         }
@@ -415,8 +430,9 @@ fn plans(a: &PlanArgs, budget: &Budget) -> Result<PlanOutput, Failure> {
         rate: a.rate,
         output_tokens: a.output_tokens,
     };
-    let eval = evaluator(a.engine, release);
-    let launch = launch_command(a.engine, utilization, &work);
+    let given = a.gpu_memory_utilization.is_some();
+    let eval = evaluator(a.engine, release, given);
+    let launch = launch_command(a.engine, given.then_some(utilization), utilization, &work);
     let mut plans = Vec::new();
     let mut advice = Vec::new();
     let mut no_plan = Vec::new();

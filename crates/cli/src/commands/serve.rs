@@ -57,6 +57,14 @@ pub struct ServeArgs {
     /// Seconds a plan search may run before it answers with what it found (`truncated`).
     #[arg(long, default_value_t = 10.0)]
     pub plan_time_budget: f64,
+    /// Answer catalogue names only: a `model` naming a Hugging Face repository is refused
+    /// rather than read from the Hub (by default it is read server-side, from HF_ENDPOINT
+    /// only, with the CLI's limits and cache).
+    #[arg(long)]
+    pub no_hub: bool,
+    /// Seconds the Hub reads of one request may take in all.
+    #[arg(long, default_value_t = 30.0)]
+    pub hub_timeout: f64,
 }
 
 /// How long a connection may take to finish its request once the server is stopping.
@@ -98,6 +106,8 @@ pub fn run(a: ServeArgs) -> Result<(), Failure> {
         plan_time_budget: seconds("plan-time-budget", a.plan_time_budget)?.as_secs_f64(),
         allowed_hosts: a.allowed_host.clone(),
         cors,
+        hub: !a.no_hub,
+        hub_timeout: seconds("hub-timeout", a.hub_timeout)?.as_secs_f64(),
     });
     // Two workers: the handlers are microseconds of arithmetic; more threads buy nothing. Timers
     // for the timeouts and the back-off.

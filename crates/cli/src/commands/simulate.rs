@@ -91,10 +91,12 @@ pub struct SimulateArgs {
     pub svg: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hub: crate::model_source::HubArgs,
 }
 
 pub fn run(a: SimulateArgs) -> Result<(), Failure> {
-    let model = resolve_model(&a.model)?;
+    let model = resolve_model(&a.model, &a.hub)?;
     let gpu = resolve_gpu(&a.gpu, None)?;
     let par = parallelism(Some(a.gpus), None, 1, 1)?;
     let weights = match &a.quant {

@@ -75,12 +75,79 @@ pub async fn openapi_json() -> Response {
 pub async fn estimate_handler(headers: HeaderMap, body: Body) -> Response {
     let answer = match read_json(&headers, body).await {
         // The estimator is pure arithmetic on checked inputs; if a defect still panics, this
-        // request gets a 500 and the server goes on serving the others.
-        Ok(value) => catch_unwind(AssertUnwindSafe(|| estimate_value(&value)))
-            .unwrap_or_else(|_| Err(internal_error("estimating"))),
+        // request gets a 500 and the server goes on serving the others. Off the async
+        // workers: a model read from the Hub waits on the network.
+        Ok(value) => tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| estimate_value(&value)))
+                .unwrap_or_else(|_| Err(internal_error("estimating")))
+        })
+        .await
+        .unwrap_or_else(|_| Err(internal_error("estimating"))),
         Err(e) => Err(e),
     };
     json_answer(answer)
+}
+
+/// Hub reads running now, at most [`MAX_HUB_READS`]: each holds a thread and up to 8
+/// connections to the endpoint for up to `--hub-timeout` seconds.
+static HUB_READS: AtomicUsize = AtomicUsize::new(0);
+pub const MAX_HUB_READS: usize = 4;
+
+/// One slot of `HUB_READS`, given back when dropped.
+struct HubSlot;
+
+impl HubSlot {
+    fn take() -> Result<HubSlot, ApiError> {
+        HUB_READS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_HUB_READS).then_some(n + 1)
+            })
+            .map(|_| HubSlot)
+            .map_err(|_| {
+                ApiError::with_status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{MAX_HUB_READS} Hub reads are already running; try again in a moment"),
+                )
+            })
+    }
+}
+
+impl Drop for HubSlot {
+    fn drop(&mut self) {
+        HUB_READS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request's `model`: a catalogue name (its id), or — unless `serve --no-hub` — a Hugging
+/// Face repository id, read server-side from the configured endpoint only (never a path, a
+/// local store, another registry or a URL). The resolver's scope and limits are the server's.
+fn api_model(
+    name: &str,
+    hub: &mut crate::model_source::HubArgs,
+) -> Result<(String, Option<HubSlot>), ApiError> {
+    let settings = super::settings();
+    *hub = crate::model_source::HubArgs {
+        offline: false,
+        refresh: false,
+        file: None,
+        timeout: settings.hub_timeout,
+        scope: crate::model_source::Scope::server(settings.hub),
+    };
+    if let Ok(m) = catalogue().model(name) {
+        return Ok((m.id.clone(), None));
+    }
+    if settings.hub && vramplan_hub::parse_repo_ref(name).is_some() {
+        return Ok((name.to_string(), Some(HubSlot::take()?)));
+    }
+    let why = catalogue().model(name).err().unwrap_or_default();
+    Err(ApiError::bad(
+        Some("model"),
+        if settings.hub {
+            why
+        } else {
+            format!("{why} (this server reads no Hugging Face repositories: serve --no-hub)")
+        },
+    ))
 }
 
 fn json_answer(answer: Result<Value, ApiError>) -> Response {
@@ -196,9 +263,10 @@ pub fn estimate_value(body: &Value) -> Result<Value, ApiError> {
                 .map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
         None => {
-            // Only catalogue names reach the estimator, as their ids: a model given as a path or
-            // a local store's name is never opened.
-            req.args.model = catalogue_id(&req.args.model)?;
+            // Catalogue names reach the estimator as their ids, Hub ids as themselves with the
+            // server's scope: a model given as a path or a local store's name is never opened.
+            let (model, _slot) = api_model(&req.args.model, &mut req.args.hub)?;
+            req.args.model = model;
             compute(&req.args).map_err(failure_to_error(&request::ESTIMATE, &req.given))
         }
     }
@@ -298,22 +366,18 @@ pub fn plan_value(body: &Value) -> Result<Value, ApiError> {
     plan_args_value(request::PLAN.parse(body)?, &AtomicBool::new(false))
 }
 
-/// The catalogue id of a model named as people type it; the server never reads a model from
-/// its own disk.
-fn catalogue_id(name: &str) -> Result<String, ApiError> {
-    catalogue()
-        .model(name)
-        .map(|m| m.id.clone())
-        .map_err(|e| ApiError::bad(Some("model"), e))
-}
-
 fn plan_args_value(
     mut req: request::Request<PlanArgs>,
     cancelled: &AtomicBool,
 ) -> Result<Value, ApiError> {
+    let mut slots = Vec::new();
+    let mut hub = req.args.hub.clone();
     for m in req.args.model.iter_mut() {
-        *m = catalogue_id(m)?;
+        let (model, slot) = api_model(m, &mut hub)?;
+        *m = model;
+        slots.extend(slot);
     }
+    req.args.hub = hub;
     // A request may ask for a smaller search than the server allows, not a larger one.
     req.args.max_candidates = req.args.max_candidates.min(plan::DEFAULT_MAX_CANDIDATES);
     let a = &req.args;

@@ -27,6 +27,11 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// The one origin allowed to call the API from its pages (CORS), if any.
     pub cors: Option<HeaderValue>,
+    /// Whether `model` may name a Hugging Face repository, read server-side from the
+    /// configured endpoint (`serve --no-hub` turns this off).
+    pub hub: bool,
+    /// Seconds one request's Hub reads may take in all.
+    pub hub_timeout: f64,
 }
 
 impl Default for Settings {
@@ -36,6 +41,8 @@ impl Default for Settings {
             plan_time_budget: 10.0,
             allowed_hosts: Vec::new(),
             cors: None,
+            hub: true,
+            hub_timeout: 30.0,
         }
     }
 }

@@ -33,6 +33,11 @@ fn example(name: &str) -> Option<Value> {
         "n_cpu_moe" => json!(10),
         "host_memory" => json!("64GiB"),
         "override_tensor" => json!("blk\\.[0-9]+\\.ffn_.*_exps\\.=CPU"),
+        "chunked_prefill_size" => json!("4096"),
+        "speculative_config" => json!("{\"method\": \"ngram\", \"num_speculative_tokens\": 3}"),
+        "interconnect" => json!("nvswitch"),
+        "max_lora_rank" => json!(16),
+        "speculative_algorithm" => json!("EAGLE"),
         _ => return None,
     })
 }
@@ -325,7 +330,7 @@ pub fn document() -> Value {
         "EstimateRequest".into(),
         request_schema(
             &ESTIMATE,
-            "Each field is the `vramplan estimate` flag of the same name (`kv_dtype` is `--kv-dtype`), with the CLI's defaults and validation. A null field is the same as an absent one. Give `model` (a catalogue id or alias) or `config` (a pasted config.json), not both.",
+            "Each field is the `vramplan estimate` flag of the same name (`kv_dtype` is `--kv-dtype`), with the CLI's defaults and validation. A null field is the same as an absent one. Give `model` or `config` (a pasted config.json), not both. `model` is a catalogue id or alias, or — unless the server runs with `--no-hub` — a Hugging Face repository `ORG/NAME[@REVISION][:GGUF_TAG]`, read server-side by its headers from the server's configured endpoint only (never a path, a local store or another registry), with a time limit (`serve --hub-timeout`) and at most 4 such reads at once (503 beyond).",
             &[(CONFIG_FIELD, json!({"$ref": "#/components/schemas/HfConfig"}))],
         ),
     );

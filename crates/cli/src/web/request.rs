@@ -26,8 +26,11 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// CLI flags that are about output, not the configuration; the API does not take them.
-/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor.
-const NOT_IN_API: &[&str] = &["json", "no-local"];
+/// `no_local` (fit): the server never reads its own disk or GPUs for a visitor. `offline`,
+/// `refresh`, `timeout`: the server's Hub policy is its own (`serve --no-hub`,
+/// `--hub-timeout`), not a visitor's to change. `file`: a GGUF file is chosen in the name
+/// (`ORG/NAME:Q4_K_M`), as llama.cpp's `-hf` does.
+const NOT_IN_API: &[&str] = &["json", "no-local", "offline", "refresh", "timeout", "file"];
 
 /// The request field that carries a pasted Hugging Face config.json instead of `model`.
 pub const CONFIG_FIELD: &str = "config";
@@ -440,6 +443,8 @@ fn synonyms(field: &str) -> &'static [&'static str] {
         "batch" => &["sequences"],
         // Release::parse (core engine/vllm.rs) says "vLLM 0.9 is not modelled".
         "vllm_version" => &["vllm"],
+        // SglangRelease::parse says "SGLang 0.3.6 is not modelled".
+        "sglang_version" => &["sglang"],
         _ => &[],
     }
 }
@@ -562,7 +567,7 @@ mod tests {
         assert_eq!(r.args.model, "llama-3.1-8b");
         assert_eq!(r.args.context, 4096);
         assert_eq!(r.args.kv_dtype, "fp8");
-        assert_eq!(r.args.gpu_memory_utilization, 0.85);
+        assert_eq!(r.args.gpu_memory_utilization, Some(0.85));
         // Defaults are the CLI's.
         assert_eq!(r.args.batch, 1);
         assert!(r.extra.is_empty());

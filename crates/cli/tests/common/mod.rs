@@ -2,6 +2,8 @@
 //! that bad input fails with one line on standard error and exit code 2.
 #![allow(dead_code)] // each test file uses some of them
 
+pub mod server;
+
 use std::process::{Command, Output};
 
 pub fn vramplan(args: &[&str]) -> Output {

@@ -405,6 +405,7 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                     shared_experts: m.shared,
                     shared_expert_intermediate_size: m.shared_width,
                     dense_intermediate_size: dense,
+                    expert_bias: ebias,
                 },
                 gated: egated,
             }

@@ -8,12 +8,14 @@
 //! (`reserve_graph`) through ggml-alloc (`ggml_alloc`); elsewhere it is a phase estimate.
 
 pub mod devices;
+mod flags;
 pub mod ggml_alloc;
 pub mod gguf_layout;
 pub mod quant_mix;
 pub mod reserve_graph;
 
 pub use devices::{parse_tensor_overrides, parse_tensor_split, SplitMode, TensorOverride};
+pub use flags::{gguf_file_type_base, LlamaCppFlags};
 
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;

@@ -172,6 +172,35 @@ fn estimate_llama_server(
     Ok(e)
 }
 
+/// ollama's settings from the flags vramplan carries for llama.cpp (ollama's own names in
+/// brackets): `-c` (num_ctx), `-np` (OLLAMA_NUM_PARALLEL), `-ub` (num_batch, default 512),
+/// `-ctk` (OLLAMA_KV_CACHE_TYPE), `-fa` (OLLAMA_FLASH_ATTENTION: off unless set, so "auto"
+/// keeps it off), `-ngl` (num_gpu), `--ollama-scheduler` (llama-server or estimate). Weights default to the Q4_K_M mix: ollama's library models
+/// are mostly Q4_K_M files.
+pub fn resolve_flags(
+    f: &llamacpp::LlamaCppFlags,
+    model: &ModelDesc,
+    req: &crate::engine::Request,
+) -> Result<(Config, TypeMix, OllamaArgs), String> {
+    let (weights, mix) = llamacpp::LlamaCppFlags::weights_or(req, model, Some("q4_k_m"))?;
+    let o = OllamaArgs {
+        num_ctx: req.context,
+        num_parallel: f.parallel.unwrap_or(req.batch),
+        num_batch: f.ubatch_size.unwrap_or(512),
+        kv_type: llamacpp::LlamaCppFlags::cache_type(&f.cache_type_k, req)?,
+        flash_attention: llamacpp::FlashAttn::parse(&f.flash_attn)? == llamacpp::FlashAttn::On,
+        gpu_overhead: 0,
+        num_gpu: f.n_gpu_layers,
+        scheduler: Scheduler::parse(&f.ollama_scheduler)?,
+    };
+    let config = req.config(
+        weights,
+        o.kv_type,
+        crate::engine::generic::DEFAULT_UTILIZATION,
+    );
+    Ok((config, mix, o))
+}
+
 /// Bytes per KV element as ollama counts them (ggml.go `kvCacheBytesPerElement`): f16 2,
 /// q8_0 1, q4_0 0.5 — only with flash attention, else f16. Returned as (numerator, 2).
 fn kv_halves(a: &OllamaArgs) -> u64 {

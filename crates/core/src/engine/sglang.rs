@@ -1,29 +1,36 @@
-//! SGLang: the token pool `--mem-fraction-static` leaves for the KV cache
-//! (sgl-project/sglang python/sglang/srt/model_executor/model_runner.py
-//! `profile_max_num_token`, python/sglang/srt/server_args.py defaults).
+//! SGLang: the token pool `--mem-fraction-static` leaves for the KV cache, release by release
+//! (data/engines/sglang.toml; docs/reference/sglang.md).
 //!
-//!   rest   = free memory after loading the weights − total × (1 − mem_fraction_static)
-//!   tokens = rest ÷ cell size, cell = KV heads per rank × head_dim × layers × 2 × dtype bytes
-//!            (MLA: (kv_lora_rank + qk_rope_head_dim) × layers × dtype bytes)
+//!   pre    = free memory before the weights load (after the distributed init)
+//!   rest   = (pre − weights) − pre × (1 − mem_fraction_static)
+//!   tokens = rest ÷ cell, cell = KV heads per rank × (head_dim + v_head_dim) × layers × dtype
+//!            bytes (MLA: (kv_lora_rank + qk_rope_head_dim) × layers × dtype bytes)
+//! (sgl-project/sglang@v0.4.2:python/sglang/srt/model_executor/model_runner.py
+//! `profile_max_num_token`; @v0.5.23: mem_cache/kv_cache_configurator.py
+//! `_profile_available_bytes`, model_executor/pool_configurator.py `calculate_pool_sizes`).
 //! Static memory is weights + KV pool; activations and CUDA graphs live in the remaining
-//! 1 − mem_fraction_static.
+//! 1 − mem_fraction_static, which the default fraction sizes from the GPU and the settings.
 
+use crate::engine::{kv_dtype_or, serving_dtype, weight_format, Request};
 use crate::estimate::{Assumption, Config, Estimate, Setting, StartupError};
 use crate::gpu::Gpu;
+use crate::layer::Span;
 use crate::model::ModelDesc;
 use crate::parallel::weight_bytes_per_stage;
-use crate::units::GIB;
+
+use crate::engine::releases::Version;
+use std::sync::OnceLock;
 
 const MODEL_RUNNER: &str = "python/sglang/srt/model_executor/model_runner.py";
-const SERVER_ARGS: &str = "python/sglang/srt/server_args.py";
+const FILE: &str = include_str!("../../data/engines/sglang.toml");
 const MODEL_CONFIG: &str = "python/sglang/srt/configs/model_config.py";
 
-/// The flag that gets past "Not enough memory": a static share 5 points above what the
-/// weights and the start-up memory take, if that is above the share that failed and leaves
-/// SGLang at least 5% of the card for activations and CUDA graphs. When no share does, the
-/// fix says so rather than repeat the value that failed.
-fn mem_fraction_fix(static_bytes: u64, total: u64, failed: f64) -> String {
-    let needed = static_bytes as f64 / total.max(1) as f64;
+/// The flag that gets past "Not enough memory": a static share 5 points above the minimum the
+/// loaded weights leave (SGLang's own `1 − free after load / free before load`,
+/// kv_cache_configurator.py), if that is above the share that failed and leaves SGLang at least
+/// 5% of the card for activations and CUDA graphs. When no share does, the fix says so rather
+/// than repeat the value that failed.
+fn mem_fraction_fix(needed: f64, failed: f64, static_bytes: u64, total: u64) -> String {
     let proposal = (needed + 0.05).max(failed + 0.01);
     if proposal <= 0.95 {
         format!("--mem-fraction-static {proposal:.2}")
@@ -37,34 +44,437 @@ fn mem_fraction_fix(static_bytes: u64, total: u64, failed: f64) -> String {
     }
 }
 
-/// `--mem-fraction-static` default by tensor-parallel size (server_args.py `__post_init__`):
-/// TP ≥ 16: 0.79, ≥ 8: 0.81, ≥ 4: 0.85, ≥ 2: 0.87, else 0.88.
-pub fn default_mem_fraction_static(tp: u64) -> f64 {
-    match tp {
+/// An SGLang release 0.minor.patch (".postN" suffixes are the same release's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SglangRelease {
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl SglangRelease {
+    pub const OLDEST: SglangRelease = SglangRelease { minor: 4, patch: 0 };
+    pub const NEWEST: SglangRelease = SglangRelease {
+        minor: 5,
+        patch: 23,
+    };
+
+    /// "0.5.10", "v0.4.2.post1", "latest".
+    pub fn parse(text: &str) -> Result<SglangRelease, String> {
+        if text.trim().eq_ignore_ascii_case("latest") {
+            return Ok(SglangRelease::NEWEST);
+        }
+        let v = Version::parse(text, "SGLang")?;
+        let r = SglangRelease {
+            minor: v.minor,
+            patch: v.patch,
+        };
+        if r < SglangRelease::OLDEST || r > SglangRelease::NEWEST {
+            return Err(format!(
+                "SGLang {text} is not modelled: this profile follows {} to {}",
+                SglangRelease::OLDEST.name(),
+                SglangRelease::NEWEST.name()
+            ));
+        }
+        Ok(r)
+    }
+
+    pub fn version(&self) -> Version {
+        Version {
+            minor: self.minor,
+            patch: self.patch,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("0.{}.{}", self.minor, self.patch)
+    }
+}
+
+pub use crate::engine::releases::{Constant, RuleEntry, RuleTable as Table};
+
+/// The embedded rules (their validity is a test).
+pub fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| match parse_table(FILE) {
+        Ok(t) => t,
+        Err(e) => panic!("embedded SGLang rules are invalid: {e}"),
+    })
+}
+
+fn parse_table(text: &str) -> Result<Table, String> {
+    let t = Table::parse(text, "sglang.toml", "SGLang")?;
+    if t.oldest != SglangRelease::OLDEST.version() || t.newest != SglangRelease::NEWEST.version() {
+        return Err("data/engines/sglang.toml: oldest/newest disagree with SglangRelease".into());
+    }
+    for minor in [4u32, 5] {
+        for patch in 0..=23 {
+            let r = SglangRelease { minor, patch };
+            if r >= SglangRelease::OLDEST && r <= SglangRelease::NEWEST {
+                SglangRules::resolve(&t, r)?;
+            }
+        }
+    }
+    Ok(t)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FractionRule {
+    ByTp,
+    ByTpUpTo80Gib,
+    ByParallelSize,
+    ReserveByGpuBracket,
+    ReserveFromPrefillAndGraphs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuTiers {
+    Before053,
+    Cg16,
+    Cg24,
+    Cg48,
+}
+
+/// A release's rules, typed, with the entries in force.
+#[derive(Debug, Clone)]
+pub struct SglangRules {
+    pub fraction: FractionRule,
+    pub tiers: GpuTiers,
+    pub prefill_graph_reserve: bool,
+    pub speculative_reserve_mib: u64,
+    pub applied: Vec<&'static RuleEntry>,
+}
+
+impl SglangRules {
+    fn resolve<'t>(
+        t: &'t Table,
+        r: SglangRelease,
+    ) -> Result<(SglangRules, Vec<&'t RuleEntry>), String> {
+        let mut applied = Vec::new();
+        let mut get = |name: &str| -> Result<&'t RuleEntry, String> {
+            let e = t.rule(name, r.version())?;
+            applied.push(e);
+            Ok(e)
+        };
+        let bad = |e: &RuleEntry| t.bad_value(e);
+        let e = get("mem_fraction_static_default")?;
+        let fraction = match e.value.as_str() {
+            "by_tp" => FractionRule::ByTp,
+            "by_tp_up_to_80gib" => FractionRule::ByTpUpTo80Gib,
+            "by_parallel_size" => FractionRule::ByParallelSize,
+            "reserve_by_gpu_bracket" => FractionRule::ReserveByGpuBracket,
+            "reserve_from_prefill_and_graphs" => FractionRule::ReserveFromPrefillAndGraphs,
+            _ => return Err(bad(e)),
+        };
+        let e = get("gpu_tiers")?;
+        let tiers = match e.value.as_str() {
+            "before_0_5_3" => GpuTiers::Before053,
+            "cg16" => GpuTiers::Cg16,
+            "cg24" => GpuTiers::Cg24,
+            "cg48" => GpuTiers::Cg48,
+            _ => return Err(bad(e)),
+        };
+        let e = get("prefill_graph_reserve")?;
+        let prefill_graph_reserve = match e.value.as_str() {
+            "none" => false,
+            "per_capture_size" => true,
+            _ => return Err(bad(e)),
+        };
+        let e = get("speculative_reserve_mib")?;
+        let speculative_reserve_mib = e.value.parse().map_err(|_| bad(e))?;
+        Ok((
+            SglangRules {
+                fraction,
+                tiers,
+                prefill_graph_reserve,
+                speculative_reserve_mib,
+                applied: Vec::new(),
+            },
+            applied,
+        ))
+    }
+
+    pub fn of(r: SglangRelease) -> SglangRules {
+        match SglangRules::resolve(table(), r) {
+            Ok((mut rules, applied)) => {
+                rules.applied = applied;
+                rules
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// `--chunked-prefill-size` and `--cuda-graph-max-bs` defaults for a GPU of `gpu_mib` MiB
+/// (nvidia-smi) at `tp` (data/engines/sglang.toml `gpu_tiers`).
+pub fn gpu_tier_defaults(tiers: GpuTiers, gpu_mib: u64, tp: u64) -> (u64, u64) {
+    let small_tp = tp < 4;
+    let pick = |a: u64, b: u64| if small_tp { a } else { b };
+    if tiers == GpuTiers::Before053 {
+        return if gpu_mib < 25_000 {
+            (2048, pick(8, 80))
+        } else {
+            (8192, 160)
+        };
+    }
+    let g = gpu_mib;
+    if g < 20 * 1024 {
+        (2048, 8)
+    } else if g < 35 * 1024 {
+        match tiers {
+            GpuTiers::Cg16 => (2048, pick(16, 80)),
+            GpuTiers::Cg24 => (2048, pick(24, 80)),
+            _ => (4096, pick(48, 160)),
+        }
+    } else if g < 60 * 1024 {
+        (4096, pick(32, 160))
+    } else if g < 160 * 1024 {
+        (8192, pick(256, 512))
+    } else {
+        (16384, 512)
+    }
+}
+
+/// Piecewise / prefill CUDA-graph capture sizes up to `max_tokens` (server_args.py
+/// `_generate_piecewise_cuda_graph_tokens`, 0.5.10; `_generate_prefill_cuda_graph_batch_sizes`).
+pub fn prefill_graph_sizes(max_tokens: u64) -> u64 {
+    let ranges: [(u64, u64, u64); 6] = [
+        (4, 32, 4),
+        (48, 256, 16),
+        (288, 512, 32),
+        (576, 1024, 64),
+        (1280, 4096, 256),
+        (4608, u64::MAX, 512),
+    ];
+    let mut n = 0;
+    for (start, end, step) in ranges {
+        let mut s = start;
+        while s <= end.min(max_tokens) {
+            n += 1;
+            s += step;
+        }
+    }
+    n
+}
+
+/// What SGLang's default `--mem-fraction-static` depends on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FractionInputs {
+    /// nvidia-smi memory.total, MiB.
+    pub gpu_mib: u64,
+    pub tp: u64,
+    pub pp: u64,
+    pub chunked_prefill: i64,
+    pub cuda_graph_max_bs: u64,
+    pub mla: bool,
+    pub speculative: bool,
+}
+
+/// The default `--mem-fraction-static` (data/engines/sglang.toml `mem_fraction_static_default`).
+pub fn default_mem_fraction_static(rules: &SglangRules, i: FractionInputs) -> f64 {
+    let FractionInputs {
+        gpu_mib,
+        tp,
+        pp,
+        chunked_prefill,
+        cuda_graph_max_bs,
+        mla,
+        speculative,
+    } = i;
+    let g = gpu_mib as f64;
+    let by = |n: u64| match n {
         t if t >= 16 => 0.79,
         t if t >= 8 => 0.81,
         t if t >= 4 => 0.85,
         t if t >= 2 => 0.87,
         _ => 0.88,
+    };
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let ps = (tp * pp) as f64;
+    match rules.fraction {
+        FractionRule::ByTp => by(tp),
+        FractionRule::ByTpUpTo80Gib => {
+            if gpu_mib <= 81920 {
+                by(tp)
+            } else {
+                (g - 13.0 * 1024.0) / g
+            }
+        }
+        FractionRule::ByParallelSize => {
+            let f = if gpu_mib <= 81920 { by(tp * pp) } else { 0.88 };
+            if gpu_mib > 180_000 {
+                0.79
+            } else if gpu_mib > 96 * 1024 {
+                let reserve = if speculative { 20.0 } else { 18.0 } * 1024.0;
+                (f + 48.0 * 1024.0 * (1.0 - f) / g).min((g - reserve) / g)
+            } else if speculative {
+                f * 0.95
+            } else {
+                f
+            }
+        }
+        FractionRule::ReserveByGpuBracket => {
+            let mut reserved = if gpu_mib < 35 * 1024 {
+                (2.8 + ps / 10.0) * 1024.0
+            } else if gpu_mib < 90 * 1024 {
+                (9.5 + ps / 2.0) * 1024.0
+            } else if gpu_mib < 160 * 1024 {
+                (12.0 + ps / 2.0) * 1024.0
+            } else {
+                32.0 * 1024.0
+            };
+            if speculative {
+                reserved += 2.0 * 1024.0;
+            }
+            round3((g - reserved) / g)
+        }
+        FractionRule::ReserveFromPrefillAndGraphs => {
+            let tokens = if chunked_prefill > 0 {
+                chunked_prefill.max(2048) as f64
+            } else {
+                16384.0 // max_prefill_tokens default
+            };
+            let mut reserved = 512.0 + tokens * 1.5 + cuda_graph_max_bs as f64 * 2.0;
+            reserved += ps / 8.0 * 1024.0;
+            if rules.prefill_graph_reserve {
+                reserved += if mla {
+                    1.5 * 1024.0
+                } else {
+                    prefill_graph_sizes(chunked_prefill.max(0) as u64) as f64 * 8.0
+                };
+            }
+            if gpu_mib > 60 * 1024 {
+                reserved = reserved.max(10.0 * 1024.0);
+            }
+            if speculative {
+                reserved += rules.speculative_reserve_mib as f64;
+            }
+            round3((g - reserved) / g)
+        }
     }
 }
 
-/// Memory in use before the weights load: the CUDA context of the process, as in the vLLM
-/// profile (vllm.rs STARTUP_USED_BYTES: 0.51 GiB on H100 with the same torch/CUDA stack); with
-/// tensor parallelism NCCL adds its communicators (vllm.rs non_torch_bytes: 2.1 GiB).
-fn used_before_load(tp: u64) -> u64 {
-    let base = crate::engine::vllm::STARTUP_USED_BYTES;
+/// SGLang's flags as given (None / "auto" = SGLang's default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SglangFlags {
+    /// `--sglang-version`: 0.4.0 to 0.5.23, "latest".
+    pub sglang_version: String,
+    pub mem_fraction_static: Option<f64>,
+    /// `--chunked-prefill-size` (-1 disables chunking).
+    pub chunked_prefill_size: Option<i64>,
+    pub cuda_graph_max_bs: Option<u64>,
+    /// `--dtype` (shared with vLLM).
+    pub dtype: String,
+    /// `--page-size` (default 1).
+    pub page_size: Option<u64>,
+    /// `--max-total-tokens`: a cap on the pool.
+    pub max_total_tokens: Option<u64>,
+    /// Whether a speculative algorithm is set (its reserve enters the default fraction).
+    pub speculative: bool,
+}
+
+impl Default for SglangFlags {
+    fn default() -> SglangFlags {
+        SglangFlags {
+            sglang_version: "latest".into(),
+            mem_fraction_static: None,
+            chunked_prefill_size: None,
+            cuda_graph_max_bs: None,
+            dtype: "auto".into(),
+            page_size: None,
+            max_total_tokens: None,
+            speculative: false,
+        }
+    }
+}
+
+/// The settings the SGLang profile uses, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SglangArgs {
+    pub release: SglangRelease,
+    /// `--mem-fraction-static` (None: the release's default for the GPU and settings).
+    pub mem_fraction_static: Option<f64>,
+    pub chunked_prefill_size: Option<i64>,
+    pub cuda_graph_max_bs: Option<u64>,
+    pub page_size: u64,
+    pub max_total_tokens: Option<u64>,
+    pub speculative: bool,
+    /// Free memory before the weights load when it is known (SGLang logs it: "Load weight
+    /// begin. avail mem"); None = the card's total less the observed start-up use.
+    pub free_before_load: Option<u64>,
+}
+
+impl SglangArgs {
+    pub fn new(release: SglangRelease) -> SglangArgs {
+        SglangArgs {
+            release,
+            mem_fraction_static: None,
+            chunked_prefill_size: None,
+            cuda_graph_max_bs: None,
+            page_size: 1,
+            max_total_tokens: None,
+            speculative: false,
+            free_before_load: None,
+        }
+    }
+}
+
+impl SglangFlags {
+    pub fn resolve(
+        &self,
+        model: &ModelDesc,
+        req: &Request,
+    ) -> Result<(Config, SglangArgs), String> {
+        let release = SglangRelease::parse(&self.sglang_version)?;
+        let (_, float_weights, auto_kv) = serving_dtype(&self.dtype, model)?;
+        let weights = match (&req.quant, model.quantization.is_some()) {
+            (None, false) => float_weights,
+            _ => weight_format(req.quant.as_deref(), model)?,
+        };
+        let kv = kv_dtype_or(&req.kv_dtype, auto_kv)?;
+        if let Some(f) = self.mem_fraction_static {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(format!("--mem-fraction-static {f} must be between 0 and 1"));
+            }
+        }
+        if self.page_size.is_some_and(|p| p == 0 || p > 1024) {
+            return Err("--page-size must be between 1 and 1024".into());
+        }
+        let a = SglangArgs {
+            release,
+            mem_fraction_static: self.mem_fraction_static,
+            chunked_prefill_size: self.chunked_prefill_size,
+            cuda_graph_max_bs: self.cuda_graph_max_bs,
+            page_size: self.page_size.unwrap_or(1),
+            max_total_tokens: self.max_total_tokens,
+            speculative: self.speculative,
+            free_before_load: None,
+        };
+        // The config's utilization carries the fraction once the GPU is known (estimate).
+        let config = req.config(weights, kv, 0.88);
+        Ok((config, a))
+    }
+}
+
+/// Memory in use before the weights load: the CUDA context (and, with tensor parallelism, what
+/// the distributed init allocates), observed constants of data/engines/sglang.toml.
+pub fn used_before_load(tp: u64) -> u64 {
+    let t = table();
+    let base = t.constant("startup_used_mib");
     if tp > 1 {
-        base + 21 * GIB / 10
+        base + t.constant("distributed_init_mib")
     } else {
         base
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct SglangArgs {
-    /// `--mem-fraction-static` (None: the TP default).
-    pub mem_fraction_static: Option<f64>,
+/// KV bytes per token on one rank (pool_configurator.py `_compute_cell_size`): MHA/GQA
+/// kv heads per rank × (head_dim + v_head_dim) × layers; MLA (kv_lora_rank + rope) × layers —
+/// each layer's own K and V rows (`Layer::kv_bytes_per_token`), summed over the layers.
+pub fn cell_bytes(model: &ModelDesc, kv: crate::precision::KvDtype, tp: u64) -> u64 {
+    model
+        .layers()
+        .map(|l| l.kv_bytes_per_token(kv, tp))
+        .fold(0u64, u64::saturating_add)
 }
 
 pub fn estimate(
@@ -76,7 +486,16 @@ pub fn estimate(
     config.check(model)?;
     if model.has_recurrent_layers() {
         return Err(format!(
-            "{} has recurrent layers; the SGLang profile models attention KV pools only (use --engine generic)",
+            "{} has Mamba layers; the SGLang profile models attention KV pools only (its Mamba state pools are not modelled yet; use --engine generic)",
+            model.id
+        ));
+    }
+    if model
+        .layers()
+        .any(|l| l.attention.as_ref().is_some_and(|a| a.span != Span::Full))
+    {
+        return Err(format!(
+            "{} has sliding-window layers: SGLang sizes separate full and sliding pools for it (HybridSWAPoolConfigurator, swa_full_tokens_ratio), which this profile does not model yet",
             model.id
         ));
     }
@@ -84,38 +503,69 @@ pub fn estimate(
         return Err("the SGLang profile models tensor parallelism only (--pp 1)".into());
     }
     let par = config.parallel;
-    let mfs = a
-        .mem_fraction_static
-        .unwrap_or_else(|| default_mem_fraction_static(par.tp));
+    let rules = SglangRules::of(a.release);
+    let gpu_mib = gpu.smi_mib();
+    let (cps_default, bs_default) = gpu_tier_defaults(rules.tiers, gpu_mib, par.tp);
+    let chunked_prefill = a.chunked_prefill_size.unwrap_or(cps_default as i64);
+    let max_bs = a.cuda_graph_max_bs.unwrap_or(bs_default);
+    let mfs = a.mem_fraction_static.unwrap_or_else(|| {
+        default_mem_fraction_static(
+            &rules,
+            FractionInputs {
+                gpu_mib,
+                tp: par.tp,
+                pp: par.pp,
+                chunked_prefill,
+                cuda_graph_max_bs: max_bs,
+                mla: model.mla.is_some(),
+                speculative: a.speculative,
+            },
+        )
+    });
     if !(mfs > 0.0 && mfs < 1.0) {
         return Err(format!(
             "--mem-fraction-static {mfs} must be between 0 and 1"
         ));
     }
     let inv = model.inventory();
-    let weights = weight_bytes_per_stage(model, inv, config.weights, &par)[0];
+    // What the load takes: the tensors, the rotary cos/sin cache in the model dtype
+    // (sglang/srt/layers/rotary_embedding.py `_compute_cos_sin_cache`, then `.to(dtype)`), and
+    // what loading leaves outside torch (load_non_torch_mib, data/engines/sglang.toml).
+    let rope = crate::engine::vllm::rope_cache_bytes(
+        model,
+        if config.weights == crate::precision::WeightFormat::F32 {
+            4
+        } else {
+            2
+        },
+    );
+    let weights = weight_bytes_per_stage(model, inv, config.weights, &par)[0]
+        .saturating_add(rope)
+        .saturating_add(table().constant("load_non_torch_mib"));
     let total = gpu.memory_bytes;
-    let free_after_load = total
-        .saturating_sub(used_before_load(par.tp))
-        .saturating_sub(weights) as i128;
-    let reserved = (total as f64 * (1.0 - mfs)) as i128;
+    let before = match a.free_before_load {
+        Some(free) => total.saturating_sub(free),
+        None => used_before_load(par.tp),
+    };
+    let pre = total.saturating_sub(before);
+    let free_after_load = pre.saturating_sub(weights) as i128;
+    let reserved = (pre as f64 * (1.0 - mfs)) as i128;
     let rest = free_after_load - reserved;
-    // One token's cell: every caching attention layer's K and V rows (SGLang's token pool keeps
-    // every layer at full length, sliding ones included: model_runner.py `init_memory_pool`).
-    let cell = model
-        .layers()
-        .map(|l| l.kv_bytes_per_token(config.kv_dtype, par.tp))
-        .fold(0u64, u64::saturating_add);
-    let tokens = if rest > 0 {
+    let cell = cell_bytes(model, config.kv_dtype, par.tp);
+    let mut tokens = if rest > 0 {
         (rest as u64) / cell.max(1)
     } else {
         0
     };
+    tokens = tokens / a.page_size * a.page_size;
+    if let Some(cap) = a.max_total_tokens {
+        tokens = tokens.min(cap);
+    }
     let mut e = Estimate::skeleton(model, inv, gpu, &config, "sglang");
     e.utilization = mfs;
     e.weights_bytes = weights;
-    e.overhead_bytes = used_before_load(par.tp);
-    e.non_torch_bytes = Some(used_before_load(par.tp));
+    e.overhead_bytes = before;
+    e.non_torch_bytes = Some(before);
     e.kv_cache_tokens = Some(tokens);
     e.kv_pool_bytes = Some(tokens.saturating_mul(cell));
     e.kv_cache_bytes = cell
@@ -138,21 +588,17 @@ pub fn estimate(
             ),
         });
     } else if tokens == 0 {
+        let minimum = 1.0 - (free_after_load.max(0) as f64) / pre.max(1) as f64;
         e.startup_error = Some(StartupError {
             message:
                 "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
                     .into(),
             source: MODEL_RUNNER,
-            fix: mem_fraction_fix(weights + used_before_load(par.tp), total, mfs),
+            fix: mem_fraction_fix(minimum, mfs, weights + before, total),
         });
     }
-    let static_budget = (total as f64 * mfs) as u64;
-    e.set_verdict(
-        weights
-            .saturating_add(e.overhead_bytes)
-            .saturating_add(e.kv_cache_bytes),
-        static_budget,
-    );
+    let static_budget = (pre as f64 * mfs) as u64;
+    e.set_verdict(weights.saturating_add(e.kv_cache_bytes), static_budget);
     let per_request = cell.saturating_mul(config.context).max(1);
     e.max_concurrency = (tokens.saturating_mul(cell) / per_request).saturating_mul(par.dp);
     e.fits = e.startup_error.is_none() && tokens >= config.context.saturating_mul(config.batch);
@@ -165,25 +611,76 @@ pub fn estimate(
     } else {
         "memory"
     };
-    e.engine_settings = vec![Setting {
-        name: "mem_fraction_static",
-        value: format!("{mfs}"),
-        origin: if a.mem_fraction_static.is_some() {
-            "given".into()
-        } else {
-            format!("default for TP {} ({SERVER_ARGS})", par.tp)
+    let default_src = |what: &str| {
+        format!(
+            "default of SGLang {} for a {gpu_mib} MiB GPU at TP {} ({what})",
+            a.release.name(),
+            par.tp
+        )
+    };
+    e.engine_settings = vec![
+        Setting {
+            name: "sglang_version",
+            value: a.release.name(),
+            origin: "--sglang-version".into(),
         },
-    }];
+        Setting {
+            name: "mem_fraction_static",
+            value: format!("{mfs}"),
+            origin: if a.mem_fraction_static.is_some() {
+                "given".into()
+            } else {
+                default_src("mem_fraction_static_default")
+            },
+        },
+        Setting {
+            name: "chunked_prefill_size",
+            value: chunked_prefill.to_string(),
+            origin: if a.chunked_prefill_size.is_some() {
+                "given".into()
+            } else {
+                default_src("gpu_tiers")
+            },
+        },
+        Setting {
+            name: "cuda_graph_max_bs",
+            value: max_bs.to_string(),
+            origin: if a.cuda_graph_max_bs.is_some() {
+                "given".into()
+            } else {
+                default_src("gpu_tiers")
+            },
+        },
+        Setting {
+            name: "page_size",
+            value: a.page_size.to_string(),
+            origin: "--page-size (default 1)".into(),
+        },
+    ];
+    for r in &rules.applied {
+        e.engine_settings.push(Setting {
+            name: r.name.as_str(),
+            value: r.value.clone(),
+            origin: format!("SGLang rule since {}: {}", r.since, r.source),
+        });
+    }
     e.assumptions = vec![
         Assumption {
             figure: "token pool",
-            formula: format!("(free after weights − total × (1 − {mfs})) ÷ {cell} B per token"),
-            source: MODEL_RUNNER,
+            formula: format!(
+                "((free before load − weights) − free before load × (1 − {mfs})) ÷ {cell} B per token{}",
+                if a.page_size > 1 { ", whole pages" } else { "" }
+            ),
+            source: "sglang model_runner.py profile_max_num_token (0.4); mem_cache/kv_cache_configurator.py _profile_available_bytes (0.5.23)",
         },
         Assumption {
-            figure: "free after weights",
-            formula: "total − CUDA context 0.51 GiB (− 2.1 GiB NCCL with TP) − weights".into(),
-            source: "CUDA context as measured in the vLLM 0.19 logs (data/calibration/vllm.jsonl); no SGLang logs to check against",
+            figure: "free before load",
+            formula: format!(
+                "total − {} (CUDA context{})",
+                crate::units::gib(before),
+                if par.tp > 1 { " and the distributed init" } else { "" }
+            ),
+            source: "observed constants with their records in data/engines/sglang.toml",
         },
     ];
     Ok(e)
@@ -194,35 +691,106 @@ mod tests {
     use super::*;
     use crate::catalogue;
     use crate::precision::{KvDtype, WeightFormat};
+    use crate::units::MIB;
 
     #[test]
-    fn defaults_by_tp() {
-        assert_eq!(default_mem_fraction_static(1), 0.88);
-        assert_eq!(default_mem_fraction_static(2), 0.87);
-        assert_eq!(default_mem_fraction_static(8), 0.81);
+    fn rules_change_where_the_source_says() {
+        let r = |v: &str| SglangRules::of(SglangRelease::parse(v).unwrap());
+        assert_eq!(r("0.4.2").fraction, FractionRule::ByTp);
+        assert_eq!(r("0.4.6.post5").fraction, FractionRule::ByTpUpTo80Gib);
+        assert_eq!(r("0.4.9").fraction, FractionRule::ReserveByGpuBracket);
+        assert_eq!(
+            r("0.5.3").fraction,
+            FractionRule::ReserveFromPrefillAndGraphs
+        );
+        assert_eq!(r("0.5.19").tiers, GpuTiers::Cg24);
+        assert_eq!(r("0.5.20").tiers, GpuTiers::Cg48);
+        assert!(!r("0.5.9").prefill_graph_reserve);
+        assert!(r("0.5.10").prefill_graph_reserve);
+        assert!(SglangRelease::parse("0.3.6").is_err());
+        assert!(SglangRelease::parse("0.6.0").is_err());
+    }
+
+    fn fi(
+        gpu_mib: u64,
+        tp: u64,
+        pp: u64,
+        chunked_prefill: i64,
+        cuda_graph_max_bs: u64,
+    ) -> FractionInputs {
+        FractionInputs {
+            gpu_mib,
+            tp,
+            pp,
+            chunked_prefill,
+            cuda_graph_max_bs,
+            mla: false,
+            speculative: false,
+        }
+    }
+
+    #[test]
+    fn default_fractions_by_hand() {
+        let r = |v: &str| SglangRules::of(SglangRelease::parse(v).unwrap());
+        // 0.4.x: by TP.
+        assert_eq!(
+            default_mem_fraction_static(&r("0.4.2"), fi(81559, 1, 1, 8192, 160)),
+            0.88
+        );
+        assert_eq!(
+            default_mem_fraction_static(&r("0.4.2"), fi(81559, 8, 1, 8192, 160)),
+            0.81
+        );
+        // 0.4.8, RTX 4090 (24564 MiB) at TP 1: reserved (2.8 + 0.1) × 1024 = 2969.6 MiB;
+        // (24564 − 2969.6) / 24564 = 0.87911 → 0.879.
+        assert_eq!(
+            default_mem_fraction_static(&r("0.4.8"), fi(24564, 1, 1, 2048, 8)),
+            0.879
+        );
+        // 0.5.5, RTX 4090 at TP 1: chunked prefill 2048, max_bs 24: 512 + 3072 + 48 + 128 =
+        // 3760 MiB; (24564 − 3760) / 24564 = 0.84693 → 0.847.
+        let (cps, bs) = gpu_tier_defaults(GpuTiers::Cg24, 24564, 1);
+        assert_eq!((cps, bs), (2048, 24));
+        assert_eq!(
+            default_mem_fraction_static(&r("0.5.5"), fi(24564, 1, 1, 2048, 24)),
+            0.847
+        );
+        // 0.5.23, same card: 4096 and 48; prefill graphs up to 4096 tokens: 8 + 14 + 8 + 8 + 12
+        // = 50 sizes × 8 MiB = 400; 512 + 6144 + 96 + 128 + 400 = 7280 MiB; (24564 − 7280) /
+        // 24564 = 0.70363 → 0.704.
+        assert_eq!(prefill_graph_sizes(4096), 50);
+        assert_eq!(
+            default_mem_fraction_static(&r("0.5.23"), fi(24564, 1, 1, 4096, 48)),
+            0.704
+        );
+        // 0.5.5, H100 (81559 MiB) at TP 1: 512 + 12288 + 512 + 128 = 13440 MiB (above the
+        // 10 GiB floor); (81559 − 13440) / 81559 = 0.83521 → 0.835.
+        assert_eq!(
+            default_mem_fraction_static(&r("0.5.5"), fi(81559, 1, 1, 8192, 256)),
+            0.835
+        );
     }
 
     #[test]
     fn token_pool_by_hand() {
-        // Llama-3.1-8B bf16 on H100 (85,028,896,768 B), mfs 0.88: free after load =
-        // 85,028,896,768 − 547,608,330 (CUDA context) − 16,060,522,496 (weights) =
-        // 68,420,765,942; reserved = 0.12 × total = 10,203,467,612; rest = 58,217,298,330;
-        // cell = 8 × 128 × 32 × 2 × 2 = 131,072 B → 444,162 tokens.
+        // sglang.jsonl:3 (Qwen3-14B bf16, TP 4 on RTX 4090s, mem_fraction_static 0.8): 298,447
+        // tokens logged. Here: pre = 25,386,352,640 − (410 + 154) MiB = 24,794,955,776 B;
+        // cell = 2 KV heads × 128 × 40 layers × 2 × 2 B = 40,960 B.
         let cat = catalogue();
-        let m = cat.model("llama-3.1-8b").unwrap();
-        let gpu = cat.gpu("h100").unwrap();
-        let c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 8192, 1);
-        let e = estimate(
-            m,
-            gpu,
-            c,
-            &SglangArgs {
-                mem_fraction_static: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(e.weights_bytes, 16_060_522_496);
-        assert_eq!(e.kv_cache_tokens.unwrap(), 444_162);
-        assert!(e.fits);
+        let m = cat.model("qwen3-14b").unwrap();
+        let gpu = cat.gpu("rtx-4090").unwrap();
+        let mut c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 40960, 1);
+        c.parallel.tp = 4;
+        let mut a = SglangArgs::new(SglangRelease::parse("0.5.19").unwrap());
+        a.mem_fraction_static = Some(0.8);
+        let e = estimate(m, gpu, c, &a).unwrap();
+        assert_eq!(cell_bytes(m, KvDtype::Bf16, 4), 40_960);
+        let pre: u64 = 25_386_352_640 - 564 * MIB;
+        let expected =
+            ((pre - e.weights_bytes) as i128 - (pre as f64 * 0.2) as i128) as u64 / 40_960;
+        assert_eq!(e.kv_cache_tokens.unwrap(), expected);
+        let logged = 298_447.0;
+        let err = (expected as f64 - logged) / logged;
+        assert!(err.abs() < 0.03, "{err}");
     }
 }

@@ -1,12 +1,25 @@
-//! vLLM, V1 engine (0.10 and later): how a worker turns the card's memory into KV-cache blocks,
-//! and what it prints at start-up. Every rule cites the vLLM file it follows; the version
-//! history is summarised in docs/reference/vllm_memory_model.md.
+//! vLLM, V1 engine (0.10 to 0.34): how a worker turns the card's memory into KV-cache blocks,
+//! and what it prints at start-up. Every rule cites the vLLM file it follows; what changes
+//! from release to release is data (data/engines/vllm.toml, read by `rules`), explained in
+//! docs/reference/vllm_releases.md.
 //!
 //! Per worker (vllm/v1/worker/gpu_worker.py `determine_available_memory`, 0.9.2+):
 //!   available = total × gpu_memory_utilization − weights − activation peak − non-torch
 //!               [− CUDA-graph estimate, 0.20 and later]
 //!   blocks    = available ÷ (page bytes × KV tensors on the worker)   (kv_cache_utils.py)
-//! and the engine keeps the minimum over workers (`get_kv_cache_configs`).
+//! and the engine keeps the minimum over workers (`get_kv_cache_configs`). 0.34 sizes the cache
+//! from the memory free after warmup instead (`KvSizing::Extensible`).
+
+mod flags;
+mod rules;
+mod weights;
+
+pub use flags::{parse_speculative, quantization_format, Entrypoint, VllmFlags};
+pub use rules::{
+    table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvGroupSize,
+    KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
+};
+pub use weights::{Lora, Speculative, SpeculativeMethod};
 
 use crate::estimate::{
     signed_difference, Assumption, Config, Estimate, Setting, StageFigures, StartupError,
@@ -22,7 +35,7 @@ const WORKER: &str = "vllm/v1/worker/gpu_worker.py";
 const KV_UTILS: &str = "vllm/v1/core/kv_cache_utils.py";
 
 /// A vLLM release, 0.minor.patch. Only the V1 engine (0.10 on) is modelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Release {
     pub minor: u32,
     pub patch: u32,
@@ -33,34 +46,24 @@ impl Release {
         minor: 10,
         patch: 0,
     };
-    /// The newest release whose accounting docs/reference/vllm_memory_model.md records.
+    /// The newest release whose source data/engines/vllm.toml was read from (a test checks the
+    /// two agree).
     pub const NEWEST: Release = Release {
-        minor: 33,
+        minor: 34,
         patch: 0,
     };
 
     /// "0.19", "0.19.1", "v0.19.0", "latest".
     pub fn parse(text: &str) -> Result<Release, String> {
-        let t = text.trim().trim_start_matches(['v', 'V']);
-        if t.eq_ignore_ascii_case("latest") {
+        if text.trim().eq_ignore_ascii_case("latest") {
             return Ok(Release::NEWEST);
         }
-        let bad =
-            || format!("vLLM version '{text}' is not a release number such as 0.19 or 0.19.1");
-        let mut parts = t.split('.');
-        let major: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let patch: u32 = match parts.next() {
-            None => 0,
-            // "0.6.3.post1" style suffixes: keep the number.
-            Some(p) => p
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|d| d.parse().ok())
-                .ok_or_else(bad)?,
+        let v = crate::engine::releases::Version::parse(text, "vLLM")?;
+        let r = Release {
+            minor: v.minor,
+            patch: v.patch,
         };
-        let r = Release { minor, patch };
-        if major != 0 || r < Release::OLDEST {
+        if r < Release::OLDEST {
             return Err(format!(
                 "vLLM {text} is not modelled: this profile follows the V1 engine from 0.10 to {} (older releases sized the KV cache differently; see docs/reference/vllm_memory_model.md §1)",
                 Release::NEWEST.name()
@@ -76,45 +79,22 @@ impl Release {
         format!("0.{}.{}", self.minor, self.patch)
     }
 
-    /// `--gpu-memory-utilization` default: 0.90 up to 0.19, 0.92 from 0.20
-    /// (vllm/config/cache.py `gpu_memory_utilization`).
+    /// The release's rules (data/engines/vllm.toml).
+    pub fn rules(&self) -> &'static Rules {
+        Rules::of(*self)
+    }
+
+    /// `--gpu-memory-utilization` default: 0.90 up to 0.19, 0.92 from 0.20, 1.0 with 0.34's
+    /// extensible KV cache (vllm/config/cache.py).
     pub fn default_utilization(&self) -> f64 {
-        if self.minor >= 20 {
-            0.92
-        } else {
-            0.90
-        }
-    }
-
-    /// CUDA-graph memory is estimated and subtracted from the KV budget from 0.20
-    /// (vllm/envs.py `VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS` default "1"; "0" in 0.18–0.19).
-    pub fn budgets_cuda_graphs(&self) -> bool {
-        self.minor >= 20
-    }
-
-    /// 0.22 and later report "GPU KV cache size" as int(max_concurrency × max_model_len)
-    /// (kv_cache_utils.py `get_kv_cache_capacity`); before, num_blocks // groups × block_size.
-    pub fn tokens_from_concurrency(&self) -> bool {
-        self.minor >= 22
-    }
-
-    /// From 0.11 the large-GPU batch defaults exclude the A100 (vllm/engine/arg_utils.py
-    /// `get_batch_defaults`).
-    pub fn a100_gets_small_defaults(&self) -> bool {
-        self.minor >= 11
-    }
-
-    /// 0.9.2–0.10.x take the memory baseline before NCCL initialisation, so NCCL's own
-    /// buffers count as non-torch memory; from 0.11 the baseline is taken after it
-    /// (gpu_worker.py `init_device`).
-    pub fn nccl_in_non_torch(&self) -> bool {
-        self.minor <= 10
+        self.rules().default_utilization()
     }
 }
 
-/// The vLLM flags that change memory, beyond those in `Config` (weights ↔ --quantization/--dtype,
+/// The vLLM settings that change memory, beyond those in `Config` (weights ↔ --quantization/--dtype,
 /// kv_dtype ↔ --kv-cache-dtype, context ↔ --max-model-len, parallel ↔ --tp/--pp/--dp,
 /// utilization ↔ --gpu-memory-utilization, batch = the concurrent requests asked about).
+/// `VllmFlags` (flags.rs) turns the command-line text into these.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VllmArgs {
     pub release: Release,
@@ -127,6 +107,16 @@ pub struct VllmArgs {
     /// Bytes of one activation element: the model dtype (--dtype), 2 for bf16/fp16, 4 for fp32.
     pub activation_bytes: u64,
     pub expert_parallel: bool,
+    /// `vllm serve` or the offline `LLM` class: their batch defaults differ.
+    pub entrypoint: Entrypoint,
+    /// --enable-lora and its sizes.
+    pub lora: Option<Lora>,
+    /// --speculative-config.
+    pub speculative: Option<Speculative>,
+    /// VLLM_USE_V2_MODEL_RUNNER: None = the release's default for the model.
+    pub model_runner_v2: Option<bool>,
+    /// --enable-extensible-kv-cache / --no-enable-extensible-kv-cache (0.34); None = default.
+    pub extensible_kv_cache: Option<bool>,
 }
 
 impl VllmArgs {
@@ -140,56 +130,141 @@ impl VllmArgs {
             enforce_eager: false,
             activation_bytes: 2,
             expert_parallel: false,
+            entrypoint: Entrypoint::Serve,
+            lora: None,
+            speculative: None,
+            model_runner_v2: None,
+            extensible_kv_cache: None,
         }
+    }
+
+    /// Whether the KV cache is sized after warmup (0.34's extensible KV cache, on by default).
+    pub fn extensible(&self, rules: &Rules) -> bool {
+        rules.kv_sizing == KvSizing::Extensible && self.extensible_kv_cache != Some(false)
     }
 }
 
 /// Memory already held when a vLLM worker starts: the CUDA context and allocator of the
 /// process. Measured in the 0.19 H100 logs: "Free memory on device (78.68/79.19 GiB) on
-/// startup" = 0.51 GiB (data/calibration/vllm.jsonl, every single-GPU record).
+/// startup" = 0.51 GiB (data/engines/vllm.toml `startup_used_mib`).
 pub const STARTUP_USED_BYTES: u64 = 51 * GIB / 100;
 
-/// Non-torch memory charged to the budget ("non-torch forward increase memory"), as the 0.19
-/// H100 logs show it (data/calibration/vllm.jsonl): 0.24–0.26 GiB on a single GPU (cuBLAS
-/// workspaces and allocator pools; the CUDA context is in the baseline and not charged),
-/// 2.06–2.21 GiB per GPU with tensor parallelism (NCCL communicators and custom all-reduce
-/// buffers), 0.07 GiB with pipeline parallelism only. These are measurements, not derived.
-pub fn non_torch_bytes(par: &Parallelism, release: Release) -> u64 {
-    if par.tp > 1 || (par.dp > 1 && release.nccl_in_non_torch()) {
-        21 * GIB / 10
-    } else if par.pp > 1 {
-        7 * GIB / 100
+/// Non-torch memory charged to the budget ("non-torch forward increase memory") per worker:
+///  - a single worker: the cuBLAS handles and lazily loaded kernels of the profiling run
+///    (0.13 GiB on 0.11–0.17), plus what the CUDA-graph memory profile leaves outside torch when
+///    it runs inside the profiling context (0.18–0.26: +0.12 GiB; gpu_worker.py);
+///  - tensor parallelism: NCCL's buffers, allocated lazily at the first collective of the
+///    profiling run: 1.85 GiB per GPU with NVLink SHARP (NVSwitch + Hopper or newer), 0.08 GiB
+///    otherwise; and up to 0.10, whose baseline is taken before the distributed init, also the
+///    custom all-reduce IPC buffers (2 × 8 MiB, custom_all_reduce.py);
+///  - pipeline parallelism alone: 0.07 GiB.
+///
+/// The constants are observations with their records in data/engines/vllm.toml.
+pub fn non_torch_bytes(par: &Parallelism, rules: &Rules, gpu: &Gpu, enforce_eager: bool) -> u64 {
+    let t = rules::table();
+    let single = t.constant("non_torch_base_mib")
+        + if rules.cudagraph_profile == CudagraphProfile::InsideProfile && !enforce_eager {
+            t.constant("cudagraph_profile_residue_mib")
+        } else {
+            0
+        };
+    let nccl = if gpu.has_nvls() {
+        t.constant("nccl_nvls_mib")
     } else {
-        GIB / 4
+        t.constant("nccl_p2p_mib")
+    };
+    let before_init = rules.baseline == Baseline::BeforeDistributedInit;
+    if par.tp > 1 {
+        let custom_all_reduce = if before_init && custom_all_reduce_enabled(par.tp, gpu) {
+            2 * 8 * MIB
+        } else {
+            0
+        };
+        single + nccl + custom_all_reduce
+    } else if par.pp > 1 {
+        t.constant("non_torch_pipeline_mib")
+    } else if par.dp > 1 && before_init {
+        single + nccl
+    } else {
+        single
     }
 }
 
-/// CUDA-graph memory estimate, charged from 0.20. An estimate from the 0.19 logs' "Estimated
-/// CUDA graph memory" lines (0.49–1.82 GiB over 17 runs): a fixed 0.35 GiB graph pool plus
-/// 17 MiB per decoder layer on the worker (51 PIECEWISE + 51 FULL graphs each capture every
-/// layer's kernels). Not exact: the logged value varies ±0.3 GiB around it between models.
-pub fn cuda_graph_bytes(layers_on_worker: u64, args: &VllmArgs) -> u64 {
-    if args.enforce_eager || !args.release.budgets_cuda_graphs() {
+/// vLLM's custom all-reduce: world sizes 2, 4, 6, 8; beyond two GPUs only when every pair is
+/// NVLink-connected (custom_all_reduce.py `CustomAllreduce.__init__`: "not supported on more
+/// than two PCIe-only GPUs").
+pub fn custom_all_reduce_enabled(tp: u64, gpu: &Gpu) -> bool {
+    use crate::gpu::Interconnect;
+    matches!(tp, 2 | 4 | 6 | 8)
+        && (tp == 2
+            || matches!(
+                gpu.interconnect,
+                Interconnect::Nvswitch | Interconnect::Nvlink
+            ))
+}
+
+/// CUDA-graph memory estimate, charged from 0.20 (and measured after capture by 0.34's
+/// extensible KV cache). An estimate from the 0.19 logs' "Estimated CUDA graph memory" lines
+/// (0.49–1.82 GiB over 17 runs): a fixed 0.35 GiB graph pool plus 17 MiB per decoder layer on
+/// the worker (51 PIECEWISE + 51 FULL graphs each capture every layer's kernels). Not exact: the
+/// logged value varies ±0.3 GiB around it between models.
+pub fn cuda_graph_bytes(layers_on_worker: u64, args: &VllmArgs, rules: &Rules) -> u64 {
+    if args.enforce_eager || !(rules.cudagraph_charged || args.extensible(rules)) {
         return 0;
     }
     35 * GIB / 100 + 17 * MIB * layers_on_worker
 }
 
-/// `max_num_seqs` and `max_num_batched_tokens` defaults for `vllm serve` (the OpenAI server
-/// usage context): 1024 and 8192 on cards of at least 70 GiB (not A100 from 0.11), else 256
-/// and 2048 (vllm/engine/arg_utils.py `get_batch_defaults`, `_set_default_args`).
-pub fn batch_defaults(gpu: &Gpu, release: Release) -> (u64, u64) {
-    let big = gpu.memory_bytes >= 70 * GIB;
-    let a100 = gpu.id.to_ascii_lowercase().starts_with("a100") || gpu.name.contains("A100");
-    if big && !(a100 && release.a100_gets_small_defaults()) {
-        (1024, 8192)
-    } else {
-        (256, 2048)
+/// `max_num_seqs` and `max_num_batched_tokens` defaults (vllm/engine/arg_utils.py
+/// `get_batch_defaults`, `_set_default_args`):
+///  - ≥ 160 GiB (from 0.28): 16384 tokens for `LLM` and `vllm serve`, 1024 sequences;
+///  - ≥ 70 GiB and not an A100 (and, from 0.33, not a GB10): 16384 (`LLM`) / 8192 (serve) tokens,
+///    1024 sequences;
+///  - otherwise 8192 (`LLM`) / 2048 (serve) tokens, 256 sequences;
+///
+/// then up to 0.11 `max_num_seqs = min(seqs, tokens)`, and from 0.12 `max_num_batched_tokens =
+/// min(max_num_seqs × max_model_len, tokens)` when the tokens were not given.
+pub fn batch_defaults(
+    gpu: &Gpu,
+    rules: &Rules,
+    entrypoint: Entrypoint,
+    max_model_len: u64,
+    given_seqs: Option<u64>,
+    given_tokens: Option<u64>,
+) -> (u64, u64) {
+    let offline = entrypoint == Entrypoint::Offline;
+    let big = gpu.memory_bytes >= 70 * GIB && !gpu.name_contains("a100");
+    let huge = gpu.memory_bytes >= 160 * GIB;
+    let gb10 = gpu.compute_capability == "12.1";
+    let (seqs, tokens) = match rules.batch_tiers {
+        BatchTiers::Tier160Then70NotA100 | BatchTiers::Tier160Then70NotA100NotGb10 if huge => {
+            (1024, 16384)
+        }
+        BatchTiers::Tier160Then70NotA100NotGb10 if big && !gb10 => {
+            (1024, if offline { 16384 } else { 8192 })
+        }
+        BatchTiers::Tier160Then70NotA100NotGb10 => (256, if offline { 8192 } else { 2048 }),
+        _ if big => (1024, if offline { 16384 } else { 8192 }),
+        _ => (256, if offline { 8192 } else { 2048 }),
+    };
+    match rules.batch_defaults {
+        BatchDefaults::SeqsCappedByTokens => {
+            let t = given_tokens.unwrap_or(tokens);
+            (given_seqs.unwrap_or(seqs.min(t)), t)
+        }
+        BatchDefaults::TokensCappedBySeqsTimesLen => {
+            let s = given_seqs.unwrap_or(seqs);
+            (
+                s,
+                given_tokens.unwrap_or(tokens.min(s.saturating_mul(max_model_len))),
+            )
+        }
     }
 }
 
 /// Tokens per KV block: 16 on CUDA, 64 for MLA models (FlashMLA)
-/// (vllm/platforms/cuda.py `check_and_update_config`).
+/// (vllm/platforms/cuda.py `check_and_update_config`; from 0.19 the attention backend's
+/// `get_preferred_block_size`, platforms/interface.py).
 pub fn block_size(model: &ModelDesc, given: Option<u64>) -> u64 {
     match given {
         Some(b) => b,
@@ -224,14 +299,20 @@ pub fn page_bytes(model: &ModelDesc, kv: KvDtype, tp: u64, block: u64) -> u64 {
 
 /// The rotary cos/sin cache every worker builds at load time and counts in "Model loading
 /// took": [max_position_embeddings, rotary_dim] in the model dtype
-/// (vllm/model_executor/layers/rotary_embedding `_compute_cos_sin_cache`, then `.to(dtype)`).
-/// Models with learned positions have none.
+/// (vllm/model_executor/layers/rotary_embedding `_compute_cos_sin_cache`, then `.to(dtype)`);
+/// gpt-oss asks for float32 (vllm/model_executor/models/gpt_oss.py `get_rope(...,
+/// dtype=torch.float32)`). Models with learned positions have none.
 pub fn rope_cache_bytes(model: &ModelDesc, activation_bytes: u64) -> u64 {
     let rotary = model.first_attention().map_or(0, |a| a.rotary_dim);
+    let bytes = if weights::is_gpt_oss(model) {
+        4
+    } else {
+        activation_bytes
+    };
     model
         .max_context
         .saturating_mul(rotary)
-        .saturating_mul(activation_bytes)
+        .saturating_mul(bytes)
 }
 
 /// Peak of the profiling forward pass over `tokens` tokens on one worker
@@ -266,27 +347,106 @@ pub fn forward_peak_bytes(model: &ModelDesc, tokens: u64, tp: u64, activation_by
         .saturating_mul(activation_bytes)
 }
 
+/// The model runner the profile runs on: V1's `GPUModelRunner` or Model Runner V2, as the
+/// release decides by default (vllm/config/vllm.py `use_v2_model_runner`).
+pub fn uses_model_runner_v2(model: &ModelDesc, weights: WeightFormat, rules: &Rules) -> bool {
+    if rules.mrv2 == Mrv2::Never {
+        return false;
+    }
+    let family = model.family.to_ascii_lowercase();
+    let moe = model.moe.is_some();
+    let quantized = model.quantization.is_some()
+        || !matches!(
+            weights,
+            WeightFormat::Bf16 | WeightFormat::F16 | WeightFormat::F32
+        );
+    let hybrid = model.has_recurrent_layers();
+    // Qwen3ForCausalLM: the dense Qwen3 family (catalogue "Qwen3", config.json model_type "qwen3").
+    let qwen3 = family == "qwen3";
+    let llama_or_mistral = family.starts_with("llama")
+        || family.starts_with("code llama")
+        || family.starts_with("mistral");
+    match rules.mrv2 {
+        Mrv2::Never => false,
+        Mrv2::Qwen3Dense => qwen3 && !moe && !quantized,
+        Mrv2::LlamaMistralQwen3Dense => (qwen3 || llama_or_mistral) && !moe && !quantized,
+        Mrv2::Dense => !moe && !hybrid,
+        Mrv2::All => true,
+    }
+}
+
+/// Bytes per logit the dummy sampler run holds at its peak, and whether it allocates the
+/// Triton top-k/top-p buffer.
+///  - V1 runner, sort path (≤ 0.16, or fewer than 8 requests): the logits in the model dtype,
+///    their fp32 copy (none for fp32 models), and torch.sort's working set over [requests,
+///    vocab]: sorted values (4 B) and indices (8 B), the segmented sort's reverse indices (8 B)
+///    and CUB's double buffer of keys and values (12 B) (vllm/v1/sample/ops/topk_topp_sampler.py
+///    `apply_top_k_top_p`; PyTorch aten/src/ATen/native/cuda/SortStable.cu
+///    `segmented_sort_pairs`): 38 B for bf16.
+///  - V1 runner, Triton path (0.17+): logits, fp32 copy, softmax probabilities and the
+///    exponential noise (`random_sample`): 14 B for bf16.
+///  - Model Runner V2: the default pass keeps the logits as they are (sampler.py
+///    `apply_sampling_params` returns early); from 0.33 a second pass with every sampling
+///    parameter adds an fp32 copy and log-probabilities (an estimate: no record yet).
+pub fn sampler_bytes_per_logit(
+    activation_bytes: u64,
+    requests: u64,
+    rules: &Rules,
+    v2: bool,
+) -> (u64, bool) {
+    let copy = if activation_bytes == 4 { 0 } else { 4 };
+    if v2 {
+        return if rules.mrv2_warmup_pass {
+            (activation_bytes + copy + 4, true)
+        } else {
+            (activation_bytes, false)
+        };
+    }
+    match rules.top_k_top_p {
+        TopKTopP::Triton if requests >= 8 => (activation_bytes + copy + 4 + 4, true),
+        _ => (activation_bytes + copy + 4 + 8 + 8 + 12, false),
+    }
+}
+
+/// Rows of the Triton top-k/top-p kernel's cached buffer: one per program, min(SMs, requests),
+/// rounded up to a power of two but not beyond the SM count (topk_topp_triton.py
+/// `apply_top_k_top_p_triton`). Unknown SM counts take the H100's 132.
+pub fn triton_buffer_rows(gpu: &Gpu, requests: u64) -> u64 {
+    let sms = if gpu.sm_count > 0 { gpu.sm_count } else { 132 };
+    sms.min(requests).next_power_of_two().min(sms)
+}
+
 /// Peak of the profiling sampler run on the last pipeline stage (gpu_model_runner.py
-/// `_dummy_sampler_run`, v1/sample/sampler.py): logits [requests, vocab] in the model dtype,
-/// their fp32 copy (`logits.to(torch.float32)`, none when the model is fp32), the softmax
-/// probabilities and the exponential noise of the random sampler (fp32 each; top-k/top-p and
-/// logprobs are skipped while profiling), while the forward pass's last hidden states,
-/// residual and normed output ([tokens, hidden] each) are still referenced.
+/// `_dummy_sampler_run`): the forward pass's hidden states [tokens, hidden] are still
+/// referenced, the logits [requests, vocab] go through the sampler (`sampler_bytes_per_logit`),
+/// plus the Triton buffer where it applies, plus 48 MiB the profile holds besides (cuBLAS
+/// workspaces, attention metadata; `sampler_residue_mib` in data/engines/vllm.toml, read on 13
+/// records of 0.19 and checked on 0.11, 0.15 and 0.17).
 pub fn sampler_peak_bytes(
     model: &ModelDesc,
     requests: u64,
     tokens: u64,
     activation_bytes: u64,
+    rules: &Rules,
+    v2: bool,
+    gpu: &Gpu,
 ) -> u64 {
-    let copy = if activation_bytes == 4 { 0 } else { 4 };
-    let per_logit = activation_bytes + copy + 4 + 4;
-    let logits = requests
-        .saturating_mul(model.vocab_size)
-        .saturating_mul(per_logit);
-    let hidden = tokens
-        .saturating_mul(model.hidden_size)
-        .saturating_mul(3 * activation_bytes);
-    logits.saturating_add(hidden)
+    let (per_logit, triton) = sampler_bytes_per_logit(activation_bytes, requests, rules, v2);
+    let logits = requests.saturating_mul(model.vocab_size);
+    let buffer = if triton {
+        triton_buffer_rows(gpu, requests).saturating_mul(model.vocab_size) * 4
+    } else {
+        0
+    };
+    logits
+        .saturating_mul(per_logit)
+        .saturating_add(buffer)
+        .saturating_add(
+            tokens
+                .saturating_mul(model.hidden_size)
+                .saturating_mul(activation_bytes),
+        )
+        .saturating_add(rules::table().constant("sampler_residue_mib"))
 }
 
 /// One kind of KV layer on a worker: full attention, or local attention with its window.
@@ -307,10 +467,17 @@ struct Groups {
     kinds: Vec<(Kind, u64)>,
     /// KV tensors on the worker; every block costs page bytes in each.
     tensors: u64,
+    /// Layers of each kind on the worker.
+    counts: Vec<(Kind, u64)>,
+    size: KvGroupSize,
 }
 
 impl Groups {
-    fn of(model: &ModelDesc, layers: std::ops::Range<u64>) -> Result<Groups, String> {
+    fn of(
+        model: &ModelDesc,
+        layers: std::ops::Range<u64>,
+        size: KvGroupSize,
+    ) -> Result<Groups, String> {
         let mut counts: Vec<(Kind, u64)> = Vec::new();
         let mut page: Option<(u64, u64)> = None;
         for i in layers {
@@ -349,21 +516,48 @@ impl Groups {
                 None => counts.push((kind, 1)),
             }
         }
+        Ok(Groups::from_counts(counts, size))
+    }
+
+    fn from_counts(counts: Vec<(Kind, u64)>, size: KvGroupSize) -> Groups {
         if counts.len() <= 1 {
             let tensors = counts.first().map(|c| c.1).unwrap_or(0);
-            return Ok(Groups {
-                kinds: counts.into_iter().map(|(k, _)| (k, 1)).collect(),
+            return Groups {
+                kinds: counts.iter().map(|&(k, _)| (k, 1)).collect(),
                 tensors,
-            });
+                counts,
+                size,
+            };
         }
-        let group_size = counts.iter().map(|c| c.1).min().unwrap_or(1).max(1);
-        Ok(Groups {
+        let min = counts.iter().map(|c| c.1).min().unwrap_or(1).max(1);
+        let max = counts.iter().map(|c| c.1).max().unwrap_or(1).max(1);
+        let group_size = match size {
+            KvGroupSize::MaxWithin1_5x if (max as f64) < min as f64 * 1.5 => max,
+            _ => min,
+        };
+        Groups {
+            size,
             kinds: counts
-                .into_iter()
-                .map(|(k, n)| (k, div_ceil(n, group_size)))
+                .iter()
+                .map(|&(k, n)| (k, div_ceil(n, group_size)))
                 .collect(),
             tensors: group_size,
-        })
+            counts,
+        }
+    }
+
+    /// A speculative drafter's attention layers (EAGLE head, MTP layers, a draft model) join
+    /// the full-attention layers of the worker's KV cache (same page size).
+    fn add_full_layers(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut counts = std::mem::take(&mut self.counts);
+        match counts.iter_mut().find(|(k, _)| *k == Kind::Full) {
+            Some((_, c)) => *c += n,
+            None => counts.push((Kind::Full, n)),
+        }
+        *self = Groups::from_counts(counts, self.size);
     }
 
     fn groups(&self) -> u64 {
@@ -406,6 +600,7 @@ struct Worker {
     groups: Groups,
     page: u64,
     blocks: u64,
+    extras: Vec<Extra>,
 }
 
 /// Everything the profile computes for one configuration.
@@ -419,6 +614,20 @@ pub struct Plan {
     pub requested_bytes: u64,
     pub num_blocks: u64,
     limiting: usize,
+    pub rules: &'static Rules,
+    /// Whether the profile ran on Model Runner V2.
+    pub model_runner_v2: bool,
+    /// Whether the KV cache is sized after warmup (0.34's extensible KV cache).
+    pub extensible: bool,
+}
+
+/// Weights vLLM allocates beside the checkpoint's tensors on a worker (weights.rs), in bytes
+/// (negative when vLLM's layout is smaller than the generic count).
+#[derive(Debug, Clone)]
+struct Extra {
+    name: &'static str,
+    bytes: i64,
+    detail: String,
 }
 
 impl Plan {
@@ -430,14 +639,21 @@ impl Plan {
         args: &VllmArgs,
     ) -> Result<Plan, String> {
         let par = config.parallel;
-        let (default_seqs, default_tokens) = batch_defaults(gpu, args.release);
-        let max_num_seqs = args.max_num_seqs.unwrap_or(default_seqs);
-        let max_num_batched_tokens = args.max_num_batched_tokens.unwrap_or(default_tokens);
+        let rules = args.release.rules();
+        let (max_num_seqs, max_num_batched_tokens) = batch_defaults(
+            gpu,
+            rules,
+            args.entrypoint,
+            config.context,
+            args.max_num_seqs,
+            args.max_num_batched_tokens,
+        );
         let block = block_size(model, args.block_size);
+        let extensible = args.extensible(rules);
         let utilization = if args.utilization_given {
             config.utilization
         } else {
-            args.release.default_utilization()
+            rules.default_utilization_for(extensible)
         };
         let requested_bytes = (gpu.memory_bytes as f64 * utilization).floor() as u64;
         let experts = if args.expert_parallel {
@@ -447,15 +663,75 @@ impl Plan {
         } else {
             ExpertSplit::TensorParallel
         };
+        if args.speculative.is_some() && par.pp > 1 {
+            return Err("vLLM does not run speculative decoding with pipeline parallelism (vllm/config/speculative.py); use --pp 1".into());
+        }
         let weights = weight_bytes_per_stage_with(model, inv, config.weights, &par, experts);
         let rope = rope_cache_bytes(model, args.activation_bytes);
+        let v2 = args
+            .model_runner_v2
+            .unwrap_or_else(|| uses_model_runner_v2(model, config.weights, rules));
+        // gpt-oss MXFP4 experts in the layout of the GPU's MoE backend (weights.rs).
+        let mxfp4 = (config.weights == WeightFormat::Mxfp4).then(|| {
+            let backend = weights::Mxfp4Backend::of(gpu, args.release);
+            (
+                backend,
+                weights::mxfp4_expert_delta(model, backend, &par, experts),
+            )
+        });
         let ranges = par.stages(model.num_layers);
         let last = ranges.len() - 1;
         let ab = args.activation_bytes;
         // The profile runs `min(max_num_seqs, max_num_batched_tokens)` requests (gpu_model_runner.py `_dummy_run`).
         let requests = max_num_seqs.min(max_num_batched_tokens);
+        let startup_used = rules::table().constant("startup_used_mib");
         let mut workers = Vec::with_capacity(ranges.len());
         for (s, range) in ranges.iter().enumerate() {
+            let layers = range.end - range.start;
+            let mut extras = Vec::new();
+            if let Some((backend, delta)) = mxfp4 {
+                let moe_layers = range
+                    .clone()
+                    .filter(|&i| model.layer(i).ffn.moe().is_some())
+                    .count() as i64;
+                extras.push(Extra {
+                    name: "mxfp4_experts",
+                    bytes: delta.saturating_mul(moe_layers),
+                    detail: format!(
+                        "MXFP4 experts as the {} backend lays them out",
+                        backend.name()
+                    ),
+                });
+            }
+            let vision = if s == 0 {
+                weights::replicated_vision_extra(model, inv, config.weights, par.tp)
+            } else {
+                0
+            };
+            if vision > 0 {
+                extras.push(Extra {
+                    name: "vision_encoder",
+                    bytes: vision as i64,
+                    detail: "the Mistral-format Pixtral encoder, not TP-sharded (pixtral.py VisionTransformer)".into(),
+                });
+            }
+            if let Some(l) = &args.lora {
+                extras.push(Extra {
+                    name: "lora",
+                    bytes: l.bytes(model, par.tp, layers, ab, args.release) as i64,
+                    detail: format!(
+                        "{} LoRA slot(s) of rank {} on {layers} layers",
+                        l.max_loras, l.max_lora_rank
+                    ),
+                });
+            }
+            if let (Some(sp), true) = (&args.speculative, s == last) {
+                extras.push(Extra {
+                    name: "speculative",
+                    bytes: sp.weight_bytes(model, config.weights, par.tp) as i64,
+                    detail: format!("drafter: {}", sp.describe()),
+                });
+            }
             let forward = forward_peak_bytes(model, max_num_batched_tokens, par.tp, ab);
             let activation = if s == last {
                 // The last stage samples; with PP it also still holds the hidden states and
@@ -465,22 +741,49 @@ impl Plan {
                 } else {
                     0
                 };
+                // With speculative decoding the dummy sampler run also builds the rejection
+                // sampler's target logits, [requests × 1 draft token, vocab] in the model dtype
+                // (gpu_model_runner.py `_dummy_sampler_run`).
+                let rejection = if args.speculative.is_some() {
+                    requests * model.vocab_size * ab
+                } else {
+                    0
+                };
                 forward.max(
-                    sampler_peak_bytes(model, requests, max_num_batched_tokens, ab)
-                        .saturating_add(received),
+                    sampler_peak_bytes(model, requests, max_num_batched_tokens, ab, rules, v2, gpu)
+                        .saturating_add(received)
+                        .saturating_add(rejection),
                 )
             } else {
                 forward
             };
-            let non_torch = non_torch_bytes(&par, args.release);
-            let cuda_graph = cuda_graph_bytes(range.end - range.start, args);
-            let w = weights[s].saturating_add(rope);
-            let used = w
-                .saturating_add(activation)
-                .saturating_add(non_torch)
-                .saturating_add(cuda_graph);
-            let available = signed_difference(requested_bytes, used);
-            let groups = Groups::of(model, range.clone())?;
+            let non_torch = non_torch_bytes(&par, rules, gpu, args.enforce_eager);
+            let cuda_graph = cuda_graph_bytes(layers, args, rules);
+            let extra: i64 = extras.iter().map(|e| e.bytes).sum();
+            let w = (weights[s].saturating_add(rope) as i64)
+                .saturating_add(extra)
+                .max(0) as u64;
+            let available = if extensible {
+                // vllm/v1/worker/extensible_kv_cache.py `measure_kv_cache_bytes`: everything
+                // resident after warmup and capture, then a margin of max(1 GiB, 0.75 × the
+                // transient peak) and the peak itself kept free.
+                let non_kv = w.saturating_add(non_torch).saturating_add(cuda_graph);
+                let headroom =
+                    signed_difference(gpu.memory_bytes.saturating_sub(startup_used), non_kv);
+                let margin = (GIB as i64).max((activation as f64 * 0.75) as i64);
+                (signed_difference(requested_bytes, non_kv).min(headroom - margin))
+                    .saturating_sub(activation as i64)
+            } else {
+                let used = w
+                    .saturating_add(activation)
+                    .saturating_add(non_torch)
+                    .saturating_add(cuda_graph);
+                signed_difference(requested_bytes, used)
+            };
+            let mut groups = Groups::of(model, range.clone(), rules.kv_group_size)?;
+            if let (Some(sp), true) = (&args.speculative, s == last) {
+                groups.add_full_layers(sp.kv_layers());
+            }
             let page = page_bytes(model, config.kv_dtype, par.tp, block);
             let per_block = page.saturating_mul(groups.tensors).max(1);
             let blocks = if available > 0 {
@@ -498,6 +801,7 @@ impl Plan {
                 groups,
                 page,
                 blocks,
+                extras,
             });
         }
         // Every worker gets the smallest block count (kv_cache_utils.py `get_kv_cache_configs`).
@@ -516,6 +820,9 @@ impl Plan {
             requested_bytes,
             num_blocks,
             limiting,
+            rules,
+            model_runner_v2: v2,
+            extensible,
         })
     }
 
@@ -538,8 +845,8 @@ impl Plan {
     }
 
     /// "GPU KV cache size: N tokens".
-    pub fn kv_cache_tokens(&self, len: u64, release: Release) -> u64 {
-        if release.tokens_from_concurrency() {
+    pub fn kv_cache_tokens(&self, len: u64) -> u64 {
+        if self.rules.kv_tokens_report == KvTokensReport::Concurrency {
             (self.max_concurrency(len) * len as f64) as u64
         } else {
             (self.num_blocks / self.first().groups.groups().max(1)).saturating_mul(self.block_size)
@@ -651,7 +958,6 @@ pub fn estimate(
     let inv = model.inventory();
     let plan = Plan::new(model, inv, gpu, &config, args)?;
     let len = config.context;
-    let release = args.release;
     let mut e = Estimate::skeleton(model, inv, gpu, &config, "vllm");
     e.utilization = plan.utilization;
     let w = &plan.workers[plan.limiting];
@@ -659,10 +965,16 @@ pub fn estimate(
     e.activation_bytes = w.activation;
     e.non_torch_bytes = Some(w.non_torch);
     e.cuda_graph_bytes = Some(w.cuda_graph);
-    e.overhead_bytes = w.non_torch + w.cuda_graph;
+    // 0.34's extensible KV cache keeps max(1 GiB, 0.75 × the transient peak) free besides.
+    let margin = if plan.extensible {
+        GIB.max((w.activation as f64 * 0.75) as u64)
+    } else {
+        0
+    };
+    e.overhead_bytes = w.non_torch + w.cuda_graph + margin;
     e.block_size = Some(plan.block_size);
     e.kv_cache_blocks = Some(plan.num_blocks);
-    e.kv_cache_tokens = Some(plan.kv_cache_tokens(len, release));
+    e.kv_cache_tokens = Some(plan.kv_cache_tokens(len));
     let concurrency = plan.max_concurrency(len);
     e.engine_max_concurrency = Some((concurrency * 100.0).floor() / 100.0);
     // Requests actually served at once: whole requests of the pool, at most max_num_seqs,
@@ -681,7 +993,15 @@ pub fn estimate(
         .saturating_add(w.activation)
         .saturating_add(e.overhead_bytes);
     e.startup_error = startup_error(model, gpu, &config, args, &plan, inv);
-    e.set_verdict(used.saturating_add(needed_kv), plan.requested_bytes);
+    let usable = if plan.extensible {
+        plan.requested_bytes.min(
+            gpu.memory_bytes
+                .saturating_sub(rules::table().constant("startup_used_mib")),
+        )
+    } else {
+        plan.requested_bytes
+    };
+    e.set_verdict(used.saturating_add(needed_kv), usable);
     // Block rounding: the pool decides, not the byte sum.
     e.fits = e.startup_error.is_none()
         && plan.blocks_per_request(len).saturating_mul(config.batch) <= plan.num_blocks;
@@ -734,12 +1054,13 @@ fn origin(given: bool, default: &str) -> String {
 
 fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Setting> {
     let r = args.release;
-    let batch_src = if gpu.memory_bytes >= 70 * GIB {
-        "default for cards ≥ 70 GiB (vllm/engine/arg_utils.py get_batch_defaults)"
-    } else {
-        "default for cards < 70 GiB (vllm/engine/arg_utils.py get_batch_defaults)"
-    };
-    vec![
+    let batch_src = format!(
+        "default of vLLM {} for `{}` on a {} card (vllm/engine/arg_utils.py get_batch_defaults)",
+        r.name(),
+        args.entrypoint.name(),
+        crate::units::gib(gpu.memory_bytes)
+    );
+    let mut v = vec![
         Setting {
             name: "vllm_version",
             value: r.name(),
@@ -763,18 +1084,23 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
             value: plan.block_size.to_string(),
             origin: origin(
                 args.block_size.is_some(),
-                "default (vllm/platforms/cuda.py)",
+                "default (vllm/platforms/cuda.py; the attention backend's preferred size)",
             ),
         },
         Setting {
             name: "max_num_seqs",
             value: plan.max_num_seqs.to_string(),
-            origin: origin(args.max_num_seqs.is_some(), batch_src),
+            origin: origin(args.max_num_seqs.is_some(), &batch_src),
         },
         Setting {
             name: "max_num_batched_tokens",
             value: plan.max_num_batched_tokens.to_string(),
-            origin: origin(args.max_num_batched_tokens.is_some(), batch_src),
+            origin: origin(args.max_num_batched_tokens.is_some(), &batch_src),
+        },
+        Setting {
+            name: "entrypoint",
+            value: args.entrypoint.name().into(),
+            origin: "--vllm-entrypoint (serve: vllm serve; llm: the offline LLM class)".into(),
         },
         Setting {
             name: "enforce_eager",
@@ -791,7 +1117,75 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
             value: args.expert_parallel.to_string(),
             origin: origin(args.expert_parallel, "default"),
         },
-    ]
+        Setting {
+            name: "interconnect",
+            value: gpu.interconnect.name().into(),
+            origin: format!(
+                "{} (data/gpus.toml, or --interconnect); NCCL NVLink SHARP: {}; custom all-reduce at TP {}: {}",
+                gpu.id,
+                if gpu.has_nvls() { "yes" } else { "no" },
+                config.parallel.tp,
+                if config.parallel.tp > 1 && custom_all_reduce_enabled(config.parallel.tp, gpu) {
+                    "on"
+                } else {
+                    "off"
+                }
+            ),
+        },
+        Setting {
+            name: "model_runner",
+            value: if plan.model_runner_v2 { "v2" } else { "v1" }.into(),
+            origin: origin(
+                args.model_runner_v2.is_some(),
+                "the release's default for this model (vllm/config/vllm.py use_v2_model_runner)",
+            ),
+        },
+        Setting {
+            name: "kv_cache_sizing",
+            value: if plan.extensible {
+                "extensible (after warmup)"
+            } else {
+                "profiling run"
+            }
+            .into(),
+            origin: origin(
+                args.extensible_kv_cache.is_some(),
+                "the release's default (vllm/config/vllm.py, 0.34: extensible on CUDA)",
+            ),
+        },
+    ];
+    if let Some(l) = &args.lora {
+        v.push(Setting {
+            name: "lora",
+            value: format!(
+                "max_loras {}, max_lora_rank {}, max_cpu_loras {}",
+                l.max_loras,
+                l.max_lora_rank,
+                l.max_cpu_loras.unwrap_or(l.max_loras)
+            ),
+            origin: "--enable-lora (defaults vllm/config/lora.py; CPU LoRAs live in host memory)"
+                .into(),
+        });
+    }
+    if let Some(sp) = &args.speculative {
+        v.push(Setting {
+            name: "speculative",
+            value: format!("{}, {} tokens", sp.describe(), sp.num_speculative_tokens),
+            origin: "--speculative-config".into(),
+        });
+    }
+    for w in plan.workers.iter().take(1) {
+        for x in &w.extras {
+            v.push(Setting {
+                name: x.name,
+                value: format!("{:+} B", x.bytes),
+                origin: x.detail.clone(),
+            });
+        }
+    }
+    // Every release rule in force, with the file and function it comes from.
+    v.extend(plan.rules.settings.iter().cloned());
+    v
 }
 
 /// The first error vLLM would stop with, in the order it checks, and the flag that avoids it.
@@ -816,9 +1210,11 @@ fn startup_error(
             fix: format!("--max-model-len {}", model.max_context),
         });
     }
-    // 2. Free memory at start-up below the requested share (gpu_worker.py `init_device`).
+    // 2. Free memory at start-up below the requested share (gpu_worker.py `init_device`;
+    // vllm/v1/worker/utils.py `request_memory` skips it with 0.34's extensible KV cache, whose
+    // budget is only a cap).
     let free = total.saturating_sub(STARTUP_USED_BYTES);
-    if free < plan.requested_bytes {
+    if free < plan.requested_bytes && !plan.extensible {
         let best = (free as f64 / total as f64 * 100.0).floor() / 100.0;
         return Some(StartupError {
             message: format!(
@@ -866,6 +1262,63 @@ fn startup_error(
             fix: tp_fix(),
         });
     }
+    // 3b. The profiling run itself runs out of memory: weights, what it allocates outside torch
+    // and its peak beyond the memory free at start (gpu_model_runner.py `_dummy_sampler_run`
+    // re-raises the sampler's OOM with its own message).
+    let profiled = heaviest
+        .weights
+        .saturating_add(heaviest.non_torch)
+        .saturating_add(heaviest.activation);
+    if profiled > free {
+        let requests = plan.max_num_seqs.min(plan.max_num_batched_tokens);
+        let sampler = sampler_peak_bytes(
+            model,
+            requests,
+            plan.max_num_batched_tokens,
+            args.activation_bytes,
+            plan.rules,
+            plan.model_runner_v2,
+            gpu,
+        );
+        let room = free.saturating_sub(heaviest.weights + heaviest.non_torch);
+        return Some(if sampler >= heaviest.activation {
+            // The largest max_num_seqs whose sampler peak fits the room left.
+            let seqs = (1..=requests).rev().find(|&r| {
+                sampler_peak_bytes(
+                    model,
+                    r,
+                    plan.max_num_batched_tokens,
+                    args.activation_bytes,
+                    plan.rules,
+                    plan.model_runner_v2,
+                    gpu,
+                ) <= room
+            });
+            StartupError {
+                message: format!(
+                    "RuntimeError: CUDA out of memory occurred when warming up sampler with {requests} dummy requests. Please try lowering `max_num_seqs` or `gpu_memory_utilization` when initializing the engine."
+                ),
+                source: "vllm/v1/worker/gpu_model_runner.py",
+                fix: seqs
+                    .map(|r| format!("--max-num-seqs {r}"))
+                    .unwrap_or_else(tp_fix),
+            }
+        } else {
+            StartupError {
+                message: format!(
+                    "torch.OutOfMemoryError: CUDA out of memory during the profiling run ({} GiB of activations for {} tokens, {} GiB free after the weights)",
+                    gib2(heaviest.activation),
+                    plan.max_num_batched_tokens,
+                    gib2(room)
+                ),
+                source: "vllm/v1/worker/gpu_model_runner.py",
+                fix: format!(
+                    "--max-num-batched-tokens {}",
+                    (plan.max_num_batched_tokens / 2).max(256)
+                ),
+            }
+        });
+    }
     // 4. Nothing left for the KV cache (kv_cache_utils.py `check_enough_kv_cache_memory`).
     let worst = plan
         .workers
@@ -911,58 +1364,105 @@ fn assumptions(
     plan: &Plan,
 ) -> Vec<Assumption> {
     let w = &plan.workers[plan.limiting];
+    let rules = &plan.rules;
+    let requests = plan.max_num_seqs.min(plan.max_num_batched_tokens);
+    let (per_logit, triton) =
+        sampler_bytes_per_logit(args.activation_bytes, requests, rules, plan.model_runner_v2);
+    let sampler_path = if plan.model_runner_v2 {
+        "Model Runner V2 sampler"
+    } else if triton {
+        "Triton top-k/top-p (0.17+): logits + fp32 copy + probs + noise, and one [SMs, vocab] fp32 buffer"
+    } else {
+        "torch.sort top-k/top-p: logits + fp32 copy + sorted values and indices + reverse indices + CUB double buffer"
+    };
+    let charged = (rules.cudagraph_charged || plan.extensible) && !args.enforce_eager;
     let mut a = vec![
         Assumption {
             figure: "weights",
             formula: format!(
-                "the tensors this worker loads in {} (TP-sharded, PP-split{}) + the rotary cos/sin cache, max_position {} × rotary dim × {} bytes",
+                "the tensors this worker loads in {} (TP-sharded, PP-split{}) + the rotary cos/sin cache, max_position {} × rotary dim{}{}",
                 config.weights.name(),
                 if args.expert_parallel { ", whole experts over TP × DP" } else { "" },
                 model.max_context,
-                args.activation_bytes
+                w.extras
+                    .iter()
+                    .map(|x| format!(" + {} ({})", x.name, x.detail))
+                    .collect::<String>(),
+                if w.extras.is_empty() { "" } else { " (vllm weights.rs)" }
             ),
-            source: "vLLM 'Model loading took' = DeviceMemoryProfiler delta (vllm/v1/worker/gpu_model_runner.py load_model); rotary_embedding _compute_cos_sin_cache",
+            source: "vLLM 'Model loading took' = DeviceMemoryProfiler delta (vllm/v1/worker/gpu_model_runner.py load_model: model, LoRA slots and drafter); rotary_embedding _compute_cos_sin_cache",
         },
         Assumption {
             figure: "activations",
             formula: format!(
-                "max(forward pass over max_num_batched_tokens = {} tokens, sampler over min(max_num_seqs, tokens) = {} requests × vocab {} × (logits + fp32 copy + probs + noise) + 3 hidden-state tensors)",
+                "max(forward pass over max_num_batched_tokens = {} tokens, sampler: {} requests × vocab {} × {} B ({sampler_path}) + the hidden states + 48 MiB)",
                 plan.max_num_batched_tokens,
-                plan.max_num_seqs.min(plan.max_num_batched_tokens),
-                model.vocab_size
+                requests,
+                model.vocab_size,
+                per_logit,
             ),
-            source: "vllm/v1/worker/gpu_model_runner.py profile_run, _dummy_run, _dummy_sampler_run; sized against data/calibration/vllm.jsonl (0.19)",
+            source: "vllm/v1/worker/gpu_model_runner.py profile_run, _dummy_run, _dummy_sampler_run; vllm/v1/sample/ops/topk_topp_sampler.py; residue read on 0.19 and checked on 0.11, 0.15, 0.17 (data/engines/vllm.toml)",
         },
         Assumption {
             figure: "non_torch",
-            formula: format!("{} per GPU: measured 0.25 GiB alone, 2.1 GiB with tensor parallelism, 0.07 GiB with pipeline parallelism only", crate::units::gib(w.non_torch)),
-            source: "vLLM 0.19 'non-torch forward increase memory' (data/calibration/vllm.jsonl)",
+            formula: format!(
+                "{} per GPU: 0.13 GiB for one worker{}{}",
+                crate::units::gib(w.non_torch),
+                if rules.cudagraph_profile == CudagraphProfile::InsideProfile && !args.enforce_eager {
+                    " + 0.12 GiB left by the CUDA-graph memory profile (0.18–0.26)"
+                } else {
+                    ""
+                },
+                if config.parallel.tp > 1 {
+                    " + NCCL buffers (1.85 GiB with NVLink SHARP on NVSwitch Hopper/Blackwell, 0.08 GiB otherwise)"
+                } else if config.parallel.pp > 1 {
+                    " (0.07 GiB with pipeline parallelism only)"
+                } else {
+                    ""
+                }
+            ),
+            source: "observed constants with their records in data/engines/vllm.toml ('non-torch forward increase memory')",
         },
         Assumption {
             figure: "kv_cache",
-            formula: format!(
-                "blocks = (total × {} − weights − activations − non-torch{}) ÷ (page {} B × {} KV tensors); page = 2 × {} tokens × KV heads per rank × head dim × {} bytes",
-                plan.utilization,
-                if args.release.budgets_cuda_graphs() && !args.enforce_eager { " − CUDA graphs" } else { "" },
-                w.page,
-                w.groups.tensors,
-                plan.block_size,
-                config.kv_dtype.name()
-            ),
-            source: "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/v1/core/kv_cache_utils.py get_kv_cache_config; vllm/v1/kv_cache_interface.py",
+            formula: if plan.extensible {
+                format!(
+                    "blocks = (min(total × {}, total − 0.51 GiB) − weights − non-torch − CUDA graphs − max(1 GiB, 0.75 × activations) − activations) ÷ (page {} B × {} KV tensors)",
+                    plan.utilization, w.page, w.groups.tensors
+                )
+            } else {
+                format!(
+                    "blocks = (total × {} − weights − activations − non-torch{}) ÷ (page {} B × {} KV tensors); page = 2 × {} tokens × KV heads per rank × head dim × {} bytes",
+                    plan.utilization,
+                    if charged { " − CUDA graphs" } else { "" },
+                    w.page,
+                    w.groups.tensors,
+                    plan.block_size,
+                    config.kv_dtype.name()
+                )
+            },
+            source: if plan.extensible {
+                "vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes (0.34); vllm/v1/core/kv_cache_utils.py"
+            } else {
+                "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/v1/core/kv_cache_utils.py get_kv_cache_config; vllm/v1/kv_cache_interface.py"
+            },
         },
     ];
-    if args.release.budgets_cuda_graphs() && !args.enforce_eager {
+    if charged {
         a.push(Assumption {
             figure: "cuda_graphs",
             formula: "estimate: 0.35 GiB + 17 MiB per decoder layer on the worker (±0.3 GiB between models)".into(),
-            source: "0.19 'Estimated CUDA graph memory' lines (data/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py)",
+            source: "0.19 'Estimated CUDA graph memory' lines (data/calibration/vllm.jsonl); charged from 0.20 (vllm/envs.py), measured after capture by 0.34's extensible KV cache",
         });
     }
-    if !args.utilization_given && args.release.minor >= 20 {
+    if !args.utilization_given && rules.default_utilization() != 0.90 {
         a.push(Assumption {
             figure: "usable",
-            formula: "vLLM 0.20 and later default --gpu-memory-utilization to 0.92".into(),
+            formula: format!(
+                "vLLM {} defaults --gpu-memory-utilization to {}",
+                args.release.name(),
+                rules.default_utilization()
+            ),
             source: "vllm/config/cache.py",
         });
     }
@@ -985,7 +1485,7 @@ mod tests {
     }
 
     #[test]
-    fn release_rules() {
+    fn release_parsing() {
         assert_eq!(
             Release::parse("v0.19.1").unwrap(),
             Release {
@@ -996,11 +1496,11 @@ mod tests {
         assert!(Release::parse("0.6.3.post1")
             .unwrap_err()
             .contains("not modelled"));
+        assert!(Release::parse("0.35").unwrap_err().contains("newer"));
         assert!(Release::parse("banana").is_err());
+        assert_eq!(Release::parse("latest").unwrap(), Release::NEWEST);
         assert_eq!(Release::parse("0.19").unwrap().default_utilization(), 0.90);
         assert_eq!(Release::parse("0.20").unwrap().default_utilization(), 0.92);
-        assert!(!Release::parse("0.19").unwrap().budgets_cuda_graphs());
-        assert!(Release::parse("0.20").unwrap().budgets_cuda_graphs());
     }
 
     #[test]
@@ -1023,15 +1523,46 @@ mod tests {
     #[test]
     fn sampler_and_rope_by_hand() {
         let llama = catalogue().model("llama-3.1-8b").unwrap();
-        // 1024 requests × 128,256 vocab × (2 + 4 + 4 + 4) B = 1,838,678,016 B, plus
-        // 3 × 8192 × 4096 × 2 B = 201,326,592 B → 2,040,004,608 B (1.90 GiB; logged 1.89).
-        assert_eq!(sampler_peak_bytes(llama, 1024, 8192, 2), 2_040_004_608);
-        // fp32 model: no copy, 4 + 4 + 4 B per logit: 131,334,144 × 12 = 1,576,009,728 B, plus
-        // 3 × 8192 × 4096 × 4 B = 402,653,184 B.
-        assert_eq!(sampler_peak_bytes(llama, 1024, 8192, 4), 1_978_662_912);
+        let h100 = h100();
+        let r19 = Release::parse("0.19").unwrap().rules();
+        let r11 = Release::parse("0.11").unwrap().rules();
+        // 0.19, Triton top-k/top-p: 1024 requests × 128,256 vocab × (2 + 4 + 4 + 4) B =
+        // 1,838,678,016 B; the Triton buffer has min(next_pow2(132), 132) = 132 rows × 128,256
+        // × 4 B = 67,719,168 B; hidden states 8192 × 4096 × 2 B = 67,108,864 B; residue 48 MiB
+        // = 50,331,648 B. Sum 2,023,837,696 B = 1.885 GiB (logged 1.89, vllm.jsonl:20).
+        assert_eq!(
+            sampler_peak_bytes(llama, 1024, 8192, 2, r19, false, &h100),
+            2_023_837_696
+        );
+        // 0.11, torch.sort: 131,334,144 × 38 B = 4,990,697,472 + 67,108,864 + 50,331,648 =
+        // 5,108,137,984 B = 4.757 GiB (logged 4.76, vllm.jsonl:53).
+        assert_eq!(
+            sampler_peak_bytes(llama, 1024, 8192, 2, r11, false, &h100),
+            5_108_137_984
+        );
+        // fp32 model on 0.19: no fp32 copy, 4 + 4 + 4 B per logit = 1,576,009,728, buffer
+        // 67,719,168, hidden 8192 × 4096 × 4 = 134,217,728, residue 50,331,648.
+        assert_eq!(
+            sampler_peak_bytes(llama, 1024, 8192, 4, r19, false, &h100),
+            1_828_278_272
+        );
+        // Fewer than 8 requests take the sort path even on 0.19: 4 × 128,256 × 38 B.
+        assert_eq!(sampler_bytes_per_logit(2, 4, r19, false), (38, false));
+        // Model Runner V2 (default pass): the logits only.
+        assert_eq!(sampler_bytes_per_logit(2, 1024, r19, true), (2, false));
+        // The Triton buffer follows the SM count: an RTX 4090 (128 SMs) with 256 requests has
+        // 128 rows; 100 requests on an H100: next_pow2(100) = 128 rows.
+        let cat = catalogue();
+        assert_eq!(triton_buffer_rows(cat.gpu("rtx-4090").unwrap(), 256), 128);
+        assert_eq!(triton_buffer_rows(&h100, 100), 128);
         // Rotary cache: 131,072 positions × 128 × 2 B = 33,554,432 B (the 0.03 GiB between
-        // 8.03e9 × 2 B = 14.96 GiB of parameters and the logged 14.99 GiB).
+        // 8.03e9 × 2 B = 14.96 GiB of parameters and the logged 14.99 GiB); gpt-oss keeps it in
+        // float32: 131,072 × 64 × 4 = 33,554,432 B.
         assert_eq!(rope_cache_bytes(llama, 2), 33_554_432);
+        assert_eq!(
+            rope_cache_bytes(cat.model("gpt-oss-20b").unwrap(), 2),
+            33_554_432
+        );
     }
 
     #[test]
@@ -1043,21 +1574,33 @@ mod tests {
     }
 
     #[test]
-    fn batch_defaults_by_card() {
+    fn batch_defaults_by_card_release_and_entrypoint() {
         let cat = catalogue();
-        let r19 = Release::parse("0.19").unwrap();
-        let r10 = Release::parse("0.10").unwrap();
-        assert_eq!(batch_defaults(cat.gpu("h100").unwrap(), r19), (1024, 8192));
-        assert_eq!(batch_defaults(cat.gpu("a10g").unwrap(), r19), (256, 2048));
-        // A100 80GB: large defaults before 0.11, small from 0.11.
+        let rules = |v: &str| Release::parse(v).unwrap().rules();
+        let serve = Entrypoint::Serve;
+        let b = |g: &str, v: &str, e: Entrypoint, len: u64, s: Option<u64>, t: Option<u64>| {
+            batch_defaults(cat.gpu(g).unwrap(), rules(v), e, len, s, t)
+        };
+        assert_eq!(b("h100", "0.19", serve, 8192, None, None), (1024, 8192));
+        assert_eq!(b("a10g", "0.19", serve, 8192, None, None), (256, 2048));
+        // The offline LLM class gets twice the tokens (arg_utils.py UsageContext.LLM_CLASS).
         assert_eq!(
-            batch_defaults(cat.gpu("a100-80gb").unwrap(), r10),
-            (1024, 8192)
+            b("h100", "0.19", Entrypoint::Offline, 8192, None, None),
+            (1024, 16384)
         );
+        // A100 80GB stays on the small tier on every modelled release (0.10 included).
+        assert_eq!(b("a100-80gb", "0.10", serve, 8192, None, None), (256, 2048));
+        // ≥ 160 GiB from 0.28: 16384 tokens for serve too.
+        assert_eq!(b("b200", "0.28", serve, 8192, None, None), (1024, 16384));
+        assert_eq!(b("b200", "0.27", serve, 8192, None, None), (1024, 8192));
+        // 0.12+: tokens capped by max_num_seqs × max_model_len (vllm.jsonl:55: max_num_seqs 1,
+        // max_model_len 1024 → 1024 tokens).
         assert_eq!(
-            batch_defaults(cat.gpu("a100-80gb").unwrap(), r19),
-            (256, 2048)
+            b("rtx-4090", "0.15", Entrypoint::Offline, 1024, Some(1), None),
+            (1, 1024)
         );
+        // ≤ 0.11: sequences capped by tokens instead.
+        assert_eq!(b("a10g", "0.11", serve, 8192, None, Some(100)), (100, 100));
     }
 
     #[test]
@@ -1087,7 +1630,7 @@ mod tests {
         // groups, 23 KV tensors. One 8192-token request needs 512 (full) + ceil(min(4095 + 8192,
         // 8192)/16) + 1 = 513 (sliding) = 1025 blocks — the 7335 / 1025 = 7.16x of the log.
         let g = catalogue().model("gemma-2-27b-it").unwrap();
-        let groups = Groups::of(g, 0..46).unwrap();
+        let groups = Groups::of(g, 0..46, KvGroupSize::MaxWithin1_5x).unwrap();
         assert_eq!(groups.tensors, 23);
         assert_eq!(groups.groups(), 2);
         assert_eq!(groups.blocks_per_request(8192, 16, 8192), 1025);
@@ -1159,7 +1702,8 @@ mod tests {
         // Half the KV heads per rank: each block costs half, and there is more room per GPU.
         assert!(two.kv_cache_blocks.unwrap() > 2 * one.kv_cache_blocks.unwrap());
         assert!(two.weights_bytes < one.weights_bytes / 2 + 600 * MIB);
-        assert_eq!(two.non_torch_bytes, Some(21 * GIB / 10));
+        // 0.19 on NVSwitch H100s: 133 + 123 (graph profile) + 1894 (NCCL NVLS) MiB = 2150 MiB.
+        assert_eq!(two.non_torch_bytes, Some(2150 * MIB));
     }
 
     #[test]
