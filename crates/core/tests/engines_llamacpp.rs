@@ -154,6 +154,52 @@ fn ollama_today_starts_llama_server_and_lets_fit_place_the_layers() {
     assert!(l.engine_settings.iter().any(|s| s.name == "layers.offload"));
 }
 
+#[test]
+fn gpu_records_host_compute_buffer_is_the_graph_inputs_and_embedding_rows() {
+    // With every layer on one GPU, the host ("CUDA_Host") compute buffer holds what the
+    // scheduler runs on the CPU: the graph inputs (ggml-backend.cpp
+    // `ggml_backend_sched_backend_id_from_cur`: an input goes to the last backend, the CPU)
+    // and the token-embedding lookup (the input layer stays on the CPU, llama-model.cpp
+    // `dev_input`), in the first GPU's pinned host buffer type (llama-context.cpp). Without
+    // flash attention the KQ mask is f32: host = n_embd·n_ubatch·4 + n_ctx·n_ubatch·4 (+ the
+    // small index inputs, under the log's 0.01 MiB). Checked on three GPU records of
+    // data/calibration/llamacpp.jsonl from three builds, each model identified by its
+    // logged KV buffer:
+    let cat = catalogue();
+    let mib = |b: u64| (b as f64 / MIB as f64 * 100.0).round() / 100.0;
+    let cases = [
+        // :17 Phi-3-mini, RTX 3070, -c 4096 -ub 256 -fa off: 3 + 4 MiB = "7.00"; KV 1536.
+        ("phi-3-mini", 4096, 256, "f16", 7.0, 1536.0),
+        // :21 (and :22) 640 MiB of f16 KV for 2048 cells over 32 layers: 2560-wide K and V
+        // rows, Phi-2; -ub 512: 5 + 4 MiB = "9.01" with the index inputs.
+        ("microsoft/phi-2", 2048, 512, "f16", 9.0, 640.0),
+        // :19 K iq4_nl, V f16, 1024 cells: 32 × 1024 × 1024 × (0.5625 + 2) B = 82 MiB, Llama 3
+        // 8B; -ub 512: 8 + 2 MiB = "10.01".
+        ("llama-3-8b", 1024, 512, "iq4_nl", 10.0, 82.0),
+    ];
+    for (id, n_ctx, ub, k, host, kv) in cases {
+        let m = cat.model(id).unwrap();
+        let a = LlamaCppArgs {
+            n_ctx,
+            n_ubatch: ub,
+            n_batch: n_ctx.max(ub),
+            type_k: KvDtype::parse(k).unwrap(),
+            flash_attn: FlashAttn::Off,
+            ..LlamaCppArgs::default()
+        };
+        let caches: u64 = llamacpp::kv_caches(m, &a, 0..m.num_layers)
+            .iter()
+            .map(llamacpp::KvCache::bytes)
+            .sum();
+        assert_eq!(mib(caches), kv, "{id} KV");
+        assert_eq!(
+            mib(llamacpp::host_input_bytes(m, &a)),
+            host,
+            "{id} host compute"
+        );
+    }
+}
+
 /// The synthetic models of data/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
 /// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.

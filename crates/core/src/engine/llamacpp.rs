@@ -834,9 +834,19 @@ pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_all
     Some(reserve_graph::build(model, builder, &shape))
 }
 
-/// Host-side inputs of the graph when the layers run on a GPU: the token embeddings (get_rows
-/// on the CPU-resident token_embd, [n_embd, tokens] f32) and the KQ mask, built on the host
-/// ("CUDA_Host compute buffer").
+/// Host-side part of the graph when the layers run on a GPU ("CUDA_Host compute buffer"):
+/// ggml_backend_sched gives every graph input to the last backend, the CPU
+/// (ggml-backend.cpp `ggml_backend_sched_backend_id_from_cur`: "graph input"), and the
+/// token-embedding lookup runs where token_embd is, the CPU (llama-model.cpp: "the input layer
+/// is always on the CPU"); that CPU backend allocates from the first GPU's pinned host buffer
+/// type (llama-context.cpp: "use the host buffer of the first device CPU"). The GPU split's
+/// own buffer then holds copies of the inputs it reads (`ggml_backend_sched_split_graph`),
+/// which is why a graph that runs on a GPU is split at least twice. Counted: the embedding rows
+/// [n_embd, tokens] f32 and the KQ mask; this reproduces the host compute buffers of the GPU
+/// records (engines_llamacpp.rs, three builds). Not counted: the small index inputs, and at
+/// 0c1e57098 the unused embeddings input of `build_inp_embd` and the set_rows indices
+/// (without flash attention one i64 per V element of the ubatch), which builds after those
+/// records added.
 pub fn host_input_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> u64 {
     let cs = context_sizes(model, a);
     let t = cs.n_ubatch;
