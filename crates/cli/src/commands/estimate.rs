@@ -1009,15 +1009,28 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     } else {
         format!("{} ({})", gpu.name, gib(gpu.memory_bytes))
     };
+    // ollama's num_ctx is per request; the runner's cache holds num_ctx × parallel cells.
+    let ctx = if e.engine == "ollama" {
+        format!(
+            "num_ctx {} × {} (n_ctx {})",
+            thousands(e.context),
+            count(e.batch, "parallel request"),
+            thousands(e.context.saturating_mul(e.batch))
+        )
+    } else {
+        format!(
+            "n_ctx {} over {}",
+            thousands(e.context),
+            count(e.batch, "sequence")
+        )
+    };
     let mut out = format!(
-        "{} on {}, engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
+        "{} on {}, engine: {}\n  weights {}, KV cache {}, {ctx}, offloaded {}/{} layers\n\n",
         e.model,
         on,
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.context),
-        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );

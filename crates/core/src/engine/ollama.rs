@@ -52,6 +52,8 @@ pub struct OllamaArgs {
     pub num_gpu: Option<u64>,
     /// Which ollama places the layers.
     pub scheduler: Scheduler,
+    /// Host memory to check llama-server's host buffers against (None: not checked).
+    pub host_memory: Option<u64>,
 }
 
 /// How ollama decides where the layers go.
@@ -92,6 +94,7 @@ impl Default for OllamaArgs {
             gpu_overhead: 0,
             num_gpu: None,
             scheduler: Scheduler::LlamaServer,
+            host_memory: None,
         }
     }
 }
@@ -110,6 +113,7 @@ pub fn llama_server_args(a: &OllamaArgs) -> LlamaCppArgs {
         type_v: a.kv_type,
         flash_attn: llamacpp::FlashAttn::Auto,
         n_gpu_layers: a.num_gpu,
+        host_memory: a.host_memory,
         ..LlamaCppArgs::default()
     }
 }
@@ -192,6 +196,7 @@ pub fn resolve_flags(
         gpu_overhead: 0,
         num_gpu: f.n_gpu_layers,
         scheduler: Scheduler::parse(&f.ollama_scheduler)?,
+        host_memory: f.host_memory_bytes()?,
     };
     let config = req.config(
         weights,
