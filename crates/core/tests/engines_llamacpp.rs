@@ -127,7 +127,7 @@ fn ollama_today_starts_llama_server_and_lets_fit_place_the_layers() {
     );
     assert_eq!((r.flash_attn, r.n_gpu_layers), (FlashAttn::Auto, None));
     let c = Config::new(WeightFormat::parse("q4_k").unwrap(), a.kv_type, 4096, 4);
-    let e = ollama::estimate(m, gpu, c.clone(), &mix, &a).unwrap();
+    let e = ollama::estimate(m, gpu, c, &mix, &a).unwrap();
     assert_eq!(e.engine, "ollama");
     // --fit puts all 33 layers on the 24 GB card; the KV is the 16,384 cells' q8_0 rows:
     // 32 layers × 16384 × 1024 × 2 (K, V) × 34/32 B (q8_0 blocks of 32 in 34 B) = 1,140,850,688 B.
@@ -139,7 +139,7 @@ fn ollama_today_starts_llama_server_and_lets_fit_place_the_layers() {
         ..a.clone()
     };
     assert_eq!(
-        ollama::estimate(m, gpu, c.clone(), &mix, &forced)
+        ollama::estimate(m, gpu, c, &mix, &forced)
             .unwrap()
             .gpu_layers,
         Some(20)

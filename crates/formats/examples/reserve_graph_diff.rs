@@ -16,10 +16,13 @@ struct Named {
     op: String,
 }
 
+/// A graph being read: its tensors by id (as dumped), its leafs and its nodes.
+type Partial = (Vec<Option<(Tensor, Named)>>, Vec<usize>, Vec<usize>);
+
 fn parse_graphs(text: &str) -> Vec<(Graph, Vec<Named>)> {
     let mut out = Vec::new();
-    let mut cur: Option<(Vec<Option<(Tensor, Named)>>, Vec<usize>, Vec<usize>)> = None;
-    let finish = |c: (Vec<Option<(Tensor, Named)>>, Vec<usize>, Vec<usize>)| {
+    let mut cur: Option<Partial> = None;
+    let finish = |c: Partial| {
         let (ts, leafs, nodes) = c;
         let (tensors, names): (Vec<Tensor>, Vec<Named>) = ts
             .into_iter()

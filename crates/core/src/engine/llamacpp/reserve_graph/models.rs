@@ -606,7 +606,7 @@ fn deepseek2(c: &mut Ctx) {
     let t = c.t;
     for il in 0..n {
         let a = att(c, il);
-        let latent = a.latent.clone().expect("MLA");
+        let latent = a.latent.expect("MLA");
         let (heads, rope) = (a.heads, a.rotary_dim);
         let nope = a.k_head_dim.saturating_sub(rope);
         let mut residual = x;
