@@ -350,16 +350,6 @@ pub fn estimate(
     mix: &TypeMix,
     a: &OllamaArgs,
 ) -> Result<Estimate, String> {
-    if a.scheduler == Scheduler::LlamaServer {
-        if a.num_ctx == 0 || a.num_parallel == 0 {
-            return Err("num_ctx and OLLAMA_NUM_PARALLEL must each be at least 1".into());
-        }
-        let n = config.parallel.gpus().clamp(1, 64) as usize;
-        return estimate_llama_server(model, &vec![gpu.clone(); n], config, mix, a);
-    }
-    if config.parallel.gpus() > 1 {
-        return Err("the ollama profile models one GPU; ollama spreads layers over GPUs itself (use --engine vllm for tensor parallelism)".into());
-    }
     if a.num_ctx == 0 || a.num_parallel == 0 {
         return Err("num_ctx and OLLAMA_NUM_PARALLEL must each be at least 1".into());
     }
@@ -371,6 +361,13 @@ pub fn estimate(
             "num_ctx {} × OLLAMA_NUM_PARALLEL {} = {cells} KV cells is beyond any deployment (limit 2^34)",
             a.num_ctx, a.num_parallel
         ));
+    }
+    if a.scheduler == Scheduler::LlamaServer {
+        let n = config.parallel.gpus().clamp(1, 64) as usize;
+        return estimate_llama_server(model, &vec![gpu.clone(); n], config, mix, a);
+    }
+    if config.parallel.gpus() > 1 {
+        return Err("ollama's own estimate models one GPU (before its llama-server switch ollama spread layers over GPUs itself); --ollama-scheduler llama-server places them over several".into());
     }
     let weights = GgufWeights::of(model, mix);
     // ollama reads the GPU's free memory; an idle card is taken as fully free.
