@@ -557,17 +557,8 @@ impl<'a> Ctx<'a> {
             } else {
                 self.strided(v_cache, [cells, kh, vd, ns])
             };
-            let mut cur = self.attn_mha(q, k_all, v_all, kv.mask, fa, !fa, o);
-            if let Some(r) = kv.v_rot {
-                cur = self.hadamard(cur, r);
-            }
-            if o.wo_rows > 0 {
-                cur = self.mm(cur, o.wo_rows);
-            }
-            if o.wo_bias {
-                cur = self.with_weight(Op::Add, cur);
-            }
-            return cur;
+            let out = self.attn_mha(q, k_all, v_all, kv.mask, fa, !fa, o);
+            return self.attn_out(out, kv.v_rot, o);
         };
         let (mut k, mut v) = (k, v);
         if let Some(r) = kv.k_rot {
@@ -635,8 +626,13 @@ impl<'a> Ctx<'a> {
             None => self.strided(k_all, [vd, kh, cells, ns]),
         };
         let out = self.attn_mha(q, k_all, v_all, kv.mask, fa, !fa && v_cache.is_some(), o);
+        self.attn_out(out, kv.v_rot, o)
+    }
+
+    /// The end of build_attn: V's rotation undone, the output projection and its bias.
+    fn attn_out(&mut self, out: Id, v_rot: Option<Id>, o: AttnOpts) -> Id {
         let mut cur = out;
-        if let Some(r) = kv.v_rot {
+        if let Some(r) = v_rot {
             cur = self.hadamard(cur, r);
         }
         if o.wo_rows > 0 {

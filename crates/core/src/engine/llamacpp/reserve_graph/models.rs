@@ -220,6 +220,18 @@ fn moe_opts(c: &Ctx, il: u64, gating: Gating, norm_w: bool) -> Option<MoeOpts> {
     })
 }
 
+/// build_moe_ffn for a routed layer (`gating`, renormalised weights when `norm_w`), else the
+/// dense SwiGLU block (build_ffn, LLM_FFN_SILU, LLM_FFN_PAR).
+fn moe_or_dense(c: &mut Ctx, il: u64, normed: Id, gating: Gating, norm_w: bool) -> Id {
+    match moe_opts(c, il, gating, norm_w) {
+        Some(o) => c.moe(normed, o),
+        None => {
+            let w = c.dense_width(il);
+            c.ffn(normed, FfnKind::Parallel, w, false)
+        }
+    }
+}
+
 /// The shared expert's width of a routed layer (0 without one).
 fn shared_width(c: &Ctx, il: u64) -> u64 {
     match &c.layer(il).ffn {
@@ -275,13 +287,7 @@ fn llama(c: &mut Ctx, qkv_bias: bool, qk_norm: bool) {
         }
         let ffn_inp = c.binary(Op::Add, cur, residual);
         let normed = c.rms(ffn_inp);
-        let out = match moe_opts(c, il, Gating::Softmax, true) {
-            Some(o) => c.moe(normed, o),
-            None => {
-                let w = c.dense_width(il);
-                c.ffn(normed, FfnKind::Parallel, w, false)
-            }
-        };
+        let out = moe_or_dense(c, il, normed, Gating::Softmax, true);
         x = c.binary(Op::Add, out, ffn_inp);
     }
     let (norm, logits) = head(c, x, true, false);
@@ -1081,13 +1087,7 @@ fn jamba(c: &mut Ctx) {
         }
         let ffn_inp = c.binary(Op::Add, x, cur);
         let normed = c.rms(ffn_inp);
-        let out = match moe_opts(c, il, Gating::Softmax, false) {
-            Some(o) => c.moe(normed, o),
-            None => {
-                let w = c.dense_width(il);
-                c.ffn(normed, FfnKind::Parallel, w, false)
-            }
-        };
+        let out = moe_or_dense(c, il, normed, Gating::Softmax, false);
         x = c.binary(Op::Add, ffn_inp, out);
     }
     let (norm, logits) = head(c, x, true, false);
