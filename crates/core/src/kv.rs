@@ -64,6 +64,13 @@ impl KvLayout {
             let Some(a) = kind.attention.as_ref().filter(|a| a.caches()) else {
                 continue;
             };
+            // DeepSeek-V4's compressed cache grows with the whole context beside its window.
+            let compressed = a.compressed_bytes_per_token(dtype);
+            if compressed > 0 {
+                layout.full_layers += 1;
+                layout.full_bytes_per_token =
+                    layout.full_bytes_per_token.saturating_add(compressed);
+            }
             match a.span.limit() {
                 None => {
                     layout.full_layers += 1;

@@ -17,6 +17,10 @@
 use crate::model::Tensor;
 use crate::precision::KvDtype;
 
+/// `Attention::kv_source` of a layer reading its target model's cache: a speculative-decoding
+/// assistant (Gemma 4 unified assistant) that keeps no cache of its own.
+pub const TARGET_MODEL_CACHE: u32 = u32::MAX;
+
 /// How far back an attention layer looks, which bounds what it caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {
@@ -26,21 +30,25 @@ pub enum Span {
     Window(u64),
     /// Tokens of the current chunk of `n` (Llama 4 chunked local attention); caches at most `n`.
     Chunk(u64),
+    /// Every prompt (prefill) token and the last `n` generated ones (Unlimited-OCR's reference
+    /// sliding-window attention, UnlimitedOcrDynamicReferenceSlidingWindowLayer): bounded only
+    /// by the context, which it equals when the context is all prompt.
+    PrefillWindow(u64),
 }
 
 impl Span {
     /// Tokens of a `context`-token sequence this layer keeps.
     pub fn tokens(&self, context: u64) -> u64 {
         match *self {
-            Span::Full => context,
+            Span::Full | Span::PrefillWindow(_) => context,
             Span::Window(n) | Span::Chunk(n) => context.min(n),
         }
     }
 
-    /// The window or chunk length, if any.
+    /// The window or chunk length, if any (none for a prefill window: the prompt is kept).
     pub fn limit(&self) -> Option<u64> {
         match *self {
-            Span::Full => None,
+            Span::Full | Span::PrefillWindow(_) => None,
             Span::Window(n) | Span::Chunk(n) => Some(n),
         }
     }
@@ -58,13 +66,28 @@ pub struct Latent {
     pub v_head_dim: u64,
 }
 
-/// DeepSeek-V3.2's sparse-attention indexer ("lightning indexer"): it caches one key of
-/// `head_dim` per token per layer, apart from the latent.
+/// A sparse-attention indexer: DeepSeek-V3.2's "lightning indexer" beside the latent, or
+/// MiniMax-M3's block indexer beside K and V. It caches one key of `head_dim` per token per
+/// layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Indexer {
     pub heads: u64,
     pub head_dim: u64,
     pub topk: u64,
+    /// Elements cached per token: the key (head_dim), or with GLM-5-next's key pooling the key,
+    /// its pooling gate scores and a validity channel (2 × head_dim + 1).
+    pub cached_width: u64,
+}
+
+/// DeepSeek-V4's compressed attention: beside a sliding window of uncompressed K/V, every
+/// `rate` tokens are folded into one compressed entry of `width` (and, for its sparse variant,
+/// an indexer entry of `indexer_width`), kept for the whole context
+/// (`modeling_deepseek_v4.py` DeepseekV4HCACache / DeepseekV4CSACache `compressed_kv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Compression {
+    pub rate: u64,
+    pub width: u64,
+    pub indexer_width: u64,
 }
 
 /// Softmax attention: multi-head, grouped-query, multi-query or latent.
@@ -79,7 +102,7 @@ pub struct Attention {
     pub v_head_dim: u64,
     pub span: Span,
     /// The decoder layer whose cache this layer reads instead of keeping its own (Gemma 3n's
-    /// `num_kv_shared_layers`, Gemma 4's `kv_sharing_modes`).
+    /// `num_kv_shared_layers`, Gemma 4's `kv_sharing_modes`), or [`TARGET_MODEL_CACHE`].
     pub kv_source: Option<u32>,
     pub latent: Option<Latent>,
     pub indexer: Option<Indexer>,
@@ -91,17 +114,51 @@ pub struct Attention {
     pub o_bias: bool,
     /// Per-head RMSNorm of q and k (Qwen3, Gemma 3, OLMo 2...).
     pub qk_norm: bool,
+    /// A compressed cache beside the window (DeepSeek-V4), growing at 1 / rate of the context.
+    pub compressed: Option<Compression>,
+    /// The layer caches its input hidden states rather than K and V (XLNet's Transformer-XL
+    /// memory: the last `mem_len` rows of d_model, in `k_width`, no `v_width`).
+    pub hidden_memory: bool,
 }
 
 impl Attention {
-    /// Whether the layer keeps a cache of its own.
+    /// Attention caching `kv_heads` K rows of `k_head_dim` and V rows of `v_head_dim` over
+    /// `span`, without latent, indexer, sinks, biases, norms or rotary positions (callers set
+    /// what differs).
+    pub fn plain(heads: u64, kv_heads: u64, k_head_dim: u64, v_head_dim: u64, span: Span) -> Self {
+        Attention {
+            heads,
+            kv_heads,
+            k_head_dim,
+            v_head_dim,
+            span,
+            kv_source: None,
+            latent: None,
+            indexer: None,
+            sinks: false,
+            rotary_dim: 0,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: false,
+            compressed: None,
+            hidden_memory: false,
+        }
+    }
+
+    /// Whether the layer reads another layer's K and V instead of keeping its own.
+    pub fn shares_kv(&self) -> bool {
+        self.kv_source.is_some()
+    }
+
+    /// Whether the layer keeps a cache of its own: its K and V, or, reading another layer's,
+    /// its own indexer keys (Mistral Large 4's "reuse_but_indexer" layers).
     pub fn caches(&self) -> bool {
-        self.kv_source.is_none()
+        !self.shares_kv() || self.indexer.is_some()
     }
 
     /// Key elements cached per token for the whole layer (latent attention: the latent).
     pub fn k_width(&self) -> u64 {
-        if !self.caches() {
+        if self.shares_kv() {
             return 0;
         }
         match &self.latent {
@@ -113,7 +170,7 @@ impl Attention {
     /// Value elements cached per token for the whole layer (latent attention: the rope key,
     /// stored where transformers stores values).
     pub fn v_width(&self) -> u64 {
-        if !self.caches() {
+        if self.shares_kv() {
             return 0;
         }
         match &self.latent {
@@ -122,12 +179,10 @@ impl Attention {
         }
     }
 
-    /// Indexer key elements cached per token (DeepSeek-V3.2).
+    /// Indexer key elements cached per token (DeepSeek-V3.2, MiniMax-M3): the layer's own, even
+    /// when its K and V are another layer's.
     pub fn indexer_width(&self) -> u64 {
-        match (&self.indexer, self.caches()) {
-            (Some(i), true) => i.head_dim,
-            _ => 0,
-        }
+        self.indexer.as_ref().map_or(0, |i| i.cached_width)
     }
 
     /// KV heads each of `tp` ranks holds: max(1, K / tp), replicated when there are more ranks
@@ -139,19 +194,19 @@ impl Attention {
 
     /// K row elements per token on one of `tp` ranks.
     pub fn k_width_per_rank(&self, tp: u64) -> u64 {
-        match (&self.latent, self.caches()) {
-            (_, false) => 0,
-            (Some(_), true) => self.k_width(),
-            (None, true) => self.kv_heads_per_rank(tp).saturating_mul(self.k_head_dim),
+        match (&self.latent, self.shares_kv()) {
+            (_, true) => 0,
+            (Some(_), false) => self.k_width(),
+            (None, false) => self.kv_heads_per_rank(tp).saturating_mul(self.k_head_dim),
         }
     }
 
     /// V row elements per token on one of `tp` ranks.
     pub fn v_width_per_rank(&self, tp: u64) -> u64 {
-        match (&self.latent, self.caches()) {
-            (_, false) => 0,
-            (Some(_), true) => self.v_width(),
-            (None, true) => self.kv_heads_per_rank(tp).saturating_mul(self.v_head_dim),
+        match (&self.latent, self.shares_kv()) {
+            (_, true) => 0,
+            (Some(_), false) => self.v_width(),
+            (None, false) => self.kv_heads_per_rank(tp).saturating_mul(self.v_head_dim),
         }
     }
 
@@ -166,15 +221,61 @@ impl Attention {
             .saturating_add(row(self.indexer_width()))
     }
 
+    /// Bytes per token of the compressed cache (rounded up: one entry per `rate` tokens).
+    pub fn compressed_bytes_per_token(&self, dtype: KvDtype) -> u64 {
+        match &self.compressed {
+            Some(c) if !self.shares_kv() => dtype
+                .row_bytes(c.width.saturating_add(c.indexer_width))
+                .div_ceil(c.rate.max(1)),
+            _ => 0,
+        }
+    }
+
     /// The name of this attention's kind, as `layers` in the estimate JSON counts it.
     pub fn kind_name(&self) -> &'static str {
-        match (self.caches(), &self.latent, self.span) {
+        if self.hidden_memory {
+            return "memory_attention";
+        }
+        if self.compressed.is_some() {
+            return "compressed_attention";
+        }
+        match (!self.shares_kv(), &self.latent, self.span) {
             (false, _, _) => "kv_shared_attention",
             (true, Some(_), _) if self.indexer.is_some() => "latent_attention_indexed",
             (true, Some(_), _) => "latent_attention",
+            (true, None, _) if self.indexer.is_some() => "indexed_attention",
             (true, None, Span::Full) => "full_attention",
             (true, None, Span::Window(_)) => "sliding_attention",
             (true, None, Span::Chunk(_)) => "chunked_attention",
+            (true, None, Span::PrefillWindow(_)) => "reference_sliding_attention",
+        }
+    }
+}
+
+/// Attention from a layer's tokens to an encoder's outputs (image features): Mllama's
+/// cross-attention layers, IDEFICS's gated cross-attention blocks. Its keys and values are the
+/// encoder tokens' projections, so what it may cache grows with the number of images, not with
+/// the context: transformers' Mllama caches them per sequence (`cache.update` in
+/// MllamaTextCrossAttention), IDEFICS recomputes them every step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CrossAttention {
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    /// Width of the encoder states keys and values are projected from.
+    pub kv_input: u64,
+    /// Whether transformers keeps the encoder tokens' K and V in the cache.
+    pub cached: bool,
+}
+
+impl CrossAttention {
+    /// Cache elements per encoder (image) token when cached: K and V rows.
+    pub fn elements_per_encoder_token(&self) -> u64 {
+        if self.cached {
+            2u64.saturating_mul(self.kv_heads)
+                .saturating_mul(self.head_dim)
+        } else {
+            0
         }
     }
 }
@@ -234,6 +335,9 @@ pub enum RecurrentKind {
     Rglru,
     /// xLSTM mLSTM blocks.
     Xlstm,
+    /// ZAYA's compressed convolutional attention: the q/k convolution's last inputs and the
+    /// delayed value beside the attention's K/V cache.
+    Cca,
     /// Another recurrent mixer (named in `Recurrent::name`).
     Other,
 }
@@ -250,6 +354,7 @@ impl RecurrentKind {
             RecurrentKind::Rwkv => "rwkv",
             RecurrentKind::Rglru => "rg_lru",
             RecurrentKind::Xlstm => "mlstm",
+            RecurrentKind::Cca => "cca",
             RecurrentKind::Other => "recurrent",
         }
     }
@@ -326,6 +431,12 @@ impl Ffn {
 pub struct Layer {
     pub attention: Option<Attention>,
     pub recurrent: Option<Recurrent>,
+    /// Attention to an encoder's outputs, beside or instead of self-attention.
+    pub cross: Option<CrossAttention>,
+    /// The earlier layer whose weights this layer runs again (all of them, or its shared block:
+    /// HRM's cycles over one stack, Zamba's shared transformer block): `tensors` then holds
+    /// only what the layer has of its own, so shared weights are counted once.
+    pub weights_from: Option<u32>,
     pub ffn: Ffn,
     /// Every weight tensor of the layer.
     pub tensors: Vec<Tensor>,
@@ -362,17 +473,24 @@ impl Layer {
 
     /// One letter for the layer pattern (`LayerSummary::pattern`).
     pub fn letter(&self) -> char {
+        if self.cross.is_some() && self.attention.is_none() && self.recurrent.is_none() {
+            return 'A';
+        }
         match (&self.attention, &self.recurrent) {
             (Some(_), Some(_)) => 'H',
             (None, Some(_)) => 'R',
             (None, None) => 'M',
-            (Some(a), None) => match (a.caches(), &a.latent, a.span) {
+            (Some(a), None) if a.hidden_memory => 'Y',
+            (Some(a), _) if a.compressed.is_some() => 'Z',
+            (Some(a), None) => match (!a.shares_kv(), &a.latent, a.span) {
                 (false, _, _) => 'X',
                 (true, Some(_), _) if a.indexer.is_some() => 'I',
                 (true, Some(_), _) => 'L',
+                (true, None, _) if a.indexer.is_some() => 'I',
                 (true, None, Span::Full) => 'F',
                 (true, None, Span::Window(_)) => 'S',
                 (true, None, Span::Chunk(_)) => 'C',
+                (true, None, Span::PrefillWindow(_)) => 'P',
             },
         }
     }
@@ -380,6 +498,36 @@ impl Layer {
     /// The name of the layer's kind: its attention kind, its recurrent kind, "hybrid" when it
     /// has both, or the feed-forward kind when it has no mixer.
     pub fn kind_name(&self) -> String {
+        let base = self.mixer_name();
+        match (
+            &self.cross,
+            self.attention.is_some() || self.recurrent.is_some(),
+        ) {
+            (Some(_), true) => format!("{base}+cross_attention"),
+            (Some(_), false) => "cross_attention".to_string(),
+            (None, _) => base,
+        }
+    }
+
+    /// The layer's cache kind when it is not K and V rows an attention pool holds, named as
+    /// `layers` counts it: cross-attention to encoder tokens, reference sliding windows,
+    /// hidden-state memories, compressed caches, or an indexer's key cache beside K and V
+    /// (MiniMax-M3's sparse layers) or on a layer reading another layer's K and V (Mistral
+    /// Large 4). Latent attention with its indexer (DeepSeek-V3.2) is not among them.
+    pub fn cache_beyond_kv_rows(&self) -> Option<&'static str> {
+        if self.cross.is_some() {
+            return Some("cross_attention");
+        }
+        let a = self.attention.as_ref()?;
+        if matches!(a.span, Span::PrefillWindow(_)) || a.hidden_memory || a.compressed.is_some() {
+            // reference_sliding_attention, memory_attention, compressed_attention
+            return Some(a.kind_name());
+        }
+        (a.indexer.is_some() && (a.latent.is_none() || a.shares_kv()))
+            .then_some("indexed_attention")
+    }
+
+    fn mixer_name(&self) -> String {
         match (&self.attention, &self.recurrent) {
             (Some(a), None) => a.kind_name().to_string(),
             (None, Some(r)) => r.kind.name().to_string(),

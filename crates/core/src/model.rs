@@ -7,7 +7,7 @@
 //! layers, the embeddings and head, vision/audio towers), each decoder layer's mixer and cache
 //! (`crate::layer`), the multi-token-prediction layers apart, and the warnings the mapping raised.
 
-use crate::layer::{Attention, Ffn, Latent, Layer, Moe};
+use crate::layer::{Attention, Ffn, Latent, Layer, Moe, RecurrentKind};
 pub use crate::precision::Role;
 use serde::{Deserialize, Serialize};
 
@@ -221,9 +221,12 @@ pub struct LayerSummary {
     /// Decoder layers (MTP layers apart).
     pub total: u64,
     /// Layers of each kind: "full_attention", "sliding_attention", "chunked_attention",
-    /// "kv_shared_attention", "latent_attention", "latent_attention_indexed", "mamba",
-    /// "mamba2", "gated_deltanet", "kimi_delta_attention", "short_conv", "lightning_attention",
-    /// "<recurrent>+<attention>" for hybrid layers, "mlp_only", "moe_only".
+    /// "kv_shared_attention", "latent_attention", "latent_attention_indexed",
+    /// "indexed_attention", "compressed_attention", "memory_attention",
+    /// "reference_sliding_attention", "mamba", "mamba2", "gated_deltanet",
+    /// "kimi_delta_attention", "short_conv", "lightning_attention", "rwkv", "rg_lru", "mlstm",
+    /// "cca", "<recurrent>+<attention>" for hybrid layers, "cross_attention" (Mllama) or
+    /// "<kind>+cross_attention" (IDEFICS), "mlp_only", "moe_only".
     pub kinds: std::collections::BTreeMap<String, u64>,
     /// Sliding-window or chunk lengths and how many layers use each.
     pub windows: Vec<WindowCount>,
@@ -237,7 +240,10 @@ pub struct LayerSummary {
     pub mtp_layers: u64,
     pub mtp_params: u64,
     /// The pattern, one letter per layer: F full, S sliding, C chunked, X KV-shared, L latent,
-    /// I latent with indexer, R recurrent, H hybrid, M mixer-less (MLP/MoE only).
+    /// I with a sparse-attention indexer (latent or not), Z compressed (DeepSeek-V4), P reference
+    /// sliding window (every prompt token and a window of generated ones), Y a memory of hidden
+    /// states (XLNet), R recurrent, H hybrid, A cross-attention only (Mllama), M mixer-less
+    /// (MLP/MoE only).
     pub pattern: String,
 }
 
@@ -332,14 +338,37 @@ impl ModelDesc {
         self.inventory.kinds.iter().any(|k| k.recurrent.is_some())
     }
 
+    /// The first layer kind an engine profile cannot size, named for its one-line refusal: a
+    /// cache that is not K and V rows (see [`Layer::cache_beyond_kv_rows`]) or a recurrent
+    /// mixer outside `recurrent_ok` (the kinds the profile sizes).
+    pub fn kind_beyond(&self, recurrent_ok: &[RecurrentKind]) -> Option<&'static str> {
+        self.inventory.kinds.iter().find_map(|k| {
+            k.cache_beyond_kv_rows().or(match &k.recurrent {
+                Some(r) if !recurrent_ok.contains(&r.kind) => Some(r.kind.name()),
+                _ => None,
+            })
+        })
+    }
+
+    /// The first layer kind whose cache is not K and V rows an attention pool holds: what the
+    /// vLLM and SGLang profiles refuse, naming it (recurrent mixers are refused apart).
+    pub fn cache_beyond_kv_pools(&self) -> Option<&'static str> {
+        self.inventory
+            .kinds
+            .iter()
+            .find_map(Layer::cache_beyond_kv_rows)
+    }
+
     /// Whether every layer is an attention layer caching its own full/windowed K and V and no
     /// layer has a recurrent state: the models the engine rules written for attention alone
     /// describe exactly.
     pub fn attention_only(&self) -> bool {
-        self.inventory
-            .kinds
-            .iter()
-            .all(|k| k.recurrent.is_none() && k.attention.as_ref().is_some_and(|a| a.caches()))
+        self.inventory.kinds.iter().all(|k| {
+            k.recurrent.is_none()
+                && k.attention
+                    .as_ref()
+                    .is_some_and(|a| a.caches() && !a.shares_kv())
+        })
     }
 
     /// Total parameters as transformers counts them (towers included, tied weights once, MTP

@@ -119,8 +119,7 @@ fn config_schema() -> Value {
     json!({
         "type": "object",
         "additionalProperties": true,
-        "description": "A Hugging Face config.json object, read by the same mapping as `vramplan estimate --model config.json` (crates/formats): dense and MoE decoders, latent attention, sliding windows, plain-MLP families, text_config nesting, quantization_config. Configs with vision towers or Mamba layers are refused with the key that shows them; a missing or mistyped field is named as config.<field>.",
-        "required": ["num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size", "max_position_embeddings"],
+        "description": "A Hugging Face config.json object, read by the same mapping as `vramplan estimate --model config.json` (crates/formats): every layer kind it describes (full, sliding, chunked, latent and KV-sharing attention, Mamba, Gated DeltaNet and other recurrent mixers, hybrids), vision and audio towers, text_config nesting, quantization_config. A field missing from the object takes the default of the configuration class its model_type names (transformers 5.24.0); one it does not understand that can change memory is refused with its name or reported in `warnings`; a field missing without a default, or mistyped, is named as config.<field>.",
         "properties": {
             "num_hidden_layers": uint("decoder layers"),
             "hidden_size": uint("model width"),

@@ -1,7 +1,10 @@
 //! Integer arithmetic over config values, for the few parameters a family table describes as a
 //! formula (`layer_extra = "h * heads + heads"`: Doge's dt_proj and A). `+ - * /` (integer
-//! division), parentheses, numbers and names: the mapping's own (`h` hidden, `heads`, `kv`,
-//! `d` head_dim, `i` intermediate, `v` vocabulary, `layers`) or any integer config key.
+//! division), parentheses, numbers, `max(a, b)`, `min(a, b)`, `log2(a)` (rounded down),
+//! `len(key)` (a list's length), `f(key)` for a function of a config key the caller resolves as
+//! "f:key" (towers.rs `vqgan(vq_config)`), and names: the mapping's own (`h` hidden, `heads`,
+//! `kv`, `d` head_dim, `i` intermediate, `v` vocabulary, `layers`) or any integer or boolean
+//! (1/0) config key, dotted to reach into a nested config (`qformer_config.hidden_size`).
 //!
 //! Written here rather than taken from a crate: the expression crates of standing are AGPL
 //! (evalexpr) or unmaintained (meval), and this needs forty lines of integers.
@@ -53,11 +56,13 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, ArchError> {
             out.push(Tok::Num(s.parse().map_err(|_| bad(text))?));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
             out.push(Tok::Name(chars[start..i].iter().collect()));
-        } else if "+-*/()".contains(c) {
+        } else if "+-*/(),".contains(c) {
             out.push(Tok::Op(c));
             i += 1;
         } else {
@@ -106,23 +111,68 @@ impl Parser<'_> {
         Ok(v)
     }
 
+    /// Consumes the `)` that closes a group, giving the group's value.
+    fn close(&mut self, v: u64) -> Result<u64, ArchError> {
+        match self.peek() {
+            Some(Tok::Op(')')) => {
+                self.pos += 1;
+                Ok(v)
+            }
+            _ => Err(ArchError::model(
+                "architecture table: unbalanced parentheses",
+            )),
+        }
+    }
+
     fn atom(&mut self) -> Result<u64, ArchError> {
         let t = self.peek().cloned();
         self.pos += 1;
         match t {
             Some(Tok::Num(n)) => Ok(n),
+            Some(Tok::Name(f)) if self.peek() == Some(&Tok::Op('(')) => {
+                self.pos += 1;
+                let v = match f.as_str() {
+                    "max" | "min" => {
+                        let a = self.sum()?;
+                        if self.peek() != Some(&Tok::Op(',')) {
+                            return Err(ArchError::model(format!(
+                                "architecture table: {f}() takes two values"
+                            )));
+                        }
+                        self.pos += 1;
+                        let b = self.sum()?;
+                        if f == "max" {
+                            a.max(b)
+                        } else {
+                            a.min(b)
+                        }
+                    }
+                    // ⌊log2 x⌋ (a count of halving stages), 0 for 0.
+                    "log2" => {
+                        let a = self.sum()?;
+                        a.checked_ilog2().map_or(0, u64::from)
+                    }
+                    // A function of a config key (`len(key)`, a list's length; a module a
+                    // table's code sizes from a nested config): the resolver answers
+                    // "<function>:<key>".
+                    other => match self.tokens.get(self.pos).cloned() {
+                        Some(Tok::Name(key)) => {
+                            self.pos += 1;
+                            (self.name)(&format!("{other}:{key}"))?
+                        }
+                        _ => {
+                            return Err(ArchError::model(format!(
+                                "architecture table: {other}() takes a config key"
+                            )))
+                        }
+                    },
+                };
+                self.close(v)
+            }
             Some(Tok::Name(n)) => (self.name)(&n),
             Some(Tok::Op('(')) => {
                 let v = self.sum()?;
-                match self.peek() {
-                    Some(Tok::Op(')')) => {
-                        self.pos += 1;
-                        Ok(v)
-                    }
-                    _ => Err(ArchError::model(
-                        "architecture table: unbalanced parentheses",
-                    )),
-                }
+                self.close(v)
             }
             _ => Err(ArchError::model("architecture table: a formula ends early")),
         }
@@ -146,5 +196,14 @@ mod tests {
         assert!(eval("h +", &names).is_err());
         assert!(eval("h $ 2", &names).is_err());
         assert!(eval("nope", &names).is_err());
+        assert_eq!(eval("max(h, 2 * h) + min(heads, 3)", &names).unwrap(), 2051);
+        let lists = |n: &str| match n {
+            "len:ids" => Ok(4),
+            _ => Err(ArchError::model(format!("unknown {n}"))),
+        };
+        assert_eq!(eval("2 * len(ids)", &lists).unwrap(), 8);
+        assert!(eval("len(3)", &lists).is_err());
+        assert!(eval("sqrt(ids)", &lists).is_err());
+        assert_eq!(eval("log2(8) + log2(9) + log2(0)", &lists).unwrap(), 6);
     }
 }

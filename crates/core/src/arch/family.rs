@@ -78,14 +78,119 @@ pub struct Family {
     pub qk_norm_key: Option<String>,
     #[serde(default)]
     pub sinks: Option<bool>,
+    /// Sinks only on sliding-window layers (MiMo-V2-Flash).
+    #[serde(default)]
+    pub sliding_only_sinks: Option<bool>,
+    /// Sliding-window layers have this many times the config's KV heads (MiMo-V2-Flash: 2).
+    #[serde(default)]
+    pub sliding_kv_factor: Option<u64>,
     /// Layers that read another layer's KV have no k/v projections (nor a k norm) of their
     /// own (Gemma 3n, Gemma 4).
     #[serde(default)]
     pub kv_shared_drops_kv: Option<bool>,
-    /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next) or
-    /// "linear" (a gate_proj [heads × head_dim, hidden]).
+    /// An output gate on attention: "q" (q_proj twice as wide: query and gate, Qwen3-Next),
+    /// "linear" (a gate_proj [heads × head_dim, hidden], latent attention included: HY-V4) or
+    /// "latent_fused" (AXK2: q_gate_proj from the normed and raw q latents, no q_b_proj).
     #[serde(default)]
     pub attention_gate: Option<String>,
+    /// The query and output projections are routed experts of kv_heads × head_dim (JetMoE's
+    /// mixture of attention heads).
+    #[serde(default)]
+    pub attention_experts: Option<bool>,
+    /// Cross-attention to the vision encoder's outputs: the config key listing the layers that
+    /// have it (Mllama `cross_attention_layers`), or the key of an interval (IDEFICS
+    /// `cross_layer_interval`: layers i with i % n == 0).
+    #[serde(default)]
+    pub cross_layers_key: Option<String>,
+    #[serde(default)]
+    pub cross_interval_key: Option<String>,
+    /// Every layer has cross-attention (BLIP's text decoder).
+    #[serde(default)]
+    pub cross_all: Option<bool>,
+    /// Cross-attention layers have no self-attention (Mllama); else the cross-attention block
+    /// comes beside the layer's own (IDEFICS).
+    #[serde(default)]
+    pub cross_replaces_attention: Option<bool>,
+    /// The width keys and values of the cross-attention are projected from, as a formula
+    /// ("h" for Mllama, whose projector maps the image features to the text width).
+    #[serde(default)]
+    pub cross_kv_input: Option<String>,
+    /// Per-head q and k RMSNorms in the cross-attention (Mllama).
+    #[serde(default)]
+    pub cross_qk_norm: Option<bool>,
+    /// Parameters of each cross-attention block beyond q/k/v/o and its norms, as a formula
+    /// (gates, the block's own MLP and norms).
+    #[serde(default)]
+    pub cross_extra: Option<String>,
+    /// Whether transformers caches the image tokens' K and V (Mllama: yes).
+    #[serde(default)]
+    pub cross_cached: Option<bool>,
+    /// The config lists each layer as two blocks, an attention one and an "mlp" one (Dory's
+    /// released configs: its config class halves layer_types and the layer counts).
+    #[serde(default)]
+    pub paired_blocks: Option<bool>,
+    /// A section of layers run several times over with the same weights (Dory's recurrent
+    /// section): the config keys of its first layer, its length, the number of runs, and the
+    /// cache mode ("per_loop": each run caches its own K/V; "last_loop": one cache per layer).
+    #[serde(default)]
+    pub loop_start_key: Option<String>,
+    #[serde(default)]
+    pub loop_count_key: Option<String>,
+    /// Or the config key of the index one past the section's last layer (Inkling 2 loop).
+    #[serde(default)]
+    pub loop_end_key: Option<String>,
+    #[serde(default)]
+    pub loop_times_key: Option<String>,
+    #[serde(default)]
+    pub loop_cache_key: Option<String>,
+    /// Each config layer is two attention sublayers, each with its own cache, a dense MLP of
+    /// its own and two norms, the layer's MoE on the first (LongCat-Flash): described as two
+    /// layers (reuse.rs).
+    #[serde(default)]
+    pub paired_sublayers: Option<bool>,
+    /// A per-layer 0/1 list where 0 marks a layer without rotary positions (Mistral Large 4's
+    /// `no_rope_layers`, whose latent layers then cache no rope key).
+    #[serde(default)]
+    pub rope_flags_key: Option<String>,
+    /// The hybrid layers run a transformer block shared between them (Zamba "zamba", Zamba 2
+    /// "zamba2": shared.rs).
+    #[serde(default)]
+    pub shared_block: Option<String>,
+    /// The layer-type list is one period of the pattern, repeated over the layers
+    /// (RecurrentGemma's `block_types`).
+    #[serde(default)]
+    pub cycle_block_types: Option<bool>,
+    /// Every attention layer is local, over the config's window (RecurrentGemma).
+    #[serde(default)]
+    pub local_attention: Option<bool>,
+    /// No context limit in the architecture (local attention and recurrent layers only): a
+    /// config without one is taken as unbounded, as for models without positions.
+    #[serde(default)]
+    pub unbounded_context: Option<bool>,
+    /// The head is never tied, whatever `tie_word_embeddings` says (CPM-Ant: its head is a
+    /// vocabulary-sized slice of a larger embedding, shipped as its own tensor).
+    #[serde(default)]
+    pub untied_head: Option<bool>,
+    /// The text model has no token embedding, final norm or head of its own (BLT).
+    #[serde(default)]
+    pub no_embeddings: Option<bool>,
+    /// A caveat every description of the family carries in `warnings`.
+    #[serde(default)]
+    pub warning: Option<String>,
+    /// The config key of the head's vocabulary when it differs from the embedding's.
+    #[serde(default)]
+    pub head_vocab_key: Option<String>,
+    /// Layers cache their last N input hidden states instead of K and V, N from this key
+    /// (XLNet's `mem_len`).
+    #[serde(default)]
+    pub memory_len_key: Option<String>,
+    /// The code that builds the family's hybrid layers ("inkling": inkling.rs).
+    #[serde(default)]
+    pub hybrid_block: Option<String>,
+    /// HRM's cycles: `num_hidden_layers` cached layer slots run over two stacks of
+    /// `num_layers_per_stack` layers (reuse.rs).
+    #[serde(default)]
+    pub hrm_cycles: Option<bool>,
     /// Multi-query attention when this key is true (Falcon's `multi_query`).
     #[serde(default)]
     pub multi_query_key: Option<String>,
@@ -106,9 +211,24 @@ pub struct Family {
     /// Shared experts when the config names none (Llama 4: one, as wide as a routed expert).
     #[serde(default)]
     pub shared_experts: Option<u64>,
+    /// The router is an MLP described by `layer_extra` rather than one [experts, hidden]
+    /// matrix (ZAYA).
+    #[serde(default)]
+    pub router_mlp: Option<bool>,
+    /// The first layer differs from the others (formulas see `first`).
+    #[serde(default)]
+    pub first_layer_differs: Option<bool>,
     /// Qwen-MoE's sigmoid gate on the shared expert (hidden → 1).
     #[serde(default)]
     pub shared_expert_gate: Option<bool>,
+    /// `moe_intermediate_size` lists one width per expert group, each group with its own router
+    /// (ERNIE-4.5-VL's text and vision experts).
+    #[serde(default)]
+    pub moe_groups: Option<bool>,
+    /// The config key of the width routed experts take in and give out when it is not the
+    /// hidden size (Muse Spark's `moe_hidden_size`).
+    #[serde(default)]
+    pub expert_hidden_key: Option<String>,
     /// Routed experts are gated (gate, up, down) unless this is "plain".
     #[serde(default)]
     pub expert_mlp: Option<String>,
@@ -126,6 +246,10 @@ pub struct Family {
     /// "kimi_delta", "lightning", "short_conv".
     #[serde(default)]
     pub linear_attention: Option<String>,
+    /// Kimi Delta Attention's forget and output gates: "low_rank" (f_a/f_b, g_a/g_b: Kimi
+    /// Linear) or "full" (f_proj, g_proj [heads × head_dim, hidden]: Bailing hybrid).
+    #[serde(default)]
+    pub delta_gates: Option<String>,
     /// Whether attention layers have a feed-forward block (Nemotron-H: each block is one mixer
     /// or one MLP/MoE).
     #[serde(default)]
@@ -236,7 +360,37 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         qk_norm,
         qk_norm_key,
         sinks,
+        sliding_only_sinks,
+        sliding_kv_factor,
         attention_gate,
+        attention_experts,
+        cross_layers_key,
+        paired_blocks,
+        loop_start_key,
+        loop_count_key,
+        loop_end_key,
+        loop_times_key,
+        loop_cache_key,
+        hrm_cycles,
+        hybrid_block,
+        memory_len_key,
+        head_vocab_key,
+        no_embeddings,
+        warning,
+        untied_head,
+        cycle_block_types,
+        local_attention,
+        unbounded_context,
+        shared_block,
+        rope_flags_key,
+        paired_sublayers,
+        cross_interval_key,
+        cross_all,
+        cross_replaces_attention,
+        cross_kv_input,
+        cross_qk_norm,
+        cross_extra,
+        cross_cached,
         kv_shared_drops_kv,
         multi_query_key,
         mlp,
@@ -246,11 +400,16 @@ fn resolve(f: &Family, all: &HashMap<String, Family>, depth: u32) -> Family {
         expert_bias,
         shared_experts,
         shared_expert_gate,
+        router_mlp,
+        first_layer_differs,
         expert_mlp,
+        moe_groups,
+        expert_hidden_key,
         positions,
         positions_offset,
         lm_head_bias,
         linear_attention,
+        delta_gates,
         attention_ffn,
         layers_from_pattern,
         flatten,

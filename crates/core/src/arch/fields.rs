@@ -306,6 +306,116 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// A value for a family formula (`arch/expr.rs`): an integer, a boolean as 1 or 0, a list's
+    /// length for `len:<key>`, the entries equal to "v" for `count_v:<key>`, whether a key is
+    /// set for `has:<key>`, int(1 / ratio) for `inv:<key>`, a value or 0 for
+    /// `opt:<key>`, an entry of a list for `<key>.<i>`, or a key of a nested object for
+    /// `<object>.<key>` (read with that object's class defaults). None when the config and the
+    /// class have no such key.
+    pub fn formula_value(&self, name: &str) -> Result<Option<u64>, ArchError> {
+        // `f:obj.key`: the function of a nested config's key.
+        if let Some((f, key)) = name.split_once(':') {
+            if let Some((head, rest)) = key.split_once('.') {
+                if self.obj.get(head).is_some_and(Value::is_object)
+                    || self.class.and_then(|c| c.sub_config(head)).is_some()
+                {
+                    return self.formula_value(&format!("{head}.{f}:{rest}"));
+                }
+            }
+        }
+        // `has(key)`: 1 when the key is set (not null), else 0; `opt(key)`: its value, 0 when
+        // null (modules built only when a key is set).
+        if let Some(key) = name.strip_prefix("has:") {
+            return Ok(Some(u64::from(self.find(&[key]).is_some())));
+        }
+        // `inv(key)`: int(1 / value) of a ratio (a pixel shuffle's `downsample_ratio` 0.5 → 2).
+        if let Some(key) = name.strip_prefix("inv:") {
+            return Ok(self
+                .f64(&[key])?
+                .filter(|x| *x > 0.0 && *x <= 1.0)
+                .map(|x| (1.0 / x + 1e-9) as u64));
+        }
+        if let Some(key) = name.strip_prefix("opt:") {
+            return Ok(Some(match self.find(&[key]) {
+                None => 0,
+                Some(_) => self.formula_value(key)?.unwrap_or(0),
+            }));
+        }
+        // `count_<value>(key)`: entries of a list equal to "<value>" (layer kinds of a tower).
+        if let Some((value, key)) = name
+            .strip_prefix("count_")
+            .and_then(|rest| rest.split_once(':'))
+        {
+            return Ok(match self.find(&[key]) {
+                Some(f) => match f.value {
+                    Value::Array(a) => {
+                        Some(a.iter().filter(|x| x.as_str() == Some(value)).count() as u64)
+                    }
+                    _ => return Err(self.wrong(&f, "a list")),
+                },
+                None => None,
+            });
+        }
+        if let Some(key) = name.strip_prefix("len:") {
+            return Ok(match self.find(&[key]) {
+                Some(f) => match f.value {
+                    Value::Array(a) => Some(a.len() as u64),
+                    _ => return Err(self.wrong(&f, "a list")),
+                },
+                None => None,
+            });
+        }
+        if let Some((head, rest)) = name.split_once('.') {
+            // `key.0.1`: an entry of a list-valued key (kernel sizes given per block).
+            if let Some(f) = self.find(&[head]).filter(|f| f.value.is_array()) {
+                let mut v = f.value;
+                for idx in rest.split('.') {
+                    v = idx
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| v.as_array()?.get(i))
+                        .ok_or_else(|| {
+                            ArchError::field(&f.field, format!("{} has no entry {rest}", f.field))
+                        })?;
+                }
+                return as_u64(v)
+                    .map(Some)
+                    .ok_or_else(|| self.wrong(&f, "a list of integers"));
+            }
+            if let Some(nested) = self.nested(head)? {
+                return nested.formula_value(rest);
+            }
+            // A nested config left at its class default.
+            return match self.class.and_then(|c| c.sub_config(head)) {
+                Some(sub) => Scope::new(
+                    super::empty_map(),
+                    &format!("{}{head}.", self.path),
+                    Some(sub),
+                )
+                .formula_value(rest),
+                None => Ok(None),
+            };
+        }
+        match self.find(&[name]) {
+            None => Ok(None),
+            Some(f) => match f.value {
+                Value::Bool(b) => Ok(Some(u64::from(*b))),
+                v => as_u64(v)
+                    .map(Some)
+                    .ok_or_else(|| self.wrong(&f, "an integer or a boolean")),
+            },
+        }
+    }
+
+    /// A nested config (`vision_config`) as a scope of its own, if present: its path under this
+    /// one's, read with the class this scope's class gives that key (`sub_configs`).
+    pub fn nested(&self, name: &str) -> Result<Option<Scope<'a>>, ArchError> {
+        let sub = self.class.and_then(|c| c.sub_config(name));
+        Ok(self
+            .object(name)?
+            .map(|obj| Scope::new(obj, &self.field(&format!("{name}.")), sub)))
+    }
+
     /// A nested object (`vision_config`), if present.
     pub fn object(&self, name: &str) -> Result<Option<&'a Map<String, Value>>, ArchError> {
         self.mark(name);

@@ -9,9 +9,10 @@
 //! `modeling_deepseek_v3.py`: router, experts, shared experts), recurrent mixers in
 //! `recurrent.rs`.
 
+use super::fields;
 use super::recurrent::{self, RecKind};
 use super::{ArchError, Basics, Builder};
-use crate::layer::{Attention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span};
+use crate::layer::{Attention, CrossAttention, Ffn, Indexer, Latent, Layer, Moe, Recurrent, Span};
 use crate::model::{Mtp, Role, Split, Tensor};
 
 /// What one decoder layer is, before its tensors are built. Layers with equal plans share one
@@ -24,6 +25,23 @@ pub struct Plan {
     pub kv_heads: u64,
     pub head_dim: u64,
     pub v_head_dim: u64,
+    /// A cross-attention block to the vision encoder's outputs (Mllama, IDEFICS).
+    pub cross: bool,
+    /// The layer whose weights this one runs again (HRM): no tensors of its own.
+    pub weights_from: Option<u32>,
+    /// The layer's own latent widths (`per_layer_config`: dots3's sliding layers).
+    pub kv_lora_rank: Option<u64>,
+    pub qk_nope_head_dim: Option<u64>,
+    /// The hybrid layer whose copy of the shared transformer block this layer runs (Zamba: the
+    /// block's weights are counted there).
+    pub block_from: Option<u32>,
+    /// The model's first layer (Inkling 2's block residuals start after it).
+    pub first_layer: bool,
+    /// A layer of a section run several times (its first run; reuse.rs).
+    pub in_loop: bool,
+    /// A latent-attention layer without rotary positions (Mistral Large 4's `no_rope_layers`
+    /// 0 entries): its rope key width folds into the nope part and nothing rope-wide is cached.
+    pub no_rope: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +138,7 @@ pub(crate) fn moe_fields(b: &Builder, basics: &Basics) -> Result<Option<MoeField
         "moe_shared_expert_intermediate_size",
         "shared_intermediate_size",
         "shared_experts_intermediate_size",
+        "share_expert_dim",
     ])?;
     let shared = if shared == 0 {
         b.fam.shared_experts.unwrap_or(0)
@@ -183,14 +202,27 @@ fn attention(
         None => qkv_bias,
         some => b.toggle(some, "attention_bias")?,
     };
-    let latent = match t.u64(&["kv_lora_rank"])? {
-        Some(r) if r > 0 => Some(Latent {
-            kv_lora_rank: r,
-            q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
-            qk_rope_head_dim: t.req_u64(&["qk_rope_head_dim"])?,
-            qk_nope_head_dim: t.req_u64(&["qk_nope_head_dim"])?,
-            v_head_dim: t.req_u64(&["v_head_dim"])?,
-        }),
+    let latent = match p.kv_lora_rank.or(t.u64(&["kv_lora_rank"])?) {
+        Some(r) if r > 0 => {
+            let rope = t.req_u64(&["qk_rope_head_dim"])?;
+            let nope = match p.qk_nope_head_dim {
+                Some(n) => n,
+                None => t.req_u64(&["qk_nope_head_dim"])?,
+            };
+            // modeling_mistral_large4.py: qk_rope_head_dim 0 and the nope part widened by it.
+            let (rope, nope) = if p.no_rope {
+                (0, nope + rope)
+            } else {
+                (rope, nope)
+            };
+            Some(Latent {
+                kv_lora_rank: r,
+                q_lora_rank: t.u64(&["q_lora_rank"])?.unwrap_or(0),
+                qk_rope_head_dim: rope,
+                qk_nope_head_dim: nope,
+                v_head_dim: t.req_u64(&["v_head_dim"])?,
+            })
+        }
         _ => None,
     };
     let mut indexer = None;
@@ -198,20 +230,33 @@ fn attention(
     let drops_kv = source.is_some() && b.fam.kv_shared_drops_kv == Some(true);
     let (k_head_dim, v_head_dim) = if let Some(m) = &latent {
         let qk = m.qk_nope_head_dim + m.qk_rope_head_dim;
-        if m.q_lora_rank > 0 {
+        if m.q_lora_rank > 0 && b.fam.attention_gate.as_deref() == Some("latent_fused") {
+            // AXK2 (modeling_axk2.py AXK2Attention): no q_b_proj; q_gate_proj maps the normed
+            // and the raw q latent, concatenated, to the queries and a per-head output gate.
+            out.push(Tensor::matrix(a, m.q_lora_rank, h, Split::Replicated));
+            out.push(Tensor::vector(m.q_lora_rank));
+            out.push(Tensor::matrix(
+                a,
+                heads * (qk + m.v_head_dim),
+                2 * m.q_lora_rank,
+                Split::Rows,
+            ));
+        } else if m.q_lora_rank > 0 {
             out.push(Tensor::matrix(a, m.q_lora_rank, h, Split::Replicated));
             out.push(Tensor::vector(m.q_lora_rank));
             out.push(Tensor::matrix(a, heads * qk, m.q_lora_rank, Split::Rows));
         } else {
             out.push(Tensor::matrix(a, heads * qk, h, Split::Rows));
         }
-        out.push(Tensor::matrix(
-            a,
-            m.kv_lora_rank + m.qk_rope_head_dim,
-            h,
-            Split::Replicated,
-        ));
-        out.push(Tensor::vector(m.kv_lora_rank));
+        if !drops_kv {
+            out.push(Tensor::matrix(
+                a,
+                m.kv_lora_rank + m.qk_rope_head_dim,
+                h,
+                Split::Replicated,
+            ));
+            out.push(Tensor::vector(m.kv_lora_rank));
+        }
         out.push(Tensor::matrix(
             a,
             heads * (m.qk_nope_head_dim + m.v_head_dim),
@@ -233,11 +278,24 @@ fn attention(
             out.push(Tensor::matrix(a, id, h, Split::Replicated));
             out.push(Tensor::vector(2 * id));
             out.push(Tensor::matrix(a, ih, h, Split::Replicated));
+            // GLM-5-next's key pooling (modeling_glm5_next.py Glm5NextTextIndexer):
+            // index_kpool_compress_ape [kpool, id] and index_kpool_compress_gate [id, h]; the
+            // cache packs the key, its gate scores and a validity channel per token.
+            let kpool = t.u64(&["index_kpool"])?.filter(|&k| k > 0);
+            if let Some(kp) = kpool {
+                out.push(Tensor::matrix(a, kp, id, Split::Replicated));
+                out.push(Tensor::matrix(a, id, h, Split::Replicated));
+            }
             indexer = Some(Indexer {
                 heads: ih,
                 head_dim: id,
                 topk,
+                cached_width: if kpool.is_some() { 2 * id + 1 } else { id },
             });
+        }
+        if b.fam.attention_gate.as_deref() == Some("linear") {
+            // An output gate over the heads' values (HY-V4: gate_proj [heads × v_head_dim, h]).
+            out.push(Tensor::matrix(a, heads * m.v_head_dim, h, Split::Rows));
         }
         (qk, m.v_head_dim)
     } else {
@@ -249,7 +307,21 @@ fn attention(
             }
             _ => 1,
         };
-        out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows));
+        // JetMoE's mixture of attention heads (modeling_jetmoe.py JetMoeMoA): the query and
+        // output projections are experts of kv_heads × head_dim each, with a router and an
+        // output bias; K and V come from one shared kv_proj.
+        let moa = match b.fam.attention_experts {
+            Some(true) => moe_fields(b, basics)?.map(|m| m.experts),
+            _ => None,
+        };
+        match moa {
+            Some(e) => {
+                out.push(Tensor::matrix(Role::Expert, e * kv * d, h, Split::Rows));
+                out.push(Tensor::matrix(Role::Router, e, h, Split::Replicated));
+                out.push(Tensor::vector(h));
+            }
+            None => out.push(Tensor::matrix(a, gate * heads * d, h, Split::Rows)),
+        }
         if !drops_kv {
             out.push(Tensor::matrix(a, kv * d, h, Split::KvRows { head_dim: d }));
             out.push(Tensor::matrix(
@@ -259,7 +331,28 @@ fn attention(
                 Split::KvRows { head_dim: dv },
             ));
         }
-        out.push(Tensor::matrix(a, h, heads * dv, Split::Cols));
+        match moa {
+            Some(e) => out.push(Tensor::matrix(Role::Expert, e * h, kv * dv, Split::Cols)),
+            None => out.push(Tensor::matrix(a, h, heads * dv, Split::Cols)),
+        }
+        if indexed {
+            // MiniMax-M3's block-sparse indexer (modeling_minimax_m3_vl.py MiniMaxM3VLIndexer):
+            // q_proj [index_n_heads × index_head_dim, h], k_proj [index_head_dim, h], q/k
+            // RMSNorms; its keys [batch, 1, tokens, index_head_dim] cached beside K and V
+            // (MiniMaxM3VLSparseCacheLayer idx_keys).
+            let ih = t.req_u64(&["index_n_heads"])?;
+            let id = t.req_u64(&["index_head_dim"])?;
+            out.push(Tensor::matrix(a, ih * id, h, Split::Replicated));
+            out.push(Tensor::matrix(a, id, h, Split::Replicated));
+            out.push(Tensor::vector(2 * id));
+            let block = t.u64_or(&["index_block_size"], 1)?;
+            indexer = Some(Indexer {
+                heads: ih,
+                head_dim: id,
+                topk: t.u64_or(&["index_topk_blocks"], 0)?.saturating_mul(block),
+                cached_width: id,
+            });
+        }
         if qkv_bias {
             out.push(Tensor::vector(heads * d + kv * d + kv * dv));
         }
@@ -292,7 +385,8 @@ fn attention(
         }
         _ => false,
     };
-    let sinks = b.fam.sinks == Some(true);
+    let sinks = b.fam.sinks == Some(true)
+        && (b.fam.sliding_only_sinks != Some(true) || matches!(span, Span::Window(_)));
     if sinks {
         out.push(Tensor::vector(heads));
     }
@@ -322,6 +416,8 @@ fn attention(
         qkv_bias,
         o_bias,
         qk_norm,
+        compressed: None,
+        hidden_memory: false,
     })
 }
 
@@ -334,11 +430,40 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             span,
             indexed,
             source,
-        } => (
-            Some(attention(b, basics, p, span, indexed, source, &mut t)?),
-            None,
-        ),
+        } => {
+            let mut a = attention(b, basics, p, span, indexed, source, &mut t)?;
+            // XLNet (modeling_xlnet.py XLNetModel.cache_mem): each layer keeps its last mem_len
+            // input hidden states, one d_model row per token, whatever the heads.
+            if let Some(key) = &b.fam.memory_len_key {
+                let len = b.text.req_u64(&[key.as_str()])?;
+                a.hidden_memory = true;
+                a.kv_heads = a.heads;
+                a.k_head_dim = basics.hidden / a.heads.max(1);
+                a.v_head_dim = 0;
+                a.span = if len > 0 {
+                    Span::Window(len)
+                } else {
+                    Span::Full
+                };
+            }
+            (Some(a), None)
+        }
         Mixer::Recurrent(kind) => (None, Some(recurrent::build(b, basics, kind, &mut t)?)),
+        Mixer::Hybrid(RecKind::Compressor { sparse }, span) => {
+            let (a, r) = super::compressed::build(b, basics, p, sparse, span, &mut t)?;
+            (Some(a), Some(r))
+        }
+        Mixer::Hybrid(_, span) if b.fam.hybrid_block.is_some() => {
+            let (a, r) = super::inkling::hybrid(b, basics, p, span, &mut t)?;
+            (Some(a), Some(r))
+        }
+        Mixer::Hybrid(kind, span) if b.fam.shared_block.is_some() => {
+            let r = recurrent::build(b, basics, kind, &mut t)?;
+            (
+                Some(super::shared::hybrid(b, basics, p, span, &mut t)?),
+                Some(r),
+            )
+        }
         Mixer::Hybrid(kind, span) => {
             let r = recurrent::build(b, basics, kind, &mut t)?;
             (
@@ -366,17 +491,20 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
                 ArchError::field(&b.text.field("num_experts"), "a MoE layer without experts")
             })?;
             let egated = b.fam.expert_mlp.as_deref() != Some("plain");
-            t.push(Tensor::matrix(
-                Role::Router,
-                m.experts,
-                h,
-                Split::Replicated,
-            ));
-            if b.fam.router_bias == Some(true) {
+            // ZAYA's router is an MLP of its own (layer_extra).
+            if b.fam.router_mlp != Some(true) {
+                router(&mut t, b, m.experts, h);
+            } else if b.fam.router_bias == Some(true) {
                 t.push(Tensor::vector(m.experts));
             }
             let ebias = b.fam.expert_bias == Some(true);
-            mlp_tensors(&mut t, Role::Expert, h, m.width, egated, ebias, m.experts);
+            // Experts working in a narrower space than the model's (Muse Spark: pre/post expert
+            // projections around them, in `layer_extra`).
+            let eh = match &b.fam.expert_hidden_key {
+                Some(k) => b.text.u64(&[k.as_str()])?.unwrap_or(h),
+                None => h,
+            };
+            mlp_tensors(&mut t, Role::Expert, eh, m.width, egated, ebias, m.experts);
             if m.shared > 0 {
                 // DeepSeek's n shared experts are one MLP n times as wide: the same tensors.
                 mlp_tensors(
@@ -395,7 +523,23 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             inactive = m
                 .experts
                 .saturating_sub(m.top_k)
-                .saturating_mul(mlp_params(h, m.width, egated, ebias));
+                .saturating_mul(mlp_params(eh, m.width, egated, ebias));
+            // ERNIE-4.5-VL (modeling_ernie4_5_vl_moe.py Ernie4_5_VLMoeMoeBlock): a second group of
+            // experts for image tokens, with its own router, per further `moe_intermediate_size`
+            // entry. A text token runs none of them.
+            if b.fam.moe_groups == Some(true) {
+                if let Some((_, fields::PerLayer::List(widths))) =
+                    b.text.per_layer(&["moe_intermediate_size"])?
+                {
+                    for &w in widths.iter().skip(1) {
+                        router(&mut t, b, m.experts, h);
+                        mlp_tensors(&mut t, Role::Expert, h, w, egated, ebias, m.experts);
+                        inactive = inactive.saturating_add(
+                            m.experts.saturating_mul(mlp_params(h, w, egated, ebias)),
+                        );
+                    }
+                }
+            }
             let dense = basics.intermediate.get(0);
             Ffn::Moe {
                 moe: Moe {
@@ -411,6 +555,11 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             }
         }
     };
+    let cross = if p.cross {
+        Some(cross_attention(b, basics, p, &mut t)?)
+    } else {
+        None
+    };
     let norms = b.fam.layer_norms.unwrap_or(2);
     let norm = b.norm_params(basics, h);
     if norms > 0 && norm > 0 {
@@ -423,13 +572,66 @@ pub(crate) fn build(b: &Builder, basics: &Basics, p: &Plan) -> Result<Layer, Arc
             t.push(Tensor::vector(n));
         }
     }
+    if p.weights_from.is_some() {
+        // The weights are the source layer's, counted there.
+        t.clear();
+        inactive = 0;
+    }
     Ok(Layer {
         attention: attention_desc,
         recurrent: recurrent_desc,
+        cross,
+        weights_from: p.weights_from.or(p.block_from),
         ffn,
         tensors: t,
         norms: norm_count,
         inactive_params: inactive,
+    })
+}
+
+/// A router [experts, h], with its per-expert bias when the family has one.
+fn router(out: &mut Vec<Tensor>, b: &Builder, experts: u64, h: u64) {
+    out.push(Tensor::matrix(Role::Router, experts, h, Split::Replicated));
+    if b.fam.router_bias == Some(true) {
+        out.push(Tensor::vector(experts));
+    }
+}
+
+/// A cross-attention block's tensors (q [heads × d, h], k and v [kv × d, kv_input], o, optional
+/// per-head q/k norms, the family's extra) and its description: Mllama's
+/// MllamaTextCrossAttention (`modeling_mllama.py`), IDEFICS's gated cross-attention
+/// (`modeling_idefics.py` IdeficsGatedCrossAttentionLayer).
+fn cross_attention(
+    b: &Builder,
+    basics: &Basics,
+    p: &Plan,
+    out: &mut Vec<Tensor>,
+) -> Result<CrossAttention, ArchError> {
+    let h = basics.hidden;
+    let (heads, kv, d) = (p.heads, p.kv_heads, p.head_dim);
+    let kv_input = match &b.fam.cross_kv_input {
+        Some(f) => b.formula(f, basics, Some(p))?,
+        None => h,
+    };
+    let a = Role::Attention;
+    out.push(Tensor::matrix(a, heads * d, h, Split::Rows));
+    out.push(Tensor::matrix(a, kv * d, kv_input, Split::KvRows { head_dim: d }).times(2));
+    out.push(Tensor::matrix(a, h, heads * d, Split::Cols));
+    if b.fam.cross_qk_norm == Some(true) {
+        out.push(Tensor::vector(2 * d));
+    }
+    if let Some(f) = &b.fam.cross_extra {
+        let n = b.formula(f, basics, Some(p))?;
+        if n > 0 {
+            out.push(Tensor::vector(n));
+        }
+    }
+    Ok(CrossAttention {
+        heads,
+        kv_heads: kv,
+        head_dim: d,
+        kv_input,
+        cached: b.fam.cross_cached == Some(true),
     })
 }
 

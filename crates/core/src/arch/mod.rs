@@ -10,14 +10,18 @@
 //! change memory is refused in one line naming the field, or warned about in `warnings`.
 
 pub mod classes;
+mod compressed;
 mod expr;
 pub mod family;
 pub mod fields;
 pub mod gguf;
+mod inkling;
 mod layers;
 mod pattern;
 mod quant;
 mod recurrent;
+mod reuse;
+mod shared;
 mod special;
 mod towers;
 
@@ -79,6 +83,8 @@ const TEXT_KEYS: &[&str] = &[
     "llm_config",
     "language_config",
     "text_model_config",
+    // BLT's global transformer over byte patches.
+    "global_config",
 ];
 
 /// Encoder-decoder and encoder-only model types, refused with their reason (transformers lists
@@ -121,10 +127,16 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     let empty = empty_map();
     let mut text_scope = None;
     for key in TEXT_KEYS {
-        if let Some(obj) = top.object(key)? {
-            let sub_type = top.class.and_then(|c| c.sub_config(key));
-            text_scope = Some(Scope::new(obj, &format!("{key}."), sub_type));
+        if let Some(s) = top.nested(key)? {
+            text_scope = Some(s);
             break;
+        }
+    }
+    // A vision-language-action model whose language model sits in a nested VLM config
+    // (pi0: vlm_config.text_config, modeling_pi0.py PI0Model.vlm).
+    if text_scope.is_none() {
+        if let Some(vlm) = top.nested("vlm_config")? {
+            text_scope = vlm.nested("text_config")?;
         }
     }
     let text_sub = top.class.and_then(|c| c.sub_config("text_config"));
@@ -161,6 +173,9 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         None => text,
     };
     special::adjust(&text_type, &text, &mut fam)?;
+    if let Some(w) = &fam.warning {
+        warnings.push(w.clone());
+    }
     if !known {
         warnings.push(format!(
             "model_type '{}' is not among the architectures vramplan describes; sized as a Llama-style decoder from its standard fields (transformers {})",
@@ -243,12 +258,53 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         measured: None,
     };
     desc.summarise();
+    kind_warnings(&mut desc);
     unread::check(&b, known, &mut desc.warnings)?;
     desc.validate().map_err(ArchError::model)?;
     Ok(desc)
 }
 
-fn empty_map() -> &'static Map<String, Value> {
+/// What the KV figures of some layer kinds leave out or approximate, said in `warnings`:
+/// cross-attention layers that cache the image tokens' K and V (Mllama, BLIP, TrOCR) hold, per
+/// sequence, an amount set by its images rather than its context; reference sliding windows
+/// are counted as full attention; a speculative-decoding assistant keeps no cache of its own.
+fn kind_warnings(desc: &mut ModelDesc) {
+    let (mut cross_layers, mut per_token) = (0u64, 0u64);
+    let mut prefill = Vec::new();
+    let mut reads_target = false;
+    for l in desc.layers() {
+        if let Some(c) = l.cross.filter(|c| c.cached) {
+            cross_layers += 1;
+            per_token = per_token.saturating_add(c.elements_per_encoder_token());
+        }
+        if let Some(a) = &l.attention {
+            if let crate::layer::Span::PrefillWindow(w) = a.span {
+                prefill.push(w);
+            }
+            reads_target |= a.kv_source == Some(crate::layer::TARGET_MODEL_CACHE);
+        }
+    }
+    if cross_layers > 0 {
+        desc.warnings.push(format!(
+            "{cross_layers} cross-attention layers also cache the K and V of every image token a sequence holds ({per_token} elements, {} bytes in {}, per image token): not in the KV figures, which count text tokens",
+            per_token.saturating_mul(desc.dtype_bytes()),
+            desc.dtype
+        ));
+    }
+    if let Some(w) = prefill.first() {
+        desc.warnings.push(format!(
+            "{} reference sliding-window layers keep every prompt token and the last {w} generated ones: their cache is counted as full attention, exact when the context is all prompt",
+            prefill.len()
+        ));
+    }
+    if reads_target {
+        desc.warnings.push(
+            "every attention layer reads its target model's K/V cache (a speculative-decoding assistant): it keeps no cache of its own; size the target model's".into(),
+        );
+    }
+}
+
+pub(crate) fn empty_map() -> &'static Map<String, Value> {
     static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
     EMPTY.get_or_init(Map::new)
 }
@@ -382,8 +438,27 @@ impl Builder<'_> {
             .u64(&["v_head_dim", "value_head_dim"])?
             .filter(|&v| v > 0 && !t.has(&["kv_lora_rank"]))
             .unwrap_or(head_dim);
+        // A family formula wins over the config's width keys: it says how the modeling file
+        // derives the MLP width from them (Moshi's fc1 of ffn_dim rows is gate and up).
+        let from_formula = match &self.fam.intermediate_formula {
+            Some(f) if self.fam.intermediate_override.is_none() => {
+                let names = |n: &str| -> Result<u64, ArchError> {
+                    match n {
+                        "h" => Ok(hidden),
+                        key => t.u64(&[key])?.ok_or_else(|| {
+                            ArchError::field(
+                                &t.field(key),
+                                format!("missing required field '{}'", t.field(key)),
+                            )
+                        }),
+                    }
+                };
+                Some(expr::eval(f, &names)?)
+            }
+            _ => None,
+        };
         let intermediate = match (
-            self.fam.intermediate_override,
+            self.fam.intermediate_override.or(from_formula),
             t.per_layer(&[
                 "intermediate_size",
                 "ffn_dim",
@@ -396,25 +471,8 @@ impl Builder<'_> {
         ) {
             (Some(w), _) => fields::PerLayer::One(w),
             (None, Some((_, w))) => w,
-            (None, None) => match (
-                &self.fam.intermediate_formula,
-                self.fam.intermediate_default.as_deref(),
-            ) {
-                (Some(f), _) => {
-                    let names = |n: &str| -> Result<u64, ArchError> {
-                        match n {
-                            "h" => Ok(hidden),
-                            key => t.u64(&[key])?.ok_or_else(|| {
-                                ArchError::field(
-                                    &t.field(key),
-                                    format!("missing required field '{}'", t.field(key)),
-                                )
-                            }),
-                        }
-                    };
-                    fields::PerLayer::One(expr::eval(f, &names)?)
-                }
-                (None, Some("4h")) => fields::PerLayer::One(4 * hidden),
+            (None, None) => match self.fam.intermediate_default.as_deref() {
+                Some("4h") => fields::PerLayer::One(4 * hidden),
                 _ => fields::PerLayer::One(0),
             },
         };
@@ -452,7 +510,9 @@ impl Builder<'_> {
             }
             // Without positions of their own (ALiBi, recurrent models) a context limit is not
             // part of the architecture; with rotary ones it must be stated.
-            _ if self.fam.positions.as_deref() == Some("none") => {
+            _ if self.fam.positions.as_deref() == Some("none")
+                || self.fam.unbounded_context == Some(true) =>
+            {
                 warnings.push(
                     "the config gives no context length (max_position_embeddings); the model's own limit is taken as 1,048,576 tokens".into(),
                 );
@@ -503,7 +563,7 @@ impl Builder<'_> {
         let tie = match self.top.bool(&["tie_word_embeddings"])? {
             Some(b) => b,
             None => t.flag(&["tie_word_embeddings", "tie_embeddings"])?,
-        };
+        } && self.fam.untied_head != Some(true);
         let (norm, norm_bias, no_norm) = match self.fam.norm.as_deref() {
             None | Some("rms") => (NormKind::Rms, false, false),
             Some("layer") => (NormKind::Layer, true, false),
@@ -555,10 +615,26 @@ impl Builder<'_> {
                 ("dv", Some(p)) => p.v_head_dim,
                 ("dv", None) => basics.v_head_dim,
                 ("i", _) => basics.intermediate.get(0),
+                // 1 on a layer with routed experts, else 0.
+                ("moe", Some(p)) => u64::from(p.ffn == layers::FfnPlan::Moe),
+                // 1 on a layer with a sparse-attention indexer, else 0.
+                ("indexed", Some(p)) => u64::from(matches!(
+                    p.mixer,
+                    layers::Mixer::Attention { indexed: true, .. }
+                )),
+                // 1 on the first layer of a family whose first layer differs, else 0.
+                ("first", Some(p)) => u64::from(p.first_layer),
+                // 1 on a layer of a section run several times (reuse.rs), else 0.
+                ("looped", Some(p)) => u64::from(p.in_loop),
+                // 1 on a layer with (self-)attention, else 0.
+                ("attn", Some(p)) => u64::from(matches!(
+                    p.mixer,
+                    layers::Mixer::Attention { .. } | layers::Mixer::Hybrid(..)
+                )),
                 (key, _) => self
                     .text
-                    .u64(&[key])?
-                    .or(self.top.u64(&[key])?)
+                    .formula_value(key)?
+                    .map_or_else(|| self.top.formula_value(key), |v| Ok(Some(v)))?
                     .ok_or_else(|| {
                         ArchError::field(
                             &self.text.field(key),
@@ -593,6 +669,11 @@ impl Builder<'_> {
             Some(k) => self.text.u64(&[k.as_str()])?.unwrap_or(h),
             None => h,
         };
+        // A text model without embeddings or head of its own (BLT's global transformer: the
+        // byte embeddings and head are the local encoder's and decoder's, counted as towers).
+        if self.fam.no_embeddings == Some(true) {
+            return Ok(Vec::new());
+        }
         let mut g = vec![(
             Stage::First,
             Tensor::matrix(Role::Embedding, v, e, Split::Rows),
@@ -623,7 +704,16 @@ impl Builder<'_> {
             g.push((Stage::Last, Tensor::vector(self.norm_params(basics, h))));
         }
         if !basics.tie {
-            g.push((Stage::Last, Tensor::matrix(Role::LmHead, v, e, Split::Rows)));
+            // The head's own vocabulary when the family gives it one (Inkling 2's
+            // unpadded_vocab_size against a padded embedding table).
+            let head_rows = match &self.fam.head_vocab_key {
+                Some(k) => self.text.u64(&[k.as_str()])?.unwrap_or(v),
+                None => v,
+            };
+            g.push((
+                Stage::Last,
+                Tensor::matrix(Role::LmHead, head_rows, e, Split::Rows),
+            ));
         }
         if self.toggle(&self.fam.lm_head_bias, "lm_head_bias")? {
             g.push((Stage::Last, Tensor::vector(v)));
@@ -690,6 +780,7 @@ mod unread {
         "moe_norm_min",
         "moe_router_enable_expert_bias",
         "expert_selection_fn",
+        "num_expert_group",
         "use_mamba_kernels",
         "mamba_chunk_size",
         "chunk_size",

@@ -20,6 +20,10 @@ enum Kind {
     Full,
     Sliding,
     Chunked,
+    /// Every prompt token and a window of generated ones (Unlimited-OCR).
+    PrefillSliding,
+    /// DeepSeek-V4's compressed attention, sparse (with an indexer) or heavily compressed.
+    Compressed(bool),
     Indexed,
     Linear,
     Conv,
@@ -36,10 +40,16 @@ fn kind_of(name: &str) -> Option<Kind> {
             Kind::Sliding
         }
         "chunked_attention" => Kind::Chunked,
-        "indexed_attention" | "deepseek_sparse_attention" | "qwen_sparse_attention" => {
-            Kind::Indexed
+        "reference_sliding_attention" => Kind::PrefillSliding,
+        "heavily_compressed_attention" => Kind::Compressed(false),
+        "compressed_sparse_attention" => Kind::Compressed(true),
+        "indexed_attention"
+        | "deepseek_sparse_attention"
+        | "qwen_sparse_attention"
+        | "minimax_m3_sparse" => Kind::Indexed,
+        "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" | "recurrent" => {
+            Kind::Linear
         }
-        "linear_attention" | "mamba" | "mamba2" | "m" | "linear" | "ssm" => Kind::Linear,
         "conv" => Kind::Conv,
         "moe" | "e" => Kind::FfnOnly(Some(true)),
         "mlp" | "-" => Kind::FfnOnly(Some(false)),
@@ -94,6 +104,12 @@ pub(crate) fn plans(
     let mut mixers = Vec::with_capacity(n);
     for k in &kinds {
         mixers.push(match k {
+            // RecurrentGemma: every attention block is local (attention_window_size).
+            Kind::Full if b.fam.local_attention == Some(true) => Mixer::Attention {
+                span: window_span(&field)?,
+                indexed: false,
+                source: None,
+            },
             Kind::Full => Mixer::Attention {
                 span: Span::Full,
                 indexed: false,
@@ -117,6 +133,18 @@ pub(crate) fn plans(
                 indexed: true,
                 source: None,
             },
+            Kind::Compressed(sparse) => Mixer::Hybrid(
+                RecKind::Compressor { sparse: *sparse },
+                window_span(&field)?,
+            ),
+            Kind::PrefillSliding => Mixer::Attention {
+                span: match window_span(&field)? {
+                    Span::Window(w) => Span::PrefillWindow(w),
+                    other => other,
+                },
+                indexed: false,
+                source: None,
+            },
             Kind::Linear => Mixer::Recurrent(linear_kind(&field)?),
             Kind::Conv => Mixer::Recurrent(RecKind::ShortConv),
             Kind::FfnOnly(_) => Mixer::None,
@@ -125,9 +153,23 @@ pub(crate) fn plans(
         });
     }
     kv_sharing(b, &kinds, &mut mixers)?;
+    shared_indexers(b, &mut mixers)?;
+    let cross = cross_layers(b, n)?;
+    if b.fam.cross_replaces_attention == Some(true) {
+        for (m, &c) in mixers.iter_mut().zip(&cross) {
+            if c {
+                *m = Mixer::None;
+            }
+        }
+    }
     let ffns = ffns(b, basics, &kinds)?;
     let overrides = per_layer_overrides(b, n)?;
-    let mut out = Vec::with_capacity(n);
+    // Per-layer rotary flags (1: rotary positions) for the families that have them.
+    let rope_flags = match &b.fam.rope_flags_key {
+        Some(k) => t.u64s(&[k.as_str()])?.map(|(_, f)| f),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(n.max(kinds.len()));
     for (i, (mixer, mut ffn)) in mixers.into_iter().zip(ffns).enumerate() {
         let o = overrides.get(i).cloned().unwrap_or_default();
         if let (FfnPlan::Dense(_), Some(w)) = (ffn, o.intermediate) {
@@ -138,14 +180,95 @@ pub(crate) fn plans(
             mixer,
             ffn,
             heads: o.heads.unwrap_or(basics.heads.get(i)),
-            kv_heads: o.kv_heads.unwrap_or(basics.kv_heads.get(i)),
+            kv_heads: o.kv_heads.unwrap_or(basics.kv_heads.get(i))
+                * match mixer {
+                    Mixer::Attention {
+                        span: Span::Window(_),
+                        ..
+                    } => b.fam.sliding_kv_factor.unwrap_or(1),
+                    _ => 1,
+                },
             head_dim,
             v_head_dim: if o.head_dim.is_some() {
                 head_dim
             } else {
                 basics.v_head_dim
             },
+            cross: cross.get(i).copied().unwrap_or(false),
+            weights_from: None,
+            kv_lora_rank: o.kv_lora_rank,
+            qk_nope_head_dim: o.qk_nope_head_dim,
+            no_rope: rope_flags.as_ref().is_some_and(|f| f.get(i) == Some(&0)),
+            block_from: None,
+            first_layer: i == 0
+                && (b.fam.hybrid_block.as_deref() == Some("inkling2")
+                    || b.fam.first_layer_differs == Some(true)),
+            in_loop: false,
         });
+    }
+    if b.fam.shared_block.is_some() {
+        super::shared::assign_blocks(b, &mut out)?;
+    }
+    super::reuse::expand(b, out)
+}
+
+/// HY-V4's `indexer_types`: a "shared" layer reuses the previous "full" layer's top-k selection
+/// and has no indexer of its own, neither weights nor indexer keys in the cache
+/// (modeling_hy_v4.py HYV4Attention `skip_topk`).
+fn shared_indexers(b: &Builder, mixers: &mut [Mixer]) -> Result<(), ArchError> {
+    let Some((field, types)) = b.text.strings(&["indexer_types"])? else {
+        return Ok(());
+    };
+    for (i, m) in mixers.iter_mut().enumerate() {
+        match types.get(i).map(String::as_str) {
+            Some("shared") => {
+                if let Mixer::Attention { indexed, .. } = m {
+                    *indexed = false;
+                }
+            }
+            Some("full") | None => {}
+            Some(other) => {
+                return Err(ArchError::field(
+                    &field,
+                    format!(
+                        "{field}[{i}] = \"{}\" is neither \"full\" nor \"shared\"",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which layers have cross-attention to the vision encoder: those the family's list key names
+/// (Mllama `cross_attention_layers`), every n-th from its interval key (IDEFICS
+/// `cross_layer_interval`, modeling_idefics.py: `idx % cross_layer_interval == 0`), or every
+/// layer (BLIP's text decoder).
+fn cross_layers(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
+    let t = b.text;
+    let mut out = vec![false; n];
+    if let Some(key) = &b.fam.cross_layers_key {
+        if let Some((field, list)) = t.u64s(&[key.as_str()])? {
+            for i in list {
+                let Some(slot) = out.get_mut(i as usize) else {
+                    return Err(ArchError::field(
+                        &field,
+                        format!("{field} names layer {i} of a {n}-layer model"),
+                    ));
+                };
+                *slot = true;
+            }
+        }
+    }
+    if b.fam.cross_all == Some(true) {
+        out.fill(true);
+    }
+    if let Some(key) = &b.fam.cross_interval_key {
+        let every = t.u64_or(&[key.as_str()], 1)?.max(1) as usize;
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = i % every == 0;
+        }
     }
     Ok(out)
 }
@@ -158,6 +281,8 @@ struct Overrides {
     heads: Option<u64>,
     kv_heads: Option<u64>,
     intermediate: Option<u64>,
+    kv_lora_rank: Option<u64>,
+    qk_nope_head_dim: Option<u64>,
 }
 
 fn per_layer_overrides(b: &Builder, n: usize) -> Result<Vec<Overrides>, ArchError> {
@@ -197,6 +322,8 @@ fn per_layer_overrides(b: &Builder, n: usize) -> Result<Vec<Overrides>, ArchErro
                 "num_attention_heads" => o.heads = Some(num),
                 "num_key_value_heads" => o.kv_heads = Some(num),
                 "intermediate_size" => o.intermediate = Some(num),
+                "kv_lora_rank" => o.kv_lora_rank = Some(num),
+                "qk_nope_head_dim" => o.qk_nope_head_dim = Some(num),
                 other => {
                     return Err(ArchError::field(
                         &field,
@@ -231,7 +358,15 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
             "no_rope_layer_interval",
             "global_attn_every_n_layers",
             "layer_group_size",
+            "hybrid_layer_ids",
         ]);
+        // RecurrentGemma lists one period of its pattern (configuration_recurrent_gemma.py
+        // `layers_block_type`: (block_types × 100)[:num_hidden_layers]).
+        let types: Vec<String> = if b.fam.cycle_block_types == Some(true) && !types.is_empty() {
+            types.iter().cycle().take(n).cloned().collect()
+        } else {
+            types
+        };
         if types.len() < n {
             return Err(ArchError::field(
                 &field,
@@ -241,6 +376,19 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
                 ),
             ));
         }
+        // Dory's released configs list every layer as an attention block and an "mlp" block;
+        // its config class keeps every other entry (configuration_dory.py __post_init__).
+        let types: Vec<String> =
+            if b.fam.paired_blocks == Some(true) && types.iter().any(|x| x == "mlp") {
+                types.into_iter().step_by(2).collect()
+            } else {
+                types
+            };
+        let n = if b.fam.paired_blocks == Some(true) {
+            n.min(types.len())
+        } else {
+            n
+        };
         let mut out = Vec::with_capacity(n);
         for (i, name) in types.iter().take(n).enumerate() {
             out.push(kind_of(name).ok_or_else(|| {
@@ -411,12 +559,46 @@ fn kinds(b: &Builder, basics: &Basics) -> Result<Vec<Kind>, ArchError> {
 /// Gemma 3n / Gemma 4 KV sharing: the last `num_kv_shared_layers` layers read the cache of the
 /// last earlier layer of the same type (configuration_gemma3n.py `kv_sharing_modes`).
 fn kv_sharing(b: &Builder, kinds: &[Kind], mixers: &mut [Mixer]) -> Result<(), ArchError> {
+    // Mistral Large 4 (configuration_mistral_large4.py): layer i reads the latent cache of
+    // kv_source_layers[i], an earlier layer that keeps its own.
+    if let Some((field, sources)) = b.text.u64s(&["kv_source_layers"])? {
+        for (i, m) in mixers.iter_mut().enumerate() {
+            let Some(&src) = sources.get(i) else { break };
+            if src as usize == i {
+                continue;
+            }
+            if src as usize > i || sources.get(src as usize) != Some(&src) {
+                return Err(ArchError::field(
+                    &field,
+                    format!("{field}[{i}] = {src} is not an earlier layer keeping its own cache"),
+                ));
+            }
+            if let Mixer::Attention { source, .. } = m {
+                *source = Some(src as u32);
+            }
+        }
+        return Ok(());
+    }
     let shared = b.text.u64_or(&["num_kv_shared_layers"], 0)? as usize;
     let n = mixers.len();
     if shared == 0 || n == 0 {
         return Ok(());
     }
     let field = b.text.field("num_kv_shared_layers");
+    // A speculative-decoding assistant whose every layer reads its target model's cache
+    // (modeling_gemma4_unified_assistant.py: `shared_kv_states` from the backbone).
+    if shared >= n
+        && b.top
+            .model_type()
+            .is_some_and(|m| m.ends_with("_assistant"))
+    {
+        for m in mixers.iter_mut() {
+            if let Mixer::Attention { source, .. } = m {
+                *source = Some(crate::layer::TARGET_MODEL_CACHE);
+            }
+        }
+        return Ok(());
+    }
     if shared >= n {
         return Err(ArchError::field(
             &field,
@@ -465,7 +647,10 @@ fn ffns(b: &Builder, basics: &Basics, kinds: &[Kind]) -> Result<Vec<FfnPlan>, Ar
             Kind::FfnOnly(_) => FfnPlan::Dense(dense_width(i)?),
             // Mamba-only layers of Nemotron-H and hybrids that interleave mixers and MLPs.
             Kind::Linear | Kind::Conv if b.fam.recurrent_ffn == Some(false) => FfnPlan::None,
-            Kind::Full | Kind::Sliding | Kind::Chunked | Kind::Indexed
+            // Zamba: the hybrid layers' MLP is in their shared transformer block.
+            Kind::Hybrid if b.fam.shared_block.is_some() => FfnPlan::None,
+            Kind::Compressed(_) if is_moe[i] => FfnPlan::Moe,
+            Kind::Full | Kind::Sliding | Kind::Chunked | Kind::PrefillSliding | Kind::Indexed
                 if b.fam.attention_ffn == Some(false) =>
             {
                 FfnPlan::None
@@ -503,7 +688,8 @@ fn moe_schedule(b: &Builder, n: usize) -> Result<Vec<bool>, ArchError> {
         for i in 0..n {
             let name = types.get(i).map(String::as_str).unwrap_or("");
             out.push(match name {
-                "sparse" | "moe" => true,
+                // DeepSeek-V4's first layers route by a token-id hash table (a buffer).
+                "sparse" | "moe" | "hash_moe" => true,
                 "dense" | "mlp" => false,
                 other => {
                     return Err(ArchError::field(

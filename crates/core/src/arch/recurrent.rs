@@ -26,6 +26,22 @@
 //!   [hidden] vectors per layer (`RwkvModel` state list: two in the model dtype, three in float32).
 //! - Lightning attention (`modeling_minimax.py` MiniMaxLightningAttention): qkv_proj [3·H·d, h],
 //!   out_proj [h, H·d], output_gate [H·d, h], norm [H·d]; state recurrent [H, d, d].
+//! - RG-LRU (`modeling_recurrent_gemma.py` RecurrentGemmaRecurrentBlock): linear_y, linear_x
+//!   [w, h] and linear_out [h, w] with biases, conv_1d [w, 1, k] with bias, RG-LRU
+//!   recurrent_param [w] and input/recurrent gates [heads, w / heads, w / heads] with biases
+//!   (w = lru_width); state conv1d_state [w, k − 1] in the model dtype and recurrent_states [w]
+//!   in float32.
+//! - Compressed convolutional attention (`modeling_zaya.py` ZayaCCAProjection), beside the
+//!   layer's attention (whose q/k/v/o it shapes: v split into current and delayed halves):
+//!   conv_qk_depthwise [C, 1, cca_time0] and conv_qk_grouped [C, head_dim, cca_time1] with
+//!   biases over C = (heads + kv_heads) × head_dim, qk_norm temperatures [kv_heads]; state the
+//!   last (cca_time0 − 1) + (cca_time1 − 1) q/k inputs [C, that] and the delayed value
+//!   [kv_heads × head_dim / 2], in the model dtype.
+//! - mLSTM (`modeling_xlstm.py` xLSTMLayer): q, k [qk_dim, h], v and ogate_preact [v_dim, h]
+//!   (biases with use_bias), igate/fgate_preact [heads, h] with biases, multihead_norm [v_dim],
+//!   out_proj [h, v_dim]; qk_dim and v_dim are h × their factor rounded up to 64
+//!   (configuration_xlstm.py); state per layer (xLSTMCache, in the cache dtype = the model's) C
+//!   [heads, qk_dim / heads, v_dim / heads], n [heads, qk_dim / heads], m [heads, 1].
 
 use super::{ArchError, Basics, Builder};
 use crate::layer::{Recurrent, RecurrentKind, StateDtype, StateTensor};
@@ -41,6 +57,14 @@ pub enum RecKind {
     ShortConv,
     Lightning,
     Rwkv,
+    Rglru,
+    Xlstm,
+    Cca,
+    /// DeepSeek-V4's compressors (heavily compressed / compressed sparse attention), built
+    /// with their attention by compressed.rs.
+    Compressor {
+        sparse: bool,
+    },
 }
 
 impl RecKind {
@@ -55,6 +79,11 @@ impl RecKind {
             Some("short_conv") => Some(RecKind::ShortConv),
             Some("lightning") => Some(RecKind::Lightning),
             Some("rwkv") => Some(RecKind::Rwkv),
+            Some("rg_lru") => Some(RecKind::Rglru),
+            Some("mlstm") => Some(RecKind::Xlstm),
+            Some("cca") => Some(RecKind::Cca),
+            // Built by the family's own hybrid code (inkling.rs); never by `build`.
+            Some("inkling_convs") => Some(RecKind::ShortConv),
             Some(other) => {
                 return Err(ArchError::model(format!(
                     "architectures.toml: unknown linear_attention '{other}' for {}",
@@ -65,7 +94,8 @@ impl RecKind {
     }
 }
 
-fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
+/// A state tensor of `shape` (per sequence) in `dtype`.
+pub(crate) fn state(name: &'static str, shape: &[u64], dtype: StateDtype) -> StateTensor {
     StateTensor {
         name,
         shape: shape.to_vec(),
@@ -87,6 +117,9 @@ pub(crate) fn build(
         .bool(&["use_conv_bias", "mamba_conv_bias", "conv_bias"])?
         .unwrap_or(kind == RecKind::Mamba || kind == RecKind::Mamba2);
     let proj_bias = t.flag(&["use_bias", "mamba_proj_bias", "mamba_bias"])?;
+    // vLLM's cache setting (its mamba_ssm_cache_dtype); transformers' modeling files never read
+    // it and keep the recurrent state in float32 (the oracle's cache tensors).
+    t.mark_read(&["mamba_ssm_cache_dtype"]);
     match kind {
         RecKind::Mamba => {
             // A GGUF file states the inner width (ssm.inner_size, as mamba_d_ssm): Jamba's.
@@ -102,6 +135,9 @@ pub(crate) fn build(
             };
             let n = t.req_u64(&["mamba_d_state", "state_size", "ssm_state_size"])?;
             let k = t.req_u64(&["mamba_d_conv", "conv_kernel", "d_conv"])?;
+            // Zamba's multi-head Mamba (modeling_zamba.py ZambaMambaMixer) splits x_proj,
+            // dt_proj, A_log and D over n_mamba_heads: the same elements, the same state.
+            t.mark_read(&["n_mamba_heads"]);
             let rank = match t.find(&["mamba_dt_rank", "time_step_rank"]) {
                 Some(f) if f.value.is_string() => h.div_ceil(16),
                 Some(f) => super::fields::as_u64(f.value).unwrap_or(h.div_ceil(16)),
@@ -217,8 +253,14 @@ pub(crate) fn build(
             let qkv = heads * d;
             out.push(Tensor::matrix(r, qkv, h, Split::Rows).times(3));
             out.push(Tensor::matrix(Role::Small, 3 * qkv, k, Split::Rows));
-            out.push(Tensor::matrix(r, d, h, Split::Replicated).times(2));
-            out.push(Tensor::matrix(r, qkv, d, Split::Rows).times(2));
+            if b.fam.delta_gates.as_deref() == Some("full") {
+                // Bailing hybrid (modeling_bailing_hybrid.py BailingHybridDeltaAttention):
+                // forget_gate.f_proj and g_proj full rank [H·d, h].
+                out.push(Tensor::matrix(r, qkv, h, Split::Rows).times(2));
+            } else {
+                out.push(Tensor::matrix(r, d, h, Split::Replicated).times(2));
+                out.push(Tensor::matrix(r, qkv, d, Split::Rows).times(2));
+            }
             out.push(Tensor::matrix(r, heads, h, Split::Rows));
             out.push(Tensor::vector(qkv + heads + d));
             out.push(Tensor::matrix(r, h, qkv, Split::Cols));
@@ -256,6 +298,69 @@ pub(crate) fn build(
                     state("state2", &[h], StateDtype::F32),
                     state("state3", &[h], StateDtype::F32),
                     state("state4", &[h], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Rglru => {
+            let w = t.u64_or(&["lru_width"], h)?;
+            let k = t.req_u64(&["conv1d_width"])?;
+            let heads = basics.heads.get(0).max(1);
+            let bw = w / heads;
+            out.push(Tensor::matrix(r, w, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, h, w, Split::Cols));
+            out.push(Tensor::matrix(Role::Small, w, k, Split::Rows));
+            out.push(Tensor::matrix(Role::Small, heads * bw, bw, Split::Rows).times(2));
+            out.push(Tensor::vector(2 * w + h + w + w + 2 * heads * bw));
+            Ok(Recurrent {
+                kind: RecurrentKind::Rglru,
+                states: vec![
+                    state("conv", &[w, k.saturating_sub(1)], StateDtype::Model),
+                    state("recurrent", &[w], StateDtype::F32),
+                ],
+            })
+        }
+        RecKind::Xlstm => {
+            let heads = t.req_u64(&["num_heads"])?.max(1);
+            let round64 = |f: f64| -> u64 { ((h as f64 * f) as u64).div_ceil(64) * 64 };
+            let qk = round64(t.f64(&["qk_dim_factor"])?.unwrap_or(0.5));
+            let v = round64(t.f64(&["v_dim_factor"])?.unwrap_or(1.0));
+            let bias = t.flag(&["use_bias"])?;
+            out.push(Tensor::matrix(r, qk, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, v, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, heads, h, Split::Rows).times(2));
+            out.push(Tensor::matrix(r, h, v, Split::Cols));
+            let biases = if bias { 2 * qk + 2 * v + h } else { 0 };
+            out.push(Tensor::vector(2 * heads + v + biases));
+            Ok(Recurrent {
+                kind: RecurrentKind::Xlstm,
+                states: vec![
+                    state("C", &[heads, qk / heads, v / heads], StateDtype::Model),
+                    state("n", &[heads, qk / heads], StateDtype::Model),
+                    state("m", &[heads, 1], StateDtype::Model),
+                ],
+            })
+        }
+        RecKind::Compressor { .. } => Err(ArchError::model(
+            "a compressed-attention layer is built with its attention (compressed.rs)",
+        )),
+        RecKind::Cca => {
+            let heads = basics.heads.get(0);
+            let kv = basics.kv_heads.get(0);
+            let d = basics.head_dim;
+            let t0 = t.req_u64(&["cca_time0"])?;
+            let t1 = t.req_u64(&["cca_time1"])?;
+            let c = (heads + kv) * d;
+            out.push(Tensor::matrix(Role::Small, c, t0 + d * t1, Split::Rows));
+            out.push(Tensor::vector(2 * c + kv));
+            Ok(Recurrent {
+                kind: RecurrentKind::Cca,
+                states: vec![
+                    state(
+                        "conv",
+                        &[c, t0.saturating_sub(1) + t1.saturating_sub(1)],
+                        StateDtype::Model,
+                    ),
+                    state("recurrent", &[kv * d / 2], StateDtype::Model),
                 ],
             })
         }

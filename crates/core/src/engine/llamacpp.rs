@@ -20,7 +20,7 @@ pub use flags::{gguf_file_type_base, LlamaCppFlags};
 use crate::estimate::{Assumption, Config, Estimate, Setting};
 use crate::ggml::GgmlType;
 use crate::gpu::Gpu;
-use crate::layer::Layer;
+use crate::layer::{Layer, RecurrentKind};
 use crate::model::{ModelDesc, Split, Stage, Tensor};
 use crate::precision::{KvDtype, Role, WeightFormat};
 use crate::units::MIB;
@@ -500,6 +500,19 @@ pub fn honours_sliding_window(model: &ModelDesc) -> bool {
     )
 }
 
+/// The recurrent mixers the llama.cpp profile sizes ([`recurrent_state_bytes`]): llama.cpp's
+/// own rows ([`recurrent_state_row`]) for all but RWKV, whose rows are counted from the
+/// description's states with a warning.
+pub const LLAMACPP_RECURRENT: &[RecurrentKind] = &[
+    RecurrentKind::Mamba,
+    RecurrentKind::Mamba2,
+    RecurrentKind::GatedDeltaNet,
+    RecurrentKind::KimiDelta,
+    RecurrentKind::ShortConv,
+    RecurrentKind::Lightning,
+    RecurrentKind::Rwkv,
+];
+
 /// One recurrent layer's rows in llama.cpp's recurrent memory (src/llama-memory-recurrent.cpp:
 /// per layer `cache_r_l` [n_embd_r, mem_size] and `cache_s_l` [n_embd_s, mem_size], both f32,
 /// mem_size = max(1, n_seq_max), src/llama-model.cpp `create_memory`), in elements per sequence.
@@ -975,6 +988,12 @@ pub fn max_gpu_layers(
 
 /// Checks llama.cpp's own refusals (llama-context.cpp `llama_init_from_model`).
 pub fn check(model: &ModelDesc, a: &LlamaCppArgs) -> Result<(), String> {
+    if let Some(kind) = model.kind_beyond(LLAMACPP_RECURRENT) {
+        return Err(format!(
+            "{} has {kind} layers, whose cache the llama.cpp profile does not size (use --engine generic)",
+            model.id
+        ));
+    }
     let quantized = |k: KvDtype| matches!(k, KvDtype::Ggml(_));
     if quantized(a.type_v) && !a.flash_attn.enabled() {
         return Err("llama.cpp refuses a quantized V cache without flash attention (\"quantized V cache requires flash_attn to be enabled\", src/llama-context.cpp): add -fa on or use -ctv f16".into());

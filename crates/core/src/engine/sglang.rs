@@ -484,9 +484,11 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    if model.has_recurrent_layers() {
+    // Every cache beyond K/V rows in a token pool, recurrent states included (SGLang's Mamba
+    // state pools are not modelled yet).
+    if let Some(kind) = model.kind_beyond(&[]) {
         return Err(format!(
-            "{} has Mamba layers; the SGLang profile models attention KV pools only (its Mamba state pools are not modelled yet; use --engine generic)",
+            "{} has {kind} layers, whose cache the SGLang profile does not size: it models attention KV pools only (use --engine generic)",
             model.id
         ));
     }

@@ -510,6 +510,12 @@ impl Groups {
                 Span::Full => Kind::Full,
                 Span::Window(w) => Kind::Window(w),
                 Span::Chunk(c) => Kind::Chunk(c),
+                Span::PrefillWindow(_) => {
+                    return Err(format!(
+                        "{} has reference sliding-window layers (every prompt token and a window of generated ones); the vLLM profile does not size them (use --engine generic)",
+                        model.id
+                    ))
+                }
             };
             match counts.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, n)) => *n += 1,
@@ -927,6 +933,12 @@ pub fn estimate(
     args: &VllmArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
+    if let Some(kind) = model.cache_beyond_kv_pools() {
+        return Err(format!(
+            "{} has {kind} layers, whose cache the vLLM profile does not size yet (use --engine generic)",
+            model.id
+        ));
+    }
     if args.block_size.is_some_and(|b| b == 0 || b > 1024) {
         return Err(
             "--block-size must be between 1 and 1024 tokens (vLLM accepts 1, 8, 16, 32, 64, 128)"
