@@ -112,8 +112,9 @@ fn estimate_equals_the_cli_json_for_the_same_flags() {
         let r = s.estimate(&body);
         assert_eq!(r.status, 200, "{body}: {}", r.text());
         let mut args = flags(&body);
-        if body["engine"] == "llamacpp" {
-            // The CLI checks this machine's memory by default; the API only a given size.
+        if body["engine"] == "llamacpp" || body["engine"] == "ollama" {
+            // The CLI checks this machine's memory by default; the API only a given size
+            // (ollama runs llama-server, whose host buffers are checked the same way).
             args.extend(["--host-memory".to_string(), "none".to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -259,6 +259,11 @@ pub struct EstimateArgs {
     /// line; not checked by the web API unless given).
     #[arg(long)]
     pub host_memory: Option<String>,
+    /// ollama: which ollama places the layers: llama-server (ollama today: it starts
+    /// llama-server, whose --fit places them) or estimate (ollama before its llama-server
+    /// switch: its own llm/memory.go estimate).
+    #[arg(long, default_value = "llama-server")]
+    pub ollama_scheduler: String,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -487,6 +492,7 @@ pub fn llamacpp_flags(a: &EstimateArgs) -> LlamaCppFlags {
         override_tensor: a.override_tensor.clone(),
         no_mmap: a.no_mmap,
         host_memory: a.host_memory.clone(),
+        ollama_scheduler: a.ollama_scheduler.clone(),
         // The machine's memory by default (hardware.rs, as `vramplan fit` reads it).
         machine_memory: if a.host_memory.is_none() {
             crate::hardware::host_memory()
@@ -1046,15 +1052,28 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     } else {
         format!("{} ({})", gpu.name, gib(gpu.memory_bytes))
     };
+    // ollama's num_ctx is per request; the runner's cache holds num_ctx × parallel cells.
+    let ctx = if e.engine == "ollama" {
+        format!(
+            "num_ctx {} × {} (n_ctx {})",
+            thousands(e.context),
+            count(e.batch, "parallel request"),
+            thousands(e.context.saturating_mul(e.batch))
+        )
+    } else {
+        format!(
+            "n_ctx {} over {}",
+            thousands(e.context),
+            count(e.batch, "sequence")
+        )
+    };
     let mut out = format!(
-        "{} on {}, engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
+        "{} on {}, engine: {}\n  weights {}, KV cache {}, {ctx}, offloaded {}/{} layers\n\n",
         e.model,
         on,
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.context),
-        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );

@@ -137,8 +137,15 @@ pub(crate) fn build(
     };
     match kind {
         RecKind::Mamba => {
-            let di = match t.u64(&["mamba_expand", "expand"])? {
-                Some(e) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => e * h,
+            // A GGUF file states the inner width (ssm.inner_size, as mamba_d_ssm): Jamba's.
+            let di = match (
+                t.u64(&["mamba_d_ssm"])?,
+                t.u64(&["mamba_expand", "expand"])?,
+            ) {
+                (Some(d), _) => d,
+                (None, Some(e)) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => {
+                    e * h
+                }
                 _ => t.req_u64(&["intermediate_size"])?,
             };
             let n = t.req_u64(&["mamba_d_state", "state_size", "ssm_state_size"])?;
@@ -184,7 +191,13 @@ pub(crate) fn build(
                 "n_mamba_heads",
                 "num_heads",
             ])?;
-            let given_head_dim = t.u64(&["mamba_d_head", "mamba_head_dim", "mamba_headdim"])?;
+            // Granite 4-H's class default is "auto": d_inner / heads
+            // (configuration_granitemoehybrid.py), as when no head width is given.
+            let head_dim_keys = ["mamba_d_head", "mamba_head_dim", "mamba_headdim"];
+            let given_head_dim = match t.find(&head_dim_keys) {
+                Some(f) if f.value.as_str() == Some("auto") => None,
+                _ => t.u64(&head_dim_keys)?,
+            };
             // Inner width: Falcon-H1's mamba_d_ssm; else heads × head dim when both are given
             // (Nemotron-H: `intermediate_size = mamba_num_heads * mamba_head_dim`); else
             // expand × hidden (Mamba2Mixer).
