@@ -117,10 +117,9 @@ fn every_decoder_type_matches_transformers() {
                     assert!(!e.message.contains('\n'), "{}: {}", r.model_type, e.message);
                     if r.kind == "encoder" {
                         assert!(
-                            e.message.starts_with(&format!(
-                                "{} is an encoder-only model",
-                                r.model_type
-                            )) && e.message.ends_with(": not served as a decoder"),
+                            e.message
+                                .starts_with(&format!("{} is an encoder-only model", r.model_type))
+                                && e.message.ends_with(": not served as a decoder"),
                             "{}: the oracle labels it an encoder, the refusal says: {}",
                             r.model_type,
                             e.message
