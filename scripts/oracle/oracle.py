@@ -550,7 +550,8 @@ def run_forward(module: torch.nn.Module, seq: int, text_config, explicit_cache: 
 
 # The forward attempts, in order: (name, module, masks bypassed, attention mask passed, device).
 # The first that returns a cache wins and is recorded by name; one whose forward runs and returns
-# no cache while no layer holds a state makes the type an encoder (NotADecoder).
+# no cache while no layer holds a state stops the search (NotADecoder), and causal_check then
+# tells an encoder from a decoder whose class keeps no cache.
 ATTEMPTS = (
     # the whole model, as a user would call it
     ("meta-forward", "model", False, False, "meta"),
@@ -561,7 +562,7 @@ ATTEMPTS = (
     ("meta-forward-decoder", "decoder", True, False, "meta"),
     # the whole model given an attention mask, as a tokenizer returns one (see run_forward)
     ("meta-forward-attention-mask", "model", True, True, "meta"),
-    # the whole model with real (uninitialised) CPU tensors, for a forward that asks its input a
+    # the whole model built for real on the CPU (random weights), for a forward that asks its input a
     # data-dependent question no meta tensor can answer (XLM: `lengths.max().item()`); only for
     # models of at most CPU_FORWARD_MAX_PARAMS parameters, since this allocates their weights
     ("cpu-forward", "model", True, True, "cpu"),
@@ -630,7 +631,7 @@ def forward_caches(model: torch.nn.Module, decoder: torch.nn.Module, layers, tex
 
 
 class NotADecoder(Exception):
-    """The forward ran and kept nothing between calls: an encoder with its default config."""
+    """The forward ran and kept nothing between calls: an encoder, or a decoder without a cache."""
 
     def __init__(self, message: str, attempt: str, errors: list[str]):
         super().__init__(message)
