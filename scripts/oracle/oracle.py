@@ -525,9 +525,16 @@ class NoCache(RuntimeError):
     """The forward ran but returned no cache object."""
 
 
-def run_forward(module: torch.nn.Module, seq: int, text_config, explicit_cache: bool):
-    ids = torch.zeros((1, seq), dtype=torch.long, device="meta")
+def run_forward(module: torch.nn.Module, seq: int, text_config, explicit_cache: bool, with_mask: bool = False):
+    device = next(iter(module.parameters()), torch.empty(0, device="meta")).device
+    ids = torch.zeros((1, seq), dtype=torch.long, device=device)
     kwargs = {"input_ids": ids, "use_cache": True}
+    if with_mask:
+        # An all-ones attention mask, as a tokenizer returns for one unpadded prompt. Without one,
+        # PreTrainedModel.warn_if_padding_and_no_attention_mask (modeling_utils.py) asks whether
+        # the pad token is among the ids, a `.item()` a meta tensor cannot answer (BigBird,
+        # MegatronBERT, RemBERT, RoFormer).
+        kwargs["attention_mask"] = torch.ones((1, seq), dtype=torch.long, device=device)
     if explicit_cache:
         kwargs["past_key_values"] = DynamicCache(config=text_config)
     with torch.no_grad(), quiet():
@@ -541,43 +548,72 @@ def run_forward(module: torch.nn.Module, seq: int, text_config, explicit_cache: 
     raise NoCache("the forward returned no cache (no past_key_values / cache_params)")
 
 
-# The forward attempts, in order; the first that returns a cache wins and is recorded by name.
+# The forward attempts, in order: (name, module, masks bypassed, attention mask passed, device).
+# The first that returns a cache wins and is recorded by name; one whose forward runs and returns
+# no cache while no layer holds a state stops the search (NotADecoder), and causal_check then
+# tells an encoder from a decoder whose class keeps no cache.
 ATTEMPTS = (
     # the whole model, as a user would call it
-    ("meta-forward", "model", False),
+    ("meta-forward", "model", False, False, "meta"),
     # the same with mask construction that cannot stop it (see masks_bypassed)
-    ("meta-forward-masks-bypassed", "model", True),
+    ("meta-forward-masks-bypassed", "model", True, False, "meta"),
     # the text decoder alone: multimodal heads that insist on pixel_values, or whose text-only
     # path is broken in this release (Llama 4), still run their decoder
-    ("meta-forward-decoder", "decoder", True),
+    ("meta-forward-decoder", "decoder", True, False, "meta"),
+    # the whole model given an attention mask, as a tokenizer returns one (see run_forward)
+    ("meta-forward-attention-mask", "model", True, True, "meta"),
+    # the whole model built for real on the CPU (random weights), for a forward that asks its input a
+    # data-dependent question no meta tensor can answer (XLM: `lengths.max().item()`); only for
+    # models of at most CPU_FORWARD_MAX_PARAMS parameters, since this allocates their weights
+    ("cpu-forward", "model", True, True, "cpu"),
 )
+# 1e9 parameters are 2 GB of bfloat16 weights: the largest a CPU forward may allocate here.
+CPU_FORWARD_MAX_PARAMS = 1_000_000_000
 
 
-def forward_caches(model: torch.nn.Module, decoder: torch.nn.Module, layers, text_config) -> dict:
-    """Run the meta-device forwards and return per-layer tensor descriptions."""
+def forward_caches(model: torch.nn.Module, decoder: torch.nn.Module, layers, text_config, build_cpu=None) -> dict:
+    """Run the meta-device forwards and return per-layer tensor descriptions.
+
+    `build_cpu` builds the same model on the CPU with real weights (for the cpu-forward attempt)
+    and returns it with its layer list.
+    """
     errors = []
-    for name, which, bypass in ATTEMPTS:
+    for name, which, bypass, with_mask, device in ATTEMPTS:
         target = model if which == "model" else decoder
         if which == "decoder" and decoder is model:
             continue
+        if device == "cpu":
+            n_params = sum(p.numel() for p in model.parameters())
+            if build_cpu is None or not errors or not all("on meta tensors" in e for e in errors):
+                continue  # the meta forwards failed for another reason: a CPU one would too
+            if n_params > CPU_FORWARD_MAX_PARAMS:
+                errors.append(f"{name}: not tried ({n_params} parameters > {CPU_FORWARD_MAX_PARAMS})")
+                continue
+            try:
+                target, layers = build_cpu()
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{name}: {one_line(e)} [{where(e)}]")
+                continue
         seen = []
         explicit = False
         try:
             with masks_bypassed(bypass):
                 for seq in SEQ_LENS:
                     try:
-                        cache, attr = run_forward(target, seq, text_config, explicit)
+                        cache, attr = run_forward(target, seq, text_config, explicit, with_mask)
                     except NoCache:
                         held = module_states(layers)
                         if not any(held):
                             raise NotADecoder(
                                 "the forward with use_cache=True returned no cache and no layer holds a state: "
-                                "not a cached decoder with its default config"
+                                "not a cached decoder with its default config",
+                                name,
+                                errors,
                             ) from None
                         # a model that keeps its state in its modules (RecurrentGemma) and caches
                         # its attention layers only in a cache it is handed
                         explicit = True
-                        cache, attr = run_forward(target, seq, text_config, True)
+                        cache, attr = run_forward(target, seq, text_config, True, with_mask)
                     seen.append((cache, attr, cache_layers(cache), module_states(layers)))
             if not any(t for t in seen[-1][2][0]) and not seen[-1][2][1] and not any(seen[-1][3]):
                 raise RuntimeError(f"the forward returned a {type(seen[-1][0]).__name__} holding no tensor")
@@ -595,7 +631,12 @@ def forward_caches(model: torch.nn.Module, decoder: torch.nn.Module, layers, tex
 
 
 class NotADecoder(Exception):
-    pass
+    """The forward ran and kept nothing between calls: an encoder, or a decoder without a cache."""
+
+    def __init__(self, message: str, attempt: str, errors: list[str]):
+        super().__init__(message)
+        self.attempt = attempt
+        self.errors = list(errors)
 
 
 class OracleForwardError(Exception):
@@ -776,9 +817,26 @@ def describe_type(model_type: str, do_forward: bool = True) -> dict:
 
     cache = None
     method = {"declared_layer_types": declared_cache(text_config)}
+    if getattr(model, "set_default_language", None) and getattr(model.config, "default_language", 0) is None:
+        # A model with per-language adapters (X-MOD) refuses a forward until a language is
+        # chosen, through transformers' own set_default_language; the first of the config's
+        # `languages` (the adapters it builds) is taken, which changes no shape.
+        langs = list(getattr(model.config, "languages", None) or [])
+        if langs:
+            model.set_default_language(langs[0])
+            method["default_language"] = langs[0]
     if do_forward:
         try:
-            cache = forward_caches(model, info["decoder"], info["layers"], text_config)
+            def build_cpu():
+                # the same default config, built for real (random weights, the forward dtype)
+                torch.manual_seed(0)
+                with torch.device("cpu"), quiet():
+                    m = auto.from_config(cfg, dtype=FORWARD_DTYPE)
+                m.eval()
+                path = info["paths"]["layers"]
+                return m, (m.get_submodule(path) if path else None)
+
+            cache = forward_caches(model, info["decoder"], info["layers"], text_config, build_cpu)
             method.update(
                 method=cache["method"],
                 seq_lens=list(SEQ_LENS),
@@ -795,8 +853,15 @@ def describe_type(model_type: str, do_forward: bool = True) -> dict:
         except OracleForwardError as e:
             method.update(method="none", error=str(e), attempts=e.errors)
         except NotADecoder as e:
-            method.update(method="none", error=str(e))
-            rec["model_kind"] = "encoder"
+            method.update(method="none", error=str(e), observed_by=e.attempt)
+            if e.errors:
+                method["earlier_attempts"] = e.errors
+            # No cache: an encoder, or a causal decoder whose transformers class keeps no cache
+            # (OpenAI GPT). What tells them apart is whether attention looks ahead.
+            if not rec["is_encoder_decoder"]:
+                rec["causal_check"] = causal_check(auto, cfg)
+            causal = rec.get("causal_check", {}).get("causal")
+            rec["model_kind"] = "decoder" if causal else "encoder"
     rec["cache_method"] = method
     layers = describe_layers(model, info, text_config, cache)
     if cache is not None and info["layers"] is not None and len(cache["layers"]) != len(info["layers"]):
@@ -811,6 +876,49 @@ def describe_type(model_type: str, do_forward: bool = True) -> dict:
     del model
     gc.collect()
     return rec
+
+
+# A causal check builds the model for real, in float32 on the CPU (4 bytes a parameter).
+CAUSAL_CHECK_MAX_PARAMS = 1_000_000_000
+CAUSAL_CHECK_LEN = 8
+
+
+def causal_check(auto, cfg) -> dict:
+    """Whether the model's outputs at a position depend on later tokens.
+
+    Two prompts that differ only in their last token go through the model (randomly initialised
+    from the default config, float32, CPU, eval mode, an all-ones attention mask). A decoder's
+    outputs at every earlier position are then bit for bit the same (those positions' attention
+    never reads the last token, so every operation on them is the same); an encoder's differ
+    everywhere. `causal` is null when the check could not run.
+    """
+    out: dict = {"prompt_tokens": CAUSAL_CHECK_LEN, "dtype": "float32", "device": "cpu"}
+    try:
+        with torch.device("meta"), quiet():
+            n = sum(p.numel() for p in auto.from_config(cfg).parameters())
+        if n > CAUSAL_CHECK_MAX_PARAMS:
+            out.update(causal=None, error=f"not run: {n} parameters > {CAUSAL_CHECK_MAX_PARAMS}")
+            return out
+        torch.manual_seed(0)
+        with torch.device("cpu"), quiet():
+            model = auto.from_config(cfg, dtype=torch.float32)
+        model.eval()
+        vocab = model.get_input_embeddings().num_embeddings
+        # token ids away from the special ones at the start of the vocabulary
+        a = torch.arange(10, 10 + CAUSAL_CHECK_LEN, dtype=torch.long).remainder(vocab).unsqueeze(0)
+        b = a.clone()
+        b[0, -1] = (a[0, -1] + 7) % vocab
+        mask = torch.ones_like(a)
+        with torch.no_grad(), quiet():
+            la = model(input_ids=a, attention_mask=mask).logits
+            lb = model(input_ids=b, attention_mask=mask).logits
+        diff = (la[:, :-1] - lb[:, :-1]).abs().max().item()
+        out.update(causal=bool(torch.equal(la[:, :-1], lb[:, :-1])), max_abs_diff_before_last=diff)
+        del model
+    except Exception as e:  # noqa: BLE001
+        out.update(causal=None, error=f"{one_line(e)} [{where(e)}]")
+    gc.collect()
+    return out
 
 
 def summarize(layers: list, cache: dict | None) -> dict:
@@ -892,6 +1000,7 @@ def main() -> int:
     if args.only:
         types = [t for t in types if t in set(args.only)]
     started = time.time()
+    run_seconds = None
     lines = []
     for mt in types:
         t = time.time()
@@ -910,7 +1019,9 @@ def main() -> int:
         # a partial run refreshes its own files and their index lines only
         idx = out_dir / "index.json"
         if idx.exists():
-            old = {line["model_type"]: line for line in json.loads(idx.read_text())["types"]}
+            prev = json.loads(idx.read_text())
+            old = {line["model_type"]: line for line in prev["types"]}
+            run_seconds = prev.get("run_seconds")  # the last full run's
             old.update({line["model_type"]: line for line in lines})
             lines = [old[k] for k in sorted(old)]
     counts = {}
@@ -927,7 +1038,9 @@ def main() -> int:
         "counts": counts,
     }
     if not args.only:
-        meta["run_seconds"] = round(time.time() - started, 1)
+        run_seconds = round(time.time() - started, 1)
+    if run_seconds is not None:
+        meta["run_seconds"] = run_seconds
     write_index(out_dir, lines, meta)
     print(f"done: {counts} in {time.time() - started:.0f}s -> {out_dir}", flush=True)
     return 0

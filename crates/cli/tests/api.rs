@@ -112,8 +112,9 @@ fn estimate_equals_the_cli_json_for_the_same_flags() {
         let r = s.estimate(&body);
         assert_eq!(r.status, 200, "{body}: {}", r.text());
         let mut args = flags(&body);
-        if body["engine"] == "llamacpp" {
-            // The CLI checks this machine's memory by default; the API only a given size.
+        if body["engine"] == "llamacpp" || body["engine"] == "ollama" {
+            // The CLI checks this machine's memory by default; the API only a given size
+            // (ollama runs llama-server, whose host buffers are checked the same way).
             args.extend(["--host-memory".to_string(), "none".to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -550,7 +551,20 @@ fn serve_prints_its_address_and_refuses_a_bad_host() {
 
 #[test]
 fn plan_equals_the_cli_json_for_the_same_flags() {
-    let s = Server::start();
+    // Both sides get the same long time budget, so a loaded test machine (a debug build, other
+    // test binaries beside it) cannot cut one search short and not the other: the comparison is
+    // of the searches, not of their speed.
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_vramplan"));
+    c.args([
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--plan-time-budget",
+        "600",
+    ]);
+    let s = Server::start_with(c);
     let cases = [
         // The whole catalogue of GPUs, the CLI's defaults otherwise.
         json!({"model": ["llama-3.1-8b"]}),
@@ -564,7 +578,8 @@ fn plan_equals_the_cli_json_for_the_same_flags() {
         // Nothing serves 64 × 128K tokens of Llama 3.2 1B on one T4: no plan, advice instead.
         json!({"model": ["llama-3.2-1b"], "gpu": ["t4"], "max_gpus": 1, "context": 131072, "concurrency": 64}),
     ];
-    for body in cases {
+    for mut body in cases {
+        body["time_budget"] = json!(600);
         let r = s.plan(&body);
         assert_eq!(r.status, 200, "{body}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"));
@@ -575,6 +590,11 @@ fn plan_equals_the_cli_json_for_the_same_flags() {
         // Either plans or (possibly empty) advice: advice only when nothing was found.
         let plans = api["plans"].as_array().unwrap();
         assert!(plans.is_empty() || api["advice"].as_array().unwrap().is_empty());
+        assert!(
+            api["truncated"].is_null(),
+            "{body}: cut short: {}",
+            api["truncated"]
+        );
     }
     // The answers above are not all alike: the last has no plan and says what would help.
     let r = s

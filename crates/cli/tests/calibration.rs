@@ -229,7 +229,7 @@ fn embedded_records_are_the_repository_files() {
 }
 
 #[test]
-fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
+fn llamacpp_ground_truth_buffers_on_every_architecture() {
     let r = report();
     // KV and output buffers to the log's 0.01 MiB on every context of every architecture the
     // description covers: llama, mistral (llama and mistral3), qwen2, qwen3, phi3 (its window
@@ -254,29 +254,32 @@ fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
     let nodes = summary(&r, "llamacpp-truth", "graph_nodes");
     assert_eq!(nodes["met"], true, "{nodes}");
     assert!(nodes["records"].as_u64().unwrap() >= 160, "{nodes}");
-    // Compute buffers: the reserve graph is simulated for llama, qwen2, qwen3 and gemma2 (exact);
-    // the others are the phase estimate, measured here (issue 15's target of 1% median and 5%
-    // worst is not met until each builder's graph is simulated: step 4 of the issue).
+    // Compute buffers: every builder's reserve graph is simulated through ggml-alloc (issue 15's
+    // target: 1% median, 5% worst over every harness run). 542 of the 543 runs are exact to
+    // the log's 0.01 MiB; the one miss is deepseek2 without flash attention at n_ubatch 2048,
+    // 4 unified sequences, 32768 cells: 2476.04 MiB simulated vs 2412.04 logged (+64 MiB =
+    // 2.65%), whose graph agrees with llama.cpp's node for node (a difference of the
+    // allocator's reuse, not of the graph).
     let cb = summary(&r, "llamacpp-truth", "compute_buffer");
-    assert!(cb["median_abs_error"].as_f64().unwrap() < 0.06, "{cb}");
-    for row in rows.iter().filter(|x| {
-        x["engine"] == "llamacpp-truth"
-            && x["figure"] == "compute_buffer"
-            && [
-                "llama ",
-                "qwen2 ",
-                "qwen3 ",
-                "gemma2 ",
-                "gemma2_nowindowkey ",
-                "mistral_llama ",
-                "mistral3 ",
-            ]
-            .iter()
-            .any(|a| x["record"].as_str().unwrap().contains(&format!(" {a}")))
-    }) {
-        assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
+    assert_eq!(cb["met"], true, "{cb}");
+    assert!(cb["median_abs_error"].as_f64().unwrap() <= 0.01, "{cb}");
+    assert!(cb["worst_abs_error"].as_f64().unwrap() <= 0.05, "{cb}");
+    assert_eq!(cb["records"], 543, "{cb}");
+    assert_eq!(nodes["records"], 543, "{nodes}");
+    let mut compute_archs = std::collections::BTreeSet::new();
+    for row in rows
+        .iter()
+        .filter(|x| x["engine"] == "llamacpp-truth" && x["figure"] == "compute_buffer")
+    {
+        let rec = row["record"].as_str().unwrap();
+        compute_archs.insert(rec.split_whitespace().nth(1).unwrap().to_string());
+        if !rec.contains(" deepseek2 c32768 np4u ub2048 fp16/fp16 fa-off") {
+            assert!(row["rel_error"].as_f64().unwrap().abs() < 0.0005, "{row}");
+        }
     }
-    // The recurrent and hybrid models are skipped with the reason, not mispredicted.
+    assert_eq!(compute_archs.len(), 23, "{compute_archs:?}");
+    // Recurrent and hybrid models are compared, not skipped: the only skipped ground-truth
+    // records are the runs llama.cpp itself refused.
     let skipped = r["skipped"]
         .as_array()
         .unwrap()
@@ -284,7 +287,7 @@ fn llamacpp_ground_truth_kv_is_exact_on_every_architecture_described() {
         .filter(|s| s["engine"] == "llamacpp-truth")
         .filter(|s| !s["reason"].as_str().unwrap().contains("refused"))
         .count();
-    assert_eq!(skipped, 6 * 24);
+    assert_eq!(skipped, 0);
     // The nine runs llama.cpp refused (an MLA model with different K and V cache types) are
     // refused by the profile too.
     let refused = r["skipped"]

@@ -365,9 +365,29 @@ impl RecurrentKind {
 pub struct Recurrent {
     pub kind: RecurrentKind,
     pub states: Vec<StateTensor>,
+    /// Mamba-2 `n_groups` (B and C projection groups; 1 for the other mixers): engines that
+    /// shard the state over TP ranks replicate groups to follow the heads (vLLM's
+    /// `extra_groups_for_head_shards`).
+    pub groups: u64,
+    /// The SSD kernel's chunk (`mamba_chunk_size` or `chunk_size` in config.json), when given.
+    pub chunk_size: Option<u64>,
+    /// Bytes of the SSM state's dtype when config.json names it (`mamba_ssm_cache_dtype`,
+    /// Nemotron-H; `mamba_ssm_dtype`, Qwen3.5): engines that honour it keep the state so.
+    pub config_ssm_dtype_bytes: Option<u64>,
 }
 
 impl Recurrent {
+    /// A mixer whose config names no group count, SSD chunk or state dtype.
+    pub fn new(kind: RecurrentKind, states: Vec<StateTensor>) -> Self {
+        Recurrent {
+            kind,
+            states,
+            groups: 1,
+            chunk_size: None,
+            config_ssm_dtype_bytes: None,
+        }
+    }
+
     /// State elements per sequence.
     pub fn elements(&self) -> u64 {
         self.states

@@ -102,6 +102,104 @@ fn ollama_offload_prefers_the_last_layers() {
     assert_eq!(o.graph, partial);
 }
 
+#[test]
+fn ollama_today_starts_llama_server_and_lets_fit_place_the_layers() {
+    // ollama llm/llama_server.go @869e7249: -c num_ctx × OLLAMA_NUM_PARALLEL, -np parallel,
+    // --cache-type-k/-v OLLAMA_KV_CACHE_TYPE, -b num_batch; -ngl only for num_gpu.
+    let cat = catalogue();
+    let m = cat.model("llama-3.1-8b").unwrap();
+    let gpu = cat.gpu("rtx-3090").unwrap();
+    let mix = TypeMix::uniform(GgmlType::by_name("Q4_K").unwrap());
+    let a = OllamaArgs {
+        num_ctx: 4096,
+        num_parallel: 4,
+        kv_type: KvDtype::parse("q8_0").unwrap(),
+        ..OllamaArgs::default()
+    };
+    let r = ollama::llama_server_args(&a);
+    assert_eq!(
+        (r.n_ctx, r.n_seq, r.n_batch, r.n_ubatch),
+        (16384, 4, 512, 512)
+    );
+    assert_eq!(
+        (r.type_k.name(), r.type_v.name()),
+        ("q8_0".into(), "q8_0".into())
+    );
+    assert_eq!((r.flash_attn, r.n_gpu_layers), (FlashAttn::Auto, None));
+    let c = Config::new(WeightFormat::parse("q4_k").unwrap(), a.kv_type, 4096, 4);
+    let e = ollama::estimate(m, gpu, c, &mix, &a).unwrap();
+    assert_eq!(e.engine, "ollama");
+    // --fit puts all 33 layers on the 24 GB card; the KV is the 16,384 cells' q8_0 rows:
+    // 32 layers × 16384 × 1024 × 2 (K, V) × 34/32 B (q8_0 blocks of 32 in 34 B) = 1,140,850,688 B.
+    assert_eq!(e.gpu_layers, Some(33));
+    assert_eq!(e.kv_buffer_bytes, Some(32 * 16384 * 1024 * 2 * 34 / 32));
+    // num_gpu is passed as -ngl.
+    let forced = OllamaArgs {
+        num_gpu: Some(20),
+        ..a.clone()
+    };
+    assert_eq!(
+        ollama::estimate(m, gpu, c, &mix, &forced)
+            .unwrap()
+            .gpu_layers,
+        Some(20)
+    );
+    // The estimate of ollama before its llama-server switch stays available.
+    let legacy = OllamaArgs {
+        scheduler: ollama::Scheduler::Estimate,
+        flash_attention: true,
+        ..a
+    };
+    let l = ollama::estimate(m, gpu, c, &mix, &legacy).unwrap();
+    assert!(l.engine_settings.iter().any(|s| s.name == "layers.offload"));
+}
+
+#[test]
+fn gpu_records_host_compute_buffer_is_the_graph_inputs_and_embedding_rows() {
+    // With every layer on one GPU, the host ("CUDA_Host") compute buffer holds what the
+    // scheduler runs on the CPU: the graph inputs (ggml-backend.cpp
+    // `ggml_backend_sched_backend_id_from_cur`: an input goes to the last backend, the CPU)
+    // and the token-embedding lookup (the input layer stays on the CPU, llama-model.cpp
+    // `dev_input`), in the first GPU's pinned host buffer type (llama-context.cpp). Without
+    // flash attention the KQ mask is f32: host = n_embd·n_ubatch·4 + n_ctx·n_ubatch·4 (+ the
+    // small index inputs, under the log's 0.01 MiB). Checked on three GPU records of
+    // data/calibration/llamacpp.jsonl from three builds, each model identified by its
+    // logged KV buffer:
+    let cat = catalogue();
+    let mib = |b: u64| (b as f64 / MIB as f64 * 100.0).round() / 100.0;
+    let cases = [
+        // :17 Phi-3-mini, RTX 3070, -c 4096 -ub 256 -fa off: 3 + 4 MiB = "7.00"; KV 1536.
+        ("phi-3-mini", 4096, 256, "f16", 7.0, 1536.0),
+        // :21 (and :22) 640 MiB of f16 KV for 2048 cells over 32 layers: 2560-wide K and V
+        // rows, Phi-2; -ub 512: 5 + 4 MiB = "9.01" with the index inputs.
+        ("microsoft/phi-2", 2048, 512, "f16", 9.0, 640.0),
+        // :19 K iq4_nl, V f16, 1024 cells: 32 × 1024 × 1024 × (0.5625 + 2) B = 82 MiB, Llama 3
+        // 8B; -ub 512: 8 + 2 MiB = "10.01".
+        ("llama-3-8b", 1024, 512, "iq4_nl", 10.0, 82.0),
+    ];
+    for (id, n_ctx, ub, k, host, kv) in cases {
+        let m = cat.model(id).unwrap();
+        let a = LlamaCppArgs {
+            n_ctx,
+            n_ubatch: ub,
+            n_batch: n_ctx.max(ub),
+            type_k: KvDtype::parse(k).unwrap(),
+            flash_attn: FlashAttn::Off,
+            ..LlamaCppArgs::default()
+        };
+        let caches: u64 = llamacpp::kv_caches(m, &a, 0..m.num_layers)
+            .iter()
+            .map(llamacpp::KvCache::bytes)
+            .sum();
+        assert_eq!(mib(caches), kv, "{id} KV");
+        assert_eq!(
+            mib(llamacpp::host_input_bytes(m, &a)),
+            host,
+            "{id} host compute"
+        );
+    }
+}
+
 /// The synthetic models of data/calibration/llamacpp_cpu_runs.jsonl (random-weight GGUFs):
 /// 4 layers, n_embd 2048, 16 heads of 128 (4 KV heads for llama/qwen2; 8 heads of 256 with 4
 /// KV heads for gemma2), n_ff 4096, 32,000-token vocabulary.
@@ -164,7 +262,7 @@ fn cpu_compute_buffer_reproduces_the_logged_sizes() {
 
 #[test]
 fn reserve_graph_node_counts_match_the_logs() {
-    use llamacpp::reserve_graph::{build, builder_for, rotation_width, ReserveShape};
+    use llamacpp::reserve_graph::{build, builder_for, ReserveShape};
     // "graph: nodes = N" of the CPU-run records, per builder, flash attention, cache type and
     // streams (non-unified caches of 4 sequences add a 2-D view of each stored cache).
     let cases = [
@@ -192,8 +290,10 @@ fn reserve_graph_node_counts_match_the_logs() {
             flash_attn: fa,
             cells: 4096,
             swa_cells: 4096,
-            k_rot: rotation_width(q(k), m.head_dim, false),
-            v_rot: rotation_width(q(v), m.head_dim, true),
+            seqs: streams,
+            rs_size: streams,
+            k_quantized: q(k),
+            v_quantized: q(v),
         };
         let g = build(&m, builder_for(&m).unwrap(), &shape);
         assert_eq!(
@@ -232,9 +332,39 @@ fn unmodelled_builders_keep_the_phase_estimate() {
         })
     );
     assert_eq!(b("gemma-2-9b"), Some(Builder::Gemma2));
-    // MoE and fused-QKV builders are not modelled.
-    assert_eq!(b("mixtral-8x7b"), None);
-    assert_eq!(b("phi-3-mini-4k"), None);
+    // MoE, fused QKV, gated delta nets: each builder is simulated (node for node with
+    // llama.cpp's graphs on the ground-truth runs).
+    assert_eq!(
+        b("mixtral-8x7b"),
+        Some(Builder::Llama {
+            qkv_bias: false,
+            qk_norm: false
+        })
+    );
+    assert_eq!(b("phi-3-mini-4k"), Some(Builder::Phi3));
+    assert_eq!(b("qwen3-next"), Some(Builder::Qwen3Next));
+    // The catalogue's Gemma 3n is described with its vision and audio towers: builder_for
+    // builds no graph for a model with towers (the phase estimate, warned); its GGUF text
+    // model gets the Gemma3n builder (exact on the ground-truth runs).
+    assert!(!cat.model("gemma-3n-e4b").unwrap().towers.is_empty());
+    assert_eq!(b("gemma-3n-e4b"), None);
+    // Builders not written (Command-R's cohere2.cpp) keep the phase estimate, with a warning.
+    assert_eq!(b("CohereForAI/c4ai-command-r-v01"), None);
+    let cr = cat.model("CohereForAI/c4ai-command-r-v01").unwrap();
+    let c = Config::new(WeightFormat::parse("q4_k").unwrap(), KvDtype::F16, 4096, 1);
+    let mix = TypeMix::uniform(GgmlType::by_name("Q4_K").unwrap());
+    let args = LlamaCppArgs {
+        n_ctx: 4096,
+        ..LlamaCppArgs::default()
+    };
+    let e = llamacpp::estimate(cr, cat.gpu("rtx-4090").unwrap(), c, &mix, &args).unwrap();
+    assert!(
+        e.warnings
+            .iter()
+            .any(|w| w.contains("phase estimate") && w.contains("model_type \"cohere\"")),
+        "{:?}",
+        e.warnings
+    );
     // The CPU estimate uses the simulation exactly when a builder is modelled.
     let m = cat.model("llama-3.1-8b").unwrap();
     let a = cpu_args(8192, 1, true, "f16", "f16");

@@ -97,15 +97,41 @@ fn every_decoder_type_matches_transformers() {
     let mut errors: Vec<(f64, String)> = Vec::new();
     let mut stale = Vec::new();
     let mut refused = Vec::new();
+    let mut encoders_refused = Vec::new();
     let (mut kv_checked, mut kv_exact, mut state_checked, mut state_exact) = (0, 0, 0, 0);
     let (mut decoders, mut accepted) = (0, 0);
     for r in &recs {
         let gap = gaps.get(&r.model_type);
         let described = vramplan_core::arch::describe(&r.config);
         if r.kind != "decoder" {
-            // Encoder-decoder and encoder types: refused with the reason, or described.
-            if let Err(e) = &described {
-                assert!(!e.message.contains('\n'), "{}: {}", r.model_type, e.message);
+            if gap.is_some() {
+                stale.push(format!(
+                    "{}: listed, but the oracle labels it {}",
+                    r.model_type, r.kind
+                ));
+            }
+            // Encoder-decoder types: refused with the reason, or their decoder described.
+            // Encoder types (the forward kept no cache): refused as encoder-only, in one line.
+            match &described {
+                Err(e) => {
+                    assert!(!e.message.contains('\n'), "{}: {}", r.model_type, e.message);
+                    if r.kind == "encoder" {
+                        assert!(
+                            e.message
+                                .starts_with(&format!("{} is an encoder-only model", r.model_type))
+                                && e.message.ends_with(": not served as a decoder"),
+                            "{}: the oracle labels it an encoder, the refusal says: {}",
+                            r.model_type,
+                            e.message
+                        );
+                    }
+                    encoders_refused.push(r.model_type.as_str());
+                }
+                Ok(_) if r.kind == "encoder" => failures.push(format!(
+                    "{}: the oracle labels it an encoder (no cache), the mapping describes it",
+                    r.model_type
+                )),
+                Ok(_) => {}
             }
             continue;
         }
@@ -192,6 +218,10 @@ fn every_decoder_type_matches_transformers() {
         "  KV elements per token equal to transformers' cache: {kv_exact} of {kv_checked}; state bytes per sequence: {state_exact} of {state_checked}"
     );
     println!("  refused (oracle_gaps.toml): {}", refused.join(", "));
+    println!(
+        "  not decoders in the oracle, refused with the reason: {}",
+        encoders_refused.join(", ")
+    );
     for (mt, g) in &gaps {
         for (what, reason) in [("KV", &g.kv), ("state", &g.state), ("params", &g.params)] {
             if let Some(reason) = reason {

@@ -968,6 +968,49 @@ pub fn model_file_from_gguf_header(
 }
 
 /// What the first (or only) part's header says, once every part's tensors are in `m`.
+/// Which layers of a GGUF file route to experts: llama.cpp decides by the tensors the file has
+/// (a layer is routed when it has `blk.N.ffn_gate_inp.weight`: src/models/jamba.cpp,
+/// llama.cpp, … create it TENSOR_NOT_REQUIRED), so a file whose experts sit on other layers
+/// than its architecture's config default is described as the file is. Written into the config
+/// as `mlp_layer_types` (the mapping's explicit per-layer list) when the file has experts.
+fn routed_layers_from_tensors(config: &mut serde_json::Value, tensors: &TensorList) {
+    let experts = ["num_local_experts", "num_experts"]
+        .iter()
+        .filter_map(|k| config.get(k).and_then(serde_json::Value::as_u64))
+        .max()
+        .unwrap_or(0);
+    let layers = config
+        .get("num_hidden_layers")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as usize;
+    if experts == 0 || layers == 0 || tensors.is_empty() {
+        return;
+    }
+    let mut routed = vec![false; layers];
+    for t in tensors.iter() {
+        let Some(rest) = t.name.strip_prefix("blk.") else {
+            continue;
+        };
+        let Some((i, tail)) = rest.split_once('.') else {
+            continue;
+        };
+        if tail == "ffn_gate_inp.weight" {
+            if let Some(r) = i.parse::<usize>().ok().and_then(|i| routed.get_mut(i)) {
+                *r = true;
+            }
+        }
+    }
+    if !routed.iter().any(|&r| r) {
+        return;
+    }
+    config["mlp_layer_types"] = serde_json::Value::Array(
+        routed
+            .iter()
+            .map(|&r| serde_json::Value::from(if r { "sparse" } else { "dense" }))
+            .collect(),
+    );
+}
+
 fn gguf_model_file(
     mut m: ModelFile,
     header: GgufHeader,
@@ -984,7 +1027,8 @@ fn gguf_model_file(
     let has_output =
         (!m.tensors.is_empty()).then(|| m.tensors.iter().any(|t| t.name == "output.weight"));
     match gguf::model_config(&header, has_output, first_name)? {
-        Ok(config) => {
+        Ok(mut config) => {
+            routed_layers_from_tensors(&mut config, &m.tensors);
             // The header's architecture keys must describe a model; a refusal names the GGUF
             // key the faulty field came from.
             if let Err(mut e) = vramplan_core::arch::describe(&config) {

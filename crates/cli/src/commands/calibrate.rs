@@ -171,6 +171,8 @@ fn target(engine: &str, figure: &str) -> (&'static str, Option<(f64, f64)>) {
         ("llamacpp", "kv_buffer")
         | ("llamacpp", "kv_cells")
         | ("llamacpp-truth", "kv_buffer")
+        | ("llamacpp-truth", "rs_buffer")
+        | ("llamacpp-truth", "rs_cells")
         | ("llamacpp-truth", "output_buffer") => {
             ("exact (to the log's 0.01 MiB)", Some((0.0, 0.0)))
         }
@@ -1430,18 +1432,48 @@ fn truth_run(report: &mut Report, id: &str, model: &ModelDesc, r: &Value) {
         return report.skip(id, "llamacpp-truth", refusal(r, llamacpp::check(model, &a)));
     }
     let o = r.get("observed").unwrap_or(&Value::Null);
-    let rs = o
-        .get("rs_caches")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if rs > 0 || model.has_recurrent_layers() {
-        return report.skip(id, "llamacpp-truth", format!("{name}: recurrent-state caches (llama-memory-recurrent) are not compared yet (the per-layer description counts them; their figures against these records are open work)"));
-    }
     let label = context_label(id, name, &a);
     let mix = TypeMix::uniform(GgmlType::by_name("F16").expect("F16"));
     let weights = GgufWeights::of(model, &mix);
     let b = llamacpp::buffers(model, &weights, &a, 0);
     push_context_buffers(report, &label, "llamacpp-truth", o, model, &a, &b);
+    // Recurrent memory (llama_memory_recurrent, alone or in a hybrid): its R and S rows, exact.
+    let observed_rs = o.get("rs_caches").and_then(Value::as_array);
+    match observed_rs.and_then(|v| v.first()) {
+        Some(rs) => {
+            for (key, predicted) in [("R_MiB", b.states.r_bytes), ("S_MiB", b.states.s_bytes)] {
+                if let Some(x) = f64_of(rs, key) {
+                    report.push(
+                        &label,
+                        "llamacpp-truth",
+                        "rs_buffer",
+                        "MiB",
+                        x,
+                        mib2(predicted),
+                    );
+                }
+            }
+            if let Some(cells) = u64_of(rs, "cells") {
+                report.push(
+                    &label,
+                    "llamacpp-truth",
+                    "rs_cells",
+                    "cells",
+                    cells as f64,
+                    b.states.cells as f64,
+                );
+            }
+        }
+        None if b.states.layers > 0 => report.skip(
+            id,
+            "llamacpp-truth",
+            format!(
+                "{name}: llama.cpp allocated no recurrent memory, the profile predicts {:.2} MiB",
+                mib2(b.states.bytes())
+            ),
+        ),
+        None => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

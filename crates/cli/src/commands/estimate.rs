@@ -137,6 +137,26 @@ pub struct EstimateArgs {
     /// vLLM 0.34: --no-enable-extensible-kv-cache (size it from the profiling run).
     #[arg(long)]
     pub no_enable_extensible_kv_cache: bool,
+    /// vLLM: --mamba-cache-dtype (auto, float32, float16): the Mamba / linear-attention conv
+    /// state of hybrid models (and their SSM state unless --mamba-ssm-cache-dtype is given).
+    #[arg(long, default_value = "auto")]
+    pub mamba_cache_dtype: String,
+    /// vLLM: --mamba-ssm-cache-dtype (auto, float32, float16): hybrid models' temporal state.
+    #[arg(long, default_value = "auto")]
+    pub mamba_ssm_cache_dtype: String,
+    /// vLLM 0.16+: --mamba-cache-mode (none, all, align): how hybrid models cache their state
+    /// for prefix caching (default: none without prefix caching).
+    #[arg(long)]
+    pub mamba_cache_mode: Option<String>,
+    /// vLLM: --enable-prefix-caching (hybrid models: off by default until 0.25, on from 0.26).
+    #[arg(long, conflicts_with = "no_enable_prefix_caching")]
+    pub enable_prefix_caching: bool,
+    /// vLLM: --no-enable-prefix-caching.
+    #[arg(long)]
+    pub no_enable_prefix_caching: bool,
+    /// vLLM 0.10.1+: --skip-mm-profiling (no vision/audio encoder run in the profiling run).
+    #[arg(long)]
+    pub skip_mm_profiling: bool,
     /// vLLM/SGLang: --dtype (auto, bfloat16, float16, float32): the activation and unquantized
     /// weight dtype; auto is the checkpoint's (fp32 checkpoints are served in bf16).
     #[arg(long, default_value = "auto")]
@@ -239,6 +259,11 @@ pub struct EstimateArgs {
     /// line; not checked by the web API unless given).
     #[arg(long)]
     pub host_memory: Option<String>,
+    /// ollama: which ollama places the layers: llama-server (ollama today: it starts
+    /// llama-server, whose --fit places them) or estimate (ollama before its llama-server
+    /// switch: its own llm/memory.go estimate).
+    #[arg(long, default_value = "llama-server")]
+    pub ollama_scheduler: String,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -416,6 +441,17 @@ pub fn vllm_flags(a: &EstimateArgs) -> VllmFlags {
         } else {
             None
         },
+        mamba_cache_dtype: a.mamba_cache_dtype.clone(),
+        mamba_ssm_cache_dtype: a.mamba_ssm_cache_dtype.clone(),
+        mamba_cache_mode: a.mamba_cache_mode.clone(),
+        skip_mm_profiling: a.skip_mm_profiling,
+        enable_prefix_caching: if a.enable_prefix_caching {
+            Some(true)
+        } else if a.no_enable_prefix_caching {
+            Some(false)
+        } else {
+            None
+        },
     }
 }
 
@@ -456,6 +492,7 @@ pub fn llamacpp_flags(a: &EstimateArgs) -> LlamaCppFlags {
         override_tensor: a.override_tensor.clone(),
         no_mmap: a.no_mmap,
         host_memory: a.host_memory.clone(),
+        ollama_scheduler: a.ollama_scheduler.clone(),
         // The machine's memory by default (hardware.rs, as `vramplan fit` reads it).
         machine_memory: if a.host_memory.is_none() {
             crate::hardware::host_memory()
@@ -918,6 +955,18 @@ fn render_vllm(e: &Estimate, gpu: &Gpu) -> String {
             bytes_kib(e.kv_bytes_per_token)
         ),
     );
+    // Hybrid models: the Mamba / linear-attention state in the same pages (engine/vllm/hybrid.rs).
+    if let Some(state) = e
+        .engine_settings
+        .iter()
+        .find(|s| s.name == "mamba_state_page")
+    {
+        r.add(
+            "state pages",
+            format!("mode {}", setting(e, "mamba_cache_mode")),
+            state.value.clone(),
+        );
+    }
     r.add(
         "GPU KV cache size",
         format!("{} tokens", thousands(e.kv_cache_tokens.unwrap_or(0))),
@@ -1003,15 +1052,28 @@ fn render_llamacpp(e: &Estimate, gpu: &Gpu) -> String {
     } else {
         format!("{} ({})", gpu.name, gib(gpu.memory_bytes))
     };
+    // ollama's num_ctx is per request; the runner's cache holds num_ctx × parallel cells.
+    let ctx = if e.engine == "ollama" {
+        format!(
+            "num_ctx {} × {} (n_ctx {})",
+            thousands(e.context),
+            count(e.batch, "parallel request"),
+            thousands(e.context.saturating_mul(e.batch))
+        )
+    } else {
+        format!(
+            "n_ctx {} over {}",
+            thousands(e.context),
+            count(e.batch, "sequence")
+        )
+    };
     let mut out = format!(
-        "{} on {}, engine: {}\n  weights {}, KV cache {}, n_ctx {} over {}, offloaded {}/{} layers\n\n",
+        "{} on {}, engine: {}\n  weights {}, KV cache {}, {ctx}, offloaded {}/{} layers\n\n",
         e.model,
         on,
         e.engine,
         e.quant,
         e.kv_dtype,
-        thousands(e.context),
-        count(e.batch, "sequence"),
         e.gpu_layers.unwrap_or(0),
         layers
     );

@@ -38,6 +38,7 @@ fn example(name: &str) -> Option<Value> {
         "interconnect" => json!("nvswitch"),
         "max_lora_rank" => json!(16),
         "speculative_algorithm" => json!("EAGLE"),
+        "mamba_cache_mode" => json!("align"),
         _ => return None,
     })
 }

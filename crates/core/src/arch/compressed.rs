@@ -101,9 +101,6 @@ pub(crate) fn build(
             }),
             ..Attention::plain(heads, 1, d, d, span)
         },
-        Recurrent {
-            kind: RecurrentKind::Other,
-            states,
-        },
+        Recurrent::new(RecurrentKind::Other, states),
     ))
 }

@@ -50,7 +50,8 @@ pub struct Family {
     pub source: Option<String>,
     #[serde(default)]
     pub like: Option<String>,
-    /// Encoder-only or encoder-decoder: refused with this reason.
+    /// Encoder-only or encoder-decoder: refused with this reason, the sentence's predicate after
+    /// the model type ("is an encoder-only model (...): not served as a decoder").
     #[serde(default)]
     pub refuse: Option<String>,
 

@@ -63,6 +63,10 @@ pub fn gguf_key_of(arch: &str, field: &str) -> Option<String> {
     Some(format!("{arch}.{suffix}"))
 }
 
+fn get_key<'m>(meta: &'m BTreeMap<String, Value>, arch: &str, suffix: &str) -> Option<&'m Value> {
+    meta.get(&format!("{arch}.{suffix}"))
+}
+
 /// The config.json a GGUF header stands for. `meta` holds the header's keys as JSON values
 /// (arrays whole; the caller leaves out arrays it did not keep, and gives the vocabulary size
 /// as `tokenizer.ggml.tokens` = its entry count); `has_output_weight` says whether any tensor is
@@ -98,6 +102,12 @@ pub fn config_from_gguf(
             c.insert("vocab_size".into(), n.clone());
         }
     }
+    // No expert_count: llama.cpp's n_expert stays 0, a dense model (a class default of
+    // transformers — GraniteMoeHybrid's 8 local experts — must not make it routed).
+    if get_key(meta, arch, "expert_count").is_none() {
+        c.insert("num_local_experts".into(), Value::from(0u64));
+        c.insert("num_experts".into(), Value::from(0u64));
+    }
     if let Some(has) = has_output_weight {
         c.insert("tie_word_embeddings".into(), Value::Bool(!has));
     }
@@ -109,8 +119,22 @@ pub fn config_from_gguf(
         .map_err(|e| ArchError::field(&key, e))?;
     let n_layers = block_count as usize;
 
+    // Per-layer feed-forward widths (Nemotron-H writes 0 for its Mamba and attention layers):
+    // the config's one intermediate_size is the width of the layers that have one.
+    let ff_widths: Option<Vec<u64>> = match get("feed_forward_length") {
+        Some(Value::Array(ff)) => {
+            let widths: Vec<u64> = ff.iter().filter_map(Value::as_u64).collect();
+            let max = widths.iter().copied().max().unwrap_or(0);
+            c.insert("intermediate_size".into(), Value::from(max));
+            Some(widths)
+        }
+        _ => None,
+    };
     // Per-layer KV heads: zeros mark recurrent layers (llama.cpp llama-model.cpp: hparams
-    // n_head_kv_arr, `is_recurrent(il)` for Jamba, Granite hybrid, Nemotron-H, LFM2...).
+    // n_head_kv_arr, `is_recurrent(il)` for Jamba, Granite hybrid, Nemotron-H, LFM2...). A layer
+    // with no KV heads but a feed-forward width is an MLP-only layer (Nemotron-H:
+    // src/models/nemotron-h.cpp, "a layer is recurrent IFF the n_head_kv value is set to 0 and
+    // the n_ff value is set to 0").
     if let Some(Value::Array(kv)) = get("attention.head_count_kv") {
         let counts: Vec<u64> = kv.iter().filter_map(Value::as_u64).collect();
         if counts.contains(&0) {
@@ -121,7 +145,23 @@ pub fn config_from_gguf(
             };
             let types: Vec<Value> = counts
                 .iter()
-                .map(|&k| Value::String(if k == 0 { recurrent } else { "full_attention" }.into()))
+                .enumerate()
+                .map(|(il, &k)| {
+                    let ff = ff_widths
+                        .as_ref()
+                        .and_then(|w| w.get(il))
+                        .copied()
+                        .unwrap_or(0);
+                    Value::String(
+                        match (k, ff) {
+                            (0, 0) => recurrent,
+                            (0, _) if ff_widths.is_some() => "mlp",
+                            (0, _) => recurrent,
+                            _ => "full_attention",
+                        }
+                        .into(),
+                    )
+                })
                 .collect();
             c.insert("layer_types".into(), Value::Array(types));
             let max = counts.iter().copied().max().unwrap_or(0);
@@ -176,8 +216,46 @@ pub fn config_from_gguf(
         }
         c.remove("head_dim");
     }
-    // SSM widths: Mamba's inner size is intermediate_size; Mamba-2 mixers (Granite hybrid,
-    // Nemotron-H, Falcon-H1) take theirs as d_ssm and their head count from time_step_rank.
+    // LFM2: the converter writes the feed-forward width after block_auto_adjust_ff_dim
+    // (conversion/lfm2.py `_add_feed_forward_length`); it must not be adjusted again.
+    if model_type == "lfm2" {
+        c.insert("block_auto_adjust_ff_dim".into(), Value::Bool(false));
+    }
+    // Gated DeltaNet (Qwen3-Next, Qwen3.5): llama.cpp's converter writes conv_kernel =
+    // linear_conv_kernel_dim, state_size = linear_key_head_dim, group_count =
+    // linear_num_key_heads, time_step_rank = linear_num_value_heads and inner_size =
+    // linear_value_head_dim × linear_num_value_heads (conversion/qwen.py, Qwen3NextModel).
+    if model_type.starts_with("qwen3_next") || model_type.starts_with("qwen3_5") {
+        let num = |suffix: &str| get(suffix).and_then(Value::as_u64);
+        if let (Some(k), Some(n), Some(g), Some(r), Some(inner)) = (
+            num("ssm.conv_kernel"),
+            num("ssm.state_size"),
+            num("ssm.group_count"),
+            num("ssm.time_step_rank"),
+            num("ssm.inner_size"),
+        ) {
+            for key in [
+                "conv_kernel",
+                "state_size",
+                "n_groups",
+                "time_step_rank",
+                "intermediate_size_ssm",
+            ] {
+                c.remove(key);
+            }
+            c.insert("linear_conv_kernel_dim".into(), Value::from(k));
+            c.insert("linear_key_head_dim".into(), Value::from(n));
+            c.insert("linear_num_key_heads".into(), Value::from(g));
+            c.insert("linear_num_value_heads".into(), Value::from(r));
+            c.insert(
+                "linear_value_head_dim".into(),
+                Value::from(inner.checked_div(r).unwrap_or(0)),
+            );
+        }
+    }
+    // SSM widths: Mamba's inner size is intermediate_size; Jamba and the Mamba-2 mixers (Granite
+    // hybrid, Nemotron-H, Falcon-H1) take theirs as d_ssm, the Mamba-2 ones their head count from
+    // time_step_rank.
     if let Some(inner) = c.remove("intermediate_size_ssm") {
         if model_type == "mamba" {
             c.insert("intermediate_size".into(), inner);

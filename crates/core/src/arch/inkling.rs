@@ -90,9 +90,9 @@ pub(crate) fn hybrid(
             qk_norm: true,
             ..Attention::plain(heads, kv, d, d, span)
         },
-        Recurrent {
-            kind: RecurrentKind::Other,
-            states: vec![conv(kv * d), conv(kv * d), conv(h), conv(h)],
-        },
+        Recurrent::new(
+            RecurrentKind::Other,
+            vec![conv(kv * d), conv(kv * d), conv(h), conv(h)],
+        ),
     ))
 }

@@ -119,7 +119,7 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     if let Some(reason) = family::family(&top_type).and_then(|f| f.refuse.clone()) {
         return Err(ArchError::field(
             "model_type",
-            format!("{top_type}: {reason}"),
+            format!("{top_type} {reason}"),
         ));
     }
 

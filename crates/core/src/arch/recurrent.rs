@@ -117,13 +117,35 @@ pub(crate) fn build(
         .bool(&["use_conv_bias", "mamba_conv_bias", "conv_bias"])?
         .unwrap_or(kind == RecKind::Mamba || kind == RecKind::Mamba2);
     let proj_bias = t.flag(&["use_bias", "mamba_proj_bias", "mamba_bias"])?;
-    // vLLM's cache setting (its mamba_ssm_cache_dtype); transformers' modeling files never read
-    // it and keep the recurrent state in float32 (the oracle's cache tensors).
-    t.mark_read(&["mamba_ssm_cache_dtype"]);
+    // Facts engines size their state pages from (vLLM: model_config.get_mamba_chunk_size;
+    // NemotronHForCausalLMConfig / Qwen3_5ForConditionalGenerationConfig read the SSM dtype).
+    let chunk_size = t.u64(&["mamba_chunk_size", "chunk_size"])?;
+    let config_ssm_dtype_bytes = match t
+        .string(&["mamba_ssm_cache_dtype", "mamba_ssm_dtype"])?
+        .as_deref()
+    {
+        Some("float32") => Some(4),
+        Some("float16" | "bfloat16") => Some(2),
+        _ => None,
+    };
+    let rec = |kind: RecurrentKind, states: Vec<StateTensor>, groups: u64| Recurrent {
+        kind,
+        states,
+        groups,
+        chunk_size,
+        config_ssm_dtype_bytes,
+    };
     match kind {
         RecKind::Mamba => {
-            let di = match t.u64(&["mamba_expand", "expand"])? {
-                Some(e) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => e * h,
+            // A GGUF file states the inner width (ssm.inner_size, as mamba_d_ssm): Jamba's.
+            let di = match (
+                t.u64(&["mamba_d_ssm"])?,
+                t.u64(&["mamba_expand", "expand"])?,
+            ) {
+                (Some(d), _) => d,
+                (None, Some(e)) if !t.has(&["intermediate_size"]) || t.has(&["mamba_expand"]) => {
+                    e * h
+                }
                 _ => t.req_u64(&["intermediate_size"])?,
             };
             let n = t.req_u64(&["mamba_d_state", "state_size", "ssm_state_size"])?;
@@ -153,13 +175,14 @@ pub(crate) fn build(
             }
             out.push(Tensor::vector(small));
             out.push(Tensor::matrix(r, h, di, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::Mamba,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Mamba,
+                vec![
                     state("conv", &[di, k], StateDtype::Model),
                     state("recurrent", &[di, n], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Mamba2 => {
             let heads = t.req_u64(&[
@@ -168,7 +191,13 @@ pub(crate) fn build(
                 "n_mamba_heads",
                 "num_heads",
             ])?;
-            let given_head_dim = t.u64(&["mamba_d_head", "mamba_head_dim", "mamba_headdim"])?;
+            // Granite 4-H's class default is "auto": d_inner / heads
+            // (configuration_granitemoehybrid.py), as when no head width is given.
+            let head_dim_keys = ["mamba_d_head", "mamba_head_dim", "mamba_headdim"];
+            let given_head_dim = match t.find(&head_dim_keys) {
+                Some(f) if f.value.as_str() == Some("auto") => None,
+                _ => t.u64(&head_dim_keys)?,
+            };
             // Inner width: Falcon-H1's mamba_d_ssm; else heads × head dim when both are given
             // (Nemotron-H: `intermediate_size = mamba_num_heads * mamba_head_dim`); else
             // expand × hidden (Mamba2Mixer).
@@ -199,13 +228,14 @@ pub(crate) fn build(
             }
             out.push(Tensor::vector(small));
             out.push(Tensor::matrix(r, h, di, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::Mamba2,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Mamba2,
+                vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
                     state("recurrent", &[heads, head_dim, n], StateDtype::F32),
                 ],
-            })
+                groups,
+            ))
         }
         RecKind::GatedDeltaNet => {
             let kh = t.req_u64(&["linear_num_key_heads"])?;
@@ -225,13 +255,14 @@ pub(crate) fn build(
             out.push(Tensor::matrix(Role::Small, conv_dim, k, Split::Rows));
             out.push(Tensor::vector(2 * vh + vd));
             out.push(Tensor::matrix(r, h, value_dim, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::GatedDeltaNet,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::GatedDeltaNet,
+                vec![
                     state("conv", &[conv_dim, k], StateDtype::Model),
                     state("recurrent", &[vh, kd, vd], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::KimiDelta => {
             let heads = t.req_u64(&["linear_num_heads", "num_linear_heads"])?;
@@ -251,13 +282,14 @@ pub(crate) fn build(
             out.push(Tensor::matrix(r, heads, h, Split::Rows));
             out.push(Tensor::vector(qkv + heads + d));
             out.push(Tensor::matrix(r, h, qkv, Split::Cols));
-            Ok(Recurrent {
-                kind: RecurrentKind::KimiDelta,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::KimiDelta,
+                vec![
                     state("conv", &[3 * qkv, k], StateDtype::Model),
                     state("recurrent", &[heads, d, d], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::ShortConv => {
             let l = t.req_u64(&["conv_L_cache", "conv_kernel", "short_conv_kernel_size"])?;
@@ -267,26 +299,28 @@ pub(crate) fn build(
             if conv_bias {
                 out.push(Tensor::vector(3 * h + h + h));
             }
-            Ok(Recurrent {
-                kind: RecurrentKind::ShortConv,
-                states: vec![state("conv", &[h, l], StateDtype::Model)],
-            })
+            Ok(rec(
+                RecurrentKind::ShortConv,
+                vec![state("conv", &[h, l], StateDtype::Model)],
+                1,
+            ))
         }
         RecKind::Rwkv => {
             let a = t.u64_or(&["attention_hidden_size"], h)?;
             out.push(Tensor::matrix(r, a, h, Split::Rows).times(3));
             out.push(Tensor::matrix(r, h, a, Split::Cols));
             out.push(Tensor::vector(5 * a));
-            Ok(Recurrent {
-                kind: RecurrentKind::Rwkv,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Rwkv,
+                vec![
                     state("state0", &[h], StateDtype::Model),
                     state("state1", &[h], StateDtype::Model),
                     state("state2", &[h], StateDtype::F32),
                     state("state3", &[h], StateDtype::F32),
                     state("state4", &[h], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Rglru => {
             let w = t.u64_or(&["lru_width"], h)?;
@@ -298,13 +332,14 @@ pub(crate) fn build(
             out.push(Tensor::matrix(Role::Small, w, k, Split::Rows));
             out.push(Tensor::matrix(Role::Small, heads * bw, bw, Split::Rows).times(2));
             out.push(Tensor::vector(2 * w + h + w + w + 2 * heads * bw));
-            Ok(Recurrent {
-                kind: RecurrentKind::Rglru,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Rglru,
+                vec![
                     state("conv", &[w, k.saturating_sub(1)], StateDtype::Model),
                     state("recurrent", &[w], StateDtype::F32),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Xlstm => {
             let heads = t.req_u64(&["num_heads"])?.max(1);
@@ -318,14 +353,15 @@ pub(crate) fn build(
             out.push(Tensor::matrix(r, h, v, Split::Cols));
             let biases = if bias { 2 * qk + 2 * v + h } else { 0 };
             out.push(Tensor::vector(2 * heads + v + biases));
-            Ok(Recurrent {
-                kind: RecurrentKind::Xlstm,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Xlstm,
+                vec![
                     state("C", &[heads, qk / heads, v / heads], StateDtype::Model),
                     state("n", &[heads, qk / heads], StateDtype::Model),
                     state("m", &[heads, 1], StateDtype::Model),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Compressor { .. } => Err(ArchError::model(
             "a compressed-attention layer is built with its attention (compressed.rs)",
@@ -339,9 +375,9 @@ pub(crate) fn build(
             let c = (heads + kv) * d;
             out.push(Tensor::matrix(Role::Small, c, t0 + d * t1, Split::Rows));
             out.push(Tensor::vector(2 * c + kv));
-            Ok(Recurrent {
-                kind: RecurrentKind::Cca,
-                states: vec![
+            Ok(rec(
+                RecurrentKind::Cca,
+                vec![
                     state(
                         "conv",
                         &[c, t0.saturating_sub(1) + t1.saturating_sub(1)],
@@ -349,7 +385,8 @@ pub(crate) fn build(
                     ),
                     state("recurrent", &[kv * d / 2], StateDtype::Model),
                 ],
-            })
+                1,
+            ))
         }
         RecKind::Lightning => {
             let heads = basics.heads.get(0);
@@ -358,10 +395,11 @@ pub(crate) fn build(
             out.push(Tensor::matrix(r, h, heads * d, Split::Cols));
             out.push(Tensor::matrix(r, heads * d, h, Split::Rows));
             out.push(Tensor::vector(heads * d));
-            Ok(Recurrent {
-                kind: RecurrentKind::Lightning,
-                states: vec![state("recurrent", &[heads, d, d], StateDtype::Model)],
-            })
+            Ok(rec(
+                RecurrentKind::Lightning,
+                vec![state("recurrent", &[heads, d, d], StateDtype::Model)],
+                1,
+            ))
         }
     }
 }

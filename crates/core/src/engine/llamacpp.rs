@@ -500,8 +500,9 @@ pub fn honours_sliding_window(model: &ModelDesc) -> bool {
     )
 }
 
-/// The recurrent mixers whose state [`recurrent_state_bytes`] sizes as llama.cpp's recurrent
-/// memory does (conv and recurrent states, f32).
+/// The recurrent mixers the llama.cpp profile sizes ([`recurrent_state_bytes`]): llama.cpp's
+/// own rows ([`recurrent_state_row`]) for all but RWKV, whose rows are counted from the
+/// description's states with a warning.
 pub const LLAMACPP_RECURRENT: &[RecurrentKind] = &[
     RecurrentKind::Mamba,
     RecurrentKind::Mamba2,
@@ -512,25 +513,116 @@ pub const LLAMACPP_RECURRENT: &[RecurrentKind] = &[
     RecurrentKind::Rwkv,
 ];
 
-/// A recurrent layer's state in llama.cpp's recurrent memory, per sequence: the conv state
-/// keeps d_conv − 1 columns (`n_embd_r()` = (d_conv − 1) × channels) and the recurrent state
-/// all of its elements (`n_embd_s()`), both f32 (src/llama-hparams.cpp, src/llama-memory-recurrent.cpp
-/// type_r = type_s = GGML_TYPE_F32).
+/// One recurrent layer's rows in llama.cpp's recurrent memory (src/llama-memory-recurrent.cpp:
+/// per layer `cache_r_l` [n_embd_r, mem_size] and `cache_s_l` [n_embd_s, mem_size], both f32,
+/// mem_size = max(1, n_seq_max), src/llama-model.cpp `create_memory`), in elements per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateRow {
+    /// n_embd_r: the convolution's last d_conv − 1 columns.
+    pub r: u64,
+    /// n_embd_s: the recurrent (SSM, delta-rule, linear-attention) state.
+    pub s: u64,
+}
+
+impl StateRow {
+    /// Bytes per sequence (f32 rows).
+    pub fn bytes(&self) -> u64 {
+        self.r.saturating_add(self.s).saturating_mul(4)
+    }
+}
+
+/// n_embd_r and n_embd_s of a recurrent layer as llama.cpp sizes them (src/llama-hparams.cpp at
+/// 0c1e57098), from the description's state tensors, whose shapes are transformers':
+/// - the conv state [channels, d_conv] keeps d_conv − 1 columns in llama.cpp ("the first column
+///   of the conv_state is shifted out each time, it's not actually needed"): n_embd_r =
+///   (d_conv − 1) × channels, channels being d_inner + 2·n_group·d_state for Mamba/Mamba-2 and
+///   the delta rules (Mamba-1: n_group = 0), 3·n_head·head_dim for Kimi's KDA, n_embd for LFM2's
+///   short conv ((L_cache − 1) × n_embd);
+/// - the recurrent state is whole: n_embd_s = d_state × d_inner (Mamba's [d_inner, d_state],
+///   Mamba-2's [heads, head_dim, d_state], Gated DeltaNet's [v_heads, k_dim, v_dim]), head_dim² ×
+///   n_head for KDA and lightning attention.
+///
+/// None for mixers whose llama.cpp rows differ from transformers' state (RWKV: token_shift_count
+/// × n_embd and n_embd × wkv_head_size) or that llama.cpp does not run.
+pub fn recurrent_state_row(layer: &Layer) -> Option<StateRow> {
+    use crate::layer::RecurrentKind as K;
+    let r = layer.recurrent.as_ref()?;
+    if !matches!(
+        r.kind,
+        K::Mamba | K::Mamba2 | K::GatedDeltaNet | K::KimiDelta | K::ShortConv | K::Lightning
+    ) {
+        return None;
+    }
+    let mut row = StateRow::default();
+    for st in &r.states {
+        if st.name == "conv" && st.shape.len() == 2 {
+            row.r = row
+                .r
+                .saturating_add(st.shape[0].saturating_mul(st.shape[1].saturating_sub(1)));
+        } else {
+            row.s = row.s.saturating_add(st.elements());
+        }
+    }
+    Some(row)
+}
+
+/// A recurrent layer's state bytes per sequence in llama.cpp ([`recurrent_state_row`]; a mixer
+/// it does not size like transformers counts its description's states, f32).
 pub fn recurrent_state_bytes(layer: &Layer) -> u64 {
-    let Some(r) = &layer.recurrent else {
-        return 0;
+    match recurrent_state_row(layer) {
+        Some(row) => row.bytes(),
+        None => layer
+            .recurrent
+            .as_ref()
+            .map_or(0, |r| r.elements().saturating_mul(4)),
+    }
+}
+
+/// The recurrent memory of `layers` (llama_memory_recurrent, or the recurrent half of
+/// llama_memory_hybrid): one row per sequence, mem_size = max(1, n_seq_max), whatever the
+/// context; layers without a recurrent mixer have none (the hybrid's layer filters:
+/// src/llama-model.cpp `create_memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecurrentCache {
+    pub cells: u64,
+    pub layers: u64,
+    pub r_bytes: u64,
+    pub s_bytes: u64,
+}
+
+impl RecurrentCache {
+    pub fn bytes(&self) -> u64 {
+        self.r_bytes.saturating_add(self.s_bytes)
+    }
+}
+
+pub fn recurrent_cache(
+    model: &ModelDesc,
+    a: &LlamaCppArgs,
+    layers: impl Iterator<Item = u64>,
+) -> RecurrentCache {
+    let cells = a.n_seq.max(1);
+    let mut c = RecurrentCache {
+        cells,
+        ..RecurrentCache::default()
     };
-    r.states
-        .iter()
-        .map(|s| {
-            let elements = if s.name == "conv" && s.shape.len() == 2 {
-                s.shape[0].saturating_mul(s.shape[1].saturating_sub(1))
-            } else {
-                s.elements()
-            };
-            elements.saturating_mul(4)
-        })
-        .fold(0u64, u64::saturating_add)
+    for i in layers {
+        let layer = model.layer(i);
+        if layer.recurrent.is_none() {
+            continue;
+        }
+        c.layers += 1;
+        match recurrent_state_row(layer) {
+            Some(row) => {
+                c.r_bytes = c.r_bytes.saturating_add(row.r.saturating_mul(4));
+                c.s_bytes = c.s_bytes.saturating_add(row.s.saturating_mul(4));
+            }
+            None => c.s_bytes = c.s_bytes.saturating_add(recurrent_state_bytes(layer)),
+        }
+    }
+    c.r_bytes = c.r_bytes.saturating_mul(cells);
+    c.s_bytes = c.s_bytes.saturating_mul(cells);
+    c
 }
 
 /// Layers that keep a KV cache of their own (the others read an earlier layer's, or have no
@@ -729,8 +821,10 @@ pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_all
     let builder = simulated_builder(model)?;
     let cs = context_sizes(model, a);
     let streams = cs.streams.max(1);
-    // graph_reserve: "making n_tokens a multiple of n_seqs"; the outputs stay n_ubatch.
-    let tokens = crate::units::div_ceil(cs.n_ubatch, streams).saturating_mul(streams);
+    // graph_reserve(n_tokens, n_seqs = n_seq_max, n_outputs): "making n_tokens a multiple of
+    // n_seqs"; the outputs stay n_ubatch (n_outputs_max defaults to n_batch).
+    let n_seq = a.n_seq.max(1);
+    let tokens = crate::units::div_ceil(cs.n_ubatch, n_seq).saturating_mul(n_seq);
     let caches = kv_caches(model, a, 0..model.num_layers);
     let swa_cells = caches
         .iter()
@@ -741,18 +835,31 @@ pub fn cpu_reserve_graph(model: &ModelDesc, a: &LlamaCppArgs) -> Option<ggml_all
         tokens,
         outputs: cs.n_ubatch,
         streams,
+        // graph_reserve: ubatch_reserve(n_tokens / n_seqs, n_seqs) with n_seqs = n_seq_max.
+        seqs: a.n_seq.max(1),
         flash_attn: a.flash_attn.enabled(),
         cells: cs.n_ctx_seq,
         swa_cells,
-        k_rot: reserve_graph::rotation_width(quantized(a.type_k), model.head_dim, false),
-        v_rot: reserve_graph::rotation_width(quantized(a.type_v), model.head_dim, true),
+        rs_size: a.n_seq.max(1),
+        k_quantized: quantized(a.type_k),
+        v_quantized: quantized(a.type_v),
     };
     Some(reserve_graph::build(model, builder, &shape))
 }
 
-/// Host-side inputs of the graph when the layers run on a GPU: the token embeddings (get_rows
-/// on the CPU-resident token_embd, [n_embd, tokens] f32) and the KQ mask, built on the host
-/// ("CUDA_Host compute buffer").
+/// Host-side part of the graph when the layers run on a GPU ("CUDA_Host compute buffer"):
+/// ggml_backend_sched gives every graph input to the last backend, the CPU
+/// (ggml-backend.cpp `ggml_backend_sched_backend_id_from_cur`: "graph input"), and the
+/// token-embedding lookup runs where token_embd is, the CPU (llama-model.cpp: "the input layer
+/// is always on the CPU"); that CPU backend allocates from the first GPU's pinned host buffer
+/// type (llama-context.cpp: "use the host buffer of the first device CPU"). The GPU split's
+/// own buffer then holds copies of the inputs it reads (`ggml_backend_sched_split_graph`),
+/// which is why a graph that runs on a GPU is split at least twice. Counted: the embedding rows
+/// [n_embd, tokens] f32 and the KQ mask; this reproduces the host compute buffers of the GPU
+/// records (engines_llamacpp.rs, three builds). Not counted: the small index inputs, and at
+/// 0c1e57098 the unused embeddings input of `build_inp_embd` and the set_rows indices
+/// (without flash attention one i64 per V element of the ubatch), which builds after those
+/// records added.
 pub fn host_input_bytes(model: &ModelDesc, a: &LlamaCppArgs) -> u64 {
     let cs = context_sizes(model, a);
     let t = cs.n_ubatch;
@@ -787,6 +894,8 @@ pub struct Buffers {
     pub cpu_compute: u64,
     pub output: u64,
     pub caches: Vec<KvCache>,
+    /// The recurrent memory of every recurrent layer (in `gpu_kv` / `cpu_kv` by device).
+    pub states: RecurrentCache,
 }
 
 impl Buffers {
@@ -818,14 +927,8 @@ pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: 
     }
     let gpu_caches = kv_caches(model, a, first_gpu..n_layer);
     let cpu_caches = kv_caches(model, a, 0..first_gpu);
-    // Recurrent layers' states: one cell per sequence (llama-memory-recurrent.cpp, mem_size =
-    // max(1, n_seq_max)), on the layer's device like the KV cache.
-    let states = |range: std::ops::Range<u64>| -> u64 {
-        range
-            .map(|i| recurrent_state_bytes(model.layer(i)))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul(a.n_seq.max(1))
-    };
+    // Recurrent layers' states: one cell per sequence, on the layer's device like the KV cache.
+    let states = |range: std::ops::Range<u64>| recurrent_cache(model, a, range).bytes();
     let gpu_kv_raw: u64 = gpu_caches
         .iter()
         .map(KvCache::bytes)
@@ -864,6 +967,7 @@ pub fn buffers(model: &ModelDesc, weights: &GgufWeights, a: &LlamaCppArgs, ngl: 
         cpu_compute,
         output: output_buffer_bytes(model, a),
         caches: kv_caches(model, a, 0..n_layer),
+        states: recurrent_cache(model, a, 0..n_layer),
     }
 }
 
@@ -1062,17 +1166,25 @@ pub fn estimate_on(
         e.warnings.push("several GPUs with every layer offloaded: llama.cpp runs them as a pipeline, whose scheduler keeps extra copies of the graph inputs (GGML_SCHED_MAX_COPIES) that the compute figures do not count".into());
     }
     if ngl > 0 || !simulates_cpu_graph(model) {
+        let why = if simulates_cpu_graph(model) {
+            "the reserve graph is simulated for graphs that run on the CPU alone".to_string()
+        } else {
+            format!(
+                "no llama.cpp graph builder is simulated for model_type \"{}\"",
+                model.model_type
+            )
+        };
         e.warnings.push(format!(
-            "compute buffers are the phase estimate ({}): on the llama.cpp ground-truth CPU runs of unsimulated architectures it is off by up to 69%",
-            if simulates_cpu_graph(model) {
-                "the reserve graph is simulated for graphs that run on the CPU alone"
-            } else {
-                "this architecture's reserve graph is not simulated"
-            }
+            "compute buffers are the phase estimate ({why}): on the llama.cpp ground-truth CPU runs it was off by up to 69% (Gemma 3n, before its builder was simulated)"
         ));
     }
-    if model.has_recurrent_layers() {
-        e.warnings.push("recurrent-state buffers (llama-memory-recurrent: conv and recurrent states per sequence, f32) are counted from the description's state shapes, not yet checked against llama.cpp's own figures".into());
+    // llama.cpp's recurrent rows are exact (n_embd_r/n_embd_s of llama-hparams.cpp) for the
+    // mixers `recurrent_state_row` sizes; any other mixer is counted from its description.
+    if model
+        .layers()
+        .any(|l| l.recurrent.is_some() && recurrent_state_row(l).is_none())
+    {
+        e.warnings.push("recurrent-state buffers of this mixer are counted from the description's state shapes (f32); llama.cpp's own rows for it are not modelled".into());
     }
     // Sequences of n_ctx_seq cells that the cache holds: -np slots (each its own cells).
     e.max_concurrency = if e.fits { a.n_seq } else { 0 };
@@ -1183,7 +1295,7 @@ pub fn estimate_on(
                 name: "compute_buffer",
                 value: "simulated".into(),
                 origin:
-                    "reserve graph through ggml-alloc, exact on the 470 CPU-run calibration records"
+                    "reserve graph through ggml-alloc: exact on the 470 CPU-run calibration records and on 542 of the 543 llama.cpp ground-truth runs (23 architectures; worst 2.65%)"
                         .into(),
             }
         } else {

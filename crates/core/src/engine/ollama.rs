@@ -1,9 +1,22 @@
-//! ollama: how ollama's scheduler decides how many layers to offload before it starts the
-//! llama.cpp runner (ollama/ollama llm/memory.go `estimateGPULayers` and fs/ggml/ggml.go
-//! `GraphSize`, read at commit 4372d0bf; docs/reference/gguf_and_quant.md §2.3). ollama
-//! estimates with its own formulas, not llama.cpp's buffer sizes: this profile reproduces the
-//! estimate (what `msg=offload` logs), and the buffers the runner then allocates follow
-//! the llama.cpp profile with the chosen layer count.
+//! ollama, in its two ways of placing a model:
+//!
+//! - **llama-server** (ollama today, since the CGO runners were removed, ollama/ollama PR
+//!   #16031, merged 2026-05): ollama starts upstream llama-server with `-c num_ctx × parallel
+//!   -np parallel [--cache-type-k/-v OLLAMA_KV_CACHE_TYPE] [-b num_batch] [-ngl num_gpu]` and
+//!   nothing else (ollama/ollama llm/llama_server.go `startLlamaServer` at 869e7249): no `-ub`
+//!   (llama-server's 512, clamped to `-b`), no `-fa` (llama-server's `auto`), no `--fit-target`
+//!   (its 1 GiB per device), and without `num_gpu` no `-ngl`, so llama-server's `--fit` places
+//!   the layers and experts. `--fit` never shrinks a context the caller gave (common/fit.cpp
+//!   at 0c1e57098: "context size set by user -> no change"), and ollama always gives `-c`:
+//!   the context is num_ctx × parallel whatever the card. The buffers are the llama.cpp
+//!   profile's for those flags. `OLLAMA_FLASH_ATTENTION` and `OLLAMA_GPU_OVERHEAD` are not
+//!   passed to llama-server at that commit.
+//! - **estimate** (ollama up to its llama-server switch): ollama's scheduler decides how many
+//!   layers to offload before it starts its llama.cpp runner (llm/memory.go
+//!   `estimateGPULayers` and fs/ggml/ggml.go `GraphSize`, read at commit 4372d0bf;
+//!   docs/reference/gguf_and_quant.md §2.3), with its own formulas: this reproduces the
+//!   estimate (what `msg=offload` logs), and the buffers the runner then allocates follow the
+//!   llama.cpp profile with the chosen layer count.
 
 use crate::engine::llamacpp::{self, GgufWeights, LlamaCppArgs, TypeMix};
 use crate::estimate::{Assumption, Config, Estimate, Setting};
@@ -13,6 +26,7 @@ use crate::precision::KvDtype;
 use crate::units::MIB;
 
 const MEMORY_GO: &str = "ollama llm/memory.go estimateGPULayers";
+const LLAMA_SERVER_GO: &str = "ollama llm/llama_server.go startLlamaServer @869e7249";
 const GGML_GO: &str = "ollama fs/ggml/ggml.go GraphSize";
 
 /// ml/device.go `MinimumMemory` for CUDA and ROCm (earlier discover/gpu.go
@@ -36,6 +50,37 @@ pub struct OllamaArgs {
     pub gpu_overhead: u64,
     /// `num_gpu` forced layer count (None: ollama's estimate).
     pub num_gpu: Option<u64>,
+    /// Which ollama places the layers.
+    pub scheduler: Scheduler,
+    /// Host memory to check llama-server's host buffers against (None: not checked).
+    pub host_memory: Option<u64>,
+}
+
+/// How ollama decides where the layers go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// ollama today: upstream llama-server with its `--fit` (llm/llama_server.go).
+    LlamaServer,
+    /// ollama before its llama-server switch: its own estimate (llm/memory.go).
+    Estimate,
+}
+
+impl Scheduler {
+    pub fn parse(text: &str) -> Result<Scheduler, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "llama-server" | "llamaserver" | "fit" | "auto" => Ok(Scheduler::LlamaServer),
+            "estimate" | "legacy" => Ok(Scheduler::Estimate),
+            _ => Err(format!(
+                "ollama scheduler '{text}': use llama-server (ollama today: llama-server's --fit places the layers) or estimate (ollama before its llama-server switch: llm/memory.go)"
+            )),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scheduler::LlamaServer => "llama-server",
+            Scheduler::Estimate => "estimate",
+        }
+    }
 }
 
 impl Default for OllamaArgs {
@@ -48,14 +93,93 @@ impl Default for OllamaArgs {
             flash_attention: false,
             gpu_overhead: 0,
             num_gpu: None,
+            scheduler: Scheduler::LlamaServer,
+            host_memory: None,
         }
     }
+}
+
+/// The llama-server flags ollama starts (llm/llama_server.go `startLlamaServer` at 869e7249):
+/// `-c num_ctx × parallel`, `-np parallel`, `--cache-type-k` and `--cache-type-v` both
+/// OLLAMA_KV_CACHE_TYPE when set, `-b num_batch` (`-ub` stays llama-server's 512, clamped to
+/// `-b` by llama-context.cpp), `-ngl num_gpu` only when set (else `--fit` places the layers),
+/// flash attention llama-server's `auto`.
+pub fn llama_server_args(a: &OllamaArgs) -> LlamaCppArgs {
+    LlamaCppArgs {
+        n_ctx: a.num_ctx.saturating_mul(a.num_parallel.max(1)),
+        n_seq: a.num_parallel.max(1),
+        n_batch: a.num_batch,
+        type_k: a.kv_type,
+        type_v: a.kv_type,
+        flash_attn: llamacpp::FlashAttn::Auto,
+        n_gpu_layers: a.num_gpu,
+        host_memory: a.host_memory,
+        ..LlamaCppArgs::default()
+    }
+}
+
+/// ollama today: llama-server with the flags of [`llama_server_args`], on `gpus`.
+fn estimate_llama_server(
+    model: &ModelDesc,
+    gpus: &[Gpu],
+    config: Config,
+    mix: &TypeMix,
+    a: &OllamaArgs,
+) -> Result<Estimate, String> {
+    let runner = llama_server_args(a);
+    let mut e = llamacpp::estimate_on(model, gpus, config, mix, &runner)?;
+    e.engine = "ollama".into();
+    e.context = a.num_ctx;
+    e.batch = a.num_parallel;
+    e.max_concurrency = e.max_concurrency.min(a.num_parallel);
+    e.engine_settings.splice(
+        0..0,
+        [
+            Setting {
+                name: "scheduler",
+                value: Scheduler::LlamaServer.name().into(),
+                origin: format!("ollama starts llama-server; its --fit places the layers ({LLAMA_SERVER_GO})"),
+            },
+            Setting {
+                name: "num_ctx",
+                value: a.num_ctx.to_string(),
+                origin: format!("--context; llama-server -c {} (num_ctx × OLLAMA_NUM_PARALLEL, never shrunk by --fit: common/fit.cpp)", runner.n_ctx),
+            },
+            Setting {
+                name: "OLLAMA_NUM_PARALLEL",
+                value: a.num_parallel.to_string(),
+                origin: "-np".into(),
+            },
+            Setting {
+                name: "num_batch",
+                value: a.num_batch.to_string(),
+                origin: "llama-server -b (its -ub stays 512)".into(),
+            },
+            Setting {
+                name: "OLLAMA_KV_CACHE_TYPE",
+                value: a.kv_type.name(),
+                origin: "llama-server --cache-type-k and --cache-type-v".into(),
+            },
+        ],
+    );
+    if a.flash_attention {
+        e.warnings.push(format!("OLLAMA_FLASH_ATTENTION is not passed to llama-server ({LLAMA_SERVER_GO}): flash attention is llama-server's auto"));
+    }
+    if a.gpu_overhead > 0 {
+        e.warnings.push(format!("OLLAMA_GPU_OVERHEAD is not passed to llama-server ({LLAMA_SERVER_GO}): --fit keeps its own 1 GiB free per GPU"));
+    }
+    e.assumptions.push(Assumption {
+        figure: "ollama",
+        formula: "llama-server -c num_ctx×parallel -np parallel -ctk/-ctv OLLAMA_KV_CACHE_TYPE -b num_batch, -ngl only with num_gpu (else --fit), -fa auto".into(),
+        source: LLAMA_SERVER_GO,
+    });
+    Ok(e)
 }
 
 /// ollama's settings from the flags vramplan carries for llama.cpp (ollama's own names in
 /// brackets): `-c` (num_ctx), `-np` (OLLAMA_NUM_PARALLEL), `-ub` (num_batch, default 512),
 /// `-ctk` (OLLAMA_KV_CACHE_TYPE), `-fa` (OLLAMA_FLASH_ATTENTION: off unless set, so "auto"
-/// keeps it off), `-ngl` (num_gpu). Weights default to the Q4_K_M mix: ollama's library models
+/// keeps it off), `-ngl` (num_gpu), `--ollama-scheduler` (llama-server or estimate). Weights default to the Q4_K_M mix: ollama's library models
 /// are mostly Q4_K_M files.
 pub fn resolve_flags(
     f: &llamacpp::LlamaCppFlags,
@@ -71,6 +195,8 @@ pub fn resolve_flags(
         flash_attention: llamacpp::FlashAttn::parse(&f.flash_attn)? == llamacpp::FlashAttn::On,
         gpu_overhead: 0,
         num_gpu: f.n_gpu_layers,
+        scheduler: Scheduler::parse(&f.ollama_scheduler)?,
+        host_memory: f.host_memory_bytes()?,
     };
     let config = req.config(
         weights,
@@ -224,9 +350,6 @@ pub fn estimate(
     mix: &TypeMix,
     a: &OllamaArgs,
 ) -> Result<Estimate, String> {
-    if config.parallel.gpus() > 1 {
-        return Err("the ollama profile models one GPU; ollama spreads layers over GPUs itself (use --engine vllm for tensor parallelism)".into());
-    }
     if a.num_ctx == 0 || a.num_parallel == 0 {
         return Err("num_ctx and OLLAMA_NUM_PARALLEL must each be at least 1".into());
     }
@@ -238,6 +361,13 @@ pub fn estimate(
             "num_ctx {} × OLLAMA_NUM_PARALLEL {} = {cells} KV cells is beyond any deployment (limit 2^34)",
             a.num_ctx, a.num_parallel
         ));
+    }
+    if a.scheduler == Scheduler::LlamaServer {
+        let n = config.parallel.gpus().clamp(1, 64) as usize;
+        return estimate_llama_server(model, &vec![gpu.clone(); n], config, mix, a);
+    }
+    if config.parallel.gpus() > 1 {
+        return Err("ollama's own estimate models one GPU (before its llama-server switch ollama spread layers over GPUs itself); --ollama-scheduler llama-server places them over several".into());
     }
     let weights = GgufWeights::of(model, mix);
     // ollama reads the GPU's free memory; an idle card is taken as fully free.
@@ -333,6 +463,11 @@ pub fn estimate(
             name: "layers.offload",
             value: format!("{}/{}", o.layers, model.num_layers + 1),
             origin: "ollama's estimate".into(),
+        },
+        Setting {
+            name: "scheduler",
+            value: Scheduler::Estimate.name().into(),
+            origin: "ollama before its llama-server switch".into(),
         },
     ];
     e.assumptions = vec![

@@ -141,6 +141,8 @@ pub struct SglangRules {
     pub tiers: GpuTiers,
     pub prefill_graph_reserve: bool,
     pub speculative_reserve_mib: u64,
+    /// Whether the token cell counts DeepSeek-V3.2's indexer keys (0.5.4+).
+    pub indexer_in_cell: bool,
     pub applied: Vec<&'static RuleEntry>,
 }
 
@@ -181,12 +183,19 @@ impl SglangRules {
         };
         let e = get("speculative_reserve_mib")?;
         let speculative_reserve_mib = e.value.parse().map_err(|_| bad(e))?;
+        let e = get("dsa_indexer_cell")?;
+        let indexer_in_cell = match e.value.as_str() {
+            "none" => false,
+            "fp8_with_scales" => true,
+            _ => return Err(bad(e)),
+        };
         Ok((
             SglangRules {
                 fraction,
                 tiers,
                 prefill_graph_reserve,
                 speculative_reserve_mib,
+                indexer_in_cell,
                 applied: Vec::new(),
             },
             applied,
@@ -470,10 +479,27 @@ pub fn used_before_load(tp: u64) -> u64 {
 /// KV bytes per token on one rank (pool_configurator.py `_compute_cell_size`): MHA/GQA
 /// kv heads per rank × (head_dim + v_head_dim) × layers; MLA (kv_lora_rank + rope) × layers —
 /// each layer's own K and V rows (`Layer::kv_bytes_per_token`), summed over the layers.
-pub fn cell_bytes(model: &ModelDesc, kv: crate::precision::KvDtype, tp: u64) -> u64 {
+/// DeepSeek-V3.2's indexer keys are counted as SGLang does: from 0.5.4 `index_head_dim +
+/// index_head_dim / 128 × 4` bytes a layer (uint8: fp8 values and fp32 scales,
+/// `NSATokenToKVPool.index_k_with_scale_buffer_dtype`; @v0.5.5
+/// model_runner.py `profile_max_num_token`, @v0.5.23 pool_configurator.py
+/// `_compute_dsa_indexer_cell_size`), before it not at all (@v0.5.3).
+pub fn cell_bytes(
+    model: &ModelDesc,
+    kv: crate::precision::KvDtype,
+    tp: u64,
+    indexer_in_cell: bool,
+) -> u64 {
     model
         .layers()
-        .map(|l| l.kv_bytes_per_token(kv, tp))
+        .map(|l| match &l.attention {
+            Some(a) if a.indexer.is_some() && a.caches() => {
+                let d = a.indexer_width();
+                let latent = kv.row_bytes(a.k_width() + a.v_width());
+                latent + if indexer_in_cell { d + d / 128 * 4 } else { 0 }
+            }
+            _ => l.kv_bytes_per_token(kv, tp),
+        })
         .fold(0u64, u64::saturating_add)
 }
 
@@ -553,7 +579,7 @@ pub fn estimate(
     let free_after_load = pre.saturating_sub(weights) as i128;
     let reserved = (pre as f64 * (1.0 - mfs)) as i128;
     let rest = free_after_load - reserved;
-    let cell = cell_bytes(model, config.kv_dtype, par.tp);
+    let cell = cell_bytes(model, config.kv_dtype, par.tp, rules.indexer_in_cell);
     let mut tokens = if rest > 0 {
         (rest as u64) / cell.max(1)
     } else {
@@ -786,7 +812,16 @@ mod tests {
         let mut a = SglangArgs::new(SglangRelease::parse("0.5.19").unwrap());
         a.mem_fraction_static = Some(0.8);
         let e = estimate(m, gpu, c, &a).unwrap();
-        assert_eq!(cell_bytes(m, KvDtype::Bf16, 4), 40_960);
+        assert_eq!(cell_bytes(m, KvDtype::Bf16, 4, true), 40_960);
+        // DeepSeek-V3.2: 61 layers × (576 × 2 B + 128 + 128/128 × 4 B) = 78,324 B from 0.5.4;
+        // 61 × 1,152 = 70,272 B at 0.5.3, whose cell leaves the indexer out.
+        let v32 = crate::catalogue()
+            .model("deepseek-ai/DeepSeek-V3.2-Exp")
+            .unwrap();
+        assert_eq!(cell_bytes(v32, KvDtype::Bf16, 8, true), 78_324);
+        assert_eq!(cell_bytes(v32, KvDtype::Bf16, 8, false), 70_272);
+        assert!(SglangRules::of(SglangRelease::parse("0.5.4").unwrap()).indexer_in_cell);
+        assert!(!SglangRules::of(SglangRelease::parse("0.5.3").unwrap()).indexer_in_cell);
         let pre: u64 = 25_386_352_640 - 564 * MIB;
         let expected =
             ((pre - e.weights_bytes) as i128 - (pre as f64 * 0.2) as i128) as u64 / 40_960;

@@ -11,13 +11,16 @@
 //! from the memory free after warmup instead (`KvSizing::Extensible`).
 
 mod flags;
+mod hybrid;
 mod rules;
 mod weights;
 
 pub use flags::{parse_speculative, quantization_format, Entrypoint, VllmFlags};
+pub use hybrid::{HybridFlags, MambaCacheMode, MambaDtype, StateLayout};
 pub use rules::{
     table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvGroupSize,
     KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
+    WindowInFlight,
 };
 pub use weights::{Lora, Speculative, SpeculativeMethod};
 
@@ -26,7 +29,7 @@ use crate::estimate::{
 };
 use crate::gpu::Gpu;
 use crate::layer::Span;
-use crate::model::{Inventory, MlpKind, ModelDesc};
+use crate::model::{Inventory, MlpKind, ModelDesc, TowerKind};
 use crate::parallel::{weight_bytes_per_stage_with, ExpertSplit, Parallelism};
 use crate::precision::{KvDtype, WeightFormat};
 use crate::units::{div_ceil, GIB, MIB};
@@ -117,6 +120,11 @@ pub struct VllmArgs {
     pub model_runner_v2: Option<bool>,
     /// --enable-extensible-kv-cache / --no-enable-extensible-kv-cache (0.34); None = default.
     pub extensible_kv_cache: Option<bool>,
+    /// --mamba-cache-dtype, --mamba-ssm-cache-dtype, --mamba-cache-mode, --enable-prefix-caching
+    /// (hybrid and attention-free models).
+    pub hybrid: HybridFlags,
+    /// --skip-mm-profiling (0.10.1+): no multimodal encoder run in the profiling run.
+    pub skip_mm_profiling: bool,
 }
 
 impl VllmArgs {
@@ -135,6 +143,8 @@ impl VllmArgs {
             speculative: None,
             model_runner_v2: None,
             extensible_kv_cache: None,
+            hybrid: HybridFlags::default(),
+            skip_mm_profiling: false,
         }
     }
 
@@ -286,6 +296,22 @@ pub fn page_bytes(model: &ModelDesc, kv: KvDtype, tp: u64, block: u64) -> u64 {
         .filter_map(|k| k.attention.as_ref())
         .find(|a| a.caches());
     match attention {
+        // DeepSeek-V3.2: the fp8 cache is FlashMLA-sparse's "fp8_ds_mla" layout, 656 bytes a
+        // token (512 fp8 latent values, 4 fp32 scales, 64 bf16 rope values;
+        // @v0.19.0:vllm/model_executor/layers/attention/mla_attention.py converts fp8 to it,
+        // kv_cache_interface.py MLAAttentionSpec), and every layer adds its indexer's key
+        // cache (`DeepseekV32IndexerCache`, deepseek_v2.py): head_dim fp8 values + one fp32
+        // scale per 128 (quant_block_size), a spec of the same block size whose page joins
+        // the layer's (UniformTypeKVCacheSpecs sums them).
+        Some(a) if a.latent.is_some() && a.indexer.is_some() => {
+            let latent = if kv == KvDtype::Fp8 && a.k_width() == 512 && a.v_width() == 64 {
+                656
+            } else {
+                kv.row_bytes(a.k_width() + a.v_width())
+            };
+            let d = a.indexer_width();
+            latent.saturating_add(d + d / 128 * 4).saturating_mul(block)
+        }
         Some(a) if a.latent.is_some() => kv
             .row_bytes(a.k_width() + a.v_width())
             .saturating_mul(block),
@@ -455,6 +481,8 @@ enum Kind {
     Full,
     Window(u64),
     Chunk(u64),
+    /// Mamba / linear-attention state (`MambaSpec`), one kind per mixer.
+    State(crate::layer::RecurrentKind),
 }
 
 /// How the KV layers of one worker are grouped (kv_cache_utils.py `get_kv_cache_groups`):
@@ -470,6 +498,8 @@ struct Groups {
     /// Layers of each kind on the worker.
     counts: Vec<(Kind, u64)>,
     size: KvGroupSize,
+    /// The state layout of hybrid and attention-free models.
+    state: Option<StateLayout>,
 }
 
 impl Groups {
@@ -482,12 +512,14 @@ impl Groups {
         let mut page: Option<(u64, u64)> = None;
         for i in layers {
             let layer = model.layer(i);
-            if layer.recurrent.is_some() {
-                return Err(format!(
-                    "{} has recurrent layers ({}); the vLLM profile does not model vLLM's hybrid KV-cache manager (Mamba and linear-attention state pages) yet (use --engine generic)",
-                    model.id,
-                    layer.kind_name()
-                ));
+            // A recurrent mixer registers a MambaSpec layer; a layer with both (Falcon-H1's
+            // parallel attention and Mamba) registers both.
+            if let Some(r) = &layer.recurrent {
+                let kind = Kind::State(r.kind);
+                match counts.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((kind, 1)),
+                }
             }
             let Some(a) = layer.attention.as_ref() else {
                 continue;
@@ -533,6 +565,7 @@ impl Groups {
                 tensors,
                 counts,
                 size,
+                state: None,
             };
         }
         let min = counts.iter().map(|c| c.1).min().unwrap_or(1).max(1);
@@ -549,6 +582,7 @@ impl Groups {
                 .collect(),
             tensors: group_size,
             counts,
+            state: None,
         }
     }
 
@@ -563,7 +597,9 @@ impl Groups {
             Some((_, c)) => *c += n,
             None => counts.push((Kind::Full, n)),
         }
+        let state = self.state;
         *self = Groups::from_counts(counts, self.size);
+        self.state = state;
     }
 
     fn groups(&self) -> u64 {
@@ -587,6 +623,7 @@ impl Groups {
                         ) + 1
                     }
                     Kind::Chunk(c) => div_ceil(len.min(c.saturating_add(batched_tokens)), block),
+                    Kind::State(_) => self.state.map_or(1, |s| s.blocks_per_request(len)),
                 };
                 one.saturating_mul(n)
             })
@@ -616,6 +653,9 @@ pub struct Plan {
     pub block_size: u64,
     pub max_num_seqs: u64,
     pub max_num_batched_tokens: u64,
+    /// Tokens scheduled but not yet freed that sliding-window and chunked-local layers keep
+    /// besides their window (`max_in_flight_tokens`, 0.26+; max_num_batched_tokens before).
+    pub in_flight_tokens: u64,
     pub utilization: f64,
     pub requested_bytes: u64,
     pub num_blocks: u64,
@@ -655,6 +695,8 @@ impl Plan {
             args.max_num_batched_tokens,
         );
         let block = block_size(model, args.block_size);
+        let state = state_layout(model, config, args, rules, block)?;
+        let block = state.map_or(block, |s| s.block_size);
         let extensible = args.extensible(rules);
         let utilization = if args.utilization_given {
             config.utilization
@@ -787,10 +829,16 @@ impl Plan {
                 signed_difference(requested_bytes, used)
             };
             let mut groups = Groups::of(model, range.clone(), rules.kv_group_size)?;
+            groups.state = state;
             if let (Some(sp), true) = (&args.speculative, s == last) {
                 groups.add_full_layers(sp.kv_layers());
             }
-            let page = page_bytes(model, config.kv_dtype, par.tp, block);
+            // Hybrid models: the state page is padded to the attention page
+            // (`mamba_page_size_padded`); attention-free models keep the state page.
+            let page = match page_bytes(model, config.kv_dtype, par.tp, block) {
+                0 => state.map_or(0, |s| s.state_page),
+                p => p,
+            };
             let per_block = page.saturating_mul(groups.tensors).max(1);
             let blocks = if available > 0 {
                 available as u64 / per_block
@@ -822,6 +870,8 @@ impl Plan {
             block_size: block,
             max_num_seqs,
             max_num_batched_tokens,
+            in_flight_tokens: max_num_batched_tokens
+                .saturating_mul(concurrent_batches(rules, args, par.pp, v2)),
             utilization,
             requested_bytes,
             num_blocks,
@@ -840,7 +890,7 @@ impl Plan {
     pub fn blocks_per_request(&self, len: u64) -> u64 {
         self.first()
             .groups
-            .blocks_per_request(len, self.block_size, self.max_num_batched_tokens)
+            .blocks_per_request(len, self.block_size, self.in_flight_tokens)
             .max(1)
     }
 
@@ -855,7 +905,22 @@ impl Plan {
         if self.rules.kv_tokens_report == KvTokensReport::Concurrency {
             (self.max_concurrency(len) * len as f64) as u64
         } else {
-            (self.num_blocks / self.first().groups.groups().max(1)).saturating_mul(self.block_size)
+            // The smallest block size of any group: the state groups' is max_model_len in
+            // mode "none" (`_report_kv_cache_config`: min over kv_cache_groups).
+            let groups = &self.first().groups;
+            let min_block = match groups.state {
+                Some(s)
+                    if groups
+                        .kinds
+                        .iter()
+                        .all(|(k, _)| matches!(k, Kind::State(_))) =>
+                {
+                    s.state_block_size(len)
+                }
+                Some(s) => self.block_size.min(s.state_block_size(len)),
+                None => self.block_size,
+            };
+            (self.num_blocks / groups.groups().max(1)).saturating_mul(min_block)
         }
     }
 
@@ -863,7 +928,7 @@ impl Plan {
     /// `check_enough_kv_cache_memory` sums `max_memory_usage_bytes` over the worker's layers).
     fn request_bytes(&self, w: &Worker, len: u64) -> u64 {
         w.groups
-            .blocks_per_request(len, self.block_size, self.max_num_batched_tokens)
+            .blocks_per_request(len, self.block_size, self.in_flight_tokens)
             .saturating_mul(w.page)
             .saturating_mul(w.groups.tensors)
     }
@@ -875,6 +940,99 @@ impl Plan {
             |len: u64| self.blocks_per_request(len).saturating_mul(requests) <= self.num_blocks;
         crate::estimate::largest_fitting_near(1, 1 << 34, fits)
     }
+}
+
+/// Whether the plan's model has attention pages (hybrid) or only state pages (attention-free).
+fn page_bytes_of_attention(plan: &Plan) -> u64 {
+    if plan
+        .first()
+        .groups
+        .kinds
+        .iter()
+        .all(|(k, _)| matches!(k, Kind::State(_)))
+    {
+        0
+    } else {
+        plan.first().page
+    }
+}
+
+/// Batches in flight at once (vllm/config/vllm.py `max_concurrent_batches`, 0.26+): with async
+/// scheduling (on by default from 0.26, off with draft-model and CPU n-gram speculation,
+/// `VllmConfig.__post_init__`) 2 on Model Runner V1 without PP, PP + 1 on Model Runner V2 (and
+/// on every runner from 0.34); the PP size without it. Before 0.26 the window specs reserve one
+/// batch (`WindowInFlight::Batched`).
+fn concurrent_batches(rules: &Rules, args: &VllmArgs, pp: u64, v2: bool) -> u64 {
+    let async_scheduling = !matches!(
+        args.speculative.as_ref().map(|s| &s.method),
+        Some(SpeculativeMethod::DraftModel(_) | SpeculativeMethod::Ngram)
+    );
+    match rules.window_in_flight {
+        WindowInFlight::Batched => 1,
+        _ if !async_scheduling => pp.max(1),
+        WindowInFlight::ConcurrentBatchesPpPlus1 => pp + 1,
+        WindowInFlight::ConcurrentBatches if v2 => pp + 1,
+        WindowInFlight::ConcurrentBatches if pp <= 1 => 2,
+        WindowInFlight::ConcurrentBatches => pp,
+    }
+}
+
+/// The state layout of a model with recurrent layers (hybrid or attention-free): its mamba cache
+/// mode, state page and the attention block size raised to hold it (engine/vllm/hybrid.rs).
+fn state_layout(
+    model: &ModelDesc,
+    config: &Config,
+    args: &VllmArgs,
+    rules: &Rules,
+    block: u64,
+) -> Result<Option<StateLayout>, String> {
+    let inv = model.inventory();
+    let mut recurrent = inv.kinds.iter().filter_map(|k| k.recurrent.as_ref());
+    let Some(rec) = recurrent.next() else {
+        return Ok(None);
+    };
+    let tp = config.parallel.tp;
+    let num_spec = args
+        .speculative
+        .as_ref()
+        .map_or(0, |s| s.num_speculative_tokens);
+    let page = |r| {
+        hybrid::state_page_bytes(
+            model,
+            r,
+            tp,
+            args.activation_bytes,
+            &args.hybrid,
+            rules,
+            num_spec,
+        )
+    };
+    let state_page = page(rec)?;
+    for other in recurrent {
+        if page(other)? != state_page {
+            return Err(format!(
+                "{}'s recurrent layers keep states of different sizes; vLLM sizes one state for the model (get_mamba_state_shape_from_config): use --engine generic",
+                model.id
+            ));
+        }
+    }
+    let attn_1 = page_bytes(model, config.kv_dtype, tp, 1);
+    let mode = hybrid::cache_mode(rules, &args.hybrid, rec.kind, attn_1 == 0)?;
+    let block_size = hybrid::unified_block_size(
+        rules,
+        model.mla.is_some(),
+        mode,
+        attn_1,
+        state_page,
+        block,
+        rec.chunk_size,
+    );
+    Ok(Some(StateLayout {
+        mode,
+        state_page,
+        block_size,
+        speculative_blocks: num_spec,
+    }))
 }
 
 /// A float as Python's repr prints it in vLLM's messages: 1.0, 0.9.
@@ -984,6 +1142,19 @@ pub fn estimate(
         0
     };
     e.overhead_bytes = w.non_torch + w.cuda_graph + margin;
+    // DeepSeek-V3.2 under vLLM: the indexer's key cache is fp8 with fp32 scales (132 B a token
+    // a layer), not transformers' bf16 row, so the per-token figure is vLLM's own.
+    if inv
+        .kinds
+        .iter()
+        .any(|k| k.attention.as_ref().is_some_and(|a| a.indexer.is_some()))
+    {
+        let caching = model
+            .layers()
+            .filter(|l| l.attention.as_ref().is_some_and(|a| a.caches()))
+            .count() as u64;
+        e.kv_bytes_per_token = page_bytes(model, config.kv_dtype, 1, 1).saturating_mul(caching);
+    }
     e.block_size = Some(plan.block_size);
     e.kv_cache_blocks = Some(plan.num_blocks);
     e.kv_cache_tokens = Some(plan.kv_cache_tokens(len));
@@ -1051,6 +1222,17 @@ pub fn estimate(
             })
             .collect();
     }
+    // The multimodal encoder's share of the profiling run is not modelled: say so rather than
+    // print a KV pool that is too large by it (docs/reference/vllm_releases.md §2.4).
+    let encoder = model
+        .towers
+        .iter()
+        .any(|t| matches!(t.kind, TowerKind::Vision | TowerKind::Audio));
+    if encoder && !args.skip_mm_profiling {
+        e.warnings.push(
+            "vLLM's profiling run also runs the vision/audio encoder on its largest dummy inputs and holds their outputs in the encoder cache (gpu_model_runner.py profile_run); that peak is not modelled, so the KV pool may be a few percent too large (a Qwen3-VL 0.20 log: +6.4%); --skip-mm-profiling (vLLM 0.10.1+) makes vLLM skip it and these figures exact".into(),
+        );
+    }
     e.engine_settings = settings(gpu, &config, args, &plan);
     e.assumptions = assumptions(model, &config, args, &plan);
     Ok(e)
@@ -1094,10 +1276,14 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
         Setting {
             name: "block_size",
             value: plan.block_size.to_string(),
-            origin: origin(
-                args.block_size.is_some(),
-                "default (vllm/platforms/cuda.py; the attention backend's preferred size)",
-            ),
+            origin: if plan.first().groups.state.is_some() {
+                "raised until one attention page holds a Mamba/linear-attention state page, a multiple of the kernel alignment (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig; vllm/platforms/interface.py _align_hybrid_block_size from 0.20)".into()
+            } else {
+                origin(
+                    args.block_size.is_some(),
+                    "default (vllm/platforms/cuda.py; the attention backend's preferred size)",
+                )
+            },
         },
         Setting {
             name: "max_num_seqs",
@@ -1166,6 +1352,37 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
             ),
         },
     ];
+    if let Some(st) = plan.first().groups.state {
+        v.push(Setting {
+            name: "mamba_cache_mode",
+            value: st.mode.name().into(),
+            origin: origin(
+                args.hybrid.mamba_cache_mode.is_some() || args.hybrid.prefix_caching.is_some(),
+                "the release's default for hybrid models (vllm/model_executor/models/config.py MambaModelConfig)",
+            ),
+        });
+        v.push(Setting {
+            name: "mamba_state_page",
+            value: format!(
+                "{} B per layer and sequence on each GPU, {}; {} per sequence in each state group",
+                crate::units::thousands(st.state_page),
+                if plan.first().page == st.state_page && page_bytes_of_attention(plan) == 0 {
+                    "the page itself (no attention layers)".to_string()
+                } else {
+                    format!(
+                        "padded to the {} B attention page of {} tokens",
+                        crate::units::thousands(plan.first().page),
+                        plan.block_size
+                    )
+                },
+                match st.mode {
+                    MambaCacheMode::All => "one page per block of context".to_string(),
+                    _ => crate::units::count(st.blocks_per_request(config.context), "page"),
+                }
+            ),
+            origin: "vllm/model_executor/layers/mamba/mamba_utils.py state shapes; HybridAttentionMambaModelConfig / Platform._align_hybrid_block_size".into(),
+        });
+    }
     if let Some(l) = &args.lora {
         v.push(Setting {
             name: "lora",

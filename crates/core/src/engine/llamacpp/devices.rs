@@ -280,10 +280,7 @@ pub fn device_buffers(
                 .map(|il| il as u64)
         };
         let kv: u64 = kv_caches(model, a, on_d()).iter().map(KvCache::bytes).sum();
-        let states = on_d()
-            .map(|il| super::recurrent_state_bytes(model.layer(il)))
-            .fold(0u64, u64::saturating_add)
-            .saturating_mul(a.n_seq.max(1));
+        let states = super::recurrent_cache(model, a, on_d()).bytes();
         let kd = if a.offload_kqv { d } else { host };
         kv_b[kd] = kv_b[kd].saturating_add(kv).saturating_add(states);
     }

@@ -63,6 +63,9 @@ pub struct LlamaCppFlags {
     pub no_mmap: bool,
     /// `--host-memory 64GiB`, or `none` to skip the host check; None = `machine_memory`.
     pub host_memory: Option<String>,
+    /// ollama's scheduler: "llama-server" (today) or "estimate" (before its llama-server
+    /// switch); see engine/ollama.rs.
+    pub ollama_scheduler: String,
     /// The memory of the machine the command runs on, read by the caller (the CLI reads
     /// /proc/meminfo; None where unknown or not the requester's machine, as in the web API).
     pub machine_memory: Option<u64>,
@@ -91,6 +94,7 @@ impl Default for LlamaCppFlags {
             override_tensor: None,
             no_mmap: false,
             host_memory: None,
+            ollama_scheduler: "llama-server".into(),
             machine_memory: None,
         }
     }

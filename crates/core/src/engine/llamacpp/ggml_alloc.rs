@@ -28,37 +28,116 @@ impl Dtype {
     }
 }
 
-/// The operations that matter to the allocator: which ones may write into their input
-/// (ggml-alloc.c `ggml_op_can_inplace`), and which make views (no memory of their own).
+/// ggml's operations, as far as the allocator cares: which ones may write into their input
+/// (ggml-alloc.c `ggml_op_can_inplace`), and which make views (no memory of their own). Unary
+/// ops (GELU, SiLU, tanh, sigmoid, softplus…) are one op to ggml (GGML_OP_UNARY), and so are the
+/// gated units (GGML_OP_GLU: SwiGLU, GeGLU, SwiGLU-OAI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// A leaf: an input the application fills, or a tensor with its own buffer (weights, KV cache).
     None,
     GetRows,
     RmsNorm,
+    Norm,
     Mul,
     Add,
+    AddId,
+    Sub,
+    Div,
+    Sqr,
+    Sqrt,
+    Clamp,
+    Fill,
     Scale,
     Unary,
     Rope,
     SoftMax,
     MulMat,
+    MulMatId,
     Glu,
     Cont,
+    Cpy,
+    Concat,
+    Repeat,
+    Mean,
+    SumRows,
+    ArgSort,
+    TopK,
     FlashAttn,
     SetRows,
+    SsmConv,
+    SsmScan,
+    GatedDeltaNet,
     /// reshape, view, permute, transpose.
     View,
+    /// Any other op that makes a new tensor and never works in place.
+    Other,
 }
 
 impl Op {
-    /// ggml-alloc.c `ggml_op_can_inplace` (SCALE, ADD, MUL, UNARY, ROPE, RMS_NORM, SOFT_MAX among
-    /// the ops modelled here).
+    /// ggml-alloc.c `ggml_op_can_inplace` at 0c1e57098: FILL, SCALE, ADD, ADD_ID, SUB, MUL,
+    /// DIV, SQR, SQRT, UNARY, ROPE, RMS_NORM, CLAMP, SOFT_MAX among the ops modelled here.
     fn can_inplace(self) -> bool {
         matches!(
             self,
-            Op::Scale | Op::Add | Op::Mul | Op::Unary | Op::Rope | Op::RmsNorm | Op::SoftMax
+            Op::Fill
+                | Op::Scale
+                | Op::Add
+                | Op::AddId
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Sqr
+                | Op::Sqrt
+                | Op::Unary
+                | Op::Rope
+                | Op::RmsNorm
+                | Op::Clamp
+                | Op::SoftMax
         )
+    }
+
+    /// The op of ggml's `ggml_op_desc` (the unary or GLU kind for those), as graph dumps print it.
+    pub fn from_desc(desc: &str) -> Op {
+        match desc {
+            "NONE" => Op::None,
+            "GET_ROWS" => Op::GetRows,
+            "RMS_NORM" => Op::RmsNorm,
+            "NORM" => Op::Norm,
+            "MUL" => Op::Mul,
+            "ADD" => Op::Add,
+            "ADD_ID" => Op::AddId,
+            "SUB" => Op::Sub,
+            "DIV" => Op::Div,
+            "SQR" => Op::Sqr,
+            "SQRT" => Op::Sqrt,
+            "CLAMP" => Op::Clamp,
+            "FILL" => Op::Fill,
+            "SCALE" => Op::Scale,
+            "ROPE" => Op::Rope,
+            "SOFT_MAX" => Op::SoftMax,
+            "MUL_MAT" => Op::MulMat,
+            "MUL_MAT_ID" => Op::MulMatId,
+            "CONT" => Op::Cont,
+            "CPY" => Op::Cpy,
+            "CONCAT" => Op::Concat,
+            "REPEAT" => Op::Repeat,
+            "MEAN" => Op::Mean,
+            "SUM_ROWS" => Op::SumRows,
+            "ARGSORT" => Op::ArgSort,
+            "TOP_K" => Op::TopK,
+            "FLASH_ATTN_EXT" => Op::FlashAttn,
+            "SET_ROWS" => Op::SetRows,
+            "SSM_CONV" => Op::SsmConv,
+            "SSM_SCAN" => Op::SsmScan,
+            "GATED_DELTA_NET" => Op::GatedDeltaNet,
+            "VIEW" | "RESHAPE" | "PERMUTE" | "TRANSPOSE" => Op::View,
+            "ABS" | "SGN" | "NEG" | "STEP" | "TANH" | "ELU" | "RELU" | "SIGMOID" | "GELU"
+            | "GELU_QUICK" | "SILU" | "HARDSWISH" | "HARDSIGMOID" | "EXP" | "EXPM1"
+            | "SOFTPLUS" | "GELU_ERF" | "XIELU" | "FLOOR" | "CEIL" | "ROUND" | "TRUNC" => Op::Unary,
+            "REGLU" | "GEGLU" | "SWIGLU" | "SWIGLU_OAI" | "GEGLU_ERF" | "GEGLU_QUICK" => Op::Glu,
+            _ => Op::Other,
+        }
     }
 }
 
@@ -196,6 +275,40 @@ impl Graph {
             ..Self::tensor(Op::SetRows, vec![rows, idxs, dst], d.ne)
         };
         self.push(t)
+    }
+
+    /// A graph given tensor by tensor (a dump of llama.cpp's own graph, to check the allocator
+    /// and the builders against): `leafs` and `nodes` index `tensors`, in ggml's order.
+    pub fn from_parts(tensors: Vec<Tensor>, leafs: Vec<Id>, nodes: Vec<Id>) -> Graph {
+        let visited = vec![true; tensors.len()];
+        Graph {
+            tensors,
+            nodes,
+            leafs,
+            visited,
+        }
+    }
+
+    /// An op that writes into `target`'s memory and returns a view of it (ggml's `*_inplace`
+    /// ops, ggml_cpy into a destination, the recurrent ops' state writes): no memory of its own.
+    pub fn op_into(&mut self, op: Op, srcs: &[Id], target: Id, ne: [u64; 4]) -> Id {
+        let d = &self.tensors[target];
+        let t = Tensor {
+            dtype: d.dtype,
+            layout: d.layout,
+            view_src: Some(d.view_src.unwrap_or(target)),
+            view_offs: d.view_offs,
+            external: d.external,
+            ..Self::tensor(op, srcs.to_vec(), ne)
+        };
+        self.push(t)
+    }
+
+    /// A new contiguous tensor of another element type (ggml_cast, argsort's I32 indices).
+    pub fn op_typed(&mut self, op: Op, srcs: &[Id], ne: [u64; 4], dtype: Dtype) -> Id {
+        let id = self.op(op, srcs, ne);
+        self.tensors[id].dtype = dtype;
+        id
     }
 
     pub fn set_output(&mut self, t: Id) {

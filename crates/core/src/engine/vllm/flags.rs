@@ -2,6 +2,7 @@
 //! API): their parsing, their defaults and what each means for memory. `VllmFlags::resolve`
 //! is the only place they become a `Config` and `VllmArgs`.
 
+use super::hybrid::{HybridFlags, MambaCacheMode, MambaDtype};
 use super::weights::{Lora, Speculative, SpeculativeMethod};
 use super::{Release, VllmArgs};
 use crate::engine::{kv_dtype_or, serving_dtype, weight_format, Request};
@@ -78,6 +79,17 @@ pub struct VllmFlags {
     pub model_runner: String,
     /// `--enable-extensible-kv-cache` / `--no-enable-extensible-kv-cache` (0.34).
     pub extensible_kv_cache: Option<bool>,
+    /// `--mamba-cache-dtype` (auto, float32, float16): the conv (and by default the SSM) state.
+    pub mamba_cache_dtype: String,
+    /// `--mamba-ssm-cache-dtype` (auto, float32, float16): the temporal state.
+    pub mamba_ssm_cache_dtype: String,
+    /// `--mamba-cache-mode` (none, all, align; 0.16+); None = the release's default.
+    pub mamba_cache_mode: Option<String>,
+    /// `--enable-prefix-caching` / `--no-enable-prefix-caching`; None = the release's default
+    /// (for hybrid models: off until 0.25, on from 0.26).
+    pub enable_prefix_caching: Option<bool>,
+    /// `--skip-mm-profiling` (0.10.1+).
+    pub skip_mm_profiling: bool,
 }
 
 impl Default for VllmFlags {
@@ -98,6 +110,11 @@ impl Default for VllmFlags {
             speculative_config: None,
             model_runner: "auto".into(),
             extensible_kv_cache: None,
+            mamba_cache_dtype: "auto".into(),
+            mamba_ssm_cache_dtype: "auto".into(),
+            mamba_cache_mode: None,
+            enable_prefix_caching: None,
+            skip_mm_profiling: false,
         }
     }
 }
@@ -134,6 +151,31 @@ impl VllmFlags {
             }
         };
         a.extensible_kv_cache = self.extensible_kv_cache;
+        a.hybrid = HybridFlags {
+            mamba_cache_dtype: MambaDtype::parse("--mamba-cache-dtype", &self.mamba_cache_dtype)?,
+            mamba_ssm_cache_dtype: MambaDtype::parse(
+                "--mamba-ssm-cache-dtype",
+                &self.mamba_ssm_cache_dtype,
+            )?,
+            mamba_cache_mode: self
+                .mamba_cache_mode
+                .as_deref()
+                .map(MambaCacheMode::parse)
+                .transpose()?,
+            prefix_caching: self.enable_prefix_caching,
+        };
+        if self.skip_mm_profiling
+            && release
+                < (Release {
+                    minor: 10,
+                    patch: 1,
+                })
+        {
+            return Err(
+                "--skip-mm-profiling arrives in vLLM 0.10.1 (vllm/engine/arg_utils.py)".into(),
+            );
+        }
+        a.skip_mm_profiling = self.skip_mm_profiling;
         // Without --enable-lora vLLM builds no LoRA config and ignores the sizes
         // (vllm/engine/arg_utils.py `create_engine_config`: the LoRA config only `if
         // self.enable_lora`).

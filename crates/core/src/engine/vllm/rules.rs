@@ -132,6 +132,51 @@ pub enum KvTokensReport {
     Concurrency,
 }
 
+/// Tokens in flight that sliding-window and chunked-local layers reserve beyond their window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowInFlight {
+    /// max_num_batched_tokens (≤ 0.25).
+    Batched,
+    /// max_concurrent_batches × max_num_batched_tokens; 2 batches with async scheduling on
+    /// Model Runner V1, PP + 1 on V2 (0.26–0.33).
+    ConcurrentBatches,
+    /// PP + 1 batches with async scheduling on every runner (0.34).
+    ConcurrentBatchesPpPlus1,
+}
+
+/// Whether hybrid models run with prefix caching (and so a Mamba cache mode other than
+/// "none") by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridPrefixCaching {
+    /// Always disabled for hybrid models (0.10–0.11).
+    ForcedOff,
+    /// Off unless --enable-prefix-caching; then kept only for Mamba/Mamba-2 models (0.12–0.15).
+    OffByDefault,
+    /// Off unless asked; --mamba-cache-mode all/align (0.16–0.25).
+    OffByDefaultModes,
+    /// On by default: "all" for Mamba/Mamba-2 models, "align" for the others (0.26+).
+    OnByDefault,
+}
+
+/// The kernel alignment of the unified hybrid block size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridAlignment {
+    /// 16 tokens whatever the attention (≤ 0.11).
+    Sixteen,
+    /// The attention backend's: 16, 64 for MLA (0.12+).
+    Backend,
+}
+
+/// Which models take the SSM-state dtype from their config when --mamba-ssm-cache-dtype is auto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HfSsmDtype {
+    None,
+    /// Nemotron-H: config.json's mamba_ssm_cache_dtype, else float16 (0.13+).
+    NemotronH,
+    /// and Qwen3.5: config.json's mamba_ssm_dtype (0.17+).
+    NemotronHQwen35,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileLog {
     NonTorch,
@@ -154,6 +199,10 @@ pub struct Rules {
     pub kv_tokens_report: KvTokensReport,
     pub profile_log: ProfileLog,
     pub kv_group_size: KvGroupSize,
+    pub hybrid_prefix_caching: HybridPrefixCaching,
+    pub hybrid_alignment: HybridAlignment,
+    pub hf_ssm_dtype: HfSsmDtype,
+    pub window_in_flight: WindowInFlight,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
     /// The same as `engine_settings` rows, built once (the planner asks for thousands).
@@ -243,6 +292,34 @@ impl Rules {
             "max_within_1_5x" => KvGroupSize::MaxWithin1_5x,
             _ => return Err(bad(e)),
         };
+        let e = get("hybrid_prefix_caching")?;
+        let hybrid_prefix_caching = match e.value.as_str() {
+            "forced_off" => HybridPrefixCaching::ForcedOff,
+            "off_by_default" => HybridPrefixCaching::OffByDefault,
+            "off_by_default_modes" => HybridPrefixCaching::OffByDefaultModes,
+            "on_by_default" => HybridPrefixCaching::OnByDefault,
+            _ => return Err(bad(e)),
+        };
+        let e = get("hybrid_block_alignment")?;
+        let hybrid_alignment = match e.value.as_str() {
+            "16" => HybridAlignment::Sixteen,
+            "backend" => HybridAlignment::Backend,
+            _ => return Err(bad(e)),
+        };
+        let e = get("hf_ssm_cache_dtype")?;
+        let hf_ssm_dtype = match e.value.as_str() {
+            "none" => HfSsmDtype::None,
+            "nemotron_h" => HfSsmDtype::NemotronH,
+            "nemotron_h_qwen3_5" => HfSsmDtype::NemotronHQwen35,
+            _ => return Err(bad(e)),
+        };
+        let e = get("window_in_flight_tokens")?;
+        let window_in_flight = match e.value.as_str() {
+            "batched" => WindowInFlight::Batched,
+            "concurrent_batches" => WindowInFlight::ConcurrentBatches,
+            "concurrent_batches_pp_plus_1" => WindowInFlight::ConcurrentBatchesPpPlus1,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -258,6 +335,10 @@ impl Rules {
                 kv_tokens_report,
                 profile_log,
                 kv_group_size,
+                hybrid_prefix_caching,
+                hybrid_alignment,
+                hf_ssm_dtype,
+                window_in_flight,
                 applied: Vec::new(),
                 settings: Vec::new(),
             },
@@ -380,7 +461,52 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 13);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 17);
+        // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
+        assert_eq!(
+            Rules::of(rel("0.25")).window_in_flight,
+            WindowInFlight::Batched
+        );
+        assert_eq!(
+            Rules::of(rel("0.26")).window_in_flight,
+            WindowInFlight::ConcurrentBatches
+        );
+        assert_eq!(
+            Rules::of(rel("0.34")).window_in_flight,
+            WindowInFlight::ConcurrentBatchesPpPlus1
+        );
+        // Hybrid models: prefix caching forced off to 0.11, off by default to 0.25, on from
+        // 0.26 (config.py MambaModelConfig; config/model.py is_prefix_caching_supported).
+        assert_eq!(
+            Rules::of(rel("0.11")).hybrid_prefix_caching,
+            HybridPrefixCaching::ForcedOff
+        );
+        assert_eq!(
+            Rules::of(rel("0.14")).hybrid_prefix_caching,
+            HybridPrefixCaching::OffByDefault
+        );
+        assert_eq!(
+            Rules::of(rel("0.19")).hybrid_prefix_caching,
+            HybridPrefixCaching::OffByDefaultModes
+        );
+        assert_eq!(
+            Rules::of(rel("0.26")).hybrid_prefix_caching,
+            HybridPrefixCaching::OnByDefault
+        );
+        assert_eq!(
+            Rules::of(rel("0.11")).hybrid_alignment,
+            HybridAlignment::Sixteen
+        );
+        assert_eq!(
+            Rules::of(rel("0.12")).hybrid_alignment,
+            HybridAlignment::Backend
+        );
+        assert_eq!(Rules::of(rel("0.12")).hf_ssm_dtype, HfSsmDtype::None);
+        assert_eq!(Rules::of(rel("0.13")).hf_ssm_dtype, HfSsmDtype::NemotronH);
+        assert_eq!(
+            Rules::of(rel("0.17")).hf_ssm_dtype,
+            HfSsmDtype::NemotronHQwen35
+        );
     }
 
     #[test]
