@@ -195,6 +195,18 @@ pub struct EstimateArgs {
     /// SGLang: --max-total-tokens (a cap on the token pool).
     #[arg(long)]
     pub max_total_tokens: Option<u64>,
+    /// SGLang: --max-mamba-cache-size: state slots of a hybrid (Mamba-2 / gated-delta-net)
+    /// model (default: sized by --mamba-full-memory-ratio; overridden by it before 0.5.10).
+    #[arg(long)]
+    pub max_mamba_cache_size: Option<u64>,
+    /// SGLang: --mamba-full-memory-ratio: a hybrid model's state pool over its KV pool (default
+    /// 0.9).
+    #[arg(long)]
+    pub mamba_full_memory_ratio: Option<f64>,
+    /// SGLang: --mamba-ssm-dtype: float32, bfloat16 (float16 from 0.5.10) for a hybrid model's
+    /// SSM state (default: config.json's mamba_ssm_dtype from 0.5.10, else float32).
+    #[arg(long)]
+    pub mamba_ssm_dtype: Option<String>,
     /// SGLang: --speculative-algorithm (EAGLE, EAGLE3, NEXTN, STANDALONE, NGRAM): its reserve
     /// enters the default --mem-fraction-static.
     #[arg(long)]
@@ -466,6 +478,9 @@ pub fn sglang_flags(a: &EstimateArgs) -> SglangFlags {
         page_size: a.page_size,
         max_total_tokens: a.max_total_tokens,
         speculative: a.speculative_algorithm.is_some(),
+        max_mamba_cache_size: a.max_mamba_cache_size,
+        mamba_full_memory_ratio: a.mamba_full_memory_ratio,
+        mamba_ssm_dtype: a.mamba_ssm_dtype.clone(),
     }
 }
 

@@ -39,6 +39,9 @@ fn example(name: &str) -> Option<Value> {
         "max_lora_rank" => json!(16),
         "speculative_algorithm" => json!("EAGLE"),
         "mamba_cache_mode" => json!("align"),
+        "max_mamba_cache_size" => json!(256),
+        "mamba_full_memory_ratio" => json!(0.9),
+        "mamba_ssm_dtype" => json!("bfloat16"),
         _ => return None,
     })
 }

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 const MODEL_RUNNER: &str = "python/sglang/srt/model_executor/model_runner.py";
 const FILE: &str = include_str!("../../data/engines/sglang.toml");
 const MODEL_CONFIG: &str = "python/sglang/srt/configs/model_config.py";
+const KV_CACHE_CONFIGURATOR: &str = "python/sglang/srt/mem_cache/kv_cache_configurator.py";
 
 /// The flag that gets past "Not enough memory": a static share 5 points above the minimum the
 /// loaded weights leave (SGLang's own `1 − free after load / free before load`,
@@ -126,6 +127,20 @@ pub enum FractionRule {
     ReserveFromPrefillAndGraphs,
 }
 
+/// How a hybrid model's state pool is carved out of the memory left for the pools
+/// (data/engines/sglang.toml `hybrid_state_pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridPool {
+    /// No ratio-sized state pool: hybrid models refused.
+    None,
+    /// The ratio decides the slots; --max-mamba-cache-size is overridden (radix cache on).
+    RatioFlagIgnored,
+    /// --max-mamba-cache-size when given, else the ratio.
+    Ratio,
+    /// As `Ratio`, with the pool's padding slot charged.
+    RatioPadded,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuTiers {
     Before053,
@@ -143,6 +158,11 @@ pub struct SglangRules {
     pub speculative_reserve_mib: u64,
     /// Whether the token cell counts DeepSeek-V3.2's indexer keys (0.5.4+).
     pub indexer_in_cell: bool,
+    pub hybrid_pool: HybridPool,
+    /// config.json model types whose Mamba-2 / gated-delta-net state SGLang pools.
+    pub hybrid_models: Vec<String>,
+    /// Whether config.json's `mamba_ssm_dtype` sets the SSM state dtype (0.5.10+).
+    pub ssm_dtype_from_config: bool,
     pub applied: Vec<&'static RuleEntry>,
 }
 
@@ -189,6 +209,28 @@ impl SglangRules {
             "fp8_with_scales" => true,
             _ => return Err(bad(e)),
         };
+        let e = get("hybrid_state_pool")?;
+        let hybrid_pool = match e.value.as_str() {
+            "none" => HybridPool::None,
+            "ratio_flag_ignored" => HybridPool::RatioFlagIgnored,
+            "ratio" => HybridPool::Ratio,
+            "ratio_padded" => HybridPool::RatioPadded,
+            _ => return Err(bad(e)),
+        };
+        let e = get("hybrid_models")?;
+        let hybrid_models = e
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect();
+        let e = get("mamba_ssm_dtype_default")?;
+        let ssm_dtype_from_config = match e.value.as_str() {
+            "float32" => false,
+            "config_then_float32" => true,
+            _ => return Err(bad(e)),
+        };
         Ok((
             SglangRules {
                 fraction,
@@ -196,6 +238,9 @@ impl SglangRules {
                 prefill_graph_reserve,
                 speculative_reserve_mib,
                 indexer_in_cell,
+                hybrid_pool,
+                hybrid_models,
+                ssm_dtype_from_config,
                 applied: Vec::new(),
             },
             applied,
@@ -379,6 +424,12 @@ pub struct SglangFlags {
     pub max_total_tokens: Option<u64>,
     /// Whether a speculative algorithm is set (its reserve enters the default fraction).
     pub speculative: bool,
+    /// `--max-mamba-cache-size`: state slots of a hybrid model (default: from the ratio).
+    pub max_mamba_cache_size: Option<u64>,
+    /// `--mamba-full-memory-ratio`: state pool ÷ KV pool (default 0.9).
+    pub mamba_full_memory_ratio: Option<f64>,
+    /// `--mamba-ssm-dtype`: float32, bfloat16 (float16 from 0.5.10); default the release's.
+    pub mamba_ssm_dtype: Option<String>,
 }
 
 impl Default for SglangFlags {
@@ -392,6 +443,9 @@ impl Default for SglangFlags {
             page_size: None,
             max_total_tokens: None,
             speculative: false,
+            max_mamba_cache_size: None,
+            mamba_full_memory_ratio: None,
+            mamba_ssm_dtype: None,
         }
     }
 }
@@ -410,6 +464,11 @@ pub struct SglangArgs {
     /// Free memory before the weights load when it is known (SGLang logs it: "Load weight
     /// begin. avail mem"); None = the card's total less the observed start-up use.
     pub free_before_load: Option<u64>,
+    pub max_mamba_cache_size: Option<u64>,
+    /// `--mamba-full-memory-ratio` (SGLang's default 0.9 when None).
+    pub mamba_full_memory_ratio: Option<f64>,
+    /// `--mamba-ssm-dtype` in bytes (None: the release's default).
+    pub mamba_ssm_dtype_bytes: Option<u64>,
 }
 
 impl SglangArgs {
@@ -423,6 +482,9 @@ impl SglangArgs {
             max_total_tokens: None,
             speculative: false,
             free_before_load: None,
+            max_mamba_cache_size: None,
+            mamba_full_memory_ratio: None,
+            mamba_ssm_dtype_bytes: None,
         }
     }
 }
@@ -448,6 +510,34 @@ impl SglangFlags {
         if self.page_size.is_some_and(|p| p == 0 || p > 1024) {
             return Err("--page-size must be between 1 and 1024".into());
         }
+        if let Some(r) = self.mamba_full_memory_ratio {
+            if !(r > 0.0 && r <= 100.0) {
+                return Err(format!(
+                    "--mamba-full-memory-ratio {r} must be above 0 (and at most 100): it is the state pool's size over the KV pool's"
+                ));
+            }
+        }
+        if self.max_mamba_cache_size == Some(0) {
+            return Err("--max-mamba-cache-size must be at least 1".into());
+        }
+        let mamba_ssm_dtype_bytes = match self.mamba_ssm_dtype.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => None,
+            Some("float32") => Some(4),
+            Some("bfloat16") => Some(2),
+            // MAMBA_SSM_DTYPE_CHOICES gains float16 in 0.5.10 (@v0.5.10:server_args.py).
+            Some("float16") if release >= SglangRelease { minor: 5, patch: 10 } => Some(2),
+            Some(other) => {
+                return Err(format!(
+                    "--mamba-ssm-dtype '{other}': SGLang {} takes float32 or bfloat16{}",
+                    release.name(),
+                    if release >= (SglangRelease { minor: 5, patch: 10 }) {
+                        " or float16"
+                    } else {
+                        " (float16 from 0.5.10)"
+                    }
+                ))
+            }
+        };
         let a = SglangArgs {
             release,
             mem_fraction_static: self.mem_fraction_static,
@@ -457,6 +547,9 @@ impl SglangFlags {
             max_total_tokens: self.max_total_tokens,
             speculative: self.speculative,
             free_before_load: None,
+            max_mamba_cache_size: self.max_mamba_cache_size,
+            mamba_full_memory_ratio: self.mamba_full_memory_ratio,
+            mamba_ssm_dtype_bytes,
         };
         // The config's utilization carries the fraction once the GPU is known (estimate).
         let config = req.config(weights, kv, 0.88);
@@ -503,6 +596,114 @@ pub fn cell_bytes(
         .fold(0u64, u64::saturating_add)
 }
 
+/// A hybrid model's state on one rank, as SGLang sizes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HybridState {
+    /// `mamba_cache_per_req`: one request's state over every linear layer, bytes.
+    pub per_request: u64,
+    /// Bytes per element of the SSM (temporal) state.
+    pub ssm_bytes: u64,
+    /// Layers with a state.
+    pub layers: u64,
+}
+
+/// The model's Mamba-2 / gated-delta-net state per request on one of `tp` ranks
+/// (configs/mamba_utils.py `Mamba2CacheParams.mamba_cache_per_req`; the shapes are vLLM's,
+/// `vllm::hybrid::state_bytes`), or None for a model without one. The conv state is bfloat16
+/// (`CONV_DTYPE`, @v0.5.4; the default of `SGLANG_MAMBA_CONV_DTYPE` in @v0.5.23); the SSM state
+/// `--mamba-ssm-dtype`, else config.json's `mamba_ssm_dtype` from 0.5.10, else float32.
+pub fn hybrid_state(
+    model: &ModelDesc,
+    rules: &SglangRules,
+    tp: u64,
+    ssm_flag_bytes: Option<u64>,
+) -> Result<Option<HybridState>, String> {
+    use crate::layer::RecurrentKind;
+    let mut per_request = 0u64;
+    let mut layers = 0u64;
+    let mut ssm = 4;
+    for l in model.layers() {
+        let Some(rec) = &l.recurrent else { continue };
+        // config.json's `mamba_ssm_dtype` (Qwen3.5; Nemotron-H's `mamba_ssm_cache_dtype` is
+        // vLLM's key, which SGLang does not read).
+        let from_config = if rules.ssm_dtype_from_config && model.model_type.starts_with("qwen3_5")
+        {
+            rec.config_ssm_dtype_bytes
+        } else {
+            None
+        };
+        ssm = ssm_flag_bytes.or(from_config).unwrap_or(4);
+        if rec.kind == RecurrentKind::GatedDeltaNet {
+            // SGLang passes the gated delta net to Mamba2StateShape with n_groups = key heads,
+            // which it replicates when TP does not divide them (vLLM does not): refuse that case.
+            let dim = |i: usize, j: usize| {
+                rec.states
+                    .get(i)
+                    .and_then(|s| s.shape.get(j))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let (conv_dim, vh, kd, vd) = (dim(0, 0), dim(1, 0), dim(1, 1), dim(1, 2));
+            let key_heads = conv_dim.saturating_sub(vh * vd) / (2 * kd).max(1);
+            if key_heads == 0 || !key_heads.is_multiple_of(tp.max(1)) {
+                return Err(format!(
+                    "{}: SGLang replicates the {key_heads} linear-attention key heads when --tp {tp} does not divide them (configs/mamba_utils.py extra_groups_for_head_shards), which this profile does not size; choose a TP size that divides {key_heads}",
+                    model.id
+                ));
+            }
+        }
+        let bytes = crate::engine::vllm::hybrid::state_bytes(model, rec, tp, 2, ssm, 0)?;
+        per_request = per_request.saturating_add(bytes);
+        layers += 1;
+    }
+    Ok((layers > 0).then_some(HybridState {
+        per_request,
+        ssm_bytes: ssm,
+        layers,
+    }))
+}
+
+/// The default `--mamba-full-memory-ratio` (server_args.py, @v0.5.4 to @v0.5.23).
+pub const MAMBA_FULL_MEMORY_RATIO: f64 = 0.9;
+
+/// Splits `rest` bytes (what is left after the static slack) into the state pool and what the
+/// KV pool gets (data/engines/sglang.toml `hybrid_state_pool`). Returns (state slots, bytes left
+/// for the KV pool). SGLang computes in GiB floats; f64 bytes here differ from it by far less
+/// than a token.
+pub fn split_state_pool(
+    rule: HybridPool,
+    rest: f64,
+    per_request: u64,
+    ratio: f64,
+    given: Option<u64>,
+) -> (u64, f64) {
+    let per = per_request.max(1) as f64;
+    let budget = rest * ratio / (1.0 + ratio);
+    let from_ratio = |padded: bool| -> u64 {
+        let b = if padded { budget - per } else { budget };
+        if b <= 0.0 {
+            0
+        } else {
+            (b / per).floor() as u64
+        }
+    };
+    let (slots, charged) = match rule {
+        HybridPool::None | HybridPool::RatioFlagIgnored => {
+            let k = from_ratio(false);
+            (k, k)
+        }
+        HybridPool::Ratio => {
+            let k = given.unwrap_or_else(|| from_ratio(false));
+            (k, k)
+        }
+        HybridPool::RatioPadded => {
+            let k = given.unwrap_or_else(|| from_ratio(true));
+            (k, k + 1)
+        }
+    };
+    (slots, rest - charged as f64 * per)
+}
+
 pub fn estimate(
     model: &ModelDesc,
     gpu: &Gpu,
@@ -510,13 +711,31 @@ pub fn estimate(
     a: &SglangArgs,
 ) -> Result<Estimate, String> {
     config.check(model)?;
-    // Every cache beyond K/V rows in a token pool, recurrent states included (SGLang's Mamba
-    // state pools are not modelled yet).
-    if let Some(kind) = model.kind_beyond(&[]) {
+    // Every cache beyond K/V rows in a token pool and every recurrent state but the two
+    // SGLang's Mamba pool holds that this profile sizes (Mamba-2, gated delta nets).
+    use crate::layer::RecurrentKind;
+    if let Some(kind) = model.kind_beyond(&[RecurrentKind::Mamba2, RecurrentKind::GatedDeltaNet]) {
         return Err(format!(
-            "{} has {kind} layers, whose cache the SGLang profile does not size: it models attention KV pools only (use --engine generic)",
+            "{} has {kind} layers, whose cache the SGLang profile does not size: it models attention KV pools and the Mamba-2 / gated-delta-net state pool only (use --engine generic)",
             model.id
         ));
+    }
+    let rules = SglangRules::of(a.release);
+    let state = hybrid_state(model, &rules, config.parallel.tp, a.mamba_ssm_dtype_bytes)?;
+    if state.is_some() {
+        let ty = model.model_type.trim_end_matches("_text");
+        if rules.hybrid_pool == HybridPool::None || !rules.hybrid_models.iter().any(|m| m == ty) {
+            return Err(format!(
+                "{} ({}) is a hybrid model SGLang {} does not pool as this profile models (hybrid_models in data/engines/sglang.toml: {}); try a later --sglang-version or --engine generic",
+                model.id,
+                model.model_type,
+                a.release.name(),
+                if rules.hybrid_models.is_empty() { "none".to_string() } else { rules.hybrid_models.join(", ") }
+            ));
+        }
+        if a.speculative {
+            return Err("the SGLang profile does not size a hybrid model's speculative state (the intermediate Mamba states per draft token, handle_max_mamba_cache); drop --speculative-algorithm or use --engine generic".into());
+        }
     }
     if model
         .layers()
@@ -531,7 +750,6 @@ pub fn estimate(
         return Err("the SGLang profile models tensor parallelism only (--pp 1)".into());
     }
     let par = config.parallel;
-    let rules = SglangRules::of(a.release);
     let gpu_mib = gpu.smi_mib();
     let (cps_default, bs_default) = gpu_tier_defaults(rules.tiers, gpu_mib, par.tp);
     let chunked_prefill = a.chunked_prefill_size.unwrap_or(cps_default as i64);
@@ -578,7 +796,23 @@ pub fn estimate(
     let pre = total.saturating_sub(before);
     let free_after_load = pre.saturating_sub(weights) as i128;
     let reserved = (pre as f64 * (1.0 - mfs)) as i128;
-    let rest = free_after_load - reserved;
+    let mut rest = free_after_load - reserved;
+    // Hybrid models: the state pool comes out of rest first (handle_max_mamba_cache).
+    let ratio = a.mamba_full_memory_ratio.unwrap_or(MAMBA_FULL_MEMORY_RATIO);
+    let mut slots = None;
+    if let (Some(st), true) = (state, rest > 0) {
+        let (k, left) = split_state_pool(
+            rules.hybrid_pool,
+            rest as f64,
+            st.per_request,
+            ratio,
+            a.max_mamba_cache_size,
+        );
+        slots = Some(k);
+        rest = left.floor() as i128;
+    } else if state.is_some() {
+        slots = Some(0);
+    }
     let cell = cell_bytes(model, config.kv_dtype, par.tp, rules.indexer_in_cell);
     let mut tokens = if rest > 0 {
         (rest as u64) / cell.max(1)
@@ -615,6 +849,12 @@ pub fn estimate(
                 model.max_context
             ),
         });
+    } else if slots == Some(0) && tokens > 0 {
+        e.startup_error = Some(StartupError {
+            message: "RuntimeError: Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed max_mamba_cache_size=0".into(),
+            source: KV_CACHE_CONFIGURATOR,
+            fix: "a higher --mem-fraction-static or --mamba-full-memory-ratio, or more GPUs (a larger --tp)".into(),
+        });
     } else if tokens == 0 {
         let minimum = 1.0 - (free_after_load.max(0) as f64) / pre.max(1) as f64;
         e.startup_error = Some(StartupError {
@@ -628,8 +868,17 @@ pub fn estimate(
     let static_budget = (pre as f64 * mfs) as u64;
     e.set_verdict(weights.saturating_add(e.kv_cache_bytes), static_budget);
     let per_request = cell.saturating_mul(config.context).max(1);
-    e.max_concurrency = (tokens.saturating_mul(cell) / per_request).saturating_mul(par.dp);
-    e.fits = e.startup_error.is_none() && tokens >= config.context.saturating_mul(config.batch);
+    let mut concurrency = tokens.saturating_mul(cell) / per_request;
+    if let Some(k) = slots {
+        // Every running request holds a state slot (HybridReqToTokenPool): at most one request
+        // a slot (0.5.18+ caps max_running_requests lower still, at slots ÷ 3 with the radix
+        // cache on, kv_cache_configurator.py resolve_max_num_reqs).
+        concurrency = concurrency.min(k);
+    }
+    e.max_concurrency = concurrency.saturating_mul(par.dp);
+    e.fits = e.startup_error.is_none()
+        && tokens >= config.context.saturating_mul(config.batch)
+        && slots.is_none_or(|k| k >= config.batch);
     e.engine_max_concurrency =
         Some(((tokens as f64 / config.context as f64) * 100.0).floor() / 100.0);
     let fit_context = tokens.checked_div(config.batch).unwrap_or(0);
@@ -685,6 +934,41 @@ pub fn estimate(
             origin: "--page-size (default 1)".into(),
         },
     ];
+    if let (Some(st), Some(k)) = (state, slots) {
+        e.engine_settings.push(Setting {
+            name: "max_mamba_cache_size",
+            value: k.to_string(),
+            origin: match (a.max_mamba_cache_size, rules.hybrid_pool) {
+                (Some(_), HybridPool::RatioFlagIgnored) => format!(
+                    "--max-mamba-cache-size is overridden by the ratio in SGLang {} with the radix cache on (hybrid_state_pool)",
+                    a.release.name()
+                ),
+                (Some(_), _) => "given".into(),
+                _ => format!(
+                    "state pool = memory left × {ratio} ÷ (1 + {ratio}) in whole {} B states (hybrid_state_pool)",
+                    st.per_request
+                ),
+            },
+        });
+        e.engine_settings.push(Setting {
+            name: "mamba_full_memory_ratio",
+            value: format!("{ratio}"),
+            origin: if a.mamba_full_memory_ratio.is_some() {
+                "given".into()
+            } else {
+                "SGLang's default (server_args.py)".into()
+            },
+        });
+        e.engine_settings.push(Setting {
+            name: "mamba_ssm_dtype",
+            value: if st.ssm_bytes == 4 { "float32" } else { "16-bit" }.into(),
+            origin: if a.mamba_ssm_dtype_bytes.is_some() {
+                "given".into()
+            } else {
+                "the release's default (mamba_ssm_dtype_default)".into()
+            },
+        });
+    }
     for r in &rules.applied {
         e.engine_settings.push(Setting {
             name: r.name.as_str(),
@@ -711,6 +995,19 @@ pub fn estimate(
             source: "observed constants with their records in data/engines/sglang.toml",
         },
     ];
+    if let (Some(st), Some(k)) = (state, slots) {
+        e.assumptions.push(Assumption {
+            figure: "state pool",
+            formula: format!(
+                "{k} request states × {} B ({} linear layers: conv bfloat16, SSM {} B an element){} taken before the token pool; at most {k} running requests",
+                st.per_request,
+                st.layers,
+                st.ssm_bytes,
+                if rules.hybrid_pool == HybridPool::RatioPadded { " + 1 padding slot" } else { "" }
+            ),
+            source: "sglang model_runner.py handle_max_mamba_cache (0.5.4-0.5.14); mem_cache/kv_cache_configurator.py _handle_max_mamba_cache (0.5.18+)",
+        });
+    }
     Ok(e)
 }
 

@@ -11,7 +11,7 @@
 //! from the memory free after warmup instead (`KvSizing::Extensible`).
 
 mod flags;
-mod hybrid;
+pub(crate) mod hybrid;
 mod rules;
 mod weights;
 

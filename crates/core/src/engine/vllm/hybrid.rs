@@ -194,7 +194,7 @@ pub fn cache_mode(
 fn divide(what: &str, n: u64, tp: u64) -> Result<u64, String> {
     if tp == 0 || !n.is_multiple_of(tp) {
         return Err(format!(
-            "vLLM shards the {what} ({n}) over the TP ranks and needs it divisible by --tensor-parallel-size {tp} (mamba_utils.py divide); choose a TP size that divides it"
+            "vLLM and SGLang shard the {what} ({n}) over the TP ranks and need it divisible by the TP size {tp} (mamba_utils.py divide); choose a TP size that divides it"
         ));
     }
     Ok(n / tp)
@@ -230,6 +230,27 @@ pub fn state_page_bytes(
         .bytes()
         .or(hf_default)
         .unwrap_or(conv_bytes);
+    if rec.kind == RecurrentKind::Lightning && flags.mamba_cache_dtype == MambaDtype::Float32 {
+        return Err("vLLM refuses --mamba-cache-dtype float32 for lightning attention (\"fp32 state for minimax is not yet supported\", mamba_utils.py): use auto or float16".into());
+    }
+    state_bytes(model, rec, tp, conv_bytes, ssm_bytes, num_spec)
+}
+
+/// Bytes of one layer's state for one sequence on one of `tp` ranks with the conv state in
+/// `conv_bytes` and the temporal (SSM) state in `ssm_bytes` per element. The shapes are the same
+/// in vLLM (`MambaStateShapeCalculator`, @v0.19.0) and SGLang (`Mamba2StateShape.create`,
+/// sgl-project/sglang@v0.5.4..v0.5.23:python/sglang/srt/configs/mamba_utils.py: conv
+/// `(conv_dim/tp, kernel − 1)` with groups replicated to follow the head shards, temporal
+/// `(heads/tp, head_dim, state_size)`; Qwen3-Next passes its gated delta net as Mamba-2 with
+/// groups = key heads and state_size = key head dim), so both engines use this one function.
+pub fn state_bytes(
+    model: &ModelDesc,
+    rec: &Recurrent,
+    tp: u64,
+    conv_bytes: u64,
+    ssm_bytes: u64,
+    num_spec: u64,
+) -> Result<u64, String> {
     let dims = |i: usize| -> &[u64] { rec.states.get(i).map_or(&[], |s| s.shape.as_slice()) };
     let dim = |i: usize, j: usize| dims(i).get(j).copied().unwrap_or(0);
     Ok(match rec.kind {
@@ -275,11 +296,8 @@ pub fn state_page_bytes(
             l.saturating_sub(1) * divide("short-conv width", h, tp)? * conv_bytes
         }
         RecurrentKind::Lightning => {
-            // linear_attention_state_shape: (heads/tp, d, d) in --mamba-cache-dtype, which
-            // may not be float32 ("fp32 state for minimax is not yet supported").
-            if flags.mamba_cache_dtype == MambaDtype::Float32 {
-                return Err("vLLM refuses --mamba-cache-dtype float32 for lightning attention (\"fp32 state for minimax is not yet supported\", mamba_utils.py): use auto or float16".into());
-            }
+            // linear_attention_state_shape: (heads/tp, d, d) in --mamba-cache-dtype (vLLM
+            // refuses float32 for it, checked in state_page_bytes).
             let (heads, d) = (dim(0, 0), dim(0, 1));
             (heads / tp.max(1)) * d * d * conv_bytes
         }
