@@ -525,12 +525,25 @@ impl SglangFlags {
             Some("float32") => Some(4),
             Some("bfloat16") => Some(2),
             // MAMBA_SSM_DTYPE_CHOICES gains float16 in 0.5.10 (@v0.5.10:server_args.py).
-            Some("float16") if release >= SglangRelease { minor: 5, patch: 10 } => Some(2),
+            Some("float16")
+                if release
+                    >= SglangRelease {
+                        minor: 5,
+                        patch: 10,
+                    } =>
+            {
+                Some(2)
+            }
             Some(other) => {
                 return Err(format!(
                     "--mamba-ssm-dtype '{other}': SGLang {} takes float32 or bfloat16{}",
                     release.name(),
-                    if release >= (SglangRelease { minor: 5, patch: 10 }) {
+                    if release
+                        >= (SglangRelease {
+                            minor: 5,
+                            patch: 10
+                        })
+                    {
                         " or float16"
                     } else {
                         " (float16 from 0.5.10)"
@@ -961,7 +974,12 @@ pub fn estimate(
         });
         e.engine_settings.push(Setting {
             name: "mamba_ssm_dtype",
-            value: if st.ssm_bytes == 4 { "float32" } else { "16-bit" }.into(),
+            value: if st.ssm_bytes == 4 {
+                "float32"
+            } else {
+                "16-bit"
+            }
+            .into(),
             origin: if a.mamba_ssm_dtype_bytes.is_some() {
                 "given".into()
             } else {
@@ -980,7 +998,8 @@ pub fn estimate(
         Assumption {
             figure: "token pool",
             formula: format!(
-                "((free before load − weights) − free before load × (1 − {mfs})) ÷ {cell} B per token{}",
+                "((free before load − weights) − free before load × (1 − {mfs}){}) ÷ {cell} B per token{}",
+                if slots.is_some() { " − state pool" } else { "" },
                 if a.page_size > 1 { ", whole pages" } else { "" }
             ),
             source: "sglang model_runner.py profile_max_num_token (0.4); mem_cache/kv_cache_configurator.py _profile_available_bytes (0.5.23)",
@@ -1126,5 +1145,183 @@ mod tests {
         let logged = 298_447.0;
         let err = (expected as f64 - logged) / logged;
         assert!(err.abs() < 0.03, "{err}");
+    }
+    fn release_rules(v: &str) -> SglangRules {
+        SglangRules::of(SglangRelease::parse(v).unwrap())
+    }
+
+    #[test]
+    fn hybrid_rules_change_where_the_source_says() {
+        assert_eq!(release_rules("0.5.3").hybrid_pool, HybridPool::None);
+        assert_eq!(
+            release_rules("0.5.4").hybrid_pool,
+            HybridPool::RatioFlagIgnored
+        );
+        assert_eq!(
+            release_rules("0.5.8").hybrid_pool,
+            HybridPool::RatioFlagIgnored
+        );
+        assert_eq!(release_rules("0.5.10").hybrid_pool, HybridPool::Ratio);
+        assert_eq!(release_rules("0.5.14").hybrid_pool, HybridPool::Ratio);
+        assert_eq!(release_rules("0.5.18").hybrid_pool, HybridPool::RatioPadded);
+        assert_eq!(release_rules("0.5.23").hybrid_pool, HybridPool::RatioPadded);
+        assert!(!release_rules("0.5.8")
+            .hybrid_models
+            .contains(&"qwen3_5".to_string()));
+        assert!(release_rules("0.5.10")
+            .hybrid_models
+            .contains(&"granitemoehybrid".to_string()));
+        assert!(!release_rules("0.5.8").ssm_dtype_from_config);
+        assert!(release_rules("0.5.10").ssm_dtype_from_config);
+    }
+
+    #[test]
+    fn hybrid_state_by_hand() {
+        let cat = catalogue();
+        let next = cat.model("Qwen/Qwen3-Next-80B-A3B-Instruct").unwrap();
+        let r = release_rules("0.5.23");
+        // Qwen3-Next at TP 4 (configs/qwen3_next.py mamba2_cache_params): conv_dim = 128 × 32
+        // value + 2 × 16 key heads × 128 = 8192, ÷ 4 = 2048 × (kernel 4 − 1) × 2 B = 12,288;
+        // temporal 32/4 heads × 128 × 128 × 4 B = 524,288; 536,576 × 36 linear layers =
+        // 19,316,736 B. With --mamba-ssm-dtype bfloat16: (12,288 + 262,144) × 36 = 9,879,552.
+        let st = hybrid_state(next, &r, 4, None).unwrap().unwrap();
+        assert_eq!(
+            (st.per_request, st.layers, st.ssm_bytes),
+            (19_316_736, 36, 4)
+        );
+        let bf = hybrid_state(next, &r, 4, Some(2)).unwrap().unwrap();
+        assert_eq!(bf.per_request, 9_879_552);
+        // The full-attention cell: 12 layers × max(1, 2 KV heads ÷ 4) × 256 × 2 (K, V) × 2 B.
+        assert_eq!(cell_bytes(next, KvDtype::Bf16, 4, true), 12_288);
+        // Nemotron-Nano-9B-v2 (Mamba-2, 27 'M' layers): conv (128 × 80 + 2 × 8 groups × 128)
+        // = 12,288 × 3 × 2 B = 73,728; temporal 128 × 80 × 128 × 4 B = 5,242,880; × 27 =
+        // 143,548,416 B at TP 1; TP 2 halves both: 71,774,208.
+        let nano = cat.model("nvidia/NVIDIA-Nemotron-Nano-9B-v2").unwrap();
+        assert_eq!(
+            hybrid_state(nano, &r, 1, None)
+                .unwrap()
+                .unwrap()
+                .per_request,
+            143_548_416
+        );
+        assert_eq!(
+            hybrid_state(nano, &r, 2, None)
+                .unwrap()
+                .unwrap()
+                .per_request,
+            71_774_208
+        );
+        // Qwen3-Next's 16 key heads do not divide over 32 ranks: SGLang replicates them.
+        assert!(hybrid_state(next, &r, 32, None).is_err());
+    }
+
+    #[test]
+    fn state_pool_split_by_hand() {
+        // rest = 40 GiB = 42,949,672,960 B; budget = rest × 0.9 ÷ 1.9 = 20,344,581,928.4 B;
+        // ÷ 19,316,736 B = 1053.2 states.
+        let rest = 42_949_672_960.0;
+        let per = 19_316_736;
+        // 0.5.4–0.5.14: 1053 states; the KV pool gets 42,949,672,960 − 1053 × 19,316,736 =
+        // 22,609,149,952 B.
+        let (k, left) = split_state_pool(HybridPool::Ratio, rest, per, 0.9, None);
+        assert_eq!((k, left as u64), (1053, 22_609_149_952));
+        // 0.5.18+: (budget − per) ÷ per = 1052 states, charged with the padding slot: 1053.
+        let (k, left) = split_state_pool(HybridPool::RatioPadded, rest, per, 0.9, None);
+        assert_eq!((k, left as u64), (1052, 22_609_149_952));
+        // --max-mamba-cache-size 512: 0.5.10 charges 512 states (33,059,504,128 B left), 0.5.18
+        // 513 (33,040,187,392), 0.5.4 ignores it (the ratio's 1053).
+        let (k, left) = split_state_pool(HybridPool::Ratio, rest, per, 0.9, Some(512));
+        assert_eq!((k, left as u64), (512, 33_059_504_128));
+        let (k, left) = split_state_pool(HybridPool::RatioPadded, rest, per, 0.9, Some(512));
+        assert_eq!((k, left as u64), (512, 33_040_187_392));
+        let (k, _) = split_state_pool(HybridPool::RatioFlagIgnored, rest, per, 0.9, Some(512));
+        assert_eq!(k, 1053);
+    }
+
+    #[test]
+    fn qwen3_next_on_four_h100s_by_hand() {
+        // SGLang 0.5.23, Qwen3-Next-80B-A3B bf16, TP 4 on H100 SXM (81,559 MiB), defaults.
+        // Fraction: 512 + 8192 × 1.5 + 512 × 2 + 4/8 GiB + 58 prefill graph sizes × 8 MiB =
+        // 14,800 MiB; (81,559 − 14,800) ÷ 81,559 = 0.8185 → 0.819.
+        // pre = 85,028,896,768 − 564 MiB = 84,437,499,904 B; rest = (pre − weights) −
+        // ⌊pre × 0.181⌋; state budget = rest × 0.9 ÷ 1.9; states = ⌊(budget − per) ÷ per⌋,
+        // charged + 1; tokens = ⌊(rest − (states + 1) × 19,316,736) ÷ 12,288⌋.
+        let cat = catalogue();
+        let m = cat.model("Qwen/Qwen3-Next-80B-A3B-Instruct").unwrap();
+        let gpu = cat.gpu("h100").unwrap();
+        let mut c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 32768, 1);
+        c.parallel.tp = 4;
+        let a = SglangArgs::new(SglangRelease::parse("0.5.23").unwrap());
+        let e = estimate(m, gpu, c, &a).unwrap();
+        assert_eq!(e.utilization, 0.819);
+        let pre: u64 = 85_028_896_768 - 564 * MIB;
+        assert_eq!(gpu.memory_bytes, 85_028_896_768);
+        let rest = (pre - e.weights_bytes) as f64 - (pre as f64 * (1.0 - 0.819)).floor();
+        let per = 19_316_736.0;
+        let states = ((rest * 0.9 / 1.9 - per) / per).floor();
+        let tokens = ((rest - (states + 1.0) * per) / 12_288.0).floor() as u64;
+        assert_eq!(e.kv_cache_tokens, Some(tokens));
+        // With this profile's weights (40,242,411,008 B a rank): 707 states, 1,239,880 tokens.
+        assert_eq!(e.weights_bytes, 40_242_411_008);
+        assert_eq!(states, 707.0);
+        assert_eq!(tokens, 1_239_880);
+        let slots = e
+            .engine_settings
+            .iter()
+            .find(|s| s.name == "max_mamba_cache_size")
+            .unwrap();
+        assert_eq!(slots.value, "707");
+        // 32,768-token requests: 1,239,880 ÷ 32,768 = 37 (fewer than the 707 state slots).
+        assert_eq!(e.max_concurrency, 37);
+        // --max-mamba-cache-size 16 caps concurrency at 16 requests and leaves more for KV.
+        let mut a16 = a.clone();
+        a16.max_mamba_cache_size = Some(16);
+        let e16 = estimate(m, gpu, c, &a16).unwrap();
+        assert_eq!(e16.max_concurrency, 16);
+        assert!(e16.kv_cache_tokens.unwrap() > tokens);
+        // 0.5.4 overrides the flag with the ratio (radix cache on).
+        let mut old = SglangArgs::new(SglangRelease::parse("0.5.4").unwrap());
+        old.mem_fraction_static = Some(0.819);
+        old.max_mamba_cache_size = Some(16);
+        let e4 = estimate(m, gpu, c, &old).unwrap();
+        assert!(e4.max_concurrency > 16);
+    }
+
+    #[test]
+    fn hybrid_refusals() {
+        let cat = catalogue();
+        let next = cat.model("Qwen/Qwen3-Next-80B-A3B-Instruct").unwrap();
+        let gpu = cat.gpu("h100").unwrap();
+        let mut c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 4096, 1);
+        c.parallel.tp = 4;
+        // Before 0.5.4 no ratio-sized pool.
+        let a = SglangArgs::new(SglangRelease::parse("0.5.3").unwrap());
+        let err = estimate(next, gpu, c, &a).unwrap_err();
+        assert!(err.contains("0.5.3"), "{err}");
+        // Speculative state not sized.
+        let mut a = SglangArgs::new(SglangRelease::NEWEST);
+        a.speculative = true;
+        assert!(estimate(next, gpu, c, &a).is_err());
+        // Jamba's Mamba (v1) layers stay refused.
+        let jamba = cat.model("ai21labs/Jamba-v0.1").unwrap();
+        let a = SglangArgs::new(SglangRelease::NEWEST);
+        let err = estimate(jamba, gpu, c, &a).unwrap_err();
+        assert!(err.contains("mamba"), "{err}");
+        // --mamba-ssm-dtype float16 arrives in 0.5.10.
+        let req = Request::new(4096, 1);
+        let f = |v: &str, d: &str| SglangFlags {
+            sglang_version: v.into(),
+            mamba_ssm_dtype: Some(d.into()),
+            ..SglangFlags::default()
+        };
+        assert!(f("0.5.8", "float16").resolve(next, &req).is_err());
+        assert_eq!(
+            f("0.5.10", "float16")
+                .resolve(next, &req)
+                .unwrap()
+                .1
+                .mamba_ssm_dtype_bytes,
+            Some(2)
+        );
     }
 }
