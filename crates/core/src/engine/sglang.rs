@@ -987,7 +987,18 @@ pub fn estimate(
             },
         });
     }
-    for r in &rules.applied {
+    // The hybrid rules applied only when the model has a state to pool.
+    let hybrid_rule = |name: &str| {
+        matches!(
+            name,
+            "hybrid_state_pool" | "hybrid_models" | "mamba_ssm_dtype_default"
+        )
+    };
+    for r in rules
+        .applied
+        .iter()
+        .filter(|r| state.is_some() || !hybrid_rule(&r.name))
+    {
         e.engine_settings.push(Setting {
             name: r.name.as_str(),
             value: r.value.clone(),
