@@ -724,7 +724,13 @@ impl Plan {
             let backend = weights::Mxfp4Backend::of(gpu, args.release);
             (
                 backend,
-                weights::mxfp4_expert_delta(model, backend, &par, experts),
+                weights::mxfp4_expert_delta(
+                    model,
+                    backend,
+                    &par,
+                    experts,
+                    rules.mxfp4_triton_scales,
+                ),
             )
         });
         let ranges = par.stages(model.num_layers);

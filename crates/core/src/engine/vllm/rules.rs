@@ -177,6 +177,16 @@ pub enum HfSsmDtype {
     NemotronHQwen35,
 }
 
+/// What the Triton MXFP4 MoE path keeps of the loaded e8m0 scales after swizzling them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mxfp4TritonScales {
+    /// `process_weights_after_loading` swizzles the scales into new tensors and keeps the loaded
+    /// `w13_weight_scale`/`w2_weight_scale` Parameters too (0.10–0.33).
+    KeptBeside,
+    /// `store_params_in_triton` backs the Parameters and the swizzled tensors by one storage (0.34).
+    SharedStorage,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileLog {
     NonTorch,
@@ -203,6 +213,7 @@ pub struct Rules {
     pub hybrid_alignment: HybridAlignment,
     pub hf_ssm_dtype: HfSsmDtype,
     pub window_in_flight: WindowInFlight,
+    pub mxfp4_triton_scales: Mxfp4TritonScales,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
     /// The same as `engine_settings` rows, built once (the planner asks for thousands).
@@ -320,6 +331,12 @@ impl Rules {
             "concurrent_batches_pp_plus_1" => WindowInFlight::ConcurrentBatchesPpPlus1,
             _ => return Err(bad(e)),
         };
+        let e = get("mxfp4_triton_scales")?;
+        let mxfp4_triton_scales = match e.value.as_str() {
+            "kept_beside" => Mxfp4TritonScales::KeptBeside,
+            "shared_storage" => Mxfp4TritonScales::SharedStorage,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -339,6 +356,7 @@ impl Rules {
                 hybrid_alignment,
                 hf_ssm_dtype,
                 window_in_flight,
+                mxfp4_triton_scales,
                 applied: Vec::new(),
                 settings: Vec::new(),
             },
