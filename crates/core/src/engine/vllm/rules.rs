@@ -483,7 +483,7 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 17);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 18);
         // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
         assert_eq!(
             Rules::of(rel("0.25")).window_in_flight,
