@@ -311,6 +311,77 @@ def write_single_safetensors(out: Path, d: Path):
             "total_bytes": sum(r["n_bytes"] for r in recs)}
 
 
+# Quantization kept beside config.json (layout::QUANT_CONFIGS): what checkpoints made by NVIDIA
+# ModelOpt <= 0.29, AutoGPTQ and AutoAWQ ship, with config.json carrying no quantization_config.
+# The files' shapes are those tools' writers': ModelOpt's export_hf_checkpoint
+# (hf_quant_config.json: producer + quantization.quant_algo; 0-d F32 weight_scale/input_scale
+# beside each F8_E4M3 weight), AutoGPTQ's save_quantized (quantize_config.json without
+# quant_method; qweight I32 [in/8, out], qzeros I32 [in/group, out/8], scales F16
+# [in/group, out], g_idx I32 [in]), AutoAWQ's save_quantized (quant_config.json: w_bit,
+# q_group_size, zero_point, version).
+LLAMA_LINEARS = [("self_attn.q_proj", 64, 64), ("self_attn.k_proj", 32, 64),
+                 ("self_attn.v_proj", 32, 64), ("self_attn.o_proj", 64, 64),
+                 ("mlp.gate_proj", 128, 64), ("mlp.up_proj", 128, 64), ("mlp.down_proj", 64, 128)]
+
+
+def llama_unquantized_rest():
+    t = {"model.embed_tokens.weight": ("BF16", RNG.integers(0, 2**16, size=(32, 64), dtype=np.uint16)),
+         "lm_head.weight": ("BF16", RNG.integers(0, 2**16, size=(32, 64), dtype=np.uint16)),
+         "model.norm.weight": ("BF16", RNG.integers(0, 2**16, size=(64,), dtype=np.uint16))}
+    for i in range(2):
+        for n in ("input_layernorm", "post_attention_layernorm"):
+            t[f"model.layers.{i}.{n}.weight"] = ("BF16", RNG.integers(0, 2**16, size=(64,), dtype=np.uint16))
+    return t
+
+
+def write_quantized(out: Path):
+    base = out / "quantized"
+    dirs = {}
+
+    def folder(name, side_name, side, tensors=None):
+        d = base / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(LLAMA_CONFIG, indent=2))
+        (d / side_name).write_text(json.dumps(side, indent=2))
+        rec = {"dir": rel(out, d), "side": side_name}
+        if tensors is not None:
+            written = save_safetensors(d / "model.safetensors", tensors, {"format": "pt"})
+            rec["total_bytes"] = sum(int(a.nbytes) for _, a in written.values())
+        dirs[name] = rec
+
+    fp8 = llama_unquantized_rest()
+    for i in range(2):
+        for lin, o, n in LLAMA_LINEARS:
+            p = f"model.layers.{i}.{lin}"
+            fp8[f"{p}.weight"] = ("F8_E4M3", RNG.integers(0, 256, size=(o, n), dtype=np.uint8))
+            fp8[f"{p}.weight_scale"] = ("F32", np.array(0.01, dtype=np.float32))
+            fp8[f"{p}.input_scale"] = ("F32", np.array(0.02, dtype=np.float32))
+    folder("modelopt-fp8", "hf_quant_config.json", {
+        "producer": {"name": "modelopt", "version": "0.27.1"},
+        "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": None,
+                         "exclude_modules": ["lm_head"]}}, fp8)
+    gptq = llama_unquantized_rest()
+    for i in range(2):
+        for lin, o, n in LLAMA_LINEARS:
+            p = f"model.layers.{i}.{lin}"
+            groups = -(-n // 128)
+            gptq[f"{p}.qweight"] = ("I32", RNG.integers(0, 2**31, size=(n // 8, o), dtype=np.int32))
+            gptq[f"{p}.qzeros"] = ("I32", RNG.integers(0, 2**31, size=(groups, o // 8), dtype=np.int32))
+            gptq[f"{p}.scales"] = ("F16", RNG.standard_normal((groups, o)).astype(np.float16))
+            gptq[f"{p}.g_idx"] = ("I32", np.zeros((n,), dtype=np.int32))
+    folder("autogptq", "quantize_config.json", {
+        "bits": 4, "group_size": 128, "damp_percent": 0.01, "desc_act": False,
+        "static_groups": False, "sym": True, "true_sequential": True,
+        "model_name_or_path": None, "model_file_base_name": "model"}, gptq)
+    folder("autoawq-config-only", "quant_config.json", {
+        "zero_point": True, "q_group_size": 128, "w_bit": 4, "version": "GEMM"})
+    folder("modelopt-nvfp4-config-only", "hf_quant_config.json", {
+        "producer": {"name": "modelopt", "version": "0.29.0"},
+        "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": None, "group_size": 16,
+                         "exclude_modules": ["lm_head"]}})
+    return dirs
+
+
 def write_sharded_safetensors(out: Path, d: Path):
     d.mkdir(parents=True, exist_ok=True)
     shard1 = {
@@ -692,6 +763,14 @@ def write_hub(out: Path, expected: dict):
             {"path": "model.safetensors", "local": "hostile.safetensors"},
             {"path": "config.json", "local": cfg}]},
         {"id": "test-org/no-model", "files": [readme]},
+    ] + [
+        # The quantized folders as repos (the same files: the answers must be the same).
+        {"id": f"test-org/{name}", "files": [
+            {"path": f, "local": f"../{q['dir']}/{f}"}
+            for f in ["config.json", q["side"]] + (["model.safetensors"] if "total_bytes" in q else [])
+        ] + [readme]}
+        for name, q in expected["quantized"].items()
+    ] + [
         {"id": "loopback/Llama-3.1-70B-shaped", "files": big_files + [readme]},
         {"id": "loopback/Llama-3.1-70B-shaped-GGUF", "files": [gguf_file, readme]},
     ]
@@ -717,7 +796,7 @@ def main():
         sys.exit(2)
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("gguf", "safetensors", "hf_cache", "ollama", "configs", "hub"):
+    for sub in ("gguf", "safetensors", "hf_cache", "ollama", "configs", "hub", "quantized"):
         shutil.rmtree(out / sub, ignore_errors=True)
     (out / "gguf").mkdir()
 
@@ -737,6 +816,7 @@ def main():
     expected["safetensors_sharded"] = write_sharded_safetensors(out, out / "safetensors" / "sharded")
     expected["hf_cache"] = write_hf_cache(out, out / "safetensors" / "single")
     expected["ollama"] = write_ollama(out, out / "gguf" / "basic.gguf")
+    expected["quantized"] = write_quantized(out)
     expected["hub"] = write_hub(out, expected)
     (out / "configs").mkdir()
     expected["configs"] = {}

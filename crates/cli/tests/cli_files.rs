@@ -273,3 +273,77 @@ fn fit_includes_the_local_stores() {
     assert_eq!(hf["source"], "hf-cache");
     assert_eq!(hf["engine"], "vllm");
 }
+
+/// Quantization kept beside config.json (scripts/gen_fixtures.py `write_quantized`): the method
+/// the file names sizes the weights; config.json's own quantization_config would win.
+#[test]
+fn quantization_files_beside_config_json_are_read() {
+    let exp = expected();
+    let fx = fixtures();
+    let estimate = |dir: &std::path::Path| {
+        json(
+            &[
+                "estimate",
+                "--model",
+                dir.to_str().unwrap(),
+                "--gpu",
+                "l4",
+                "--context",
+                "2048",
+                "--json",
+            ],
+            &[],
+        )
+    };
+    for (name, quant) in [
+        ("modelopt-fp8", "fp8"),
+        ("autogptq", "gptq"),
+        ("autoawq-config-only", "awq"),
+    ] {
+        let q = &exp["quantized"][name];
+        let v = estimate(&fx.join(q["dir"].as_str().unwrap()));
+        assert_eq!(v["quant"], quant, "{name}");
+        if let Some(total) = q.get("total_bytes") {
+            // The stored bytes, exactly: F8_E4M3 weights and their F32 scales; GPTQ's packed
+            // I32 qweight/qzeros/g_idx and F16 scales.
+            assert_eq!(v["weights_bytes"], *total, "{name}");
+        }
+    }
+    // Config-only: the AWQ file prices the weights at 4 bits with a scale and zero per 128;
+    // without it the same config.json is bf16. LLAMA_CONFIG has 78,144 parameters: bf16 is
+    // 156,288 bytes; AWQ keeps embeddings, lm_head and norms (2 × 32 × 64 + 5 × 64 = 4,416
+    // params) in 16-bit and packs the rest.
+    let dir = std::env::temp_dir().join(format!("vramplan-quantfiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let awq = fx.join(
+        exp["quantized"]["autoawq-config-only"]["dir"]
+            .as_str()
+            .unwrap(),
+    );
+    std::fs::copy(awq.join("config.json"), dir.join("config.json")).unwrap();
+    let bf16 = estimate(&dir);
+    assert_eq!(bf16["quant"], "bf16");
+    assert_eq!(bf16["weights_bytes"], 156_288);
+    let with_awq = estimate(&awq);
+    assert!(with_awq["weights_bytes"].as_u64().unwrap() < 156_288 / 2);
+    // A side file that is not JSON is refused naming it, never ignored.
+    std::fs::write(dir.join("quantize_config.json"), "{bits: 4").unwrap();
+    let out = vramplan(&["estimate", "--model", dir.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("quantize_config.json"), "{err}");
+    // config.json's own quantization_config wins over the file (vLLM's order).
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(awq.join("config.json")).unwrap()).unwrap();
+    config["quantization_config"] =
+        serde_json::json!({"quant_method": "fp8", "activation_scheme": "dynamic"});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(
+        dir.join("quantize_config.json"),
+        r#"{"bits": 4, "group_size": 128}"#,
+    )
+    .unwrap();
+    assert_eq!(estimate(&dir)["quant"], "fp8");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -507,3 +507,247 @@ fn the_web_api_reads_hub_ids_server_side_unless_told_not_to() {
             .all(|h| !h.path.contains("/v2/")));
     }
 }
+
+/// The quantization file beside config.json (ModelOpt's hf_quant_config.json, AutoGPTQ's
+/// quantize_config.json, AutoAWQ's quant_config.json; scripts/gen_fixtures.py
+/// `write_quantized`) read from the Hub as from the folder: the same estimate, the method it
+/// names, and the file fetched in the same round trip as config.json.
+#[test]
+fn quantization_files_beside_config_json_are_read_from_the_hub_as_from_disk() {
+    let (hub, home) = start();
+    let exp = expected();
+    let args = ["--gpu", "l4", "--context", "2048", "--json"];
+    for (name, quant) in [
+        ("modelopt-fp8", "fp8"),
+        ("autogptq", "gptq"),
+        ("autoawq-config-only", "awq"),
+        ("modelopt-nvfp4-config-only", "nvfp4"),
+    ] {
+        let q = &exp["quantized"][name];
+        let side = q["side"].as_str().unwrap();
+        let dir = home.path().join(format!("Copy-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = fixtures_dir().join(q["dir"].as_str().unwrap());
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+        hub.clear_hits();
+        let repo = format!("test-org/{name}");
+        let remote = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &[&["estimate", "--model", &repo], &args[..]].concat(),
+        ));
+        let local = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &[&["estimate", "--model", dir.to_str().unwrap()], &args[..]].concat(),
+        ));
+        assert_eq!(remote["quant"], quant, "{name}");
+        assert_eq!(
+            figures(&remote).replace(&repo, "MODEL"),
+            figures(&local).replace(dir.to_str().unwrap(), "MODEL"),
+            "{name}"
+        );
+        if let Some(total) = q.get("total_bytes") {
+            assert_eq!(remote["weights_bytes"], *total, "{name}");
+        }
+        // The side file was asked for once, by the Hub's resolve route (sent on to the CDN).
+        let hits = hub.hits();
+        let side_hits: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.path.ends_with(&format!("/{side}")))
+            .collect();
+        assert!(!side_hits.is_empty(), "{name}: {hits:?}");
+        assert!(side_hits.iter().all(|h| h.status < 400), "{side_hits:?}");
+        // inspect names it among the files read.
+        let v = ok_json(run(
+            &mut cmd(&hub, home.path()),
+            &["inspect", &repo, "--json"],
+        ));
+        let files = v["files"].to_string();
+        assert!(files.contains(side), "{name}: {files}");
+        let notes = v["notes"].to_string();
+        assert!(notes.contains("quantization read from"), "{notes}");
+    }
+    // NVFP4 priced through ggml's type of the same layout, with what that misses said.
+    let v = ok_json(run(
+        &mut cmd(&hub, home.path()),
+        &[
+            "estimate",
+            "-m",
+            "test-org/modelopt-nvfp4-config-only",
+            "--json",
+        ],
+    ));
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains(
+            "NVFP4 weights computed from the config are priced at 4.5 bits for every matrix"
+        ),
+        "{w}"
+    );
+}
+
+/// Issue 13's "What a user can do" items that the tests above did not reach through the binary:
+/// a revision, `--file`, the resolution order (a path on disk, then the catalogue, the local
+/// HF cache, the Hub), a private repo without a token.
+#[test]
+fn revisions_files_and_the_resolution_order_through_the_binary() {
+    let (hub, home) = start();
+    // ORG/NAME@REVISION: the revision route is asked for that revision.
+    let v = ok_json(run(
+        &mut cmd(&hub, home.path()),
+        &["estimate", "-m", "test-org/tiny-llama@v1.0", "--json"],
+    ));
+    assert_eq!(v["model"], "test-org/tiny-llama");
+    let hits = hub.hits();
+    assert!(
+        hits.iter().any(|h| h
+            .path
+            .starts_with("/api/models/test-org/tiny-llama/revision/v1.0?")),
+        "{hits:?}"
+    );
+    assert!(hits.iter().all(|h| !h.path.contains("/main")), "{hits:?}");
+    let e = fails(
+        run(
+            &mut cmd(&hub, home.path()),
+            &["estimate", "-m", "test-org/tiny-llama@no-such-branch"],
+        ),
+        2,
+    );
+    assert!(e.contains("no-such-branch"), "{e}");
+    // --file picks one GGUF of a repository that holds two (without it: the list, above).
+    hub.clear_hits();
+    let v = ok_json(run(
+        &mut cmd(&hub, home.path()),
+        &[
+            "inspect",
+            "test-org/tiny-gguf",
+            "--file",
+            "tiny-Q4_K_M.gguf",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["format"], "GGUF");
+    let hits = hub.hits();
+    assert!(
+        hits.iter().any(|h| h.path.ends_with("/tiny-Q4_K_M.gguf")),
+        "{hits:?}"
+    );
+    assert!(
+        hits.iter().all(|h| !h.path.contains("Q8_0")),
+        "only the chosen file is read: {hits:?}"
+    );
+    // A private repository without a token: its name and what to do, in one line.
+    let e = fails(
+        run(
+            &mut cmd(&hub, home.path()),
+            &["estimate", "-m", "test-org/private-llama"],
+        ),
+        2,
+    );
+    assert!(e.starts_with("test-org/private-llama"), "{e}");
+    assert!(e.contains("HF_TOKEN"), "{e}");
+
+    // Resolution order. The local HF cache (the fixtures' snapshot of test-org/tiny-llama)
+    // answers before the Hub, with no request.
+    let exp = expected();
+    let hf_hub = fixtures_dir().join(exp["hf_cache"]["hub"].as_str().unwrap());
+    hub.clear_hits();
+    let v = ok_json(run(
+        cmd(&hub, home.path()).env("HF_HUB_CACHE", &hf_hub),
+        &["inspect", "test-org/tiny-llama", "--json"],
+    ));
+    assert!(
+        v["origin"].to_string().contains("HfCache") || v["origin"].to_string().contains("hf_cache"),
+        "{}",
+        v["origin"]
+    );
+    assert!(hub.hits().is_empty(), "{:?}", hub.hits());
+    // A catalogue id answers before the HF cache and the Hub: no request either.
+    let v = ok_json(run(
+        cmd(&hub, home.path()).env("HF_HUB_CACHE", &hf_hub),
+        &["estimate", "-m", "llama-3.1-8b", "--json"],
+    ));
+    assert!(
+        v["model"].as_str().unwrap().contains("Llama-3.1-8B"),
+        "{}",
+        v["model"]
+    );
+    assert!(hub.hits().is_empty(), "{:?}", hub.hits());
+    // A path on disk spelled like a repo id wins over all of them.
+    let local = home.path().join("test-org/tiny-llama");
+    std::fs::create_dir_all(&local).unwrap();
+    let sharded = fixtures_dir().join("safetensors/sharded");
+    for f in std::fs::read_dir(&sharded).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), local.join(f.file_name())).unwrap();
+    }
+    let v = ok_json(run(
+        cmd(&hub, home.path())
+            .env("HF_HUB_CACHE", &hf_hub)
+            .current_dir(home.path()),
+        &["inspect", "test-org/tiny-llama", "--json"],
+    ));
+    assert_eq!(v["origin"], "Path");
+    assert_eq!(
+        v["tensor_count"],
+        exp["safetensors_sharded"]["tensors"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+    assert!(hub.hits().is_empty(), "{:?}", hub.hits());
+}
+
+/// Issue 13's "a hostile server" through the binary: a header length of 2^62, a CDN that
+/// ignores Range and sends 4.7 GB a shard, a server that drips a byte at a time. One line,
+/// no panic, within the deadline, bounded reads.
+#[test]
+fn hostile_servers_through_the_binary() {
+    let (hub, home) = start();
+    let t = Instant::now();
+    let e = fails(
+        run(
+            &mut cmd(&hub, home.path()),
+            &["estimate", "-m", "test-org/hostile-header"],
+        ),
+        2,
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(e.contains("hostile-header"), "{e}");
+    hub.clear_hits();
+    hub.fault("/cdn/", vramplan_testhub::Fault::IgnoreRange { size: None });
+    let v = ok_json(run(
+        &mut cmd(&hub, home.path()),
+        &["estimate", "-m", "loopback/Llama-3.1-70B-shaped", "--json"],
+    ));
+    assert_eq!(v["params"], 70_553_706_496u64);
+    let sent: u64 = on(&hub.hits(), "cdn").iter().map(Hit::bytes).sum();
+    assert!(sent < 30 * (8 << 20), "the CDN sent {sent} bytes");
+    hub.clear_faults();
+    hub.fault(
+        "/cdn/",
+        vramplan_testhub::Fault::SlowDrip {
+            interval: Duration::from_millis(200),
+        },
+    );
+    let t = Instant::now();
+    let out = run(
+        &mut cmd(&hub, home.path()),
+        &[
+            "estimate",
+            "-m",
+            "test-org/tiny-llama",
+            "--refresh",
+            "--timeout",
+            "2",
+        ],
+    );
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+}

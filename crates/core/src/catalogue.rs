@@ -15,9 +15,47 @@ const GPU_FILE: &str = include_str!("../data/gpus.toml");
 const PRICE_FILE: &str = include_str!("../data/prices.toml");
 
 pub struct Catalogue {
-    pub models: Vec<ModelDesc>,
+    pub models: Models,
     pub gpus: Vec<Gpu>,
     pub prices: Vec<Price>,
+    /// Each model's id and aliases, in the order of `models`: names are looked up without
+    /// describing every entry.
+    names: Vec<(String, Vec<String>)>,
+}
+
+/// The catalogue's model descriptions, described on first use. Describing the 179 entries'
+/// config.json files through the mapping is most of the catalogue's cost (~10 ms of a 12 ms
+/// parse, measured in release), and a command on a file or a Hub model only needs the names
+/// (is the query an id or alias?) and the GPUs; a `Vec<ModelDesc>` to everything else.
+pub struct Models {
+    cell: OnceLock<Vec<ModelDesc>>,
+    describe: fn() -> Vec<ModelDesc>,
+}
+
+impl Models {
+    fn ready(models: Vec<ModelDesc>) -> Models {
+        let cell = OnceLock::new();
+        let _ = cell.set(models);
+        Models {
+            cell,
+            describe: Vec::new,
+        }
+    }
+}
+
+impl std::ops::Deref for Models {
+    type Target = Vec<ModelDesc>;
+    fn deref(&self) -> &Vec<ModelDesc> {
+        self.cell.get_or_init(self.describe)
+    }
+}
+
+impl<'a> IntoIterator for &'a Models {
+    type Item = &'a ModelDesc;
+    type IntoIter = std::slice::Iter<'a, ModelDesc>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// `meta.toml` of a catalogue entry (data/SCHEMA.md, "catalogue/").
@@ -77,6 +115,21 @@ pub type EntryFiles<'a> = (&'a str, &'a str, Option<&'a str>);
 
 /// Parses the embedded data. Errors name the file and entry; the catalogue tests assert none.
 pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalogue, String> {
+    let metas = parse_metas(entries)?;
+    let names = names_of(&metas);
+    let models = describe_models(&metas)?;
+    let (gpus, prices) = parse_gpus(gpus, prices)?;
+    Ok(Catalogue {
+        models: Models::ready(models),
+        gpus,
+        prices,
+        names,
+    })
+}
+
+type Metas<'a> = Vec<(&'a str, Meta, Option<&'a str>)>;
+
+fn parse_metas<'a>(entries: &[EntryFiles<'a>]) -> Result<Metas<'a>, String> {
     let mut metas = Vec::with_capacity(entries.len());
     for (dir, meta, config) in entries {
         let m: Meta =
@@ -89,6 +142,24 @@ pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalog
         }
         metas.push((*dir, m, *config));
     }
+    Ok(metas)
+}
+
+fn names_of(metas: &Metas<'_>) -> Vec<(String, Vec<String>)> {
+    metas
+        .iter()
+        .map(|(_, m, _)| (m.id.clone(), m.aliases.clone()))
+        .collect()
+}
+
+fn parse_gpus(gpus: &str, prices: &str) -> Result<(Vec<Gpu>, Vec<Price>), String> {
+    let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
+    let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
+    Ok((gpus.gpu, prices.price))
+}
+
+/// Every entry's description, in the order of `metas`.
+fn describe_models(metas: &Metas<'_>) -> Result<Vec<ModelDesc>, String> {
     let config_of = |id: &str| -> Result<(&str, &str), String> {
         // Follow `config_from_base` to the entry that stores the config.json.
         let mut id = id.to_string();
@@ -112,7 +183,7 @@ pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalog
         ))
     };
     let mut models = Vec::with_capacity(metas.len());
-    for (dir, m, _) in &metas {
+    for (dir, m, _) in metas {
         if let Some(b) = &m.base {
             if !metas.iter().any(|(_, x, _)| x.id.eq_ignore_ascii_case(b)) {
                 return Err(format!(
@@ -168,22 +239,32 @@ pub fn parse(entries: &[EntryFiles], gpus: &str, prices: &str) -> Result<Catalog
             base = m.base.clone();
         }
     }
-    let gpus: GpuFile = toml::from_str(gpus).map_err(|e| format!("data/gpus.toml: {e}"))?;
-    let prices: PriceFile = toml::from_str(prices).map_err(|e| format!("data/prices.toml: {e}"))?;
-    Ok(Catalogue {
-        models,
-        gpus: gpus.gpu,
-        prices: prices.price,
-    })
+    Ok(models)
 }
 
-/// The embedded catalogue, parsed on first use.
+/// The embedded catalogue, parsed on first use: names, GPUs and prices at once, the model
+/// descriptions when something first reads `models`.
 pub fn catalogue() -> &'static Catalogue {
     static CAT: OnceLock<Catalogue> = OnceLock::new();
-    CAT.get_or_init(|| match parse(CATALOGUE_FILES, GPU_FILE, PRICE_FILE) {
-        Ok(c) => c,
-        // The data is compiled in and checked by tests; a failure here is a build defect.
-        Err(e) => panic!("embedded catalogue is invalid: {e}"),
+    // The data is compiled in and checked by tests (`parse` on the same files); a failure
+    // here is a build defect.
+    fn embedded<T>(r: Result<T, String>) -> T {
+        r.unwrap_or_else(|e| panic!("embedded catalogue is invalid: {e}"))
+    }
+    CAT.get_or_init(|| {
+        let metas = embedded(parse_metas(CATALOGUE_FILES));
+        let (gpus, prices) = embedded(parse_gpus(GPU_FILE, PRICE_FILE));
+        Catalogue {
+            models: Models {
+                cell: OnceLock::new(),
+                describe: || {
+                    embedded(parse_metas(CATALOGUE_FILES).and_then(|m| describe_models(&m)))
+                },
+            },
+            gpus,
+            prices,
+            names: names_of(&metas),
+        }
     })
 }
 
@@ -196,11 +277,11 @@ impl Catalogue {
     pub fn nearest_models(&self, query: &str) -> Vec<String> {
         crate::names::suggest_entries(
             query,
-            self.models.iter().map(|m| {
-                let names = std::iter::once(m.id.as_str())
-                    .chain(m.aliases.iter().map(String::as_str))
+            self.names.iter().map(|(id, aliases)| {
+                let names = std::iter::once(id.as_str())
+                    .chain(aliases.iter().map(String::as_str))
                     .collect();
-                (m.id.as_str(), names)
+                (id.as_str(), names)
             }),
         )
     }
@@ -222,14 +303,16 @@ impl Catalogue {
     /// The entry whose id or alias is `query`, ignoring case only.
     pub fn model_exact(&self, query: &str) -> Option<&ModelDesc> {
         let q = normalise(query);
-        self.models
+        let at = self
+            .names
             .iter()
-            .find(|m| normalise(&m.id) == q)
+            .position(|(id, _)| normalise(id) == q)
             .or_else(|| {
-                self.models
+                self.names
                     .iter()
-                    .find(|m| m.aliases.iter().any(|a| normalise(a) == q))
-            })
+                    .position(|(_, aliases)| aliases.iter().any(|a| normalise(a) == q))
+            })?;
+        self.models.get(at)
     }
 
     /// A model as people type it: its id or alias in any case; the same without punctuation
@@ -250,14 +333,19 @@ impl Catalogue {
         let hits: Vec<&ModelDesc> = if k.is_empty() {
             Vec::new()
         } else {
-            self.models
-                .iter()
-                .filter(|m| {
-                    crate::names::key(&m.id) == k
-                        || crate::names::key(&repo_name(&m.id)) == k
-                        || m.aliases.iter().any(|a| crate::names::key(a) == k)
+            let at: Vec<usize> = (0..self.names.len())
+                .filter(|&i| {
+                    let (id, aliases) = &self.names[i];
+                    crate::names::key(id) == k
+                        || crate::names::key(&repo_name(id)) == k
+                        || aliases.iter().any(|a| crate::names::key(a) == k)
                 })
-                .collect()
+                .collect();
+            if at.is_empty() {
+                Vec::new()
+            } else {
+                at.into_iter().filter_map(|i| self.models.get(i)).collect()
+            }
         };
         match hits.as_slice() {
             [one] => Ok(one),

@@ -15,6 +15,22 @@ use crate::gguf::split_name_parts;
 
 /// The config.json of a model folder or repository.
 pub const CONFIG: &str = "config.json";
+/// Files that carry a checkpoint's quantization beside config.json, read when config.json has
+/// no `quantization_config`, first present wins: NVIDIA ModelOpt's (≤ 0.29; vLLM reads it in
+/// vllm/transformers_utils/config.py `get_config`), AutoGPTQ's (vLLM `GPTQConfig`
+/// .get_config_filenames) and AutoAWQ's (vLLM `AWQConfig.get_config_filenames`: quant_config.json,
+/// quantize_config.json). Top level only, like config.json.
+pub const QUANT_CONFIGS: [&str; 3] = [
+    "hf_quant_config.json",
+    "quantize_config.json",
+    "quant_config.json",
+];
+
+/// The quantization file of a folder or repository that has `has(name)` (see [`QUANT_CONFIGS`]).
+pub fn quant_config(has: impl Fn(&str) -> bool) -> Option<&'static str> {
+    QUANT_CONFIGS.into_iter().find(|n| has(n))
+}
+
 /// The index transformers writes for a sharded safetensors checkpoint.
 pub const INDEX: &str = "model.safetensors.index.json";
 

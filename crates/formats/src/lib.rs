@@ -218,6 +218,13 @@ impl ModelFile {
         self.set_architecture_from_config();
     }
 
+    /// Counts a quantization file that stood in for config.json's `quantization_config`.
+    fn use_quant_file(&mut self, q: QuantFile<'_>, note: String) {
+        self.files.push(q.path.to_path_buf());
+        self.bytes_on_disk = self.bytes_on_disk.saturating_add(q.bytes.len() as u64);
+        self.notes.push(note);
+    }
+
     fn set_architecture_from_config(&mut self) {
         if self.architecture.is_none() {
             self.architecture = self.config.as_ref().and_then(hf_config::architecture_name);
@@ -404,7 +411,10 @@ fn inspect_json(path: &Path, target: &str) -> Result<ModelFile, FormatError> {
             if bytes.len() as u64 > hf_config::MAX_CONFIG_BYTES {
                 small(hf_config::MAX_CONFIG_BYTES)?;
             }
-            config_only_model(target, &bytes, path.to_path_buf())
+            let dir = path.parent().unwrap_or_else(|| Path::new("."));
+            let side = read_sibling_quant(dir)?;
+            let quant = side.as_ref().map(SideQuant::file);
+            config_only_model(target, &bytes, path.to_path_buf(), quant)
         }
         None => Err(FormatError::UnknownFormat {
             file,
@@ -480,7 +490,12 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
             m.warnings.push(layout::pickle_note(&files));
             m
         }
-        layout::Weights::ConfigOnly => inspect_json(&dir.join(layout::CONFIG), target)?,
+        layout::Weights::ConfigOnly => {
+            // The Hub says the same of a repository with config.json alone (one layout rule).
+            let mut m = inspect_json(&dir.join(layout::CONFIG), target)?;
+            m.warnings.push(layout::NO_WEIGHTS_NOTE.to_string());
+            m
+        }
         layout::Weights::Nothing => {
             return Err(FormatError::not_found(
                 target,
@@ -501,40 +516,103 @@ fn inspect_dir(dir: &Path, target: &str) -> Result<ModelFile, FormatError> {
     Ok(m)
 }
 
-/// config.json bytes parsed and checked by the one mapping (`vramplan_core::arch::describe`),
-/// for every source alike (a folder, the HF cache, the Hub): a config the mapping refuses is
-/// refused here, naming the file and the field.
-fn described_config(bytes: &[u8], file: &str) -> Result<serde_json::Value, FormatError> {
-    let config = hf_config::parse_config(bytes, file)?;
+/// A quantization file read beside config.json (one of `layout::QUANT_CONFIGS`): it stands in
+/// for config.json's `quantization_config` when that is missing (`hf_config::merge_quant_config`).
+#[derive(Debug, Clone, Copy)]
+pub struct QuantFile<'a> {
+    /// Its name in the folder or repository (`hf_quant_config.json`, ...).
+    pub name: &'a str,
+    /// Where it was read, as shown.
+    pub path: &'a Path,
+    pub bytes: &'a [u8],
+}
+
+/// config.json bytes, with the quantization file beside it if any, parsed and checked by the
+/// one mapping (`vramplan_core::arch::describe`), for every source alike (a folder, the HF
+/// cache, the Hub): a config the mapping refuses is refused here, naming the file and the
+/// field. Also returns the note saying the quantization file was used.
+fn described_config(
+    bytes: &[u8],
+    file: &str,
+    quant: Option<QuantFile<'_>>,
+) -> Result<(serde_json::Value, Option<String>), FormatError> {
+    let mut config = hf_config::parse_config(bytes, file)?;
+    let mut note = None;
+    if let Some(q) = quant {
+        let shown = show_path(q.path);
+        if hf_config::merge_quant_config(&mut config, q.name, q.bytes, &shown)? {
+            note = Some(format!(
+                "quantization read from {shown} (config.json has no quantization_config; vLLM reads the file the same way)"
+            ));
+        }
+    }
     vramplan_core::arch::describe(&config).map_err(|e| FormatError::architecture(file, e))?;
-    Ok(config)
+    Ok((config, note))
+}
+
+/// A quantization file read from a local folder.
+struct SideQuant {
+    name: &'static str,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl SideQuant {
+    fn file(&self) -> QuantFile<'_> {
+        QuantFile {
+            name: self.name,
+            path: &self.path,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+/// The quantization file beside a local config.json, if there is one (`layout::quant_config`),
+/// read with its byte cap.
+fn read_sibling_quant(dir: &Path) -> Result<Option<SideQuant>, FormatError> {
+    let Some(name) = layout::quant_config(|n| dir.join(n).is_file()) else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    let bytes = hf_config::read_json_file(&path, hf_config::MAX_QUANT_CONFIG_BYTES)?;
+    Ok(Some(SideQuant { name, path, bytes }))
 }
 
 /// A model's config.json read from any source, given as bytes: a config-only model (no
-/// weights). `path` is how the file is shown. A config.json alone is only its architecture:
-/// one the mapping refuses is an error.
+/// weights). `path` is how the file is shown; `quant` the quantization file beside it, if the
+/// folder or repository has one. A config.json alone is only its architecture: one the mapping
+/// refuses is an error.
 pub fn config_only_model(
     target: &str,
     bytes: &[u8],
     path: PathBuf,
+    quant: Option<QuantFile<'_>>,
 ) -> Result<ModelFile, FormatError> {
-    let config = described_config(bytes, &show_path(&path))?;
+    let (config, note) = described_config(bytes, &show_path(&path), quant)?;
     let mut m = ModelFile::new(target, Format::ConfigOnly);
     m.files.push(path);
     m.bytes_on_disk = bytes.len() as u64;
     m.header_bytes_read = bytes.len() as u64;
     m.config = Some(config);
+    if let (Some(q), Some(note)) = (quant, note) {
+        m.use_quant_file(q, note);
+    }
     Ok(m.finish())
 }
 
-/// Adds a config.json given as bytes to a model read from its weights; a broken one becomes a
-/// note, as a local folder's does ([`CONFIG_NOT_USED`]), since the weights were readable.
-pub fn attach_config(m: &mut ModelFile, bytes: &[u8], path: PathBuf) {
-    match described_config(bytes, &show_path(&path)) {
-        Ok(config) => {
+/// Adds a config.json given as bytes (and the quantization file beside it, if any) to a model
+/// read from its weights; a broken one becomes a note, as a local folder's does
+/// ([`CONFIG_NOT_USED`]), since the weights were readable.
+pub fn attach_config(m: &mut ModelFile, bytes: &[u8], path: PathBuf, quant: Option<QuantFile<'_>>) {
+    match described_config(bytes, &show_path(&path), quant) {
+        Ok((config, note)) => {
             m.bytes_on_disk = m.bytes_on_disk.saturating_add(bytes.len() as u64);
             m.header_bytes_read = m.header_bytes_read.saturating_add(bytes.len() as u64);
             m.use_config(config, path);
+            if let (Some(q), Some(note)) = (quant, note) {
+                m.use_quant_file(q, note);
+                m.header_bytes_read = m.header_bytes_read.saturating_add(q.bytes.len() as u64);
+            }
         }
         Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
     }
@@ -543,8 +621,8 @@ pub fn attach_config(m: &mut ModelFile, bytes: &[u8], path: PathBuf) {
 /// Starts the note that says why a config.json next to the weights was not read.
 pub(crate) const CONFIG_NOT_USED: &str = "config.json next to the weights was not used: ";
 
-/// Adds config.json from the same folder, if there is one; a broken one becomes a note, since
-/// the weights file itself was readable.
+/// Adds config.json from the same folder, if there is one, with the quantization file beside
+/// it; a broken one becomes a note, since the weights file itself was readable.
 fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     let Some(dir) = weights_path.parent() else {
         return;
@@ -555,17 +633,20 @@ fn attach_sibling_config(m: &mut ModelFile, weights_path: &Path) {
     }
     let read =
         hf_config::read_json_file(&config_path, hf_config::MAX_CONFIG_BYTES).and_then(|bytes| {
-            Ok((
-                described_config(&bytes, &show_path(&config_path))?,
-                bytes.len(),
-            ))
+            let side = read_sibling_quant(dir)?;
+            let quant = side.as_ref().map(SideQuant::file);
+            let (config, note) = described_config(&bytes, &show_path(&config_path), quant)?;
+            Ok((config, bytes.len(), note.zip(side)))
         });
     match read {
         // Local files count the config in the bytes on disk, not in the headers read (as
         // before the Hub: `inspect` shows the tensor headers read).
-        Ok((config, len)) => {
+        Ok((config, len, side)) => {
             m.bytes_on_disk = m.bytes_on_disk.saturating_add(len as u64);
             m.use_config(config, config_path);
+            if let Some((note, side)) = side {
+                m.use_quant_file(side.file(), note);
+            }
         }
         Err(e) => m.notes.push(format!("{CONFIG_NOT_USED}{e}")),
     }

@@ -307,6 +307,11 @@ impl<'a> SourceReader<'a> {
         })
     }
 
+    /// The bytes of the current range not consumed yet (empty before the first `fill_buf`).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos.min(self.buf.len())..]
+    }
+
     /// The source error behind an `io::Error` this reader returned, if it was one.
     pub fn take_error(&mut self) -> Option<FormatError> {
         self.error.take()

@@ -30,9 +30,9 @@ use vramplan_formats::layout::{self, Weights};
 use vramplan_formats::parallel::{run_bounded, MAX_IN_FLIGHT};
 use vramplan_formats::safetensors::{parse_index, MAX_INDEX_BYTES};
 use vramplan_formats::{
-    attach_config, config_only_model, hf_config::MAX_CONFIG_BYTES, read_gguf_files,
-    read_safetensors_files, ByteSource, FormatError, IndexFile, ModelFile, Origin,
-    MAX_PARALLEL_READS,
+    attach_config, config_only_model, hf_config::MAX_CONFIG_BYTES,
+    hf_config::MAX_QUANT_CONFIG_BYTES, read_gguf_files, read_safetensors_files, ByteSource,
+    FormatError, IndexFile, ModelFile, Origin, QuantFile, MAX_PARALLEL_READS,
 };
 
 use crate::cache::{escape, Cache};
@@ -556,6 +556,8 @@ impl<'a> Repo<'a> {
         let names = self.info.names();
         let has_config = self.info.file(layout::CONFIG).is_some();
         let config = has_config.then(|| self.object(layout::CONFIG));
+        let quant_name = self.quant_config_name();
+        let quant = quant_name.map(|n| self.object(n));
         let (index_name, shards_listed): (Option<String>, Vec<String>) = match &weights {
             Weights::Index(i) => (Some(i.clone()), Vec::new()),
             Weights::Safetensors { files, .. } => (None, files.clone()),
@@ -580,8 +582,8 @@ impl<'a> Repo<'a> {
             None => shards_listed.clone(),
         };
         let early: Vec<HttpObject<'_>> = guessed.iter().map(|n| self.object(n)).collect();
-        // Round trip 2: config, index and shard starts at once.
-        let jobs = 2 + early.len();
+        // Round trip 2: config, quantization file, index and shard starts at once.
+        let jobs = 3 + early.len();
         let results = run_bounded(jobs, MAX_IN_FLIGHT, &|i| match i {
             0 => config
                 .as_ref()
@@ -591,7 +593,11 @@ impl<'a> Repo<'a> {
                 .as_ref()
                 .map(|c| c.whole(MAX_INDEX_BYTES).map(Some))
                 .unwrap_or(Ok(None)),
-            i => early[i - 2].prefetch().map(|()| None),
+            2 => quant
+                .as_ref()
+                .map(|c| c.whole(MAX_QUANT_CONFIG_BYTES).map(Some))
+                .unwrap_or(Ok(None)),
+            i => early[i - 3].prefetch().map(|()| None),
         });
         let mut results = results.into_iter();
         let config_bytes = results
@@ -603,6 +609,11 @@ impl<'a> Repo<'a> {
             .next()
             .transpose()
             .map_err(|e| self.explain(index_name.as_deref().unwrap_or("the index"), e))?
+            .flatten();
+        let quant_bytes = results
+            .next()
+            .transpose()
+            .map_err(|e| self.explain(quant_name.unwrap_or("the quantization file"), e))?
             .flatten();
         for (r, o) in results.zip(&early) {
             if let Err(e) = r {
@@ -673,8 +684,10 @@ impl<'a> Repo<'a> {
                 "repository",
             ));
         }
+        let quant_path = quant_name.map(|n| self.path(n));
+        let quant_file = quant_file(quant_name, &quant_path, &quant_bytes);
         match &config_bytes {
-            Some(bytes) => attach_config(&mut m, bytes, self.path(layout::CONFIG)),
+            Some(bytes) => attach_config(&mut m, bytes, self.path(layout::CONFIG), quant_file),
             None => m
                 .notes
                 .push("no config.json in the repository: architecture fields unknown".to_string()),
@@ -682,6 +695,7 @@ impl<'a> Repo<'a> {
         let mut keep: Vec<&HttpObject<'_>> = objects.iter().collect();
         keep.extend(config.iter());
         keep.extend(index.iter());
+        keep.extend(quant.iter());
         self.persist(&keep);
         Ok(self.finish(m))
     }
@@ -711,15 +725,53 @@ impl<'a> Repo<'a> {
         Ok(self.finish(m))
     }
 
+    /// The repository's quantization file beside config.json, by the folders' rule.
+    fn quant_config_name(&self) -> Option<&'static str> {
+        layout::quant_config(|n| self.info.file(n).is_some())
+    }
+
     fn config_only(&mut self, target: &str, note: String) -> Result<ModelFile, HubError> {
         let config = self.object(layout::CONFIG);
-        let bytes = config
-            .whole(MAX_CONFIG_BYTES)
-            .map_err(|e| self.explain(layout::CONFIG, e))?;
-        let mut m = config_only_model(target, &bytes, self.path(layout::CONFIG))?;
+        let quant_name = self.quant_config_name();
+        let quant = quant_name.map(|n| self.object(n));
+        // One round trip for both.
+        let mut results = run_bounded(2, MAX_IN_FLIGHT, &|i| match (i, &quant) {
+            (0, _) => config.whole(MAX_CONFIG_BYTES).map(Some),
+            (_, Some(q)) => q.whole(MAX_QUANT_CONFIG_BYTES).map(Some),
+            (_, None) => Ok(None),
+        })
+        .into_iter();
+        let bytes = results
+            .next()
+            .transpose()
+            .map_err(|e| self.explain(layout::CONFIG, e))?
+            .flatten()
+            .unwrap_or_default();
+        let quant_bytes = results
+            .next()
+            .transpose()
+            .map_err(|e| self.explain(quant_name.unwrap_or("the quantization file"), e))?
+            .flatten();
+        let quant_path = quant_name.map(|n| self.path(n));
+        let quant_file = quant_file(quant_name, &quant_path, &quant_bytes);
+        let mut m = config_only_model(target, &bytes, self.path(layout::CONFIG), quant_file)?;
         m.warnings.push(note);
-        self.persist(&[&config]);
+        let mut keep = vec![&config];
+        keep.extend(quant.iter());
+        self.persist(&keep);
         Ok(self.finish(m))
+    }
+}
+
+/// The quantization file read beside config.json, when the repository has one.
+fn quant_file<'a>(
+    name: Option<&'a str>,
+    path: &'a Option<PathBuf>,
+    bytes: &'a Option<Vec<u8>>,
+) -> Option<QuantFile<'a>> {
+    match (name, path, bytes) {
+        (Some(name), Some(path), Some(bytes)) => Some(QuantFile { name, path, bytes }),
+        _ => None,
     }
 }
 

@@ -33,8 +33,8 @@ pub use config::{Placement, Preemption, SimConfig};
 pub use error::SimError;
 pub use report::{AllocatorReport, Report, TimelinePoint};
 pub use workload::{
-    load_trace, parse_trace, LengthDistribution, Request, SharedPrefix, SyntheticStream,
-    SyntheticWorkload, TraceFormat,
+    load_trace, parse_trace, read_trace, LengthDistribution, Request, SharedPrefix,
+    SyntheticStream, SyntheticWorkload, TraceFormat,
 };
 
 use allocator::{ContiguousAllocator, PagedAllocator, ReservationPolicy};
@@ -158,6 +158,21 @@ pub fn simulate_stream<I: Iterator<Item = Request> + Clone>(
 ) -> Result<Report, SimError> {
     config.validate()?;
     run_all(config, requests, count, allocators, progress, false, true)
+}
+
+/// [`simulate_stream`] over a [`SyntheticWorkload`]'s requests. Not generic, so the scheduler
+/// and allocators are compiled here, with this crate's optimization even in a debug build of
+/// the binary (Cargo.toml: `profile.dev.package.vramplan-sim`), rather than unoptimized in the
+/// caller's crate.
+pub fn simulate_synthetic(
+    config: &SimConfig,
+    workload: &SyntheticWorkload,
+    max_seq_len: u32,
+    allocators: &[AllocatorKind],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, SimError> {
+    let requests = workload.stream(max_seq_len)?;
+    simulate_stream(config, requests, workload.requests, allocators, progress)
 }
 
 #[allow(clippy::too_many_arguments)]

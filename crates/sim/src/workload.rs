@@ -282,12 +282,29 @@ pub fn load_trace(path: &Path) -> Result<Vec<Request>, SimError> {
             })
         }
     };
-    let text = std::fs::read_to_string(path).map_err(|e| SimError::Trace {
+    // Only a regular file: a FIFO or a device would block or never end (issue 11).
+    let meta = std::fs::metadata(path).map_err(|e| SimError::Trace {
         source_name: source_name.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    parse_trace(&text, format, &source_name)
+    if !meta.is_file() {
+        return Err(SimError::Trace {
+            source_name,
+            message: "not a regular file: give a .csv or .jsonl trace file".into(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| SimError::Trace {
+        source_name: source_name.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    // Read as a stream of rows: memory holds the parsed requests (32 bytes each), never the
+    // file's text, and one line at most MAX_TRACE_LINE_BYTES.
+    read_trace(std::io::BufReader::new(file), format, &source_name)
 }
+
+/// Longest trace line read: a row is a few numbers and a prefix id (under 200 bytes); a
+/// longer line is refused before it is buffered whole.
+pub const MAX_TRACE_LINE_BYTES: u64 = 64 * 1024;
 
 /// One trace row before validation (all optional so missing columns get a clear message).
 #[derive(Debug, Default, Deserialize)]
@@ -316,13 +333,53 @@ pub fn parse_trace(
     format: TraceFormat,
     source_name: &str,
 ) -> Result<Vec<Request>, SimError> {
+    read_trace(text.as_bytes(), format, source_name)
+}
+
+/// [`parse_trace`] over any reader, one row at a time: what [`load_trace`] uses on a file.
+pub fn read_trace(
+    input: impl std::io::BufRead,
+    format: TraceFormat,
+    source_name: &str,
+) -> Result<Vec<Request>, SimError> {
     let mut prefixes = PrefixIds::default();
     let mut out = Vec::new();
+    let too_many = || SimError::Trace {
+        source_name: source_name.to_string(),
+        message: format!(
+            "more than {MAX_SYNTHETIC_REQUESTS} requests: split the trace or sample it"
+        ),
+    };
     match format {
-        TraceFormat::Csv => parse_csv(text, source_name, &mut prefixes, &mut out)?,
+        TraceFormat::Csv => parse_csv(input, source_name, &mut prefixes, &mut out)?,
         TraceFormat::Jsonl => {
-            for (i, line) in text.lines().enumerate() {
-                let line_no = i as u64 + 1;
+            let mut input = input;
+            let mut line = String::new();
+            let mut line_no = 0u64;
+            loop {
+                line.clear();
+                line_no += 1;
+                let n = std::io::BufRead::read_line(
+                    &mut std::io::Read::take(&mut input, MAX_TRACE_LINE_BYTES + 1),
+                    &mut line,
+                )
+                .map_err(|e| SimError::TraceRow {
+                    source_name: source_name.to_string(),
+                    line: line_no,
+                    message: format!("cannot read: {e}"),
+                })?;
+                if n == 0 {
+                    break;
+                }
+                if n as u64 > MAX_TRACE_LINE_BYTES {
+                    return Err(SimError::TraceRow {
+                        source_name: source_name.to_string(),
+                        line: line_no,
+                        message: format!(
+                            "line longer than {MAX_TRACE_LINE_BYTES} bytes: a row is one JSON object of a few numbers"
+                        ),
+                    });
+                }
                 let trimmed = line.trim();
                 if trimmed.is_empty() || trimmed.starts_with('#') {
                     continue;
@@ -333,6 +390,9 @@ pub fn parse_trace(
                         line: line_no,
                         message: strip_position(&e.to_string()),
                     })?;
+                if out.len() as u64 >= MAX_SYNTHETIC_REQUESTS {
+                    return Err(too_many());
+                }
                 out.push(validate_row(raw, &mut prefixes).map_err(|message| {
                     SimError::TraceRow {
                         source_name: source_name.to_string(),
@@ -342,6 +402,9 @@ pub fn parse_trace(
                 })?);
             }
         }
+    }
+    if out.len() as u64 > MAX_SYNTHETIC_REQUESTS {
+        return Err(too_many());
     }
     if out.is_empty() {
         return Err(SimError::Trace {
@@ -365,7 +428,7 @@ fn strip_position(msg: &str) -> String {
 }
 
 fn parse_csv(
-    text: &str,
+    input: impl std::io::Read,
     source_name: &str,
     prefixes: &mut PrefixIds,
     out: &mut Vec<Request>,
@@ -373,7 +436,10 @@ fn parse_csv(
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+        .from_reader(LineCapped {
+            inner: input,
+            since_newline: 0,
+        });
     let headers = reader
         .headers()
         .map_err(|e| SimError::Trace {
@@ -403,6 +469,15 @@ fn parse_csv(
         col[slot] = Some(i);
     }
     for record in reader.records() {
+        // The csv crate buffers one record at a time; a row is bounded like a JSONL line.
+        if out.len() as u64 >= MAX_SYNTHETIC_REQUESTS {
+            return Err(SimError::Trace {
+                source_name: source_name.to_string(),
+                message: format!(
+                    "more than {MAX_SYNTHETIC_REQUESTS} requests: split the trace or sample it"
+                ),
+            });
+        }
         let record = record.map_err(|e| SimError::TraceRow {
             source_name: source_name.to_string(),
             line: e.position().map(|p| p.line()).unwrap_or(0),
@@ -438,6 +513,33 @@ fn parse_csv(
         out.push(validate_row(raw, prefixes).map_err(row_err)?);
     }
     Ok(())
+}
+
+/// A reader that fails once a line runs past [`MAX_TRACE_LINE_BYTES`]: the csv crate grows its
+/// record buffer to fit any field, so the bound on one row is kept here, before it buffers.
+struct LineCapped<R> {
+    inner: R,
+    since_newline: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LineCapped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.since_newline = if b == b'\n' {
+                0
+            } else {
+                self.since_newline + 1
+            };
+            if self.since_newline > MAX_TRACE_LINE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("a line longer than {MAX_TRACE_LINE_BYTES} bytes"),
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Maps trace prefix ids (any string or number) to dense ids and remembers their lengths.

@@ -188,3 +188,45 @@ fn api_requests_are_checked_like_trace_rows() {
     assert_eq!(r.allocators[0].rejected, 1); // contiguous-max would reserve 2^32 - 1 slots
     assert_eq!(r.allocators[3].completed, 1);
 }
+
+#[test]
+fn a_fifo_is_refused_and_lines_are_bounded() {
+    let dir = std::env::temp_dir().join(format!("vramplan-sim-traces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("t.csv");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let e = vramplan_sim::load_trace(&fifo).unwrap_err().to_string();
+    assert!(
+        e.ends_with("not a regular file: give a .csv or .jsonl trace file"),
+        "{e}"
+    );
+    // A line of 64 KiB + 1 bytes is refused; rows spread over many reads are not.
+    let long = format!(
+        "arrival_s,prompt_tokens,output_tokens\n0,1,{}\n",
+        "1".repeat(65_536)
+    );
+    let e = parse_trace(&long, TraceFormat::Csv, "t.csv")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a line longer than 65536 bytes"), "{e}");
+    let many: String = std::iter::once("arrival_s,prompt_tokens,output_tokens\n".to_string())
+        .chain((0..20_000).map(|i| format!("{i},{},{}\n", 1 + i % 7, 1 + i % 5)))
+        .collect();
+    let r = vramplan_sim::read_trace(
+        std::io::BufReader::with_capacity(13, many.as_bytes()),
+        TraceFormat::Csv,
+        "t.csv",
+    )
+    .unwrap();
+    assert_eq!(r.len(), 20_000);
+    assert_eq!(
+        (r[19_999].prompt_tokens, r[19_999].output_tokens),
+        (1, 5) // row 19,999: 1 + 19,999 mod 7 = 1, 1 + 19,999 mod 5 = 5
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,8 +14,8 @@ use vramplan_core::units::{count, gib, thousands};
 use vramplan_core::{Config, KvDtype, WeightFormat};
 use vramplan_sim::allocator::Placement;
 use vramplan_sim::{
-    load_trace, simulate, simulate_stream, AllocatorKind, LengthDistribution, Preemption, Report,
-    SimConfig, SyntheticWorkload,
+    load_trace, simulate, simulate_synthetic, AllocatorKind, LengthDistribution, Preemption,
+    Report, SimConfig, SyntheticWorkload,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -215,14 +215,7 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         }
     };
     let report = match &workload {
-        Workload::Stream(w) => simulate_stream(
-            &sim,
-            w.stream(max_seq_len)
-                .map_err(|e| Failure::input(e.to_string()))?,
-            w.requests,
-            &kinds,
-            &mut progress,
-        ),
+        Workload::Stream(w) => simulate_synthetic(&sim, w, max_seq_len, &kinds, &mut progress),
         Workload::Trace(requests) => simulate(&sim, requests, &kinds, &mut progress),
     }
     .map_err(|e| Failure::input(e.to_string()))?;

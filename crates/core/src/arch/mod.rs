@@ -218,7 +218,7 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     let mut global = b.globals(&basics)?;
     let towers = towers::towers(&b, &basics, &mut global, &mut warnings)?;
     let mtp = layers::mtp(&b, &basics, &kinds, &layer_kind)?;
-    let quantization = quant::quant_spec(&top, &text)?;
+    let quantization = quant::quant_spec(&top, &text, &mut warnings)?;
 
     let mut desc = ModelDesc {
         id: String::new(),
