@@ -94,13 +94,14 @@ fn targets_of_the_issue() {
         assert_eq!(s["met"], true, "{s}");
         assert!(s["records"].as_u64().unwrap() >= 700, "{s}");
     }
-    // Weights within 1% for both engines, except gpt-oss's MXFP4 experts under vLLM, 4.5% short
-    // (docs/reference/vllm_releases.md §6: the gap the 0.11 source does not explain).
+    // Weights within 1% for both engines, except gpt-oss's MXFP4 experts under vLLM 0.11, on the
+    // Marlin layout the 0.11 source gives a default install 1.7% over (docs/reference/
+    // vllm_releases.md §6: the 0.23 GiB the source does not explain).
     assert_eq!(summary(&r, "llamacpp", "weights")["met"], true);
     for row in r["rows"].as_array().unwrap() {
         if row["engine"] == "vllm" && row["figure"] == "weights" {
             let limit = if row["record"].as_str().unwrap().contains("gpt-oss") {
-                0.05
+                0.02
             } else {
                 0.01
             };

@@ -721,10 +721,10 @@ impl Plan {
             .unwrap_or_else(|| uses_model_runner_v2(model, config.weights, rules));
         // gpt-oss MXFP4 experts in the layout of the GPU's MoE backend (weights.rs).
         let mxfp4 = (config.weights == WeightFormat::Mxfp4).then(|| {
-            let backend = weights::Mxfp4Backend::of(gpu, args.release);
+            let backend = weights::Mxfp4Backend::of(gpu, rules.mxfp4_triton);
             (
                 backend,
-                weights::mxfp4_expert_delta(model, backend, &par, experts),
+                weights::mxfp4_expert_delta(model, backend, &par, experts, rules.mxfp4_triton),
             )
         });
         let ranges = par.stages(model.num_layers);

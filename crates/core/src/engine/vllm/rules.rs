@@ -177,6 +177,19 @@ pub enum HfSsmDtype {
     NemotronHQwen35,
 }
 
+/// Whether a default install has OpenAI's triton_kernels for the MXFP4 MoE Triton path, and what
+/// that path keeps of the loaded e8m0 scales after swizzling them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mxfp4Triton {
+    /// Not installed with vLLM (0.10–0.11): `get_mxfp4_backend` falls back to Marlin on CUDA.
+    NotBundled,
+    /// Built in (0.12+); `process_weights_after_loading` swizzles the scales into new tensors and
+    /// keeps the loaded `w13_weight_scale`/`w2_weight_scale` Parameters too (0.12–0.33).
+    BundledScalesKept,
+    /// `store_params_in_triton` backs the Parameters and the swizzled tensors by one storage (0.34).
+    BundledSharedStorage,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProfileLog {
     NonTorch,
@@ -203,6 +216,7 @@ pub struct Rules {
     pub hybrid_alignment: HybridAlignment,
     pub hf_ssm_dtype: HfSsmDtype,
     pub window_in_flight: WindowInFlight,
+    pub mxfp4_triton: Mxfp4Triton,
     /// The entries in force, in the order of the fields above.
     pub applied: Vec<&'static RuleEntry>,
     /// The same as `engine_settings` rows, built once (the planner asks for thousands).
@@ -320,6 +334,13 @@ impl Rules {
             "concurrent_batches_pp_plus_1" => WindowInFlight::ConcurrentBatchesPpPlus1,
             _ => return Err(bad(e)),
         };
+        let e = get("mxfp4_triton")?;
+        let mxfp4_triton = match e.value.as_str() {
+            "not_bundled" => Mxfp4Triton::NotBundled,
+            "bundled_scales_kept" => Mxfp4Triton::BundledScalesKept,
+            "bundled_shared_storage" => Mxfp4Triton::BundledSharedStorage,
+            _ => return Err(bad(e)),
+        };
         Ok((
             Rules {
                 utilization_default,
@@ -339,6 +360,7 @@ impl Rules {
                 hybrid_alignment,
                 hf_ssm_dtype,
                 window_in_flight,
+                mxfp4_triton,
                 applied: Vec::new(),
                 settings: Vec::new(),
             },
@@ -461,7 +483,7 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 17);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 18);
         // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
         assert_eq!(
             Rules::of(rel("0.25")).window_in_flight,

@@ -6,6 +6,7 @@
 //!  - LoRA slots: `max_loras` stacked A/B matrices of rank `max_lora_rank` on every linear layer;
 //!  - the speculative drafter: a separate draft model, EAGLE heads or the model's own MTP layers.
 
+use super::rules::Mxfp4Triton;
 use super::Release;
 use crate::gpu::Gpu;
 use crate::model::ModelDesc;
@@ -24,22 +25,24 @@ pub fn is_gpt_oss(model: &ModelDesc) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mxfp4Backend {
     /// OpenAI's triton_kernels matmul_ogs: Hopper and consumer Blackwell (capability 9.x, 12.x)
-    /// once torch ≥ 2.8 (vLLM 0.11+). Intermediate padded to 64, biases cast to fp32.
+    /// from vLLM 0.12, which builds triton_kernels in. Intermediate padded to 64, biases cast to
+    /// fp32.
     Triton,
     /// FlashInfer TRT-LLM on data-centre Blackwell (capability 10.x): both sizes padded to 256.
     FlashInferSm100,
-    /// Marlin: Ampere/Ada (capability < 9), and Hopper on vLLM 0.10 (torch 2.7.1 < 2.8):
-    /// intermediate padded to 128, hidden to 256.
+    /// Marlin: Ampere/Ada (capability < 9), and Hopper up to 0.11, whose installs lack
+    /// triton_kernels (rule `mxfp4_triton`): intermediate padded to 128, hidden to 256.
     Marlin,
 }
 
 impl Mxfp4Backend {
-    pub fn of(gpu: &Gpu, release: Release) -> Mxfp4Backend {
+    pub fn of(gpu: &Gpu, triton: Mxfp4Triton) -> Mxfp4Backend {
+        let bundled = triton != Mxfp4Triton::NotBundled;
         match gpu.capability() {
             Some((10, _)) => Mxfp4Backend::FlashInferSm100,
-            Some((major, _)) if major >= 9 && release.minor >= 11 => Mxfp4Backend::Triton,
-            // Unknown capability (a custom GPU): the Hopper path of the records.
-            None if release.minor >= 11 => Mxfp4Backend::Triton,
+            Some((major, _)) if major >= 9 && bundled => Mxfp4Backend::Triton,
+            // Unknown capability (a custom GPU): the Hopper path.
+            None if bundled => Mxfp4Backend::Triton,
             _ => Mxfp4Backend::Marlin,
         }
     }
@@ -67,11 +70,14 @@ impl Mxfp4Backend {
 /// vLLM's bytes for one MoE layer's MXFP4 experts on one rank minus what the generic layout
 /// (precision.rs: 17 B per 32 values, bf16 biases) counts for them. Experts are sharded over
 /// TP along the intermediate size, or spread whole over TP × DP with expert parallelism.
+/// On the Triton path of 0.12–0.33 the loaded e8m0 scales stay beside their swizzled copies
+/// (rule `mxfp4_triton` = `BundledScalesKept`), a second set of scale bytes.
 pub fn mxfp4_expert_delta(
     model: &ModelDesc,
     backend: Mxfp4Backend,
     par: &Parallelism,
     split: ExpertSplit,
+    triton: Mxfp4Triton,
 ) -> i64 {
     let Some(moe) = &model.moe else { return 0 };
     let h = model.hidden_size;
@@ -99,7 +105,16 @@ pub fn mxfp4_expert_delta(
             + h2 * (i2 / 2)
             + h2 * (i2 / 32)
             + (2 * i2 + h2) * bias);
-    vllm_layer as i64 - generic_layer as i64
+    // The swizzled scales (triton_kernels' Hopper/Blackwell layout, a new tensor held by the
+    // PrecisionConfig) are counted above at their loaded size, without the rows that layout
+    // pads (not counted: the v3.5.0 layout code was not read); the loaded Parameters are kept.
+    let kept_scales = if backend == Mxfp4Backend::Triton && triton == Mxfp4Triton::BundledScalesKept
+    {
+        experts * (2 * i2 * (h2 / 32) + h2 * (i2 / 32))
+    } else {
+        0
+    };
+    (vllm_layer + kept_scales) as i64 - generic_layer as i64
 }
 
 /// Mistral's multimodal models (Mistral Small 3.1, Pixtral) served as Mistral publishes them
@@ -383,34 +398,72 @@ mod tests {
         let cat = catalogue();
         let g = cat.model("gpt-oss-20b").unwrap();
         let h100 = cat.gpu("h100").unwrap();
-        let r11 = Release::parse("0.11").unwrap();
-        assert_eq!(Mxfp4Backend::of(h100, r11), Mxfp4Backend::Triton);
-        // 0.10 ships torch 2.7.1: Marlin on Hopper.
+        let triton = |v: &str| Release::parse(v).unwrap().rules().mxfp4_triton;
+        // 0.12 builds triton_kernels in: Triton on Hopper.
+        assert_eq!(Mxfp4Backend::of(h100, triton("0.12")), Mxfp4Backend::Triton);
+        // 0.10 and 0.11 installs have no triton_kernels: Marlin on Hopper.
+        for v in ["0.10.1", "0.10.2", "0.11.0", "0.11.2"] {
+            assert_eq!(triton(v), Mxfp4Triton::NotBundled, "{v}");
+            assert_eq!(
+                Mxfp4Backend::of(h100, triton(v)),
+                Mxfp4Backend::Marlin,
+                "{v}"
+            );
+        }
+        assert_eq!(triton("0.33"), Mxfp4Triton::BundledScalesKept);
+        assert_eq!(triton("0.34"), Mxfp4Triton::BundledSharedStorage);
         assert_eq!(
-            Mxfp4Backend::of(h100, Release::parse("0.10.1").unwrap()),
+            Mxfp4Backend::of(cat.gpu("a100-80gb").unwrap(), triton("0.19")),
             Mxfp4Backend::Marlin
         );
         assert_eq!(
-            Mxfp4Backend::of(cat.gpu("a100-80gb").unwrap(), r11),
-            Mxfp4Backend::Marlin
-        );
-        assert_eq!(
-            Mxfp4Backend::of(cat.gpu("b200").unwrap(), r11),
+            Mxfp4Backend::of(cat.gpu("b200").unwrap(), triton("0.11")),
             Mxfp4Backend::FlashInferSm100
         );
         let one = Parallelism::default();
-        // Triton, TP 1: 2880 is a multiple of 64, so the only change is the fp32 biases:
-        // 32 experts × (2 × 2880 + 2880) × (4 − 2) B = 552,960 B per layer.
+        let tp = ExpertSplit::TensorParallel;
+        let (kept, shared) = (
+            Mxfp4Triton::BundledScalesKept,
+            Mxfp4Triton::BundledSharedStorage,
+        );
+        // Triton on 0.34 (one storage per scale), TP 1: 2880 is a multiple of 64, so the only
+        // change is the fp32 biases: 32 experts × (2 × 2880 + 2880) × (4 − 2) B = 552,960 B.
         assert_eq!(
-            mxfp4_expert_delta(g, Mxfp4Backend::Triton, &one, ExpertSplit::TensorParallel),
+            mxfp4_expert_delta(g, Mxfp4Backend::Triton, &one, tp, shared),
             552_960
+        );
+        // Triton on 0.12–0.33: plus the loaded e8m0 scales kept beside the swizzled ones,
+        // 32 × (2·2880·2880/32 + 2880·2880/32) = 32 × (518,400 + 259,200) = 24,883,200 B per
+        // layer; × 24 layers = 597,196,800 B = 0.556 GiB.
+        assert_eq!(
+            mxfp4_expert_delta(g, Mxfp4Backend::Triton, &one, tp, kept),
+            552_960 + 24_883_200
+        );
+        // gpt-oss-120b at TP 2: 128 experts, I 2880/2 = 1440 padded to 1472 (multiple of 64).
+        // Layout: 128 × (2·1472·1440 + 2·1472·90 + 2880·736 + 2880·46 + (2·1472 + 2880)·4)
+        // = 867,811,328 B; generic: 128 × (17·2·1440·2880/32 + 17·2880·1440/32 + 5760·2)
+        // = 847,503,360 B; kept scales 128 × (2·1472·90 + 2880·46) = 128 × (264,960 +
+        // 132,480) = 50,872,320 B per layer.
+        let g120 = cat.model("gpt-oss-120b").unwrap();
+        let tp2 = Parallelism {
+            tp: 2,
+            ..Parallelism::default()
+        };
+        assert_eq!(
+            mxfp4_expert_delta(g120, Mxfp4Backend::Triton, &tp2, tp, kept),
+            867_811_328 - 847_503_360 + 50_872_320
+        );
+        // Other backends replace the Parameters: the rule does not touch them.
+        assert_eq!(
+            mxfp4_expert_delta(g, Mxfp4Backend::Marlin, &one, tp, kept),
+            mxfp4_expert_delta(g, Mxfp4Backend::Marlin, &one, tp, shared)
         );
         // Marlin: I 2880 → 2944, H 2880 → 3072. Per expert: w13 2·2944·1536 + scales 2·2944·96
         // + w2 3072·1472 + scales 3072·92 + biases (2·2944 + 3072)·2 = 9,043,968 + 565,248 +
         // 4,521,984 + 282,624 + 17,920 = 14,431,744; generic: 17 × (5760·2880 + 2880·2880)/32 +
         // (5760 + 2880)·2 = 13,219,200 + 17,280 = 13,236,480. 32 × 1,195,264 = 38,248,448 B.
         assert_eq!(
-            mxfp4_expert_delta(g, Mxfp4Backend::Marlin, &one, ExpertSplit::TensorParallel),
+            mxfp4_expert_delta(g, Mxfp4Backend::Marlin, &one, tp, shared),
             38_248_448
         );
     }
