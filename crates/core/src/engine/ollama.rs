@@ -222,12 +222,22 @@ fn kv_halves(a: &OllamaArgs) -> u64 {
 
 /// KV bytes of each layer (ggml.go `GraphSize`): context = num_ctx × parallel; a layer caches
 /// context × (key_length + value_length) × head_count_kv × bytes; Gemma 3 local layers only
-/// parallel × sliding_window + batch cells, gpt-oss local layers parallel × window + batch.
+/// parallel × sliding_window + batch cells; gpt-oss local layers parallel × 4096 + batch cells
+/// whatever the window (GraphSize's `case "gptoss"`: `kv[i] *= numParallel*4096 + batch` on the
+/// even layers, which mirrors the runner's cache: model/models/gptoss/model.go keeps its local
+/// layers in `kvcache.NewSWAMemCache(sliding_window, 4096, …)`, and kvcache/causal.go `Init`
+/// sizes such a cache maxSequences × memorySize + maxBatch cells). gpt-oss-20b at num_ctx 8192:
+/// 12 × 4608 × 2048 B + 12 × 8192 × 2048 B = 300 MiB, the figure ollama logs for it.
+/// The cells per sequence ollama keeps for gpt-oss's sliding-window layers (the `4096` of
+/// model/models/gptoss/model.go `NewSWAMemCache(…, 4096, …)` and of ggml.go `GraphSize`).
+const GPT_OSS_SWA_MEMORY_CELLS: u64 = 4096;
+
 pub fn kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Vec<u64> {
     let context = args.num_ctx.saturating_mul(args.num_parallel.max(1));
     let batch = args.num_batch.min(args.num_ctx).max(1);
     let t = model.model_type.as_str();
-    let windowed = t.starts_with("gemma3") || t == "gpt_oss";
+    let windowed = t.starts_with("gemma3");
+    let gpt_oss = t == "gpt_oss";
     model
         .layers()
         .map(|l| {
@@ -237,6 +247,11 @@ pub fn kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Vec<u64> {
             };
             let row = att.k_width() + att.v_width();
             let cells = match (att.span.limit(), windowed) {
+                (Some(_), _) if gpt_oss => args
+                    .num_parallel
+                    .max(1)
+                    .saturating_mul(GPT_OSS_SWA_MEMORY_CELLS)
+                    .saturating_add(batch),
                 (Some(w), true) => context.min(
                     args.num_parallel
                         .max(1)
@@ -474,7 +489,7 @@ pub fn estimate(
         Assumption { figure: "kv", formula: "num_ctx × parallel × (key_length + value_length) × head_count_kv × bytes per layer (q8_0 counted 1 B, q4_0 0.5 B)".into(), source: GGML_GO },
         Assumption { figure: "graph", formula: "the llama GraphSize formula (full when all layers fit, else partial)".into(), source: GGML_GO },
         Assumption { figure: "layers", formula: "admit the GPU if free > overhead + graph + 457 MiB + 2 layers; place layers from the last while they fit, then the output layer; free memory taken as the card's total".into(), source: MEMORY_GO },
-        Assumption { figure: "sliding window", formula: "Gemma 3 / gpt-oss local layers: parallel × window + batch cells".into(), source: GGML_GO },
+        Assumption { figure: "sliding window", formula: "Gemma 3 local layers: parallel × window + batch cells; gpt-oss local layers: parallel × 4096 + batch cells".into(), source: GGML_GO },
     ];
     Ok(e)
 }
@@ -506,6 +521,32 @@ mod tests {
             ..q8
         };
         assert_eq!(kv_per_layer(m, &q8_no_fa)[0], 8 * MIB);
+    }
+
+    #[test]
+    fn gpt_oss_local_layers_keep_4096_cells_per_sequence() {
+        // gpt-oss-20b, num_ctx 8192, batch 512, f16: a layer's row is (64 + 64) × 8 KV heads ×
+        // 2 B = 2,048 B; the 12 sliding layers hold 1 × 4096 + 512 = 4,608 cells, the 12 full
+        // layers 8,192: 12 × 4608 × 2048 + 12 × 8192 × 2048 = 113,246,208 + 201,326,592 =
+        // 314,572,800 B = 300 MiB, what ollama logs for gpt-oss:20b at that context (the window,
+        // 128, would give 12 × 640 × 2048 + 201,326,592 = 217,055,232 B, 207 MiB).
+        let m = catalogue().model("gpt-oss-20b").unwrap();
+        let a = OllamaArgs {
+            num_ctx: 8192,
+            num_batch: 512,
+            ..OllamaArgs::default()
+        };
+        let kv = kv_per_layer(m, &a);
+        assert_eq!(kv.len(), 24);
+        assert_eq!(kv.iter().sum::<u64>(), 314_572_800);
+        assert_eq!(kv.iter().sum::<u64>(), 300 * MIB);
+        // Two parallel requests: 2 × 4096 + 512 cells on the local layers, 16,384 on the full.
+        let two = OllamaArgs {
+            num_parallel: 2,
+            ..a
+        };
+        let kv2: u64 = kv_per_layer(m, &two).iter().sum();
+        assert_eq!(kv2, 12 * 8704 * 2048 + 12 * 16384 * 2048);
     }
 
     #[test]
