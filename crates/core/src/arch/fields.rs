@@ -147,6 +147,13 @@ impl<'a> Scope<'a> {
         }
         let class = self.class?;
         for name in names {
+            // A key the file sets to null is None in transformers (the class's __init__ receives
+            // it and keeps it, or derives its own value from None, as num_key_value_heads does):
+            // never the class default. Mistral-Nemo's `"sliding_window": null` is full attention,
+            // not MistralConfig's default window of 4096.
+            if self.explicitly_null(name) {
+                continue;
+            }
             if let Some(v) = class.default(name) {
                 return Some(Found {
                     field: format!("{}{name} (default of {})", self.path, class.class_name),
@@ -155,6 +162,17 @@ impl<'a> Scope<'a> {
             }
         }
         None
+    }
+
+    /// Whether the file itself sets `name` (or the class's own name for it) to null.
+    fn explicitly_null(&self, name: &str) -> bool {
+        let null_in =
+            |o: &serde_json::Map<String, Value>, key: &str| o.get(key).is_some_and(Value::is_null);
+        null_in(self.obj, name)
+            || self
+                .class
+                .and_then(|c| c.alias_of(name))
+                .is_some_and(|a| null_in(self.obj, a))
     }
 
     /// Whether the file itself (not a class default) has one of `names`, non-null.
