@@ -88,3 +88,28 @@ fn hybrid_jamba_attention_layers_plus_constant_state() {
         999 * 16_384
     );
 }
+
+#[test]
+fn a_null_sliding_window_is_full_attention_not_the_class_default() {
+    // Mistral-Nemo's config.json says "sliding_window": null: transformers keeps None, so all 40
+    // layers cache the whole context. MistralConfig's default window (4096) applies only when the
+    // key is absent. KV per token: 2 × 40 layers × 8 KV heads × 128 × 2 B = 163,840 B.
+    let nemo = model("mistralai/Mistral-Nemo-Instruct-2407");
+    let s = nemo.layer_summary();
+    assert_eq!(s.kinds.get("full_attention"), Some(&40), "{:?}", s.kinds);
+    assert!(s.windows.is_empty(), "{:?}", s.windows);
+    assert_eq!(kv_bytes_per_token(nemo, KvDtype::F16), 163_840);
+    // The same config without the key takes the class default: 40 sliding layers of 4096.
+    let mut config: serde_json::Value = serde_json::from_str(
+        r#"{"architectures": ["MistralForCausalLM"], "model_type": "mistral", "head_dim": 128,
+            "hidden_size": 5120, "intermediate_size": 14336, "max_position_embeddings": 1024000,
+            "num_attention_heads": 32, "num_hidden_layers": 40, "num_key_value_heads": 8,
+            "sliding_window": null, "torch_dtype": "bfloat16", "vocab_size": 131072}"#,
+    )
+    .unwrap();
+    let full = vramplan_core::arch::describe(&config).unwrap();
+    assert_eq!(full.layer_summary().kinds.get("full_attention"), Some(&40));
+    config.as_object_mut().unwrap().remove("sliding_window");
+    let windowed = vramplan_core::arch::describe(&config).unwrap();
+    assert_eq!(windowed.layer_summary().kinds.get("sliding_attention"), Some(&40));
+}
