@@ -111,5 +111,8 @@ fn a_null_sliding_window_is_full_attention_not_the_class_default() {
     assert_eq!(full.layer_summary().kinds.get("full_attention"), Some(&40));
     config.as_object_mut().unwrap().remove("sliding_window");
     let windowed = vramplan_core::arch::describe(&config).unwrap();
-    assert_eq!(windowed.layer_summary().kinds.get("sliding_attention"), Some(&40));
+    assert_eq!(
+        windowed.layer_summary().kinds.get("sliding_attention"),
+        Some(&40)
+    );
 }
