@@ -7,7 +7,7 @@
 //! layers, the embeddings and head, vision/audio towers), each decoder layer's mixer and cache
 //! (`crate::layer`), the multi-token-prediction layers apart, and the warnings the mapping raised.
 
-use crate::layer::{Attention, Ffn, Latent, Layer, Moe, RecurrentKind};
+use crate::layer::{Attention, Ffn, Latent, Layer, Moe, Recurrent, RecurrentKind};
 pub use crate::precision::Role;
 use serde::{Deserialize, Serialize};
 
@@ -254,6 +254,18 @@ pub struct WindowCount {
     pub layers: u64,
 }
 
+/// A recurrent mixer a hybrid family's config describes although none of its layers uses it
+/// (granite-4.0-micro: a GraniteMoeHybrid config whose `layer_types` are all "attention"). It
+/// holds no memory in the model; an engine that decides "hybrid" from the model class sizes its
+/// state anyway (vLLM before 0.11.1, engine/vllm.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusedState {
+    pub state: Recurrent,
+    /// config.json lists `layer_types` and every entry is "attention": the spelling vLLM's
+    /// `ModelConfig.is_hybrid` checks from 0.11.1 (vllm/config/model.py).
+    pub layer_types_all_attention: bool,
+}
+
 /// A model as the estimator sees it. Field meanings: the comments, and README "How memory is
 /// computed".
 #[derive(Debug, Clone, PartialEq)]
@@ -304,6 +316,8 @@ pub struct ModelDesc {
     /// Weight bytes read from a model file, which replace the bytes computed from the
     /// inventory and the precision (set by the file readers, never by the catalogue).
     pub measured: Option<MeasuredWeights>,
+    /// The recurrent mixer a hybrid family's config describes when no layer uses it.
+    pub unused_state: Option<UnusedState>,
 }
 
 impl ModelDesc {

@@ -268,3 +268,32 @@ fn attention_free_mamba_keeps_one_state_page_per_sequence() {
         assert_eq!(e.engine_max_concurrency, Some(concurrency(blocks, 1)));
     }
 }
+
+#[test]
+fn granite_4_micro_is_hybrid_by_class_until_0_11_1() {
+    // ibm-granite/granite-4.0-micro: GraniteMoeHybridForCausalLM, 40 layers, every layer_types
+    // entry "attention" (8 KV heads × 64). vLLM 0.11.0's ModelConfig.is_hybrid is the class's,
+    // so HybridAttentionMambaModelConfig sizes the Mamba-2 state its config describes, though no
+    // layer keeps one: conv (4 − 1) × (2 × 2,560 + 2 × 1 × 256 = 5,632) = 16,896 elements,
+    // temporal 128 heads × 40 × 256 = 1,310,720 elements, × 2 B (bf16) = 2,655,232 B. Attention
+    // page per token 2 × 8 × 64 × 2 B = 2,048 B; block 16 × ceil(2,655,232 / 32,768) = 16 × 82
+    // = 1,312 tokens (vllm.jsonl:48 logs 463,136 tokens = 353 × 1,312). No state group: the
+    // pool is 40 tensors of 1,312 × 2,048 B per block, and the tokens line is blocks × 1,312.
+    let m = "ibm-granite/granite-4.0-micro";
+    let desc = catalogue().model(m).unwrap();
+    assert!(!desc.has_recurrent_layers());
+    assert!(desc.unused_state.as_ref().unwrap().layer_types_all_attention);
+    let e = run(m, 131072, 1, &args("0.11.0"));
+    assert_eq!(e.block_size, Some(1312));
+    let blocks = e.kv_cache_blocks.unwrap();
+    assert_eq!(e.kv_pool_bytes, Some(blocks * 40 * 1312 * 2048));
+    assert_eq!(e.kv_cache_tokens, Some(blocks * 1312));
+    assert_eq!(setting(&e, "mamba_state_page"), "");
+    assert_eq!(setting(&e, "hybrid_detection"), "model_class");
+    // 0.11.1 (vllm-project/vllm#28563): layer_types all "attention" is not hybrid: block 16.
+    let e = run(m, 131072, 1, &args("0.11.1"));
+    assert_eq!(e.block_size, Some(16));
+    assert_eq!(setting(&e, "hybrid_detection"), "layer_types");
+    let e = run(m, 131072, 1, &args("0.19"));
+    assert_eq!(e.block_size, Some(16));
+}

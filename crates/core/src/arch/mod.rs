@@ -218,6 +218,7 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
     let mut global = b.globals(&basics)?;
     let towers = towers::towers(&b, &basics, &mut global, &mut warnings)?;
     let mtp = layers::mtp(&b, &basics, &kinds, &layer_kind)?;
+    let unused_state = unused_state(&b, &basics, &kinds);
     let quantization = quant::quant_spec(&top, &text, &mut warnings)?;
 
     let mut desc = ModelDesc {
@@ -256,12 +257,33 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
         mtp,
         warnings,
         measured: None,
+        unused_state,
     };
     desc.summarise();
     kind_warnings(&mut desc);
     unread::check(&b, known, &mut desc.warnings)?;
     desc.validate().map_err(ArchError::model)?;
     Ok(desc)
+}
+
+/// The recurrent mixer a hybrid family's config describes when none of its layers is recurrent
+/// (granite-4.0-micro: GraniteMoeHybrid with 40 "attention" layer_types; its Mamba-2 keys, or
+/// GraniteMoeHybridConfig's defaults, still describe a state). None when some layer keeps a
+/// state, the family has no recurrent mixer, or the config cannot describe one.
+fn unused_state(b: &Builder, basics: &Basics, kinds: &[Layer]) -> Option<crate::model::UnusedState> {
+    if kinds.iter().any(|k| k.recurrent.is_some()) {
+        return None;
+    }
+    let kind = recurrent::RecKind::of_family(b).ok()??;
+    let state = recurrent::build(b, basics, kind, &mut Vec::new()).ok()?;
+    let layer_types_all_attention = match b.text.strings(&["layer_types"]) {
+        Ok(Some((_, types))) => !types.is_empty() && types.iter().all(|t| t == "attention"),
+        _ => false,
+    };
+    Some(crate::model::UnusedState {
+        state,
+        layer_types_all_attention,
+    })
 }
 
 /// What the KV figures of some layer kinds leave out or approximate, said in `warnings`:

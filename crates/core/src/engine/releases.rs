@@ -123,6 +123,19 @@ impl RuleTable {
         self.rules.iter().find(|(v, _)| v.patch > 0).map(|(_, r)| r)
     }
 
+    /// The patch releases (X.Y.Z with Z > 0) at which some rule changes, in order.
+    pub fn patch_releases(&self) -> Vec<Version> {
+        let mut v: Vec<Version> = self
+            .rules
+            .iter()
+            .map(|(v, _)| *v)
+            .filter(|v| v.patch > 0)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// An observed constant, in bytes.
     pub fn constant(&self, name: &str) -> u64 {
         self.constant_entry(name)

@@ -18,7 +18,8 @@ mod weights;
 pub use flags::{parse_speculative, quantization_format, Entrypoint, VllmFlags};
 pub use hybrid::{HybridFlags, MambaCacheMode, MambaDtype, StateLayout};
 pub use rules::{
-    table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, KvGroupSize,
+    table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, HybridDetection,
+    KvGroupSize,
     KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
     WindowInFlight,
 };
@@ -665,6 +666,9 @@ pub struct Plan {
     pub model_runner_v2: bool,
     /// Whether the KV cache is sized after warmup (0.34's extensible KV cache).
     pub extensible: bool,
+    /// Whether the block size was raised for a state no layer keeps (a hybrid model class whose
+    /// layers are all attention, `hybrid_detection` "model_class": granite-4.0-micro on 0.11.0).
+    pub unused_state_block: bool,
 }
 
 /// Weights vLLM allocates beside the checkpoint's tensors on a worker (weights.rs), in bytes
@@ -696,7 +700,8 @@ impl Plan {
         );
         let block = block_size(model, args.block_size);
         let state = state_layout(model, config, args, rules, block)?;
-        let block = state.map_or(block, |s| s.block_size);
+        let unused = unused_state_block(model, config, args, rules, block)?;
+        let block = state.map_or(unused.unwrap_or(block), |s| s.block_size);
         let extensible = args.extensible(rules);
         let utilization = if args.utilization_given {
             config.utilization
@@ -879,6 +884,7 @@ impl Plan {
             rules,
             model_runner_v2: v2,
             extensible,
+            unused_state_block: unused.is_some(),
         })
     }
 
@@ -1033,6 +1039,56 @@ fn state_layout(
         block_size,
         speculative_blocks: num_spec,
     }))
+}
+
+/// The attention block size vLLM raises for a hybrid model class none of whose layers keeps a
+/// state (`model.unused_state`). Up to 0.11.0 `ModelConfig.is_hybrid` is the class's
+/// (`hybrid_detection` "model_class"), so `HybridAttentionMambaModelConfig` raises the block until
+/// one attention page holds the state page the config describes, although no layer allocates one
+/// (granite-4.0-micro on 0.11.0: a 2,655,232 B Mamba-2 page over 2,048 B per token is 1,312
+/// tokens). From 0.11.1 a config whose `layer_types` are all "attention" is not hybrid.
+fn unused_state_block(
+    model: &ModelDesc,
+    config: &Config,
+    args: &VllmArgs,
+    rules: &Rules,
+    block: u64,
+) -> Result<Option<u64>, String> {
+    let Some(u) = &model.unused_state else {
+        return Ok(None);
+    };
+    let hybrid = match rules.hybrid_detection {
+        HybridDetection::ModelClass => true,
+        HybridDetection::LayerTypes => !u.layer_types_all_attention,
+    };
+    if !hybrid || model.has_recurrent_layers() {
+        return Ok(None);
+    }
+    let tp = config.parallel.tp;
+    let num_spec = args
+        .speculative
+        .as_ref()
+        .map_or(0, |s| s.num_speculative_tokens);
+    let state_page = hybrid::state_page_bytes(
+        model,
+        &u.state,
+        tp,
+        args.activation_bytes,
+        &args.hybrid,
+        rules,
+        num_spec,
+    )?;
+    let attn_1 = page_bytes(model, config.kv_dtype, tp, 1);
+    let mode = hybrid::cache_mode(rules, &args.hybrid, u.state.kind, attn_1 == 0)?;
+    Ok(Some(hybrid::unified_block_size(
+        rules,
+        model.mla.is_some(),
+        mode,
+        attn_1,
+        state_page,
+        block,
+        u.state.chunk_size,
+    )))
 }
 
 /// A float as Python's repr prints it in vLLM's messages: 1.0, 0.9.
@@ -1278,6 +1334,8 @@ fn settings(gpu: &Gpu, config: &Config, args: &VllmArgs, plan: &Plan) -> Vec<Set
             value: plan.block_size.to_string(),
             origin: if plan.first().groups.state.is_some() {
                 "raised until one attention page holds a Mamba/linear-attention state page, a multiple of the kernel alignment (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig; vllm/platforms/interface.py _align_hybrid_block_size from 0.20)".into()
+            } else if plan.unused_state_block {
+                "raised until one attention page holds the Mamba state page config.json describes, although no layer keeps one: the model class is hybrid, and this release decides from the class alone (vllm/config/model.py is_hybrid, layer_types checked from 0.11.1; HybridAttentionMambaModelConfig)".into()
             } else {
                 origin(
                     args.block_size.is_some(),

@@ -23,22 +23,35 @@ impl Release {
 /// Parses the rules file (the embedded one, or another text in tests).
 pub fn parse(text: &str) -> Result<Table, String> {
     let table = Table::parse(text, "vllm.toml", "vLLM")?;
-    if let Some(r) = table.patch_level_rule() {
-        return Err(format!(
-            "data/engines/vllm.toml: rule '{}' changes at a patch release ({}); Rules::of caches by minor release",
-            r.name, r.since
-        ));
-    }
     if table.oldest != Release::OLDEST.version() || table.newest != Release::NEWEST.version() {
         return Err("data/engines/vllm.toml: oldest/newest disagree with vllm::Release".into());
     }
     // Every rule must resolve to a known value on every release it covers.
-    let mut r = Release::OLDEST;
-    while r <= Release::NEWEST {
+    for r in breakpoints(&table) {
         Rules::resolve(&table, r)?;
-        r.minor += 1;
     }
     Ok(table)
+}
+
+/// The releases at which the rules can change: every X.Y.0 of the table's span and the patch
+/// releases some rule names as its `since` (0.11.1: granite-4.0-micro's layer_types check).
+fn breakpoints(table: &Table) -> Vec<Release> {
+    let mut v: Vec<Release> = (Release::OLDEST.minor..=Release::NEWEST.minor)
+        .map(|minor| Release { minor, patch: 0 })
+        .collect();
+    v.extend(
+        table
+            .patch_releases()
+            .into_iter()
+            .map(|p| Release {
+                minor: p.minor,
+                patch: p.patch,
+            })
+            .filter(|r| *r >= Release::OLDEST && *r <= Release::NEWEST),
+    );
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// The embedded table, parsed once (its validity is a test: `embedded_table_parses`).
@@ -167,6 +180,16 @@ pub enum HybridAlignment {
     Backend,
 }
 
+/// How vLLM decides a model is hybrid (`ModelConfig.is_hybrid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HybridDetection {
+    /// From the model class alone (0.10–0.11.0): a hybrid class with no recurrent layer still
+    /// gets its block size raised to its config's state page.
+    ModelClass,
+    /// A config whose `layer_types` are all "attention" is not hybrid (0.11.1+).
+    LayerTypes,
+}
+
 /// Which models take the SSM-state dtype from their config when --mamba-ssm-cache-dtype is auto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HfSsmDtype {
@@ -214,6 +237,7 @@ pub struct Rules {
     pub kv_group_size: KvGroupSize,
     pub hybrid_prefix_caching: HybridPrefixCaching,
     pub hybrid_alignment: HybridAlignment,
+    pub hybrid_detection: HybridDetection,
     pub hf_ssm_dtype: HfSsmDtype,
     pub window_in_flight: WindowInFlight,
     pub mxfp4_triton: Mxfp4Triton,
@@ -320,6 +344,12 @@ impl Rules {
             "backend" => HybridAlignment::Backend,
             _ => return Err(bad(e)),
         };
+        let e = get("hybrid_detection")?;
+        let hybrid_detection = match e.value.as_str() {
+            "model_class" => HybridDetection::ModelClass,
+            "layer_types" => HybridDetection::LayerTypes,
+            _ => return Err(bad(e)),
+        };
         let e = get("hf_ssm_cache_dtype")?;
         let hf_ssm_dtype = match e.value.as_str() {
             "none" => HfSsmDtype::None,
@@ -358,6 +388,7 @@ impl Rules {
                 kv_group_size,
                 hybrid_prefix_caching,
                 hybrid_alignment,
+                hybrid_detection,
                 hf_ssm_dtype,
                 window_in_flight,
                 mxfp4_triton,
@@ -368,15 +399,15 @@ impl Rules {
         ))
     }
 
-    /// The rules of a release of the embedded table, resolved once per minor release (every
-    /// rule changes at an X.Y.0 release: `parse` refuses a patch-level `since`).
+    /// The rules of a release of the embedded table, resolved once per minor release and per
+    /// patch release a rule names as its `since`.
     pub fn of(release: Release) -> &'static Rules {
-        static ALL: OnceLock<Vec<Rules>> = OnceLock::new();
+        static ALL: OnceLock<Vec<(Release, Rules)>> = OnceLock::new();
         let all = ALL.get_or_init(|| {
             let t = table();
-            (Release::OLDEST.minor..=Release::NEWEST.minor)
-                .map(
-                    |minor| match Rules::resolve(t, Release { minor, patch: 0 }) {
+            breakpoints(t)
+                .into_iter()
+                .map(|r| match Rules::resolve(t, r) {
                         Ok((mut rules, applied)) => {
                             rules.settings = applied
                                 .iter()
@@ -387,19 +418,19 @@ impl Rules {
                                 })
                                 .collect();
                             rules.applied = applied;
-                            rules
+                            (r, rules)
                         }
                         // `parse` resolved every release of the table.
                         Err(e) => panic!("{e}"),
-                    },
-                )
+                    })
                 .collect()
         });
-        let i = release
-            .minor
-            .clamp(Release::OLDEST.minor, Release::NEWEST.minor)
-            - Release::OLDEST.minor;
-        &all[i as usize]
+        // The last breakpoint not after the release (releases outside the span take its ends).
+        &all.iter()
+            .rev()
+            .find(|(r, _)| *r <= release)
+            .unwrap_or(&all[0])
+            .1
     }
 
     /// The default utilization with the release's default KV-cache sizing.
@@ -483,7 +514,33 @@ mod tests {
         assert_eq!(Rules::of(rel("0.22")).mrv2, Mrv2::Qwen3Dense);
         assert_eq!(Rules::of(rel("0.30")).mrv2, Mrv2::All);
         // Every rule in force is listed once.
-        assert_eq!(Rules::of(rel("0.19")).applied.len(), 18);
+        assert_eq!(Rules::of(rel("0.19")).applied.len(), 19);
+        // ModelConfig.is_hybrid: the model class's to 0.11.0, layer_types checked from 0.11.1
+        // (a patch-level rule: 0.11.0 and 0.11.2 resolve differently within one minor release).
+        assert_eq!(
+            Rules::of(rel("0.11.0")).hybrid_detection,
+            HybridDetection::ModelClass
+        );
+        assert_eq!(
+            Rules::of(rel("0.11.1")).hybrid_detection,
+            HybridDetection::LayerTypes
+        );
+        assert_eq!(
+            Rules::of(rel("0.11.2")).hybrid_detection,
+            HybridDetection::LayerTypes
+        );
+        assert_eq!(
+            Rules::of(rel("0.11.2")).hybrid_prefix_caching,
+            HybridPrefixCaching::ForcedOff
+        );
+        assert_eq!(
+            Rules::of(rel("0.12")).hybrid_detection,
+            HybridDetection::LayerTypes
+        );
+        assert_eq!(
+            Rules::of(rel("0.10")).hybrid_detection,
+            HybridDetection::ModelClass
+        );
         // Window specs reserve one batch to 0.25, the batches in flight from 0.26.
         assert_eq!(
             Rules::of(rel("0.25")).window_in_flight,
