@@ -1251,7 +1251,28 @@ fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
         thousands(e.max_concurrency),
         format!("requests of {} tokens", thousands(e.context)),
     );
-    verdict_rows(&mut r, e);
+    // A hybrid model can have the memory and still not run the batch: SGLang caps its running
+    // requests by the state slots (engine/sglang.rs hybrid_max_running_requests).
+    let running_cap = e
+        .engine_settings
+        .iter()
+        .find(|s| s.name == "max_running_requests")
+        .and_then(|s| s.value.parse::<u64>().ok());
+    match running_cap {
+        Some(cap)
+            if !e.fits && e.startup_error.is_none() && e.margin_bytes >= 0 && cap < e.batch =>
+        {
+            r.add(
+                "verdict",
+                format!(
+                    "DOES NOT FIT: SGLang runs at most {} at once (max_running_requests, capped by the state slots)",
+                    count(cap, "request")
+                ),
+                "",
+            );
+        }
+        _ => verdict_rows(&mut r, e),
+    }
     out.push_str(&r.render());
     footer(&mut out, e);
     out
