@@ -207,6 +207,12 @@ pub struct EstimateArgs {
     /// SSM state (default: config.json's mamba_ssm_dtype from 0.5.10, else float32).
     #[arg(long)]
     pub mamba_ssm_dtype: Option<String>,
+    /// SGLang: memory other processes hold on each GPU when the engine starts, with its unit
+    /// (0.8GiB): a desktop, or the Windows host under WSL2 (nvidia-smi memory.used before the
+    /// start). SGLang takes --mem-fraction-static of the free memory it finds, so this lowers
+    /// the token pool (default 0: a GPU that runs nothing else).
+    #[arg(long)]
+    pub gpu_memory_in_use: Option<String>,
     /// SGLang: --speculative-algorithm (EAGLE, EAGLE3, NEXTN, STANDALONE, NGRAM): its reserve
     /// enters the default --mem-fraction-static.
     #[arg(long)]
@@ -481,6 +487,7 @@ pub fn sglang_flags(a: &EstimateArgs) -> SglangFlags {
         max_mamba_cache_size: a.max_mamba_cache_size,
         mamba_full_memory_ratio: a.mamba_full_memory_ratio,
         mamba_ssm_dtype: a.mamba_ssm_dtype.clone(),
+        gpu_memory_in_use: a.gpu_memory_in_use.clone(),
     }
 }
 

@@ -442,6 +442,8 @@ pub struct SglangFlags {
     pub mamba_full_memory_ratio: Option<f64>,
     /// `--mamba-ssm-dtype`: float32, bfloat16 (float16 from 0.5.10); default the release's.
     pub mamba_ssm_dtype: Option<String>,
+    /// `--gpu-memory-in-use`: memory other processes hold on each GPU at start ("0.8GiB").
+    pub gpu_memory_in_use: Option<String>,
 }
 
 impl Default for SglangFlags {
@@ -458,6 +460,7 @@ impl Default for SglangFlags {
             max_mamba_cache_size: None,
             mamba_full_memory_ratio: None,
             mamba_ssm_dtype: None,
+            gpu_memory_in_use: None,
         }
     }
 }
@@ -481,6 +484,10 @@ pub struct SglangArgs {
     pub mamba_full_memory_ratio: Option<f64>,
     /// `--mamba-ssm-dtype` in bytes (None: the release's default).
     pub mamba_ssm_dtype_bytes: Option<u64>,
+    /// Memory other processes hold on each GPU before SGLang starts (a desktop, WSL2's Windows
+    /// host): SGLang's free memory before the load is device-wide (torch.cuda.mem_get_info), so
+    /// it counts them. 0 = a GPU that runs nothing else.
+    pub gpu_memory_in_use: u64,
 }
 
 impl SglangArgs {
@@ -497,6 +504,7 @@ impl SglangArgs {
             max_mamba_cache_size: None,
             mamba_full_memory_ratio: None,
             mamba_ssm_dtype_bytes: None,
+            gpu_memory_in_use: 0,
         }
     }
 }
@@ -563,6 +571,11 @@ impl SglangFlags {
                 ))
             }
         };
+        let gpu_memory_in_use = match self.gpu_memory_in_use.as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(t) => crate::units::parse_size(t)
+                .map_err(|e| format!("--gpu-memory-in-use {t}: {e}"))?,
+        };
         let a = SglangArgs {
             release,
             mem_fraction_static: self.mem_fraction_static,
@@ -575,6 +588,7 @@ impl SglangFlags {
             max_mamba_cache_size: self.max_mamba_cache_size,
             mamba_full_memory_ratio: self.mamba_full_memory_ratio,
             mamba_ssm_dtype_bytes,
+            gpu_memory_in_use,
         };
         // The config's utilization carries the fraction once the GPU is known (estimate).
         let config = req.config(weights, kv, 0.88);
@@ -836,10 +850,21 @@ pub fn estimate(
         .saturating_add(rope)
         .saturating_add(table().constant("load_non_torch_mib"));
     let total = gpu.memory_bytes;
+    // SGLang's pre-load free memory is device-wide (@v0.4.2.post1:python/sglang/srt/utils.py
+    // get_available_gpu_memory: torch.cuda.mem_get_info after empty_cache; model_runner.py
+    // init_torch_distributed returns it as min_per_gpu_memory): what other processes hold on
+    // the GPU is not there for the pool either.
     let before = match a.free_before_load {
         Some(free) => total.saturating_sub(free),
-        None => used_before_load(par.tp),
+        None => used_before_load(par.tp).saturating_add(a.gpu_memory_in_use),
     };
+    if before >= total {
+        return Err(format!(
+            "--gpu-memory-in-use {} leaves nothing of the GPU's {} for SGLang",
+            crate::units::gb_gib(a.gpu_memory_in_use),
+            crate::units::gb_gib(total)
+        ));
+    }
     let pre = total.saturating_sub(before);
     let free_after_load = pre.saturating_sub(weights) as i128;
     let reserved = (pre as f64 * (1.0 - mfs)) as i128;
@@ -1082,9 +1107,17 @@ pub fn estimate(
         Assumption {
             figure: "free before load",
             formula: format!(
-                "total − {} (CUDA context{})",
+                "total − {} (CUDA context{}{})",
                 crate::units::gib(before),
-                if par.tp > 1 { " and the distributed init" } else { "" }
+                if par.tp > 1 { " and the distributed init" } else { "" },
+                if a.gpu_memory_in_use > 0 && a.free_before_load.is_none() {
+                    format!(
+                        ", {} other processes hold: --gpu-memory-in-use",
+                        crate::units::gib(a.gpu_memory_in_use)
+                    )
+                } else {
+                    String::new()
+                }
             ),
             source: "observed constants with their records in data/engines/sglang.toml",
         },
