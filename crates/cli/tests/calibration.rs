@@ -113,13 +113,31 @@ fn targets_of_the_issue() {
     for line in r["lines"].as_array().unwrap() {
         let fig = line["figure"].as_str().unwrap();
         if (line["engine"] == "vllm" && (fig == "kv_tokens" || fig == "kv_cache"))
-            || (line["engine"] == "sglang"
-                && fig == "max_total_num_tokens"
-                && line["gpu"] != "rtx-3090")
+            || (line["engine"] == "sglang" && fig == "max_total_num_tokens")
         {
             assert_eq!(line["met"], true, "{line}");
         }
     }
+    // The WSL2 RTX 3090 (sglang.jsonl:1) is sized from its logged pre-load free memory; the
+    // Windows host's share stays visible: 22.76 GiB logged against 23.59 − 0.40 = 23.19 GiB for a
+    // card that runs nothing else (+1.9%).
+    let wsl = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| {
+            row["engine"] == "sglang"
+                && row["figure"] == "free_before_load"
+                && row["record"].as_str().unwrap().starts_with("sglang.jsonl:1 ")
+        })
+        .expect("the WSL2 record's free_before_load row");
+    let err = wsl["rel_error"].as_f64().unwrap();
+    assert!((0.015..0.025).contains(&err), "{wsl}");
+    assert!(r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["gpu"] == "rtx-3090 (WSL2: pre-load memory from the log)"));
     // No failed start predicted to succeed, no successful start predicted to fail.
     for c in r["starts"].as_array().unwrap() {
         assert_eq!(c["started"], c["predicted_start"], "{c}");
