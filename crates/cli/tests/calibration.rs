@@ -128,7 +128,10 @@ fn targets_of_the_issue() {
         .find(|row| {
             row["engine"] == "sglang"
                 && row["figure"] == "free_before_load"
-                && row["record"].as_str().unwrap().starts_with("sglang.jsonl:1 ")
+                && row["record"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("sglang.jsonl:1 ")
         })
         .expect("the WSL2 record's free_before_load row");
     let err = wsl["rel_error"].as_f64().unwrap();

@@ -573,8 +573,9 @@ impl SglangFlags {
         };
         let gpu_memory_in_use = match self.gpu_memory_in_use.as_deref().map(str::trim) {
             None | Some("") => 0,
-            Some(t) => crate::units::parse_size(t)
-                .map_err(|e| format!("--gpu-memory-in-use {t}: {e}"))?,
+            Some(t) => {
+                crate::units::parse_size(t).map_err(|e| format!("--gpu-memory-in-use {t}: {e}"))?
+            }
         };
         let a = SglangArgs {
             release,
