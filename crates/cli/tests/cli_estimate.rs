@@ -468,3 +468,26 @@ fn llamacpp_two_gpus_and_experts_on_the_host() {
         "-ts has 3 values",
     );
 }
+
+/// ollama runs gpt-oss on its own engine: the GPU KV buffer row is that engine's cache
+/// (kvcache/causal.go), the 300 MiB ollama logs for gpt-oss:20b at num_ctx 8192 — 12 sliding
+/// layers × (4096 + 512) cells + 12 full layers × 8,192 cells, × 2,048 B = 314,572,800 B —
+/// not the llama.cpp runner's 128-cell windows (220,200,960 B).
+#[test]
+fn ollama_gpt_oss_kv_buffer_is_its_engine_cache() {
+    let v = json(&[
+        "estimate",
+        "-m",
+        "gpt-oss-20b",
+        "--engine",
+        "ollama",
+        "--gpu",
+        "rtx-4090",
+        "--context",
+        "8192",
+        "--json",
+    ]);
+    assert_eq!(v["kv_cache_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["kv_buffer_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["cpu_kv_buffer_bytes"], 0, "{v}");
+}
