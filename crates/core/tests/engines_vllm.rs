@@ -458,8 +458,5 @@ fn gpt_oss_120b_matches_marlin_and_triton_logs() {
     assert!(within(w, 64.38, 0.005), "{w}");
     // The two layouts differ by the Marlin padding minus the Triton extras, per expert:
     // (14,431,744 − 13,236,480) − (17,280 + 777,600) = 400,384 B × 4608 experts.
-    assert_eq!(
-        marlin.weights_bytes - triton.weights_bytes,
-        4608 * 400_384
-    );
+    assert_eq!(marlin.weights_bytes - triton.weights_bytes, 4608 * 400_384);
 }
