@@ -94,9 +94,10 @@ fn targets_of_the_issue() {
         assert_eq!(s["met"], true, "{s}");
         assert!(s["records"].as_u64().unwrap() >= 700, "{s}");
     }
-    // Weights within 1% for both engines, except gpt-oss's MXFP4 experts under vLLM 0.11, on the
-    // Marlin layout the 0.11 source gives a default install 1.7% over (docs/reference/
-    // vllm_releases.md §6: the 0.23 GiB the source does not explain).
+    // Weights within 1% for both engines, except vllm.jsonl:52 (gpt-oss-20b attributed to
+    // 0.11.0): the 0.11 Marlin layout is 1.7% over its 13.47 GiB, a Triton-layout figure from a
+    // 0.12+ run (docs/reference/vllm_releases.md §6: real Marlin and Triton logs of gpt-oss-120b,
+    // crates/core/tests/engines_vllm.rs gpt_oss_120b_matches_marlin_and_triton_logs).
     assert_eq!(summary(&r, "llamacpp", "weights")["met"], true);
     for row in r["rows"].as_array().unwrap() {
         if row["engine"] == "vllm" && row["figure"] == "weights" {

@@ -554,3 +554,35 @@ fn sglang_hybrid_request_cap_and_memory_in_use() {
         "--gpu-memory-in-use lots",
     );
 }
+
+/// ollama before its llama-server switch ran gpt-oss on its own engine: under that scheduler
+/// the GPU KV buffer row is the engine's cache (kvcache/causal.go), the 300 MiB ollama logs
+/// for gpt-oss:20b at num_ctx 8192 — 12 sliding layers × (4096 + 512) cells + 12 full layers
+/// × 8,192 cells, × 2,048 B = 314,572,800 B — not the llama.cpp runner's windows. Today's
+/// ollama hands the model to llama-server, whose cache keeps pad(128 + 512, 256) = 768 cells
+/// on the sliding layers: 12 × 768 × 2048 + 12 × 8192 × 2048 = 220,200,960 B.
+#[test]
+fn ollama_gpt_oss_kv_buffer_follows_the_runner() {
+    let args = |scheduler: &'static str| {
+        [
+            "estimate",
+            "-m",
+            "gpt-oss-20b",
+            "--engine",
+            "ollama",
+            "--ollama-scheduler",
+            scheduler,
+            "--gpu",
+            "rtx-4090",
+            "--context",
+            "8192",
+            "--json",
+        ]
+    };
+    let v = json(&args("estimate"));
+    assert_eq!(v["kv_cache_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["kv_buffer_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["cpu_kv_buffer_bytes"], 0, "{v}");
+    let v = json(&args("llama-server"));
+    assert_eq!(v["kv_buffer_bytes"], 220_200_960u64, "{v}");
+}
