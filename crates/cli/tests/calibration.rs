@@ -94,9 +94,10 @@ fn targets_of_the_issue() {
         assert_eq!(s["met"], true, "{s}");
         assert!(s["records"].as_u64().unwrap() >= 700, "{s}");
     }
-    // Weights within 1% for both engines, except gpt-oss's MXFP4 experts under vLLM 0.11, on the
-    // Marlin layout the 0.11 source gives a default install 1.7% over (docs/reference/
-    // vllm_releases.md §6: the 0.23 GiB the source does not explain).
+    // Weights within 1% for both engines, except vllm.jsonl:52 (gpt-oss-20b attributed to
+    // 0.11.0): the 0.11 Marlin layout is 1.7% over its 13.47 GiB, a Triton-layout figure from a
+    // 0.12+ run (docs/reference/vllm_releases.md §6: real Marlin and Triton logs of gpt-oss-120b,
+    // crates/core/tests/engines_vllm.rs gpt_oss_120b_matches_marlin_and_triton_logs).
     assert_eq!(summary(&r, "llamacpp", "weights")["met"], true);
     for row in r["rows"].as_array().unwrap() {
         if row["engine"] == "vllm" && row["figure"] == "weights" {
@@ -113,13 +114,34 @@ fn targets_of_the_issue() {
     for line in r["lines"].as_array().unwrap() {
         let fig = line["figure"].as_str().unwrap();
         if (line["engine"] == "vllm" && (fig == "kv_tokens" || fig == "kv_cache"))
-            || (line["engine"] == "sglang"
-                && fig == "max_total_num_tokens"
-                && line["gpu"] != "rtx-3090")
+            || (line["engine"] == "sglang" && fig == "max_total_num_tokens")
         {
             assert_eq!(line["met"], true, "{line}");
         }
     }
+    // The WSL2 RTX 3090 (sglang.jsonl:1) is sized from its logged pre-load free memory; the
+    // Windows host's share stays visible: 22.76 GiB logged against 23.59 − 0.40 = 23.19 GiB for a
+    // card that runs nothing else (+1.9%).
+    let wsl = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| {
+            row["engine"] == "sglang"
+                && row["figure"] == "free_before_load"
+                && row["record"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("sglang.jsonl:1 ")
+        })
+        .expect("the WSL2 record's free_before_load row");
+    let err = wsl["rel_error"].as_f64().unwrap();
+    assert!((0.015..0.025).contains(&err), "{wsl}");
+    assert!(r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["gpu"] == "rtx-3090 (WSL2: pre-load memory from the log)"));
     // No failed start predicted to succeed, no successful start predicted to fail.
     for c in r["starts"].as_array().unwrap() {
         assert_eq!(c["started"], c["predicted_start"], "{c}");

@@ -468,3 +468,121 @@ fn llamacpp_two_gpus_and_experts_on_the_host() {
         "-ts has 3 values",
     );
 }
+
+#[test]
+fn sglang_hybrid_request_cap_and_memory_in_use() {
+    // Qwen3-Next-80B-A3B bf16 on 4× H100 under SGLang 0.5.18 with its defaults: 707 state slots
+    // and 1,239,880 tokens (engine/sglang.rs qwen3_next_on_four_h100s_by_hand); at 4096-token
+    // requests SGLang runs min(clamp(⌊1,239,880 ÷ 4096 × 512⌋, 2048, 4096), 1,239,880 // 2,
+    // 707 // 5) = 141 (hybrid_request_cap: 3 + 2 ping-pong slots from 0.5.14); 0.5.13 at the
+    // same fraction 708 // 3 = 236.
+    let run = |version: &str, batch: &str| {
+        json(&[
+            "estimate",
+            "--engine",
+            "sglang",
+            "--sglang-version",
+            version,
+            "--model",
+            "qwen3-next-80b-a3b-instruct",
+            "--gpu",
+            "h100",
+            "--tp",
+            "4",
+            "--mem-fraction-static",
+            "0.819",
+            "-c",
+            "4096",
+            "-b",
+            batch,
+            "--json",
+        ])
+    };
+    let setting = |v: &serde_json::Value, name: &str| {
+        v["engine_settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["value"].as_str().unwrap().to_string())
+    };
+    let v = run("0.5.18", "200");
+    assert_eq!(v["kv_cache_tokens"], 1_239_880, "{v}");
+    assert_eq!(setting(&v, "max_mamba_cache_size").as_deref(), Some("707"));
+    assert_eq!(setting(&v, "max_running_requests").as_deref(), Some("141"));
+    assert_eq!(v["max_concurrency"], 141);
+    assert_eq!(v["fits"], false);
+    let v = run("0.5.13", "200");
+    assert_eq!(setting(&v, "max_running_requests").as_deref(), Some("236"));
+    assert_eq!(v["fits"], true);
+    // --gpu-memory-in-use: DeepSeek-R1-Distill-Qwen-7B on an RTX 3090 (25,327,697,920 B) at
+    // SGLang 0.4.2, 0.88: 0.43 GiB more in use before the load leaves 0.43 × 2^30 × 0.88 =
+    // 406,303,906 B less for the pool, ÷ 57,344 B a token (4 KV heads × 128 × 28 layers × 2 ×
+    // 2 B) = 7,085 tokens fewer (112,702 → 105,617; the WSL2 log shows 105,531).
+    let r1 = |extra: &[&str]| {
+        let mut a = vec![
+            "estimate",
+            "--engine",
+            "sglang",
+            "--sglang-version",
+            "0.4.2",
+            "-m",
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+            "--gpu",
+            "rtx-3090",
+            "-c",
+            "131072",
+            "--mem-fraction-static",
+            "0.88",
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        json(&a)["kv_cache_tokens"].as_u64().unwrap()
+    };
+    assert_eq!(r1(&[]), 112_702);
+    assert_eq!(r1(&["--gpu-memory-in-use", "0.43GiB"]), 105_617);
+    fails_with(
+        &[
+            "estimate",
+            "--engine",
+            "sglang",
+            "--gpu",
+            "rtx-3090",
+            "--gpu-memory-in-use",
+            "lots",
+        ],
+        "--gpu-memory-in-use lots",
+    );
+}
+
+/// ollama before its llama-server switch ran gpt-oss on its own engine: under that scheduler
+/// the GPU KV buffer row is the engine's cache (kvcache/causal.go), the 300 MiB ollama logs
+/// for gpt-oss:20b at num_ctx 8192 — 12 sliding layers × (4096 + 512) cells + 12 full layers
+/// × 8,192 cells, × 2,048 B = 314,572,800 B — not the llama.cpp runner's windows. Today's
+/// ollama hands the model to llama-server, whose cache keeps pad(128 + 512, 256) = 768 cells
+/// on the sliding layers: 12 × 768 × 2048 + 12 × 8192 × 2048 = 220,200,960 B.
+#[test]
+fn ollama_gpt_oss_kv_buffer_follows_the_runner() {
+    let args = |scheduler: &'static str| {
+        [
+            "estimate",
+            "-m",
+            "gpt-oss-20b",
+            "--engine",
+            "ollama",
+            "--ollama-scheduler",
+            scheduler,
+            "--gpu",
+            "rtx-4090",
+            "--context",
+            "8192",
+            "--json",
+        ]
+    };
+    let v = json(&args("estimate"));
+    assert_eq!(v["kv_cache_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["kv_buffer_bytes"], 314_572_800u64, "{v}");
+    assert_eq!(v["cpu_kv_buffer_bytes"], 0, "{v}");
+    let v = json(&args("llama-server"));
+    assert_eq!(v["kv_buffer_bytes"], 220_200_960u64, "{v}");
+}

@@ -391,17 +391,32 @@ fn model_runner_v2_follows_each_release_default() {
 
 #[test]
 fn gpt_oss_weights_follow_the_moe_backend() {
-    // vllm.jsonl:52: gpt-oss-20b on an H100 with the 0.11.0 image logs 13.47 GiB. A 0.11 install
-    // has no triton_kernels, so Hopper runs Marlin (rule mxfp4_triton): I padded to 2944, H to
-    // 3072, 13.70 GiB (+1.7%; docs/reference/vllm_releases.md §6). The same on an A100.
+    // A 0.11 install has no triton_kernels, so Hopper runs Marlin (rule mxfp4_triton), and
+    // "Model loading took" counts the tensors alive after process_weights_after_loading
+    // (vllm@v0.11.0: gpu_model_runner.py load_model, DeviceMemoryProfiler, platforms/cuda.py
+    // get_current_memory_usage). gpt-oss-20b, every tensor by hand (vllm@v0.11.0 gpt_oss.py,
+    // quantization/mxfp4.py create_weights, utils/marlin_utils_fp4.py
+    // prepare_moe_fp4_layer_for_marlin, which keeps every padded size):
+    //   embedding + untied head: 2 × 201,088 × 2880 × 2 B           = 2,316,533,760
+    //   final norm: 2880 × 2                                         =         5,760
+    //   per layer: norms 2 × 2880 × 2 = 11,520; qkv (4096 + 2 × 512) × 2880 × 2 = 29,491,200
+    //     + bias 10,240; o 4096 × 2880 × 2 = 23,592,960 + bias 5,760; sinks 64 × 2 = 128;
+    //     router 32 × 2880 × 2 = 184,320 + bias 64; experts on Marlin (I 2880 → 2944, H 2880
+    //     → 3072) 32 × 14,431,744 = 461,815,808 (weights.rs test: w13 9,043,968 + scales
+    //     565,248 + w2 4,521,984 + scales 282,624 + biases 17,920 per expert)
+    //     = 515,112,000 per layer × 24                             = 12,362,688,000
+    //   rotary cos/sin cache, fp32: 131,072 × 64 × 4                 =    33,554,432
+    //   total 14,712,781,952 B = 13.70 GiB. The same on an A100 (Marlin below capability 9).
+    // vllm.jsonl:52 (13.47 GiB, attributed to the 0.11.0 image) is a Triton-layout figure, not a
+    // Marlin one: see gpt_oss_120b_matches_marlin_and_triton_logs below and
+    // docs/reference/vllm_releases.md §6.
     let cat = catalogue();
     let m = cat.model("gpt-oss-20b").unwrap();
     let mut c = Config::new(WeightFormat::Mxfp4, KvDtype::Bf16, 16000, 1);
     c.utilization = 0.9;
     let h100 = cat.gpu("h100").unwrap();
     let e = vllm::estimate(m, h100, c, &args("0.11")).unwrap();
-    let w = e.weights_bytes as f64 / GIB as f64;
-    assert!((13.65..13.75).contains(&w), "{w}");
+    assert_eq!(e.weights_bytes, 14_712_781_952);
     let a100 = vllm::estimate(m, cat.gpu("a100-80gb").unwrap(), c, &args("0.11")).unwrap();
     assert_eq!(a100.weights_bytes, e.weights_bytes);
     // 0.12 builds triton_kernels in: Triton on Hopper, fp32 biases (24 × 552,960 B over the
@@ -414,4 +429,34 @@ fn gpt_oss_weights_follow_the_moe_backend() {
     );
     let t34 = vllm::estimate(m, h100, c, &args("0.34")).unwrap();
     assert_eq!(t12.weights_bytes - t34.weights_bytes, 24 * 32 * 777_600);
+}
+
+#[test]
+fn gpt_oss_120b_matches_marlin_and_triton_logs() {
+    // Two real start-up logs of gpt-oss-120b on one H100 80GB, TP 1:
+    //  - Marlin ("marlin_utils_fp4.py:196 ... leveraging the Marlin kernel", August 2025, vLLM
+    //    0.10.1): "Model loading took 65.9651 GiB", then "Available KV cache memory: -2.14 GiB"
+    //    at the default 0.9 (vllm-project/vllm issue 23278). Marlin layout: 128 experts × 36
+    //    layers × (14,431,744 − 13,236,480) B = 5,507,776,512 B over the checkpoint's
+    //    60.80 GiB = 65.93 GiB (−0.06%); 0.9 × 79.19 − 65.93 − 7.38 − 0.13 = −2.17 GiB.
+    //  - Triton ("mxfp4.py:165 Using Triton backend", vLLM 0.14.1): "Model loading took 64.38 GiB"
+    //    (vllm-project/vllm issue 33155), the figure llm-d's table (vllm.jsonl:52's source) gives
+    //    for gpt-oss-120b. Triton layout with the loaded scales kept: 64.21 GiB (−0.26%; the rows
+    //    triton_kernels' Hopper swizzle pads are not counted).
+    let cat = catalogue();
+    let m = cat.model("gpt-oss-120b").unwrap();
+    let h100 = cat.gpu("h100").unwrap();
+    let mut c = Config::new(WeightFormat::Mxfp4, KvDtype::Bf16, 16000, 1);
+    c.utilization = 0.9;
+    let marlin = vllm::estimate(m, h100, c, &args("0.10.1")).unwrap();
+    let w = marlin.weights_bytes as f64 / GIB as f64;
+    assert!(within(w, 65.9651, 0.001), "{w}");
+    assert!(!marlin.fits);
+    c.utilization = 0.95;
+    let triton = vllm::estimate(m, h100, c, &args("0.14.1")).unwrap();
+    let w = triton.weights_bytes as f64 / GIB as f64;
+    assert!(within(w, 64.38, 0.005), "{w}");
+    // The two layouts differ by the Marlin padding minus the Triton extras, per expert:
+    // (14,431,744 − 13,236,480) − (17,280 + 777,600) = 400,384 B × 4608 experts.
+    assert_eq!(marlin.weights_bytes - triton.weights_bytes, 4608 * 400_384);
 }

@@ -617,3 +617,139 @@ fn errors_are_one_enum_with_file_names() {
     };
     assert_eq!(e.to_string(), "m.gguf: x");
 }
+
+/// Bytes in memory served in ranges of `range` bytes, so that a reader meets every range
+/// boundary a remote header would.
+struct SmallRanges<'a> {
+    inner: vramplan_formats::source::MemorySource<'a>,
+    range: usize,
+}
+
+impl vramplan_formats::source::ByteSource for SmallRanges<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn len(&self) -> Result<u64, FormatError> {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
+        self.inner.read_at(offset, buf)
+    }
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read()
+    }
+    fn first_range(&self) -> usize {
+        self.range
+    }
+    fn max_range(&self) -> usize {
+        self.range
+    }
+}
+
+/// A vocabulary-sized string array is stepped over in the reader's buffer (`skip_strings`),
+/// falling back to one string at a time where a string crosses a range's end: whatever the
+/// range size, the array's count, its kept samples and the key after it read the same, and a
+/// cut anywhere inside it or a refused length is still an error.
+#[test]
+fn long_string_arrays_read_the_same_across_range_boundaries() {
+    // 2,000 strings of 0 to 299 bytes ("" , "x", "xx", ...; lengths cycle mod 300).
+    let tokens: Vec<String> = (0..2000).map(|i| "x".repeat(i % 300)).collect();
+    for version in [1, 2, 3] {
+        let mut b = GgufBuilder::new(version);
+        b.kv_str("general.architecture", "llama")
+            .kv_str_array("tokenizer.ggml.tokens", &tokens)
+            .kv_u32("after.the.array", 123_456);
+        let bytes = b.build();
+        let read = |range: usize| {
+            let src = SmallRanges {
+                inner: vramplan_formats::source::MemorySource::new("t.gguf", &bytes),
+                range,
+            };
+            let mut tensors = vramplan_formats::tensors::TensorList::new();
+            gguf::read_header(&src, &mut tensors, 0)
+        };
+        for range in [1, 7, 8, 9, 13, 64, 301, 4096, 1 << 20] {
+            let h = read(range).unwrap_or_else(|e| panic!("v{version} range {range}: {e}"));
+            let arr = h
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .unwrap();
+            assert_eq!(arr.len, 2000, "v{version} range {range}");
+            assert!(!arr.complete);
+            // The first SAMPLES_KEPT (8) kept: "", "x", ..., "xxxxxxx".
+            let kept: Vec<&str> = arr.values.iter().filter_map(|v| v.as_str()).collect();
+            assert_eq!(
+                kept,
+                ["", "x", "xx", "xxx", "xxxx", "xxxxx", "xxxxxx", "xxxxxxx"]
+            );
+            assert_eq!(
+                h.get("after.the.array").and_then(|v| v.as_u64()),
+                Some(123_456),
+                "v{version} range {range}"
+            );
+        }
+    }
+
+    // Cut inside the array (v3): truncated, at every range size.
+    let mut b = GgufBuilder::new(3);
+    b.kv_str("general.architecture", "llama")
+        .kv_str_array("tokenizer.ggml.tokens", &tokens);
+    let header = b.header();
+    for cut in [200, 1_000, 77_777, header.len() - 1] {
+        for range in [7, 4096] {
+            let src = SmallRanges {
+                inner: vramplan_formats::source::MemorySource::new("cut.gguf", &header[..cut]),
+                range,
+            };
+            let mut tensors = vramplan_formats::tensors::TensorList::new();
+            let e = gguf::read_header(&src, &mut tensors, 0)
+                .expect_err("a cut array must not parse")
+                .to_string();
+            check_text(&e, "cut.gguf", &["tokenizer.ggml.tokens"]);
+            // Cut early, the count is refused before any string is read (each takes at
+            // least its 8-byte length); later, a string runs past the end.
+            assert!(
+                e.contains("truncated") || e.contains("can hold at most"),
+                "cut at {cut}, range {range}: {e}"
+            );
+        }
+    }
+
+    // A string length above the 16 MiB cap, 1,500 strings in: refused with the array's name
+    // whether it lies inside a range or across its end.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&T_STRING.to_le_bytes());
+    raw.extend_from_slice(&2000u64.to_le_bytes());
+    for (i, t) in tokens.iter().enumerate() {
+        let len = if i == 1500 {
+            1u64 << 40
+        } else {
+            t.len() as u64
+        };
+        raw.extend_from_slice(&len.to_le_bytes());
+        if i != 1500 {
+            raw.extend_from_slice(t.as_bytes());
+        }
+    }
+    let mut b = GgufBuilder::new(3);
+    b.kv_raw(b"tokenizer.ggml.tokens", T_ARRAY, &raw);
+    let bytes = b.build();
+    for range in [5, 1 << 20] {
+        let src = SmallRanges {
+            inner: vramplan_formats::source::MemorySource::new("big.gguf", &bytes),
+            range,
+        };
+        let mut tensors = vramplan_formats::tensors::TensorList::new();
+        let e = gguf::read_header(&src, &mut tensors, 0)
+            .expect_err("a 1 TiB string must be refused")
+            .to_string();
+        check_text(
+            &e,
+            "big.gguf",
+            &[
+                "length of a string in array 'tokenizer.ggml.tokens'",
+                "1099511627776",
+            ],
+        );
+    }
+}

@@ -872,7 +872,18 @@ fn sglang_record(report: &mut Report, line: usize, r: &Value) {
     let gib_f = |k: &str| f64_of(r, k).map(|g| (g * GIB as f64) as u64);
     let tp = u64_of(r, "tp_size").unwrap_or(1);
     // The GPU, or (not named) a card of unknown size whose free memory before load the log gives.
-    let (gpu, gpu_label, free_before) = match record_gpu(str_of(r, "gpu").unwrap_or_default()) {
+    // A card shared with a Windows host (WSL2) has memory the host holds (its desktop, WDDM),
+    // which SGLang's device-wide free memory counts (utils.py get_available_gpu_memory) and the
+    // card does not determine: its log's pre-load free memory is the input, as
+    // --gpu-memory-in-use would give it, and the dedicated card's figure is reported beside it.
+    let gpu_text = str_of(r, "gpu").unwrap_or_default();
+    let shared_host = gpu_text.to_ascii_lowercase().contains("wsl");
+    let (gpu, gpu_label, free_before) = match record_gpu(gpu_text) {
+        Ok((g, _)) if shared_host && gib_f("avail_mem_before_load_gb").is_some() => (
+            g.clone(),
+            format!("{} (WSL2: pre-load memory from the log)", g.id),
+            gib_f("avail_mem_before_load_gb"),
+        ),
         Ok((g, _)) => (g.clone(), g.id.clone(), None),
         Err(_) => match gib_f("avail_mem_before_load_gb") {
             Some(free) => (
@@ -931,15 +942,18 @@ fn sglang_record(report: &mut Report, line: usize, r: &Value) {
     if let Some(w) = observed_weights {
         report.push(&label, "sglang", "weights", "GiB", w, gib(e.weights_bytes));
     }
-    if free_before.is_none() {
-        if let Some(b) = f64_of(r, "avail_mem_before_load_gb") {
+    // Free memory before the load as the profile predicts it for a card that runs nothing else.
+    if let Some(b) = f64_of(r, "avail_mem_before_load_gb") {
+        if free_before.is_none() || shared_host {
             report.push(
                 &label,
                 "sglang",
                 "free_before_load",
                 "GiB",
                 b,
-                gib(gpu.memory_bytes - e.overhead_bytes),
+                gib(gpu
+                    .memory_bytes
+                    .saturating_sub(sglang::used_before_load(tp))),
             );
         }
     }

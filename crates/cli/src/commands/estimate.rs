@@ -207,6 +207,12 @@ pub struct EstimateArgs {
     /// SSM state (default: config.json's mamba_ssm_dtype from 0.5.10, else float32).
     #[arg(long)]
     pub mamba_ssm_dtype: Option<String>,
+    /// SGLang: memory other processes hold on each GPU when the engine starts, with its unit
+    /// (0.8GiB): a desktop, or the Windows host under WSL2 (nvidia-smi memory.used before the
+    /// start). SGLang takes --mem-fraction-static of the free memory it finds, so this lowers
+    /// the token pool (default 0: a GPU that runs nothing else).
+    #[arg(long)]
+    pub gpu_memory_in_use: Option<String>,
     /// SGLang: --speculative-algorithm (EAGLE, EAGLE3, NEXTN, STANDALONE, NGRAM): its reserve
     /// enters the default --mem-fraction-static.
     #[arg(long)]
@@ -481,6 +487,7 @@ pub fn sglang_flags(a: &EstimateArgs) -> SglangFlags {
         max_mamba_cache_size: a.max_mamba_cache_size,
         mamba_full_memory_ratio: a.mamba_full_memory_ratio,
         mamba_ssm_dtype: a.mamba_ssm_dtype.clone(),
+        gpu_memory_in_use: a.gpu_memory_in_use.clone(),
     }
 }
 
@@ -1251,7 +1258,28 @@ fn render_sglang(e: &Estimate, gpu: &Gpu) -> String {
         thousands(e.max_concurrency),
         format!("requests of {} tokens", thousands(e.context)),
     );
-    verdict_rows(&mut r, e);
+    // A hybrid model can have the memory and still not run the batch: SGLang caps its running
+    // requests by the state slots (engine/sglang.rs hybrid_max_running_requests).
+    let running_cap = e
+        .engine_settings
+        .iter()
+        .find(|s| s.name == "max_running_requests")
+        .and_then(|s| s.value.parse::<u64>().ok());
+    match running_cap {
+        Some(cap)
+            if !e.fits && e.startup_error.is_none() && e.margin_bytes >= 0 && cap < e.batch =>
+        {
+            r.add(
+                "verdict",
+                format!(
+                    "DOES NOT FIT: SGLang runs at most {} at once (max_running_requests, capped by the state slots)",
+                    count(cap, "request")
+                ),
+                "",
+            );
+        }
+        _ => verdict_rows(&mut r, e),
+    }
     out.push_str(&r.render());
     footer(&mut out, e);
     out

@@ -42,6 +42,7 @@ fn example(name: &str) -> Option<Value> {
         "max_mamba_cache_size" => json!(256),
         "mamba_full_memory_ratio" => json!(0.9),
         "mamba_ssm_dtype" => json!("bfloat16"),
+        "gpu_memory_in_use" => json!("0.8GiB"),
         _ => return None,
     })
 }

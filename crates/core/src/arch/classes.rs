@@ -3,6 +3,7 @@
 //! defaults, alternative attribute names and nested config classes, keyed by `model_type`.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -10,9 +11,13 @@ use std::sync::OnceLock;
 const FILE: &str = include_str!("../../data/transformers/config_classes.json");
 
 #[derive(Debug, Deserialize)]
-struct Doc {
+struct Doc<'a> {
     transformers_version: String,
-    classes: HashMap<String, RawClass>,
+    /// Each class's JSON, parsed when that class is first asked for: a command describes one
+    /// or a few models, and parsing all ~400 classes of the 357 KB file was 14 M instructions
+    /// of a 47 M-instruction `estimate` (callgrind).
+    #[serde(borrow)]
+    classes: HashMap<String, &'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,43 +71,69 @@ impl ConfigClass {
 
 struct Table {
     version: String,
-    classes: HashMap<String, ConfigClass>,
+    classes: HashMap<String, (&'static RawValue, OnceLock<ConfigClass>)>,
 }
 
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| {
-        // Compiled in and checked by the tests: a failure here is a build defect.
-        let doc: Doc = serde_json::from_str(FILE).expect("config_classes.json parses");
+        // Compiled in and checked by the tests (`every_class_parses`): a failure here is a
+        // build defect.
+        let doc: Doc<'static> = serde_json::from_str(FILE).expect("config_classes.json parses");
         Table {
             version: doc.transformers_version,
             classes: doc
                 .classes
                 .into_iter()
-                .map(|(k, c)| {
-                    (
-                        k.clone(),
-                        ConfigClass {
-                            model_type: k,
-                            class_name: c.class,
-                            module: c.module,
-                            defaults: c.defaults,
-                            attribute_map: c.attribute_map,
-                            sub_configs: c.sub_configs,
-                        },
-                    )
-                })
+                .map(|(k, raw)| (k, (raw, OnceLock::new())))
                 .collect(),
         }
     })
 }
 
+fn parse_class(model_type: &str, raw: &RawValue) -> Result<ConfigClass, serde_json::Error> {
+    let c: RawClass = serde_json::from_str(raw.get())?;
+    Ok(ConfigClass {
+        model_type: model_type.to_string(),
+        class_name: c.class,
+        module: c.module,
+        defaults: c.defaults,
+        attribute_map: c.attribute_map,
+        sub_configs: c.sub_configs,
+    })
+}
+
 /// The configuration class of `model_type`, if transformers has one.
 pub fn class(model_type: &str) -> Option<&'static ConfigClass> {
-    table().classes.get(model_type)
+    let (key, (raw, cell)) = table().classes.get_key_value(model_type)?;
+    Some(cell.get_or_init(|| {
+        parse_class(key, raw).unwrap_or_else(|e| panic!("config_classes.json, {key}: {e}"))
+    }))
 }
 
 /// The transformers release the table was read from.
 pub fn transformers_version() -> &'static str {
     &table().version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every class parses (they are parsed on first use, so a bad one would otherwise only
+    /// show when a model of its type is described).
+    #[test]
+    fn every_class_parses() {
+        let t = table();
+        assert!(t.classes.len() > 300, "{} classes", t.classes.len());
+        for (k, (raw, _)) in &t.classes {
+            let c = parse_class(k, raw).unwrap_or_else(|e| panic!("{k}: {e}"));
+            assert_eq!(&c.model_type, k);
+            assert!(!c.class_name.is_empty(), "{k}");
+        }
+        // LlamaConfig's defaults, as transformers 5.24 declares them.
+        let llama = class("llama").unwrap();
+        assert_eq!(llama.class_name, "LlamaConfig");
+        assert_eq!(llama.default("hidden_size"), Some(&Value::from(4096)));
+    }
 }

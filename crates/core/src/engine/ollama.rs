@@ -233,6 +233,32 @@ fn kv_halves(a: &OllamaArgs) -> u64 {
 const GPT_OSS_SWA_MEMORY_CELLS: u64 = 4096;
 
 pub fn kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Vec<u64> {
+    cache_per_layer(model, args, 1)
+}
+
+/// gpt-oss's cache padding in ollama's own engine: model/models/gptoss/model.go
+/// `m.Cache.SetConfig(ml.CacheConfig{CachePadding: 32, PermutedV: true})`; kvcache/causal.go
+/// `Init` rounds each cache's cells up to it.
+const GPT_OSS_CACHE_PADDING: u64 = 32;
+
+/// Whether ollama runs `model` on its own Go engine (model/models/), whose KV cache is sized by
+/// kvcache/causal.go rather than by the llama.cpp runner: the architectures modelled here —
+/// gpt-oss, which ollama only runs on its engine.
+fn runs_on_ollama_engine(model: &ModelDesc) -> bool {
+    model.model_type == "gpt_oss"
+}
+
+/// The KV bytes each layer's cache allocates in ollama's engine (kvcache/causal.go `Init`:
+/// cells = maxSequences × capacity for a full-attention cache, maxSequences × memorySize +
+/// maxBatch for a sliding-window one, rounded up to the cache padding), or `None` when the
+/// llama.cpp runner holds the cache. gpt-oss-20b at num_ctx 8192, one sequence, batch 512:
+/// 12 layers × 4,608 cells + 12 × 8,192 cells (both multiples of 32) × 2,048 B = 300 MiB.
+pub fn engine_kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Option<Vec<u64>> {
+    runs_on_ollama_engine(model).then(|| cache_per_layer(model, args, GPT_OSS_CACHE_PADDING))
+}
+
+/// Per-layer KV bytes with each layer's cells rounded up to `pad`.
+fn cache_per_layer(model: &ModelDesc, args: &OllamaArgs, pad: u64) -> Vec<u64> {
     let context = args.num_ctx.saturating_mul(args.num_parallel.max(1));
     let batch = args.num_batch.min(args.num_ctx).max(1);
     let t = model.model_type.as_str();
@@ -260,6 +286,7 @@ pub fn kv_per_layer(model: &ModelDesc, args: &OllamaArgs) -> Vec<u64> {
                 ),
                 _ => context,
             };
+            let cells = cells.div_ceil(pad.max(1)).saturating_mul(pad.max(1));
             cells.saturating_mul(row).saturating_mul(kv_halves(args)) / 2
         })
         .collect()
@@ -424,8 +451,19 @@ pub fn estimate(
     e.overhead_bytes = MINIMUM_MEMORY_BYTES + a.gpu_overhead;
     e.gpu_model_buffer_bytes = Some(b.gpu_model);
     e.cpu_model_buffer_bytes = Some(b.cpu_model);
-    e.kv_buffer_bytes = Some(b.gpu_kv);
-    e.cpu_kv_buffer_bytes = Some(b.cpu_kv);
+    match engine_kv_per_layer(model, a) {
+        // Each layer's cache lives with the layer; the last `o.layers` repeating layers are
+        // the ones on the GPU (the runner's -ngl convention, which ollama's layout follows).
+        Some(per_layer) => {
+            let on_cpu = per_layer.len().saturating_sub(o.layers as usize);
+            e.kv_buffer_bytes = Some(per_layer[on_cpu..].iter().sum());
+            e.cpu_kv_buffer_bytes = Some(per_layer[..on_cpu].iter().sum());
+        }
+        None => {
+            e.kv_buffer_bytes = Some(b.gpu_kv);
+            e.cpu_kv_buffer_bytes = Some(b.cpu_kv);
+        }
+    }
     e.compute_buffer_bytes = Some(b.gpu_compute);
     e.cpu_compute_buffer_bytes = Some(b.cpu_compute);
     e.output_buffer_bytes = Some(b.output);
@@ -547,6 +585,26 @@ mod tests {
         };
         let kv2: u64 = kv_per_layer(m, &two).iter().sum();
         assert_eq!(kv2, 12 * 8704 * 2048 + 12 * 16384 * 2048);
+    }
+
+    #[test]
+    fn gpt_oss_engine_cache_pads_cells_to_32() {
+        // ollama's engine (kvcache/causal.go Init, CachePadding 32 for gpt-oss) at num_ctx
+        // 1000: full layers 1,000 cells → 1,024; sliding layers 4096 + 512 = 4,608 (already a
+        // multiple of 32). 12 × 1024 × 2048 + 12 × 4608 × 2048 = 25,165,824 + 113,246,208 =
+        // 138,412,032 B, where GraphSize's estimate (no padding) is 12 × 1000 × 2048 +
+        // 113,246,208 = 137,822,208 B.
+        let m = catalogue().model("gpt-oss-20b").unwrap();
+        let a = OllamaArgs {
+            num_ctx: 1000,
+            num_batch: 512,
+            ..OllamaArgs::default()
+        };
+        let engine = engine_kv_per_layer(m, &a).unwrap();
+        assert_eq!(engine.iter().sum::<u64>(), 138_412_032);
+        assert_eq!(kv_per_layer(m, &a).iter().sum::<u64>(), 137_822_208);
+        // A model the llama.cpp runner serves has no engine cache of its own.
+        assert!(engine_kv_per_layer(catalogue().model("llama-3.1-8b").unwrap(), &a).is_none());
     }
 
     #[test]

@@ -163,6 +163,9 @@ pub struct SglangRules {
     pub hybrid_models: Vec<String>,
     /// Whether config.json's `mamba_ssm_dtype` sets the SSM state dtype (0.5.10+).
     pub ssm_dtype_from_config: bool,
+    /// State slots a running request of a hybrid model is charged with: SGLang caps
+    /// `max_running_requests` at `max_mamba_cache_size ÷ this` (`hybrid_request_cap`).
+    pub hybrid_request_ratio: Option<u64>,
     pub applied: Vec<&'static RuleEntry>,
 }
 
@@ -231,6 +234,14 @@ impl SglangRules {
             "config_then_float32" => true,
             _ => return Err(bad(e)),
         };
+        let e = get("hybrid_request_cap")?;
+        let hybrid_request_ratio = match e.value.as_str() {
+            "none" => None,
+            v => match v.parse::<u64>() {
+                Ok(r) if r > 0 => Some(r),
+                _ => return Err(bad(e)),
+            },
+        };
         Ok((
             SglangRules {
                 fraction,
@@ -241,6 +252,7 @@ impl SglangRules {
                 hybrid_pool,
                 hybrid_models,
                 ssm_dtype_from_config,
+                hybrid_request_ratio,
                 applied: Vec::new(),
             },
             applied,
@@ -430,6 +442,8 @@ pub struct SglangFlags {
     pub mamba_full_memory_ratio: Option<f64>,
     /// `--mamba-ssm-dtype`: float32, bfloat16 (float16 from 0.5.10); default the release's.
     pub mamba_ssm_dtype: Option<String>,
+    /// `--gpu-memory-in-use`: memory other processes hold on each GPU at start ("0.8GiB").
+    pub gpu_memory_in_use: Option<String>,
 }
 
 impl Default for SglangFlags {
@@ -446,6 +460,7 @@ impl Default for SglangFlags {
             max_mamba_cache_size: None,
             mamba_full_memory_ratio: None,
             mamba_ssm_dtype: None,
+            gpu_memory_in_use: None,
         }
     }
 }
@@ -469,6 +484,10 @@ pub struct SglangArgs {
     pub mamba_full_memory_ratio: Option<f64>,
     /// `--mamba-ssm-dtype` in bytes (None: the release's default).
     pub mamba_ssm_dtype_bytes: Option<u64>,
+    /// Memory other processes hold on each GPU before SGLang starts (a desktop, WSL2's Windows
+    /// host): SGLang's free memory before the load is device-wide (torch.cuda.mem_get_info), so
+    /// it counts them. 0 = a GPU that runs nothing else.
+    pub gpu_memory_in_use: u64,
 }
 
 impl SglangArgs {
@@ -485,6 +504,7 @@ impl SglangArgs {
             max_mamba_cache_size: None,
             mamba_full_memory_ratio: None,
             mamba_ssm_dtype_bytes: None,
+            gpu_memory_in_use: 0,
         }
     }
 }
@@ -551,6 +571,12 @@ impl SglangFlags {
                 ))
             }
         };
+        let gpu_memory_in_use = match self.gpu_memory_in_use.as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(t) => {
+                crate::units::parse_size(t).map_err(|e| format!("--gpu-memory-in-use {t}: {e}"))?
+            }
+        };
         let a = SglangArgs {
             release,
             mem_fraction_static: self.mem_fraction_static,
@@ -563,6 +589,7 @@ impl SglangFlags {
             max_mamba_cache_size: self.max_mamba_cache_size,
             mamba_full_memory_ratio: self.mamba_full_memory_ratio,
             mamba_ssm_dtype_bytes,
+            gpu_memory_in_use,
         };
         // The config's utilization carries the fraction once the GPU is known (estimate).
         let config = req.config(weights, kv, 0.88);
@@ -674,6 +701,28 @@ pub fn hybrid_state(
         ssm_bytes: ssm,
         layers,
     }))
+}
+
+/// SGLang's `max_running_requests` for a hybrid model without `--max-running-requests`, and
+/// whether the state slots decided it: min(clamp(⌊tokens ÷ context_len × 512⌋, 2048, 4096),
+/// tokens ÷ 2, slots ÷ ratio) (@v0.5.4 model_runner.py `init_memory_pool` with
+/// managers/tp_worker.py; @v0.5.10 model_runner_kv_cache_mixin.py `_resolve_max_num_reqs`;
+/// @v0.5.18 mem_cache/kv_cache_configurator.py `resolve_max_num_reqs`), ratio the release's
+/// `hybrid_request_cap` (3 state slots a request from 0.5.4, 5 from 0.5.14's extra_buffer default).
+pub fn hybrid_max_running_requests(
+    rules: &SglangRules,
+    tokens: u64,
+    context_len: u64,
+    slots: u64,
+) -> (u64, bool) {
+    let estimated = ((tokens as f64 / context_len.max(1) as f64 * 512.0) as u64).clamp(2048, 4096);
+    let by_tokens = estimated.min(tokens / 2);
+    match rules.hybrid_request_ratio {
+        Some(r) if slots / r < by_tokens => (slots / r, true),
+        Some(_) => (by_tokens, false),
+        // No cap in the release: at most one running request a slot (HybridReqToTokenPool).
+        None => (by_tokens.min(slots), slots < by_tokens),
+    }
 }
 
 /// The default `--mamba-full-memory-ratio` (server_args.py, @v0.5.4 to @v0.5.23).
@@ -802,10 +851,21 @@ pub fn estimate(
         .saturating_add(rope)
         .saturating_add(table().constant("load_non_torch_mib"));
     let total = gpu.memory_bytes;
+    // SGLang's pre-load free memory is device-wide (@v0.4.2.post1:python/sglang/srt/utils.py
+    // get_available_gpu_memory: torch.cuda.mem_get_info after empty_cache; model_runner.py
+    // init_torch_distributed returns it as min_per_gpu_memory): what other processes hold on
+    // the GPU is not there for the pool either.
     let before = match a.free_before_load {
         Some(free) => total.saturating_sub(free),
-        None => used_before_load(par.tp),
+        None => used_before_load(par.tp).saturating_add(a.gpu_memory_in_use),
     };
+    if before >= total {
+        return Err(format!(
+            "--gpu-memory-in-use {} leaves nothing of the GPU's {} for SGLang",
+            crate::units::gb_gib(a.gpu_memory_in_use),
+            crate::units::gb_gib(total)
+        ));
+    }
     let pre = total.saturating_sub(before);
     let free_after_load = pre.saturating_sub(weights) as i128;
     let reserved = (pre as f64 * (1.0 - mfs)) as i128;
@@ -882,16 +942,27 @@ pub fn estimate(
     e.set_verdict(weights.saturating_add(e.kv_cache_bytes), static_budget);
     let per_request = cell.saturating_mul(config.context).max(1);
     let mut concurrency = tokens.saturating_mul(cell) / per_request;
-    if let Some(k) = slots {
-        // Every running request holds a state slot (HybridReqToTokenPool): at most one request
-        // a slot (0.5.18+ caps max_running_requests lower still, at slots ÷ 3 with the radix
-        // cache on, kv_cache_configurator.py resolve_max_num_reqs).
-        concurrency = concurrency.min(k);
+    // Hybrid models: SGLang's max_running_requests, capped by the state slots a request is
+    // charged with (hybrid_request_cap).
+    let running = slots.map(|k| hybrid_max_running_requests(&rules, tokens, config.context, k));
+    if let Some((cap, _)) = running {
+        concurrency = concurrency.min(cap);
+        if cap == 0 && e.startup_error.is_none() && tokens > 0 {
+            e.startup_error = Some(StartupError {
+                message: format!(
+                    "RuntimeError: Hybrid (mamba/linear-attention) state cache is too small to serve any requests. max_mamba_cache_size={}, mamba_ratio={}, resulting max_num_reqs=0 (before 0.5.13: AssertionError: max_running_request is zero)",
+                    slots.unwrap_or(0),
+                    rules.hybrid_request_ratio.unwrap_or(1)
+                ),
+                source: KV_CACHE_CONFIGURATOR,
+                fix: "a higher --mem-fraction-static or --mamba-full-memory-ratio, --max-mamba-cache-size, or --mamba-ssm-dtype bfloat16".into(),
+            });
+        }
     }
     e.max_concurrency = concurrency.saturating_mul(par.dp);
     e.fits = e.startup_error.is_none()
         && tokens >= config.context.saturating_mul(config.batch)
-        && slots.is_none_or(|k| k >= config.batch);
+        && running.is_none_or(|(cap, _)| cap >= config.batch);
     e.engine_max_concurrency =
         Some(((tokens as f64 / config.context as f64) * 100.0).floor() / 100.0);
     let fit_context = tokens.checked_div(config.batch).unwrap_or(0);
@@ -963,6 +1034,22 @@ pub fn estimate(
                 ),
             },
         });
+        if let Some((cap, by_slots)) = running {
+            let r = rules.hybrid_request_ratio.unwrap_or(1);
+            e.engine_settings.push(Setting {
+                name: "max_running_requests",
+                value: cap.to_string(),
+                origin: if by_slots {
+                    format!(
+                        "max_mamba_cache_size {k} ÷ {r} state slots a request (hybrid_request_cap; SGLang warns \"max_running_requests is capped to {cap} by the mamba state cache\")"
+                    )
+                } else {
+                    format!(
+                        "min(clamp(tokens ÷ context × 512, 2048, 4096), tokens ÷ 2), below the state cap {k} ÷ {r} (hybrid_request_cap)"
+                    )
+                },
+            });
+        }
         e.engine_settings.push(Setting {
             name: "mamba_full_memory_ratio",
             value: format!("{ratio}"),
@@ -991,7 +1078,10 @@ pub fn estimate(
     let hybrid_rule = |name: &str| {
         matches!(
             name,
-            "hybrid_state_pool" | "hybrid_models" | "mamba_ssm_dtype_default"
+            "hybrid_state_pool"
+                | "hybrid_models"
+                | "mamba_ssm_dtype_default"
+                | "hybrid_request_cap"
         )
     };
     for r in rules
@@ -1018,9 +1108,17 @@ pub fn estimate(
         Assumption {
             figure: "free before load",
             formula: format!(
-                "total − {} (CUDA context{})",
+                "total − {} (CUDA context{}{})",
                 crate::units::gib(before),
-                if par.tp > 1 { " and the distributed init" } else { "" }
+                if par.tp > 1 { " and the distributed init" } else { "" },
+                if a.gpu_memory_in_use > 0 && a.free_before_load.is_none() {
+                    format!(
+                        ", {} other processes hold: --gpu-memory-in-use",
+                        crate::units::gib(a.gpu_memory_in_use)
+                    )
+                } else {
+                    String::new()
+                }
             ),
             source: "observed constants with their records in data/engines/sglang.toml",
         },
@@ -1029,11 +1127,16 @@ pub fn estimate(
         e.assumptions.push(Assumption {
             figure: "state pool",
             formula: format!(
-                "{k} request states × {} B ({} linear layers: conv bfloat16, SSM {} B an element){} taken before the token pool; at most {k} running requests",
+                "{k} request states × {} B ({} linear layers: conv bfloat16, SSM {} B an element){} taken before the token pool; at most {} running requests ({})",
                 st.per_request,
                 st.layers,
                 st.ssm_bytes,
-                if rules.hybrid_pool == HybridPool::RatioPadded { " + 1 padding slot" } else { "" }
+                if rules.hybrid_pool == HybridPool::RatioPadded { " + 1 padding slot" } else { "" },
+                running.map_or(k, |(cap, _)| cap),
+                match rules.hybrid_request_ratio {
+                    Some(r) => format!("{r} state slots a request with the radix cache on"),
+                    None => "one state slot a request".into(),
+                }
             ),
             source: "sglang model_runner.py handle_max_mamba_cache (0.5.4-0.5.14); mem_cache/kv_cache_configurator.py _handle_max_mamba_cache (0.5.18+)",
         });
@@ -1284,11 +1387,12 @@ mod tests {
         assert_eq!(slots.value, "707");
         // 32,768-token requests: 1,239,880 ÷ 32,768 = 37 (fewer than the 707 state slots).
         assert_eq!(e.max_concurrency, 37);
-        // --max-mamba-cache-size 16 caps concurrency at 16 requests and leaves more for KV.
+        // --max-mamba-cache-size 16 leaves more for KV and caps running requests at 16 ÷ 5
+        // state slots a request (hybrid_request_cap, 0.5.14+) = 3.
         let mut a16 = a.clone();
         a16.max_mamba_cache_size = Some(16);
         let e16 = estimate(m, gpu, c, &a16).unwrap();
-        assert_eq!(e16.max_concurrency, 16);
+        assert_eq!(e16.max_concurrency, 3);
         assert!(e16.kv_cache_tokens.unwrap() > tokens);
         // 0.5.4 overrides the flag with the ratio (radix cache on).
         let mut old = SglangArgs::new(SglangRelease::parse("0.5.4").unwrap());
@@ -1296,6 +1400,96 @@ mod tests {
         old.max_mamba_cache_size = Some(16);
         let e4 = estimate(m, gpu, c, &old).unwrap();
         assert!(e4.max_concurrency > 16);
+    }
+
+    #[test]
+    fn hybrid_request_cap_by_hand() {
+        // The ratio: none before 0.5.4, 3 slots a request (no_buffer) 0.5.4-0.5.13, 3 + 2
+        // ping-pong slots (extra_buffer with the overlap schedule) from 0.5.14.
+        assert_eq!(release_rules("0.5.3").hybrid_request_ratio, None);
+        assert_eq!(release_rules("0.5.4").hybrid_request_ratio, Some(3));
+        assert_eq!(release_rules("0.5.13").hybrid_request_ratio, Some(3));
+        assert_eq!(release_rules("0.5.14").hybrid_request_ratio, Some(5));
+        assert_eq!(release_rules("0.5.18").hybrid_request_ratio, Some(5));
+        assert_eq!(release_rules("0.5.23").hybrid_request_ratio, Some(5));
+        // 1,239,880 tokens at context 4096: ⌊1,239,880 ÷ 4096 × 512⌋ = 154,985 → clamped to
+        // 4096; tokens ÷ 2 = 619,940; so 4096 unless the slots say less. 707 slots ÷ 5 = 141
+        // (0.5.18); 708 ÷ 3 = 236 (0.5.13).
+        let r18 = release_rules("0.5.18");
+        let r13 = release_rules("0.5.13");
+        assert_eq!(
+            hybrid_max_running_requests(&r18, 1_239_880, 4096, 707),
+            (141, true)
+        );
+        assert_eq!(
+            hybrid_max_running_requests(&r13, 1_239_880, 4096, 708),
+            (236, true)
+        );
+        // 10,000 tokens at 131,072: ⌊39.06⌋ → 2048, tokens ÷ 2 = 5000 → 2048, below 100,000
+        // slots ÷ 5 = 20,000: the slots do not decide.
+        assert_eq!(
+            hybrid_max_running_requests(&r18, 10_000, 131_072, 100_000),
+            (2048, false)
+        );
+        // 3,000 tokens: tokens ÷ 2 = 1500 is the bound.
+        assert_eq!(
+            hybrid_max_running_requests(&r18, 3_000, 131_072, 100_000),
+            (1500, false)
+        );
+
+        // The estimate: Qwen3-Next-80B-A3B bf16 on 4× H100 with 0.5.18's defaults (0.819,
+        // 1,239,880 tokens and 707 slots, as qwen3_next_on_four_h100s_by_hand computes for
+        // 0.5.23, whose pool rules are the same), 4096-token requests: the pool holds
+        // ⌊1,239,880 ÷ 4096⌋ = 302 of them but SGLang runs at most 141.
+        let cat = catalogue();
+        let m = cat.model("Qwen/Qwen3-Next-80B-A3B-Instruct").unwrap();
+        let gpu = cat.gpu("h100").unwrap();
+        let mut c = Config::new(WeightFormat::Bf16, KvDtype::Bf16, 4096, 141);
+        c.parallel.tp = 4;
+        let a = SglangArgs::new(SglangRelease::parse("0.5.18").unwrap());
+        let e = estimate(m, gpu, c, &a).unwrap();
+        assert_eq!(e.kv_cache_tokens, Some(1_239_880));
+        assert_eq!(e.max_concurrency, 141);
+        assert!(e.fits);
+        let setting = |e: &Estimate, n: &str| {
+            e.engine_settings
+                .iter()
+                .find(|s| s.name == n)
+                .map(|s| s.value.clone())
+        };
+        assert_eq!(setting(&e, "max_running_requests").as_deref(), Some("141"));
+        assert_eq!(setting(&e, "hybrid_request_cap").as_deref(), Some("5"));
+        // 142 requests: the memory holds them, the cap does not.
+        c.batch = 142;
+        let e = estimate(m, gpu, c, &a).unwrap();
+        assert!(!e.fits && e.startup_error.is_none());
+        // 0.5.13 at the same fraction: 708 slots (no padding slot), ÷ 3 = 236 requests.
+        let mut a13 = SglangArgs::new(SglangRelease::parse("0.5.13").unwrap());
+        a13.mem_fraction_static = Some(0.819);
+        let e = estimate(m, gpu, c, &a13).unwrap();
+        assert_eq!(setting(&e, "max_mamba_cache_size").as_deref(), Some("708"));
+        assert_eq!(e.max_concurrency, 236);
+        assert!(e.fits);
+        // --max-mamba-cache-size 4 at 0.5.18: 4 ÷ 5 = 0 requests, SGLang's RuntimeError.
+        let mut a4 = a.clone();
+        a4.max_mamba_cache_size = Some(4);
+        let e = estimate(m, gpu, c, &a4).unwrap();
+        let err = e.startup_error.unwrap();
+        assert!(
+            err.message.contains("too small to serve any requests"),
+            "{}",
+            err.message
+        );
+        // A model without a state has no such setting.
+        let dense = cat.model("qwen3-14b").unwrap();
+        let e = estimate(
+            dense,
+            gpu,
+            Config::new(WeightFormat::Bf16, KvDtype::Bf16, 4096, 1),
+            &a,
+        )
+        .unwrap();
+        assert_eq!(setting(&e, "max_running_requests"), None);
     }
 
     #[test]
