@@ -282,7 +282,12 @@ fn granite_4_micro_is_hybrid_by_class_until_0_11_1() {
     let m = "ibm-granite/granite-4.0-micro";
     let desc = catalogue().model(m).unwrap();
     assert!(!desc.has_recurrent_layers());
-    assert!(desc.unused_state.as_ref().unwrap().layer_types_all_attention);
+    assert!(
+        desc.unused_state
+            .as_ref()
+            .unwrap()
+            .layer_types_all_attention
+    );
     let e = run(m, 131072, 1, &args("0.11.0"));
     assert_eq!(e.block_size, Some(1312));
     let blocks = e.kv_cache_blocks.unwrap();

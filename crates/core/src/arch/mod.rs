@@ -270,7 +270,11 @@ pub fn describe(config: &Value) -> Result<ModelDesc, ArchError> {
 /// (granite-4.0-micro: GraniteMoeHybrid with 40 "attention" layer_types; its Mamba-2 keys, or
 /// GraniteMoeHybridConfig's defaults, still describe a state). None when some layer keeps a
 /// state, the family has no recurrent mixer, or the config cannot describe one.
-fn unused_state(b: &Builder, basics: &Basics, kinds: &[Layer]) -> Option<crate::model::UnusedState> {
+fn unused_state(
+    b: &Builder,
+    basics: &Basics,
+    kinds: &[Layer],
+) -> Option<crate::model::UnusedState> {
     if kinds.iter().any(|k| k.recurrent.is_some()) {
         return None;
     }

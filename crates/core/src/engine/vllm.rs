@@ -19,8 +19,7 @@ pub use flags::{parse_speculative, quantization_format, Entrypoint, VllmFlags};
 pub use hybrid::{HybridFlags, MambaCacheMode, MambaDtype, StateLayout};
 pub use rules::{
     table as rules_table, Baseline, BatchDefaults, BatchTiers, CudagraphProfile, HybridDetection,
-    KvGroupSize,
-    KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
+    KvGroupSize, KvSizing, KvTokensReport, Mrv2, ProfileLog, Rules, TopKTopP, UtilizationDefault,
     WindowInFlight,
 };
 pub use weights::{Lora, Speculative, SpeculativeMethod};

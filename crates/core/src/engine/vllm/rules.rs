@@ -408,21 +408,21 @@ impl Rules {
             breakpoints(t)
                 .into_iter()
                 .map(|r| match Rules::resolve(t, r) {
-                        Ok((mut rules, applied)) => {
-                            rules.settings = applied
-                                .iter()
-                                .map(|e| crate::estimate::Setting {
-                                    name: e.name.as_str(),
-                                    value: e.value.clone(),
-                                    origin: format!("vLLM rule since {}: {}", e.since, e.source),
-                                })
-                                .collect();
-                            rules.applied = applied;
-                            (r, rules)
-                        }
-                        // `parse` resolved every release of the table.
-                        Err(e) => panic!("{e}"),
-                    })
+                    Ok((mut rules, applied)) => {
+                        rules.settings = applied
+                            .iter()
+                            .map(|e| crate::estimate::Setting {
+                                name: e.name.as_str(),
+                                value: e.value.clone(),
+                                origin: format!("vLLM rule since {}: {}", e.since, e.source),
+                            })
+                            .collect();
+                        rules.applied = applied;
+                        (r, rules)
+                    }
+                    // `parse` resolved every release of the table.
+                    Err(e) => panic!("{e}"),
+                })
                 .collect()
         });
         // The last breakpoint not after the release (releases outside the span take its ends).
