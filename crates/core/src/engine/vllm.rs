@@ -128,6 +128,14 @@ pub struct VllmArgs {
 }
 
 impl VllmArgs {
+    /// Tokens `--speculative-config` proposes per step (0 without it): the state pages of a
+    /// hybrid model keep that many more conv columns.
+    pub fn num_speculative_tokens(&self) -> u64 {
+        self.speculative
+            .as_ref()
+            .map_or(0, |s| s.num_speculative_tokens)
+    }
+
     pub fn new(release: Release) -> VllmArgs {
         VllmArgs {
             release,
@@ -997,10 +1005,7 @@ fn state_layout(
         return Ok(None);
     };
     let tp = config.parallel.tp;
-    let num_spec = args
-        .speculative
-        .as_ref()
-        .map_or(0, |s| s.num_speculative_tokens);
+    let num_spec = args.num_speculative_tokens();
     let page = |r| {
         hybrid::state_page_bytes(
             model,
@@ -1064,10 +1069,7 @@ fn unused_state_block(
         return Ok(None);
     }
     let tp = config.parallel.tp;
-    let num_spec = args
-        .speculative
-        .as_ref()
-        .map_or(0, |s| s.num_speculative_tokens);
+    let num_spec = args.num_speculative_tokens();
     let state_page = hybrid::state_page_bytes(
         model,
         &u.state,
