@@ -102,6 +102,12 @@ impl<'c> HttpObject<'c> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the object's bytes come from the cache file (nothing read over the network
+    /// yet).
+    pub fn is_cached(&self) -> bool {
+        self.lock().cached.is_some()
+    }
+
     /// The network error behind the last failed read, if there was one.
     pub fn take_error(&self) -> Option<GetError> {
         self.lock().error.take()
