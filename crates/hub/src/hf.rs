@@ -27,7 +27,7 @@ use serde_json::Value;
 use url::Url;
 use vramplan_formats::gguf::{split_name_parts, split_part_name};
 use vramplan_formats::layout::{self, Weights};
-use vramplan_formats::parallel::{run_bounded, MAX_IN_FLIGHT};
+use vramplan_formats::parallel::run_bounded;
 use vramplan_formats::safetensors::{parse_index, MAX_INDEX_BYTES};
 use vramplan_formats::{
     attach_config, config_only_model, hf_config::MAX_CONFIG_BYTES,
@@ -273,8 +273,8 @@ pub struct GgufFile {
 /// the cache one at a time. A cached header is a local read of a few KiB, and the threads cost
 /// more than they save: a cached 30-shard estimate spent two thirds of its 32 ms in the kernel
 /// (thread stacks, per-thread malloc arenas, TLB shootdowns on their unmapping).
-fn parallel(objects: &[HttpObject<'_>]) -> usize {
-    if objects.iter().all(HttpObject::is_cached) {
+fn parallel<'a, 'c: 'a>(objects: impl IntoIterator<Item = &'a HttpObject<'c>>) -> usize {
+    if objects.into_iter().all(HttpObject::is_cached) {
         1
     } else {
         MAX_PARALLEL_READS
@@ -596,7 +596,8 @@ impl<'a> Repo<'a> {
         let early: Vec<HttpObject<'_>> = guessed.iter().map(|n| self.object(n)).collect();
         // Round trip 2: config, quantization file, index and shard starts at once.
         let jobs = 3 + early.len();
-        let results = run_bounded(jobs, MAX_IN_FLIGHT, &|i| match i {
+        let at_once = parallel(config.iter().chain(&index).chain(&quant).chain(&early));
+        let results = run_bounded(jobs, at_once, &|i| match i {
             0 => config
                 .as_ref()
                 .map(|c| c.whole(MAX_CONFIG_BYTES).map(Some))
@@ -747,7 +748,8 @@ impl<'a> Repo<'a> {
         let quant_name = self.quant_config_name();
         let quant = quant_name.map(|n| self.object(n));
         // One round trip for both.
-        let mut results = run_bounded(2, MAX_IN_FLIGHT, &|i| match (i, &quant) {
+        let at_once = parallel(std::iter::once(&config).chain(&quant));
+        let mut results = run_bounded(2, at_once, &|i| match (i, &quant) {
             (0, _) => config.whole(MAX_CONFIG_BYTES).map(Some),
             (_, Some(q)) => q.whole(MAX_QUANT_CONFIG_BYTES).map(Some),
             (_, None) => Ok(None),
