@@ -118,11 +118,6 @@ impl RuleTable {
             })
     }
 
-    /// A rule whose `since` is a patch release (X.Y.Z with Z > 0), if any.
-    pub fn patch_level_rule(&self) -> Option<&RuleEntry> {
-        self.rules.iter().find(|(v, _)| v.patch > 0).map(|(_, r)| r)
-    }
-
     /// The patch releases (X.Y.Z with Z > 0) at which some rule changes, in order.
     pub fn patch_releases(&self) -> Vec<Version> {
         let mut v: Vec<Version> = self

@@ -28,7 +28,7 @@ use crate::estimate::{
     signed_difference, Assumption, Config, Estimate, Setting, StageFigures, StartupError,
 };
 use crate::gpu::Gpu;
-use crate::layer::Span;
+use crate::layer::{Recurrent, Span};
 use crate::model::{Inventory, MlpKind, ModelDesc, TowerKind};
 use crate::parallel::{weight_bytes_per_stage_with, ExpertSplit, Parallelism};
 use crate::precision::{KvDtype, WeightFormat};
@@ -1004,30 +1004,51 @@ fn state_layout(
     let Some(rec) = recurrent.next() else {
         return Ok(None);
     };
-    let tp = config.parallel.tp;
-    let num_spec = args.num_speculative_tokens();
-    let page = |r| {
-        hybrid::state_page_bytes(
-            model,
-            r,
-            tp,
-            args.activation_bytes,
-            &args.hybrid,
-            rules,
-            num_spec,
-        )
-    };
-    let state_page = page(rec)?;
+    let page = state_page(model, config, args, rules, rec)?;
     for other in recurrent {
-        if page(other)? != state_page {
+        if state_page(model, config, args, rules, other)? != page {
             return Err(format!(
                 "{}'s recurrent layers keep states of different sizes; vLLM sizes one state for the model (get_mamba_state_shape_from_config): use --engine generic",
                 model.id
             ));
         }
     }
-    let attn_1 = page_bytes(model, config.kv_dtype, tp, 1);
-    let mode = hybrid::cache_mode(rules, &args.hybrid, rec.kind, attn_1 == 0)?;
+    raised_block(model, config, args, rules, rec, page, block).map(Some)
+}
+
+/// One sequence's state page of `state` on one TP rank (engine/vllm/hybrid.rs).
+fn state_page(
+    model: &ModelDesc,
+    config: &Config,
+    args: &VllmArgs,
+    rules: &Rules,
+    state: &Recurrent,
+) -> Result<u64, String> {
+    hybrid::state_page_bytes(
+        model,
+        state,
+        config.parallel.tp,
+        args.activation_bytes,
+        &args.hybrid,
+        rules,
+        args.num_speculative_tokens(),
+    )
+}
+
+/// The mamba cache mode of `state` and the attention block size raised so one attention page
+/// holds its `state_page`: the same for the states layers keep and for the one a hybrid class
+/// describes but no layer allocates.
+fn raised_block(
+    model: &ModelDesc,
+    config: &Config,
+    args: &VllmArgs,
+    rules: &Rules,
+    state: &Recurrent,
+    state_page: u64,
+    block: u64,
+) -> Result<StateLayout, String> {
+    let attn_1 = page_bytes(model, config.kv_dtype, config.parallel.tp, 1);
+    let mode = hybrid::cache_mode(rules, &args.hybrid, state.kind, attn_1 == 0)?;
     let block_size = hybrid::unified_block_size(
         rules,
         model.mla.is_some(),
@@ -1035,14 +1056,14 @@ fn state_layout(
         attn_1,
         state_page,
         block,
-        rec.chunk_size,
+        state.chunk_size,
     );
-    Ok(Some(StateLayout {
+    Ok(StateLayout {
         mode,
         state_page,
         block_size,
-        speculative_blocks: num_spec,
-    }))
+        speculative_blocks: args.num_speculative_tokens(),
+    })
 }
 
 /// The attention block size vLLM raises for a hybrid model class none of whose layers keeps a
@@ -1068,28 +1089,8 @@ fn unused_state_block(
     if !hybrid || model.has_recurrent_layers() {
         return Ok(None);
     }
-    let tp = config.parallel.tp;
-    let num_spec = args.num_speculative_tokens();
-    let state_page = hybrid::state_page_bytes(
-        model,
-        &u.state,
-        tp,
-        args.activation_bytes,
-        &args.hybrid,
-        rules,
-        num_spec,
-    )?;
-    let attn_1 = page_bytes(model, config.kv_dtype, tp, 1);
-    let mode = hybrid::cache_mode(rules, &args.hybrid, u.state.kind, attn_1 == 0)?;
-    Ok(Some(hybrid::unified_block_size(
-        rules,
-        model.mla.is_some(),
-        mode,
-        attn_1,
-        state_page,
-        block,
-        u.state.chunk_size,
-    )))
+    let page = state_page(model, config, args, rules, &u.state)?;
+    raised_block(model, config, args, rules, &u.state, page, block).map(|l| Some(l.block_size))
 }
 
 /// A float as Python's repr prints it in vLLM's messages: 1.0, 0.9.
