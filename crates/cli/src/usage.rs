@@ -6,12 +6,17 @@ use clap::error::ErrorKind;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-/// A negative number given to a flag (`--context -5`, `--batch=-1`, `-c -5`): no vramplan flag
-/// takes one, so it is named with the flag before clap mistakes it for a flag of its own.
+/// A negative number given to a flag (`--context -5`, `--batch=-1`, `-c -5`, a size such as
+/// `--gpu-memory -1GiB`): no vramplan flag takes one, so it is named with the flag before clap
+/// mistakes it for a flag of its own. No flag's name starts with a digit, so a `-` followed by a
+/// digit (or `.` and a digit) is a negative value, with or without a unit.
 pub fn negative_value(args: &[OsString]) -> Option<String> {
     let is_negative_number = |s: &str| {
-        s.strip_prefix('-')
-            .is_some_and(|rest| !rest.is_empty() && rest.parse::<f64>().is_ok())
+        s.strip_prefix('-').is_some_and(|rest| {
+            let digits = rest.strip_prefix('.').unwrap_or(rest);
+            digits.starts_with(|c: char| c.is_ascii_digit())
+                || (!rest.is_empty() && rest.parse::<f64>().is_ok())
+        })
     };
     let mut prev: Option<&str> = None;
     for a in args.iter().skip(1) {
@@ -114,6 +119,15 @@ mod tests {
         assert_eq!(
             negative_value(&args(&["plan", "--rate", "-0.5"])).unwrap(),
             "--rate -0.5: the value cannot be negative; give a positive number"
+        );
+        // A size with its unit, after the flag or after `=`.
+        assert_eq!(
+            negative_value(&args(&["estimate", "--gpu-memory-in-use", "-1GiB"])).unwrap(),
+            "--gpu-memory-in-use -1GiB: the value cannot be negative; give a positive number"
+        );
+        assert_eq!(
+            negative_value(&args(&["estimate", "--gpu-memory=-.5GB"])).unwrap(),
+            "--gpu-memory -.5GB: the value cannot be negative; give a positive number"
         );
         // Flags themselves (-m, -ngl, -c) are not numbers.
         assert!(negative_value(&args(&["estimate", "-m", "x", "-ngl", "9", "-c", "5"])).is_none());
